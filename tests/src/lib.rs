@@ -1,0 +1,1 @@
+//! End-to-end test helpers: start processes, wait for ports.
