@@ -2,10 +2,25 @@
 //!
 //! Connections decode packets and hand them to one router task over a bounded
 //! channel; the router owns sessions, subscriptions and retained messages and
-//! writes encoded packets into each connection's outbox.
+//! writes encoded packets into each connection's outbox, which the connection
+//! writes to its socket in one go.
 
 pub mod codec;
 pub mod config;
+mod connection;
+mod handle;
+mod message;
+pub mod metrics;
+mod outbox;
+pub mod retained;
+mod router;
+mod server;
+mod session;
+pub mod subscriptions;
 pub mod topic;
 
 pub use config::Config;
+pub use handle::{BrokerHandle, HandleError, Subscription};
+pub use message::Message;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use server::Broker;

@@ -1,1 +1,84 @@
-fn main() {}
+//! broker-lite command line: run the broker from flags and an optional YAML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use broker_lite::{Broker, Config};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// A small, complete MQTT 3.1.1 broker.
+#[derive(Debug, Parser)]
+#[command(name = "broker-lite", version)]
+struct Args {
+    /// Address of the MQTT listener; overrides `listen` in the config file.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// YAML configuration file (see broker.example.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e:?}");
+                }
+                eprintln!("broker-lite: {} error(s) in the configuration", errors.len());
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("broker-lite: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let listen = config.listen;
+    let broker = match Broker::start(config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("broker-lite: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Tests and scripts read the bound address (useful with port 0) from stdout.
+    println!("listening on {}", broker.local_addr());
+    wait_for_signal().await;
+    broker.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

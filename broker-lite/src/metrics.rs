@@ -1,0 +1,85 @@
+//! Broker counters: atomics written by the router and the connections, read as snapshots.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Live counters. Cheap to update from any task.
+        #[derive(Debug)]
+        pub struct Metrics {
+            started: Instant,
+            $($(#[$doc])* pub(crate) $name: AtomicU64,)*
+        }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct MetricsSnapshot {
+            /// Seconds since the broker started.
+            pub uptime_secs: u64,
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Metrics {
+            pub fn new() -> Metrics {
+                Metrics { started: Instant::now(), $($name: AtomicU64::new(0),)* }
+            }
+
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot {
+                    uptime_secs: self.started.elapsed().as_secs(),
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Network connections open now (CONNECT received or not).
+    connections_current,
+    /// Network connections accepted since start.
+    connections_total,
+    /// Connections closed at once because `max_connections` were open.
+    connections_refused,
+    /// Clients with an accepted CONNECT right now.
+    clients_connected,
+    /// Sessions kept by the broker (connected or not).
+    sessions,
+    /// Packets that broke a rule of the protocol; each closed its connection.
+    malformed_packets,
+    /// PUBLISH packets received from clients and the in-process handle.
+    messages_received,
+    /// PUBLISH packets sent to clients and in-process subscribers.
+    messages_sent,
+    /// Bytes read from client sockets.
+    bytes_received,
+    /// Bytes written to client sockets.
+    bytes_sent,
+    /// Messages given up: queue overflow, QoS 0 to a client whose output is full.
+    messages_dropped,
+    /// Retained messages held.
+    retained_messages,
+    /// Subscriptions held (filter and session pairs).
+    subscriptions,
+    /// Wills published.
+    wills_published,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+    counter.fetch_sub(n, Ordering::Relaxed);
+}
+
+pub(crate) fn set(counter: &AtomicU64, n: u64) {
+    counter.store(n, Ordering::Relaxed);
+}

@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{Connect, Packet, QoS};
+use crate::message::Message;
+use crate::outbox::Outbox;
+use crate::session::ConnId;
+
+/// Everything the router is told.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A client sent a valid CONNECT (client id already checked or assigned).
+    Connect {
+        conn: ConnId,
+        connect: Box<Connect>,
+        outbox: Arc<Outbox>,
+    },
+    /// Packets read from one connection, in order.
+    Packets { conn: ConnId, packets: Vec<Packet> },
+    /// The connection ended; `graceful` means DISCONNECT was received (the will is discarded).
+    Closed { conn: ConnId, graceful: bool },
+    /// A message from the in-process handle; `done` is answered once it is routed.
+    LocalPublish {
+        msg: Message,
+        done: oneshot::Sender<()>,
+    },
+    /// An in-process subscription; the answer is an error text for an invalid filter.
+    LocalSubscribe {
+        filter: String,
+        qos: QoS,
+        tx: mpsc::Sender<Message>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    /// Time to publish `$SYS/broker/...`.
+    SysTick,
+    Shutdown,
+}

@@ -1,0 +1,500 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::codec::{
+    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
+    SubscribeReturnCode, Unsubscribe,
+};
+use crate::config::Config;
+use crate::message::Message;
+use crate::metrics::{self, Metrics};
+use crate::outbox::Outbox;
+use crate::retained::RetainedStore;
+use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
+use crate::subscriptions::SubscriptionTree;
+use crate::topic;
+
+use super::Event;
+
+/// Index of a session in the router's slab.
+type SessionId = u32;
+
+/// Sessions, subscriptions and retained messages, and the rules that connect them.
+pub(crate) struct Router {
+    limits: SessionLimits,
+    deny_subscribe: Vec<String>,
+    metrics: Arc<Metrics>,
+    sessions: Vec<Option<Session>>,
+    free: Vec<SessionId>,
+    by_client: HashMap<String, SessionId>,
+    by_conn: HashMap<ConnId, SessionId>,
+    subs: SubscriptionTree<SessionId>,
+    retained: RetainedStore<Message>,
+    /// Sessions whose outbox got bytes during this batch.
+    dirty: Vec<SessionId>,
+    /// In-process sessions whose receiver is gone.
+    gone: Vec<SessionId>,
+    /// Scratch space for the subscribers matching one message.
+    matches: Vec<(SessionId, QoS)>,
+    next_local: u64,
+}
+
+impl Router {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Router {
+        let l = &config.limits;
+        Router {
+            limits: SessionLimits {
+                max_inflight: usize::from(l.max_inflight).max(1),
+                max_queued: l.max_queued_messages.max(1),
+                overflow: config.queue_overflow,
+                max_outbox_bytes: outbox_limit(l.max_packet_size),
+            },
+            deny_subscribe: config.deny_subscribe.clone(),
+            metrics,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            by_client: HashMap::new(),
+            by_conn: HashMap::new(),
+            subs: SubscriptionTree::new(),
+            retained: RetainedStore::new(),
+            dirty: Vec::new(),
+            gone: Vec::new(),
+            matches: Vec::new(),
+            next_local: 0,
+        }
+    }
+
+    /// Handle one event; true means stop.
+    pub fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Connect {
+                conn,
+                connect,
+                outbox,
+            } => self.connect(conn, *connect, outbox),
+            Event::Packets { conn, packets } => self.packets(conn, packets),
+            Event::Closed { conn, graceful } => self.closed(conn, graceful),
+            Event::LocalPublish { msg, done } => {
+                self.route(msg, true);
+                let _ = done.send(());
+            }
+            Event::LocalSubscribe {
+                filter,
+                qos,
+                tx,
+                done,
+            } => {
+                let result = self.local_subscribe(filter, qos, tx);
+                let _ = done.send(result);
+            }
+            Event::SysTick => self.publish_sys(),
+            Event::Shutdown => return true,
+        }
+        self.reap_gone();
+        false
+    }
+
+    /// Wake every connection that has bytes to write.
+    pub fn wake_dirty(&mut self) {
+        if self.dirty.len() > 1 {
+            self.dirty.sort_unstable();
+            self.dirty.dedup();
+        }
+        for sid in self.dirty.drain(..) {
+            if let Some(outbox) = self
+                .sessions
+                .get(sid as usize)
+                .and_then(|s| s.as_ref())
+                .and_then(|s| s.outbox())
+            {
+                outbox.wake();
+            }
+        }
+    }
+
+    /// Close every connection (shutdown).
+    pub fn close_all(&mut self) {
+        for s in self.sessions.iter().flatten() {
+            if let Some(outbox) = s.outbox() {
+                outbox.close();
+            }
+        }
+    }
+
+    fn session(&mut self, sid: SessionId) -> &mut Session {
+        self.sessions[sid as usize]
+            .as_mut()
+            .expect("session ids in the router's maps point at live sessions")
+    }
+
+    fn account(&mut self, sid: SessionId, out: Outcome) {
+        if out.sent > 0 {
+            metrics::add(&self.metrics.messages_sent, out.sent);
+        }
+        if out.dropped > 0 {
+            metrics::add(&self.metrics.messages_dropped, out.dropped);
+        }
+        if out.wrote {
+            self.dirty.push(sid);
+        }
+        if out.closed {
+            self.gone.push(sid);
+        }
+    }
+
+    fn insert_session(&mut self, session: Session) -> SessionId {
+        metrics::add(&self.metrics.sessions, 1);
+        match self.free.pop() {
+            Some(sid) => {
+                self.sessions[sid as usize] = Some(session);
+                sid
+            }
+            None => {
+                self.sessions.push(Some(session));
+                (self.sessions.len() - 1) as SessionId
+            }
+        }
+    }
+
+    fn remove_session(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions[sid as usize].take() else {
+            return;
+        };
+        let mut removed = 0;
+        for filter in session.subscriptions.keys() {
+            if self.subs.remove(filter, sid) {
+                removed += 1;
+            }
+        }
+        metrics::sub(&self.metrics.subscriptions, removed);
+        if self.by_client.get(&session.client_id) == Some(&sid) {
+            self.by_client.remove(&session.client_id);
+        }
+        metrics::sub(&self.metrics.sessions, 1);
+        self.free.push(sid);
+    }
+
+    fn reap_gone(&mut self) {
+        while let Some(sid) = self.gone.pop() {
+            self.remove_session(sid);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, connect: Connect, outbox: Arc<Outbox>) {
+        let mut session_present = false;
+        let existing = self.by_client.get(&connect.client_id).copied();
+        let sid = match existing {
+            Some(sid) => {
+                self.take_over(sid);
+                let old_clean = self.session(sid).clean;
+                if connect.clean_session || old_clean {
+                    self.remove_session(sid);
+                    self.new_session(&connect)
+                } else {
+                    session_present = true;
+                    sid
+                }
+            }
+            None => self.new_session(&connect),
+        };
+        self.by_conn.insert(conn, sid);
+        metrics::add(&self.metrics.clients_connected, 1);
+        let limits = self.limits;
+        let session = self.session(sid);
+        session.will = connect.will;
+        session.link = Some(Link::Remote { conn, outbox });
+        let mut out = session.send_packet(&Packet::ConnAck(ConnAck {
+            session_present,
+            code: ConnectReturnCode::Accepted,
+        }));
+        if session_present {
+            let resumed = session.resume(&limits);
+            out.sent += resumed.sent;
+            out.dropped += resumed.dropped;
+        }
+        self.account(sid, out);
+    }
+
+    fn new_session(&mut self, connect: &Connect) -> SessionId {
+        let session = Session::new(connect.client_id.clone(), connect.clean_session);
+        let sid = self.insert_session(session);
+        self.by_client.insert(connect.client_id.clone(), sid);
+        sid
+    }
+
+    /// The client id connected again: close the old connection and send its will.
+    fn take_over(&mut self, sid: SessionId) {
+        let session = self.session(sid);
+        let Some(old_conn) = session.conn() else {
+            return;
+        };
+        if let Some(outbox) = session.outbox() {
+            outbox.close();
+        }
+        session.link = None;
+        let will = session.will.take();
+        self.by_conn.remove(&old_conn);
+        metrics::sub(&self.metrics.clients_connected, 1);
+        if let Some(will) = will {
+            self.publish_will(will);
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId, graceful: bool) {
+        let Some(sid) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        metrics::sub(&self.metrics.clients_connected, 1);
+        let session = self.session(sid);
+        session.link = None;
+        let will = session.will.take();
+        let clean = session.clean;
+        if !graceful {
+            if let Some(will) = will {
+                self.publish_will(will);
+            }
+        }
+        if clean {
+            self.remove_session(sid);
+        }
+    }
+
+    fn publish_will(&mut self, will: LastWill) {
+        metrics::add(&self.metrics.wills_published, 1);
+        let msg = Message::new(&will.topic, will.payload, will.qos, will.retain);
+        self.route(msg, true);
+    }
+
+    fn packets(&mut self, conn: ConnId, packets: Vec<Packet>) {
+        let Some(&sid) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let limits = self.limits;
+        for packet in packets {
+            let out = match packet {
+                Packet::Publish(p) => self.inbound_publish(sid, p),
+                Packet::PubAck(id) => self.session(sid).on_puback(id, &limits),
+                Packet::PubRec(id) => self.session(sid).on_pubrec(id),
+                Packet::PubRel(id) => {
+                    let session = self.session(sid);
+                    session.release_incoming_qos2(id);
+                    session.send_packet(&Packet::PubComp(id))
+                }
+                Packet::PubComp(id) => self.session(sid).on_pubcomp(id, &limits),
+                Packet::Subscribe(s) => self.subscribe(sid, s),
+                Packet::Unsubscribe(u) => self.unsubscribe(sid, u),
+                // The connection answers PINGREQ and handles CONNECT/DISCONNECT itself,
+                // and closes on packets only a server sends.
+                _ => Outcome::default(),
+            };
+            self.account(sid, out);
+        }
+    }
+
+    fn inbound_publish(&mut self, sid: SessionId, p: Publish) -> Outcome {
+        let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
+        match p.qos {
+            QoS::AtMostOnce => {
+                self.route(msg, true);
+                Outcome::default()
+            }
+            QoS::AtLeastOnce => {
+                self.route(msg, true);
+                self.session(sid).send_packet(&Packet::PubAck(p.pkid))
+            }
+            QoS::ExactlyOnce => {
+                if self.session(sid).accept_incoming_qos2(p.pkid) {
+                    self.route(msg, true);
+                }
+                self.session(sid).send_packet(&Packet::PubRec(p.pkid))
+            }
+        }
+    }
+
+    /// Send a message to every matching session, once each, at the highest granted QoS.
+    fn route(&mut self, msg: Message, count: bool) {
+        if count {
+            metrics::add(&self.metrics.messages_received, 1);
+        }
+        if msg.retain {
+            if msg.payload.is_empty() {
+                self.retained.remove(&msg.topic);
+            } else {
+                self.retained.insert(&msg.topic, msg.clone());
+            }
+            metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        }
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        self.subs
+            .for_each_match(&msg.topic, |sid, qos| matches.push((sid, qos)));
+        if matches.len() > 1 {
+            matches.sort_unstable_by_key(|m| m.0);
+            matches.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 = kept.1.max(next.1);
+                }
+                same
+            });
+        }
+        let limits = self.limits;
+        for &(sid, granted) in &matches {
+            let out = self
+                .session(sid)
+                .deliver(msg.with(msg.qos.min(granted), false), &limits);
+            self.account(sid, out);
+        }
+        self.matches = matches;
+    }
+
+    fn subscribe(&mut self, sid: SessionId, sub: Subscribe) -> Outcome {
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        let mut granted = Vec::with_capacity(sub.filters.len());
+        for (filter, qos) in sub.filters {
+            if self.is_denied(&filter) {
+                codes.push(SubscribeReturnCode::Failure);
+                continue;
+            }
+            if self.subs.insert(&filter, sid, qos) {
+                metrics::add(&self.metrics.subscriptions, 1);
+            }
+            codes.push(SubscribeReturnCode::Success(qos));
+            self.session(sid)
+                .subscriptions
+                .insert(filter.clone().into_boxed_str(), qos);
+            granted.push((filter, qos));
+        }
+        let suback = self.session(sid).send_packet(&Packet::SubAck(SubAck {
+            pkid: sub.pkid,
+            return_codes: codes,
+        }));
+        self.account(sid, suback);
+        // Retained messages follow the SUBACK.
+        for (filter, qos) in granted {
+            self.send_retained(sid, &filter, qos);
+        }
+        Outcome::default()
+    }
+
+    /// Retained messages for a new subscription, with the retain flag set.
+    fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
+        let mut found = Vec::new();
+        self.retained.for_each_match(filter, |_, msg| {
+            found.push(msg.with(msg.qos.min(granted), true));
+        });
+        let limits = self.limits;
+        for msg in found {
+            let out = self.session(sid).deliver(msg, &limits);
+            self.account(sid, out);
+        }
+    }
+
+    fn unsubscribe(&mut self, sid: SessionId, unsub: Unsubscribe) -> Outcome {
+        for filter in &unsub.filters {
+            if self.session(sid).subscriptions.remove(filter.as_str()).is_some()
+                && self.subs.remove(filter, sid)
+            {
+                metrics::sub(&self.metrics.subscriptions, 1);
+            }
+        }
+        self.session(sid)
+            .send_packet(&Packet::UnsubAck(unsub.pkid))
+    }
+
+    /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
+    fn is_denied(&self, filter: &str) -> bool {
+        self.deny_subscribe.iter().any(|d| filter_within(filter, d))
+    }
+
+    fn local_subscribe(
+        &mut self,
+        filter: String,
+        qos: QoS,
+        tx: tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<(), String> {
+        topic::validate_topic_filter(&filter).map_err(|e| e.to_string())?;
+        self.next_local += 1;
+        let mut session = Session::new(format!("$local/{}", self.next_local), true);
+        session.link = Some(Link::Local(tx));
+        let sid = self.insert_session(session);
+        if self.subs.insert(&filter, sid, qos) {
+            metrics::add(&self.metrics.subscriptions, 1);
+        }
+        self.session(sid)
+            .subscriptions
+            .insert(filter.clone().into_boxed_str(), qos);
+        self.send_retained(sid, &filter, qos);
+        Ok(())
+    }
+
+    fn publish_sys(&mut self) {
+        let m = self.metrics.snapshot();
+        let values: [(&str, String); 10] = [
+            ("clients/connected", m.clients_connected.to_string()),
+            ("clients/total", m.sessions.to_string()),
+            ("messages/received", m.messages_received.to_string()),
+            ("messages/sent", m.messages_sent.to_string()),
+            ("messages/dropped", m.messages_dropped.to_string()),
+            ("bytes/received", m.bytes_received.to_string()),
+            ("bytes/sent", m.bytes_sent.to_string()),
+            ("retained messages/count", m.retained_messages.to_string()),
+            ("uptime", format!("{} seconds", m.uptime_secs)),
+            (
+                "version",
+                format!("broker-lite {}", env!("CARGO_PKG_VERSION")),
+            ),
+        ];
+        for (name, value) in values {
+            let topic = format!("$SYS/broker/{name}");
+            let msg = Message::new(&topic, value.into(), QoS::AtMostOnce, true);
+            self.route(msg, false);
+        }
+    }
+}
+
+/// Bytes an outbox may hold before QoS 0 messages to that client are dropped.
+fn outbox_limit(max_packet_size: usize) -> usize {
+    (4 * 1024 * 1024).max(2 * max_packet_size)
+}
+
+/// True when every topic `filter` can match is also matched by `outer`.
+pub(crate) fn filter_within(filter: &str, outer: &str) -> bool {
+    let mut inner = filter.split('/');
+    let mut outer_levels = outer.split('/');
+    loop {
+        match (inner.next(), outer_levels.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            (Some(i), Some("+")) if i != "#" => {}
+            (Some(i), Some(o)) if i == o && i != "+" && i != "#" => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_within;
+
+    #[test]
+    fn a_filter_inside_a_denied_filter_is_denied() {
+        let cases = [
+            ("secret/a", "secret/#", true),
+            ("secret", "secret/#", true),
+            ("secret/+/x", "secret/#", true),
+            ("#", "#", true),
+            ("$SYS/broker/+", "$SYS/#", true),
+            ("a/b", "a/+", true),
+            ("a/+", "a/+", true),
+            ("a/#", "a/+", false),
+            ("a/+", "a/b", false),
+            ("#", "secret/#", false),
+            ("public/a", "secret/#", false),
+            ("a/b/c", "a/+", false),
+        ];
+        for (filter, outer, expected) in cases {
+            assert_eq!(filter_within(filter, outer), expected, "{filter} within {outer}");
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! One client's session state: subscriptions, the outgoing in-flight window, the
+//! queue behind it, and inbound QoS 2 packet ids awaiting PUBREL.
+//!
+//! No I/O and no tasks: the session encodes packets into its link's outbox (a
+//! buffer) or hands messages to an in-process channel, and reports what it did.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+
+use crate::codec::{encode, encode_publish, LastWill, Packet, QoS};
+use crate::config::QueueOverflow;
+use crate::message::Message;
+use crate::outbox::Outbox;
+
+/// Identifies one network connection for its whole life.
+pub(crate) type ConnId = u64;
+
+/// Where a connected session's packets go.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Remote { conn: ConnId, outbox: Arc<Outbox> },
+    Local(mpsc::Sender<Message>),
+}
+
+/// The session limits that come from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    pub max_inflight: usize,
+    pub max_queued: usize,
+    pub overflow: QueueOverflow,
+    /// Bytes waiting in an outbox past which QoS 0 messages are dropped.
+    pub max_outbox_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InflightState {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREC received and PUBREL sent; waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    pkid: u16,
+    msg: Message,
+    state: InflightState,
+}
+
+/// What one call did, for the counters and for waking the connection.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// PUBLISH packets written or handed over.
+    pub sent: u64,
+    /// Messages given up.
+    pub dropped: u64,
+    /// Something was written to the outbox: the connection must be woken.
+    pub wrote: bool,
+    /// An in-process receiver is gone: the session can be removed.
+    pub closed: bool,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.sent += other.sent;
+        self.dropped += other.dropped;
+        self.wrote |= other.wrote;
+        self.closed |= other.closed;
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub client_id: String,
+    pub clean: bool,
+    /// Filter → granted QoS.
+    pub subscriptions: HashMap<Box<str>, QoS>,
+    pub will: Option<LastWill>,
+    pub link: Option<Link>,
+    inflight: VecDeque<Inflight>,
+    queue: VecDeque<Message>,
+    incoming_qos2: HashSet<u16>,
+    last_pkid: u16,
+}
+
+impl Session {
+    pub fn new(client_id: String, clean: bool) -> Session {
+        Session {
+            client_id,
+            clean,
+            subscriptions: HashMap::new(),
+            will: None,
+            link: None,
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            last_pkid: 0,
+        }
+    }
+
+    /// The connection this session is attached to, if it is a connected remote client.
+    pub fn conn(&self) -> Option<ConnId> {
+        match &self.link {
+            Some(Link::Remote { conn, .. }) => Some(*conn),
+            _ => None,
+        }
+    }
+
+    pub fn outbox(&self) -> Option<&Arc<Outbox>> {
+        match &self.link {
+            Some(Link::Remote { outbox, .. }) => Some(outbox),
+            _ => None,
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Write a control packet (CONNACK, PUBACK, SUBACK, ...) to the connection.
+    pub fn send_packet(&self, packet: &Packet) -> Outcome {
+        match self.outbox() {
+            Some(outbox) => {
+                outbox.push_with(|buf| encode(packet, buf));
+                Outcome {
+                    wrote: true,
+                    ..Outcome::default()
+                }
+            }
+            None => Outcome::default(),
+        }
+    }
+
+    /// Deliver a message that matched this session's subscriptions, already at the granted QoS.
+    pub fn deliver(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
+        match &self.link {
+            Some(Link::Local(tx)) => match tx.try_send(msg) {
+                Ok(()) => Outcome {
+                    sent: 1,
+                    ..Outcome::default()
+                },
+                Err(mpsc::error::TrySendError::Full(_)) => Outcome {
+                    dropped: 1,
+                    ..Outcome::default()
+                },
+                Err(mpsc::error::TrySendError::Closed(_)) => Outcome {
+                    closed: true,
+                    ..Outcome::default()
+                },
+            },
+            Some(Link::Remote { outbox, .. }) => {
+                // Order per client: nothing overtakes what is already queued.
+                if self.queue.is_empty() {
+                    if msg.qos == QoS::AtMostOnce {
+                        return send_qos0(outbox, &msg, lim);
+                    }
+                    if self.inflight.len() < lim.max_inflight {
+                        return self.publish_now(msg);
+                    }
+                }
+                self.enqueue(msg, lim)
+            }
+            None => {
+                if msg.qos == QoS::AtMostOnce {
+                    // QoS 0 is not kept for a client that is away.
+                    Outcome::default()
+                } else {
+                    self.enqueue(msg, lim)
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
+        let mut out = Outcome::default();
+        if self.queue.len() >= lim.max_queued {
+            out.dropped = 1;
+            match lim.overflow {
+                QueueOverflow::DropNewest => return out,
+                QueueOverflow::DropOldest => {
+                    self.queue.pop_front();
+                }
+            }
+        }
+        self.queue.push_back(msg);
+        out
+    }
+
+    fn next_pkid(&mut self) -> u16 {
+        // Ids are handed out in sequence, so the ones in use form one run that is
+        // never longer than the in-flight window: the next id is always free.
+        self.last_pkid = if self.last_pkid == u16::MAX { 1 } else { self.last_pkid + 1 };
+        self.last_pkid
+    }
+
+    fn publish_now(&mut self, msg: Message) -> Outcome {
+        let pkid = self.next_pkid();
+        if let Some(outbox) = self.outbox() {
+            outbox.push_with(|buf| write_publish(buf, &msg, pkid, false));
+        }
+        self.inflight.push_back(Inflight {
+            pkid,
+            msg,
+            state: InflightState::Published,
+        });
+        Outcome {
+            sent: 1,
+            wrote: true,
+            ..Outcome::default()
+        }
+    }
+
+    /// Move queued messages into the window while it has room.
+    pub fn fill_window(&mut self, lim: &SessionLimits) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(outbox) = self.outbox().cloned() else {
+            return out;
+        };
+        while self.inflight.len() < lim.max_inflight {
+            let Some(msg) = self.queue.pop_front() else {
+                break;
+            };
+            if msg.qos == QoS::AtMostOnce {
+                out.merge(send_qos0(&outbox, &msg, lim));
+            } else {
+                out.merge(self.publish_now(msg));
+            }
+        }
+        out
+    }
+
+    /// After a reconnect: resend the window in order (PUBLISH with DUP, or PUBREL), then fill it.
+    pub fn resume(&mut self, lim: &SessionLimits) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(outbox) = self.outbox() {
+            for f in &self.inflight {
+                outbox.push_with(|buf| match f.state {
+                    InflightState::Published => write_publish(buf, &f.msg, f.pkid, true),
+                    InflightState::Released => encode(&Packet::PubRel(f.pkid), buf),
+                });
+                if f.state == InflightState::Published {
+                    out.sent += 1;
+                }
+                out.wrote = true;
+            }
+        }
+        out.merge(self.fill_window(lim));
+        out
+    }
+
+    /// PUBACK from the client: QoS 1 delivery done.
+    pub fn on_puback(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
+        if let Some(i) = self.find(pkid, QoS::AtLeastOnce, InflightState::Published) {
+            self.inflight.remove(i);
+            return self.fill_window(lim);
+        }
+        Outcome::default()
+    }
+
+    /// PUBREC from the client: answer PUBREL (also for an id we no longer know, which is harmless).
+    pub fn on_pubrec(&mut self, pkid: u16) -> Outcome {
+        if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Published) {
+            self.inflight[i].state = InflightState::Released;
+        }
+        self.send_packet(&Packet::PubRel(pkid))
+    }
+
+    /// PUBCOMP from the client: QoS 2 delivery done.
+    pub fn on_pubcomp(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
+        if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Released) {
+            self.inflight.remove(i);
+            return self.fill_window(lim);
+        }
+        Outcome::default()
+    }
+
+    fn find(&self, pkid: u16, qos: QoS, state: InflightState) -> Option<usize> {
+        self.inflight
+            .iter()
+            .position(|f| f.pkid == pkid && f.msg.qos == qos && f.state == state)
+    }
+
+    /// Inbound QoS 2 PUBLISH: true if it is new and must be routed, false if it is a
+    /// resend of one already routed and not yet released.
+    pub fn accept_incoming_qos2(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2.insert(pkid)
+    }
+
+    /// Inbound PUBREL: forget the id.
+    pub fn release_incoming_qos2(&mut self, pkid: u16) {
+        self.incoming_qos2.remove(&pkid);
+    }
+}
+
+fn send_qos0(outbox: &Outbox, msg: &Message, lim: &SessionLimits) -> Outcome {
+    if outbox.pending() > lim.max_outbox_bytes {
+        return Outcome {
+            dropped: 1,
+            ..Outcome::default()
+        };
+    }
+    outbox.push_with(|buf| write_publish(buf, msg, 0, false));
+    Outcome {
+        sent: 1,
+        wrote: true,
+        ..Outcome::default()
+    }
+}
+
+fn write_publish(buf: &mut BytesMut, msg: &Message, pkid: u16, dup: bool) {
+    encode_publish(buf, &msg.topic, &msg.payload, msg.qos, msg.retain, dup, pkid);
+}
+
+#[cfg(test)]
+mod tests;
