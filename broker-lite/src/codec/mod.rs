@@ -14,3 +14,6 @@ pub use encode::{encode, encode_publish, encoded_len};
 pub use error::DecodeError;
 pub use framing::read_packet;
 pub use packet::*;
+
+#[cfg(test)]
+mod tests;
