@@ -83,4 +83,10 @@ impl Outbox {
             inner.buf = buf;
         }
     }
+
+    /// Everything waiting, taken at once (tests).
+    #[cfg(test)]
+    pub(crate) fn take_now(&self) -> BytesMut {
+        std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).buf)
+    }
 }

@@ -223,14 +223,18 @@ impl Session {
         let Some(outbox) = self.outbox().cloned() else {
             return out;
         };
-        while self.inflight.len() < lim.max_inflight {
-            let Some(msg) = self.queue.pop_front() else {
-                break;
-            };
-            if msg.qos == QoS::AtMostOnce {
-                out.merge(send_qos0(&outbox, &msg, lim));
+        // QoS 0 messages at the head go out at once; QoS 1/2 ones need room in the window.
+        while let Some(front) = self.queue.front() {
+            if front.qos == QoS::AtMostOnce {
+                if let Some(msg) = self.queue.pop_front() {
+                    out.merge(send_qos0(&outbox, &msg, lim));
+                }
+            } else if self.inflight.len() < lim.max_inflight {
+                if let Some(msg) = self.queue.pop_front() {
+                    out.merge(self.publish_now(msg));
+                }
             } else {
-                out.merge(self.publish_now(msg));
+                break;
             }
         }
         out

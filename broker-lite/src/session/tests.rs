@@ -1,1 +1,172 @@
 use super::*;
+use crate::codec::{read_packet, Publish};
+
+fn limits(max_inflight: usize, max_queued: usize, overflow: QueueOverflow) -> SessionLimits {
+    SessionLimits {
+        max_inflight,
+        max_queued,
+        overflow,
+        max_outbox_bytes: 1 << 20,
+    }
+}
+
+fn msg(n: u32, qos: QoS) -> Message {
+    Message::new("t", bytes::Bytes::from(n.to_string()), qos, false)
+}
+
+fn connected(clean: bool) -> (Session, Arc<Outbox>) {
+    let outbox = Arc::new(Outbox::default());
+    let mut s = Session::new("c".into(), clean);
+    s.link = Some(Link::Remote {
+        conn: 1,
+        outbox: outbox.clone(),
+    });
+    (s, outbox)
+}
+
+fn written(outbox: &Outbox) -> Vec<Packet> {
+    let mut buf = outbox.take_now();
+    let mut out = Vec::new();
+    while let Some(p) = read_packet(&mut buf, 1 << 20).expect("session writes valid packets") {
+        out.push(p);
+    }
+    out
+}
+
+fn publishes(packets: &[Packet]) -> Vec<(u16, bool, String)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(Publish {
+                pkid, dup, payload, ..
+            }) => Some((*pkid, *dup, String::from_utf8_lossy(payload).into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn messages_past_the_inflight_window_wait_and_go_out_in_order_as_acks_arrive() {
+    let lim = limits(2, 10, QueueOverflow::DropOldest);
+    let (mut s, outbox) = connected(false);
+    for n in 1..=5 {
+        s.deliver(msg(n, QoS::AtLeastOnce), &lim);
+    }
+    let first = publishes(&written(&outbox));
+    assert_eq!(first, vec![(1, false, "1".into()), (2, false, "2".into())]);
+    assert_eq!((s.inflight(), s.queued()), (2, 3));
+    s.on_puback(1, &lim);
+    s.on_puback(2, &lim);
+    let next = publishes(&written(&outbox));
+    assert_eq!(next, vec![(3, false, "3".into()), (4, false, "4".into())]);
+    // A PUBACK for an id not in flight changes nothing.
+    assert_eq!(s.on_puback(99, &lim), Outcome::default());
+    assert_eq!(s.inflight(), 2);
+}
+
+#[test]
+fn a_qos0_message_does_not_overtake_queued_messages() {
+    let lim = limits(1, 10, QueueOverflow::DropOldest);
+    let (mut s, outbox) = connected(false);
+    s.deliver(msg(1, QoS::AtLeastOnce), &lim);
+    s.deliver(msg(2, QoS::AtLeastOnce), &lim);
+    s.deliver(msg(3, QoS::AtMostOnce), &lim);
+    assert_eq!(publishes(&written(&outbox)).len(), 1);
+    s.on_puback(1, &lim);
+    let after: Vec<String> = publishes(&written(&outbox)).into_iter().map(|p| p.2).collect();
+    assert_eq!(after, vec!["2", "3"]);
+}
+
+#[test]
+fn resume_resends_publishes_with_dup_and_pubrel_for_released_ones_in_order() {
+    let lim = limits(10, 10, QueueOverflow::DropOldest);
+    let (mut s, outbox) = connected(false);
+    s.deliver(msg(1, QoS::ExactlyOnce), &lim);
+    s.deliver(msg(2, QoS::AtLeastOnce), &lim);
+    s.on_pubrec(1);
+    written(&outbox);
+    // The client goes away; one more message is queued while it is offline.
+    s.link = None;
+    s.deliver(msg(3, QoS::AtLeastOnce), &lim);
+    s.deliver(msg(4, QoS::AtMostOnce), &lim);
+    let (_, outbox2) = {
+        let o = Arc::new(Outbox::default());
+        s.link = Some(Link::Remote {
+            conn: 2,
+            outbox: o.clone(),
+        });
+        ((), o)
+    };
+    s.resume(&lim);
+    let packets = written(&outbox2);
+    assert_eq!(packets[0], Packet::PubRel(1));
+    assert_eq!(
+        publishes(&packets[1..]),
+        vec![(2, true, "2".into()), (3, false, "3".into())],
+        "the unacknowledged message comes back with DUP, then the queued one; QoS 0 was not kept"
+    );
+    s.on_pubcomp(1, &lim);
+    s.on_puback(2, &lim);
+    s.on_puback(3, &lim);
+    assert_eq!(s.inflight(), 0);
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_or_the_newest_as_configured() {
+    for (overflow, kept) in [
+        (QueueOverflow::DropOldest, vec!["3", "4"]),
+        (QueueOverflow::DropNewest, vec!["1", "2"]),
+    ] {
+        let lim = limits(10, 2, overflow);
+        let mut s = Session::new("c".into(), false);
+        let mut dropped = 0;
+        for n in 1..=4 {
+            dropped += s.deliver(msg(n, QoS::AtLeastOnce), &lim).dropped;
+        }
+        assert_eq!(dropped, 2, "{overflow:?}");
+        let outbox = Arc::new(Outbox::default());
+        s.link = Some(Link::Remote {
+            conn: 1,
+            outbox: outbox.clone(),
+        });
+        s.resume(&lim);
+        let got: Vec<String> = publishes(&written(&outbox)).into_iter().map(|p| p.2).collect();
+        assert_eq!(got, kept, "{overflow:?}");
+    }
+}
+
+#[test]
+fn an_inbound_qos2_packet_id_is_routed_once_until_released() {
+    let mut s = Session::new("c".into(), false);
+    assert!(s.accept_incoming_qos2(7));
+    assert!(!s.accept_incoming_qos2(7), "a resend before PUBREL is not routed again");
+    s.release_incoming_qos2(7);
+    assert!(s.accept_incoming_qos2(7), "after PUBREL the id is free again");
+}
+
+#[test]
+fn packet_ids_skip_zero_when_they_wrap() {
+    let lim = limits(1, 10, QueueOverflow::DropOldest);
+    let (mut s, outbox) = connected(false);
+    s.last_pkid = u16::MAX - 1;
+    for n in 0..3 {
+        s.deliver(msg(n, QoS::AtLeastOnce), &lim);
+        let id = publishes(&written(&outbox))[0].0;
+        s.on_puback(id, &lim);
+        assert_ne!(id, 0);
+    }
+    assert_eq!(s.last_pkid, 2);
+}
+
+#[test]
+fn qos0_to_a_client_whose_output_is_full_is_dropped_and_counted() {
+    let mut lim = limits(10, 10, QueueOverflow::DropOldest);
+    lim.max_outbox_bytes = 10;
+    let (mut s, _outbox) = connected(false);
+    let mut out = Outcome::default();
+    for n in 0..5 {
+        out.merge(s.deliver(msg(n, QoS::AtMostOnce), &lim));
+    }
+    assert!(out.sent >= 1 && out.dropped >= 1);
+    assert_eq!(out.sent + out.dropped, 5);
+}
