@@ -48,6 +48,20 @@ enum End {
     RouterGone,
 }
 
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Disconnect => f.write_str("DISCONNECT received"),
+            End::Eof => f.write_str("closed by the client"),
+            End::Io(e) => write!(f, "socket error: {e}"),
+            End::KeepAliveExpired => f.write_str("keep-alive expired"),
+            End::Closed => f.write_str("closed by the broker"),
+            End::Protocol(why) => f.write_str(why),
+            End::RouterGone => f.write_str("broker stopping"),
+        }
+    }
+}
+
 pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShared>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
@@ -72,7 +86,7 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
     match &end {
         End::Protocol(why) => warn!(conn, client_id, "closing connection: {why}"),
         End::KeepAliveExpired => info!(conn, client_id, "keep-alive expired"),
-        other => debug!(conn, client_id, "connection ended: {other:?}"),
+        other => debug!(conn, client_id, "connection ended: {other}"),
     }
     let graceful = matches!(end, End::Disconnect);
     let _ = shared.router.send(Event::Closed { conn, graceful }).await;
@@ -80,7 +94,11 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
 
 /// Wait for the CONNECT packet and check what the router cannot: protocol level,
 /// client id. Answers refusals with a CONNACK. `None`: the connection is over.
-async fn read_connect(stream: &TcpStream, rbuf: &mut BytesMut, shared: &ConnShared) -> Option<Connect> {
+async fn read_connect(
+    stream: &TcpStream,
+    rbuf: &mut BytesMut,
+    shared: &ConnShared,
+) -> Option<Connect> {
     let mut shutdown = shared.shutdown.clone();
     let first = tokio::select! {
         r = tokio::time::timeout(shared.connect_timeout, read_one(stream, rbuf, shared)) => r,
@@ -97,7 +115,12 @@ async fn read_connect(stream: &TcpStream, rbuf: &mut BytesMut, shared: &ConnShar
         }
         Ok(Err(ReadError::Decode(DecodeError::UnsupportedProtocolLevel(level)))) => {
             info!("refusing CONNECT with protocol level {level} [MQTT-3.1.2-2]");
-            refuse(stream, shared, ConnectReturnCode::UnacceptableProtocolVersion).await;
+            refuse(
+                stream,
+                shared,
+                ConnectReturnCode::UnacceptableProtocolVersion,
+            )
+            .await;
             return None;
         }
         Ok(Err(ReadError::Decode(e))) => {
@@ -111,7 +134,10 @@ async fn read_connect(stream: &TcpStream, rbuf: &mut BytesMut, shared: &ConnShar
         Packet::Connect(c) => c,
         other => {
             metrics::add(&shared.metrics.malformed_packets, 1);
-            warn!("[MQTT-3.1.0-1] first packet is {} instead of CONNECT", other.name());
+            warn!(
+                "[MQTT-3.1.0-1] first packet is {} instead of CONNECT",
+                other.name()
+            );
             return None;
         }
     };
@@ -155,7 +181,11 @@ enum ReadError {
 }
 
 /// Read until one whole packet is there.
-async fn read_one(stream: &TcpStream, rbuf: &mut BytesMut, shared: &ConnShared) -> Result<Packet, ReadError> {
+async fn read_one(
+    stream: &TcpStream,
+    rbuf: &mut BytesMut,
+    shared: &ConnShared,
+) -> Result<Packet, ReadError> {
     loop {
         if let Some(p) = read_packet(rbuf, shared.max_packet_size).map_err(ReadError::Decode)? {
             return Ok(p);
@@ -289,7 +319,10 @@ async fn decode_and_forward(
                     break;
                 }
                 Packet::Connect(_) => {
-                    end = Some(protocol_error(shared, "[MQTT-3.1.0-2] second CONNECT on one connection"));
+                    end = Some(protocol_error(
+                        shared,
+                        "[MQTT-3.1.0-2] second CONNECT on one connection",
+                    ));
                     break;
                 }
                 Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {

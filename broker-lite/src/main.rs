@@ -23,7 +23,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut config = match &args.config {
@@ -33,7 +35,10 @@ fn main() -> ExitCode {
                 for e in &errors {
                     eprintln!("{e:?}");
                 }
-                eprintln!("broker-lite: {} error(s) in the configuration", errors.len());
+                eprintln!(
+                    "broker-lite: {} error(s) in the configuration",
+                    errors.len()
+                );
                 return ExitCode::from(2);
             }
         },
@@ -42,7 +47,10 @@ fn main() -> ExitCode {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("broker-lite: cannot start the runtime: {e}");

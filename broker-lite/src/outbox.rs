@@ -38,7 +38,11 @@ impl Outbox {
 
     /// Bytes waiting to be written.
     pub(crate) fn pending(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).buf.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .buf
+            .len()
     }
 
     pub(crate) fn wake(&self) {

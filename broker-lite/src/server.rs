@@ -135,7 +135,11 @@ async fn accept_loop(
     }
 }
 
-async fn sys_ticker(router: mpsc::Sender<Event>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn sys_ticker(
+    router: mpsc::Sender<Event>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(every);
     loop {
         tokio::select! {

@@ -116,10 +116,12 @@ impl Session {
         }
     }
 
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
 
+    #[cfg(test)]
     pub fn inflight(&self) -> usize {
         self.inflight.len()
     }
@@ -196,7 +198,11 @@ impl Session {
     fn next_pkid(&mut self) -> u16 {
         // Ids are handed out in sequence, so the ones in use form one run that is
         // never longer than the in-flight window: the next id is always free.
-        self.last_pkid = if self.last_pkid == u16::MAX { 1 } else { self.last_pkid + 1 };
+        self.last_pkid = if self.last_pkid == u16::MAX {
+            1
+        } else {
+            self.last_pkid + 1
+        };
         self.last_pkid
     }
 
@@ -319,7 +325,15 @@ fn send_qos0(outbox: &Outbox, msg: &Message, lim: &SessionLimits) -> Outcome {
 }
 
 fn write_publish(buf: &mut BytesMut, msg: &Message, pkid: u16, dup: bool) {
-    encode_publish(buf, &msg.topic, &msg.payload, msg.qos, msg.retain, dup, pkid);
+    encode_publish(
+        buf,
+        &msg.topic,
+        &msg.payload,
+        msg.qos,
+        msg.retain,
+        dup,
+        pkid,
+    );
 }
 
 #[cfg(test)]

@@ -17,9 +17,15 @@ pub(crate) enum Event {
         outbox: Arc<Outbox>,
     },
     /// Packets read from one connection, in order.
-    Packets { conn: ConnId, packets: Vec<Packet> },
+    Packets {
+        conn: ConnId,
+        packets: Vec<Packet>,
+    },
     /// The connection ended; `graceful` means DISCONNECT was received (the will is discarded).
-    Closed { conn: ConnId, graceful: bool },
+    Closed {
+        conn: ConnId,
+        graceful: bool,
+    },
     /// A message from the in-process handle; `done` is answered once it is routed.
     LocalPublish {
         msg: Message,

@@ -392,14 +392,17 @@ impl Router {
 
     fn unsubscribe(&mut self, sid: SessionId, unsub: Unsubscribe) -> Outcome {
         for filter in &unsub.filters {
-            if self.session(sid).subscriptions.remove(filter.as_str()).is_some()
+            if self
+                .session(sid)
+                .subscriptions
+                .remove(filter.as_str())
+                .is_some()
                 && self.subs.remove(filter, sid)
             {
                 metrics::sub(&self.metrics.subscriptions, 1);
             }
         }
-        self.session(sid)
-            .send_packet(&Packet::UnsubAck(unsub.pkid))
+        self.session(sid).send_packet(&Packet::UnsubAck(unsub.pkid))
     }
 
     /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
@@ -494,7 +497,11 @@ mod tests {
             ("a/b/c", "a/+", false),
         ];
         for (filter, outer, expected) in cases {
-            assert_eq!(filter_within(filter, outer), expected, "{filter} within {outer}");
+            assert_eq!(
+                filter_within(filter, outer),
+                expected,
+                "{filter} within {outer}"
+            );
         }
     }
 }

@@ -73,7 +73,10 @@ fn a_qos0_message_does_not_overtake_queued_messages() {
     s.deliver(msg(3, QoS::AtMostOnce), &lim);
     assert_eq!(publishes(&written(&outbox)).len(), 1);
     s.on_puback(1, &lim);
-    let after: Vec<String> = publishes(&written(&outbox)).into_iter().map(|p| p.2).collect();
+    let after: Vec<String> = publishes(&written(&outbox))
+        .into_iter()
+        .map(|p| p.2)
+        .collect();
     assert_eq!(after, vec!["2", "3"]);
 }
 
@@ -130,7 +133,10 @@ fn a_full_queue_drops_the_oldest_or_the_newest_as_configured() {
             outbox: outbox.clone(),
         });
         s.resume(&lim);
-        let got: Vec<String> = publishes(&written(&outbox)).into_iter().map(|p| p.2).collect();
+        let got: Vec<String> = publishes(&written(&outbox))
+            .into_iter()
+            .map(|p| p.2)
+            .collect();
         assert_eq!(got, kept, "{overflow:?}");
     }
 }
@@ -139,9 +145,15 @@ fn a_full_queue_drops_the_oldest_or_the_newest_as_configured() {
 fn an_inbound_qos2_packet_id_is_routed_once_until_released() {
     let mut s = Session::new("c".into(), false);
     assert!(s.accept_incoming_qos2(7));
-    assert!(!s.accept_incoming_qos2(7), "a resend before PUBREL is not routed again");
+    assert!(
+        !s.accept_incoming_qos2(7),
+        "a resend before PUBREL is not routed again"
+    );
     s.release_incoming_qos2(7);
-    assert!(s.accept_incoming_qos2(7), "after PUBREL the id is free again");
+    assert!(
+        s.accept_incoming_qos2(7),
+        "after PUBREL the id is free again"
+    );
 }
 
 #[test]
