@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             Ok(c) => c,
             Err(errors) => {
                 for e in &errors {
-                    eprintln!("{e:?}");
+                    eprintln!("{e}");
                 }
                 eprintln!(
                     "broker-lite: {} error(s) in the configuration",
