@@ -1,0 +1,219 @@
+//! The `broker-lite` binary: serving real clients, signals, `--help`, config file errors.
+
+mod real;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use real::{free_port, mosquitto_pub, wait_for_listener, MqSub, Proc, TIMEOUT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
+
+/// A started binary listening on a port of its own.
+struct RunningBroker {
+    proc: Proc,
+    port: u16,
+}
+
+fn start_binary(extra: &[&str]) -> RunningBroker {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0"]).args(extra);
+    let mut proc = Proc::spawn("broker-lite", &mut cmd);
+    let line = proc.wait_for_line("listening on ADDR", |l| l.contains("listening on "));
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_ne!(
+        port, 0,
+        "the reported port is the requested 0, not the bound one"
+    );
+    assert!(
+        wait_for_listener(port, TIMEOUT),
+        "nothing listens on the reported port {port}"
+    );
+    RunningBroker { proc, port }
+}
+
+/// A config file in a fresh temporary directory, removed when dropped.
+struct TempConfig {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TempConfig {
+    fn new(name: &str, text: &str) -> TempConfig {
+        let dir = std::env::temp_dir().join(format!(
+            "broker-lite-cli-{}-{name}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let path = dir.join("broker.yaml");
+        std::fs::write(&path, text).expect("write config");
+        TempConfig { dir, path }
+    }
+
+    fn path_str(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the binary with `--config FILE`, expects exit code 2, returns stderr.
+fn config_error(name: &str, text: &str) -> (TempConfig, String) {
+    let cfg = TempConfig::new(name, text);
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--config",
+        cfg.path_str(),
+    ]);
+    let mut proc = Proc::spawn("broker-lite", &mut cmd);
+    let status = proc.expect_exit(TIMEOUT);
+    proc.drain();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "exit status {status}\n{}",
+        proc.report()
+    );
+    let stderr = proc.stderr_text();
+    (cfg, stderr)
+}
+
+#[test]
+fn help_flag_prints_usage_naming_the_options_and_exits_zero() {
+    let mut proc = Proc::spawn("broker-lite --help", Command::new(BIN).arg("--help"));
+    let status = proc.expect_exit(TIMEOUT);
+    let out = proc.drain().join("\n");
+    assert!(status.success(), "{}", proc.report());
+    assert!(
+        out.contains("--listen"),
+        "help does not mention --listen:\n{out}"
+    );
+    assert!(
+        out.contains("--config"),
+        "help does not mention --config:\n{out}"
+    );
+}
+
+#[test]
+fn binary_serves_a_round_trip_from_mosquitto_pub_to_mosquitto_sub() {
+    let broker = start_binary(&[]);
+    let mut sub = MqSub::subscribed(broker.port, &["-q", "1", "-t", "cli/roundtrip"]);
+    mosquitto_pub(
+        broker.port,
+        &["-q", "1", "-t", "cli/roundtrip", "-m", "over the wire"],
+    );
+    let msg = sub.expect_msg();
+    assert_eq!(msg.topic, "cli/roundtrip");
+    assert_eq!(msg.payload, "over the wire");
+    assert_eq!(msg.qos, 1);
+}
+
+fn exits_zero_on(sig: &str) {
+    let mut broker = start_binary(&[]);
+    // A connected client must not keep the broker from shutting down.
+    let _sub = MqSub::subscribed(broker.port, &["-t", "cli/idle"]);
+    broker.proc.signal(sig);
+    let status = broker.proc.expect_exit(TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "after SIG{sig}: {status}\n{}",
+        broker.proc.report()
+    );
+}
+
+#[test]
+fn sigterm_makes_the_binary_exit_zero() {
+    exits_zero_on("TERM");
+}
+
+#[test]
+fn sigint_makes_the_binary_exit_zero() {
+    exits_zero_on("INT");
+}
+
+#[test]
+fn valid_config_file_is_applied_by_the_binary() {
+    let cfg = TempConfig::new(
+        "valid",
+        "deny_subscribe:\n  - \"secret/#\"\nsys_interval_secs: 0\n",
+    );
+    let broker = start_binary(&["--config", cfg.path_str()]);
+    let mut sub = MqSub::spawn(broker.port, &["-t", "secret/a", "-t", "open/a"]);
+    assert_eq!(sub.wait_suback(), vec![0x80, 0]);
+}
+
+#[test]
+fn unknown_config_key_exits_2_naming_file_line_and_key() {
+    let text = "sys_interval_secs: 5\nlimits:\n  max_connections: 10\n  max_conections_typo: 3\n";
+    let (cfg, stderr) = config_error("unknown", text);
+    let at = format!("{}:4", cfg.path_str());
+    assert!(stderr.contains(&at), "stderr lacks {at}:\n{stderr}");
+    assert!(
+        stderr.contains("max_conections_typo"),
+        "stderr lacks the key:\n{stderr}"
+    );
+}
+
+#[test]
+fn wrong_config_value_type_exits_2_naming_file_line_and_field() {
+    let text = "limits:\n  max_inflight: lots\n";
+    let (cfg, stderr) = config_error("wrongtype", text);
+    let at = format!("{}:2", cfg.path_str());
+    assert!(stderr.contains(&at), "stderr lacks {at}:\n{stderr}");
+    assert!(
+        stderr.contains("max_inflight"),
+        "stderr lacks the field:\n{stderr}"
+    );
+}
+
+#[test]
+fn invalid_deny_subscribe_filter_exits_2_naming_file_line_and_field() {
+    let text = "sys_interval_secs: 0\ndeny_subscribe:\n  - \"ok/#\"\n  - \"bad/#/x\"\n";
+    let (cfg, stderr) = config_error("badfilter", text);
+    let path = cfg.path_str();
+    // The line of the bad item, not only of the `deny_subscribe` key.
+    let item = format!("{path}:4");
+    assert!(stderr.contains(&item), "stderr lacks {item}:\n{stderr}");
+    assert!(
+        stderr.contains("deny_subscribe"),
+        "stderr lacks the field:\n{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_an_error_naming_the_file() {
+    let missing = std::env::temp_dir().join(format!("broker-lite-absent-{}.yaml", free_port()));
+    let missing = missing.to_str().expect("utf-8 temp path").to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--config", &missing]);
+    let mut proc = Proc::spawn("broker-lite", &mut cmd);
+    let status = proc.expect_exit(TIMEOUT);
+    assert!(!status.success(), "a missing config file was accepted");
+    assert!(proc.stderr_text().contains(&missing), "{}", proc.report());
+}
+
+#[test]
+fn every_invalid_value_in_a_config_file_is_reported_not_only_the_first() {
+    let text =
+        "deny_subscribe:\n  - \"a/#/b\"\n  - \"ok\"\n  - \"c/d#\"\nlimits:\n  max_inflight: 0\n";
+    let (cfg, stderr) = config_error("several", text);
+    let path = cfg.path_str();
+    for line in [2, 4, 6] {
+        let at = format!("{path}:{line}");
+        assert!(stderr.contains(&at), "stderr lacks {at}:\n{stderr}");
+    }
+    assert!(stderr.contains("max_inflight"), "{stderr}");
+}
