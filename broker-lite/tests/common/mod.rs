@@ -24,10 +24,11 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 /// A config listening on an ephemeral port of 127.0.0.1, with `$SYS` updates off.
 pub fn test_config() -> Config {
-    let mut cfg = Config::default();
-    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.sys_interval_secs = 0;
-    cfg
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sys_interval_secs: 0,
+        ..Config::default()
+    }
 }
 
 /// Start a broker on port 0 with the test config, changed by `tweak`.
