@@ -377,3 +377,53 @@ async fn sys_topics_are_published_and_retained_every_interval() {
         "an update to an existing subscriber has retain=0"
     );
 }
+
+#[tokio::test]
+async fn resubscribing_the_same_filter_replaces_its_qos_and_resends_retained() {
+    let broker = start().await;
+    let addr = broker.local_addr();
+    let mut publ = RawClient::connect(addr, "resub-pub").await;
+    publ.publish("resub/t", b"kept", 2, true, 1).await;
+    let mut sub = RawClient::connect(addr, "resub").await;
+    sub.subscribe(1, &[("resub/t", 0)]).await;
+    let p = sub.recv_publish().await;
+    assert_eq!(p.qos, QoS::AtMostOnce);
+    let codes = sub.subscribe(2, &[("resub/t", 2)]).await;
+    assert_eq!(codes, vec![SubscribeReturnCode::Success(QoS::ExactlyOnce)]);
+    let again = sub.recv_publishes_acked(1).await;
+    assert!(
+        again[0].retain,
+        "retained message sent again on resubscribe"
+    );
+    publ.publish("resub/t", b"live", 2, false, 2).await;
+    let live = sub.recv_publishes_acked(1).await;
+    assert_eq!(
+        live[0].qos,
+        QoS::ExactlyOnce,
+        "the new QoS replaced the old one"
+    );
+    sub.expect_nothing(QUIET).await;
+}
+
+#[tokio::test]
+async fn outgoing_packet_ids_in_flight_are_distinct_and_non_zero() {
+    let broker = start().await;
+    let addr = broker.local_addr();
+    let mut sub = RawClient::connect(addr, "ids").await;
+    sub.subscribe(1, &[("ids/1", 1), ("ids/2", 2)]).await;
+    let mut publ = RawClient::connect(addr, "ids-pub").await;
+    for i in 0..20u16 {
+        let topic = if i % 2 == 0 { "ids/1" } else { "ids/2" };
+        publ.publish(topic, b"x", 2, false, i + 1).await;
+    }
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let p = sub.recv_publish().await;
+        assert_ne!(p.pkid, 0);
+        assert!(
+            ids.insert(p.pkid),
+            "packet id {} reused while in flight",
+            p.pkid
+        );
+    }
+}

@@ -322,3 +322,41 @@ async fn rumqttc_persistent_session_gets_messages_published_while_offline() {
         "no duplicate delivery"
     );
 }
+
+#[tokio::test]
+async fn takeover_of_a_persistent_session_resends_unacked_messages_to_the_new_connection() {
+    let broker = start().await;
+    let addr = broker.local_addr();
+    let (mut old, _) = persistent(addr, "handover").await;
+    old.subscribe(1, &[("ho/t", 1)]).await;
+    publish_numbered(addr, "ho/t", 1, 2).await;
+    let first = old.recv_publish().await;
+    let second = old.recv_publish().await;
+    let (mut new, present) = persistent(addr, "handover").await;
+    assert!(present);
+    old.expect_closed().await;
+    let a = new.recv_publish().await;
+    let b = new.recv_publish().await;
+    assert!(a.dup && b.dup, "resends carry DUP=1");
+    assert_eq!((a.pkid, b.pkid), (first.pkid, second.pkid));
+    new.ack(&a).await;
+    new.ack(&b).await;
+    new.expect_nothing(QUIET).await;
+}
+
+#[tokio::test]
+async fn unsubscribe_in_a_persistent_session_lasts_across_reconnect() {
+    let broker = start().await;
+    let addr = broker.local_addr();
+    let (mut c, _) = persistent(addr, "unsub-persist").await;
+    c.subscribe(1, &[("up/a", 1), ("up/b", 1)]).await;
+    c.unsubscribe(2, &["up/a"]).await;
+    c.disconnect().await;
+    let (mut c, _) = persistent(addr, "unsub-persist").await;
+    let mut p = RawClient::connect(addr, "unsub-persist-pub").await;
+    p.publish("up/a", b"a", 1, false, 1).await;
+    p.publish("up/b", b"b", 1, false, 2).await;
+    let got = c.recv_publish_acked().await;
+    assert_eq!(got.topic, "up/b");
+    c.expect_nothing(QUIET).await;
+}
