@@ -1,0 +1,311 @@
+//! An MQTT client over a plain TCP socket: sends exact bytes, reads whole packets.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use broker_lite::codec::{read_packet, ConnAck, Packet, Publish, SubscribeReturnCode};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::wire::*;
+use super::{unique_id, wait_for, WAIT};
+
+/// What a read from the broker gave.
+#[derive(Debug)]
+pub enum Next {
+    Packet(Packet),
+    Closed,
+    TimedOut,
+}
+
+/// An MQTT client over a plain TCP socket: sends exact bytes, reads whole packets.
+pub struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    closed: bool,
+}
+
+impl RawClient {
+    /// Open a TCP connection; no MQTT packet is sent.
+    pub async fn tcp(addr: SocketAddr) -> RawClient {
+        let stream = match wait_for("TCP connect", TcpStream::connect(addr)).await {
+            Ok(s) => s,
+            Err(e) => panic!("cannot connect to {addr}: {e}"),
+        };
+        stream.set_nodelay(true).ok();
+        RawClient {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+            closed: false,
+        }
+    }
+
+    /// Connect with `connect` and return the client and the CONNACK it got.
+    pub async fn handshake(addr: SocketAddr, connect: &ConnectBytes) -> (RawClient, ConnAck) {
+        let mut c = RawClient::tcp(addr).await;
+        c.send(&connect.encode()).await;
+        match c.recv().await {
+            Packet::ConnAck(ack) => (c, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connect with `connect`, require CONNACK 0 and return the session-present bit.
+    pub async fn connect_with(addr: SocketAddr, connect: &ConnectBytes) -> (RawClient, bool) {
+        let (c, ack) = RawClient::handshake(addr, connect).await;
+        assert_eq!(
+            ack.code,
+            broker_lite::codec::ConnectReturnCode::Accepted,
+            "CONNACK refused"
+        );
+        (c, ack.session_present)
+    }
+
+    /// A clean-session client with the given id, accepted by the broker.
+    pub async fn connect(addr: SocketAddr, client_id: &str) -> RawClient {
+        RawClient::connect_with(addr, &ConnectBytes::new(client_id))
+            .await
+            .0
+    }
+
+    /// A clean-session client subscribed to `filter` at `qos`.
+    pub async fn subscriber(addr: SocketAddr, filter: &str, qos: u8) -> RawClient {
+        let mut c = RawClient::connect(addr, &unique_id("sub")).await;
+        let codes = c.subscribe(1, &[(filter, qos)]).await;
+        assert!(
+            !codes.contains(&SubscribeReturnCode::Failure),
+            "subscription to {filter} refused"
+        );
+        c
+    }
+
+    /// Write bytes; panics if the socket fails.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.try_send(bytes).await {
+            panic!("send failed: {e}");
+        }
+    }
+
+    /// Write bytes, reporting a failure instead of panicking.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// The next packet, the end of the connection, or nothing within `within`.
+    pub async fn next(&mut self, within: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match read_packet(&mut self.buf, 64 * 1024 * 1024) {
+                Ok(Some(p)) => return Next::Packet(p),
+                Ok(None) => {}
+                Err(e) => panic!("broker sent bytes that do not decode: {e}"),
+            }
+            if self.closed {
+                return Next::Closed;
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
+            match read.await {
+                Err(_) => return Next::TimedOut,
+                Ok(Ok(0)) => self.closed = true,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if is_reset(&e) => self.closed = true,
+                Ok(Err(e)) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// The next packet; fails the test on close or after `WAIT`.
+    pub async fn recv(&mut self) -> Packet {
+        match self.next(WAIT).await {
+            Next::Packet(p) => p,
+            Next::Closed => panic!("connection closed while a packet was expected"),
+            Next::TimedOut => panic!("no packet within {WAIT:?}"),
+        }
+    }
+
+    /// The next packet, which must be a PUBLISH.
+    pub async fn recv_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Packet::Publish(p) => p,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// The next PUBLISH, acknowledged with PUBACK (QoS 1) or the full QoS 2 exchange.
+    pub async fn recv_publish_acked(&mut self) -> Publish {
+        let p = self.recv_publish().await;
+        self.ack(&p).await;
+        p
+    }
+
+    /// Receive `n` PUBLISH packets, acknowledging each (QoS 2 exchanges may interleave),
+    /// and return them in arrival order once every exchange is complete.
+    pub async fn recv_publishes_acked(&mut self, n: usize) -> Vec<Publish> {
+        use broker_lite::codec::QoS;
+        let mut got = Vec::new();
+        let mut awaiting_rel = std::collections::HashSet::new();
+        while got.len() < n || !awaiting_rel.is_empty() {
+            match self.recv().await {
+                Packet::Publish(p) => {
+                    match p.qos {
+                        QoS::AtMostOnce => {}
+                        QoS::AtLeastOnce => self.send(&puback(p.pkid)).await,
+                        QoS::ExactlyOnce => {
+                            self.send(&pubrec(p.pkid)).await;
+                            awaiting_rel.insert(p.pkid);
+                        }
+                    }
+                    got.push(p);
+                }
+                Packet::PubRel(id) if awaiting_rel.remove(&id) => self.send(&pubcomp(id)).await,
+                other => panic!("expected PUBLISH or PUBREL, got {other:?} after {got:?}"),
+            }
+        }
+        got
+    }
+
+    /// Acknowledge a received PUBLISH: PUBACK for QoS 1; PUBREC, PUBREL, PUBCOMP for QoS 2.
+    pub async fn ack(&mut self, p: &Publish) {
+        use broker_lite::codec::QoS;
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&puback(p.pkid)).await,
+            QoS::ExactlyOnce => {
+                self.send(&pubrec(p.pkid)).await;
+                self.expect(Packet::PubRel(p.pkid)).await;
+                self.send(&pubcomp(p.pkid)).await;
+            }
+        }
+    }
+
+    /// Require the next packet to be exactly `want`.
+    pub async fn expect(&mut self, want: Packet) {
+        let got = self.recv().await;
+        assert_eq!(got, want, "unexpected packet");
+    }
+
+    /// Send SUBSCRIBE and return the SUBACK return codes.
+    pub async fn subscribe(
+        &mut self,
+        pkid: u16,
+        filters: &[(&str, u8)],
+    ) -> Vec<SubscribeReturnCode> {
+        self.send(&subscribe(pkid, filters)).await;
+        match self.recv().await {
+            Packet::SubAck(ack) => {
+                assert_eq!(ack.pkid, pkid, "SUBACK for another packet id");
+                ack.return_codes
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    /// Send UNSUBSCRIBE and wait for its UNSUBACK.
+    pub async fn unsubscribe(&mut self, pkid: u16, filters: &[&str]) {
+        self.send(&unsubscribe(pkid, filters)).await;
+        self.expect(Packet::UnsubAck(pkid)).await;
+    }
+
+    /// Publish at QoS 0, 1 or 2 and complete the acknowledgement exchange.
+    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool, pkid: u16) {
+        self.send(&publish(topic, payload, qos, retain, false, pkid))
+            .await;
+        match qos {
+            0 => {}
+            1 => self.expect(Packet::PubAck(pkid)).await,
+            _ => {
+                self.expect(Packet::PubRec(pkid)).await;
+                self.send(&pubrel(pkid)).await;
+                self.expect(Packet::PubComp(pkid)).await;
+            }
+        }
+    }
+
+    /// Round trip a PINGREQ, proving every earlier packet was processed.
+    pub async fn ping(&mut self) {
+        self.send(&PINGREQ).await;
+        self.expect(Packet::PingResp).await;
+    }
+
+    /// Send DISCONNECT and wait for the broker to close the socket.
+    pub async fn disconnect(mut self) {
+        self.send(&DISCONNECT).await;
+        self.expect_closed().await;
+    }
+
+    /// Require the broker to close the connection within `WAIT`, sending nothing first.
+    pub async fn expect_closed(&mut self) {
+        let before = self.packets_until_closed().await;
+        assert!(before.is_empty(), "broker sent {before:?} before closing");
+    }
+
+    /// Collect the packets the broker sends until it closes the connection (within `WAIT`).
+    pub async fn packets_until_closed(&mut self) -> Vec<Packet> {
+        let mut got = Vec::new();
+        loop {
+            match self.next(WAIT).await {
+                Next::Packet(p) => got.push(p),
+                Next::Closed => return got,
+                Next::TimedOut => panic!("connection still open after {WAIT:?}; got {got:?}"),
+            }
+        }
+    }
+
+    /// Require `for_how_long` to pass with no packet and the connection still open.
+    pub async fn expect_nothing(&mut self, for_how_long: Duration) {
+        match self.next(for_how_long).await {
+            Next::TimedOut => {}
+            Next::Packet(p) => panic!("expected nothing, got {p:?}"),
+            Next::Closed => panic!("expected nothing, but the connection closed"),
+        }
+    }
+
+    /// Whether the broker has closed the connection so far.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Prove the broker still serves clients: a fresh client subscribes, publishes
+/// at QoS 1 to itself, and gets the message back.
+pub async fn assert_serves_new_client(addr: SocketAddr) {
+    let mut c = RawClient::connect(addr, &unique_id("probe")).await;
+    let codes = c.subscribe(9, &[("probe/echo", 1)]).await;
+    assert_eq!(
+        codes,
+        vec![SubscribeReturnCode::Success(
+            broker_lite::codec::QoS::AtLeastOnce
+        )]
+    );
+    c.send(&publish("probe/echo", b"ping", 1, false, false, 10))
+        .await;
+    let mut got_ack = false;
+    let mut got_msg = false;
+    while !(got_ack && got_msg) {
+        match c.recv().await {
+            Packet::PubAck(10) => got_ack = true,
+            Packet::Publish(p) => {
+                assert_eq!(
+                    (p.topic.as_str(), &p.payload[..]),
+                    ("probe/echo", &b"ping"[..])
+                );
+                c.send(&puback(p.pkid)).await;
+                got_msg = true;
+            }
+            other => panic!("unexpected packet {other:?}"),
+        }
+    }
+    c.disconnect().await;
+}
