@@ -154,11 +154,19 @@ def main():
 
     # Targets
     rows = []
+    def delivered(runs, broker):
+        shares = [r["distinct"] / r["expected"] for r in runs.ok(broker) if r.get("expected")]
+        share = median(shares)
+        if share is None or share >= 0.99995:
+            return ""
+        return f" ({share * 100:.0f} % delivered)"
+
     def throughput_target(prefix, label, factor):
         key, runs = find(prefix)
         bl, mq = runs.med(BL, "throughput"), runs.med(MQ, "throughput")
         r = ratio(bl, mq)
-        rows.append((label, f"≥ {factor}× Mosquitto", fmt(bl, unit="/s"), fmt(mq, unit="/s"),
+        rows.append((label, f"≥ {factor}× Mosquitto", fmt(bl, unit="/s") + delivered(runs, BL),
+                     fmt(mq, unit="/s") + delivered(runs, MQ),
                      fmt(r, 2, "×"), verdict(None if r is None else r >= factor)))
 
     throughput_target("fanin --pubs 4 --qos 0", "Fan-in 4→1, QoS 0, msg/s", 1.2)
@@ -267,6 +275,25 @@ def main():
           f"{fmt(ret.med(b, 'retain_flag_set'))} | {fmt(ret.med(b, 'publish_rate'))} | "
           f"{fmt(ret.med(b, 'tool_cpu_s'), 2)} | {fmt(ret.med(b, 'broker_cpu_s'), 2)} |")
     w("")
+
+    w("## Is the load tool the limit?")
+    w("")
+    w("Median CPU use over each scenario, in percent of one core (the tool is single-threaded, so near")
+    w("100 % would mean the tool limits the figure; the machine has " + m["nproc"] + " cores for tool and broker together).")
+    w("Load is the 1-minute load average when the run ended (median), a hint of other work on the machine.")
+    w("")
+    w("| Scenario | Tool % (broker-lite run) | broker-lite % | Tool % (Mosquitto run) | Mosquitto % | Load |")
+    w("|---|---:|---:|---:|---:|---:|")
+    for key in sorted(g):
+        runs = g[key]
+        w(f"| `{key}` | {fmt(runs.med(BL, 'tool_cpu_pct'))} | {fmt(runs.med(BL, 'broker_cpu_pct'))} | "
+          f"{fmt(runs.med(MQ, 'tool_cpu_pct'))} | {fmt(runs.med(MQ, 'broker_cpu_pct'))} | "
+          f"{fmt(median([r.get('load1') for r in runs.all]), 1)} |")
+    w("")
+    NOTES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+    if os.path.exists(NOTES_FILE):
+        w(open(NOTES_FILE).read().rstrip())
+        w("")
 
     w("## Failures")
     w("")

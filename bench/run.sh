@@ -25,10 +25,23 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
-BL_PORT=${BL_PORT:-21883}
-MQ_PORT=${MQ_PORT:-21884}
-BL_FRESH_PORT=${BL_FRESH_PORT:-21885}
-MQ_FRESH_PORT=${MQ_FRESH_PORT:-21886}
+# Four free loopback ports (other brokers may be running on this machine).
+read -r BL_PORT MQ_PORT BL_FRESH_PORT MQ_FRESH_PORT < <(python3 -c '
+import random, socket
+ports = []
+while len(ports) < 4:
+    p = random.randint(20000, 30000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        if p not in ports:
+            ports.append(p)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(*ports)
+')
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 RUN_TIMEOUT=120
 
@@ -67,6 +80,7 @@ allow_anonymous true
 max_inflight_messages 0
 max_queued_messages 0
 persistence false
+set_tcp_nodelay true
 log_dest file $WORK/$name.log
 EOF
 }
@@ -89,6 +103,10 @@ wait_for_port() {
 start() {
     local key=$1 kind=$2 port=$3
     write_configs "$port" "$key"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "run.sh: port $port is already taken by another program" >&2
+        exit 1
+    fi
     if [[ $kind == broker-lite ]]; then
         "$BROKER_LITE" --listen "127.0.0.1:$port" --config "$WORK/$key.yaml" \
             >> "$WORK/$key.log" 2>&1 &
@@ -137,7 +155,7 @@ record() {
         tail -5 "$WORK/$key.log" >&2 || true
         start "$key" "$kind" "$port"
     fi
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["args"]=sys.argv[2]; print(json.dumps(d))' \
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["args"]=sys.argv[2]; d["load1"]=float(open("/proc/loadavg").read().split()[0]); print(json.dumps(d))' \
         "$line" "$scenario $*" >> "$RESULTS"
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); keys=["throughput","p99_us","bytes_per_connection","delivery_s","lost","error"]; print("  %-11s %-8s %s" % (d["broker"], d["scenario"], " ".join("%s=%s" % (k, d[k]) for k in keys if d.get(k) is not None)))' "$line"
 }

@@ -192,7 +192,10 @@ impl Publisher {
             if self.finished(count) {
                 return Ok(self.stats(0));
             }
-            if !moved {
+            if moved {
+                // Let the other connections on this thread run between batches.
+                tokio::task::yield_now().await;
+            } else {
                 self.client.wait().await?;
             }
         }

@@ -167,6 +167,7 @@ impl Subscriber {
                 break;
             }
             if read > 0 {
+                tokio::task::yield_now().await;
                 continue;
             }
             tokio::select! {
