@@ -201,6 +201,7 @@ fn missing_config_file_is_an_error_naming_the_file() {
     cmd.args(["--listen", "127.0.0.1:0", "--config", &missing]);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
     let status = proc.expect_exit(TIMEOUT);
+    proc.drain();
     assert!(!status.success(), "a missing config file was accepted");
     assert!(proc.stderr_text().contains(&missing), "{}", proc.report());
 }

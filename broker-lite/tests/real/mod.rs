@@ -44,6 +44,7 @@ pub struct Proc {
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    stderr_closed: Receiver<()>,
 }
 
 impl Proc {
@@ -68,6 +69,7 @@ impl Proc {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&stderr);
+        let (closed_tx, stderr_closed) = mpsc::channel();
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut buf) {
@@ -78,6 +80,7 @@ impl Proc {
                     s.push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             }
+            let _ = closed_tx.send(());
         });
         Proc {
             name: name.to_string(),
@@ -85,6 +88,7 @@ impl Proc {
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_closed,
         }
     }
 
@@ -154,9 +158,11 @@ impl Proc {
         }
     }
 
-    /// All stdout lines left, until the pipe closes (call after the process exited).
+    /// All stdout lines left, until the pipe closes, and all of stderr
+    /// (call after the process exited).
     pub fn drain(&mut self) -> Vec<String> {
         while self.next_line(Duration::from_secs(2)).is_some() {}
+        let _ = self.stderr_closed.recv_timeout(Duration::from_secs(2));
         self.seen.clone()
     }
 

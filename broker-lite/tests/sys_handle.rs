@@ -1,0 +1,316 @@
+//! `$SYS/broker/...` topics seen by a real client, and the in-process `BrokerHandle`
+//! talking to real clients (mosquitto_pub/mosquitto_sub, rumqttc).
+
+mod real;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use broker_lite::codec::QoS;
+use broker_lite::HandleError;
+use bytes::Bytes;
+use real::{mosquitto_pub, MqSub, Received, TestBroker, TIMEOUT};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+
+fn sys_broker() -> TestBroker {
+    TestBroker::start(|c| c.sys_interval_secs = 1)
+}
+
+/// Reads `$SYS` messages until `done` accepts the latest values by topic; panics at the deadline.
+fn sys_until(
+    sub: &mut MqSub,
+    what: &str,
+    done: impl Fn(&HashMap<String, Received>) -> bool,
+) -> HashMap<String, Received> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut latest = HashMap::new();
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = sub.next_msg(left) else { break };
+        latest.insert(m.topic.clone(), m);
+        if done(&latest) {
+            return latest;
+        }
+    }
+    panic!(
+        "$SYS never showed {what}; last values: {latest:#?}\n{}",
+        sub.proc.report()
+    );
+}
+
+fn number(values: &HashMap<String, Received>, name: &str) -> Option<u64> {
+    let m = values.get(&format!("$SYS/broker/{name}"))?;
+    m.payload.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn sys_clients_connected_counts_the_connected_clients() {
+    let b = sys_broker();
+    let _idle = MqSub::subscribed(b.port, &["-t", "idle/t"]);
+    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/#"]);
+    sys_until(&mut sys, "clients/connected = 2", |v| {
+        number(v, "clients/connected") == Some(2)
+    });
+}
+
+#[test]
+fn sys_version_names_the_crate_version() {
+    let b = sys_broker();
+    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/version"]);
+    let m = sys.expect_msg();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        m.payload == version || m.payload.ends_with(&format!(" {version}")),
+        "version payload {:?} does not carry {version}",
+        m.payload
+    );
+}
+
+#[test]
+fn sys_uptime_grows_between_updates() {
+    let b = sys_broker();
+    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
+    let first = sys_until(&mut sys, "an uptime", |v| number(v, "uptime").is_some());
+    let first = number(&first, "uptime").expect("uptime number");
+    sys_until(&mut sys, "a larger uptime", |v| {
+        number(v, "uptime").is_some_and(|n| n > first)
+    });
+}
+
+#[test]
+fn sys_topics_are_retained_for_later_subscribers() {
+    let b = sys_broker();
+    // Wait for one update to be stored, then subscribe afresh.
+    let mut first = MqSub::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
+    first.expect_msg();
+    let mut later = MqSub::subscribed(b.port, &["-t", "$SYS/broker/#"]);
+    let m = later.expect_msg();
+    assert!(m.retain, "first $SYS message to a new subscriber: {m:?}");
+    let names = [
+        "clients/connected",
+        "messages/received",
+        "messages/sent",
+        "bytes/received",
+        "bytes/sent",
+        "uptime",
+        "version",
+    ];
+    let values = sys_until(&mut later, "every documented topic", |v| {
+        names
+            .iter()
+            .all(|n| v.contains_key(&format!("$SYS/broker/{n}")))
+    });
+    for n in names {
+        let m = &values[&format!("$SYS/broker/{n}")];
+        if n != "version" {
+            assert!(
+                number(&values, n).is_some(),
+                "{n} is not a number: {:?}",
+                m.payload
+            );
+        }
+    }
+}
+
+#[test]
+fn sys_message_and_byte_counters_follow_the_traffic() {
+    let b = sys_broker();
+    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "traffic/t"]);
+    for i in 0..3 {
+        mosquitto_pub(
+            b.port,
+            &["-q", "1", "-t", "traffic/t", "-m", &format!("m{i}")],
+        );
+    }
+    for _ in 0..3 {
+        sub.expect_msg();
+    }
+    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/+/+"]);
+    sys_until(&mut sys, "counters covering 3 messages", |v| {
+        number(v, "messages/received").is_some_and(|n| n >= 3)
+            && number(v, "messages/sent").is_some_and(|n| n >= 3)
+            && number(v, "bytes/received").is_some_and(|n| n > 0)
+            && number(v, "bytes/sent").is_some_and(|n| n > 0)
+    });
+}
+
+// ---- the in-process handle ----
+
+#[test]
+fn handle_publish_reaches_mosquitto_sub_at_each_qos() {
+    let b = TestBroker::start(|_| {});
+    let mut sub = MqSub::subscribed(b.port, &["-q", "2", "-t", "from-handle/#"]);
+    let h = b.handle();
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        b.run(h.publish(
+            &format!("from-handle/{i}"),
+            Bytes::from(format!("p{i}")),
+            qos,
+            false,
+        ))
+        .expect("handle publish");
+    }
+    for i in 0..3u8 {
+        let m = sub.expect_msg();
+        assert_eq!(
+            (m.topic, m.payload),
+            (format!("from-handle/{i}"), format!("p{i}"))
+        );
+        assert_eq!(m.qos, i);
+        assert!(!m.retain);
+    }
+}
+
+#[test]
+fn handle_publish_reaches_a_rumqttc_subscriber_at_each_qos() {
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    let port = b.port;
+    let got = b.run(async move {
+        let mut opts = MqttOptions::new("rumqttc-sub", "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, mut events) = AsyncClient::new(opts, 16);
+        client
+            .subscribe("rq/#", rumqttc::QoS::ExactlyOnce)
+            .await
+            .expect("queue SUBSCRIBE");
+        let mut got = Vec::new();
+        let mut published = false;
+        while got.len() < 3 {
+            match events.poll().await.expect("rumqttc connection") {
+                Event::Incoming(Packet::SubAck(_)) if !published => {
+                    published = true;
+                    let qs = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
+                    for (i, qos) in qs.into_iter().enumerate() {
+                        h.publish(&format!("rq/{i}"), Bytes::from(format!("r{i}")), qos, false)
+                            .await
+                            .expect("handle publish");
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => got.push((p.topic, p.payload, p.qos)),
+                _ => {}
+            }
+        }
+        got
+    });
+    let expected: Vec<_> = [
+        rumqttc::QoS::AtMostOnce,
+        rumqttc::QoS::AtLeastOnce,
+        rumqttc::QoS::ExactlyOnce,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, q)| (format!("rq/{i}"), Bytes::from(format!("r{i}")), q))
+    .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn handle_subscription_receives_what_mosquitto_pub_sends() {
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    let mut sub = b
+        .run(h.subscribe("ext/#", QoS::ExactlyOnce))
+        .expect("handle subscribe");
+    for q in 0..3u8 {
+        let qs = q.to_string();
+        mosquitto_pub(
+            b.port,
+            &["-q", &qs, "-t", &format!("ext/{q}"), "-m", &format!("x{q}")],
+        );
+    }
+    for q in 0..3u8 {
+        let m = b.run(sub.recv()).expect("subscription open");
+        assert_eq!(&*m.topic, format!("ext/{q}"));
+        assert_eq!(m.payload, Bytes::from(format!("x{q}")));
+        assert_eq!(m.qos as u8, q);
+        assert!(!m.retain);
+    }
+}
+
+#[test]
+fn handle_publish_resolves_only_after_the_message_is_routed() {
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    let mut sub = b
+        .run(h.subscribe("routed/#", QoS::AtLeastOnce))
+        .expect("handle subscribe");
+    for i in 0..100 {
+        let topic = format!("routed/{i}");
+        b.run(h.publish(&topic, Bytes::from("x"), QoS::AtLeastOnce, false))
+            .expect("handle publish");
+        // No waiting: the message must already be in the subscription.
+        let ready = b.run(async { tokio::time::timeout(Duration::ZERO, sub.recv()).await });
+        let m = ready
+            .unwrap_or_else(|_| panic!("publish {i} resolved before it reached the subscriber"))
+            .expect("subscription open");
+        assert_eq!(&*m.topic, topic);
+    }
+}
+
+#[test]
+fn handle_subscription_gets_matching_retained_messages_first() {
+    let b = TestBroker::start(|_| {});
+    mosquitto_pub(b.port, &["-r", "-q", "1", "-t", "keep/a", "-m", "stored"]);
+    let h = b.handle();
+    let mut sub = b
+        .run(h.subscribe("keep/+", QoS::AtLeastOnce))
+        .expect("handle subscribe");
+    let m = b.run(sub.recv()).expect("subscription open");
+    assert_eq!((&*m.topic, m.payload.as_ref()), ("keep/a", &b"stored"[..]));
+    assert!(m.retain, "retained copy delivered without retain flag");
+}
+
+#[test]
+fn retained_publish_from_the_handle_reaches_a_later_mosquitto_sub() {
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    b.run(h.publish("keep/h", Bytes::from("from handle"), QoS::AtLeastOnce, true))
+        .expect("handle publish");
+    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "keep/h"]);
+    let m = sub.expect_msg();
+    assert_eq!(m.payload, "from handle");
+    assert!(m.retain);
+    assert_eq!(m.qos, 1);
+}
+
+#[test]
+fn handle_rejects_invalid_topics_and_filters() {
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    for bad in ["a/+", "a/#", ""] {
+        let r = b.run(h.publish(bad, Bytes::from("x"), QoS::AtMostOnce, false));
+        assert!(
+            matches!(r, Err(HandleError::InvalidTopic(_))),
+            "publish to {bad:?}: {r:?}"
+        );
+    }
+    for bad in ["a/#/b", "a+", ""] {
+        let r = b.run(h.subscribe(bad, QoS::AtMostOnce));
+        assert!(
+            matches!(r, Err(HandleError::InvalidTopic(_))),
+            "subscribe to {bad:?}: {:?}",
+            r.map(|_| ())
+        );
+    }
+}
+
+#[test]
+fn metrics_count_connected_clients_and_received_messages() {
+    let b = TestBroker::start(|_| {});
+    let _one = MqSub::subscribed(b.port, &["-t", "m/t"]);
+    let _two = MqSub::subscribed(b.port, &["-t", "m/t"]);
+    mosquitto_pub(b.port, &["-q", "1", "-t", "m/t", "-m", "x"]);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let m = b.metrics();
+        if m.clients_connected == 2 && m.messages_received >= 1 && m.messages_sent >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics never settled: {m:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
