@@ -328,7 +328,7 @@ fn paho_persistent_session_keeps_subscriptions_and_queues_messages_while_offline
         "session present on each connect\n{}",
         run.report()
     );
-    let payloads: Vec<&str> = run
+    let payloads: Vec<String> = run
         .events_named("received")
         .iter()
         .map(|e| e.str("payload"))
@@ -378,7 +378,7 @@ fn paho_client_sending_only_pings_stays_connected_over_several_keep_alive_period
 fn paho_unsubscribe_stops_delivery_on_that_filter_only() {
     let b = broker();
     let run = run_py("unsubscribe.py", b.port, &[]);
-    let payloads: Vec<&str> = run
+    let payloads: Vec<String> = run
         .events_named("received")
         .iter()
         .map(|e| e.str("payload"))

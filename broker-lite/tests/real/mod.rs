@@ -353,22 +353,22 @@ pub fn python() -> &'static str {
 /// Result of one paho script: exit status, parsed JSON lines and stderr.
 pub struct PyRun {
     pub status: ExitStatus,
-    pub events: Vec<json::Value>,
+    pub events: Vec<Event>,
     pub stderr: String,
     pub stdout: Vec<String>,
 }
 
 impl PyRun {
     /// Events whose `event` field equals `name`.
-    pub fn events_named(&self, name: &str) -> Vec<&json::Value> {
+    pub fn events_named(&self, name: &str) -> Vec<&Event> {
         self.events
             .iter()
-            .filter(|e| e.get("event").and_then(json::Value::as_str) == Some(name))
+            .filter(|e| e.opt_str("event").as_deref() == Some(name))
             .collect()
     }
 
     /// The single event named `name`; panics when there is not exactly one.
-    pub fn one(&self, name: &str) -> &json::Value {
+    pub fn one(&self, name: &str) -> &Event {
         let found = self.events_named(name);
         assert_eq!(
             found.len(),
@@ -402,7 +402,7 @@ pub fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
     let stdout = proc.drain();
     let events = stdout
         .iter()
-        .map(|l| json::parse(l).unwrap_or_else(|e| panic!("{script}: bad JSON line {l:?}: {e}")))
+        .map(|l| Event::parse(l).unwrap_or_else(|| panic!("{script}: not a JSON object: {l:?}")))
         .collect();
     let run = PyRun {
         status,
@@ -474,202 +474,63 @@ impl Drop for TestBroker {
     }
 }
 
-/// A reader for the flat JSON lines the paho scripts print.
-pub mod json {
-    use std::collections::BTreeMap;
+/// One JSON line printed by a paho script (flat, as `json.dumps` writes it); fields by key.
+#[derive(Debug, Clone)]
+pub struct Event {
+    line: String,
+}
 
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(BTreeMap<String, Value>),
+impl Event {
+    fn parse(line: &str) -> Option<Event> {
+        let t = line.trim();
+        (t.starts_with('{') && t.ends_with('}')).then(|| Event {
+            line: t.to_string(),
+        })
     }
 
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(m) => m.get(key),
-                _ => None,
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::Str(s) => Some(s),
-                _ => None,
-            }
-        }
-        pub fn as_i64(&self) -> Option<i64> {
-            match self {
-                Value::Num(n) if n.fract() == 0.0 => Some(*n as i64),
-                _ => None,
-            }
-        }
-        pub fn as_bool(&self) -> Option<bool> {
-            match self {
-                Value::Bool(b) => Some(*b),
-                _ => None,
-            }
-        }
-        /// `self[key]` as a string; panics when missing.
-        pub fn str(&self, key: &str) -> &str {
-            self.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("no string {key:?} in {self:?}"))
-        }
-        /// `self[key]` as an integer; panics when missing.
-        pub fn int(&self, key: &str) -> i64 {
-            self.get(key)
-                .and_then(Value::as_i64)
-                .unwrap_or_else(|| panic!("no integer {key:?} in {self:?}"))
-        }
+    /// The text right after `"key": `.
+    fn raw(&self, key: &str) -> Option<&str> {
+        let pat = format!("\"{key}\": ");
+        let at = self.line.find(&pat)? + pat.len();
+        Some(&self.line[at..])
     }
 
-    /// Parses one JSON text.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing input at {}", p.i));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-                self.i += 1;
-            }
-        }
-        fn peek(&mut self) -> Option<u8> {
-            self.ws();
-            self.s.get(self.i).copied()
-        }
-        fn eat(&mut self, b: u8) -> Result<(), String> {
-            if self.peek() == Some(b) {
-                self.i += 1;
-                Ok(())
-            } else {
-                Err(format!("expected {:?} at {}", b as char, self.i))
-            }
-        }
-        fn lit(&mut self, word: &str, v: Value) -> Result<Value, String> {
-            if self.s[self.i..].starts_with(word.as_bytes()) {
-                self.i += word.len();
-                Ok(v)
-            } else {
-                Err(format!("bad literal at {}", self.i))
-            }
-        }
-        fn value(&mut self) -> Result<Value, String> {
-            match self.peek().ok_or("unexpected end")? {
-                b'{' => self.object(),
-                b'[' => self.array(),
-                b'"' => self.string().map(Value::Str),
-                b't' => self.lit("true", Value::Bool(true)),
-                b'f' => self.lit("false", Value::Bool(false)),
-                b'n' => self.lit("null", Value::Null),
-                _ => self.number(),
-            }
-        }
-        fn object(&mut self) -> Result<Value, String> {
-            self.eat(b'{')?;
-            let mut map = BTreeMap::new();
-            if self.peek() == Some(b'}') {
-                self.i += 1;
-                return Ok(Value::Obj(map));
-            }
-            loop {
-                let key = self.string()?;
-                self.eat(b':')?;
-                map.insert(key, self.value()?);
-                match self.peek() {
-                    Some(b',') => self.i += 1,
-                    Some(b'}') => {
-                        self.i += 1;
-                        return Ok(Value::Obj(map));
+    /// A string field, unescaped.
+    pub fn opt_str(&self, key: &str) -> Option<String> {
+        let mut chars = self.raw(key)?.strip_prefix('"')?.chars();
+        let mut out = String::new();
+        while let Some(c) = chars.next() {
+            out.push(match c {
+                '"' => return Some(out),
+                '\\' => match chars.next()? {
+                    'n' => '\n',
+                    't' => '\t',
+                    'u' => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
                     }
-                    _ => return Err(format!("bad object at {}", self.i)),
-                }
-            }
+                    other => other,
+                },
+                c => c,
+            });
         }
-        fn array(&mut self) -> Result<Value, String> {
-            self.eat(b'[')?;
-            let mut items = Vec::new();
-            if self.peek() == Some(b']') {
-                self.i += 1;
-                return Ok(Value::Arr(items));
-            }
-            loop {
-                items.push(self.value()?);
-                match self.peek() {
-                    Some(b',') => self.i += 1,
-                    Some(b']') => {
-                        self.i += 1;
-                        return Ok(Value::Arr(items));
-                    }
-                    _ => return Err(format!("bad array at {}", self.i)),
-                }
-            }
-        }
-        fn string(&mut self) -> Result<String, String> {
-            self.eat(b'"')?;
-            let mut out = String::new();
-            loop {
-                let rest = std::str::from_utf8(&self.s[self.i..]).map_err(|e| e.to_string())?;
-                let mut chars = rest.chars();
-                let c = chars.next().ok_or("unterminated string")?;
-                self.i += c.len_utf8();
-                match c {
-                    '"' => return Ok(out),
-                    '\\' => {
-                        let e = chars.next().ok_or("bad escape")?;
-                        self.i += 1;
-                        match e {
-                            'n' => out.push('\n'),
-                            't' => out.push('\t'),
-                            'r' => out.push('\r'),
-                            'b' => out.push('\u{8}'),
-                            'f' => out.push('\u{c}'),
-                            'u' => {
-                                let hex = rest.get(2..6).ok_or("bad \\u escape")?;
-                                let code =
-                                    u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
-                                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                                self.i += 4;
-                            }
-                            other => out.push(other),
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-        }
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.i;
-            while self.i < self.s.len()
-                && matches!(
-                    self.s[self.i],
-                    b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-                )
-            {
-                self.i += 1;
-            }
-            let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-            text.parse()
-                .map(Value::Num)
-                .map_err(|_| format!("bad number {text:?}"))
-        }
+        None
+    }
+
+    /// A string field; panics when missing.
+    pub fn str(&self, key: &str) -> String {
+        self.opt_str(key)
+            .unwrap_or_else(|| panic!("no string {key:?} in {}", self.line))
+    }
+
+    /// An integer field; panics when missing.
+    pub fn int(&self, key: &str) -> i64 {
+        let raw = self.raw(key).unwrap_or("");
+        let end = raw
+            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .unwrap_or(raw.len());
+        raw[..end]
+            .parse()
+            .unwrap_or_else(|_| panic!("no integer {key:?} in {}", self.line))
     }
 }
