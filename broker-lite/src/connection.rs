@@ -22,6 +22,8 @@ use crate::session::ConnId;
 
 /// Bytes reserved for each read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes reserved for reads before CONNECT: most CONNECT packets are small.
+const CONNECT_CHUNK: usize = 512;
 
 /// What every connection task shares.
 pub(crate) struct ConnShared {
@@ -63,23 +65,32 @@ impl std::fmt::Display for End {
 }
 
 pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShared>) {
-    let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let mut rbuf = BytesMut::new();
-    let connect = match read_connect(&stream, &mut rbuf, &shared).await {
+    // Boxed: the CONNECT phase's state is only held while it runs, which keeps
+    // the memory of every established connection's task small.
+    let connect = match Box::pin(read_connect(&stream, &mut rbuf, &shared)).await {
         Some(c) => c,
         None => return,
     };
+    if rbuf.is_empty() {
+        // Idle connections keep no read buffer.
+        rbuf = BytesMut::new();
+    }
     let client_id = connect.client_id.clone();
     let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
-    debug!(conn, ?peer, client_id, "client connected");
+    debug!(conn, peer = ?stream.peer_addr().ok(), client_id, "client connected");
     let outbox = Arc::new(Outbox::default());
-    let event = Event::Connect {
-        conn,
-        connect: Box::new(connect),
-        outbox: outbox.clone(),
+    // Boxed like the CONNECT phase: one-off states stay out of the task.
+    let register = async {
+        let event = Event::Connect {
+            conn,
+            connect,
+            outbox: outbox.clone(),
+        };
+        shared.router.send(event).await
     };
-    if shared.router.send(event).await.is_err() {
+    if Box::pin(register).await.is_err() {
         return;
     }
     let end = run(&stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
@@ -89,7 +100,7 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
         other => debug!(conn, client_id, "connection ended: {other}"),
     }
     let graceful = matches!(end, End::Disconnect);
-    let _ = shared.router.send(Event::Closed { conn, graceful }).await;
+    let _ = Box::pin(shared.router.send(Event::Closed { conn, graceful })).await;
 }
 
 /// Wait for the CONNECT packet and check what the router cannot: protocol level,
@@ -98,7 +109,7 @@ async fn read_connect(
     stream: &TcpStream,
     rbuf: &mut BytesMut,
     shared: &ConnShared,
-) -> Option<Connect> {
+) -> Option<Box<Connect>> {
     let mut shutdown = shared.shutdown.clone();
     let first = tokio::select! {
         r = tokio::time::timeout(shared.connect_timeout, read_one(stream, rbuf, shared)) => r,
@@ -149,7 +160,7 @@ async fn read_connect(
         }
         connect.client_id = format!("auto-{:016x}", next_auto_id());
     }
-    Some(connect)
+    Some(Box::new(connect))
 }
 
 fn next_auto_id() -> u64 {
@@ -191,7 +202,7 @@ async fn read_one(
             return Ok(p);
         }
         stream.readable().await.map_err(ReadError::Io)?;
-        match read_some(stream, rbuf) {
+        match read_some(stream, rbuf, CONNECT_CHUNK) {
             Ok(0) => return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => metrics::add(&shared.metrics.bytes_received, n as u64),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -200,11 +211,17 @@ async fn read_one(
     }
 }
 
-fn read_some(stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
-    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-        rbuf.reserve(READ_CHUNK);
+/// Read what the socket has. A read that finds nothing gives an empty buffer's
+/// memory back, so that idle connections hold no read buffer.
+fn read_some(stream: &TcpStream, rbuf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
+    if rbuf.capacity() - rbuf.len() < chunk / 4 {
+        rbuf.reserve(chunk);
     }
-    stream.try_read_buf(rbuf)
+    let read = stream.try_read_buf(rbuf);
+    if rbuf.is_empty() && matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        *rbuf = BytesMut::new();
+    }
+    read
 }
 
 async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
@@ -251,7 +268,17 @@ async fn run(
     loop {
         if pending_input {
             pending_input = false;
-            if let Some(end) = decode_and_forward(conn, rbuf, outbox, shared).await {
+            let (packets, end) = decode(rbuf, outbox, shared);
+            if !packets.is_empty()
+                && shared
+                    .router
+                    .send(Event::Packets { conn, packets })
+                    .await
+                    .is_err()
+            {
+                return End::RouterGone;
+            }
+            if let Some(end) = end {
                 return end;
             }
             if rbuf.is_empty() {
@@ -266,12 +293,10 @@ async fn run(
                     Taken::Bytes(b) => (b, false),
                     Taken::Closed(b) => (b, true),
                 };
-                let written = tokio::time::timeout_at(sleep.deadline(), write_all(stream, &buf)).await;
-                match written {
-                    Err(_) => return End::KeepAliveExpired,
-                    Ok(Err(e)) => return End::Io(e),
-                    Ok(Ok(())) => metrics::add(&shared.metrics.bytes_sent, buf.len() as u64),
+                if let Err(end) = flush(stream, &buf, sleep.deadline()).await {
+                    return end;
                 }
+                metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
                 if close {
                     return End::Closed;
                 }
@@ -281,7 +306,7 @@ async fn run(
                 if let Err(e) = ready {
                     return End::Io(e);
                 }
-                match read_some(stream, rbuf) {
+                match read_some(stream, rbuf, READ_CHUNK) {
                     Ok(0) => return End::Eof,
                     Ok(n) => {
                         metrics::add(&shared.metrics.bytes_received, n as u64);
@@ -297,57 +322,60 @@ async fn run(
     }
 }
 
-/// Decode every whole packet in the buffer; answer PINGREQ here, pass the rest to the router.
-async fn decode_and_forward(
-    conn: ConnId,
-    rbuf: &mut BytesMut,
-    outbox: &Outbox,
-    shared: &ConnShared,
-) -> Option<End> {
+/// Decode every whole packet in the buffer; answer PINGREQ here and return the
+/// rest for the router, with how the connection ends if a packet ends it.
+fn decode(rbuf: &mut BytesMut, outbox: &Outbox, shared: &ConnShared) -> (Vec<Packet>, Option<End>) {
     let mut packets = Vec::new();
-    let mut end = None;
     loop {
-        match read_packet(rbuf, shared.max_packet_size) {
-            Ok(None) => break,
+        let end = match read_packet(rbuf, shared.max_packet_size) {
+            Ok(None) => return (packets, None),
             Ok(Some(packet)) => match packet {
                 Packet::PingReq => {
                     outbox.push_with(|b| encode(&Packet::PingResp, b));
                     outbox.wake();
+                    continue;
                 }
-                Packet::Disconnect => {
-                    end = Some(End::Disconnect);
-                    break;
-                }
+                Packet::Disconnect => End::Disconnect,
                 Packet::Connect(_) => {
-                    end = Some(protocol_error(
-                        shared,
-                        "[MQTT-3.1.0-2] second CONNECT on one connection",
-                    ));
-                    break;
+                    protocol_error(shared, "[MQTT-3.1.0-2] second CONNECT on one connection")
                 }
                 Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                     let why = format!("{} is a packet only a server sends", packet.name());
-                    end = Some(protocol_error(shared, &why));
-                    break;
+                    protocol_error(shared, &why)
                 }
-                other => packets.push(other),
+                other => {
+                    packets.push(other);
+                    continue;
+                }
             },
-            Err(e) => {
-                end = Some(protocol_error(shared, &e.to_string()));
-                break;
+            Err(e) => protocol_error(shared, &e.to_string()),
+        };
+        return (packets, Some(end));
+    }
+}
+
+/// Write a whole buffer. Most writes complete at once without waiting; one that
+/// has to wait for the client gives up when the keep-alive deadline passes.
+async fn flush(stream: &TcpStream, buf: &[u8], deadline: Instant) -> Result<(), End> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match stream.try_write(rest) {
+            Ok(0) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The slow path is boxed so that its state is not part of every connection's task.
+                return match Box::pin(tokio::time::timeout_at(deadline, write_all(stream, rest)))
+                    .await
+                {
+                    Err(_) => Err(End::KeepAliveExpired),
+                    Ok(Err(e)) => Err(End::Io(e)),
+                    Ok(Ok(())) => Ok(()),
+                };
             }
+            Err(e) => return Err(End::Io(e)),
         }
     }
-    if !packets.is_empty()
-        && shared
-            .router
-            .send(Event::Packets { conn, packets })
-            .await
-            .is_err()
-    {
-        return Some(End::RouterGone);
-    }
-    end
+    Ok(())
 }
 
 fn protocol_error(shared: &ConnShared, why: &str) -> End {

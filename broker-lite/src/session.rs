@@ -78,7 +78,8 @@ pub(crate) struct Session {
     pub clean: bool,
     /// Filter → granted QoS.
     pub subscriptions: HashMap<Box<str>, QoS>,
-    pub will: Option<LastWill>,
+    /// Boxed: most sessions have none, and sessions are many.
+    pub will: Option<Box<LastWill>>,
     pub link: Option<Link>,
     inflight: VecDeque<Inflight>,
     queue: VecDeque<Message>,

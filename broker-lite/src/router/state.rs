@@ -201,7 +201,7 @@ impl Router {
         metrics::add(&self.metrics.clients_connected, 1);
         let limits = self.limits;
         let session = self.session(sid);
-        session.will = connect.will;
+        session.will = connect.will.map(Box::new);
         session.link = Some(Link::Remote { conn, outbox });
         let mut out = session.send_packet(&Packet::ConnAck(ConnAck {
             session_present,
@@ -236,7 +236,7 @@ impl Router {
         self.by_conn.remove(&old_conn);
         metrics::sub(&self.metrics.clients_connected, 1);
         if let Some(will) = will {
-            self.publish_will(will);
+            self.publish_will(*will);
         }
     }
 
@@ -251,7 +251,7 @@ impl Router {
         let clean = session.clean;
         if !graceful {
             if let Some(will) = will {
-                self.publish_will(will);
+                self.publish_will(*will);
             }
         }
         if clean {
