@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     while let Ok(Some(packet)) = read_packet(&mut buf, MAX_PACKET_SIZE) {
         let mut wire = BytesMut::new();
         encode(&packet, &mut wire);
-        assert_eq!(wire.len(), encoded_len(&packet), "encoded_len of {packet:?}");
+        assert_eq!(
+            wire.len(),
+            encoded_len(&packet),
+            "encoded_len of {packet:?}"
+        );
         match read_packet(&mut wire, usize::MAX) {
             Ok(Some(again)) => assert_eq!(again, packet),
             other => panic!("{packet:?} encoded to {wire:02x?}, which reads as {other:?}"),
