@@ -206,7 +206,7 @@ def main():
     w("publisher. At QoS 0 a broker may drop messages, so *lost* there is a count, not a fault;")
     w("at QoS 1 and 2 any lost message is a fault. Publishers keep 256 QoS 1/2 messages in flight each.")
     w("")
-    w("| Scenario | Broker | Runs ok | Throughput msg/s | Lost | Dup | Out of order | Tool CPU s (%) | Broker CPU s (%) | Broker CPU µs/msg |")
+    w("| Scenario | Broker | Runs ok | Throughput msg/s | Lost | Dup | Out of order | Tool CPU s (%) | Broker CPU s (%) | Broker CPU µs per delivery |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in sorted(k for k in g if k.startswith(("fanin", "fanout"))):
         runs = g[key]

@@ -162,11 +162,11 @@ record() {
 
 # Scenarios on the long-running brokers: name | mqbench arguments.
 STEADY=(
-    "fanin --pubs 4 --qos 0 --messages 200000"
-    "fanin --pubs 4 --qos 1 --messages 50000"
+    "fanin --pubs 4 --qos 0 --messages 1000000"
+    "fanin --pubs 4 --qos 1 --messages 500000"
     "fanin --pubs 4 --qos 2 --messages 50000"
-    "fanout --subs 8 --qos 0 --messages 50000"
-    "fanout --subs 8 --qos 1 --messages 25000"
+    "fanout --subs 8 --qos 0 --messages 200000"
+    "fanout --subs 8 --qos 1 --messages 100000"
     "latency --rate 10000 --qos 1 --seconds 6 --warmup 1"
 )
 # Scenarios that get a fresh broker for every run.

@@ -77,6 +77,18 @@ impl Publisher {
         }
     }
 
+    /// True when enough of the window is free to send a batch (a quarter of the
+    /// window, or all that is left), so that a trickle of acknowledgements does not
+    /// turn into one small write per message.
+    fn batch_due(&self, count: u64) -> bool {
+        if self.qos == QoS::AtMostOnce {
+            return true;
+        }
+        let free = (self.window - self.inflight) as u64;
+        let batch = ((self.window / 4).max(1) as u64).min(count - self.sent);
+        free >= batch
+    }
+
     fn has_room(&self) -> bool {
         self.qos == QoS::AtMostOnce || self.inflight < self.window
     }
@@ -184,9 +196,11 @@ impl Publisher {
         mut update: impl FnMut(u64, &mut Message),
     ) -> Result<PubStats> {
         loop {
-            while self.sent < count && self.has_room() && self.client.wbuf.len() < WRITE_BATCH {
-                update(self.sent, msg);
-                self.queue(msg);
+            if self.sent < count && self.batch_due(count) {
+                while self.sent < count && self.has_room() && self.client.wbuf.len() < WRITE_BATCH {
+                    update(self.sent, msg);
+                    self.queue(msg);
+                }
             }
             let moved = self.poll_io()?;
             if self.finished(count) {

@@ -12,6 +12,8 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use crate::client::Client;
 use crate::payload;
 
+/// Bytes of acknowledgements that are written without waiting for the socket to drain.
+const ACK_BATCH: usize = 16 * 1024;
 /// How often an idle subscriber checks whether it should stop.
 const CHECK_EVERY: Duration = Duration::from_millis(20);
 
@@ -161,7 +163,11 @@ impl Subscriber {
                     self.handle(packet, now)?;
                 }
             }
-            self.client.try_flush()?;
+            // Acknowledgements go out when the socket is drained (or many are waiting),
+            // so that several share one write.
+            if read == 0 || self.client.wbuf.len() >= ACK_BATCH {
+                self.client.try_flush()?;
+            }
             if self.stats.distinct >= total {
                 self.client.flush().await?;
                 break;
