@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::codec::{encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use crate::metrics::{self, Metrics};
-use crate::outbox::{Outbox, Taken};
+use crate::outbox::{Outbox, OutboxLimits, Taken};
 use crate::router::Event;
 use crate::session::ConnId;
 
@@ -24,6 +24,8 @@ use crate::session::ConnId;
 const READ_CHUNK: usize = 16 * 1024;
 /// Bytes reserved for reads before CONNECT: most CONNECT packets are small.
 const CONNECT_CHUNK: usize = 512;
+/// Longest a braked publisher waits for a congested subscriber before reading again.
+const BRAKE_MAX: Duration = Duration::from_millis(200);
 
 /// What every connection task shares.
 pub(crate) struct ConnShared {
@@ -33,6 +35,9 @@ pub(crate) struct ConnShared {
     pub connect_timeout: Duration,
     pub max_keep_alive: u16,
     pub shutdown: watch::Receiver<bool>,
+    pub outbox_limits: OutboxLimits,
+    /// Told whenever a congested outbox drains, so braked publishers read again.
+    pub relief: Notify,
 }
 
 /// Why a connection ended, for the log and for the will.
@@ -265,6 +270,7 @@ async fn run(
     tokio::pin!(sleep);
     // Packets read before CONNECT was handled may already be in the buffer.
     let mut pending_input = !rbuf.is_empty();
+    let mut braked: Option<Brake> = None;
     loop {
         if pending_input {
             pending_input = false;
@@ -286,6 +292,12 @@ async fn run(
                 *rbuf = BytesMut::new();
             }
         }
+        if braked.is_none() {
+            braked = outbox.take_brake().map(|target| Brake {
+                target,
+                until: Instant::now() + BRAKE_MAX,
+            });
+        }
         tokio::select! {
             biased;
             taken = outbox.take() => {
@@ -297,12 +309,18 @@ async fn run(
                     return end;
                 }
                 metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
+                if outbox.relieve(shared.outbox_limits.soft / 2) {
+                    shared.relief.notify_waiters();
+                }
                 if close {
                     return End::Closed;
                 }
                 outbox.recycle(buf);
             }
-            ready = stream.readable() => {
+            () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
+                braked = None;
+            }
+            ready = stream.readable(), if braked.is_none() => {
                 if let Err(e) = ready {
                     return End::Io(e);
                 }
@@ -320,6 +338,39 @@ async fn run(
             () = &mut sleep => return End::KeepAliveExpired,
         }
     }
+}
+
+/// A publisher that must not read until another client's outbox drains.
+struct Brake {
+    target: Arc<Outbox>,
+    until: Instant,
+}
+
+/// Wait until the brake's target is no longer congested, or its time is up
+/// (then the target is marked stuck so that nobody waits for it again).
+async fn wait_for_relief(brake: Option<&Brake>, relief: &Notify) {
+    let Some(brake) = brake else {
+        return std::future::pending().await;
+    };
+    // Boxed: only braked connections pay for the timer.
+    Box::pin(async {
+        loop {
+            let notified = relief.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !brake.target.is_congested() {
+                return;
+            }
+            if tokio::time::timeout_at(brake.until, notified)
+                .await
+                .is_err()
+            {
+                brake.target.mark_stuck();
+                return;
+            }
+        }
+    })
+    .await
 }
 
 /// Decode every whole packet in the buffer; answer PINGREQ here and return the

@@ -1,8 +1,13 @@
 //! The bytes waiting to be written to one client: the router appends encoded
 //! packets, the connection task takes them all at once and writes them with one
 //! system call. That coalescing is where most of the broker's throughput comes from.
+//!
+//! An outbox past its soft limit is *congested*: the router then puts a brake on
+//! the publishers that fill it, and they stop reading until it drains (or a short
+//! time passes), so that a fast publisher slows down instead of losing QoS 0
+//! messages. Past the hard limit QoS 0 messages are dropped and counted.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use tokio::sync::Notify;
@@ -18,6 +23,31 @@ pub(crate) struct Outbox {
 struct Inner {
     buf: BytesMut,
     closed: bool,
+    /// Over the soft limit since the connection last drained it.
+    congested: bool,
+    /// A braked publisher waited in vain for it to drain: stop braking until it does.
+    stuck: bool,
+    /// The congested outbox this connection's publisher must wait for before reading more.
+    brake: Option<Arc<Outbox>>,
+}
+
+/// Soft and hard limits on the bytes waiting in one outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutboxLimits {
+    /// Past this, publishers sending here are braked.
+    pub soft: usize,
+    /// Past this, QoS 0 messages to this client are dropped.
+    pub hard: usize,
+}
+
+impl OutboxLimits {
+    pub(crate) fn for_packet_size(max_packet_size: usize) -> OutboxLimits {
+        let hard = (4 * 1024 * 1024).max(2 * max_packet_size);
+        OutboxLimits {
+            soft: hard / 16,
+            hard,
+        }
+    }
 }
 
 /// What the connection finds when it wakes up.
@@ -36,7 +66,65 @@ impl Outbox {
         inner.buf.len()
     }
 
+    /// Append a QoS 0 message unless the outbox is over `limits.hard`.
+    /// Returns `None` when dropped, else whether the outbox is now congested.
+    pub(crate) fn push_droppable(
+        &self,
+        limits: OutboxLimits,
+        f: impl FnOnce(&mut BytesMut),
+    ) -> Option<bool> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.buf.len() > limits.hard {
+            return None;
+        }
+        if !inner.closed {
+            f(&mut inner.buf);
+        }
+        if inner.buf.len() > limits.soft {
+            inner.congested = true;
+        }
+        Some(inner.congested && !inner.stuck)
+    }
+
+    pub(crate) fn is_congested(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .congested
+    }
+
+    /// After a write: clear the congestion once at most `below` bytes wait.
+    /// True when it was cleared, so braked publishers can be told.
+    pub(crate) fn relieve(&self, below: usize) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.congested && inner.buf.len() <= below {
+            inner.congested = false;
+            inner.stuck = false;
+            return true;
+        }
+        false
+    }
+
+    /// A publisher waited for this outbox to drain and gave up.
+    pub(crate) fn mark_stuck(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).stuck = true;
+    }
+
+    /// Make this connection wait for `target` before it reads more.
+    pub(crate) fn set_brake(&self, target: Arc<Outbox>) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).brake = Some(target);
+    }
+
+    pub(crate) fn take_brake(&self) -> Option<Arc<Outbox>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .brake
+            .take()
+    }
+
     /// Bytes waiting to be written.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.inner
             .lock()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connection::{self, ConnShared};
 use crate::handle::BrokerHandle;
 use crate::metrics::{self, Metrics};
+use crate::outbox::OutboxLimits;
 use crate::router::{self, Event, Router};
 
 /// Events the router channel holds before senders wait.
@@ -47,6 +48,8 @@ impl Broker {
             connect_timeout: Duration::from_secs(config.limits.connect_timeout_secs.max(1)),
             max_keep_alive: config.limits.max_keep_alive,
             shutdown: shutdown_rx.clone(),
+            outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
+            relief: Notify::new(),
         });
         let accept_task = tokio::spawn(accept_loop(
             listener,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::codec::{encode, encode_publish, LastWill, Packet, QoS};
 use crate::config::QueueOverflow;
 use crate::message::Message;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, OutboxLimits};
 
 /// Identifies one network connection for its whole life.
 pub(crate) type ConnId = u64;
@@ -31,8 +31,8 @@ pub(crate) struct SessionLimits {
     pub max_inflight: usize,
     pub max_queued: usize,
     pub overflow: QueueOverflow,
-    /// Bytes waiting in an outbox past which QoS 0 messages are dropped.
-    pub max_outbox_bytes: usize,
+    /// When publishers are braked and when QoS 0 messages are dropped.
+    pub outbox: OutboxLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub(crate) struct Outcome {
     pub wrote: bool,
     /// An in-process receiver is gone: the session can be removed.
     pub closed: bool,
+    /// The outbox is over its soft limit: brake whoever published this.
+    pub congested: bool,
 }
 
 impl Outcome {
@@ -69,6 +71,7 @@ impl Outcome {
         self.dropped += other.dropped;
         self.wrote |= other.wrote;
         self.closed |= other.closed;
+        self.congested |= other.congested;
     }
 }
 
@@ -311,17 +314,17 @@ impl Session {
 }
 
 fn send_qos0(outbox: &Outbox, msg: &Message, lim: &SessionLimits) -> Outcome {
-    if outbox.pending() > lim.max_outbox_bytes {
-        return Outcome {
+    match outbox.push_droppable(lim.outbox, |buf| write_publish(buf, msg, 0, false)) {
+        None => Outcome {
             dropped: 1,
             ..Outcome::default()
-        };
-    }
-    outbox.push_with(|buf| write_publish(buf, msg, 0, false));
-    Outcome {
-        sent: 1,
-        wrote: true,
-        ..Outcome::default()
+        },
+        Some(congested) => Outcome {
+            sent: 1,
+            wrote: true,
+            congested,
+            ..Outcome::default()
+        },
     }
 }
 

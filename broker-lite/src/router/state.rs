@@ -8,7 +8,7 @@ use crate::codec::{
 use crate::config::Config;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, OutboxLimits};
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
@@ -47,7 +47,7 @@ impl Router {
                 max_inflight: usize::from(l.max_inflight).max(1),
                 max_queued: l.max_queued_messages.max(1),
                 overflow: config.queue_overflow,
-                max_outbox_bytes: outbox_limit(l.max_packet_size),
+                outbox: OutboxLimits::for_packet_size(l.max_packet_size),
             },
             deny_subscribe: config.deny_subscribe.clone(),
             metrics,
@@ -75,7 +75,7 @@ impl Router {
             Event::Packets { conn, packets } => self.packets(conn, packets),
             Event::Closed { conn, graceful } => self.closed(conn, graceful),
             Event::LocalPublish { msg, done } => {
-                self.route(msg, true);
+                self.route(msg, None, true);
                 let _ = done.send(());
             }
             Event::LocalSubscribe {
@@ -262,7 +262,7 @@ impl Router {
     fn publish_will(&mut self, will: LastWill) {
         metrics::add(&self.metrics.wills_published, 1);
         let msg = Message::new(&will.topic, will.payload, will.qos, will.retain);
-        self.route(msg, true);
+        self.route(msg, None, true);
     }
 
     fn packets(&mut self, conn: ConnId, packets: Vec<Packet>) {
@@ -295,16 +295,16 @@ impl Router {
         let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
         match p.qos {
             QoS::AtMostOnce => {
-                self.route(msg, true);
+                self.route(msg, Some(sid), true);
                 Outcome::default()
             }
             QoS::AtLeastOnce => {
-                self.route(msg, true);
+                self.route(msg, Some(sid), true);
                 self.session(sid).send_packet(&Packet::PubAck(p.pkid))
             }
             QoS::ExactlyOnce => {
                 if self.session(sid).accept_incoming_qos2(p.pkid) {
-                    self.route(msg, true);
+                    self.route(msg, Some(sid), true);
                 }
                 self.session(sid).send_packet(&Packet::PubRec(p.pkid))
             }
@@ -312,7 +312,9 @@ impl Router {
     }
 
     /// Send a message to every matching session, once each, at the highest granted QoS.
-    fn route(&mut self, msg: Message, count: bool) {
+    /// `origin` is the publishing session (to brake it when a subscriber is congested);
+    /// `count` says whether the message counts as received from outside.
+    fn route(&mut self, msg: Message, origin: Option<SessionId>, count: bool) {
         if count {
             metrics::add(&self.metrics.messages_received, 1);
         }
@@ -343,9 +345,29 @@ impl Router {
             let out = self
                 .session(sid)
                 .deliver(msg.with(msg.qos.min(granted), false), &limits);
+            if out.congested {
+                self.brake(origin, sid);
+            }
             self.account(sid, out);
         }
         self.matches = matches;
+    }
+
+    /// The publisher `origin` filled `target`'s outbox past its soft limit: it waits
+    /// for that outbox to drain before reading more.
+    fn brake(&mut self, origin: Option<SessionId>, target: SessionId) {
+        let Some(origin) = origin.filter(|&o| o != target) else {
+            return;
+        };
+        let target = self.sessions[target as usize]
+            .as_ref()
+            .and_then(|s| s.outbox().cloned());
+        let publisher = self.sessions[origin as usize]
+            .as_ref()
+            .and_then(|s| s.outbox());
+        if let (Some(target), Some(publisher)) = (target, publisher) {
+            publisher.set_brake(target);
+        }
     }
 
     fn subscribe(&mut self, sid: SessionId, sub: Subscribe) -> Outcome {
@@ -451,14 +473,9 @@ impl Router {
         for (name, value) in values {
             let topic = format!("$SYS/broker/{name}");
             let msg = Message::new(&topic, value.into(), QoS::AtMostOnce, true);
-            self.route(msg, false);
+            self.route(msg, None, false);
         }
     }
-}
-
-/// Bytes an outbox may hold before QoS 0 messages to that client are dropped.
-fn outbox_limit(max_packet_size: usize) -> usize {
-    (4 * 1024 * 1024).max(2 * max_packet_size)
 }
 
 /// True when every topic `filter` can match is also matched by `outer`.

@@ -6,7 +6,10 @@ fn limits(max_inflight: usize, max_queued: usize, overflow: QueueOverflow) -> Se
         max_inflight,
         max_queued,
         overflow,
-        max_outbox_bytes: 1 << 20,
+        outbox: OutboxLimits {
+            soft: 1 << 16,
+            hard: 1 << 20,
+        },
     }
 }
 
@@ -173,7 +176,7 @@ fn packet_ids_skip_zero_when_they_wrap() {
 #[test]
 fn qos0_to_a_client_whose_output_is_full_is_dropped_and_counted() {
     let mut lim = limits(10, 10, QueueOverflow::DropOldest);
-    lim.max_outbox_bytes = 10;
+    lim.outbox = OutboxLimits { soft: 5, hard: 10 };
     let (mut s, _outbox) = connected(false);
     let mut out = Outcome::default();
     for n in 0..5 {
