@@ -80,6 +80,17 @@ class Runs:
         return [(r["broker"], r.get("args", r["scenario"]), r.get("error")) for r in self.all if not r.get("ok")]
 
 
+def busy_percent(r):
+    """For throughput runs, CPU percentages over the busy span (first publish to last receipt)
+    rather than the whole run, which also holds the wait for stragglers."""
+    span = r.get("elapsed_s")
+    if r.get("scenario") in ("fanin", "fanout") and span and span > 0:
+        for who in ("tool", "broker"):
+            cpu = r.get(f"{who}_cpu_s")
+            if cpu is not None:
+                r[f"{who}_cpu_pct"] = 100.0 * cpu / span
+
+
 def ratio(bl, mq):
     if bl is None or mq is None or mq == 0:
         return None
@@ -105,6 +116,7 @@ def main():
             line = line.strip()
             if line:
                 r = json.loads(line)
+                busy_percent(r)
                 groups[r.get("args", r["scenario"])].append(r)
     g = {k: Runs(v) for k, v in groups.items()}
 
@@ -130,7 +142,7 @@ def main():
     w(f"- Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']} RAM, Linux {m['kernel']}")
     w(f"- Load average (1/5/15 min) before the run: {a.load_before}; after: {a.load_after}."
       " The machine is shared; other work running at the same time shows up as noise in every figure.")
-    w(f"- Mosquitto: {a.mosquitto_version} (Debian package); broker-lite: commit {a.commit}; {a.rustc}")
+    w(f"- Mosquitto: {a.mosquitto_version} (Debian package); broker-lite: last commit touching it {a.commit}; {a.rustc}")
     w("- Payloads: 64 bytes (publisher id, sequence number, send timestamp, filler). The load tool runs")
     w("  all its connections on one thread (tokio current-thread runtime); it encodes with broker-lite's")
     w("  codec, batches its writes and reads 256 KiB at a time.")
@@ -216,7 +228,8 @@ def main():
     w("*Lost*, *dup* and *out of order* are summed over all runs; sequence numbers are checked per")
     w("publisher. At QoS 0 a broker may drop messages, so *lost* there is a count, not a fault;")
     w("at QoS 1 and 2 any lost message is a fault. Each publisher keeps up to 256 QoS 1/2 messages in")
-    w("flight and refills that window 64 at a time; subscribers acknowledge as they read.")
+    w("flight and refills that window 64 at a time; subscribers acknowledge as they read. CPU seconds")
+    w("are for the whole run; the percentages are of the span from first publish to last receipt.")
     w("")
     w("| Scenario | Broker | Runs ok | Throughput msg/s | Lost | Dup | Out of order | Tool CPU s (%) | Broker CPU s (%) | Broker CPU µs per delivery |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -290,8 +303,10 @@ def main():
 
     w("## Is the load tool the limit?")
     w("")
-    w("Median CPU use over each scenario, in percent of one core (the tool is single-threaded, so near")
-    w("100 % would mean the tool limits the figure; the machine has " + m["nproc"] + " cores for tool and broker together).")
+    w("Median CPU use in percent of one core: for fan-in and fan-out over the span from the first")
+    w("publish to the last receipt (CPU time of the whole run divided by that span), for the others")
+    w("over the whole run. The tool is single-threaded, so a tool near 100 % would be the limit; the")
+    w("machine has " + m["nproc"] + " cores for tool and broker together.")
     w("Load is the 1-minute load average when the run ended (median), a hint of other work on the machine.")
     w("")
     w("| Scenario | Tool % (broker-lite run) | broker-lite % | Tool % (Mosquitto run) | Mosquitto % | Load |")

@@ -214,7 +214,7 @@ python3 "$ROOT/bench/report.py" \
     --load-before "$LOAD_BEFORE" \
     --load-after "$LOAD_AFTER" \
     --mosquitto-version "$("$MOSQUITTO" -h 2>&1 | head -1)" \
-    --commit "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- broker-lite || echo ' (with uncommitted changes)')" \
+    --commit "$(git -C "$ROOT" log -1 --format='%h (%ci)' -- broker-lite)$(git -C "$ROOT" diff --quiet HEAD -- broker-lite || echo ' (plus uncommitted changes)')" \
     --rustc "$(rustc --version)" \
     --bl-config "$WORK/bl.yaml" \
     --mq-config "$WORK/mq.conf"
