@@ -25,7 +25,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Bytes reserved for reads before CONNECT: most CONNECT packets are small.
 const CONNECT_CHUNK: usize = 512;
 /// Longest a braked publisher waits for a congested subscriber before reading again.
-const BRAKE_MAX: Duration = Duration::from_millis(200);
+const BRAKE_MAX: Duration = Duration::from_millis(500);
 
 /// What every connection task shares.
 pub(crate) struct ConnShared {
@@ -37,7 +37,7 @@ pub(crate) struct ConnShared {
     pub shutdown: watch::Receiver<bool>,
     pub outbox_limits: OutboxLimits,
     /// Told whenever a congested outbox drains, so braked publishers read again.
-    pub relief: Notify,
+    pub relief: Arc<Notify>,
 }
 
 /// Why a connection ended, for the log and for the will.
@@ -275,6 +275,9 @@ async fn run(
         if pending_input {
             pending_input = false;
             let (packets, end) = decode(rbuf, outbox, shared);
+            if !packets.is_empty() {
+                outbox.batch_sent();
+            }
             if !packets.is_empty()
                 && shared
                     .router
@@ -304,6 +307,7 @@ async fn run(
                 let (buf, close) = match taken {
                     Taken::Bytes(b) => (b, false),
                     Taken::Closed(b) => (b, true),
+                    Taken::Woken => continue,
                 };
                 if let Err(end) = flush(stream, &buf, sleep.deadline()).await {
                     return end;
@@ -320,7 +324,7 @@ async fn run(
             () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
                 braked = None;
             }
-            ready = stream.readable(), if braked.is_none() => {
+            ready = stream.readable(), if braked.is_none() && outbox.may_send_batch() => {
                 if let Err(e) = ready {
                     return End::Io(e);
                 }

@@ -7,6 +7,7 @@
 //! time passes), so that a fast publisher slows down instead of losing QoS 0
 //! messages. Past the hard limit QoS 0 messages are dropped and counted.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -17,18 +18,43 @@ use tokio::sync::Notify;
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Batches of packets sent to the router and not yet handled.
+    batches: AtomicU32,
 }
+
+/// Batches of packets one connection may have waiting in the router's channel.
+/// Keeping this small is what makes a brake take effect at once: a publisher
+/// cannot have thousands of messages on their way when it is told to wait.
+const MAX_BATCHES: u32 = 2;
 
 #[derive(Debug, Default)]
 struct Inner {
     buf: BytesMut,
     closed: bool,
     /// Over the soft limit since the connection last drained it.
-    congested: bool,
+    over_soft: bool,
+    /// The session's queue behind the in-flight window is long (set and cleared by the router).
+    queue_long: bool,
     /// A braked publisher waited in vain for it to drain: stop braking until it does.
     stuck: bool,
     /// The congested outbox this connection's publisher must wait for before reading more.
     brake: Option<Arc<Outbox>>,
+}
+
+impl Inner {
+    /// Congested and not given up on: publishers feeding it wait.
+    fn brakes(&self) -> bool {
+        (self.over_soft || self.queue_long) && !self.stuck
+    }
+
+    /// After one cause of congestion went away: true if none is left.
+    fn settle(&mut self) -> bool {
+        let clear = !self.over_soft && !self.queue_long;
+        if clear {
+            self.stuck = false;
+        }
+        clear
+    }
 }
 
 /// Soft and hard limits on the bytes waiting in one outbox.
@@ -54,6 +80,8 @@ impl OutboxLimits {
 pub(crate) enum Taken {
     Bytes(BytesMut),
     Closed(BytesMut),
+    /// Woken with nothing to write.
+    Woken,
 }
 
 impl Outbox {
@@ -81,26 +109,41 @@ impl Outbox {
             f(&mut inner.buf);
         }
         if inner.buf.len() > limits.soft {
-            inner.congested = true;
+            inner.over_soft = true;
         }
-        Some(inner.congested && !inner.stuck)
+        Some(inner.brakes())
+    }
+
+    /// The session's queue grew long: true when publishers should be braked.
+    pub(crate) fn queue_long(&self) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.queue_long = true;
+        inner.brakes()
+    }
+
+    /// The session's queue is short again. True when the outbox is no longer
+    /// congested at all, so braked publishers can be told.
+    pub(crate) fn queue_short(&self) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.queue_long {
+            return false;
+        }
+        inner.queue_long = false;
+        inner.settle()
     }
 
     pub(crate) fn is_congested(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .congested
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.over_soft || inner.queue_long
     }
 
-    /// After a write: clear the congestion once at most `below` bytes wait.
-    /// True when it was cleared, so braked publishers can be told.
+    /// After a write: the bytes are no longer over the limit once at most `below`
+    /// wait. True when the outbox is no longer congested at all.
     pub(crate) fn relieve(&self, below: usize) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.congested && inner.buf.len() <= below {
-            inner.congested = false;
-            inner.stuck = false;
-            return true;
+        if inner.over_soft && inner.buf.len() <= below {
+            inner.over_soft = false;
+            return inner.settle();
         }
         false
     }
@@ -145,7 +188,10 @@ impl Outbox {
 
     /// Wait until there is something to write or the outbox is closed.
     /// Cancel safe: nothing is taken unless this returns.
+    /// A wake-up with nothing to write returns `Taken::Woken` (the router finished
+    /// a batch of this connection's packets, see `batch_done`).
     pub(crate) async fn take(&self) -> Taken {
+        let mut woken = false;
         loop {
             {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,8 +204,29 @@ impl Outbox {
                     };
                 }
             }
+            if woken {
+                return Taken::Woken;
+            }
             self.notify.notified().await;
+            woken = true;
         }
+    }
+
+    /// The connection handed the router one more batch of packets.
+    pub(crate) fn batch_sent(&self) {
+        self.batches.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The router has handled one batch; wakes the connection if it was waiting for that.
+    pub(crate) fn batch_done(&self) {
+        if self.batches.fetch_sub(1, Ordering::AcqRel) >= MAX_BATCHES {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Whether the connection may read and send another batch.
+    pub(crate) fn may_send_batch(&self) -> bool {
+        self.batches.load(Ordering::Acquire) < MAX_BATCHES
     }
 
     /// Give a written (now empty) buffer back so its allocation is reused.

@@ -19,8 +19,10 @@ use crate::metrics::{self, Metrics};
 use crate::outbox::OutboxLimits;
 use crate::router::{self, Event, Router};
 
-/// Events the router channel holds before senders wait.
-const ROUTER_CAPACITY: usize = 4096;
+/// Events the router channel holds before senders wait. Each event can carry a
+/// whole read's worth of packets, so a short channel already keeps the router
+/// busy, and a publisher that is braked has little left in flight.
+const ROUTER_CAPACITY: usize = 64;
 
 /// A running broker. Dropping it does not stop it; call `shutdown`.
 pub struct Broker {
@@ -40,7 +42,9 @@ impl Broker {
         let metrics = Arc::new(Metrics::new());
         let (tx, rx) = mpsc::channel(ROUTER_CAPACITY);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let router_task = tokio::spawn(router::run(Router::new(&config, metrics.clone()), rx));
+        let relief = Arc::new(Notify::new());
+        let router = Router::new(&config, metrics.clone(), relief.clone());
+        let router_task = tokio::spawn(router::run(router, rx));
         let shared = Arc::new(ConnShared {
             router: tx.clone(),
             metrics: metrics.clone(),
@@ -49,7 +53,7 @@ impl Broker {
             max_keep_alive: config.limits.max_keep_alive,
             shutdown: shutdown_rx.clone(),
             outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
-            relief: Notify::new(),
+            relief,
         });
         let accept_task = tokio::spawn(accept_loop(
             listener,

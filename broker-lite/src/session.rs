@@ -61,8 +61,10 @@ pub(crate) struct Outcome {
     pub wrote: bool,
     /// An in-process receiver is gone: the session can be removed.
     pub closed: bool,
-    /// The outbox is over its soft limit: brake whoever published this.
+    /// The client is not keeping up: brake whoever published this.
     pub congested: bool,
+    /// The client caught up again: braked publishers may read.
+    pub relieved: bool,
 }
 
 impl Outcome {
@@ -72,6 +74,7 @@ impl Outcome {
         self.wrote |= other.wrote;
         self.closed |= other.closed;
         self.congested |= other.congested;
+        self.relieved |= other.relieved;
     }
 }
 
@@ -171,7 +174,12 @@ impl Session {
                         return self.publish_now(msg);
                     }
                 }
-                self.enqueue(msg, lim)
+                let outbox = outbox.clone();
+                let mut out = self.enqueue(msg, lim);
+                if self.queue.len() > lim.max_queued / 2 {
+                    out.congested = outbox.queue_long();
+                }
+                out
             }
             None => {
                 if msg.qos == QoS::AtMostOnce {
@@ -246,6 +254,9 @@ impl Session {
             } else {
                 break;
             }
+        }
+        if self.queue.len() <= lim.max_queued / 4 {
+            out.relieved = outbox.queue_short();
         }
         out
     }

@@ -93,3 +93,52 @@ async fn a_subscriber_that_stops_reading_does_not_hold_up_the_others() {
     );
     assert!(dropped < u64::from(MESSAGES));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_qos1_publisher_is_slowed_down_before_a_slow_subscriber_queue_overflows() {
+    const COUNT: u16 = 20_000;
+    let broker = start_with(|c| {
+        c.limits.max_queued_messages = 2000;
+        c.limits.max_inflight = 10;
+    })
+    .await;
+    let addr = broker.local_addr();
+    let mut slow = RawClient::subscriber(addr, "bp/#", 1).await;
+    let mut publisher = RawClient::connect(addr, &unique_id("qos1-blaster")).await;
+    // All publishes at once, each with its own packet id; the broker acknowledges
+    // them as it reads them.
+    let mut all = Vec::new();
+    for n in 1..=COUNT {
+        let mut payload = u32::from(n).to_be_bytes().to_vec();
+        payload.resize(100, b'x');
+        all.extend_from_slice(&publish("bp/q1", &payload, 1, false, false, n));
+    }
+    let sender = tokio::spawn(async move {
+        publisher.send(&all).await;
+        let mut acked = 0;
+        while acked < COUNT {
+            match publisher.next(WAIT).await {
+                Next::Packet(Packet::PubAck(_)) => acked += 1,
+                other => panic!("publisher got {other:?} after {acked} acks"),
+            }
+        }
+    });
+    let mut expected = 1u32;
+    while expected <= u32::from(COUNT) {
+        let p = slow.recv_publish().await;
+        assert_eq!(
+            u32::from_be_bytes(p.payload[..4].try_into().expect("4 bytes")),
+            expected,
+            "messages arrive in order, none missing"
+        );
+        slow.ack(&p).await;
+        if expected % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        expected += 1;
+    }
+    wait_for("all PUBACKs", sender)
+        .await
+        .expect("publisher task");
+    assert_eq!(broker.metrics().snapshot().messages_dropped, 0);
+}

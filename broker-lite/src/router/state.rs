@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use crate::codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
     SubscribeReturnCode, Unsubscribe,
@@ -37,10 +39,12 @@ pub(crate) struct Router {
     /// Scratch space for the subscribers matching one message.
     matches: Vec<(SessionId, QoS)>,
     next_local: u64,
+    /// Told when a congested client catches up, so braked publishers read again.
+    relief: Arc<Notify>,
 }
 
 impl Router {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Router {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> Router {
         let l = &config.limits;
         Router {
             limits: SessionLimits {
@@ -61,6 +65,7 @@ impl Router {
             gone: Vec::new(),
             matches: Vec::new(),
             next_local: 0,
+            relief,
         }
     }
 
@@ -139,6 +144,9 @@ impl Router {
         }
         if out.closed {
             self.gone.push(sid);
+        }
+        if out.relieved {
+            self.relief.notify_waiters();
         }
     }
 
@@ -288,6 +296,9 @@ impl Router {
                 _ => Outcome::default(),
             };
             self.account(sid, out);
+        }
+        if let Some(outbox) = self.session(sid).outbox() {
+            outbox.batch_done();
         }
     }
 

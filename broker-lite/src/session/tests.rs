@@ -185,3 +185,25 @@ fn qos0_to_a_client_whose_output_is_full_is_dropped_and_counted() {
     assert!(out.sent >= 1 && out.dropped >= 1);
     assert_eq!(out.sent + out.dropped, 5);
 }
+
+#[test]
+fn a_long_queue_asks_for_a_brake_and_a_short_one_releases_it() {
+    let lim = limits(1, 8, QueueOverflow::DropOldest);
+    let (mut s, outbox) = connected(false);
+    let mut out = Outcome::default();
+    for n in 0..6 {
+        out.merge(s.deliver(msg(n, QoS::AtLeastOnce), &lim));
+    }
+    assert!(
+        out.congested,
+        "five queued of eight is past half: publishers are braked"
+    );
+    assert_eq!(out.dropped, 0);
+    assert!(outbox.is_congested());
+    let mut relieved = false;
+    for id in 1..=4 {
+        relieved |= s.on_puback(id, &lim).relieved;
+    }
+    assert!(relieved, "at two queued of eight the brake is released");
+    assert!(!outbox.is_congested());
+}
