@@ -42,7 +42,7 @@ pub(crate) struct ConnShared {
 
 /// Why a connection ended, for the log and for the will.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     /// DISCONNECT received: the will is discarded.
     Disconnect,
     /// The peer closed the socket.
@@ -82,9 +82,8 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
         // Idle connections keep no read buffer.
         rbuf = BytesMut::new();
     }
-    let client_id = connect.client_id.clone();
     let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
-    debug!(conn, peer = ?stream.peer_addr().ok(), client_id, "client connected");
+    debug!(conn, peer = ?stream.peer_addr().ok(), client_id = connect.client_id, "client connected");
     let outbox = Arc::new(Outbox::default());
     // Boxed like the CONNECT phase: one-off states stay out of the task.
     let register = async {
@@ -99,13 +98,14 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
         return;
     }
     let end = run(&stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
-    match &end {
-        End::Protocol(why) => warn!(conn, client_id, "closing connection: {why}"),
-        End::KeepAliveExpired => info!(conn, client_id, "keep-alive expired"),
-        other => debug!(conn, client_id, "connection ended: {other}"),
-    }
     let graceful = matches!(end, End::Disconnect);
-    let _ = Box::pin(shared.router.send(Event::Closed { conn, graceful })).await;
+    let why = Box::new(end);
+    let _ = Box::pin(shared.router.send(Event::Closed {
+        conn,
+        graceful,
+        why,
+    }))
+    .await;
 }
 
 /// Wait for the CONNECT packet and check what the router cannot: protocol level,

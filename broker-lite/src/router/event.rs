@@ -3,6 +3,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{Connect, Packet, QoS};
+use crate::connection::End;
 use crate::message::Message;
 use crate::outbox::Outbox;
 use crate::session::ConnId;
@@ -25,6 +26,7 @@ pub(crate) enum Event {
     Closed {
         conn: ConnId,
         graceful: bool,
+        why: Box<End>,
     },
     /// A message from the in-process handle; `done` is answered once it is routed.
     LocalPublish {

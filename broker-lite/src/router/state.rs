@@ -2,12 +2,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use tracing::{debug, info, warn};
 
 use crate::codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
     SubscribeReturnCode, Unsubscribe,
 };
 use crate::config::Config;
+use crate::connection::End;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::outbox::{Outbox, OutboxLimits};
@@ -78,7 +80,11 @@ impl Router {
                 outbox,
             } => self.connect(conn, *connect, outbox),
             Event::Packets { conn, packets } => self.packets(conn, packets),
-            Event::Closed { conn, graceful } => self.closed(conn, graceful),
+            Event::Closed {
+                conn,
+                graceful,
+                why,
+            } => self.closed(conn, graceful, &why),
             Event::LocalPublish { msg, done } => {
                 self.route(msg, None, true);
                 let _ = done.send(());
@@ -248,10 +254,17 @@ impl Router {
         }
     }
 
-    fn closed(&mut self, conn: ConnId, graceful: bool) {
+    fn closed(&mut self, conn: ConnId, graceful: bool, why: &End) {
         let Some(sid) = self.by_conn.remove(&conn) else {
+            debug!(conn, "connection ended after its session moved on: {why}");
             return;
         };
+        let client_id = &self.session(sid).client_id;
+        match why {
+            End::Protocol(_) => warn!(conn, client_id, "closed the connection: {why}"),
+            End::KeepAliveExpired => info!(conn, client_id, "{why}"),
+            _ => debug!(conn, client_id, "connection ended: {why}"),
+        }
         metrics::sub(&self.metrics.clients_connected, 1);
         let session = self.session(sid);
         session.link = None;
