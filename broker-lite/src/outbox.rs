@@ -166,16 +166,6 @@ impl Outbox {
             .take()
     }
 
-    /// Bytes waiting to be written.
-    #[cfg(test)]
-    pub(crate) fn pending(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .buf
-            .len()
-    }
-
     pub(crate) fn wake(&self) {
         self.notify.notify_one();
     }
