@@ -142,7 +142,7 @@ def main():
     w(f"- Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']} RAM, Linux {m['kernel']}")
     w(f"- Load average (1/5/15 min) before the run: {a.load_before}; after: {a.load_after}."
       " The machine is shared; other work running at the same time shows up as noise in every figure.")
-    w(f"- Mosquitto: {a.mosquitto_version} (Debian package); broker-lite: last commit touching it {a.commit}; {a.rustc}")
+    w(f"- Mosquitto: {a.mosquitto_version} (Debian package); broker-lite built from {a.commit}; {a.rustc}")
     w("- Payloads: 64 bytes (publisher id, sequence number, send timestamp, filler). The load tool runs")
     w("  all its connections on one thread (tokio current-thread runtime); it encodes with broker-lite's")
     w("  codec, batches its writes and reads 256 KiB at a time.")

@@ -53,6 +53,8 @@ fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 (cd "$ROOT" && cargo build --release -p broker-lite -p mqbench)
+# The broker-lite source the binary was built from (the tree is shared and keeps changing).
+BL_COMMIT="$(git -C "$ROOT" log -1 --format='%h (%ci)' -- broker-lite)$(git -C "$ROOT" diff --quiet HEAD -- broker-lite || echo ' plus uncommitted changes')"
 BROKER_LITE="$CARGO_TARGET_DIR/release/broker-lite"
 MQBENCH="$CARGO_TARGET_DIR/release/mqbench"
 
@@ -214,7 +216,7 @@ python3 "$ROOT/bench/report.py" \
     --load-before "$LOAD_BEFORE" \
     --load-after "$LOAD_AFTER" \
     --mosquitto-version "$("$MOSQUITTO" -h 2>&1 | head -1)" \
-    --commit "$(git -C "$ROOT" log -1 --format='%h (%ci)' -- broker-lite)$(git -C "$ROOT" diff --quiet HEAD -- broker-lite || echo ' (plus uncommitted changes)')" \
+    --commit "$BL_COMMIT" \
     --rustc "$(rustc --version)" \
     --bl-config "$WORK/bl.yaml" \
     --mq-config "$WORK/mq.conf"
