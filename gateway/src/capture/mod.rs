@@ -1,0 +1,1 @@
+//! Capture files: recorded serial reads with their timing.

@@ -1,0 +1,9 @@
+//! mqgate: serial and radio frames → Rhai mappings → MQTT.
+//!
+//! Ground floor: `frame` (Frame and the framers) and `message` (Message) are plain
+//! data with no I/O. `mapping` turns frames into messages; `source` reads devices
+//! and captures into frames; `output` publishes messages; `config` is what users edit.
+
+pub mod capture;
+pub mod frame;
+pub mod message;
