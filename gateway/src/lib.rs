@@ -4,6 +4,11 @@
 //! data with no I/O. `mapping` turns frames into messages; `source` reads devices
 //! and captures into frames; `output` publishes messages; `config` is what users edit.
 
+pub mod backoff;
 pub mod capture;
+pub mod config;
 pub mod frame;
+pub mod mapping;
 pub mod message;
+pub mod output;
+pub mod source;

@@ -1,0 +1,82 @@
+//! Bytes from a device → framer → `Frame`s on the pipeline's channel.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::SourceStatus;
+use crate::frame::{Frame, Framed, Framer, Meta};
+
+/// Feeds one source's bytes through its framer and sends the frames on.
+pub struct Feed {
+    source: Arc<str>,
+    framer: Box<dyn Framer>,
+    status: Arc<SourceStatus>,
+    tx: mpsc::Sender<Frame>,
+    port: Option<String>,
+    scratch: Vec<Framed>,
+}
+
+/// The pipeline behind the source has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineClosed;
+
+impl Feed {
+    pub fn new(
+        source: &str,
+        framer: Box<dyn Framer>,
+        status: Arc<SourceStatus>,
+        tx: mpsc::Sender<Frame>,
+        port: Option<String>,
+    ) -> Feed {
+        Feed {
+            source: Arc::from(source),
+            framer,
+            status,
+            tx,
+            port,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Frame `bytes` and send every whole frame; waits while the pipeline is full.
+    pub async fn push(&mut self, bytes: &[u8]) -> Result<(), PipelineClosed> {
+        SourceStatus::add(&self.status.bytes, bytes.len() as u64);
+        self.framer.push(bytes, &mut self.scratch);
+        self.send_framed().await
+    }
+
+    /// End of input: whatever the framer still holds is reported.
+    pub async fn finish(&mut self) -> Result<(), PipelineClosed> {
+        self.framer.finish(&mut self.scratch);
+        self.send_framed().await
+    }
+
+    async fn send_framed(&mut self) -> Result<(), PipelineClosed> {
+        let received_at = SystemTime::now();
+        for framed in std::mem::take(&mut self.scratch) {
+            match framed {
+                Framed::Frame(bytes) => {
+                    SourceStatus::add(&self.status.frames, 1);
+                    let frame = Frame {
+                        source: self.source.clone(),
+                        received_at,
+                        bytes,
+                        meta: Meta {
+                            port: self.port.clone(),
+                            ..Meta::default()
+                        },
+                    };
+                    self.tx.send(frame).await.map_err(|_| PipelineClosed)?;
+                }
+                Framed::Bad(bad) => {
+                    SourceStatus::add(&self.status.bad_frames, 1);
+                    debug!(source = %self.source, kind = ?bad.kind, len = bad.len, "bad frame: {}", bad.detail);
+                }
+            }
+        }
+        Ok(())
+    }
+}

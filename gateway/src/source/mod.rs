@@ -1,0 +1,11 @@
+//! Sources: one task per configured source owns its device (or capture file),
+//! reads bytes, frames them and sends `Frame`s down a bounded channel. A full
+//! channel makes the source wait (back-pressure). Sources never know about MQTT.
+
+mod feed;
+pub mod replay;
+pub mod serial;
+mod status;
+
+pub use feed::Feed;
+pub use status::{SourceState, SourceStatus};

@@ -1,0 +1,128 @@
+//! A serial port source. Opens the port exclusively, reads into the framer, and
+//! when the port goes away (a read returns 0 bytes or fails, as an unplugged USB
+//! adapter does) drops it and reopens the same path with back-off — never a busy loop.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, StopBits};
+use tracing::{info, warn};
+
+use super::feed::{Feed, PipelineClosed};
+use super::{SourceState, SourceStatus};
+use crate::backoff::Backoff;
+
+/// How to open the port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SerialSettings {
+    /// Prefer `/dev/serial/by-id/...`: it stays the same when adapters are replugged.
+    pub path: String,
+    pub baud: u32,
+    pub data_bits: DataBits,
+    pub parity: Parity,
+    pub stop_bits: StopBits,
+    pub flow_control: FlowControl,
+    /// First and longest wait between reopen attempts.
+    pub reopen_initial: Duration,
+    pub reopen_max: Duration,
+}
+
+impl SerialSettings {
+    /// 8N1, no flow control, reopen after 0.5 s up to 30 s.
+    pub fn new(path: &str, baud: u32) -> SerialSettings {
+        SerialSettings {
+            path: path.to_string(),
+            baud,
+            data_bits: DataBits::Eight,
+            parity: Parity::None,
+            stop_bits: StopBits::One,
+            flow_control: FlowControl::None,
+            reopen_initial: Duration::from_millis(500),
+            reopen_max: Duration::from_secs(30),
+        }
+    }
+
+    /// Open the port for reading, exclusively (a second open of the same path fails).
+    pub fn open(&self) -> Result<tokio_serial::SerialStream, String> {
+        let mut port = tokio_serial::new(&self.path, self.baud)
+            .data_bits(self.data_bits)
+            .parity(self.parity)
+            .stop_bits(self.stop_bits)
+            .flow_control(self.flow_control)
+            .open_native_async()
+            .map_err(|e| format!("cannot open {}: {e}", self.path))?;
+        port.set_exclusive(true)
+            .map_err(|e| format!("cannot lock {} for exclusive use: {e}", self.path))?;
+        Ok(port)
+    }
+}
+
+/// Read the port until shutdown, reopening it whenever it goes away.
+pub async fn run(
+    settings: SerialSettings,
+    mut feed: Feed,
+    status: Arc<SourceStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
+    let mut opened_before = false;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let error = match settings.open() {
+            Ok(mut port) => {
+                if opened_before {
+                    SourceStatus::add(&status.reopens, 1);
+                }
+                opened_before = true;
+                info!(source = %status.id, path = %settings.path, "serial port open");
+                status.set_state(SourceState::Connected {
+                    since: SystemTime::now(),
+                });
+                backoff.reset();
+                let ended = tokio::select! {
+                    r = read_until_gone(&mut port, &mut buf, &mut feed) => r,
+                    _ = shutdown.changed() => Ok(Gone::Shutdown),
+                };
+                match ended {
+                    Ok(Gone::Shutdown) | Err(PipelineClosed) => break,
+                    Ok(Gone::Error(e)) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let _ = feed.finish().await;
+        warn!(source = %status.id, "{error}; reopening with back-off");
+        status.set_state(SourceState::Waiting {
+            since: SystemTime::now(),
+            last_error: error,
+        });
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    status.set_state(SourceState::Finished);
+}
+
+enum Gone {
+    Error(String),
+    Shutdown,
+}
+
+async fn read_until_gone(
+    port: &mut tokio_serial::SerialStream,
+    buf: &mut [u8],
+    feed: &mut Feed,
+) -> Result<Gone, PipelineClosed> {
+    loop {
+        match port.read(buf).await {
+            // On Linux an unplugged adapter reads 0 bytes forever: treat it as gone.
+            Ok(0) => return Ok(Gone::Error("the port read 0 bytes (unplugged?)".into())),
+            Ok(n) => feed.push(&buf[..n]).await?,
+            Err(e) => return Ok(Gone::Error(format!("read failed: {e}"))),
+        }
+    }
+}
