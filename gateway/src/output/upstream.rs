@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use broker_lite::codec::QoS;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, TlsConfiguration, Transport};
-use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -19,22 +18,12 @@ use crate::message::Message;
 /// Requests rumqttc buffers between this output and its event loop.
 const CLIENT_CAPACITY: usize = 1024;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum UrlError {
-    #[error("upstream url `{0}` must start with mqtt:// or mqtts://")]
-    Scheme(String),
-    #[error("upstream url `{0}` has no host")]
-    NoHost(String),
-    #[error("upstream url `{0}` has a bad port")]
-    Port(String),
-}
-
 /// Where and how to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSettings {
     pub host: String,
     pub port: u16,
-    /// PEM files' contents when the url is `mqtts://`.
+    /// PEM files' contents when the url is `mqtts://` (an empty CA: the system's roots).
     pub tls: Option<TlsFiles>,
     pub client_id: String,
     pub username: Option<String>,
@@ -54,29 +43,6 @@ pub struct TlsFiles {
     pub ca_pem: Vec<u8>,
     /// Client certificate and key, PEM.
     pub client: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-/// Split `mqtt://host:port` or `mqtts://host[:port]`; true when TLS.
-pub fn parse_url(url: &str) -> Result<(String, u16, bool), UrlError> {
-    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtts://") {
-        (r, true)
-    } else if let Some(r) = url.strip_prefix("mqtt://") {
-        (r, false)
-    } else {
-        return Err(UrlError::Scheme(url.to_string()));
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p.parse().map_err(|_| UrlError::Port(url.to_string()))?;
-            (h.trim_start_matches('[').trim_end_matches(']'), port)
-        }
-        _ => (rest, if tls { 8883 } else { 1883 }),
-    };
-    if host.is_empty() {
-        return Err(UrlError::NoHost(url.to_string()));
-    }
-    Ok((host.to_string(), port, tls))
 }
 
 /// State and counters of the upstream output.
@@ -106,12 +72,19 @@ impl UpstreamSettings {
             rumqttc::QoS::AtLeastOnce,
             true,
         ));
-        if let Some(tls) = &self.tls {
-            o.set_transport(Transport::Tls(TlsConfiguration::Simple {
-                ca: tls.ca_pem.clone(),
-                alpn: None,
-                client_auth: tls.client.clone(),
-            }));
+        match &self.tls {
+            // No CA file: trust the system's roots.
+            Some(tls) if tls.ca_pem.is_empty() && tls.client.is_none() => {
+                o.set_transport(Transport::tls_with_default_config());
+            }
+            Some(tls) => {
+                o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+                    ca: tls.ca_pem.clone(),
+                    alpn: None,
+                    client_auth: tls.client.clone(),
+                }));
+            }
+            None => {}
         }
         o
     }
@@ -208,23 +181,4 @@ async fn drive(
         }
     }
     status.connected.store(false, Ordering::Relaxed);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_give_host_port_and_tls() {
-        assert_eq!(
-            parse_url("mqtt://broker.local:1884"),
-            Ok(("broker.local".into(), 1884, false))
-        );
-        assert_eq!(parse_url("mqtts://h"), Ok(("h".into(), 8883, true)));
-        assert_eq!(parse_url("mqtt://h"), Ok(("h".into(), 1883, false)));
-        assert_eq!(parse_url("mqtt://[::1]:1999"), Ok(("::1".into(), 1999, false)));
-        assert!(matches!(parse_url("http://h"), Err(UrlError::Scheme(_))));
-        assert!(matches!(parse_url("mqtt://h:x"), Err(UrlError::Port(_))));
-        assert!(matches!(parse_url("mqtt://"), Err(UrlError::NoHost(_))));
-    }
 }

@@ -1,0 +1,157 @@
+//! From configuration to the parts the pipeline runs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::capture::Capture;
+use crate::config::{GatewayConfig, MappingFile, SerialConfig, UpstreamConfig};
+use crate::mapping::{Mapper, MappingDefaults, ScriptLimits};
+use crate::output::upstream::{TlsFiles, UpstreamSettings};
+use crate::source::replay::Chunk;
+use crate::source::serial::SerialSettings;
+
+/// One compiled mapper per source id.
+pub type MapperSet = HashMap<String, Arc<Mapper>>;
+
+/// Compile every mapping's script, and a pass-through mapper for each source
+/// without a mapping. Every error is returned, each naming its file.
+pub fn build_mappers(config: &GatewayConfig) -> Result<MapperSet, Vec<String>> {
+    let mut set = MapperSet::new();
+    let mut errors = Vec::new();
+    for m in &config.mappings {
+        match compile(m) {
+            Ok(mapper) => {
+                set.insert(m.source.clone(), Arc::new(mapper));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    for source in &config.sources {
+        if set.contains_key(&source.id) {
+            continue;
+        }
+        let defaults = MappingDefaults {
+            topic: "sensors/{source}".to_string(),
+            qos: broker_lite::codec::QoS::AtLeastOnce,
+            retain: false,
+            filter: None,
+        };
+        match Mapper::new(&source.id, None, defaults, ScriptLimits::default()) {
+            Ok(m) => {
+                set.insert(source.id.clone(), Arc::new(m));
+            }
+            Err(e) => errors.push(format!("source {}: {e}", source.id)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Compile one mapping file's script.
+pub fn compile(m: &MappingFile) -> Result<Mapper, String> {
+    let defaults = MappingDefaults {
+        topic: m.topic.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        filter: m.filter.clone(),
+    };
+    let limits = ScriptLimits {
+        max_operations: m.limits.max_operations,
+        max_expr_depth: m.limits.max_expr_depth,
+        max_string_size: m.limits.max_string_size,
+        max_array_size: m.limits.max_array_size,
+        max_map_size: m.limits.max_map_size,
+        max_call_time: Duration::from_millis(m.limits.max_call_ms),
+    };
+    let text = match &m.script {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let script = m.script.as_deref().zip(text.as_deref());
+    Mapper::new(&m.source, script, defaults, limits).map_err(|e| match &m.script {
+        Some(_) => e.to_string(),
+        None => format!("{}: {e}", m.path.display()),
+    })
+}
+
+pub(super) fn serial_settings(s: &SerialConfig) -> SerialSettings {
+    let mut settings = SerialSettings::new(&s.path, s.baud);
+    settings.data_bits = s.data_bits.into();
+    settings.parity = s.parity.into();
+    settings.stop_bits = s.stop_bits.into();
+    settings.flow_control = s.flow_control.into();
+    settings.reopen_initial = Duration::from_millis(s.reopen.initial_ms);
+    settings.reopen_max = Duration::from_millis(s.reopen.max_ms);
+    settings
+}
+
+/// Read a capture (or raw byte file) into replay chunks.
+pub fn load_chunks(path: &Path) -> anyhow::Result<Arc<[Chunk]>> {
+    let capture = Capture::load(path).with_context(|| format!("replay file {}", path.display()))?;
+    Ok(capture
+        .chunks
+        .into_iter()
+        .map(|c| (c.at, c.bytes))
+        .collect())
+}
+
+pub(super) fn upstream_settings(
+    config: &GatewayConfig,
+    up: &UpstreamConfig,
+) -> anyhow::Result<UpstreamSettings> {
+    let read = |p: &Path| -> anyhow::Result<Vec<u8>> {
+        let path = config.dir.join(p);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let password = match (&up.password, &up.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(file)) => Some(
+            String::from_utf8_lossy(&read(file)?)
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let tls = if up.url.tls {
+        let ca_pem = match &up.ca_file {
+            Some(f) => read(f)?,
+            None => Vec::new(),
+        };
+        let client = match (&up.cert_file, &up.key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        Some(TlsFiles { ca_pem, client })
+    } else {
+        None
+    };
+    let client_id = if up.client_id.is_empty() {
+        format!("mqgate-{}", config.gateway.id)
+    } else {
+        up.client_id.clone()
+    };
+    Ok(UpstreamSettings {
+        host: up.url.host.clone(),
+        port: up.url.port,
+        tls,
+        client_id,
+        username: up.username.clone(),
+        password,
+        keep_alive: Duration::from_secs(u64::from(up.keep_alive_secs)),
+        clean_session: up.clean_session,
+        topic_prefix: up.topic_prefix.clone(),
+        gateway_id: config.gateway.id.clone(),
+        reconnect_initial: Duration::from_millis(500),
+        reconnect_max: Duration::from_secs(30),
+    })
+}
