@@ -1,11 +1,23 @@
 //! Frames and framers. A framer is pure and synchronous: bytes in, split anywhere,
 //! frames out; no I/O. A bad frame is reported as an event, never a panic.
+//!
+//! Adding a framer: one file with its config struct (serde) and a type implementing
+//! [`Framer`], and one variant in [`FramingConfig`] with its arms in `build` and `validate`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+mod binary;
+mod lines;
+
+pub use binary::{
+    BinaryConfig, BinaryFramer, ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian, LengthField,
+};
+pub use lines::{LinesConfig, LinesFramer};
 
 /// One unit of data from a source: a line, a packet, a radio message.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,3 +45,126 @@ pub struct Meta {
     /// Anything else, by name.
     pub extra: BTreeMap<String, String>,
 }
+
+/// Cuts a byte stream into frames. Feeding the same bytes split at any places gives the
+/// same output.
+pub trait Framer: Send {
+    /// Feed bytes split anywhere; whole frames and bad-frame reports are appended to `out`.
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<Framed>);
+    /// End of input (EOF of a replay, port closed): report what is left, if anything, as truncated.
+    fn finish(&mut self, out: &mut Vec<Framed>);
+}
+
+/// What a framer produces: a whole frame, or a report about bytes it could not frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Framed {
+    Frame(Bytes),
+    Bad(BadFrame),
+}
+
+/// Bytes a framer rejected, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadFrame {
+    pub kind: BadKind,
+    /// How many bytes the report covers.
+    pub len: usize,
+    /// First bytes for a preview (≤ 64).
+    pub preview: Bytes,
+    /// Human text, e.g. "NMEA checksum 0x4A, computed 0x4B".
+    pub detail: String,
+}
+
+/// Longest preview a [`BadFrame`] carries.
+pub const PREVIEW_LEN: usize = 64;
+
+impl BadFrame {
+    /// A report covering `len` bytes whose first bytes are `start` (cut to [`PREVIEW_LEN`]).
+    pub fn new(kind: BadKind, len: usize, start: &[u8], detail: impl Into<String>) -> Self {
+        let n = start.len().min(PREVIEW_LEN);
+        BadFrame {
+            kind,
+            len,
+            preview: Bytes::copy_from_slice(&start[..n]),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Why a framer rejected bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadKind {
+    /// The frame's checksum is wrong or missing.
+    Checksum,
+    /// Longer than the configured `max_length`.
+    Overlong,
+    /// Bytes that are not part of any frame (before a sync, a line that is no sentence...).
+    Garbage,
+    /// An incomplete frame at the end of the input.
+    Truncated,
+}
+
+impl BadKind {
+    /// Lower-case name, as used in counters and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadKind::Checksum => "checksum",
+            BadKind::Overlong => "overlong",
+            BadKind::Garbage => "garbage",
+            BadKind::Truncated => "truncated",
+        }
+    }
+}
+
+impl std::fmt::Display for BadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `framing:` block of a source: how its bytes are cut into frames. `type` picks the
+/// framer; the other keys are that framer's (see [`LinesConfig`] and [`BinaryConfig`]).
+///
+/// ```yaml
+/// framing:
+///   type: lines
+///   nmea_checksum: true
+/// ```
+///
+/// Without a `framing:` block a source uses `type: lines` with its defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FramingConfig {
+    /// Text lines ended by CR, LF or CRLF.
+    Lines(LinesConfig),
+    /// Binary packets: sync bytes, a length field and a checksum.
+    Binary(BinaryConfig),
+}
+
+impl Default for FramingConfig {
+    fn default() -> Self {
+        FramingConfig::Lines(LinesConfig::default())
+    }
+}
+
+impl FramingConfig {
+    /// A fresh framer for one source. Call [`FramingConfig::validate`] first: a config that
+    /// fails validation still builds, but its framer may reject every frame.
+    pub fn build(&self) -> Box<dyn Framer> {
+        match self {
+            FramingConfig::Lines(c) => Box::new(LinesFramer::new(c.clone())),
+            FramingConfig::Binary(c) => Box::new(BinaryFramer::new(c.clone())),
+        }
+    }
+
+    /// Semantic problems as (field path relative to the framing block, message),
+    /// e.g. `("length.width", "must be 1, 2 or 4")`. Empty when the config is usable.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        match self {
+            FramingConfig::Lines(c) => c.validate(),
+            FramingConfig::Binary(c) => c.validate(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
