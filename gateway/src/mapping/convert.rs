@@ -1,0 +1,150 @@
+//! Values across the script boundary: a `Frame` as a Rhai map, JSON to and from Rhai
+//! values, and a returned payload as bytes.
+
+use bytes::Bytes;
+use rhai::{Array, Blob, Dynamic, Map, FLOAT, INT};
+use serde_json::Value;
+
+use super::time::{rfc3339, unix_millis};
+use crate::frame::{Frame, Meta};
+
+/// The `frame` map a script receives (see the module documentation for its keys).
+pub fn frame_to_dynamic(frame: &Frame) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("bytes".into(), Dynamic::from_blob(frame.bytes.to_vec()));
+    let text = match std::str::from_utf8(&frame.bytes) {
+        Ok(s) => Dynamic::from(s.to_string()),
+        Err(_) => Dynamic::UNIT,
+    };
+    map.insert("text".into(), text);
+    map.insert("source".into(), Dynamic::from(frame.source.to_string()));
+    map.insert("time".into(), Dynamic::from(rfc3339(frame.received_at)));
+    map.insert(
+        "received_ms".into(),
+        Dynamic::from_int(unix_millis(frame.received_at)),
+    );
+    map.insert("meta".into(), Dynamic::from_map(meta_to_map(&frame.meta)));
+    Dynamic::from_map(map)
+}
+
+fn meta_to_map(meta: &Meta) -> Map {
+    let mut map = Map::new();
+    for (k, v) in &meta.extra {
+        map.insert(k.as_str().into(), Dynamic::from(v.clone()));
+    }
+    if let Some(v) = meta.rssi {
+        map.insert("rssi".into(), Dynamic::from_float(v));
+    }
+    if let Some(v) = meta.snr {
+        map.insert("snr".into(), Dynamic::from_float(v));
+    }
+    if let Some(v) = meta.frequency_hz {
+        map.insert("frequency_hz".into(), Dynamic::from_int(v as INT));
+    }
+    if let Some(v) = &meta.datarate {
+        map.insert("datarate".into(), Dynamic::from(v.clone()));
+    }
+    if let Some(v) = &meta.port {
+        map.insert("port".into(), Dynamic::from(v.clone()));
+    }
+    map
+}
+
+/// A parsed JSON value as Rhai values; integers that fit stay integers.
+pub fn json_to_dynamic(v: Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(FLOAT::NAN)),
+        },
+        Value::String(s) => Dynamic::from(s),
+        Value::Array(a) => Dynamic::from_array(a.into_iter().map(json_to_dynamic).collect()),
+        Value::Object(o) => {
+            let map: Map = o
+                .into_iter()
+                .map(|(k, v)| (k.into(), json_to_dynamic(v)))
+                .collect();
+            Dynamic::from_map(map)
+        }
+    }
+}
+
+/// A Rhai value as JSON. Blobs become arrays of byte values; a float that is not
+/// finite, or a value of a type JSON cannot hold, is an error naming the type.
+pub fn dynamic_to_json(v: &Dynamic) -> Result<Value, String> {
+    if v.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = v.as_float() {
+        return serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| format!("{f} cannot be written as JSON"));
+    }
+    if let Ok(c) = v.as_char() {
+        return Ok(Value::String(c.to_string()));
+    }
+    if v.is_string() {
+        return Ok(Value::String(v.clone().into_string().unwrap_or_default()));
+    }
+    if v.is_blob() {
+        let blob = v.read_lock::<Blob>().ok_or("blob is locked")?;
+        return Ok(Value::Array(blob.iter().map(|&b| Value::from(b)).collect()));
+    }
+    if v.is_array() {
+        let array = v.read_lock::<Array>().ok_or("array is locked")?;
+        return array
+            .iter()
+            .map(dynamic_to_json)
+            .collect::<Result<_, _>>()
+            .map(Value::Array);
+    }
+    if v.is_map() {
+        let map = v.read_lock::<Map>().ok_or("map is locked")?;
+        let mut out = serde_json::Map::with_capacity(map.len());
+        for (k, x) in map.iter() {
+            out.insert(k.to_string(), dynamic_to_json(x)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    Err(format!(
+        "a value of type {} has no JSON form",
+        v.type_name()
+    ))
+}
+
+/// A returned `payload`: map/array → JSON, string → as is, blob → bytes,
+/// numbers and bools → their JSON text.
+pub fn payload_bytes(v: Dynamic) -> Result<Bytes, String> {
+    if v.is_blob() {
+        return Ok(Bytes::from(v.cast::<Blob>()));
+    }
+    if v.is_string() {
+        let s = v.into_immutable_string().map_err(|t| t.to_string())?;
+        return Ok(Bytes::copy_from_slice(s.as_bytes()));
+    }
+    if v.is_unit() {
+        return Err("payload is () (use an empty string for an empty payload)".into());
+    }
+    let json = dynamic_to_json(&v).map_err(|e| format!("payload: {e}"))?;
+    Ok(Bytes::from(json.to_string()))
+}
+
+/// A placeholder value's text: strings as is, other scalars as printed.
+pub fn placeholder_text(v: &Dynamic) -> Result<String, String> {
+    if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "a {} cannot fill a topic placeholder",
+            v.type_name()
+        ))
+    }
+}

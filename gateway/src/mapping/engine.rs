@@ -1,0 +1,116 @@
+//! The sandboxed Rhai engine: limits, no `eval`, no module import, print to tracing,
+//! and a wall-clock deadline per call checked from the progress callback.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, Module, Position, Shared};
+
+use super::helpers;
+
+/// Resource limits for one script call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptLimits {
+    /// Rhai operations per call (a loop iteration, a function call, an expression...).
+    pub max_operations: u64,
+    /// Nesting depth of expressions and statements.
+    pub max_expr_depth: usize,
+    /// Longest string a script may build, in bytes.
+    pub max_string_size: usize,
+    /// Most elements in an array or bytes in a blob.
+    pub max_array_size: usize,
+    /// Most entries in a map.
+    pub max_map_size: usize,
+    /// Wall-clock time per call.
+    pub max_call_time: Duration,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 100_000,
+            max_expr_depth: 64,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+            max_call_time: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Depth of nested script function calls (recursion) allowed.
+pub const MAX_CALL_LEVELS: usize = 24;
+
+/// The token the progress callback ends a call with when its deadline passed.
+pub(crate) const DEADLINE_TOKEN: &str = "mqgate:deadline";
+
+/// How many operations pass between two looks at the clock.
+const CLOCK_EVERY: u64 = 256;
+
+thread_local! {
+    /// Deadline of the script call running on this thread, if any.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets this thread's deadline for the life of the guard.
+pub(crate) struct DeadlineGuard(Option<Instant>);
+
+impl DeadlineGuard {
+    pub(crate) fn start(limit: Duration) -> DeadlineGuard {
+        let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
+        DeadlineGuard(previous)
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
+    }
+}
+
+/// Refuses every `import`: scripts may not read modules from disk.
+struct NoImports;
+
+impl ModuleResolver for NoImports {
+    fn resolve(
+        &self,
+        _engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        Err(Box::new(EvalAltResult::ErrorRuntime(
+            format!("import {path:?} refused: mapping scripts cannot import modules").into(),
+            pos,
+        )))
+    }
+}
+
+/// An engine with every sandbox setting and helper in place.
+pub fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_module_resolver(NoImports)
+        .disable_symbol("eval");
+    engine.on_progress(|ops| {
+        if ops % CLOCK_EVERY != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
+        late.then(|| Dynamic::from(DEADLINE_TOKEN))
+    });
+    let source: Arc<str> = source_id.into();
+    let print_source = source.clone();
+    engine.on_print(move |s| tracing::info!(source = &*print_source, "script: {s}"));
+    engine.on_debug(move |s, _, pos| tracing::debug!(source = &*source, %pos, "script: {s}"));
+    helpers::register(&mut engine);
+    engine
+}

@@ -1,0 +1,33 @@
+//! Mapping: a sandboxed Rhai script turns each `Frame` into zero or more `Message`s.
+//!
+//! A script defines `fn map(frame)`; it is compiled once and that function is called
+//! per frame. Top-level statements are not run (write everything inside functions).
+//! `frame` is a map: `bytes` (Blob), `text` (string when the bytes are UTF-8, else
+//! `()`), `source`, `time` (RFC 3339, UTC), `received_ms` (Unix ms) and `meta` (a map
+//! with `rssi`, `snr`, `frequency_hz`, `datarate`, `port` when known, plus extra keys).
+//!
+//! `map` returns `()` (filtered), a map `#{payload, topic, qos, retain, ...}` (only
+//! `payload` required; the rest from the mapping's defaults; other keys fill the
+//! topic template's `{placeholders}` along with `{source}` and the meta fields) or an
+//! array of such maps. Map/array payloads become JSON, strings stay text, blobs
+//! bytes, numbers and bools their JSON text.
+//!
+//! The sandbox limits operations, expression depth, call depth, string/array/map
+//! sizes and wall-clock time per call; `eval` and `import` are refused, `print` and
+//! `debug` go to tracing. A failed frame becomes a `MapError` and, through
+//! [`dead_letter`], a message on the dead-letter topic. See `docs/mapping.md`.
+
+mod convert;
+mod deadletter;
+mod engine;
+mod error;
+mod helpers;
+mod mapper;
+mod template;
+mod time;
+
+pub use deadletter::{dead_letter, dead_letter_topic, frame_from_hex, FrameInputError};
+pub use engine::{ScriptLimits, MAX_CALL_LEVELS};
+pub use error::{MapError, MappingError};
+pub use mapper::{Mapped, Mapper, MappingDefaults};
+pub use time::rfc3339;

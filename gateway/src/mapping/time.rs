@@ -1,0 +1,79 @@
+//! Receive times as scripts and dead letters see them: RFC 3339 in UTC, milliseconds.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (negative before it).
+pub fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// `t` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T06:08:48.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let ms = unix_millis(t);
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift to a calendar whose years start on 1 March, in 400-year eras.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_epoch_is_1970_01_01() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_leap_day_and_milliseconds_are_written_exactly() {
+        // 2024-02-29T12:34:56.789Z
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+        assert_eq!(unix_millis(t), 1_709_210_096_789);
+    }
+
+    #[test]
+    fn the_last_second_of_a_century_year_rolls_into_march() {
+        // 2000-02-29T23:59:59Z then 2000-03-01T00:00:00Z
+        let t = UNIX_EPOCH + Duration::from_secs(951_868_799);
+        assert_eq!(rfc3339(t), "2000-02-29T23:59:59.000Z");
+        assert_eq!(
+            rfc3339(t + Duration::from_secs(1)),
+            "2000-03-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_time_before_the_epoch_is_negative() {
+        let t = UNIX_EPOCH - Duration::from_millis(1);
+        assert_eq!(unix_millis(t), -1);
+        assert_eq!(rfc3339(t), "1969-12-31T23:59:59.999Z");
+    }
+}
