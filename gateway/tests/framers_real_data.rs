@@ -1,0 +1,254 @@
+//! The framers on the gpsd logs of real receivers: their counts of good frames and bad
+//! checksums equal those of a simple scan written here, and any split of the input gives
+//! the same output.
+
+use std::path::PathBuf;
+
+use mqgate::capture::Capture;
+use mqgate::frame::{BadKind, Framed, FramingConfig, LinesConfig};
+
+const UBX: &str = "
+type: binary
+sync: [0xB5, 0x62]
+length: { offset: 4, width: 2, endian: little, adjust: 2 }
+checksum: { kind: fletcher8, from: 2 }
+";
+
+fn logs() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    assert!(
+        dir.is_dir(),
+        "the gpsd logs are missing: {} does not exist",
+        dir.display()
+    );
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("log"))
+        .collect();
+    logs.sort();
+    assert_eq!(
+        logs.len(),
+        9,
+        "expected the nine gpsd logs in {}",
+        dir.display()
+    );
+    logs
+}
+
+fn nmea() -> FramingConfig {
+    FramingConfig::Lines(LinesConfig {
+        nmea_checksum: true,
+        skip_comments: true,
+        ..LinesConfig::default()
+    })
+}
+
+fn ubx() -> FramingConfig {
+    serde_yaml_ng::from_str(UBX).unwrap()
+}
+
+fn run(config: &FramingConfig, chunks: impl IntoIterator<Item = Vec<u8>>) -> Vec<Framed> {
+    let mut framer = config.build();
+    let mut out = Vec::new();
+    for c in chunks {
+        framer.push(&c, &mut out);
+    }
+    framer.finish(&mut out);
+    out
+}
+
+/// Counts per kind: good frames, then checksum, overlong, garbage, truncated reports.
+#[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
+struct Counts {
+    good: usize,
+    checksum: usize,
+    overlong: usize,
+    garbage: usize,
+    truncated: usize,
+}
+
+fn count(out: &[Framed]) -> Counts {
+    let mut c = Counts::default();
+    for f in out {
+        match f {
+            Framed::Frame(_) => c.good += 1,
+            Framed::Bad(b) => match b.kind {
+                BadKind::Checksum => c.checksum += 1,
+                BadKind::Overlong => c.overlong += 1,
+                BadKind::Garbage => c.garbage += 1,
+                BadKind::Truncated => c.truncated += 1,
+            },
+        }
+    }
+    c
+}
+
+/// A small deterministic generator for cut points.
+fn random_chunks(data: &[u8], seed: u64, max: usize) -> Vec<Vec<u8>> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut chunks = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let n = (state as usize % max + 1).min(rest.len());
+        chunks.push(rest[..n].to_vec());
+        rest = &rest[n..];
+    }
+    chunks
+}
+
+/// Lines scan: cut at every CR and LF, drop empty and `#` lines, judge each sentence.
+fn scan_nmea(data: &[u8]) -> Counts {
+    let mut c = Counts::default();
+    let ends_with_line_end = matches!(data.last(), Some(b'\n' | b'\r'));
+    let pieces: Vec<&[u8]> = data.split(|&b| b == b'\n' || b == b'\r').collect();
+    for (i, line) in pieces.iter().enumerate() {
+        let last = i + 1 == pieces.len();
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        if line.len() > 4096 {
+            c.overlong += 1;
+        } else if last && !ends_with_line_end {
+            c.truncated += 1;
+        } else if line[0] != b'$' && line[0] != b'!' {
+            c.garbage += 1;
+        } else {
+            let n = line.len();
+            let sum = &line[n.saturating_sub(2)..];
+            let good = n >= 4
+                && line[n - 3] == b'*'
+                && sum.iter().all(u8::is_ascii_hexdigit)
+                && u8::from_str_radix(std::str::from_utf8(sum).unwrap(), 16).unwrap()
+                    == line[1..n - 3].iter().fold(0, |a, b| a ^ b);
+            if good {
+                c.good += 1;
+            } else {
+                c.checksum += 1;
+            }
+        }
+    }
+    c
+}
+
+/// UBX scan: at each `B5 62` with a whole frame behind it, check the Fletcher sums; jump
+/// over a good frame, else step one byte.
+fn scan_ubx(data: &[u8]) -> (usize, usize) {
+    let (mut good, mut bad) = (0, 0);
+    let mut i = 0;
+    while i + 6 <= data.len() {
+        if data[i] != 0xB5 || data[i + 1] != 0x62 {
+            i += 1;
+            continue;
+        }
+        let total = u16::from_le_bytes([data[i + 4], data[i + 5]]) as usize + 8;
+        if total > 4096 || i + total > data.len() {
+            i += 1;
+            continue;
+        }
+        let (mut a, mut b) = (0u8, 0u8);
+        for &x in &data[i + 2..i + total - 2] {
+            a = a.wrapping_add(x);
+            b = b.wrapping_add(a);
+        }
+        if [a, b] == data[i + total - 2..i + total] {
+            good += 1;
+            i += total;
+        } else {
+            bad += 1;
+            i += 1;
+        }
+    }
+    (good, bad)
+}
+
+#[test]
+fn nmea_lines_of_every_log_match_an_independent_count_and_any_split() {
+    let mut total_good = 0;
+    for path in logs() {
+        let data = std::fs::read(&path).unwrap();
+        let out = run(&nmea(), [data.clone()]);
+        let counts = count(&out);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        println!("lines+nmea {name}: {counts:?}");
+        assert_eq!(counts, scan_nmea(&data), "{name}");
+        for f in &out {
+            if let Framed::Frame(b) = f {
+                assert!(b[0] == b'$' || b[0] == b'!', "{name}: {b:?}");
+            }
+        }
+        let bytewise = run(&nmea(), data.iter().map(|&b| vec![b]));
+        assert_eq!(bytewise, out, "{name}: byte by byte");
+        for seed in 1..=8 {
+            let chunks = random_chunks(&data, seed, 97);
+            assert_eq!(run(&nmea(), chunks), out, "{name}: random split {seed}");
+        }
+        total_good += counts.good;
+    }
+    assert!(
+        total_good > 1000,
+        "only {total_good} good sentences in all logs"
+    );
+}
+
+#[test]
+fn ubx_packets_of_every_log_match_an_independent_count_and_any_split() {
+    let mut ubx_logs = 0;
+    for path in logs() {
+        let data = Capture::load(&path).unwrap().bytes();
+        let out = run(&ubx(), [data.clone()]);
+        let counts = count(&out);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        println!("binary+ubx {name}: {counts:?}");
+        assert_eq!((counts.good, counts.checksum), scan_ubx(&data), "{name}");
+        for f in &out {
+            if let Framed::Frame(b) = f {
+                let len = u16::from_le_bytes([b[4], b[5]]) as usize;
+                assert_eq!((&b[..2], b.len()), (&[0xB5, 0x62][..], len + 8), "{name}");
+            }
+        }
+        if name.starts_with("ublox-neo-m8") || name.starts_with("ublox-ned") {
+            ubx_logs += 1;
+            assert!(counts.good >= 20, "{name}: only {} UBX frames", counts.good);
+        } else {
+            assert_eq!(counts.good, 0, "{name} has no UBX");
+        }
+        let bytewise = run(&ubx(), data.iter().map(|&b| vec![b]));
+        assert_eq!(bytewise, out, "{name}: byte by byte");
+        for seed in 1..=8 {
+            let chunks = random_chunks(&data, seed, 61);
+            assert_eq!(run(&ubx(), chunks), out, "{name}: random split {seed}");
+        }
+    }
+    assert_eq!(ubx_logs, 3);
+}
+
+#[test]
+fn the_cut_off_ends_of_the_logs_are_reported() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    let garmin = std::fs::read(dir.join("garmin-geko201.log")).unwrap();
+    let out = run(&nmea(), [garmin]);
+    match out.last() {
+        Some(Framed::Bad(b)) => {
+            assert_eq!(b.kind, BadKind::Checksum);
+            assert_eq!(&b.preview[..], b"$GPBOD,,T,,M,,*");
+        }
+        other => panic!("expected a last line without checksum, got {other:?}"),
+    }
+    let m8t = Capture::load(&dir.join("ublox-neo-m8t.log"))
+        .unwrap()
+        .bytes();
+    let out = run(&ubx(), [m8t]);
+    let truncated: Vec<_> = out
+        .iter()
+        .filter_map(|f| match f {
+            Framed::Bad(b) if b.kind == BadKind::Truncated => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(truncated.len(), 1, "{truncated:?}");
+    assert_eq!(&truncated[0].preview[..4], &[0xB5, 0x62, 0x02, 0x15]);
+}
