@@ -60,7 +60,10 @@ mod tests {
         let expected = [100u64, 200, 400, 800, 1600, 2000, 2000, 2000];
         for (d, base) in bases.iter().zip(expected) {
             let ms = d.as_millis() as u64;
-            assert!(ms >= base * 3 / 4 && ms <= base.min(2000) * 5 / 4, "{ms} for base {base}");
+            assert!(
+                ms >= base * 3 / 4 && ms <= base.min(2000) * 5 / 4,
+                "{ms} for base {base}"
+            );
             assert!(*d <= Duration::from_secs(2));
         }
     }

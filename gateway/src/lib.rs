@@ -6,9 +6,11 @@
 
 pub mod backoff;
 pub mod capture;
+pub mod commands;
 pub mod config;
 pub mod frame;
 pub mod mapping;
 pub mod message;
 pub mod output;
+pub mod pipeline;
 pub mod source;

@@ -1,19 +1,145 @@
-//! mqgate command line.
-//!
-//! The gateway pipeline (sources, framers, Rhai mappings, store, outputs) is not
-//! built yet; for now the binary only reports its version and what it embeds.
+//! mqgate command line: parse arguments, set up logging, run a command, exit with its code.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mqgate::commands;
+use mqgate::source::replay::Speed;
+use tracing_subscriber::EnvFilter;
 
 /// IoT gateway: serial and LoRa frames to MQTT through Rhai mappings.
 #[derive(Debug, Parser)]
 #[command(name = "mqgate", version)]
-struct Args {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Args::parse();
-    println!(
-        "mqgate {} (embeds broker-lite; the gateway pipeline is not built yet, run `broker-lite`)",
-        env!("CARGO_PKG_VERSION")
-    );
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway until SIGINT or SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate the gateway file and every mapping, and compile every script.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Play a capture through one source's framer and mapping.
+    Replay {
+        #[arg(long)]
+        config: PathBuf,
+        /// The source whose framing and mapping to use.
+        #[arg(long)]
+        source: String,
+        /// Playback speed: 1 is the recorded timing, 10 ten times faster.
+        #[arg(long, conflicts_with = "fast")]
+        speed: Option<f64>,
+        /// As fast as possible.
+        #[arg(long)]
+        fast: bool,
+        /// Print each message as a JSON line instead of publishing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// A capture file, or a raw byte file.
+        capture: PathBuf,
+    },
+    /// Run one script on one frame and print the messages as JSON lines.
+    Map {
+        #[arg(long)]
+        script: PathBuf,
+        /// The frame's bytes in hex.
+        #[arg(long)]
+        hex: String,
+        /// Frame metadata, e.g. `--meta rssi=-71 --meta fport=2`.
+        #[arg(long, value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+        /// The source id the frame seems to come from.
+        #[arg(long, default_value = "map")]
+        source: String,
+        /// Topic template for messages that do not set their topic.
+        #[arg(long, default_value = "sensors/{source}")]
+        topic: String,
+    },
+    /// Record a serial port's output into a capture file.
+    Capture {
+        #[arg(long)]
+        port: String,
+        #[arg(long)]
+        baud: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not key=value"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mqgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match &cli.command {
+            Command::Run { config } => commands::run::run(config).await,
+            Command::Check { config } => commands::check::run(config),
+            Command::Replay {
+                config,
+                source,
+                speed,
+                fast,
+                dry_run,
+                capture,
+            } => {
+                let speed = if *fast {
+                    Speed::Fast
+                } else {
+                    Speed::Times(speed.unwrap_or(1.0))
+                };
+                let args = commands::replay::ReplayArgs {
+                    config,
+                    source,
+                    capture,
+                    speed,
+                    dry_run: *dry_run,
+                };
+                commands::replay::run(&args).await
+            }
+            Command::Map {
+                script,
+                hex,
+                meta,
+                source,
+                topic,
+            } => commands::map::run(&commands::map::MapArgs {
+                script,
+                hex,
+                meta,
+                source,
+                topic,
+            }),
+            Command::Capture { port, baud, out } => commands::capture::run(port, *baud, out).await,
+        }
+    });
+    ExitCode::from(code)
 }

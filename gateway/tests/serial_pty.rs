@@ -59,7 +59,13 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
 
     let status = Arc::new(SourceStatus::new("pty"));
     let (tx, mut rx) = mpsc::channel(64);
-    let feed = Feed::new("pty", FramingConfig::default().build(), status.clone(), tx, None);
+    let feed = Feed::new(
+        "pty",
+        FramingConfig::default().build(),
+        status.clone(),
+        tx,
+        None,
+    );
     let mut settings = SerialSettings::new(link.to_str().expect("utf-8 path"), 115_200);
     settings.reopen_initial = Duration::from_millis(50);
     settings.reopen_max = Duration::from_millis(400);
@@ -113,7 +119,13 @@ async fn a_missing_port_is_reported_with_its_path_and_retried() {
     let path = std::env::temp_dir().join(format!("mqgate-no-such-port-{}", std::process::id()));
     let status = Arc::new(SourceStatus::new("missing"));
     let (tx, _rx) = mpsc::channel(1);
-    let feed = Feed::new("missing", FramingConfig::default().build(), status.clone(), tx, None);
+    let feed = Feed::new(
+        "missing",
+        FramingConfig::default().build(),
+        status.clone(),
+        tx,
+        None,
+    );
     let mut settings = SerialSettings::new(path.to_str().expect("utf-8"), 9600);
     settings.reopen_initial = Duration::from_millis(20);
     let (stop, shutdown) = watch::channel(false);

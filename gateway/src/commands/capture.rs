@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::io::AsyncReadExt;
 
 use super::wait_for_signal;
-use crate::capture::{CaptureHeader, CaptureWriter};
+use crate::capture::{format_utc, CaptureHeader, CaptureWriter, Parity};
 use crate::source::serial::SerialSettings;
 
 pub async fn run(port: &str, baud: u32, out: &Path) -> u8 {
@@ -26,7 +26,14 @@ pub async fn run(port: &str, baud: u32, out: &Path) -> u8 {
             return 1;
         }
     };
-    let header = CaptureHeader::for_serial(port, baud);
+    let header = CaptureHeader {
+        port: Some(port.to_string()),
+        baud: Some(baud),
+        data_bits: Some(8),
+        parity: Some(Parity::None),
+        stop_bits: Some(1),
+        started_at: Some(format_utc(std::time::SystemTime::now())),
+    };
     let mut writer = match CaptureWriter::new(std::io::BufWriter::new(file), header) {
         Ok(w) => w,
         Err(e) => {

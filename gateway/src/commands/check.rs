@@ -18,7 +18,11 @@ pub fn run(config_path: &Path) -> u8 {
                 config_path.display(),
                 config.sources.len(),
                 config.mappings.len(),
-                config.mappings.iter().filter(|m| m.script.is_some()).count()
+                config
+                    .mappings
+                    .iter()
+                    .filter(|m| m.script.is_some())
+                    .count()
             );
             drop(mappers);
             0

@@ -48,14 +48,14 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
     let (_stop, shutdown) = watch::channel(false);
     let (tap, mut printed) = mpsc::channel(1024);
     let tap = args.dry_run.then_some(tap);
-    let running =
-        match pipeline::start(&config, Some(args.source), Some(over), tap, shutdown).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mqgate: {e:#}");
-                return 1;
-            }
-        };
+    let running = match pipeline::start(&config, Some(args.source), Some(over), tap, shutdown).await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mqgate: {e:#}");
+            return 1;
+        }
+    };
     if args.dry_run {
         // Ends when the replay has played and every message is through.
         while let Some(m) = printed.recv().await {

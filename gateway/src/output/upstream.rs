@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use broker_lite::codec::QoS;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -130,7 +132,12 @@ pub async fn run(
     }
     // Say goodbye: the retained status becomes `offline` without waiting for the will.
     let _ = client
-        .publish(settings.status_topic(), rumqttc::QoS::AtLeastOnce, true, "offline")
+        .publish(
+            settings.status_topic(),
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            "offline",
+        )
         .await;
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;

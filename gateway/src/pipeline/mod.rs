@@ -6,7 +6,7 @@
 //! fan-out task that feeds every output through its own bounded channel. A full
 //! channel makes the stage before it wait, back to the source.
 
-mod build;
+pub mod build;
 mod mapping;
 
 pub use build::{build_mappers, MapperSet};
@@ -79,7 +79,12 @@ pub async fn start(
                 let settings = build::upstream_settings(config, up)?;
                 let status = Arc::new(UpstreamStatus::default());
                 let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
-                tokio::spawn(upstream::run(settings, rx, status.clone(), shutdown.clone()));
+                tokio::spawn(upstream::run(
+                    settings,
+                    rx,
+                    status.clone(),
+                    shutdown.clone(),
+                ));
                 outputs.push(tx);
                 running.upstream = Some(status);
             }
@@ -145,8 +150,7 @@ pub async fn start(
     }
     info!(
         sources = running.sources.len(),
-        "gateway {} running",
-        config.gateway.id
+        "gateway {} running", config.gateway.id
     );
     Ok(running)
 }

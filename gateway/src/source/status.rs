@@ -9,7 +9,9 @@ use std::time::SystemTime;
 pub enum SourceState {
     Starting,
     /// The device is open (or the capture is playing).
-    Connected { since: SystemTime },
+    Connected {
+        since: SystemTime,
+    },
     /// The device is gone; the source reopens it with back-off.
     Waiting {
         since: SystemTime,
