@@ -97,7 +97,8 @@ pub(super) fn serial_settings(s: &SerialConfig) -> SerialSettings {
 
 /// Read a capture (or raw byte file) into replay chunks.
 pub fn load_chunks(path: &Path) -> anyhow::Result<Arc<[Chunk]>> {
-    let capture = Capture::load(path).with_context(|| format!("replay file {}", path.display()))?;
+    // The error names the file.
+    let capture = Capture::load(path)?;
     Ok(capture
         .chunks
         .into_iter()

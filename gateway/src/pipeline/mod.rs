@@ -133,8 +133,8 @@ pub async fn start(
                 tokio::spawn(serial::run(settings, f, status.clone(), shutdown.clone()));
             }
             (SourceKind::Replay(r), None) => {
-                let path = config.dir.join(&r.file);
-                let chunks = build::load_chunks(&path)?;
+                // The configuration has resolved the path already.
+                let chunks = build::load_chunks(&r.file)?;
                 let f = feed(None);
                 tokio::spawn(replay::run(
                     chunks,
