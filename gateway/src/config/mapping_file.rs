@@ -1,0 +1,182 @@
+//! A mapping file (`mappings/*.yaml`): which source it maps, with which script,
+//! and the defaults of the messages it produces.
+
+use std::path::{Path, PathBuf};
+
+use broker_lite::codec::QoS;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::locate::FieldPath;
+use super::yaml::Report;
+
+/// One loaded mapping file, paths resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingFile {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The id of the source whose frames it maps.
+    pub source: String,
+    /// The Rhai script, relative paths resolved against the mapping file's folder.
+    /// Without one, each frame is published as it is.
+    pub script: Option<PathBuf>,
+    /// Topic template, e.g. `sensors/{source}/{name}`.
+    pub topic: String,
+    pub qos: QoS,
+    pub retain: bool,
+    /// A Rhai expression; frames for which it is false are counted as filtered.
+    pub filter: Option<String>,
+    pub limits: ScriptLimits,
+}
+
+/// The sandbox a mapping's script runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptLimits {
+    /// Rhai operations per call.
+    pub max_operations: u64,
+    /// Wall-clock time per call, in milliseconds.
+    pub max_call_ms: u64,
+    /// Nesting depth of expressions.
+    pub max_expr_depth: usize,
+    /// Longest string, in bytes.
+    pub max_string_size: usize,
+    /// Most items in an array or a blob.
+    pub max_array_size: usize,
+    /// Most entries in an object map.
+    pub max_map_size: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 100_000,
+            max_call_ms: 100,
+            max_expr_depth: 64,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 1_000,
+        }
+    }
+}
+
+/// A mapping file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    source: String,
+    script: Option<PathBuf>,
+    #[serde(default = "default_topic")]
+    topic: String,
+    #[serde(
+        default = "super::qos::at_least_once",
+        deserialize_with = "super::qos::deserialize"
+    )]
+    qos: QoS,
+    #[serde(default)]
+    retain: bool,
+    filter: Option<String>,
+    #[serde(default)]
+    limits: ScriptLimits,
+}
+
+fn default_topic() -> String {
+    "sensors/{source}".to_string()
+}
+
+/// Reads one mapping file's value; problems go to `report`.
+pub(crate) fn from_value(
+    path: &Path,
+    value: &Value,
+    report: &mut Report<'_>,
+) -> Option<MappingFile> {
+    let root = FieldPath::root();
+    let raw: Raw = report.piece(&root, value)?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let script = raw.script.map(|script| folder.join(script));
+    if let Some(script) = &script {
+        if !script.is_file() {
+            report.add(
+                &root.key("script"),
+                format!("script file {} does not exist", script.display()),
+            );
+        }
+    }
+    if let Err(message) = check_topic_template(&raw.topic) {
+        report.add(&root.key("topic"), message);
+    }
+    if raw.filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        report.add(
+            &root.key("filter"),
+            "is empty; leave it out to keep every frame",
+        );
+    }
+    let limits = root.key("limits");
+    for (name, value) in [
+        ("max_operations", raw.limits.max_operations),
+        ("max_call_ms", raw.limits.max_call_ms),
+        ("max_expr_depth", raw.limits.max_expr_depth as u64),
+        ("max_string_size", raw.limits.max_string_size as u64),
+        ("max_array_size", raw.limits.max_array_size as u64),
+        ("max_map_size", raw.limits.max_map_size as u64),
+    ] {
+        if value == 0 {
+            report.add(&limits.key(name), "must be at least 1");
+        }
+    }
+    Some(MappingFile {
+        path: path.to_path_buf(),
+        source: raw.source,
+        script,
+        topic: raw.topic,
+        qos: raw.qos,
+        retain: raw.retain,
+        filter: raw.filter,
+        limits: raw.limits,
+    })
+}
+
+/// A topic template is a topic name with `{placeholder}`s: not empty, no
+/// wildcards, no NUL, braces around a name.
+pub(crate) fn check_topic_template(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("topic must not be empty".to_string());
+    }
+    if let Some(c) = topic.chars().find(|c| matches!(c, '+' | '#' | '\0')) {
+        return Err(format!("{c:?} is not allowed in a topic name: {topic:?}"));
+    }
+    let mut rest = topic;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(format!("unmatched `}}` in {topic:?}"));
+        }
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(format!("unclosed `{{` in {topic:?}"));
+        };
+        let name = &after[..close];
+        let is_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_name {
+            return Err(format!(
+                "`{{{name}}}` in {topic:?} is not a placeholder: use letters, digits and `_` between the braces"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_topic_template;
+
+    #[test]
+    fn topic_templates_need_named_placeholders_and_no_wildcards() {
+        assert!(check_topic_template("sensors/{source}/{name}").is_ok());
+        assert!(check_topic_template("plain/topic").is_ok());
+        for bad in ["", "a/+/b", "a/#", "a/{source", "a/}b", "a/{}", "a/{x y}"] {
+            assert!(check_topic_template(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! What users edit: the gateway file (`mqgate.yaml`) and the mapping files of its
+//! mappings folder. Typed with serde (`deny_unknown_fields`, enums for every
+//! choice), validated once at load, and every problem in every file reported
+//! together, each with file, line, column and field path.
+
+mod error;
+mod gateway;
+mod locate;
+mod mapping_file;
+mod qos;
+mod source;
+mod upstream;
+mod yaml;
+
+pub use error::ConfigError;
+pub use gateway::{GatewayConfig, GatewaySection, StatusConfig};
+pub use mapping_file::{MappingFile, ScriptLimits};
+pub use source::{
+    DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SerialConfig, SourceConfig,
+    SourceKind, StopBits,
+};
+pub use upstream::{BrokerUrl, UpstreamConfig};

@@ -1,0 +1,167 @@
+//! Reading YAML in pieces, so that one bad field does not hide the others.
+//!
+//! A file is parsed to a `Value` once; each section (and each list item) is then
+//! deserialized on its own through serde_yaml_ng, which names the field path of
+//! what went wrong inside the piece. The path, prefixed with the piece's own,
+//! is found in the original text for the line and column.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+
+use super::error::ConfigError;
+use super::locate::{locate, FieldPath};
+
+/// The errors of one file, each placed at its field's line and column.
+pub(crate) struct Report<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Report<'a> {
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        Report {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The errors, in the order they appear in the file.
+    pub(crate) fn into_errors(mut self) -> Vec<ConfigError> {
+        self.errors
+            .sort_by_key(|e| (e.line.is_none(), e.line, e.column));
+        self.errors
+    }
+
+    /// Records a problem with the field at `path`.
+    pub(crate) fn add(&mut self, path: &FieldPath, message: impl Into<String>) {
+        let (line, column) = match locate(self.text, path) {
+            Some((line, column)) => (Some(line), Some(column)),
+            None => (None, None),
+        };
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            field: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes the piece at `path`; on failure records why and returns `None`.
+    /// A key written with no value (`status:`) counts as an empty mapping.
+    pub(crate) fn piece<T: DeserializeOwned>(
+        &mut self,
+        path: &FieldPath,
+        value: &Value,
+    ) -> Option<T> {
+        let empty = Value::Mapping(Default::default());
+        let value = if value.is_null() { &empty } else { value };
+        let text = match serde_yaml_ng::to_string(value) {
+            Ok(text) => text,
+            Err(e) => {
+                self.add(path, format!("cannot read this value: {e}"));
+                return None;
+            }
+        };
+        match serde_yaml_ng::from_str::<T>(&text) {
+            Ok(piece) => Some(piece),
+            Err(e) => {
+                let (relative, message) = split_error(&e);
+                self.add(&path.join_str(&relative), message);
+                None
+            }
+        }
+    }
+}
+
+/// Parses a whole file to a `Value`; a syntax error comes back with its position.
+pub(crate) fn parse_file(file: &Path, text: &str) -> Result<Value, ConfigError> {
+    serde_yaml_ng::from_str::<Value>(text).map_err(|e| {
+        let (field, message) = split_error(&e);
+        let location = e.location();
+        ConfigError {
+            file: file.to_path_buf(),
+            line: location.as_ref().map(|at| at.line()),
+            column: location.as_ref().map(|at| at.column()),
+            field,
+            message,
+        }
+    })
+}
+
+/// Splits a serde_yaml_ng error into the field path it names and a message for
+/// people who write YAML (no position, no Rust type names).
+fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
+    let mut message = e.to_string();
+    if let Some(at) = e.location() {
+        let suffix = format!(" at line {} column {}", at.line(), at.column());
+        message = message.replacen(&suffix, "", 1);
+    }
+    // serde_yaml_ng writes `path: message`; the path is absent at the top level.
+    let mut field = String::new();
+    if let Some((path, rest)) = message.split_once(": ") {
+        let is_path = !path.is_empty()
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c));
+        if is_path {
+            field = path.to_string();
+            message = rest.to_string();
+        }
+    }
+    // Name the unknown or repeated key itself, not the mapping holding it.
+    for prefix in ["unknown field `", "duplicate field `"] {
+        let key = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(key, _)| key.to_string());
+        if let Some(key) = key {
+            field = if field.is_empty() {
+                key
+            } else {
+                format!("{field}.{key}")
+            };
+        }
+    }
+    if let Some(at) = message.find("expected struct ") {
+        message.replace_range(at.., "expected a mapping of keys");
+    }
+    if let Some(at) = message.find("expected internally tagged enum") {
+        message.replace_range(at.., "expected a mapping with a `type` key");
+    }
+    (field, message)
+}
+
+/// The keys of a mapping value, for "unknown key" checks.
+pub(crate) fn keys(value: &Value) -> Vec<String> {
+    match value {
+        Value::Mapping(map) => map
+            .keys()
+            .map(|k| match k {
+                Value::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What a value is, in words for an error message.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}

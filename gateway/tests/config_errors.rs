@@ -1,0 +1,519 @@
+//! The configuration users edit: every kind of mistake gives a message with file,
+//! line, column and field, and all of them come back from one load.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use broker_lite::codec::QoS;
+use mqgate::config::{ConfigError, GatewayConfig, SourceKind};
+
+/// A fresh folder under the system temp dir holding the given files.
+fn folder(files: &[(&str, &str)]) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mqgate-config-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn load(files: &[(&str, &str)]) -> Result<GatewayConfig, Vec<ConfigError>> {
+    GatewayConfig::load(&folder(files).join("mqgate.yaml"))
+}
+
+/// The errors of a config that must fail, printed one per line for assertion messages.
+fn errors(files: &[(&str, &str)]) -> Vec<ConfigError> {
+    match load(files) {
+        Ok(config) => panic!("expected errors, the config loaded: {config:#?}"),
+        Err(errors) => errors,
+    }
+}
+
+/// The only error, checked to be at `field`, `line` and `column` of the named file.
+fn single(errors: &[ConfigError], file: &str, field: &str, line: usize, column: usize) -> String {
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error, got:\n{}",
+        all.join("\n")
+    );
+    let e = &errors[0];
+    assert_eq!(e.file.file_name().unwrap(), file, "{e}");
+    assert_eq!(e.field, field, "{e}");
+    assert_eq!((e.line, e.column), (Some(line), Some(column)), "{e}");
+    e.message.clone()
+}
+
+const HEAD: &str = "gateway:\n  id: pi\n";
+
+#[test]
+fn a_minimal_file_loads_with_defaults() {
+    let config = load(&[("mqgate.yaml", HEAD)]).unwrap();
+    assert_eq!(config.gateway.id, "pi");
+    assert!(config.broker.is_none());
+    assert!(config.upstream.is_none());
+    assert_eq!(config.status.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.sources.is_empty() && config.mappings.is_empty());
+    assert!(config.mappings_dir.ends_with("mappings"));
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_position() {
+    let text = "gateway:\n  id: pi\n  stat_dir: /tmp\n";
+    let message = single(
+        &errors(&[("mqgate.yaml", text)]),
+        "mqgate.yaml",
+        "gateway.stat_dir",
+        3,
+        3,
+    );
+    assert!(message.contains("unknown field `stat_dir`"), "{message}");
+    assert!(
+        message.contains("state_dir"),
+        "the message lists the known keys: {message}"
+    );
+
+    let text = format!("{HEAD}sourcs: []\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sourcs",
+        3,
+        1,
+    );
+    assert!(message.contains("expected one of"), "{message}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_with_its_position() {
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    baud: fast\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].baud",
+        7,
+        5,
+    );
+    assert!(
+        message.contains("invalid type: string \"fast\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_good_ones() {
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    parity: space\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].parity",
+        7,
+        5,
+    );
+    assert!(
+        message.contains("`space`") && message.contains("`even`"),
+        "{message}"
+    );
+
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    data_bits: 9\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].data_bits",
+        7,
+        5,
+    );
+    assert!(message.contains("5, 6, 7 or 8"), "{message}");
+
+    let text = format!("{HEAD}sources:\n  - id: radio\n    type: lora\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].type",
+        5,
+        5,
+    );
+    assert!(
+        message.contains("`lora`") && message.contains("serial, replay"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_required_field_is_named_at_its_parent() {
+    let text = format!("{HEAD}sources:\n  - id: meter\n    type: serial\n    baud: 4800\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0]",
+        4,
+        5,
+    );
+    assert!(message.contains("missing field `path`"), "{message}");
+
+    let message = single(
+        &errors(&[("mqgate.yaml", "status: {}\n")]),
+        "mqgate.yaml",
+        "",
+        1,
+        1,
+    );
+    assert!(message.contains("gateway"), "{message}");
+}
+
+#[test]
+fn a_yaml_syntax_error_has_its_position() {
+    let text = "gateway:\n  id: pi\n sources: [\n";
+    let errors = errors(&[("mqgate.yaml", text)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].line.is_some() && errors[0].column.is_some(),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn the_framing_block_is_checked_with_its_field_path() {
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    framing:\n      type: lines\n      max_length: 0\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].framing.max_length",
+        9,
+        7,
+    );
+    assert!(message.contains("at least 1"), "{message}");
+
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    framing:\n      type: slip\n"
+    );
+    let errors = errors(&[("mqgate.yaml", &text)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].field.starts_with("sources[0].framing"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].message.contains("slip"), "{}", errors[0]);
+}
+
+#[test]
+fn the_broker_section_is_checked_by_broker_lite_rules() {
+    let text = format!("{HEAD}broker:\n  listen: 127.0.0.1:1884\n  limits:\n    max_inflight: 0\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "broker.limits.max_inflight",
+        6,
+        5,
+    );
+    assert!(message.contains("at least 1"), "{message}");
+
+    let config = load(&[("mqgate.yaml", &format!("{HEAD}broker:\n"))]).unwrap();
+    assert_eq!(config.broker, Some(broker_lite::Config::default()));
+}
+
+#[test]
+fn semantic_errors_in_the_gateway_file_are_all_reported() {
+    let text = format!(
+        "{HEAD}upstream:
+  url: http://broker.example.com
+  username: gw
+  password: secret
+  password_file: secret.txt
+sources:
+  - id: gps
+    type: replay
+    file: nowhere.log
+  - id: gps
+    type: replay
+    file: capture.log
+    speed: 2.0
+    fast: true
+  - id: bad id
+    type: serial
+    path: /dev/ttyUSB0
+    reopen:
+      initial_ms: 1000
+      max_ms: 10
+"
+    );
+    let errors = errors(&[("mqgate.yaml", &text), ("capture.log", "$GPGGA\n")]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let all = lines.join("\n");
+    let dir = errors[0].file.parent().unwrap().display().to_string();
+    // A bad url fails the whole upstream section's types, so its other fields
+    // are checked once it is fixed; every source problem shows at once.
+    let expected = [
+        "mqgate.yaml:4:3: upstream.url: \"http://broker.example.com\" is not an MQTT url"
+            .to_string(),
+        format!("mqgate.yaml:11:5: sources[0].file: capture file {dir}/nowhere.log does not exist"),
+        "mqgate.yaml:12:5: sources[1].id: duplicate source id `gps` (also sources[0])".to_string(),
+        "mqgate.yaml:16:5: sources[1].fast: set either `speed` or `fast: true`, not both"
+            .to_string(),
+        "mqgate.yaml:17:5: sources[2].id: \"bad id\" is not a valid source id".to_string(),
+        "mqgate.yaml:22:7: sources[2].reopen.max_ms: must be at least initial_ms (1000), got 10"
+            .to_string(),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{all}");
+    for (line, want) in lines.iter().zip(&expected) {
+        let (_, tail) = line.split_once("/mqgate.yaml").unwrap();
+        assert!(
+            format!("mqgate.yaml{tail}").starts_with(want.as_str()),
+            "{line}\nwanted {want}"
+        );
+    }
+}
+
+#[test]
+fn upstream_credentials_and_tls_files_are_checked_together() {
+    let text = format!(
+        "{HEAD}upstream:
+  url: mqtt://broker.example.com
+  password: secret
+  password_file: secret.txt
+  cert_file: client.pem
+"
+    );
+    let errors = errors(&[
+        ("mqgate.yaml", &text),
+        ("secret.txt", "pw\n"),
+        ("client.pem", "x"),
+    ]);
+    let fields: Vec<(&str, Option<usize>, &str)> = errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.line, e.message.as_str()))
+        .collect();
+    let has = |field: &str, line: usize, words: &str| {
+        fields
+            .iter()
+            .any(|(f, l, m)| *f == field && *l == Some(line) && m.contains(words))
+    };
+    assert!(has("upstream.password_file", 6, "not both"), "{fields:?}");
+    assert!(
+        has("upstream.username", 3, "needs a username"),
+        "{fields:?}"
+    );
+    assert!(
+        has("upstream.cert_file", 7, "`key_file` is missing"),
+        "{fields:?}"
+    );
+    assert!(
+        has("upstream.cert_file", 7, "needs an mqtts:// url"),
+        "{fields:?}"
+    );
+    assert_eq!(fields.len(), 4, "{fields:?}");
+}
+
+#[test]
+fn upstream_defaults_fill_in_the_client_id_and_port() {
+    let text = format!("{HEAD}upstream:\n  url: mqtts://broker.example.com\n");
+    let upstream = load(&[("mqgate.yaml", &text)]).unwrap().upstream.unwrap();
+    assert_eq!(upstream.client_id, "mqgate-pi");
+    assert_eq!((upstream.url.tls, upstream.url.port), (true, 8883));
+    assert!(!upstream.clean_session);
+    assert_eq!(upstream.keep_alive_secs, 30);
+}
+
+const GATEWAY_WITH_SOURCES: &str = "gateway:
+  id: pi
+sources:
+  - id: gps
+    type: replay
+    file: gps.log
+    loop: true
+  - id: meter
+    type: serial
+    path: /dev/serial/by-id/usb-meter
+    baud: 115200
+    flow_control: hardware
+";
+
+#[test]
+fn mapping_files_load_with_their_defaults_and_resolved_script() {
+    let config = load(&[
+        ("mqgate.yaml", GATEWAY_WITH_SOURCES),
+        ("gps.log", "$GPGGA\n"),
+        (
+            "mappings/gps.yaml",
+            "source: gps\nscript: ../scripts/nmea.rhai\nqos: 2\n",
+        ),
+        (
+            "mappings/meter.yml",
+            "source: meter\nfilter: frame.text != \"\"\n",
+        ),
+        ("mappings/notes.txt", "not a mapping"),
+        ("scripts/nmea.rhai", "()"),
+    ])
+    .unwrap();
+    assert_eq!(config.mappings.len(), 2);
+    let gps = &config.mappings[0];
+    assert_eq!(gps.source, "gps");
+    assert_eq!(gps.qos, QoS::ExactlyOnce);
+    assert!(gps
+        .script
+        .as_ref()
+        .unwrap()
+        .ends_with("mappings/../scripts/nmea.rhai"));
+    assert!(gps.script.as_ref().unwrap().is_file());
+    let meter = &config.mappings[1];
+    assert_eq!(
+        (meter.topic.as_str(), meter.qos, meter.retain),
+        ("sensors/{source}", QoS::AtLeastOnce, false)
+    );
+    assert_eq!(meter.filter.as_deref(), Some("frame.text != \"\""));
+    match &config.sources[0].kind {
+        SourceKind::Replay(replay) => {
+            assert!(replay.looping && replay.file.is_file());
+        }
+        other => panic!("expected a replay source, got {other:?}"),
+    }
+    match &config.sources[1].kind {
+        SourceKind::Serial(serial) => {
+            assert_eq!(serial.baud, 115200);
+            assert_eq!(
+                tokio_serial::FlowControl::from(serial.flow_control),
+                tokio_serial::FlowControl::Hardware
+            );
+            assert_eq!(
+                tokio_serial::DataBits::from(serial.data_bits),
+                tokio_serial::DataBits::Eight
+            );
+        }
+        other => panic!("expected a serial source, got {other:?}"),
+    }
+}
+
+#[test]
+fn errors_in_several_files_come_back_together_with_file_line_column_and_field() {
+    let gateway = GATEWAY_WITH_SOURCES.replace("baud: 115200", "baud: [1]");
+    let dir = folder(&[
+        ("mqgate.yaml", &gateway),
+        ("gps.log", "$GPGGA\n"),
+        (
+            "mappings/a-gps.yaml",
+            "source: gps\nscript: missing.rhai\nqos: 3\n",
+        ),
+        (
+            "mappings/b-gps.yaml",
+            "# the same source again\nsource: gps\n",
+        ),
+        (
+            "mappings/c-door.yaml",
+            "source: door\ntopic: doors/+/state\n",
+        ),
+        (
+            "mappings/d-meter.yaml",
+            "source: meter\nretain: yes please\n",
+        ),
+    ]);
+    let errors = GatewayConfig::load(&dir.join("mqgate.yaml")).unwrap_err();
+    let prefix = format!("{}/", dir.display());
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| e.to_string().replacen(&prefix, "", 1))
+        .collect();
+    let all = lines.join("\n");
+    let expected = [
+        "mqgate.yaml:11:5: sources[1].baud: invalid type: sequence, expected u32",
+        "mappings/a-gps.yaml:3:1: qos: invalid value: integer `3`, expected qos 0, 1 or 2",
+        "mappings/b-gps.yaml:2:1: source: source `gps` already has a mapping in ",
+        "mappings/c-door.yaml:1:1: source: no source `door` in ",
+        "mappings/c-door.yaml:2:1: topic: '+' is not allowed in a topic name",
+        "mappings/d-meter.yaml:2:1: retain: invalid type: string \"yes please\", expected a boolean",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{all}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(line.starts_with(want), "{line}\nwanted {want}\nall:\n{all}");
+    }
+    assert!(all.contains("configured: gps, meter"), "{all}");
+    assert!(
+        all.contains("a mapping in ") && all.contains("a-gps.yaml; a source has at most one"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_missing_script_is_reported_when_its_mapping_is_otherwise_right() {
+    let errors = errors(&[
+        ("mqgate.yaml", GATEWAY_WITH_SOURCES),
+        ("gps.log", "$GPGGA\n"),
+        ("mappings/gps.yaml", "source: gps\nscript: nmea.rhai\n"),
+    ]);
+    let message = single(&errors, "gps.yaml", "script", 2, 1);
+    assert!(message.contains("nmea.rhai does not exist"), "{message}");
+}
+
+#[test]
+fn a_mappings_folder_that_was_named_must_exist() {
+    let text = format!("{HEAD}mappings: maps\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "mappings",
+        3,
+        1,
+    );
+    assert!(
+        message.contains("cannot read the mappings folder"),
+        "{message}"
+    );
+}
+
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+#[test]
+fn the_demo_config_loads() {
+    let path = workspace().join("examples/demo.yaml");
+    let config = GatewayConfig::load(&path).unwrap_or_else(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("examples/demo.yaml has errors:\n{}", lines.join("\n"))
+    });
+    assert_eq!(
+        config.broker.as_ref().unwrap().listen.to_string(),
+        "127.0.0.1:1883"
+    );
+    assert!(config.upstream.is_none());
+    assert_eq!(config.status.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.sources.iter().any(|s| s.id == "gps"));
+    for mapping in &config.mappings {
+        assert!(
+            config.sources.iter().any(|s| s.id == mapping.source),
+            "{} has no source",
+            mapping.path.display()
+        );
+    }
+}
+
+#[test]
+fn the_full_example_config_loads() {
+    let path = workspace().join("examples/mqgate.yaml");
+    let config = GatewayConfig::load(&path).unwrap_or_else(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("examples/mqgate.yaml has errors:\n{}", lines.join("\n"))
+    });
+    assert!(config.upstream.is_some());
+    assert!(config
+        .sources
+        .iter()
+        .any(|s| matches!(s.kind, SourceKind::Serial(_))));
+}
