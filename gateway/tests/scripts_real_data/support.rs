@@ -1,0 +1,179 @@
+//! Helpers for the script tests: paths, mappers, frames, framing, JSON comparison.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use broker_lite::codec::QoS;
+use bytes::Bytes;
+use mqgate::frame::{Frame, Framed, Framer, LinesConfig, LinesFramer, Meta};
+use mqgate::mapping::{Mapped, Mapper, MappingDefaults, ScriptLimits};
+use mqgate::message::Message;
+use serde_json::Value;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A file of the shared test data; fails clearly when the folder is missing.
+pub fn data(rel: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    assert!(
+        dir.is_dir(),
+        "the real-data folder {} is missing: these tests need ../shared/data next to the workspace",
+        dir.display()
+    );
+    dir.join(rel)
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+pub fn json_file(rel: &str) -> Value {
+    let path = data(rel);
+    serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A mapper for `scripts/<script>` with a topic template, default limits.
+pub fn script_mapper(source: &str, script: &str, topic: &str) -> Mapper {
+    let path = workspace().join("scripts").join(script);
+    let defaults = MappingDefaults {
+        topic: topic.to_string(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        filter: None,
+    };
+    Mapper::new(
+        source,
+        Some((&path, &read(&path))),
+        defaults,
+        ScriptLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{script} does not compile: {e}"))
+}
+
+/// The mapper a mapping file describes (script resolved against the file's folder).
+pub fn mapping_mapper(name: &str) -> Mapper {
+    let path = workspace().join("mappings").join(name);
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let map = yaml.as_mapping().expect("a mapping file is a YAML mapping");
+    for key in map.keys() {
+        let key = key.as_str().unwrap_or_default();
+        assert!(
+            ["source", "script", "topic", "qos", "retain", "filter"].contains(&key),
+            "{name}: unexpected key {key:?}"
+        );
+    }
+    let text = |k: &str| yaml.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let source = text("source").unwrap_or_else(|| panic!("{name}: no source"));
+    let script = path.parent().unwrap().join(text("script").expect("script"));
+    let qos = match yaml.get("qos").and_then(|v| v.as_u64()) {
+        Some(0) => QoS::AtMostOnce,
+        Some(2) => QoS::ExactlyOnce,
+        _ => QoS::AtLeastOnce,
+    };
+    let defaults = MappingDefaults {
+        topic: text("topic").expect("topic"),
+        qos,
+        retain: yaml
+            .get("retain")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        filter: text("filter"),
+    };
+    Mapper::new(
+        &source,
+        Some((&script, &read(&script))),
+        defaults,
+        ScriptLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn frame(source: &str, bytes: &[u8], extra: &[(&str, &str)]) -> Frame {
+    Frame {
+        source: Arc::from(source),
+        received_at: SystemTime::now(),
+        bytes: Bytes::copy_from_slice(bytes),
+        meta: Meta {
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            ..Meta::default()
+        },
+    }
+}
+
+pub fn messages(mapper: &Mapper, frame: &Frame, what: &str) -> Vec<Message> {
+    match mapper.map(frame) {
+        Mapped::Messages(m) => m,
+        other => panic!("{what}: expected messages, got {other:?}"),
+    }
+}
+
+pub fn payload(m: &Message) -> Value {
+    serde_json::from_slice(&m.payload)
+        .unwrap_or_else(|e| panic!("payload on {} is not JSON: {e}", m.topic))
+}
+
+pub fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Frames of `bytes` cut by `framer`, and how many bad-frame reports it gave.
+pub fn cut(mut framer: Box<dyn Framer>, bytes: &[u8]) -> (Vec<Bytes>, usize) {
+    let mut out = Vec::new();
+    framer.push(bytes, &mut out);
+    framer.finish(&mut out);
+    let mut frames = Vec::new();
+    let mut bad = 0;
+    for f in out {
+        match f {
+            Framed::Frame(b) => frames.push(b),
+            Framed::Bad(_) => bad += 1,
+        }
+    }
+    (frames, bad)
+}
+
+pub fn nmea_framer() -> Box<dyn Framer> {
+    Box::new(LinesFramer::new(LinesConfig {
+        nmea_checksum: true,
+        skip_comments: true,
+        ..LinesConfig::default()
+    }))
+}
+
+/// `expected` within `tol`: numbers (or arrays of numbers) compared by value.
+pub fn assert_value(what: &str, actual: &Value, expected: &Value, tol: f64) {
+    match (actual, expected) {
+        (Value::Array(a), Value::Array(e)) => {
+            assert_eq!(a.len(), e.len(), "{what}: {actual} vs {expected}");
+            for (i, (a, e)) in a.iter().zip(e).enumerate() {
+                assert_value(&format!("{what}[{i}]"), a, e, tol);
+            }
+        }
+        (Value::Object(a), Value::Object(e)) => {
+            let (ak, ek): (Vec<_>, Vec<_>) = (a.keys().collect(), e.keys().collect());
+            assert_eq!(ak, ek, "{what}: fields differ");
+            for (k, e) in e {
+                assert_value(&format!("{what}.{k}"), &a[k], e, tol);
+            }
+        }
+        (Value::Number(a), Value::Number(e)) => {
+            let (a, e) = (a.as_f64().unwrap(), e.as_f64().unwrap());
+            assert!(
+                (a - e).abs() <= tol * (1.0 + 1e-9) + e.abs() * 1e-12,
+                "{what}: {a} vs {e}"
+            );
+        }
+        _ => assert_eq!(actual, expected, "{what}"),
+    }
+}
