@@ -94,7 +94,7 @@ pub(super) fn parse_capture(data: &[u8], name: &str) -> Result<Capture, CaptureE
 /// `<microseconds> <hex bytes>`.
 fn parse_chunk(line: &str) -> Result<Chunk, String> {
     let (offset, hex) = line
-        .split_once(|c: char| c == ' ' || c == '\t')
+        .split_once([' ', '\t'])
         .ok_or_else(|| "data line needs `<microseconds> <hex bytes>`".to_string())?;
     let micros: u64 = offset
         .parse()
