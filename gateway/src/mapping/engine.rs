@@ -1,5 +1,6 @@
 //! The sandboxed Rhai engine: limits, no `eval`, no module import, print to tracing,
-//! and a wall-clock deadline per call checked from the progress callback.
+//! and a time limit per call (the calling thread's CPU time) checked from the
+//! progress callback.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ pub struct ScriptLimits {
     pub max_array_size: usize,
     /// Most entries in a map.
     pub max_map_size: usize,
-    /// Wall-clock time per call.
+    /// Time per call, counted on the calling thread's CPU clock (time spent waiting
+    /// for a core under load does not count).
     pub max_call_time: Duration,
 }
 
@@ -50,16 +52,43 @@ pub(crate) const DEADLINE_TOKEN: &str = "mqgate:deadline";
 const CLOCK_EVERY: u64 = 256;
 
 thread_local! {
-    /// Deadline of the script call running on this thread, if any.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Deadline (on this thread's CPU clock) of the script call running here, if any.
+    static DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// CPU time this thread has used. Limits count the script's own work, so a frame
+/// is not dead-lettered because the machine was busy and the thread waited.
+#[cfg(unix)]
+fn thread_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return wall_time();
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(not(unix))]
+fn thread_time() -> Duration {
+    wall_time()
+}
+
+/// Fallback clock: time since the first call in this process.
+fn wall_time() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
 
 /// Sets this thread's deadline for the life of the guard.
-pub(crate) struct DeadlineGuard(Option<Instant>);
+pub(crate) struct DeadlineGuard(Option<Duration>);
 
 impl DeadlineGuard {
     pub(crate) fn start(limit: Duration) -> DeadlineGuard {
-        let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
+        let previous = DEADLINE.with(|d| d.replace(Some(thread_time() + limit)));
         DeadlineGuard(previous)
     }
 }
@@ -104,7 +133,7 @@ pub fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
         if ops % CLOCK_EVERY != 0 {
             return None;
         }
-        let late = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
+        let late = DEADLINE.with(|d| d.get().is_some_and(|at| thread_time() >= at));
         late.then(|| Dynamic::from(DEADLINE_TOKEN))
     });
     let source: Arc<str> = source_id.into();
