@@ -233,3 +233,20 @@ proptest! {
         let _ = Capture::parse(&data, "fuzz");
     }
 }
+
+#[test]
+fn the_example_in_the_format_document_parses() {
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/capture-format.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let start = doc
+        .find("```\n# mqgate capture v1")
+        .expect("the example block")
+        + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    let c = Capture::parse(doc[start..end].as_bytes(), "example").unwrap();
+    assert_eq!(c.header.baud, Some(9600));
+    assert_eq!(c.header.parity, Some(Parity::None));
+    assert_eq!(c.chunks.len(), 4);
+    assert_eq!(c.chunks[3].at, Duration::from_micros(2_000_517));
+    assert!(c.bytes().starts_with(b"$GNRMC,081411.000,A,"));
+}

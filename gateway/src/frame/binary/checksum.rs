@@ -64,10 +64,10 @@ impl Checker {
         }
         let mut min = size;
         if c.from >= 0 {
-            min = min.max(c.from as usize + size);
+            min = min.max((c.from as usize).saturating_add(size));
         }
         if let Some(at) = c.at.filter(|&a| a >= 0) {
-            min = min.max(at as usize + size);
+            min = min.max((at as usize).saturating_add(size));
         }
         if let Some(to) = c.to.filter(|&t| t >= 0) {
             min = min.max(to as usize);
@@ -88,7 +88,7 @@ impl Checker {
             None => n.checked_sub(size),
         };
         let at = at
-            .filter(|&a| a + size <= n)
+            .filter(|&a| a.saturating_add(size) <= n)
             .ok_or_else(|| format!("frame of {n} bytes has no room for its checksum"))?;
         let from = resolve(c.from, n);
         let to = match c.to {

@@ -29,8 +29,11 @@ pub struct BinaryFramer {
 impl BinaryFramer {
     pub fn new(config: BinaryConfig) -> Self {
         let checker = Checker::new(config.checksum);
-        let header = config.length.offset + config.length.width as usize;
-        let min_len = header.max(config.sync.len()).max(checker.min_len());
+        let header = config
+            .length
+            .offset
+            .saturating_add(config.length.width as usize);
+        let min_len = header.max(config.sync.len()).max(checker.min_len()).max(1);
         BinaryFramer {
             config,
             checker,
@@ -83,19 +86,19 @@ impl BinaryFramer {
             &live[..len.min(live.len())],
             detail,
         )));
-        self.reported = self.reported.max(len) - 1;
+        self.reported = self.reported.max(len).max(1) - 1;
         self.start += 1;
     }
 
     /// The frame length announced by the candidate at `start` (header complete).
-    fn announced_len(&self) -> i64 {
+    fn announced_len(&self) -> i128 {
         let l = &self.config.length;
         let field = &self.buf[self.start + l.offset..self.start + self.header];
         let value = match l.endian {
             Endian::Big => field.iter().fold(0u64, |v, &b| v << 8 | b as u64),
             Endian::Little => field.iter().rev().fold(0u64, |v, &b| v << 8 | b as u64),
         };
-        self.header as i64 + value as i64 + l.adjust
+        self.header as i128 + value as i128 + l.adjust as i128
     }
 
     /// Decides as much as the bytes allow. At the end of input an incomplete frame is
@@ -122,6 +125,14 @@ impl BinaryFramer {
                     break;
                 }
             }
+            if self.header > self.config.max_length {
+                let detail = format!(
+                    "length field ends at byte {}, past max_length {}",
+                    self.header, self.config.max_length
+                );
+                self.reject(BadKind::Overlong, sync_len, detail, out);
+                continue;
+            }
             let available = self.buf.len() - self.start;
             if available < self.header {
                 if !eof {
@@ -131,7 +142,7 @@ impl BinaryFramer {
                 continue;
             }
             let total = self.announced_len();
-            if total < self.min_len as i64 {
+            if total < self.min_len as i128 {
                 let detail = format!(
                     "length field gives a frame of {total} bytes, shorter than the {} it needs",
                     self.min_len
@@ -139,7 +150,7 @@ impl BinaryFramer {
                 self.reject(BadKind::Garbage, self.header, detail, out);
                 continue;
             }
-            if total > self.config.max_length as i64 {
+            if total > self.config.max_length as i128 {
                 let detail = format!(
                     "length field gives a frame of {total} bytes, more than max_length {}",
                     self.config.max_length

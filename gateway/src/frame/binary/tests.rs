@@ -275,3 +275,61 @@ proptest! {
         }
     }
 }
+
+fn any_config() -> impl Strategy<Value = BinaryConfig> {
+    let kind = prop_oneof![
+        Just(ChecksumKind::None),
+        Just(ChecksumKind::Xor),
+        Just(ChecksumKind::Fletcher8),
+        Just(ChecksumKind::Crc16),
+    ];
+    (
+        proptest::collection::vec(prop_oneof![Just(0xB5u8), Just(0x62u8)], 0..3),
+        (0usize..5, 0u8..6, -12i64..12, any::<bool>()),
+        (
+            kind,
+            -4i64..6,
+            proptest::option::of(-4i64..6),
+            proptest::option::of(-4i64..6),
+        ),
+        0usize..40,
+    )
+        .prop_map(
+            |(sync, (offset, width, adjust, little), (kind, from, to, at), max_length)| {
+                BinaryConfig {
+                    sync,
+                    length: LengthField {
+                        offset,
+                        width,
+                        endian: if little { Endian::Little } else { Endian::Big },
+                        adjust,
+                    },
+                    checksum: ChecksumConfig {
+                        kind,
+                        algorithm: (kind == ChecksumKind::Crc16).then_some(Crc16Algorithm::Modbus),
+                        from,
+                        to,
+                        at,
+                        endian: Endian::Big,
+                    },
+                    max_length,
+                }
+            },
+        )
+}
+
+proptest! {
+    /// Even a config that fails validation must not panic, hang or depend on the split.
+    #[test]
+    fn any_config_on_any_bytes_terminates_and_ignores_the_split(
+        config in any_config(),
+        data in proptest::collection::vec(prop_oneof![Just(0xB5u8), Just(0x62u8), 0u8..8], 0..120),
+        cut in 0usize..120,
+    ) {
+        let config = FramingConfig::Binary(config);
+        let whole = run(&config, &[&data]);
+        prop_assert_eq!(run(&config, &split_at_cuts(&data, &[cut])), whole.clone());
+        let bytes: Vec<&[u8]> = data.chunks(1).collect();
+        prop_assert_eq!(run(&config, &bytes), whole);
+    }
+}

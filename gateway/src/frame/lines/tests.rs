@@ -212,3 +212,28 @@ fn every_split_of_the_mixed_stream_gives_the_same_output() {
         assert_split_invariant(&lines(32, nmea, comments), &mixed_stream());
     }
 }
+
+#[test]
+fn a_lines_block_parses_with_defaults_and_rejects_unknown_keys() {
+    let config: FramingConfig =
+        serde_yaml_ng::from_str("type: lines\nnmea_checksum: true\n").unwrap();
+    assert_eq!(
+        config,
+        FramingConfig::Lines(LinesConfig {
+            nmea_checksum: true,
+            ..LinesConfig::default()
+        })
+    );
+    assert!(config.validate().is_empty());
+    assert_eq!(FramingConfig::default(), lines(4096, false, false));
+    let err =
+        serde_yaml_ng::from_str::<FramingConfig>("type: lines\nmax_lenght: 80\n").unwrap_err();
+    assert!(err.to_string().contains("max_lenght"), "{err}");
+    let err = serde_yaml_ng::from_str::<FramingConfig>("type: slip\n").unwrap_err();
+    assert!(err.to_string().contains("slip"), "{err}");
+    let zero: FramingConfig = serde_yaml_ng::from_str("type: lines\nmax_length: 0\n").unwrap();
+    assert_eq!(
+        zero.validate(),
+        vec![("max_length".to_string(), "must be at least 1".to_string())]
+    );
+}
