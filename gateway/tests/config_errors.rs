@@ -176,6 +176,42 @@ fn a_missing_required_field_is_named_at_its_parent() {
 }
 
 #[test]
+fn every_bad_key_of_one_section_is_reported_not_only_the_first() {
+    let text = format!(
+        "{HEAD}upstream:
+  url: tcp://broker:1883
+  keep_alive_secs: -1
+  client: gw
+sources:
+  - id: meter
+    type: serial
+    path: /dev/ttyUSB0
+    baud: fast
+    parity: space
+    bauds: 9600
+    reopen:
+      max_ms: soon
+"
+    );
+    let errors = errors(&[("mqgate.yaml", &text)]);
+    let found: Vec<(String, Option<usize>)> =
+        errors.iter().map(|e| (e.field.clone(), e.line)).collect();
+    let expected: Vec<(String, Option<usize>)> = [
+        ("upstream.url", 4),
+        ("upstream.keep_alive_secs", 5),
+        ("upstream.client", 6),
+        ("sources[0].baud", 11),
+        ("sources[0].parity", 12),
+        ("sources[0].bauds", 13),
+        ("sources[0].reopen.max_ms", 15),
+    ]
+    .into_iter()
+    .map(|(field, line)| (field.to_string(), Some(line)))
+    .collect();
+    assert_eq!(found, expected, "{errors:#?}");
+}
+
+#[test]
 fn a_yaml_syntax_error_has_its_position() {
     let text = "gateway:\n  id: pi\n sources: [\n";
     let errors = errors(&[("mqgate.yaml", text)]);
@@ -432,7 +468,7 @@ fn errors_in_several_files_come_back_together_with_file_line_column_and_field() 
         .collect();
     let all = lines.join("\n");
     let expected = [
-        "mqgate.yaml:11:5: sources[1].baud: invalid type: sequence, expected u32",
+        "mqgate.yaml:11:5: sources[1].baud: invalid type: sequence, expected a whole number from 0 to 4294967295",
         "mappings/a-gps.yaml:3:1: qos: invalid value: integer `3`, expected qos 0, 1 or 2",
         "mappings/b-gps.yaml:2:1: source: source `gps` already has a mapping in ",
         "mappings/c-door.yaml:1:1: source: no source `door` in ",

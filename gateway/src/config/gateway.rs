@@ -220,7 +220,9 @@ fn read_sources(
     for (i, item) in items.iter().enumerate() {
         let item_at = at.index(i);
         if let Some(id) = item.get("id").and_then(Value::as_str) {
-            ids.push(id.to_string());
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_string());
+            }
             if let Some(first) = first_at.get(id) {
                 report.add(
                     &item_at.key("id"),

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
 use super::error::ConfigError;
-use super::locate::{locate, FieldPath};
+use super::locate::{locate, parse, FieldPath, Segment};
 
 /// The errors of one file, each placed at its field's line and column.
 pub(crate) struct Report<'a> {
@@ -53,27 +53,52 @@ impl<'a> Report<'a> {
 
     /// Deserializes the piece at `path`; on failure records why and returns `None`.
     /// A key written with no value (`status:`) counts as an empty mapping.
+    ///
+    /// serde stops at the first error, so the key it names is taken out and the
+    /// rest read again, until the rest reads or the error is not about one key:
+    /// every bad key of the piece is reported, not only the first.
     pub(crate) fn piece<T: DeserializeOwned>(
         &mut self,
         path: &FieldPath,
         value: &Value,
     ) -> Option<T> {
-        let empty = Value::Mapping(Default::default());
-        let value = if value.is_null() { &empty } else { value };
-        let text = match serde_yaml_ng::to_string(value) {
-            Ok(text) => text,
-            Err(e) => {
-                self.add(path, format!("cannot read this value: {e}"));
+        let mut value = match value {
+            Value::Null => Value::Mapping(Default::default()),
+            other => other.clone(),
+        };
+        let mut removed: Vec<String> = Vec::new();
+        loop {
+            let text = match serde_yaml_ng::to_string(&value) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.add(path, format!("cannot read this value: {e}"));
+                    return None;
+                }
+            };
+            let e = match serde_yaml_ng::from_str::<T>(&text) {
+                Ok(piece) if removed.is_empty() => return Some(piece),
+                Ok(_) => return None,
+                Err(e) => e,
+            };
+            let (relative, message) = split_error(&e);
+            let missing_removed = removed
+                .iter()
+                .any(|key| message.starts_with(&format!("missing field `{key}`")));
+            if missing_removed {
                 return None;
             }
-        };
-        match serde_yaml_ng::from_str::<T>(&text) {
-            Ok(piece) => Some(piece),
-            Err(e) => {
-                let (relative, message) = split_error(&e);
-                self.add(&path.join_str(&relative), message);
-                None
+            self.add(&path.join_str(&relative), message);
+            let first = match parse(&relative).0.into_iter().next() {
+                Some(Segment::Key(key)) => key,
+                _ => return None,
+            };
+            let Value::Mapping(map) = &mut value else {
+                return None;
+            };
+            if map.remove(first.as_str()).is_none() {
+                return None;
             }
+            removed.push(first);
         }
     }
 }
@@ -125,6 +150,20 @@ fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
             } else {
                 format!("{field}.{key}")
             };
+        }
+    }
+    // Users write numbers, not Rust integer types.
+    for (rust, words) in [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number from 0"),
+        ("usize", "a whole number from 0"),
+        ("i64", "a whole number"),
+        ("f64", "a number"),
+    ] {
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            message = format!("{head}expected {words}");
         }
     }
     if let Some(at) = message.find("expected struct ") {
