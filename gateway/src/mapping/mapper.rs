@@ -50,6 +50,8 @@ pub struct Mapper {
     template: Template,
     defaults: MappingDefaults,
     limits: ScriptLimits,
+    /// Names the mapping in errors when there is no script.
+    plain_label: String,
 }
 
 const RESERVED: [&str; 4] = ["payload", "topic", "qos", "retain"];
@@ -108,6 +110,7 @@ impl Mapper {
             template,
             defaults,
             limits,
+            plain_label: format!("mapping of source {source_id}"),
         })
     }
 
@@ -150,7 +153,7 @@ impl Mapper {
 
     /// Evaluate the filter; `Some(frame)` (handed back) to go on, `None` if filtered out.
     fn run_filter(&self, filter: &AST, frame_value: Dynamic) -> Result<Option<Dynamic>, MapError> {
-        let label = format!("filter of source {}", self.source);
+        let label = || format!("filter of source {}", self.source);
         let mut scope = Scope::new();
         scope.push("frame", frame_value);
         let result = {
@@ -159,9 +162,9 @@ impl Mapper {
                 .eval_ast_with_scope::<Dynamic>(&mut scope, filter)
         };
         let keep = match result {
-            Err(e) => return Err(from_eval(&label, &e, &self.limits)),
+            Err(e) => return Err(from_eval(&label(), &e, &self.limits)),
             Ok(v) => v.as_bool().map_err(|t| MapError::BadShape {
-                at: label,
+                at: label(),
                 why: format!("the filter gave a {t}, not a bool"),
             })?,
         };
@@ -169,8 +172,7 @@ impl Mapper {
     }
 
     fn publish_as_is(&self, frame: &Frame) -> Mapped {
-        let label = format!("mapping of source {}", self.source);
-        match self.topic(&label, None, frame) {
+        match self.topic(&self.plain_label, None, frame) {
             Ok(topic) => Mapped::Messages(vec![Message {
                 topic,
                 payload: frame.bytes.clone(),
