@@ -95,9 +95,7 @@ impl<'a> Report<'a> {
             let Value::Mapping(map) = &mut value else {
                 return None;
             };
-            if map.remove(first.as_str()).is_none() {
-                return None;
-            }
+            map.remove(first.as_str())?;
             removed.push(first);
         }
     }
