@@ -330,6 +330,24 @@ fn a_broken_template_or_filter_or_missing_map_fails_at_compile_time() {
 }
 
 #[test]
+fn a_top_level_constant_is_refused_because_map_cannot_see_it() {
+    let script = "const SCALE = 10;\nfn map(frame) { #{ payload: SCALE } }";
+    let e = Mapper::new(
+        "dev",
+        Some((Path::new(PATH), script)),
+        defaults(),
+        ScriptLimits::default(),
+    )
+    .err()
+    .expect("a top-level const must not compile");
+    assert!(
+        e.to_string()
+            .starts_with("scripts/test.rhai: top-level `const SCALE` is never seen by `fn map`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn without_a_script_the_frame_is_published_as_it_is() {
     let d = MappingDefaults {
         topic: "raw/{source}".into(),

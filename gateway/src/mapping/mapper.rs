@@ -83,6 +83,13 @@ impl Mapper {
                 if !has_map {
                     return Err(MappingError::NoMapFunction { path: label });
                 }
+                if let Some((name, is_const, _)) = ast.iter_literal_variables(true, true).next() {
+                    return Err(MappingError::TopLevelVariable {
+                        path: label,
+                        keyword: if is_const { "const" } else { "let" },
+                        name: name.to_string(),
+                    });
+                }
                 ast.set_source(label.as_str());
                 Some(Script { ast, label })
             }

@@ -1,7 +1,8 @@
 //! Mapping: a sandboxed Rhai script turns each `Frame` into zero or more `Message`s.
 //!
 //! A script defines `fn map(frame)`; it is compiled once and that function is called
-//! per frame. Top-level statements are not run (write everything inside functions).
+//! per frame. Top-level statements are not run (write everything inside functions;
+//! a top-level literal `const`/`let` is refused at compile time).
 //! `frame` is a map: `bytes` (Blob), `text` (string when the bytes are UTF-8, else
 //! `()`), `source`, `time` (RFC 3339, UTC), `received_ms` (Unix ms) and `meta` (a map
 //! with `rssi`, `snr`, `frequency_hz`, `datarate`, `port` when known, plus extra keys).
