@@ -214,13 +214,20 @@ sources:
 #[test]
 fn a_yaml_syntax_error_has_its_position() {
     let text = "gateway:\n  id: pi\n sources: [\n";
-    let errors = errors(&[("mqgate.yaml", text)]);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].line.is_some() && errors[0].column.is_some(),
+    let broken = errors(&[("mqgate.yaml", text)]);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(
+        (broken[0].line, broken[0].column),
+        (Some(3), Some(2)),
         "{}",
-        errors[0]
+        broken[0]
     );
+
+    let text = format!("{HEAD}sources:\n  - id: meter\n    baud: 1\n    baud: 2\n");
+    let twice = errors(&[("mqgate.yaml", &text)]);
+    assert_eq!(twice.len(), 1, "{twice:?}");
+    assert_eq!(twice[0].field, "sources[0].baud", "{}", twice[0]);
+    assert!(twice[0].message.contains("written twice"), "{}", twice[0]);
 }
 
 #[test]

@@ -55,7 +55,7 @@ impl Default for ScriptLimits {
             max_expr_depth: 64,
             max_string_size: 64 * 1024,
             max_array_size: 10_000,
-            max_map_size: 1_000,
+            max_map_size: 10_000,
         }
     }
 }

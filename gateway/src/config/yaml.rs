@@ -150,6 +150,19 @@ fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
             };
         }
     }
+    // A key written twice in one mapping: name the key.
+    let repeated = message
+        .strip_prefix("duplicate entry with key \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .map(str::to_string);
+    if let Some(key) = repeated {
+        field = if field.is_empty() {
+            key.clone()
+        } else {
+            format!("{field}.{key}")
+        };
+        message = format!("`{key}` is written twice in the same mapping");
+    }
     // Users write numbers, not Rust integer types.
     for (rust, words) in [
         ("u8", "a whole number from 0 to 255"),
