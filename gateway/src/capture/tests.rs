@@ -243,7 +243,7 @@ fn the_example_in_the_format_document_parses() {
         .expect("the example block")
         + 4;
     let end = start + doc[start..].find("```").unwrap();
-    let c = Capture::parse(doc[start..end].as_bytes(), "example").unwrap();
+    let c = Capture::parse(&doc.as_bytes()[start..end], "example").unwrap();
     assert_eq!(c.header.baud, Some(9600));
     assert_eq!(c.header.parity, Some(Parity::None));
     assert_eq!(c.chunks.len(), 4);

@@ -36,7 +36,11 @@ use super::lines::DEFAULT_MAX_LENGTH;
 ///
 /// Bytes before a sync are reported as one `garbage` report per run. A frame whose
 /// checksum fails is reported as `checksum`, and the search for the next sync restarts
-/// one byte after the failed sync, so a real frame hidden inside a false one is found.
+/// one byte after the failed sync, so a real frame hidden inside a false one is found;
+/// the bytes of a reported frame are not reported again as garbage. A sync whose length
+/// field announces more than `max_length` is reported as `overlong`, one that announces
+/// less than the header and checksum need as `garbage`. At the end of input an incomplete
+/// frame is reported as `truncated`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinaryConfig {

@@ -17,7 +17,7 @@ mod lines;
 pub use binary::{
     BinaryConfig, BinaryFramer, ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian, LengthField,
 };
-pub use lines::{LinesConfig, LinesFramer};
+pub use lines::{check_nmea, LinesConfig, LinesFramer};
 
 /// One unit of data from a source: a line, a packet, a radio message.
 #[derive(Debug, Clone, PartialEq)]
