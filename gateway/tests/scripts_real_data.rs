@@ -204,6 +204,14 @@ fn cayenne_lpp_script_decodes_every_vector() {
     let vectors = json_file("cayenne-lpp/vectors.json");
     let vectors = vectors.as_array().unwrap();
     assert_eq!(vectors.len(), 28);
+    // Without a `direction` in the meta a frame is an uplink.
+    let out = messages(
+        &mapper,
+        &frame("lpp", &from_hex("0367011002686c"), &[]),
+        "no meta",
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].topic, "sensors/lpp/2/relative_humidity");
     for v in vectors {
         let id = v["id"].as_str().unwrap();
         let direction = v["direction"].as_str().unwrap();
