@@ -2,6 +2,7 @@
 //! checksums equal those of a simple scan written here, and any split of the input gives
 //! the same output.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use mqgate::capture::Capture;
@@ -251,4 +252,56 @@ fn the_cut_off_ends_of_the_logs_are_reported() {
         .collect();
     assert_eq!(truncated.len(), 1, "{truncated:?}");
     assert_eq!(&truncated[0].preview[..4], &[0xB5, 0x62, 0x02, 0x15]);
+}
+
+/// For a log of NMEA text, gpsd's own regression output (`.chk`) passes the receiver's
+/// sentences through: the good sentences here are exactly the `.chk` sentences that are
+/// whole lines of the log, in order. gpsd also finds a sentence glued behind another on
+/// one line (a receiver reboot cut the first one short); the lines framer reports such a
+/// line as one bad line, so those are only checked to be in the log.
+#[test]
+fn good_nmea_sentences_equal_those_gpsd_passed_through() {
+    let nmea_logs = [
+        "bu353-glonass.log",
+        "ericsson-gru04.log",
+        "garmin-geko201.log",
+        "gp-320fw-2019-04-07-coldboot.log",
+        "st-teseo-liv3f.log",
+        "ublox-neo-m9n-nmea.log",
+    ];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    for name in nmea_logs {
+        let log = std::fs::read(dir.join(name)).unwrap();
+        let chk = std::fs::read(dir.join(format!("{name}.chk"))).unwrap();
+        let good: Vec<String> = run(&nmea(), [log.clone()])
+            .into_iter()
+            .filter_map(|f| match f {
+                Framed::Frame(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                Framed::Bad(_) => None,
+            })
+            .collect();
+        let log_lines: HashSet<&[u8]> = log.split(|&b| b == b'\n' || b == b'\r').collect();
+        let (passed, glued): (Vec<&[u8]>, Vec<&[u8]>) = chk
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| l.starts_with(b"$") || l.starts_with(b"!"))
+            .partition(|l| log_lines.contains(l));
+        println!(
+            "{name}: {} good sentences; gpsd passed {} whole lines and {} glued sentences",
+            good.len(),
+            passed.len(),
+            glued.len()
+        );
+        let passed: Vec<String> = passed
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert_eq!(good, passed, "{name}");
+        for g in glued {
+            assert!(
+                log.windows(g.len()).any(|w| w == g),
+                "{name}: {g:?} not in the log"
+            );
+        }
+    }
 }
