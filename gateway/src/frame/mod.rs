@@ -66,7 +66,9 @@ pub enum Framed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BadFrame {
     pub kind: BadKind,
-    /// How many bytes the report covers.
+    /// How many bytes the report covers. An overlong line is reported when it passes
+    /// `max_length`, so its `len` is `max_length + 1`; an overlong binary frame covers the
+    /// bytes up to the end of its length field.
     pub len: usize,
     /// First bytes for a preview (≤ 64).
     pub preview: Bytes,
