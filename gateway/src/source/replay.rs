@@ -13,6 +13,9 @@ use super::feed::Feed;
 use super::{SourceState, SourceStatus};
 use bytes::Bytes;
 
+/// Shortest pass of a looping replay at recorded speed (1×).
+const MIN_PASS: Duration = Duration::from_secs(1);
+
 /// How fast to play.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
@@ -59,8 +62,20 @@ pub async fn run(
         if chunks.is_empty() {
             break;
         }
-        // A fast loop still lets other tasks run between passes.
-        tokio::task::yield_now().await;
+        match speed {
+            // A raw file has no timing (one chunk at 0 s): a pass lasts at least
+            // a second at 1×, so a looping demo does not spin.
+            Speed::Times(factor) => {
+                let recorded = chunks.last().map_or(Duration::ZERO, |c| c.0);
+                let pass = scale(recorded.max(MIN_PASS), factor);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(start + pass) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+            // A fast loop still lets other tasks run between passes.
+            Speed::Fast => tokio::task::yield_now().await,
+        }
     }
     info!(source = %status.id, "replay finished");
     status.set_state(SourceState::Finished);
