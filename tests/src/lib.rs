@@ -1,1 +1,7 @@
-//! End-to-end test helpers: start processes, wait for ports.
+//! End-to-end test helpers: the `mqgate` binary, child processes that are killed
+//! when dropped, Mosquitto and mosquitto_sub, pseudo-terminals and scratch folders.
+
+pub mod mqgate;
+pub mod mqtt;
+pub mod process;
+pub mod scratch;

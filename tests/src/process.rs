@@ -1,0 +1,296 @@
+//! A child process whose stdout and stderr are collected line by line, so a test
+//! can wait for a line with a timeout. The process is killed when dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output, without its line end and without terminal colour codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub stream: Stream,
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Collected {
+    lines: Vec<Line>,
+    /// Output streams still open.
+    open: usize,
+}
+
+#[derive(Default)]
+struct Shared {
+    collected: Mutex<Collected>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.collected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running child process; killed (and reaped) on drop.
+pub struct Proc {
+    name: String,
+    child: Child,
+    shared: Arc<Shared>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Start `cmd` with stdin closed and stdout/stderr collected.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        let shared = Arc::new(Shared::default());
+        shared.lock().open = 2;
+        let out = child.stdout.take().expect("stdout is piped");
+        let err = child.stderr.take().expect("stderr is piped");
+        let readers = vec![
+            reader(out, Stream::Stdout, shared.clone()),
+            reader(err, Stream::Stderr, shared.clone()),
+        ];
+        Proc {
+            name: name.to_string(),
+            child,
+            shared,
+            readers,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<Line> {
+        self.shared.lock().lines.clone()
+    }
+
+    /// The lines of one stream so far.
+    pub fn stream(&self, stream: Stream) -> Vec<String> {
+        self.shared
+            .lock()
+            .lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.text.clone())
+            .collect()
+    }
+
+    /// Everything printed so far, for failure messages.
+    pub fn transcript(&self) -> String {
+        let lines = self.lines();
+        let mut text = String::new();
+        for l in &lines {
+            let tag = match l.stream {
+                Stream::Stdout => "out",
+                Stream::Stderr => "err",
+            };
+            text.push_str(&format!("  [{} {tag}] {}\n", self.name, l.text));
+        }
+        text
+    }
+
+    /// Waits until the lines so far satisfy `done`; panics with the transcript after
+    /// `timeout`, or as soon as the process has closed its output without satisfying it.
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Line]) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.shared.lock();
+        loop {
+            if let Some(found) = done(&guard.lines) {
+                return found;
+            }
+            let now = Instant::now();
+            if guard.open == 0 || now >= deadline {
+                let why = if guard.open == 0 {
+                    "the process closed its output"
+                } else {
+                    "timed out"
+                };
+                drop(guard);
+                panic!(
+                    "{}: {why} waiting for {what} ({timeout:?}); output:\n{}",
+                    self.name,
+                    self.transcript()
+                );
+            }
+            guard = self
+                .shared
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits for a line of `stream` that contains every one of `parts`; returns it.
+    pub fn wait_for_line(&self, stream: Stream, parts: &[&str], timeout: Duration) -> String {
+        let what = format!("a {stream:?} line with {parts:?}");
+        self.wait_until(&what, timeout, |lines| {
+            lines
+                .iter()
+                .find(|l| l.stream == stream && parts.iter().all(|p| l.text.contains(p)))
+                .map(|l| l.text.clone())
+        })
+    }
+
+    /// Number of lines of `stream` that contain every one of `parts`.
+    pub fn count_lines(&self, stream: Stream, parts: &[&str]) -> usize {
+        self.shared
+            .lock()
+            .lines
+            .iter()
+            .filter(|l| l.stream == stream && parts.iter().all(|p| l.text.contains(p)))
+            .count()
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with the pid of a child that has not been reaped yet.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "{}: kill({pid}, {signal}) failed", self.name);
+    }
+
+    /// The exit status if the process has ended, without waiting.
+    pub fn try_exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait on a child");
+        }
+        self.status
+    }
+
+    /// Waits for the process to end (panics after `timeout`), then for its output to
+    /// be fully read.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.try_exited() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{}: did not exit within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.transcript()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        status
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.try_exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a process that ran to its end printed.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The exit code (panics if a signal ended it).
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("ended by a signal: {:?}\n{}", self.status, self.stderr))
+    }
+}
+
+/// Runs `cmd` to its end within `timeout`.
+pub fn run_to_end(name: &str, cmd: Command, timeout: Duration) -> Finished {
+    let mut p = Proc::spawn(name, cmd);
+    let status = p.wait_exit(timeout);
+    let join = |s| p.stream(s).join("\n");
+    Finished {
+        status,
+        stdout: join(Stream::Stdout),
+        stderr: join(Stream::Stderr),
+    }
+}
+
+fn reader(
+    stream: impl Read + Send + 'static,
+    which: Stream,
+    shared: Arc<Shared>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut input = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                        buf.pop();
+                    }
+                    let text = strip_ansi(&String::from_utf8_lossy(&buf));
+                    shared.lock().lines.push(Line {
+                        stream: which,
+                        text,
+                    });
+                    shared.changed.notify_all();
+                }
+            }
+        }
+        shared.lock().open -= 1;
+        shared.changed.notify_all();
+    })
+}
+
+/// Removes terminal escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

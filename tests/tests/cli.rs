@@ -1,0 +1,249 @@
+//! The one-shot `mqgate` commands run as real processes: `check`, `map` and
+//! `replay --dry-run` on good and bad input.
+
+use mqgate_tests::mqgate::{
+    dry_run, parse_json_message, replay_counts, run_mqgate, workspace_file,
+};
+use mqgate_tests::scratch::Scratch;
+
+#[test]
+fn check_accepts_the_demo_configuration() {
+    let demo = workspace_file("examples/demo.yaml");
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), demo.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(
+        done.stdout.contains("demo.yaml: ok"),
+        "stdout: {}",
+        done.stdout
+    );
+}
+
+#[test]
+fn check_names_the_file_and_line_of_an_unknown_key() {
+    let dir = Scratch::new("check-key");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: gps\n    type: serial\n    path: /dev/null\n    baud: 9600\n    colour: red\n",
+    );
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    let at = format!("{}:8", config.display());
+    let line = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&at))
+        .unwrap_or_else(|| panic!("no line starting with {at:?}:\n{}", done.stderr));
+    assert!(line.contains("colour"), "the error names the key: {line}");
+}
+
+#[test]
+fn check_names_the_rhai_file_and_line_of_a_script_that_does_not_compile() {
+    let dir = Scratch::new("check-script");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: /dev/null\n",
+    );
+    dir.write(
+        "mappings/probe.yaml",
+        "source: probe\nscript: ../scripts/broken.rhai\n",
+    );
+    let script = dir.write(
+        "scripts/broken.rhai",
+        "fn map(frame) {\n    let x = 1;\n    let y = (x + ;\n    y\n}\n",
+    );
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    // `FILE:3:COLUMN: message`, FILE being the script however the path is spelled.
+    let named = done.stderr.lines().any(|l| {
+        l.split_once(".rhai:3:").is_some_and(|(file, _)| {
+            std::fs::canonicalize(format!("{file}.rhai")).ok()
+                == Some(std::fs::canonicalize(&script).expect("script path"))
+        })
+    });
+    assert!(
+        named,
+        "expected an error naming {}:3:\n{}",
+        script.display(),
+        done.stderr
+    );
+}
+
+#[test]
+fn map_prints_a_cayenne_lpp_reading_as_a_json_line() {
+    let done = run_mqgate(&[
+        "map",
+        "--script",
+        "scripts/cayenne-lpp.rhai",
+        "--hex",
+        "03670110",
+        "--source",
+        "node7",
+        "--topic",
+        "sensors/{source}/{channel}/{type_name}",
+    ]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one reading, one line: {lines:?}");
+    let msg = parse_json_message(lines[0]);
+    assert_eq!(msg.topic, "sensors/node7/3/temperature");
+    assert_eq!((msg.qos, msg.retain), (1, false));
+    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).expect("JSON payload");
+    assert_eq!(
+        payload,
+        serde_json::json!({"channel": 3, "type": 103, "type_name": "temperature", "value": 27.2, "unit": "°C"})
+    );
+}
+
+#[test]
+fn map_of_a_script_that_throws_exits_non_zero_with_the_error_text() {
+    let dir = Scratch::new("map-throw");
+    let script = dir.write(
+        "throws.rhai",
+        "fn map(frame) {\n    throw `sensor ${frame.bytes.len()} says no`;\n}\n",
+    );
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--script".as_ref(),
+        script.as_os_str(),
+        "--hex".as_ref(),
+        "0102".as_ref(),
+    ]);
+    assert_ne!(done.code(), 0, "stdout:\n{}", done.stdout);
+    assert!(
+        done.stderr.contains("sensor 2 says no"),
+        "stderr: {}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("throws.rhai"),
+        "stderr: {}",
+        done.stderr
+    );
+    assert!(done.stdout.is_empty(), "nothing printed as a message");
+
+    // The real decoder on a byte that is no LPP type.
+    let done = run_mqgate(&[
+        "map",
+        "--script",
+        "scripts/cayenne-lpp.rhai",
+        "--hex",
+        "03fe01",
+    ]);
+    assert_ne!(done.code(), 0, "stdout:\n{}", done.stdout);
+    assert!(
+        done.stderr.contains("invalid channel type 0xFE at byte 1"),
+        "stderr: {}",
+        done.stderr
+    );
+}
+
+/// `$` + body + `*` + the XOR of the body, and CRLF.
+fn nmea(body: &[u8]) -> Vec<u8> {
+    let sum = body.iter().fold(0u8, |a, b| a ^ b);
+    let mut line = b"$".to_vec();
+    line.extend_from_slice(body);
+    line.extend_from_slice(format!("*{sum:02X}\r\n").as_bytes());
+    line
+}
+
+#[test]
+fn replay_dry_run_survives_garbage_and_an_overlong_line_and_maps_the_good_sentences() {
+    let dir = Scratch::new("replay-bad");
+    let mappings = mqgate_tests::mqgate::gps_mappings(dir.path());
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: bad-input\nmappings: {}\nsources:\n  - id: gps\n    type: serial\n    path: /dev/ttyUSB-none\n    framing:\n      type: lines\n      max_length: 128\n      nmea_checksum: true\n      skip_comments: true\n",
+            mappings.display()
+        ),
+    );
+    // Bytes that are no text at all (no line end among them), from a fixed LCG.
+    let mut seed = 0x2545_f491_u32;
+    let mut garbage = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                match (seed >> 24) as u8 {
+                    b'\n' | b'\r' => 0xFF,
+                    b => b,
+                }
+            })
+            .collect()
+    };
+    let good = [
+        &b"GPGGA,214350,4023.8600,N,00339.1630,W,8,09,2.0,695.7,M,51.6,M,,"[..],
+        b"GPRMC,214352,V,4023.8660,N,00339.1630,W,10.8,0.0,140605,2.5,W,S",
+        b"PGRME,15.0,M,22.5,M,27.0,M",
+    ];
+    let mut input = b"# a comment line, skipped\n".to_vec();
+    input.extend(nmea(good[0]));
+    input.push(0x00); // a garbage line: 1 bad
+    input.extend(garbage(99));
+    input.push(b'\n');
+    input.extend(garbage(5000)); // an overlong line: 1 bad
+    input.push(b'\n');
+    input.extend(nmea(good[1]));
+    input.extend(b"$GPGLL,4023.8600,N,00339.1630,W,214350,V,S*00\r\n"); // bad checksum: 1 bad
+                                                                        // A sentence with a good checksum that is not UTF-8: the script refuses it and
+                                                                        // it goes to the dead-letter topic.
+    input.extend(nmea(b"GPTXT,\xff\xfe"));
+    input.extend(nmea(good[2]));
+    input.extend(b"$GPGGA,2143"); // cut off at the end: 1 bad
+    let capture = dir.write("garbage.log", &input);
+
+    let done = run_mqgate(&[
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--source".as_ref(),
+        "gps".as_ref(),
+        "--fast".as_ref(),
+        "--dry-run".as_ref(),
+        capture.as_os_str(),
+    ]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert_eq!(
+        replay_counts(&done.stderr, "gps"),
+        (4, 4),
+        "4 frames (3 good, 1 not text), 4 bad; stderr:\n{}",
+        done.stderr
+    );
+    let msgs: Vec<_> = done.stdout.lines().map(parse_json_message).collect();
+    let topics: Vec<&str> = msgs.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "gps/GPGGA",
+            "gps/GPRMC",
+            "mqgate/bad-input/deadletter/gps",
+            "gps/PGRME"
+        ]
+    );
+    let dead: serde_json::Value = serde_json::from_slice(&msgs[2].payload).expect("JSON");
+    assert_eq!(
+        dead["bytes_hex"].as_str(),
+        Some(
+            nmea(b"GPTXT,\xff\xfe")
+                .strip_suffix(b"\r\n")
+                .expect("CRLF")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .as_str()
+        ),
+        "the dead letter keeps the frame's bytes: {dead}"
+    );
+    let gga: serde_json::Value = serde_json::from_slice(&msgs[0].payload).expect("JSON");
+    assert_eq!(gga["satellites"], 9, "{gga}");
+
+    // The same good sentences alone give the same good messages.
+    let clean: Vec<u8> = good.iter().flat_map(|b| nmea(b)).collect();
+    let clean = dir.write("clean.log", clean);
+    let expected = dry_run(&config, "gps", &clean);
+    let good_msgs: Vec<_> = msgs
+        .iter()
+        .filter(|m| m.topic.starts_with("gps/"))
+        .cloned()
+        .collect();
+    assert_eq!(good_msgs, expected);
+}

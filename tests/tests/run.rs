@@ -1,0 +1,209 @@
+//! `mqgate run` as a real process: a pseudo-terminal stands in for the serial port,
+//! Mosquitto is the upstream broker, mosquitto_sub the subscribers. What they receive
+//! is checked against what `mqgate replay --dry-run` makes of the same bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mqgate_tests::mqgate::{dry_run, gps_mappings, start_mqgate_run, workspace_file};
+use mqgate_tests::mqtt::{retained, Mosquitto, Msg, Subscriber};
+use mqgate_tests::process::{Proc, Stream};
+use mqgate_tests::scratch::{plug, Scratch};
+use serialport::TTYPort;
+
+const WAIT: Duration = Duration::from_secs(20);
+const GATEWAY_ID: &str = "e2e-gw";
+const PREFIX: &str = "site-7/";
+
+/// A gateway file with one serial source `gps` on `link`, the embedded broker on a
+/// free port, and Mosquitto upstream when `upstream_port` is given.
+fn gps_config(dir: &Scratch, link: &Path, upstream_port: Option<u16>) -> PathBuf {
+    let mappings = gps_mappings(dir.path());
+    let upstream = upstream_port.map_or(String::new(), |port| {
+        format!(
+            "upstream:\n  url: mqtt://127.0.0.1:{port}\n  client_id: {GATEWAY_ID}\n  keep_alive_secs: 5\n  topic_prefix: {PREFIX}\n"
+        )
+    });
+    dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: {GATEWAY_ID}\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             {upstream}\
+             status:\n  listen: 127.0.0.1:0\n\
+             mappings: {mappings}\n\
+             sources:\n  - id: gps\n    type: serial\n    path: {link}\n    baud: 4800\n\
+             \x20   reopen: {{ initial_ms: 100, max_ms: 400 }}\n\
+             \x20   framing: {{ type: lines, nmea_checksum: true, skip_comments: true }}\n",
+            state = dir.path().join("state").display(),
+            mappings = mappings.display(),
+            link = link.display(),
+        ),
+    )
+}
+
+/// The port of the embedded broker, from `mqgate run`'s first line.
+fn embedded_port(gw: &Proc) -> u16 {
+    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// Writes `bytes` to the pseudo-terminal on another thread (a full terminal blocks
+/// the writer until the gateway reads) and hands the terminal back when done.
+fn write_to_port(mut master: TTYPort, bytes: Vec<u8>) -> TTYPort {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let written = master.write_all(&bytes).and_then(|()| master.flush());
+        let _ = tx.send(written.map(|()| master));
+    });
+    rx.recv_timeout(WAIT)
+        .expect("the gateway reads what is written to the port")
+        .expect("write to the pseudo-terminal")
+}
+
+/// Complete lines of `bytes` that are NMEA sentences with a correct checksum,
+/// counted here without mqgate's code.
+fn good_sentences(bytes: &[u8]) -> usize {
+    let complete = &bytes[..bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
+    complete
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| l.len() > 4 && l[0] == b'$' && l[l.len() - 3] == b'*')
+        .filter(|l| {
+            let body = &l[1..l.len() - 3];
+            let sum = body.iter().fold(0u8, |a, b| a ^ b);
+            std::str::from_utf8(&l[l.len() - 2..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                == Some(sum)
+        })
+        .count()
+}
+
+fn prefixed(msgs: &[Msg]) -> Vec<Msg> {
+    msgs.iter()
+        .map(|m| Msg {
+            topic: format!("{PREFIX}{}", m.topic),
+            ..m.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exactly() {
+    let dir = Scratch::new("pty-run");
+    let mosquitto = Mosquitto::start(dir.path());
+    let upstream = Subscriber::start("upstream sub", mosquitto.port, "#");
+    let link = dir.path().join("ttyGPS");
+    let master = plug(&link);
+    let config = gps_config(&dir, &link, Some(mosquitto.port));
+
+    let capture = workspace_file("tests/captures/gps-nmea.log");
+    let bytes = std::fs::read(&capture).expect("read the capture");
+    let expected = dry_run(&config, "gps", &capture);
+    assert_eq!(
+        expected.len(),
+        good_sentences(&bytes),
+        "one message per good sentence"
+    );
+    assert!(expected.iter().all(|m| m.topic.starts_with("gps/")));
+
+    let mut gw = start_mqgate_run(&config);
+    let port = embedded_port(&gw);
+    gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
+    let status_topic = format!("{PREFIX}mqgate/{GATEWAY_ID}/status");
+    let is_status =
+        |m: &Msg, payload: &str| m.topic == status_topic && m.payload == payload.as_bytes();
+    upstream.wait_until("the birth message", WAIT, |m| {
+        m.iter().any(|m| is_status(m, "online"))
+    });
+    let embedded = Subscriber::start("embedded sub", port, "#");
+
+    let _master = write_to_port(master, bytes);
+    let data = |m: &[Msg]| -> Vec<Msg> {
+        m.iter()
+            .filter(|m| m.topic != status_topic)
+            .cloned()
+            .collect()
+    };
+    upstream.wait_until("every message upstream", WAIT, |m| {
+        data(m).len() >= expected.len()
+    });
+    embedded.wait_until("every message on the embedded broker", WAIT, |m| {
+        m.len() >= expected.len()
+    });
+    // Nothing more comes: no duplicate, no stray message.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(embedded.messages(), expected, "embedded broker");
+    let up = upstream.messages();
+    assert_eq!(data(&up), prefixed(&expected), "upstream broker");
+    let statuses: Vec<String> = up
+        .iter()
+        .filter(|m| m.topic == status_topic)
+        .map(Msg::text)
+        .collect();
+    assert_eq!(statuses, ["online"]);
+    let online = retained(mosquitto.port, &status_topic).expect("a retained status");
+    assert!(online.retain && online.text() == "online", "{online:?}");
+
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+    upstream.wait_until("the goodbye message", WAIT, |m| {
+        m.iter().any(|m| is_status(m, "offline"))
+    });
+    let offline = retained(mosquitto.port, &status_topic).expect("a retained status");
+    assert!(offline.retain && offline.text() == "offline", "{offline:?}");
+}
+
+#[test]
+fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
+    let dir = Scratch::new("late-port");
+    let link = dir.path().join("ttyLATE");
+    let config = gps_config(&dir, &link, None);
+    let path = link.display().to_string();
+
+    let mut gw = start_mqgate_run(&config);
+    let port = embedded_port(&gw);
+    gw.wait_until("two failed opens that name the path", WAIT, |lines| {
+        let failed = lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stderr && l.text.contains(&path))
+            .filter(|l| l.text.contains("cannot open"))
+            .count();
+        (failed >= 2).then_some(())
+    });
+    assert!(gw.try_exited().is_none(), "mqgate run keeps running");
+    let embedded = Subscriber::start("embedded sub", port, "#");
+
+    // A few sentences of the recorded capture, without its comment header.
+    let capture = std::fs::read(workspace_file("tests/captures/gps-nmea.log")).expect("capture");
+    let sample: Vec<u8> = capture
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| l.first() == Some(&b'$'))
+        .take(30)
+        .flatten()
+        .copied()
+        .collect();
+    let sample_file = dir.write("sample.log", &sample);
+    let expected = dry_run(&config, "gps", &sample_file);
+    assert_eq!(expected.len(), good_sentences(&sample));
+
+    let master = plug(&link);
+    gw.wait_for_line(Stream::Stderr, &["serial port open", &path], WAIT);
+    let _master = write_to_port(master, sample);
+    embedded.wait_until("the sentences written after the port appeared", WAIT, |m| {
+        m.len() >= expected.len()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(embedded.messages(), expected);
+
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}
