@@ -172,12 +172,23 @@ fn parse_line(rest: &str) -> Msg {
     }
 }
 
-/// The message retained on `topic`, if any: what a new subscriber gets first.
+/// The message retained on `topic`, if any, as a new subscriber at QoS 2 gets it.
 pub fn retained(port: u16, topic: &str) -> Option<Msg> {
     let mut cmd = Command::new("mosquitto_sub");
     cmd.args(["-h", "127.0.0.1", "-p"])
         .arg(port.to_string())
-        .args(["-t", topic, "-C", "1", "-W", "3", "--retained-only", "-F"])
+        .args([
+            "-t",
+            topic,
+            "-q",
+            "2",
+            "-C",
+            "1",
+            "-W",
+            "3",
+            "--retained-only",
+            "-F",
+        ])
         .arg(format!("{MARK}%r\t%q\t%t\t%x"));
     let done = run_to_end(
         "mosquitto_sub --retained-only",

@@ -17,10 +17,10 @@ const WAIT: Duration = Duration::from_secs(20);
 const GATEWAY_ID: &str = "e2e-gw";
 const PREFIX: &str = "site-7/";
 
-/// A gateway file with one serial source `gps` on `link`, the embedded broker on a
-/// free port, and Mosquitto upstream when `upstream_port` is given.
-fn gps_config(dir: &Scratch, link: &Path, upstream_port: Option<u16>) -> PathBuf {
-    let mappings = gps_mappings(dir.path());
+/// A gateway file with one serial source `gps` on `link` mapped by the files of
+/// `mappings`, the embedded broker on a free port, and Mosquitto upstream when
+/// `upstream_port` is given.
+fn gps_config(dir: &Scratch, link: &Path, upstream_port: Option<u16>, mappings: &Path) -> PathBuf {
     let upstream = upstream_port.map_or(String::new(), |port| {
         format!(
             "upstream:\n  url: mqtt://127.0.0.1:{port}\n  client_id: {GATEWAY_ID}\n  keep_alive_secs: 5\n  topic_prefix: {PREFIX}\n"
@@ -101,7 +101,7 @@ fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exac
     let upstream = Subscriber::start("upstream sub", mosquitto.port, "#");
     let link = dir.path().join("ttyGPS");
     let master = plug(&link);
-    let config = gps_config(&dir, &link, Some(mosquitto.port));
+    let config = gps_config(&dir, &link, Some(mosquitto.port), &gps_mappings(dir.path()));
 
     let capture = workspace_file("tests/captures/gps-nmea.log");
     let bytes = std::fs::read(&capture).expect("read the capture");
@@ -165,7 +165,7 @@ fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exac
 fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
     let dir = Scratch::new("late-port");
     let link = dir.path().join("ttyLATE");
-    let config = gps_config(&dir, &link, None);
+    let config = gps_config(&dir, &link, None, &gps_mappings(dir.path()));
     let path = link.display().to_string();
 
     let mut gw = start_mqgate_run(&config);
@@ -206,4 +206,81 @@ fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
     gw.signal(libc::SIGTERM);
     let exit = gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}
+
+#[test]
+fn qos_2_retained_messages_from_a_pty_arrive_in_order_at_qos_2_and_the_last_of_each_topic_stays() {
+    let dir = Scratch::new("pty-qos2");
+    let mosquitto = Mosquitto::start(dir.path());
+    let upstream = Subscriber::start("upstream sub", mosquitto.port, &format!("{PREFIX}gps/#"));
+    let link = dir.path().join("ttyGPS");
+    let master = plug(&link);
+    // The NMEA decoder with QoS 2 and retain instead of the example's QoS 0.
+    let mappings = dir.write(
+        "mappings/gps-qos2.yaml",
+        format!(
+            "source: gps\nscript: {}\ntopic: \"gps/{{talker}}{{type}}\"\nqos: 2\nretain: true\n",
+            workspace_file("scripts/nmea.rhai").display()
+        ),
+    );
+    let config = gps_config(
+        &dir,
+        &link,
+        Some(mosquitto.port),
+        mappings.parent().expect("folder"),
+    );
+
+    let capture = workspace_file("tests/captures/gps-nmea.log");
+    let bytes = std::fs::read(&capture).expect("read the capture");
+    let expected = dry_run(&config, "gps", &capture);
+    assert_eq!(expected.len(), good_sentences(&bytes));
+    assert!(
+        expected.iter().all(|m| m.qos == 2 && m.retain),
+        "{expected:?}"
+    );
+    // A subscriber that is there when a retained message is published gets it
+    // with the retain flag clear [MQTT-3.3.1-9].
+    let live: Vec<Msg> = expected
+        .iter()
+        .map(|m| Msg {
+            retain: false,
+            ..m.clone()
+        })
+        .collect();
+
+    let mut gw = start_mqgate_run(&config);
+    let port = embedded_port(&gw);
+    gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
+    gw.wait_for_line(Stream::Stderr, &["connected upstream"], WAIT);
+    let embedded = Subscriber::start("embedded sub", port, "gps/#");
+    let _master = write_to_port(master, bytes);
+    upstream.wait_until("every message upstream", WAIT, |m| m.len() >= live.len());
+    embedded.wait_until("every message on the embedded broker", WAIT, |m| {
+        m.len() >= live.len()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(embedded.messages(), live, "embedded broker");
+    assert_eq!(upstream.messages(), prefixed(&live), "upstream broker");
+
+    let last_gga = expected
+        .iter()
+        .rev()
+        .find(|m| m.topic == "gps/GPGGA")
+        .expect("the capture has GGA sentences");
+    let kept = retained(port, "gps/GPGGA").expect("retained on the embedded broker");
+    assert_eq!(&kept, last_gga, "embedded broker");
+    let kept = retained(mosquitto.port, &format!("{PREFIX}gps/GPGGA")).expect("retained upstream");
+    assert_eq!(
+        kept,
+        prefixed(std::slice::from_ref(last_gga))[0],
+        "upstream broker"
+    );
+
+    gw.signal(libc::SIGTERM);
+    assert_eq!(
+        gw.wait_exit(WAIT).code(),
+        Some(0),
+        "output:\n{}",
+        gw.transcript()
+    );
 }
