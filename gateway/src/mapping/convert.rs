@@ -71,53 +71,71 @@ pub fn json_to_dynamic(v: Value) -> Dynamic {
     }
 }
 
-/// A Rhai value as JSON. Blobs become arrays of byte values; a float that is not
+/// Append `v` as compact JSON to `out`, written directly without building a tree.
+/// Blobs become arrays of byte values; map keys come out sorted. A float that is not
 /// finite, or a value of a type JSON cannot hold, is an error naming the type.
-pub fn dynamic_to_json(v: &Dynamic) -> Result<Value, String> {
+pub fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
     if v.is_unit() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = v.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(i) = v.as_int() {
-        return Ok(Value::from(i));
-    }
-    if let Ok(f) = v.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| format!("{f} cannot be written as JSON"));
-    }
-    if let Ok(c) = v.as_char() {
-        return Ok(Value::String(c.to_string()));
-    }
-    if v.is_string() {
-        return Ok(Value::String(v.clone().into_string().unwrap_or_default()));
-    }
-    if v.is_blob() {
-        let blob = v.read_lock::<Blob>().ok_or("blob is locked")?;
-        return Ok(Value::Array(blob.iter().map(|&b| Value::from(b)).collect()));
-    }
-    if v.is_array() {
-        let array = v.read_lock::<Array>().ok_or("array is locked")?;
-        return array
-            .iter()
-            .map(dynamic_to_json)
-            .collect::<Result<_, _>>()
-            .map(Value::Array);
-    }
-    if v.is_map() {
-        let map = v.read_lock::<Map>().ok_or("map is locked")?;
-        let mut out = serde_json::Map::with_capacity(map.len());
-        for (k, x) in map.iter() {
-            out.insert(k.to_string(), dynamic_to_json(x)?);
+        out.extend_from_slice(b"null");
+    } else if let Ok(b) = v.as_bool() {
+        out.extend_from_slice(if b { b"true" } else { b"false" });
+    } else if let Ok(i) = v.as_int() {
+        write_int(i, out);
+    } else if let Ok(f) = v.as_float() {
+        if !f.is_finite() {
+            return Err(format!("{f} cannot be written as JSON"));
         }
-        return Ok(Value::Object(out));
+        serde_json::to_writer(&mut *out, &f).map_err(|e| e.to_string())?;
+    } else if let Ok(c) = v.as_char() {
+        let mut buf = [0u8; 4];
+        write_str(c.encode_utf8(&mut buf), out)?;
+    } else if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+        write_str(&s, out)?;
+    } else if let Some(blob) = v.read_lock::<Blob>() {
+        out.push(b'[');
+        for (i, b) in blob.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_int(*b as INT, out);
+        }
+        out.push(b']');
+    } else if let Some(array) = v.read_lock::<Array>() {
+        out.push(b'[');
+        for (i, x) in array.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(x, out)?;
+        }
+        out.push(b']');
+    } else if let Some(map) = v.read_lock::<Map>() {
+        out.push(b'{');
+        for (i, (k, x)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(k, out)?;
+            out.push(b':');
+            write_json(x, out)?;
+        }
+        out.push(b'}');
+    } else {
+        return Err(format!(
+            "a value of type {} has no JSON form",
+            v.type_name()
+        ));
     }
-    Err(format!(
-        "a value of type {} has no JSON form",
-        v.type_name()
-    ))
+    Ok(())
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    serde_json::to_writer(out, s).map_err(|e| e.to_string())
+}
+
+fn write_int(i: INT, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = write!(out, "{i}");
 }
 
 /// A returned `payload`: map/array → JSON, string → as is, blob → bytes,
@@ -133,8 +151,9 @@ pub fn payload_bytes(v: Dynamic) -> Result<Bytes, String> {
     if v.is_unit() {
         return Err("payload is () (use an empty string for an empty payload)".into());
     }
-    let json = dynamic_to_json(&v).map_err(|e| format!("payload: {e}"))?;
-    Ok(Bytes::from(json.to_string()))
+    let mut out = Vec::with_capacity(64);
+    write_json(&v, &mut out).map_err(|e| format!("payload: {e}"))?;
+    Ok(Bytes::from(out))
 }
 
 /// A placeholder value's text: strings as is, other scalars as printed.

@@ -49,11 +49,27 @@ pub const MAX_CALL_LEVELS: usize = 24;
 pub(crate) const DEADLINE_TOKEN: &str = "mqgate:deadline";
 
 /// How many operations pass between two looks at the clock.
-const CLOCK_EVERY: u64 = 256;
+const CLOCK_EVERY: u64 = 512;
 
 thread_local! {
-    /// Deadline (on this thread's CPU clock) of the script call running here, if any.
-    static DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
+    /// The time limit of the script call running on this thread, if any, and the
+    /// thread's CPU time when the call was first looked at.
+    static DEADLINE: Cell<Option<(Duration, Option<Duration>)>> = const { Cell::new(None) };
+}
+
+/// Called from the progress callback every `CLOCK_EVERY` operations: `true` once the
+/// call has used more CPU time than its limit. Reading the clock costs about as much
+/// as a small script, so a call that ends within `CLOCK_EVERY` operations never does;
+/// the first look only records where the call stands.
+fn past_deadline() -> bool {
+    DEADLINE.with(|d| match d.get() {
+        None => false,
+        Some((limit, None)) => {
+            d.set(Some((limit, Some(thread_time()))));
+            false
+        }
+        Some((limit, Some(base))) => thread_time().saturating_sub(base) >= limit,
+    })
 }
 
 /// CPU time this thread has used. Limits count the script's own work, so a frame
@@ -83,13 +99,12 @@ fn wall_time() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
-/// Sets this thread's deadline for the life of the guard.
-pub(crate) struct DeadlineGuard(Option<Duration>);
+/// Sets this thread's time limit for the life of the guard.
+pub(crate) struct DeadlineGuard(Option<(Duration, Option<Duration>)>);
 
 impl DeadlineGuard {
     pub(crate) fn start(limit: Duration) -> DeadlineGuard {
-        let previous = DEADLINE.with(|d| d.replace(Some(thread_time() + limit)));
-        DeadlineGuard(previous)
+        DeadlineGuard(DEADLINE.with(|d| d.replace(Some((limit, None)))))
     }
 }
 
@@ -133,8 +148,7 @@ pub fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
         if ops % CLOCK_EVERY != 0 {
             return None;
         }
-        let late = DEADLINE.with(|d| d.get().is_some_and(|at| thread_time() >= at));
-        late.then(|| Dynamic::from(DEADLINE_TOKEN))
+        past_deadline().then(|| Dynamic::from(DEADLINE_TOKEN))
     });
     let source: Arc<str> = source_id.into();
     let print_source = source.clone();

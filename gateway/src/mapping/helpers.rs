@@ -7,7 +7,7 @@ use crc::{Crc, CRC_16_IBM_3740, CRC_16_IBM_SDLC, CRC_16_KERMIT, CRC_16_MODBUS, C
 use crc::{CRC_8_MAXIM_DOW, CRC_8_SMBUS};
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Position, FLOAT, INT};
 
-use super::convert::{dynamic_to_json, json_to_dynamic};
+use super::convert::{json_to_dynamic, write_json};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
@@ -225,8 +225,9 @@ pub fn json_parse(s: &str) -> Res<Dynamic> {
 
 /// A Rhai value as compact JSON text.
 pub fn json(v: &Dynamic) -> Res<String> {
-    let value = dynamic_to_json(v).or_else(|e| fail(format!("json: {e}")))?;
-    Ok(value.to_string())
+    let mut out = Vec::with_capacity(64);
+    write_json(v, &mut out).or_else(|e| fail(format!("json: {e}")))?;
+    String::from_utf8(out).or_else(|e| fail(format!("json: {e}")))
 }
 
 /// `x` rounded to `digits` decimal places (half away from zero).

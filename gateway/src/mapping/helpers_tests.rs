@@ -168,6 +168,10 @@ fn json_writes_compact_text() {
         r#"{"a":1,"b":[true,null],"c":"q\""}"#
     );
     assert_eq!(string("json(2.5)"), "2.5");
+    assert_eq!(string("json(10.0)"), "10.0");
+    assert_eq!(string(r#"json("a\nb°")"#), "\"a\\nb°\"");
+    assert_eq!(string("json('x')"), "\"x\"");
+    assert_eq!(string("json([[], #{}])"), "[[],{}]");
     assert_eq!(string(r#"json(from_hex("0102"))"#), "[1,2]");
     assert!(error("json(1.0 / 0.0)").contains("json:"));
 }

@@ -12,14 +12,36 @@ pub fn unix_millis(t: SystemTime) -> i64 {
 
 /// `t` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T06:08:48.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
+    use std::cell::RefCell;
+    use std::fmt::Write as _;
+    thread_local! {
+        /// The last second written and its `YYYY-MM-DDTHH:MM:SS.` text: frames
+        /// arrive many per second, and formatting the date is most of the cost.
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
     let ms = unix_millis(t);
     let secs = ms.div_euclid(1000);
     let milli = ms.rem_euclid(1000);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            last.1 = second_prefix(secs);
+            last.0 = secs;
+        }
+        let mut out = String::with_capacity(24);
+        out.push_str(&last.1);
+        let _ = write!(out, "{milli:03}Z");
+        out
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for a Unix second.
+fn second_prefix(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
         sod / 3600,
         sod % 3600 / 60,
         sod % 60
@@ -68,6 +90,17 @@ mod tests {
             rfc3339(t + Duration::from_secs(1)),
             "2000-03-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn consecutive_times_in_and_across_a_second_are_each_right() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+        let t2 = t + Duration::from_millis(100);
+        assert_eq!(rfc3339(t2), "2024-02-29T12:34:56.889Z");
+        let t3 = t2 + Duration::from_millis(111);
+        assert_eq!(rfc3339(t3), "2024-02-29T12:34:57.000Z");
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
     }
 
     #[test]
