@@ -39,11 +39,15 @@ pub enum MappingError {
 impl MappingError {
     pub(crate) fn compile(path: &str, e: &ParseError) -> MappingError {
         let (line, column) = line_col(e.position());
+        let mut message = e.0.to_string();
+        if message.contains("'eval' is disabled") {
+            message.push_str(": mapping scripts cannot evaluate code at run time");
+        }
         MappingError::Compile {
             path: path.to_string(),
             line,
             column,
-            message: e.0.to_string(),
+            message,
         }
     }
 }
