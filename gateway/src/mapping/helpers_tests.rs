@@ -193,3 +193,66 @@ fn text_is_lossy_utf8_and_slice_takes_a_window() {
     assert!(error(r#"slice(from_hex("0001"), 1, 2)"#).contains("slice: offset 1 + 2"));
     assert!(error(r#"slice(from_hex("0001"), 0, -1)"#).contains("negative length"));
 }
+
+mod readers_against_std {
+    use super::engine;
+    use proptest::prelude::*;
+    use rhai::{Blob, Dynamic, Scope, INT};
+
+    /// What `name(b, off)` must give, from the standard library's conversions.
+    fn expected(name: &str, b: &[u8], off: i64) -> Option<Dynamic> {
+        let bits: usize = name[1..]
+            .trim_end_matches("be")
+            .trim_end_matches("le")
+            .parse()
+            .unwrap();
+        let w = bits / 8;
+        if off < 0 || off as usize + w > b.len() {
+            return None;
+        }
+        let s = &b[off as usize..off as usize + w];
+        let mut be = [0u8; 8];
+        be[8 - w..].copy_from_slice(s);
+        let mut le = be;
+        le[8 - w..].reverse();
+        let big = name.ends_with("be") || w == 1;
+        let raw = u64::from_be_bytes(if big { be } else { le });
+        let shift = 64 - 8 * w as u32;
+        Some(match name.as_bytes()[0] {
+            b'u' => Dynamic::from_int(raw as INT),
+            b'i' => Dynamic::from_int(((raw << shift) as i64) >> shift),
+            _ if w == 4 => Dynamic::from_float(f32::from_bits(raw as u32) as f64),
+            _ => Dynamic::from_float(f64::from_bits(raw)),
+        })
+    }
+
+    const NAMES: [&str; 18] = [
+        "u8", "i8", "u16be", "u16le", "i16be", "i16le", "u24be", "u24le", "i24be", "i24le",
+        "u32be", "u32le", "i32be", "i32le", "f32be", "f32le", "f64be", "f64le",
+    ];
+
+    proptest! {
+        #[test]
+        fn every_reader_matches_std_or_fails_cleanly(
+            bytes in proptest::collection::vec(any::<u8>(), 0..12),
+            off in -2i64..14,
+        ) {
+            let engine = engine();
+            for name in NAMES {
+                let mut scope = Scope::new();
+                scope.push("b", Blob::from(bytes.clone()));
+                scope.push("off", off);
+                let got = engine.eval_with_scope::<Dynamic>(&mut scope, &format!("{name}(b, off)"));
+                match (expected(name, &bytes, off), got) {
+                    (None, Err(e)) => prop_assert!(e.to_string().contains(name), "{e}"),
+                    (Some(want), Ok(got)) if want.is_float() => {
+                        let (w, g) = (want.as_float().unwrap(), got.as_float().unwrap());
+                        prop_assert!(w == g || (w.is_nan() && g.is_nan()), "{name}: {w} != {g}");
+                    }
+                    (Some(want), Ok(got)) => prop_assert_eq!(want.as_int().unwrap(), got.as_int().unwrap(), "{}", name),
+                    (want, got) => prop_assert!(false, "{name}({bytes:?}, {off}): want {want:?}, got {got:?}"),
+                }
+            }
+        }
+    }
+}
