@@ -140,6 +140,22 @@ fn importing_a_file_is_refused() {
 }
 
 #[test]
+fn sleep_is_refused() {
+    for call in ["sleep(5);", "sleep(0.5);"] {
+        let started = std::time::Instant::now();
+        let e = fails_then_recovers(&mapper(call));
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "{call} slept"
+        );
+        assert_eq!(
+            e.to_string(),
+            "scripts/test.rhai:3:9: runtime error: sleep is not available in mapping scripts"
+        );
+    }
+}
+
+#[test]
 fn eval_is_refused_when_the_script_is_compiled() {
     let script = "fn map(frame) { eval(\"1\") }";
     let err = Mapper::new(

@@ -1,6 +1,6 @@
-//! The sandboxed Rhai engine: limits, no `eval`, no module import, print to tracing,
-//! and a time limit per call (the calling thread's CPU time) checked from the
-//! progress callback.
+//! The sandboxed Rhai engine: limits, no `eval`, no module import, no `sleep`, print
+//! to tracing, and a time limit per call (the calling thread's CPU time) checked from
+//! the progress callback.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -154,6 +154,17 @@ pub fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
     let print_source = source.clone();
     engine.on_print(move |s| tracing::info!(source = &*print_source, "script: {s}"));
     engine.on_debug(move |s, _, pos| tracing::debug!(source = &*source, %pos, "script: {s}"));
+    // Rhai's core `sleep` would block the worker thread without using operations or
+    // CPU time, out of reach of both limits.
+    engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> {
+        helpers::fail("sleep is not available in mapping scripts".into())
+    });
+    engine.register_fn(
+        "sleep",
+        |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
+            helpers::fail("sleep is not available in mapping scripts".into())
+        },
+    );
     helpers::register(&mut engine);
     engine
 }
