@@ -14,9 +14,10 @@
 //! bytes, numbers and bools their JSON text.
 //!
 //! The sandbox limits operations, expression depth, call depth, string/array/map
-//! sizes and time per call (thread CPU time); `eval`, `import` and `sleep` are refused, `print` and
-//! `debug` go to tracing. A failed frame becomes a `MapError` and, through
-//! [`dead_letter`], a message on the dead-letter topic. See `docs/mapping.md`.
+//! sizes and time per call (thread CPU time); `eval`, `import` and `sleep` are
+//! refused, `print` and `debug` go to tracing. A failed frame becomes a `MapError`
+//! and, through [`dead_letter`], a message on the dead-letter topic. See
+//! `docs/mapping.md`.
 
 mod convert;
 mod deadletter;
