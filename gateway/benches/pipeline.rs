@@ -1,0 +1,217 @@
+//! Gateway benchmark (a program, run with `cargo bench -p mqgate --bench pipeline`):
+//! 1. script calls/s for each example mapping on a representative frame;
+//! 2. frames/s from a fast replay of a recorded GPS log through the NMEA decoder into
+//!    the embedded broker, with one TCP subscriber receiving every message.
+//! Prints a Markdown table; every loop is bounded in count and time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use broker_lite::codec::{encode, read_packet, Connect, Packet, QoS, Subscribe};
+use bytes::{Bytes, BytesMut};
+use mqgate::config::GatewayConfig;
+use mqgate::frame::{Frame, Meta};
+use mqgate::mapping::{Mapped, Mapper};
+use mqgate::pipeline::{self, build, ReplayOverride};
+use mqgate::source::replay::Speed;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Copies of the GPS log played back to back: 212 sentences each.
+const COPIES: usize = 600;
+const LIMIT: Duration = Duration::from_secs(60);
+const DELAY: Duration = Duration::from_millis(500);
+
+fn frame(source: &str, bytes: &[u8]) -> Frame {
+    Frame {
+        source: Arc::from(source),
+        received_at: SystemTime::now(),
+        bytes: Bytes::copy_from_slice(bytes),
+        meta: Meta::default(),
+    }
+}
+
+fn calls_per_second(mapper: &Mapper, frame: &Frame) -> f64 {
+    assert!(
+        matches!(mapper.map(frame), Mapped::Messages(_)),
+        "the benchmark frame for {} maps to messages",
+        mapper.source_id()
+    );
+    let start = Instant::now();
+    let mut n = 0u64;
+    while n < 200_000 && start.elapsed() < Duration::from_secs(2) {
+        std::hint::black_box(mapper.map(frame));
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+async fn subscriber(addr: std::net::SocketAddr, filter: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut out = BytesMut::new();
+    encode(
+        &Packet::Connect(Connect {
+            protocol_level: 4,
+            clean_session: true,
+            keep_alive: 0,
+            client_id: "bench-sub".into(),
+            will: None,
+            username: None,
+            password: None,
+        }),
+        &mut out,
+    );
+    encode(
+        &Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![(filter.into(), QoS::AtMostOnce)],
+        }),
+        &mut out,
+    );
+    s.write_all(&out).await.expect("write");
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        s.read_buf(&mut buf).await.expect("read");
+        while let Some(p) = read_packet(&mut buf, 1 << 20).expect("valid packets") {
+            if matches!(p, Packet::SubAck(_)) {
+                return s;
+            }
+        }
+    }
+}
+
+/// Messages received, and when the first one came.
+async fn count_publishes(mut s: TcpStream, expected: u64) -> (u64, Option<Instant>) {
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    let mut n = 0;
+    let mut first = None;
+    while n < expected {
+        if buf.capacity() - buf.len() < 64 * 1024 {
+            buf.reserve(256 * 1024);
+        }
+        if s.read_buf(&mut buf).await.expect("read") == 0 {
+            break;
+        }
+        while let Some(p) = read_packet(&mut buf, 1 << 20).expect("valid packets") {
+            if matches!(p, Packet::Publish(_)) {
+                first.get_or_insert_with(Instant::now);
+                n += 1;
+            }
+        }
+    }
+    (n, first)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut config =
+        GatewayConfig::load(&root.join("examples/demo.yaml")).expect("the demo config loads");
+    let mappers = build::build_mappers(&config).expect("scripts compile");
+
+    println!("## Script calls per second (one thread, limits on)\n");
+    println!("| mapping | frame | calls/s |\n|---|---|---:|");
+    let gga = b"$GPGGA,214350.00,4023.86,N,00339.163,W,8,09,2.0,695.7,M,51.6,M,,*4B";
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("gps", gga.to_vec(), "NMEA GGA sentence"),
+        (
+            "lpp",
+            hex("03670110056700ff"),
+            "Cayenne LPP, two temperatures",
+        ),
+        (
+            "json-sensor",
+            br#"{"name":"kitchen","temperature":21.5,"humidity":40.2}"#.to_vec(),
+            "JSON line, 3 fields",
+        ),
+        (
+            "binary-sensor",
+            hex("aa550d070102fb2e11d700018bcd0bc463d3"),
+            "18-byte binary frame with CRC-16",
+        ),
+    ];
+    for (source, bytes, what) in cases {
+        let mapper = &mappers[source];
+        let rate = calls_per_second(mapper, &frame(source, &bytes));
+        println!("| {source} | {what} | {rate:.0} |");
+    }
+
+    // Fast replay → NMEA mapping → embedded broker → one TCP subscriber.
+    let log = std::fs::read(root.join("tests/captures/gps-nmea.log")).expect("the GPS capture");
+    // Played at recorded speed, every chunk is due at DELAY and then goes as fast as
+    // possible: the subscriber attaches during the delay.
+    let mut chunks = Vec::with_capacity(COPIES);
+    for _ in 0..COPIES {
+        chunks.push((DELAY, Bytes::copy_from_slice(&log)));
+    }
+    let broker = config.broker.as_mut().expect("the demo has a broker");
+    broker.listen = "127.0.0.1:0".parse().expect("address");
+    let (_stop, shutdown) = watch::channel(false);
+    // Count the messages one pass produces, to know how many to wait for.
+    let per_copy = {
+        let (tap, mut rx) = tokio::sync::mpsc::channel(1024);
+        let over = ReplayOverride {
+            chunks: Arc::from(vec![(Duration::ZERO, Bytes::copy_from_slice(&log))]),
+            speed: Speed::Fast,
+        };
+        pipeline::start(
+            &config,
+            Some("gps"),
+            Some(over),
+            Some(tap),
+            shutdown.clone(),
+        )
+        .await
+        .expect("dry run");
+        let mut n = 0u64;
+        while rx.recv().await.is_some() {
+            n += 1;
+        }
+        n
+    };
+    let expected = per_copy * COPIES as u64;
+    let over = ReplayOverride {
+        chunks: Arc::from(chunks),
+        speed: Speed::Times(1.0),
+    };
+    let running = pipeline::start(&config, Some("gps"), Some(over), None, shutdown.clone())
+        .await
+        .expect("pipeline");
+    let addr = running
+        .broker
+        .as_ref()
+        .expect("embedded broker")
+        .local_addr();
+    let sub = subscriber(addr, "gps/#").await;
+    let received = tokio::time::timeout(LIMIT, count_publishes(sub, expected)).await;
+    let done = Instant::now();
+    let frames: u64 = running
+        .sources
+        .iter()
+        .map(|s| mqgate::source::SourceStatus::get(&s.frames))
+        .sum();
+    println!("\n## Fast replay through the NMEA mapping into the embedded broker\n");
+    match received {
+        Ok((n, Some(first))) => {
+            // From the first message to the last, as the subscriber sees them.
+            let secs = (done - first).as_secs_f64();
+            println!(
+                "{frames} frames, {n} of {expected} messages received by the subscriber in \
+                 {secs:.2} s: {:.0} frames/s",
+                frames as f64 / secs
+            )
+        }
+        Ok((_, None)) => println!("no message arrived"),
+        Err(_) => println!("timed out after {LIMIT:?}: {frames} frames read"),
+    }
+}
