@@ -97,8 +97,8 @@ pub(super) fn serial_settings(s: &SerialConfig) -> SerialSettings {
 
 /// Read a capture (or raw byte file) into replay chunks.
 pub fn load_chunks(path: &Path) -> anyhow::Result<Arc<[Chunk]>> {
-    // The error names the file.
-    let capture = Capture::load(path)?;
+    // The error names the file and its cause (once: not as a chain).
+    let capture = Capture::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(capture
         .chunks
         .into_iter()
