@@ -2,7 +2,8 @@
 //! 1. script calls/s for each example mapping on a representative frame;
 //! 2. frames/s from a fast replay of a recorded GPS log through the NMEA decoder into
 //!    the embedded broker, with one TCP subscriber receiving every message.
-//! Prints a Markdown table; every loop is bounded in count and time.
+//!
+//! Prints Markdown; every loop is bounded in count and time.
 
 use std::path::Path;
 use std::sync::Arc;
