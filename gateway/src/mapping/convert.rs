@@ -75,6 +75,16 @@ pub fn json_to_dynamic(v: Value) -> Dynamic {
 /// Blobs become arrays of byte values; map keys come out sorted. A float that is not
 /// finite, or a value of a type JSON cannot hold, is an error naming the type.
 pub fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
+    write_nested(v, out, 0)
+}
+
+/// Deepest nesting of arrays and maps written as JSON (the same as serde_json reads).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+fn write_nested(v: &Dynamic, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!("nested deeper than {MAX_JSON_DEPTH} levels"));
+    }
     if v.is_unit() {
         out.extend_from_slice(b"null");
     } else if let Ok(b) = v.as_bool() {
@@ -106,7 +116,7 @@ pub fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
             if i > 0 {
                 out.push(b',');
             }
-            write_json(x, out)?;
+            write_nested(x, out, depth + 1)?;
         }
         out.push(b']');
     } else if let Some(map) = v.read_lock::<Map>() {
@@ -117,7 +127,7 @@ pub fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
             }
             write_str(k, out)?;
             out.push(b':');
-            write_json(x, out)?;
+            write_nested(x, out, depth + 1)?;
         }
         out.push(b'}');
     } else {

@@ -172,6 +172,12 @@ fn json_writes_compact_text() {
     assert_eq!(string(r#"json("a\nb°")"#), "\"a\\nb°\"");
     assert_eq!(string("json('x')"), "\"x\"");
     assert_eq!(string("json([[], #{}])"), "[[],{}]");
+    assert_eq!(
+        int("let a = []; for i in 0..128 { a = [a]; } json(a).len()"),
+        258
+    );
+    assert!(error("let a = []; for i in 0..129 { a = [a]; } json(a)")
+        .contains("json: nested deeper than 128 levels"));
     assert_eq!(string(r#"json(from_hex("0102"))"#), "[1,2]");
     assert!(error("json(1.0 / 0.0)").contains("json:"));
 }
