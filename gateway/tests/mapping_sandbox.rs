@@ -131,6 +131,18 @@ fn deep_recursion_is_a_stack_overflow() {
 }
 
 #[test]
+fn endlessly_nested_maps_are_stopped_by_the_limits() {
+    let e = fails_then_recovers(&mapper("let a = #{}; loop { a = #{ a: a }; }"));
+    assert!(
+        matches!(
+            e,
+            MapError::Timeout { .. } | MapError::TooManyOperations { .. } | MapError::Limit { .. }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn importing_a_file_is_refused() {
     let e = fails_then_recovers(&mapper("import \"/etc/passwd\" as p; return p::root;"));
     assert!(matches!(e, MapError::Runtime { .. }), "{e:?}");
