@@ -30,6 +30,9 @@ impl MappingStats {
     }
 }
 
+/// Stack of a mapping thread.
+const MAPPING_STACK: usize = 16 * 1024 * 1024;
+
 pub(super) fn spawn(
     source: &str,
     mapper: Option<&Arc<Mapper>>,
@@ -48,6 +51,9 @@ pub(super) fn spawn(
     let thread_stats = stats.clone();
     std::thread::Builder::new()
         .name(format!("map-{source}"))
+        // Rhai recurses on deeply nested values; the time limit stops a script long
+        // before this much stack is used (only what is touched takes memory).
+        .stack_size(MAPPING_STACK)
         .spawn(move || {
             let stats = thread_stats;
             while let Some(frame) = frames.blocking_recv() {
