@@ -1,37 +1,43 @@
 //! `mqgate check --config FILE`: validate the gateway file and every mapping file,
-//! and compile every script. All errors are printed; the exit code is non-zero on any.
+//! and compile every script. All errors are printed, those of the scripts too when
+//! the configuration has errors of its own; the exit code is non-zero on any.
 
 use std::path::Path;
 
-use super::{load_config, EXIT_CONFIG};
-use crate::pipeline::build_mappers;
+use super::EXIT_CONFIG;
+use crate::config::GatewayConfig;
+use crate::pipeline::build;
 
 pub fn run(config_path: &Path) -> u8 {
-    let config = match load_config(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let (loaded, mappings) = GatewayConfig::load_parts(config_path);
+    let mut errors: Vec<String> = match &loaded {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
     };
-    match build_mappers(&config) {
-        Ok(mappers) => {
+    let mut scripts = 0;
+    for m in &mappings {
+        if m.script.is_some() {
+            scripts += 1;
+        }
+        if let Err(e) = build::compile(m) {
+            errors.push(e);
+        }
+    }
+    match loaded {
+        Ok(config) if errors.is_empty() => {
             println!(
-                "{}: ok ({} sources, {} mappings, {} scripts compiled)",
+                "{}: ok ({} sources, {} mappings, {scripts} scripts compiled)",
                 config_path.display(),
                 config.sources.len(),
                 config.mappings.len(),
-                config
-                    .mappings
-                    .iter()
-                    .filter(|m| m.script.is_some())
-                    .count()
             );
-            drop(mappers);
             0
         }
-        Err(errors) => {
+        _ => {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("mqgate: {} error(s) in the scripts", errors.len());
+            eprintln!("mqgate: {} error(s)", errors.len());
             EXIT_CONFIG
         }
     }

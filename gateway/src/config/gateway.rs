@@ -72,6 +72,21 @@ impl GatewayConfig {
     /// Reads and checks the gateway file at `path` and every mapping file of its
     /// mappings folder. Every problem found, in any file, is returned.
     pub fn load(path: &Path) -> Result<GatewayConfig, Vec<ConfigError>> {
+        Self::load_parts(path).0
+    }
+
+    /// Like `load`, and also the mapping files that did load, even when other parts
+    /// have errors, so that `mqgate check` can compile their scripts as well.
+    pub fn load_parts(path: &Path) -> (Result<GatewayConfig, Vec<ConfigError>>, Vec<MappingFile>) {
+        let mut loaded = Vec::new();
+        let result = Self::load_into(path, &mut loaded);
+        (result, loaded)
+    }
+
+    fn load_into(
+        path: &Path,
+        loaded: &mut Vec<MappingFile>,
+    ) -> Result<GatewayConfig, Vec<ConfigError>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![ConfigError::whole_file(path, format!("cannot read: {e}"))])?;
         let value = parse_file(path, &text).map_err(|e| vec![e])?;
@@ -157,6 +172,7 @@ impl GatewayConfig {
             }
             None => Vec::new(),
         };
+        loaded.clone_from(&mappings);
 
         match (gateway, status, mappings_dir) {
             (Some(gateway), Some(status), Some(mappings_dir))
