@@ -6,6 +6,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{load_config, wait_for_signal};
+
+/// Longest wait at shutdown for the outputs to hand over what is in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
 use crate::pipeline;
 
 pub async fn run(config_path: &Path) -> u8 {
@@ -26,8 +35,12 @@ pub async fn run(config_path: &Path) -> u8 {
     }
     wait_for_signal().await;
     let _ = stop.send(true);
-    // Let the upstream output say `offline` and the sources close their ports.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The sources stop; what they already read goes through the mappings to the
+    // outputs, which then finish (the upstream one says `offline`). Bounded wait.
+    let drained = futures_join(running.outputs);
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        eprintln!("mqgate: outputs still busy after {DRAIN:?}; stopping anyway");
+    }
     if let Some(broker) = running.broker {
         broker.shutdown().await;
     }

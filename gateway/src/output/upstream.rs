@@ -100,12 +100,12 @@ fn qos(q: QoS) -> rumqttc::QoS {
     }
 }
 
-/// Publish every message from `rx` upstream until it closes or shutdown.
+/// Publish every message from `rx` upstream until it closes; then say `offline` and disconnect.
 pub async fn run(
     settings: UpstreamSettings,
     mut rx: mpsc::Receiver<Message>,
     status: Arc<UpstreamStatus>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let (client, eventloop) = AsyncClient::new(settings.options(), CLIENT_CAPACITY);
     let driver = tokio::spawn(drive(
@@ -115,12 +115,9 @@ pub async fn run(
         status.clone(),
         shutdown.clone(),
     ));
-    loop {
-        let msg = tokio::select! {
-            m = rx.recv() => m,
-            _ = shutdown.changed() => None,
-        };
-        let Some(msg) = msg else { break };
+    // The channel closes once the sources have stopped and everything before
+    // them has been mapped: what was sent is handed to the client first.
+    while let Some(msg) = rx.recv().await {
         let topic = format!("{}{}", settings.topic_prefix, msg.topic);
         if client
             .publish_bytes(topic, qos(msg.qos), msg.retain, msg.payload)

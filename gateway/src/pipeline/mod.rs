@@ -37,6 +37,8 @@ pub struct Running {
     pub embedded: Option<Arc<OutputStats>>,
     pub upstream: Option<Arc<UpstreamStatus>>,
     pub broker: Option<broker_lite::Broker>,
+    /// The output tasks: they end once every message before them is handed over.
+    pub outputs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Where messages go instead of the outputs (for `replay --dry-run`).
@@ -59,6 +61,7 @@ pub async fn start(
         embedded: None,
         upstream: None,
         broker: None,
+        outputs: Vec::new(),
     };
     let mut outputs: Vec<mpsc::Sender<Message>> = Vec::new();
     match tap {
@@ -70,7 +73,8 @@ pub async fn start(
                     .with_context(|| format!("embedded broker on {}", broker_config.listen))?;
                 let stats = Arc::new(OutputStats::default());
                 let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
-                tokio::spawn(embedded::run(broker.handle(), rx, stats.clone()));
+                let task = tokio::spawn(embedded::run(broker.handle(), rx, stats.clone()));
+                running.outputs.push(task);
                 outputs.push(tx);
                 running.embedded = Some(stats);
                 running.broker = Some(broker);
@@ -79,12 +83,13 @@ pub async fn start(
                 let settings = build::upstream_settings(config, up)?;
                 let status = Arc::new(UpstreamStatus::default());
                 let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
-                tokio::spawn(upstream::run(
+                let task = tokio::spawn(upstream::run(
                     settings,
                     rx,
                     status.clone(),
                     shutdown.clone(),
                 ));
+                running.outputs.push(task);
                 outputs.push(tx);
                 running.upstream = Some(status);
             }
