@@ -220,4 +220,16 @@ python3 "$ROOT/bench/report.py" \
     --rustc "$(rustc --version)" \
     --bl-config "$WORK/bl.yaml" \
     --mq-config "$WORK/mq.conf"
+
+# The gateway pipeline's own figures (no Mosquitto counterpart): a benchmark
+# program of package mqgate, appended as its own part of the report.
+{
+    echo
+    echo "# mqgate: the gateway pipeline"
+    echo
+    echo "Command: \`cargo bench -p mqgate --bench pipeline\` (\`gateway/benches/pipeline.rs\`), same machine, right after the broker runs."
+    echo "Targets (issue 3): ≥ 100,000 frames/s from a fast replay through a realistic decoder into the embedded broker with one subscriber; RSS of \`mqgate run\` on the demo ≤ 15 MB."
+    echo
+    (cd "$ROOT" && cargo bench -q -p mqgate --bench pipeline 2>/dev/null) | sed 's/^## /## /'
+} >> "$OUT"
 echo "run.sh: wrote $OUT (raw results in $RESULTS)"
