@@ -230,6 +230,6 @@ python3 "$ROOT/bench/report.py" \
     echo "Command: \`cargo bench -p mqgate --bench pipeline\` (\`gateway/benches/pipeline.rs\`), same machine, right after the broker runs."
     echo "Targets (issue 3): ≥ 100,000 frames/s from a fast replay through a realistic decoder into the embedded broker with one subscriber; RSS of \`mqgate run\` on the demo ≤ 15 MB."
     echo
-    (cd "$ROOT" && cargo bench -q -p mqgate --bench pipeline 2>/dev/null) | sed 's/^## /## /'
+    (cd "$ROOT" && cargo bench -q -p mqgate --bench pipeline 2>/dev/null)
 } >> "$OUT"
 echo "run.sh: wrote $OUT (raw results in $RESULTS)"
