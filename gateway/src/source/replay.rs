@@ -87,3 +87,68 @@ fn scale(at: Duration, factor: f64) -> Duration {
     }
     Duration::from_secs_f64(at.as_secs_f64() / factor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FramingConfig;
+    use tokio::sync::mpsc;
+
+    fn chunks() -> Arc<[Chunk]> {
+        Arc::from(vec![
+            (Duration::ZERO, Bytes::from_static(b"a\n")),
+            (Duration::from_secs(1), Bytes::from_static(b"b\n")),
+            (Duration::from_secs(3), Bytes::from_static(b"c\n")),
+        ])
+    }
+
+    /// Play at `speed` and return when each frame arrived, from the start.
+    async fn arrival_times(speed: Speed, looping: bool, frames: usize) -> Vec<Duration> {
+        let status = Arc::new(SourceStatus::new("r"));
+        let (tx, mut rx) = mpsc::channel(16);
+        let feed = Feed::new(
+            "r",
+            FramingConfig::default().build(),
+            status.clone(),
+            tx,
+            None,
+        );
+        let (_stop, shutdown) = watch::channel(false);
+        let start = Instant::now();
+        tokio::spawn(run(chunks(), speed, looping, feed, status, shutdown));
+        let mut times = Vec::new();
+        while times.len() < frames {
+            rx.recv().await.expect("a frame");
+            times.push(start.elapsed());
+        }
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replay_keeps_the_recorded_timing_scaled_by_its_speed() {
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(
+            arrival_times(Speed::Times(1.0), false, 3).await,
+            [ms(0), ms(1000), ms(3000)]
+        );
+        assert_eq!(
+            arrival_times(Speed::Times(2.0), false, 3).await,
+            [ms(0), ms(500), ms(1500)]
+        );
+        assert_eq!(
+            arrival_times(Speed::Fast, false, 3).await,
+            [ms(0), ms(0), ms(0)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_looping_replay_starts_again_after_its_last_chunk() {
+        let times = arrival_times(Speed::Times(1.0), true, 5).await;
+        assert_eq!(
+            times[3],
+            Duration::from_secs(3),
+            "the next pass starts when the last one ends"
+        );
+        assert_eq!(times[4], Duration::from_secs(4));
+    }
+}
