@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::topic::validate_topic_filter;
+use crate::yaml_path::{locate, split_error, FieldPath};
 
 /// The whole broker configuration. Every field has a default, so an empty file is valid.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -145,7 +146,7 @@ impl Config {
                     file: file.to_string(),
                     line,
                     column,
-                    field: path_string(&path),
+                    field: path.to_string(),
                     message,
                 }
             })
@@ -158,17 +159,17 @@ impl Config {
     }
 
     /// Every semantic problem: the field path and what is wrong with it.
-    fn problems(&self) -> Vec<(Vec<Segment>, String)> {
+    fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut problems = Vec::new();
         for (i, filter) in self.deny_subscribe.iter().enumerate() {
             if let Err(e) = validate_topic_filter(filter) {
-                let path = vec![Segment::Key("deny_subscribe"), Segment::Index(i)];
+                let path = FieldPath::root().key("deny_subscribe").index(i);
                 problems.push((path, format!("{filter:?} is not a valid topic filter: {e}")));
             }
         }
         let limits = &self.limits;
         let limit = |name: &'static str, value: u64, min: u64, max: u64| {
-            let path = vec![Segment::Key("limits"), Segment::Key(name)];
+            let path = FieldPath::root().key("limits").key(name);
             if value < min {
                 Some((path, format!("must be at least {min}, got {value}")))
             } else if value > max {
@@ -228,42 +229,8 @@ fn is_null_document(text: &str) -> bool {
 
 /// Turns a parse or type error into a `ConfigError` with field and position apart.
 fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
-    let mut message = e.to_string();
+    let (field, message) = split_error(e);
     let location = e.location();
-    if let Some(at) = &location {
-        let suffix = format!(" at line {} column {}", at.line(), at.column());
-        message = message.replacen(&suffix, "", 1);
-    }
-    // serde_yaml_ng writes `path: message`; the path is absent at the top level.
-    let mut field = String::new();
-    if let Some((path, rest)) = message.split_once(": ") {
-        let is_path = !path.is_empty()
-            && path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
-        if is_path {
-            field = path.to_string();
-            message = rest.to_string();
-        }
-    }
-    // Name the unknown or repeated key itself, not the mapping holding it.
-    for prefix in ["unknown field `", "duplicate field `"] {
-        let key = message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_string());
-        if let Some(key) = key {
-            field = if field.is_empty() {
-                key
-            } else {
-                format!("{field}.{key}")
-            };
-        }
-    }
-    // Users write mappings, not Rust structs.
-    if let Some(at) = message.find("expected struct ") {
-        message.replace_range(at.., "expected a mapping of keys");
-    }
     ConfigError {
         file: file.to_string(),
         line: location.as_ref().map(|at| at.line()),
@@ -271,116 +238,6 @@ fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
         field,
         message,
     }
-}
-
-/// One step of a field path: a mapping key or a sequence index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Key(&'static str),
-    Index(usize),
-}
-
-/// `limits.max_inflight`, `deny_subscribe[2]`.
-fn path_string(path: &[Segment]) -> String {
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            Segment::Key(key) if out.is_empty() => out.push_str(key),
-            Segment::Key(key) => {
-                out.push('.');
-                out.push_str(key);
-            }
-            Segment::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-/// A YAML line that holds something: its 1-based number, indentation and text.
-#[derive(Debug, Clone, Copy)]
-struct Line<'a> {
-    number: usize,
-    indent: usize,
-    text: &'a str,
-}
-
-impl Line<'_> {
-    fn is_item(&self) -> bool {
-        self.text == "-" || self.text.starts_with("- ")
-    }
-
-    /// Whether the line is `key:` (bare or quoted) followed by a value, a comment or nothing.
-    fn has_key(&self, key: &str) -> bool {
-        let rest = [("", ""), ("\"", "\""), ("'", "'")]
-            .iter()
-            .find_map(|(open, close)| {
-                self.text
-                    .strip_prefix(open)?
-                    .strip_prefix(key)?
-                    .strip_prefix(close)?
-                    .strip_prefix(':')
-            });
-        rest.is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
-    }
-}
-
-/// Finds the line and column of the field at `path` by reading the indentation
-/// of block-style YAML. When a step cannot be followed (flow style, say), the
-/// position of the deepest step found is returned.
-fn locate(text: &str, path: &[Segment]) -> Option<(usize, usize)> {
-    let lines: Vec<Line<'_>> = text
-        .lines()
-        .enumerate()
-        .filter_map(|(i, raw)| {
-            let text = raw.trim_start_matches(' ');
-            let indent = raw.len() - text.len();
-            let text = text.trim_end();
-            let blank = text.is_empty() || text.starts_with('#');
-            let marker = indent == 0 && (text.starts_with("---") || text.starts_with("..."));
-            (!blank && !marker).then_some(Line {
-                number: i + 1,
-                indent,
-                text,
-            })
-        })
-        .collect();
-    let mut scope: &[Line<'_>] = &lines;
-    let mut found = None;
-    for segment in path {
-        let indent = scope.first()?.indent;
-        let hit = match segment {
-            Segment::Key(key) => scope
-                .iter()
-                .position(|l| l.indent == indent && l.has_key(key))
-                .map(|i| (i, indent + 1)),
-            Segment::Index(n) => scope
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.indent == indent && l.is_item())
-                .nth(*n)
-                .map(|(i, l)| {
-                    let value = l.text[1..].trim_start();
-                    (i, indent + 1 + l.text.len() - value.len())
-                }),
-        };
-        let Some((i, column)) = hit else {
-            return found;
-        };
-        found = Some((scope[i].number, column));
-        // What belongs to this step: deeper lines, and for a key also the
-        // `- ` items at its own indentation.
-        let rest = &scope[i + 1..];
-        let belongs = |l: &Line<'_>| {
-            l.indent > indent
-                || (l.indent == indent && l.is_item() && matches!(segment, Segment::Key(_)))
-        };
-        let end = rest.iter().position(|l| !belongs(l)).unwrap_or(rest.len());
-        scope = &rest[..end];
-        if scope.is_empty() {
-            break;
-        }
-    }
-    found
 }
 
 #[cfg(test)]

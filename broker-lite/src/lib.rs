@@ -18,6 +18,7 @@ mod server;
 mod session;
 pub mod subscriptions;
 pub mod topic;
+pub mod yaml_path;
 
 pub use config::Config;
 pub use handle::{BrokerHandle, HandleError, Subscription};

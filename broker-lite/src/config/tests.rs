@@ -196,8 +196,8 @@ fn the_example_file_shows_every_key() {
         "deny_subscribe",
         "sys_interval_secs",
     ] {
-        let segments: Vec<Segment> = path.split('.').map(Segment::Key).collect();
-        let found = locate(text, &segments).map(|(line, _)| text.lines().nth(line - 1));
+        let found = locate(text, &crate::yaml_path::parse(path))
+            .map(|(line, _)| text.lines().nth(line - 1));
         let last = path.rsplit('.').next().unwrap_or(path);
         assert!(
             found
@@ -223,13 +223,13 @@ fn a_missing_file_is_one_error_naming_it() {
 
 #[test]
 fn fields_are_located_through_block_flow_and_quoted_yaml() {
-    let items = [Segment::Key("deny_subscribe"), Segment::Index(1)];
+    let items = FieldPath::root().key("deny_subscribe").index(1);
     let at_same_indent = "deny_subscribe:\n- a\n-   b\nlimits: {}\n";
     assert_eq!(locate(at_same_indent, &items), Some((3, 5)));
     let flow = "deny_subscribe: [a, b]\n";
     assert_eq!(locate(flow, &items), Some((1, 1)), "falls back to the key");
     let quoted = "'limits':\n    \"max_inflight\": 0  # none\n";
-    let path = [Segment::Key("limits"), Segment::Key("max_inflight")];
+    let path = FieldPath::root().key("limits").key("max_inflight");
     assert_eq!(locate(quoted, &path), Some((2, 5)));
     let nested_lookalike = "other:\n  max_inflight: 1\nlimits:\n  x: 1\n  max_inflight: 0\n";
     assert_eq!(locate(nested_lookalike, &path), Some((5, 3)));

@@ -119,37 +119,7 @@ pub(crate) fn parse_file(file: &Path, text: &str) -> Result<Value, ConfigError> 
 /// Splits a serde_yaml_ng error into the field path it names and a message for
 /// people who write YAML (no position, no Rust type names).
 fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
-    let mut message = e.to_string();
-    if let Some(at) = e.location() {
-        let suffix = format!(" at line {} column {}", at.line(), at.column());
-        message = message.replacen(&suffix, "", 1);
-    }
-    // serde_yaml_ng writes `path: message`; the path is absent at the top level.
-    let mut field = String::new();
-    if let Some((path, rest)) = message.split_once(": ") {
-        let is_path = !path.is_empty()
-            && path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c));
-        if is_path {
-            field = path.to_string();
-            message = rest.to_string();
-        }
-    }
-    // Name the unknown or repeated key itself, not the mapping holding it.
-    for prefix in ["unknown field `", "duplicate field `"] {
-        let key = message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_string());
-        if let Some(key) = key {
-            field = if field.is_empty() {
-                key
-            } else {
-                format!("{field}.{key}")
-            };
-        }
-    }
+    let (mut field, mut message) = broker_lite::yaml_path::split_error(e);
     // A key written twice in one mapping: name the key.
     let repeated = message
         .strip_prefix("duplicate entry with key \"")
@@ -176,9 +146,6 @@ fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
         if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
             message = format!("{head}expected {words}");
         }
-    }
-    if let Some(at) = message.find("expected struct ") {
-        message.replace_range(at.., "expected a mapping of keys");
     }
     if let Some(at) = message.find("expected internally tagged enum") {
         message.replace_range(at.., "expected a mapping with a `type` key");
