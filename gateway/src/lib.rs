@@ -14,3 +14,4 @@ pub mod message;
 pub mod output;
 pub mod pipeline;
 pub mod source;
+pub mod utc;
