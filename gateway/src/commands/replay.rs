@@ -3,7 +3,6 @@
 //! message is printed as a JSON line and nothing is published.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
@@ -48,29 +47,22 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
     let (_stop, shutdown) = watch::channel(false);
     let (tap, mut printed) = mpsc::channel(1024);
     let tap = args.dry_run.then_some(tap);
-    let running = match pipeline::start(&config, Some(args.source), Some(over), tap, shutdown).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mqgate: {e:#}");
-            return 1;
-        }
-    };
+    let mut running =
+        match pipeline::start(&config, Some(args.source), Some(over), tap, shutdown).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mqgate: {e:#}");
+                return 1;
+            }
+        };
     if args.dry_run {
         // Ends when the replay has played and every message is through.
         while let Some(m) = printed.recv().await {
             println!("{}", message_json(&m));
         }
     } else {
-        while running
-            .sources
-            .iter()
-            .any(|s| s.state() != crate::source::SourceState::Finished)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Give the outputs a moment to hand over what is in flight.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The outputs finish once the capture has played and every message is through.
+        running.outputs_finished().await;
     }
     for s in &running.sources {
         eprintln!(

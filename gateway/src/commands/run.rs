@@ -9,12 +9,6 @@ use super::{load_config, wait_for_signal};
 
 /// Longest wait at shutdown for the outputs to hand over what is in flight.
 const DRAIN: Duration = Duration::from_secs(5);
-
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for task in tasks {
-        let _ = task.await;
-    }
-}
 use crate::pipeline;
 
 pub async fn run(config_path: &Path) -> u8 {
@@ -23,7 +17,7 @@ pub async fn run(config_path: &Path) -> u8 {
         Err(code) => return code,
     };
     let (stop, shutdown) = watch::channel(false);
-    let running = match pipeline::start(&config, None, None, None, shutdown).await {
+    let mut running = match pipeline::start(&config, None, None, None, shutdown).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mqgate: {e:#}");
@@ -37,8 +31,10 @@ pub async fn run(config_path: &Path) -> u8 {
     let _ = stop.send(true);
     // The sources stop; what they already read goes through the mappings to the
     // outputs, which then finish (the upstream one says `offline`). Bounded wait.
-    let drained = futures_join(running.outputs);
-    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+    if tokio::time::timeout(DRAIN, running.outputs_finished())
+        .await
+        .is_err()
+    {
         eprintln!("mqgate: outputs still busy after {DRAIN:?}; stopping anyway");
     }
     if let Some(broker) = running.broker {

@@ -41,6 +41,16 @@ pub struct Running {
     pub outputs: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl Running {
+    /// Wait until every output has handed over what reached it. That happens once
+    /// the sources have stopped (or a replay has played) and the mappings are through.
+    pub async fn outputs_finished(&mut self) {
+        for task in self.outputs.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Where messages go instead of the outputs (for `replay --dry-run`).
 pub type Tap = mpsc::Sender<Message>;
 
