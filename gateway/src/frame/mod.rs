@@ -40,8 +40,8 @@ pub struct Meta {
     pub frequency_hz: Option<u64>,
     /// Data rate as the radio names it, e.g. `SF7BW125`.
     pub datarate: Option<String>,
-    /// Port the frame came from (serial path, UDP peer...).
-    pub port: Option<String>,
+    /// Port the frame came from (serial path, UDP peer...); shared by all its frames.
+    pub port: Option<Arc<str>>,
     /// Anything else, by name.
     pub extra: BTreeMap<String, String>,
 }

@@ -45,7 +45,7 @@ fn meta_to_map(meta: &Meta) -> Map {
         map.insert("datarate".into(), Dynamic::from(v.clone()));
     }
     if let Some(v) = &meta.port {
-        map.insert("port".into(), Dynamic::from(v.clone()));
+        map.insert("port".into(), Dynamic::from(v.to_string()));
     }
     map
 }

@@ -90,7 +90,7 @@ pub fn frame_from_hex(
                 m.frequency_hz = Some(value.parse().map_err(|e| bad(format!("{e}")))?)
             }
             "datarate" => m.datarate = Some(value.clone()),
-            "port" => m.port = Some(value.clone()),
+            "port" => m.port = Some(value.as_str().into()),
             _ => {
                 m.extra.insert(key.clone(), value.clone());
             }

@@ -18,12 +18,6 @@ pub struct OutputStats {
     pub failed: AtomicU64,
 }
 
-impl OutputStats {
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
-    }
-}
-
 /// Hand every message to the broker in order; returns when the channel closes.
 pub async fn run(handle: BrokerHandle, mut rx: mpsc::Receiver<Message>, stats: Arc<OutputStats>) {
     while let Some(msg) = rx.recv().await {

@@ -15,7 +15,8 @@ pub struct Feed {
     framer: Box<dyn Framer>,
     status: Arc<SourceStatus>,
     tx: mpsc::Sender<Frame>,
-    port: Option<String>,
+    port: Option<Arc<str>>,
+    /// Reused between pushes: what the framer produced from the last bytes.
     scratch: Vec<Framed>,
 }
 
@@ -36,7 +37,7 @@ impl Feed {
             framer,
             status,
             tx,
-            port,
+            port: port.map(Arc::from),
             scratch: Vec::new(),
         }
     }
@@ -56,7 +57,7 @@ impl Feed {
 
     async fn send_framed(&mut self) -> Result<(), PipelineClosed> {
         let received_at = SystemTime::now();
-        for framed in std::mem::take(&mut self.scratch) {
+        for framed in self.scratch.drain(..) {
             match framed {
                 Framed::Frame(bytes) => {
                     SourceStatus::add(&self.status.frames, 1);
