@@ -11,7 +11,7 @@ use super::{wait_for, QUIET};
 /// A rumqttc client whose event loop runs in a background task.
 pub struct Rumq {
     pub client: rumqttc::AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<rumqttc::Event, String>>,
+    events: mpsc::Receiver<Result<rumqttc::Event, String>>,
     task: JoinHandle<()>,
 }
 
@@ -26,17 +26,18 @@ impl Rumq {
     /// Start the event loop and wait for CONNACK.
     pub async fn connect(opts: rumqttc::MqttOptions) -> Rumq {
         let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
-        let (tx, events) = mpsc::unbounded_channel();
+        // Bounded: an event loop that runs ahead of the test waits for it.
+        let (tx, events) = mpsc::channel(1024);
         let task = tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
                     Ok(ev) => {
-                        if tx.send(Ok(ev)).is_err() {
+                        if tx.send(Ok(ev)).await.is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
+                        let _ = tx.send(Err(e.to_string())).await;
                         return;
                     }
                 }
