@@ -48,6 +48,34 @@ fn signed(v: u64, bits: u32) -> INT {
     ((v << shift) as i64) >> shift
 }
 
+/// A `width`-byte integer (1 to 8 bytes; unsigned up to 7) at `off`, in either byte order.
+fn int_at(
+    name: &str,
+    b: &[u8],
+    off: INT,
+    width: INT,
+    order: fn(&[u8]) -> u64,
+    is_signed: bool,
+) -> Res<INT> {
+    let max = if is_signed { 8 } else { 7 };
+    if !(1..=max).contains(&width) {
+        return fail(format!(
+            "{name}: width must be 1 to {max} bytes, got {width}{}",
+            if is_signed || width != 8 {
+                ""
+            } else {
+                " (an unsigned 64-bit value does not fit in an int)"
+            }
+        ));
+    }
+    let v = order(window(name, b, off, width as usize)?);
+    Ok(if is_signed {
+        signed(v, width as u32 * 8)
+    } else {
+        v as INT
+    })
+}
+
 macro_rules! int_reader {
     ($engine:ident, $name:literal, $width:literal, $order:ident, $signed:literal) => {
         $engine.register_fn($name, |b: &mut Blob, off: INT| -> Res<INT> {
@@ -77,6 +105,18 @@ pub fn register(engine: &mut Engine) {
     int_reader!(engine, "u32le", 4, le, false);
     int_reader!(engine, "i32be", 4, be, true);
     int_reader!(engine, "i32le", 4, le, true);
+    engine.register_fn("uint_be", |b: &mut Blob, off: INT, width: INT| {
+        int_at("uint_be", b, off, width, be, false)
+    });
+    engine.register_fn("int_be", |b: &mut Blob, off: INT, width: INT| {
+        int_at("int_be", b, off, width, be, true)
+    });
+    engine.register_fn("uint_le", |b: &mut Blob, off: INT, width: INT| {
+        int_at("uint_le", b, off, width, le, false)
+    });
+    engine.register_fn("int_le", |b: &mut Blob, off: INT, width: INT| {
+        int_at("int_le", b, off, width, le, true)
+    });
     engine.register_fn("f32be", |b: &mut Blob, off: INT| -> Res<FLOAT> {
         Ok(f32::from_bits(be(window("f32be", b, off, 4)?) as u32) as FLOAT)
     });
@@ -113,6 +153,8 @@ pub fn register(engine: &mut Engine) {
         String::from_utf8_lossy(b).into_owned()
     });
     engine.register_fn("slice", slice);
+    super::fields::register(engine);
+    super::nmea::register(engine);
 }
 
 /// `count` bits of `value` starting at bit `lowest` (bit 0 is the least significant).

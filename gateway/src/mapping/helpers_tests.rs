@@ -262,3 +262,68 @@ mod readers_against_std {
         }
     }
 }
+
+#[test]
+fn integers_of_any_width_read_in_both_orders() {
+    assert_eq!(int(r#"int_be(from_hex("00ff38"), 1, 2)"#), -200);
+    assert_eq!(int(r#"uint_be(from_hex("00ff38"), 1, 2)"#), 0xff38);
+    assert_eq!(int(r#"int_le(from_hex("38ff"), 0, 2)"#), -200);
+    assert_eq!(int(r#"uint_le(from_hex("010203"), 0, 3)"#), 0x030201);
+    assert_eq!(int(r#"int_be(from_hex("fffffe"), 0, 3)"#), -2);
+    assert_eq!(int(r#"int_be(from_hex("ffffffffffffffff"), 0, 8)"#), -1);
+    assert_eq!(
+        int(r#"uint_be(from_hex("ffffffffffffff"), 0, 7)"#),
+        0x00ff_ffff_ffff_ffff
+    );
+}
+
+#[test]
+fn a_bad_width_or_offset_names_the_helper() {
+    let e = error(r#"uint_be(from_hex("0102"), 0, 8)"#);
+    assert!(
+        e.contains("uint_be: width must be 1 to 7 bytes, got 8"),
+        "{e}"
+    );
+    let e = error(r#"int_le(from_hex("0102"), 0, 0)"#);
+    assert!(
+        e.contains("int_le: width must be 1 to 8 bytes, got 0"),
+        "{e}"
+    );
+    let e = error(r#"int_be(from_hex("0102"), 1, 2)"#);
+    assert!(
+        e.contains("int_be: offset 1 + 2 byte(s) is past the end"),
+        "{e}"
+    );
+}
+
+#[test]
+fn text_fields_give_numbers_or_null() {
+    assert_eq!(float(r#"float_or_null(" 2.5 ")"#), 2.5);
+    assert_eq!(int(r#"int_or_null("09", "satellites")"#), 9);
+    assert!(engine()
+        .eval::<Dynamic>(r#"float_or_null("")"#)
+        .unwrap()
+        .is_unit());
+    let e = error(r#"float_or_null("1,5", "GGA hdop")"#);
+    assert!(e.contains("GGA hdop: '1,5' is not a number"), "{e}");
+    let e = error(r#"int_or_null("x")"#);
+    assert!(e.contains("int_or_null: 'x' is not an integer"), "{e}");
+}
+
+#[test]
+fn nmea_helpers_work_from_a_script() {
+    let line = "$GPRMC,214350.00,A,4023.86,N,00339.163,W,0.0,0.0,261126,,,A*7B";
+    let script = format!(
+        r#"let s = nmea_sentence("{line}"); let f = s.fields;
+           `${{s.talker}} ${{s.type}} ${{nmea_time(f[1])}} ${{nmea_date(f[9])}} ${{round(nmea_degrees(f[3], f[4]), 4)}}`"#
+    );
+    let checksum = line[1..line.len() - 3].bytes().fold(0u8, |a, b| a ^ b);
+    assert_eq!(
+        format!("{checksum:02X}"),
+        &line[line.len() - 2..],
+        "test line checksum"
+    );
+    assert_eq!(string(&script), "GP RMC 21:43:50.00 2026-11-26 40.3977");
+    let e = error(r#"nmea_sentence(())"#);
+    assert!(e.contains("nmea_sentence: the frame is not text"), "{e}");
+}

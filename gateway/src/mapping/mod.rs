@@ -23,8 +23,10 @@ mod convert;
 mod deadletter;
 mod engine;
 mod error;
+mod fields;
 mod helpers;
 mod mapper;
+mod nmea;
 mod template;
 mod time;
 
