@@ -14,4 +14,5 @@ pub mod message;
 pub mod output;
 pub mod pipeline;
 pub mod source;
+pub mod store;
 pub mod utc;

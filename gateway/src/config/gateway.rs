@@ -11,6 +11,7 @@ use super::error::ConfigError;
 use super::locate::FieldPath;
 use super::mapping_file::{self, MappingFile};
 use super::source::{self, SourceConfig};
+use super::store::StoreConfig;
 use super::upstream::{self, UpstreamConfig};
 use super::yaml::{keys, kind_of, parse_file, Report};
 
@@ -22,6 +23,8 @@ pub struct GatewayConfig {
     pub broker: Option<broker_lite::Config>,
     /// The upstream broker; `None` when the file has no `upstream:` section.
     pub upstream: Option<UpstreamConfig>,
+    /// The message store (always on; `store.file` resolved against `gateway.state_dir`).
+    pub store: StoreConfig,
     pub status: StatusConfig,
     pub sources: Vec<SourceConfig>,
     /// Every mapping file of the mappings folder, in file name order.
@@ -65,7 +68,7 @@ impl Default for StatusConfig {
 
 /// The keys a gateway file may have at the top.
 const SECTIONS: &[&str] = &[
-    "gateway", "broker", "upstream", "status", "sources", "mappings",
+    "gateway", "broker", "upstream", "store", "status", "sources", "mappings",
 ];
 
 impl GatewayConfig {
@@ -151,6 +154,11 @@ impl GatewayConfig {
                 .map(|c| upstream::check(c, gateway_id, &dir, &mut report))
         });
         let upstream_ok = upstream.is_some() || !top.contains_key("upstream");
+        let store = match top.get("store") {
+            None => Some(StoreConfig::default()),
+            Some(Value::Null) => Some(StoreConfig::default()),
+            Some(value) => report.piece::<StoreConfig>(&root.key("store"), value),
+        };
         let status = match top.get("status") {
             None => Some(StatusConfig::default()),
             Some(value) => report.piece(&root.key("status"), value),
@@ -174,14 +182,16 @@ impl GatewayConfig {
         };
         loaded.clone_from(&mappings);
 
-        match (gateway, status, mappings_dir) {
-            (Some(gateway), Some(status), Some(mappings_dir))
+        match (gateway, status, mappings_dir, store) {
+            (Some(gateway), Some(status), Some(mappings_dir), Some(mut store))
                 if errors.is_empty() && broker_ok && upstream_ok =>
             {
+                store.file = gateway.state_dir.join(&store.file);
                 Ok(GatewayConfig {
                     gateway,
                     broker,
                     upstream,
+                    store,
                     status,
                     sources,
                     mappings,

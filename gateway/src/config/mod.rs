@@ -9,6 +9,7 @@ mod locate;
 mod mapping_file;
 mod qos;
 mod source;
+mod store;
 mod upstream;
 mod yaml;
 
@@ -19,4 +20,5 @@ pub use source::{
     DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SerialConfig, SourceConfig,
     SourceKind, StopBits,
 };
+pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
 pub use upstream::{BrokerUrl, UpstreamConfig};

@@ -1,0 +1,431 @@
+//! The SQLite side of the store: schema, opening checks and the statements the
+//! worker runs. Synchronous; only the store's own thread calls it.
+
+use std::path::{Path, PathBuf};
+
+use broker_lite::codec::QoS;
+use bytes::Bytes;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+
+use super::StoreError;
+use crate::config::Synchronous;
+use crate::message::Message;
+
+/// Version of the schema below, kept in `meta`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, bit INTEGER NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    -- one bit per output that has not finished with the message yet
+    pending INTEGER NOT NULL,
+    -- one bit per output whose PUBREC (QoS 2) came back: resume with PUBREL
+    released INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL
+);
+";
+
+/// A row read back for an output.
+pub(super) struct Row {
+    pub id: u64,
+    pub message: Message,
+    pub released: bool,
+}
+
+/// What `open` found in the file.
+pub(super) struct Opened {
+    pub db: Db,
+    /// Output name → bit, for every configured output.
+    pub bits: Vec<u64>,
+    pub count: u64,
+    pub bytes: u64,
+    pub next_id: u64,
+    /// Outputs that were in the file but are no longer configured (their marks were cleared).
+    pub forgotten: Vec<String>,
+}
+
+pub(super) struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        cause: e.to_string(),
+    }
+}
+
+/// Errors of an existing file that mean it is not (or no longer) a usable database.
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => corrupt(path, e),
+        Some(ErrorCode::CannotOpen)
+        | Some(ErrorCode::PermissionDenied)
+        | Some(ErrorCode::ReadOnly) => StoreError::Open {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        },
+        _ => StoreError::Sqlite {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        },
+    }
+}
+
+impl Db {
+    /// Open (or create) the file, check it, and register the outputs.
+    pub fn open(path: &Path, sync: Synchronous, outputs: &[String]) -> Result<Opened, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                cause: format!("cannot create the folder {}: {e}", dir.display()),
+            })?;
+        }
+        if path.exists() {
+            // Opening a directory or an unreadable file fails later with a vaguer message.
+            std::fs::File::open(path).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                cause: e.to_string(),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        let on = |e| classify(path, e);
+        // The first statement that reads the file tells a non-database apart.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(on)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                cause: format!("SQLite refused WAL mode (journal_mode is {mode})"),
+            });
+        }
+        let level = match sync {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-4096;"
+        ))
+        .map_err(on)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(on)?;
+        if check != "ok" {
+            return Err(corrupt(path, format!("integrity check: {check}")));
+        }
+        conn.execute_batch(SCHEMA).map_err(on)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(on)?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(on)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    cause: format!(
+                        "the file has schema version {other}; this mqgate reads version {SCHEMA_VERSION}"
+                    ),
+                })
+            }
+        }
+        let db = Db {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let (bits, forgotten) = db.register_outputs(outputs)?;
+        let (count, bytes, max_id): (u64, u64, u64) = db
+            .conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(size), 0), coalesce(max(id), 0) FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| db.err(e))?;
+        Ok(Opened {
+            bits,
+            count,
+            bytes,
+            next_id: max_id + 1,
+            forgotten,
+            db,
+        })
+    }
+
+    pub fn err(&self, e: rusqlite::Error) -> StoreError {
+        if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+            return StoreError::DiskFull {
+                path: self.path.clone(),
+                cause: e.to_string(),
+            };
+        }
+        classify(&self.path, e)
+    }
+
+    /// Give every configured output a bit; clear the bits of outputs no longer configured.
+    fn register_outputs(&self, outputs: &[String]) -> Result<(Vec<u64>, Vec<String>), StoreError> {
+        let on = |e| self.err(e);
+        let mut known: Vec<(String, u32)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name, bit FROM outputs")
+                .map_err(on)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+                .map_err(on)?;
+            rows.collect::<Result<_, _>>().map_err(on)?
+        };
+        let mut forgotten = Vec::new();
+        known.retain(|(name, bit)| {
+            if outputs.contains(name) {
+                return true;
+            }
+            forgotten.push((name.clone(), *bit));
+            false
+        });
+        for (name, bit) in &forgotten {
+            let mask = 1i64 << bit;
+            self.conn
+                .execute(
+                    "UPDATE messages SET pending = pending & ~?1, released = released & ~?1 \
+                     WHERE pending & ?1 != 0",
+                    [mask],
+                )
+                .map_err(on)?;
+            self.conn
+                .execute("DELETE FROM messages WHERE pending = 0", [])
+                .map_err(on)?;
+            self.conn
+                .execute("DELETE FROM outputs WHERE name = ?1", [name])
+                .map_err(on)?;
+        }
+        let mut bits = Vec::with_capacity(outputs.len());
+        for name in outputs {
+            let bit = match known.iter().find(|(n, _)| n == name) {
+                Some((_, bit)) => *bit,
+                None => {
+                    let free = (0..63u32)
+                        .find(|b| !known.iter().any(|(_, k)| k == b))
+                        .ok_or_else(|| StoreError::Open {
+                            path: self.path.clone(),
+                            cause: "more than 63 outputs".into(),
+                        })?;
+                    self.conn
+                        .execute(
+                            "INSERT INTO outputs (name, bit) VALUES (?1, ?2)",
+                            params![name, free],
+                        )
+                        .map_err(on)?;
+                    known.push((name.clone(), free));
+                    free
+                }
+            };
+            bits.push(1u64 << bit);
+        }
+        Ok((bits, forgotten.into_iter().map(|(n, _)| n).collect()))
+    }
+
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))
+    }
+
+    pub fn commit(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    pub fn insert(
+        &self,
+        id: u64,
+        created_ms: i64,
+        m: &Message,
+        pending: u64,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO messages (id, created_ms, topic, payload, qos, retain, pending, size) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            id as i64,
+            created_ms,
+            m.topic,
+            &m.payload[..],
+            m.qos as u8,
+            m.retain,
+            pending as i64,
+            size as i64
+        ])
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// This output is done with `id`: the row goes when no output needs it any more.
+    /// Returns the size of the deleted row, if it was deleted.
+    pub fn done(&self, id: u64, bit: u64) -> Result<Option<u64>, StoreError> {
+        let on = |e| self.err(e);
+        let deleted: Option<i64> = self
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE id = ?1 AND pending = ?2 RETURNING size")
+            .map_err(on)?
+            .query_row(params![id as i64, bit as i64], |r| r.get(0))
+            .optional()
+            .map_err(on)?;
+        if let Some(size) = deleted {
+            return Ok(Some(size as u64));
+        }
+        self.conn
+            .prepare_cached("UPDATE messages SET pending = pending & ~?2 WHERE id = ?1")
+            .map_err(on)?
+            .execute(params![id as i64, bit as i64])
+            .map_err(on)?;
+        Ok(None)
+    }
+
+    pub fn released(&self, id: u64, bit: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE messages SET released = released | ?2 WHERE id = ?1")
+            .map_err(|e| self.err(e))?
+            .execute(params![id as i64, bit as i64])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Delete the oldest row; its id and size.
+    pub fn evict_oldest(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM messages WHERE id = (SELECT min(id) FROM messages) RETURNING id, size",
+            )
+            .map_err(|e| self.err(e))?
+            .query_row([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Delete rows created before `cut_ms`, oldest first, at most `max`; their ids and sizes.
+    pub fn expire(&self, cut_ms: i64, max: usize) -> Result<Vec<(u64, u64)>, StoreError> {
+        let on = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, created_ms FROM messages ORDER BY id LIMIT ?1")
+            .map_err(on)?;
+        let rows: Vec<(i64, i64)> = stmt
+            .query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(on)?
+            .collect::<Result<_, _>>()
+            .map_err(on)?;
+        let last_old = rows.iter().take_while(|(_, t)| *t < cut_ms).last();
+        let Some((through, _)) = last_old else {
+            return Ok(Vec::new());
+        };
+        let mut del = self
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE id <= ?1 RETURNING id, size")
+            .map_err(on)?;
+        let gone = del
+            .query_map([*through], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(on)?
+            .collect::<Result<_, _>>()
+            .map_err(on)?;
+        Ok(gone)
+    }
+
+    /// Rows after `after` up to `through` (inclusive) that `bit` still has to send, in order.
+    pub fn fetch(
+        &self,
+        after: u64,
+        through: u64,
+        bit: u64,
+        max: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let on = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, topic, payload, qos, retain, released & ?3 FROM messages \
+                 WHERE id > ?1 AND id <= ?2 AND pending & ?3 != 0 ORDER BY id LIMIT ?4",
+            )
+            .map_err(on)?;
+        let rows = stmt
+            .query_map(
+                params![after as i64, through as i64, bit as i64, max as i64],
+                |r| {
+                    let qos: u8 = r.get(3)?;
+                    Ok(Row {
+                        id: r.get::<_, i64>(0)? as u64,
+                        message: Message {
+                            topic: r.get(1)?,
+                            payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+                            qos: QoS::from_u8(qos).unwrap_or(QoS::AtLeastOnce),
+                            retain: r.get(4)?,
+                        },
+                        released: r.get::<_, i64>(5)? != 0,
+                    })
+                },
+            )
+            .map_err(on)?;
+        rows.collect::<Result<_, _>>().map_err(on)
+    }
+
+    /// Creation time of the oldest row, if any.
+    pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT created_ms FROM messages ORDER BY id LIMIT 1")
+            .map_err(|e| self.err(e))?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(|e| self.err(e))
+    }
+
+    /// Tests: make the file "full" at its current size plus `pages` pages.
+    #[cfg(test)]
+    pub fn limit_pages(&self, pages: u64) {
+        let now: u64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let _: u64 = self
+            .conn
+            .query_row(
+                &format!("PRAGMA max_page_count = {}", now + pages),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    }
+}

@@ -1,0 +1,317 @@
+use std::path::Path;
+use std::time::Duration;
+
+use broker_lite::codec::QoS;
+use bytes::Bytes;
+
+use super::*;
+use crate::config::{Qos0WhileDown, WhenFull};
+
+fn msg(n: u64, qos: QoS) -> Message {
+    Message {
+        topic: format!("t/{n}"),
+        payload: Bytes::from(n.to_string()),
+        qos,
+        retain: false,
+    }
+}
+
+fn config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        file: dir.join("messages.db"),
+        ..StoreConfig::default()
+    }
+}
+
+fn scratch(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mqgate-store-{label}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn payloads(items: &[Stored]) -> Vec<String> {
+    items
+        .iter()
+        .map(|s| String::from_utf8_lossy(&s.message.payload).into_owned())
+        .collect()
+}
+
+async fn next(q: &mut OutputQueue, max: usize) -> Vec<Stored> {
+    tokio::time::timeout(Duration::from_secs(5), q.next_batch(max))
+        .await
+        .expect("messages within 5 s")
+        .expect("the store works")
+}
+
+#[tokio::test]
+async fn messages_come_out_in_order_and_leave_the_file_once_done() {
+    let dir = scratch("order");
+    let store = Store::open(&config(&dir), &["up"]).unwrap();
+    let appended = store
+        .append((1..=5).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    assert_eq!(appended.accepted, 5);
+    assert_eq!(StoreStats::get(&store.stats().depth), 5);
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 3).await;
+    assert_eq!(payloads(&items), ["1", "2", "3"]);
+    let rest = next(&mut q, 10).await;
+    assert_eq!(payloads(&rest), ["4", "5"]);
+    q.done(items.iter().chain(&rest).map(|s| s.id).collect())
+        .await
+        .unwrap();
+    store.sync().await;
+    assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    assert_eq!(StoreStats::get(&store.stats().bytes), 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn what_was_not_done_comes_back_after_a_reopen_with_its_released_mark() {
+    let dir = scratch("reopen");
+    let cfg = config(&dir);
+    {
+        let store = Store::open(&cfg, &["up"]).unwrap();
+        store
+            .append((1..=4).map(|n| msg(n, QoS::ExactlyOnce)).collect())
+            .await
+            .unwrap();
+        let mut q = store.output("up").unwrap();
+        let items = next(&mut q, 4).await;
+        q.done(vec![items[0].id]).await.unwrap();
+        q.released(items[2].id).await.unwrap();
+        store.close().await;
+    }
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    assert_eq!(StoreStats::get(&store.stats().depth), 3);
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 10).await;
+    assert_eq!(payloads(&items), ["2", "3", "4"]);
+    let released: Vec<bool> = items.iter().map(|s| s.released).collect();
+    assert_eq!(released, [false, true, false]);
+    // New messages continue after the old ids: packet ids never repeat for a new message.
+    store.append(vec![msg(5, QoS::AtLeastOnce)]).await.unwrap();
+    let more = next(&mut q, 10).await;
+    assert!(more[0].id > items[2].id);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_row_stays_until_every_output_is_done_with_it() {
+    let dir = scratch("two");
+    let store = Store::open(&config(&dir), &["embedded", "upstream"]).unwrap();
+    store.append(vec![msg(1, QoS::AtLeastOnce)]).await.unwrap();
+    let mut a = store.output("embedded").unwrap();
+    let mut b = store.output("upstream").unwrap();
+    let id = next(&mut a, 1).await[0].id;
+    a.done(vec![id]).await.unwrap();
+    store.sync().await;
+    assert_eq!(StoreStats::get(&store.stats().depth), 1);
+    assert_eq!(next(&mut b, 1).await[0].id, id);
+    b.done(vec![id]).await.unwrap();
+    store.sync().await;
+    assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_full_store_drops_the_oldest_and_counts_it() {
+    let dir = scratch("oldest");
+    let cfg = StoreConfig {
+        max_messages: 3,
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=5).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    assert_eq!(StoreStats::get(&store.stats().evicted_oldest), 2);
+    assert_eq!(StoreStats::get(&store.stats().depth), 3);
+    store.close().await;
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["3", "4", "5"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_full_store_refuses_the_newest_when_told_to() {
+    let dir = scratch("newest");
+    let cfg = StoreConfig {
+        max_messages: 3,
+        when_full: WhenFull::DropNewest,
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let appended = store
+        .append((1..=5).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        appended,
+        Appended {
+            accepted: 3,
+            refused: 2
+        }
+    );
+    assert_eq!(StoreStats::get(&store.stats().refused_full), 2);
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["1", "2", "3"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_full_store_makes_append_wait_until_an_output_makes_room() {
+    let dir = scratch("block");
+    let cfg = StoreConfig {
+        max_messages: 2,
+        when_full: WhenFull::Block,
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let writer = store.clone();
+    let pending = tokio::spawn(async move {
+        writer
+            .append((1..=4).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+            .await
+    });
+    let mut q = store.output("up").unwrap();
+    let first = next(&mut q, 10).await;
+    assert_eq!(payloads(&first), ["1", "2"]);
+    store.sync().await;
+    assert!(store.stats().blocked.load(Ordering::Relaxed));
+    assert!(!pending.is_finished());
+    q.done(first.iter().map(|s| s.id).collect()).await.unwrap();
+    let appended = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the append finishes once there is room")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        appended,
+        Appended {
+            accepted: 4,
+            refused: 0
+        }
+    );
+    assert_eq!(payloads(&next(&mut q, 10).await), ["3", "4"]);
+    assert_eq!(store.stats().dropped(), 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn qos_0_skips_the_file_while_outputs_are_up_and_is_kept_while_down_if_asked() {
+    let dir = scratch("qos0");
+    let cfg = StoreConfig {
+        qos0_while_down: Qos0WhileDown::Keep,
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    // Down (not yet connected): kept in the file.
+    store.append(vec![msg(1, QoS::AtMostOnce)]).await.unwrap();
+    assert_eq!(StoreStats::get(&store.stats().depth), 1);
+    q.set_connected(true).await;
+    store.append(vec![msg(2, QoS::AtMostOnce)]).await.unwrap();
+    assert_eq!(StoreStats::get(&store.stats().depth), 1);
+    let items = next(&mut q, 10).await;
+    assert_eq!(payloads(&items), ["1", "2"]);
+    assert_eq!(
+        items.iter().map(|s| s.persisted).collect::<Vec<_>>(),
+        [true, false]
+    );
+    // Read once: a rewind does not send the QoS 0 message again.
+    q.done(vec![items[0].id]).await.unwrap();
+    q.rewind(0);
+    store.append(vec![msg(3, QoS::AtLeastOnce)]).await.unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["3"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn qos_0_for_an_output_that_is_down_is_dropped_and_counted_by_default() {
+    let dir = scratch("qos0drop");
+    let store = Store::open(&config(&dir), &["up"]).unwrap();
+    store.append(vec![msg(1, QoS::AtMostOnce)]).await.unwrap();
+    store.append(vec![msg(2, QoS::AtLeastOnce)]).await.unwrap();
+    assert_eq!(StoreStats::get(&store.stats().qos0_dropped), 1);
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["2"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn messages_older_than_max_age_are_dropped_and_counted() {
+    let dir = scratch("ttl");
+    let cfg = StoreConfig {
+        max_age: Some(Duration::from_secs(1)),
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=3).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    let expired = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if StoreStats::get(&store.stats().expired) == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        expired.is_ok(),
+        "the ticker expires them within a few seconds"
+    );
+    assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_refused_with_its_name_and_left_as_it_was() {
+    let dir = scratch("corrupt");
+    let cfg = config(&dir);
+    let garbage = b"this is not an SQLite database, it is a sensor log\n".repeat(200);
+    std::fs::write(&cfg.file, &garbage).unwrap();
+    let e = match Store::open(&cfg, &["up"]) {
+        Err(e) => e,
+        Ok(_) => panic!("a damaged file must not open"),
+    };
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains(&cfg.file.display().to_string()), "{text}");
+    assert!(text.contains("move the file aside"), "{text}");
+    assert_eq!(std::fs::read(&cfg.file).unwrap(), garbage, "never deleted");
+}
+
+#[tokio::test]
+async fn an_unreadable_store_path_is_an_error_naming_it() {
+    let dir = scratch("unreadable");
+    let cfg = StoreConfig {
+        // A folder where the file should be.
+        file: dir.clone(),
+        ..config(&dir)
+    };
+    let e = match Store::open(&cfg, &["up"]) {
+        Err(e) => e,
+        Ok(_) => panic!("a folder is not a store"),
+    };
+    assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+}
+
+#[test]
+fn packet_ids_follow_the_row_ids_and_skip_zero() {
+    assert_eq!(packet_id(1), 1);
+    assert_eq!(packet_id(65_535), 65_535);
+    assert_eq!(packet_id(65_536), 1);
+    assert_eq!(packet_id(131_070), 65_535);
+}
