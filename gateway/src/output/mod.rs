@@ -2,5 +2,6 @@
 //! broker-lite through its in-process handle, to an upstream broker, or both.
 //! Until the durable store lands, a bounded channel feeds each output.
 
+pub mod client;
 pub mod embedded;
 pub mod upstream;

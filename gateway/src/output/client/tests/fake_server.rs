@@ -1,0 +1,190 @@
+//! The client against a scripted server in the test: silence, refusals and
+//! packets a publish-only client must not accept.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use broker_lite::codec::{read_packet, ConnectReturnCode, Packet, QoS};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::support::*;
+use crate::output::client::{ClientError, Connection, MAX_PACKET_SIZE};
+
+const CONNACK_OK: &[u8] = &[0x20, 0x02, 0x00, 0x00];
+
+/// Accept one connection; after its first packet (CONNECT) write `answer`,
+/// then read on without ever answering. Every packet received goes to the channel.
+async fn fake_server(answer: &'static [u8]) -> (SocketAddr, mpsc::Receiver<Packet>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = mpsc::channel(100_000);
+    tokio::spawn(async move {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut answered = false;
+        loop {
+            while let Ok(Some(p)) = read_packet(&mut buf, MAX_PACKET_SIZE) {
+                if !answered {
+                    answered = true;
+                    if sock.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+                if tx.send(p).await.is_err() {
+                    return;
+                }
+            }
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_server_that_goes_silent_after_connack_fails_keep_alive_within_two_periods() {
+    let (addr, mut seen) = fake_server(CONNACK_OK).await;
+    let mut opts = options(addr, "silent");
+    opts.keep_alive = Duration::from_secs(1);
+    let (mut conn, _) = connect(&opts).await;
+    let started = Instant::now();
+    let result = wait_for("keep-alive timeout", conn.next()).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(ClientError::KeepAliveTimeout(_))),
+        "{result:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(2600),
+        "gave up after {took:?}"
+    );
+    assert!(matches!(seen.recv().await, Some(Packet::Connect(_))));
+    assert_eq!(seen.recv().await, Some(Packet::PingReq));
+    let later = conn.next().await;
+    assert!(matches!(later, Err(ClientError::Closed)), "{later:?}");
+}
+
+#[tokio::test]
+async fn a_publish_from_the_server_is_a_protocol_error() {
+    // CONNACK, then PUBLISH QoS 0 on "x" with payload "y".
+    const ANSWER: &[u8] = &[0x20, 0x02, 0x00, 0x00, 0x30, 0x04, 0x00, 0x01, b'x', b'y'];
+    let (addr, _seen) = fake_server(ANSWER).await;
+    let (mut conn, _) = connect(&options(addr, "pub-from-server")).await;
+    let result = wait_for("an error", conn.next()).await;
+    match result {
+        Err(ClientError::Protocol(text)) => assert!(text.contains("PUBLISH"), "{text}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pubrel_from_the_server_is_a_protocol_error() {
+    const ANSWER: &[u8] = &[0x20, 0x02, 0x00, 0x00, 0x62, 0x02, 0x00, 0x07];
+    let (addr, _seen) = fake_server(ANSWER).await;
+    let (mut conn, _) = connect(&options(addr, "pubrel-from-server")).await;
+    let result = wait_for("an error", conn.next()).await;
+    match result {
+        Err(ClientError::Protocol(text)) => assert!(text.contains("PUBREL"), "{text}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refusing_connack_names_the_reason() {
+    const ANSWER: &[u8] = &[0x20, 0x02, 0x00, 0x04];
+    let (addr, _seen) = fake_server(ANSWER).await;
+    let result = wait_for("CONNACK", Connection::connect(&options(addr, "refused"))).await;
+    match result {
+        Err(e @ ClientError::Refused(ConnectReturnCode::BadUserNameOrPassword)) => {
+            let text = e.to_string();
+            assert!(text.contains("bad user name or password"), "{text}");
+            assert!(text.contains("return code 4"), "{text}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_sends_connack_is_a_connect_timeout() {
+    let (addr, _seen) = fake_server(&[]).await;
+    let mut opts = options(addr, "no-connack");
+    opts.connect_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let result = wait_for("connect", Connection::connect(&opts)).await;
+    assert!(
+        matches!(result, Err(ClientError::ConnectTimeout(_))),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error_naming_the_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let opts = options(SocketAddr::from(([127, 0, 0, 1], port)), "nobody");
+    let result = wait_for("connect", Connection::connect(&opts)).await;
+    match result {
+        Err(e @ ClientError::Connect { .. }) => {
+            assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}")
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn queued_packets_reach_the_server_in_order_with_the_flags_given() {
+    let (addr, mut seen) = fake_server(CONNACK_OK).await;
+    let (mut conn, _) = connect(&options(addr, "flags")).await;
+    for id in 1..=300u16 {
+        conn.publish(
+            id,
+            "t/flags",
+            &id.to_be_bytes(),
+            QoS::ExactlyOnce,
+            id == 1,
+            id % 2 == 0,
+        );
+    }
+    conn.pubrel(9);
+    let waited = tokio::time::timeout(QUIET, conn.next()).await;
+    assert!(waited.is_err(), "the silent server answered? {waited:?}");
+    assert_eq!(conn.queued_bytes(), 0);
+    assert!(matches!(seen.recv().await, Some(Packet::Connect(_))));
+    for id in 1..=300u16 {
+        match wait_for("PUBLISH", seen.recv()).await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(
+                    (p.pkid, p.dup, p.retain, p.qos),
+                    (id, id % 2 == 0, id == 1, QoS::ExactlyOnce)
+                );
+                assert_eq!(&p.payload[..], &id.to_be_bytes());
+            }
+            other => panic!("expected PUBLISH {id}, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        wait_for("PUBREL", seen.recv()).await,
+        Some(Packet::PubRel(9))
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_packet_from_the_server_is_refused_before_it_is_read() {
+    // CONNACK, then a PUBACK header that claims 16 MiB.
+    const ANSWER: &[u8] = &[0x20, 0x02, 0x00, 0x00, 0x40, 0x80, 0x80, 0x80, 0x08];
+    let (addr, _seen) = fake_server(ANSWER).await;
+    let (mut conn, _) = connect(&options(addr, "oversized")).await;
+    let result = wait_for("an error", conn.next()).await;
+    assert!(matches!(result, Err(ClientError::Decode(_))), "{result:?}");
+}
