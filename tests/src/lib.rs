@@ -1,7 +1,11 @@
 //! End-to-end test helpers: the `mqgate` binary, child processes that are killed
 //! when dropped, Mosquitto and mosquitto_sub, pseudo-terminals and scratch folders.
 
+pub mod feeder;
 pub mod mqgate;
 pub mod mqtt;
 pub mod process;
+pub mod relay;
 pub mod scratch;
+pub mod seqsub;
+pub mod upstream;

@@ -1,0 +1,321 @@
+//! A steady stream of numbered readings for `mqgate run`: a thread writes JSON lines
+//! `{"id":"feed","seq":N}` into a pseudo-terminal that the gateway reads as a serial
+//! port, and a gateway file maps each line to one message on `seq/<id>` upstream.
+//!
+//! What is written while the gateway is not reading (killed, restarting) waits in
+//! the terminal for the next reader, as it would in a USB adapter's buffer.
+
+use std::io::{ErrorKind, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serialport::TTYPort;
+
+use crate::mqgate::workspace_file;
+use crate::process::{Proc, Stream};
+use crate::scratch::Scratch;
+
+/// How often the writer looks at its flags when it has nothing due.
+const TICK: Duration = Duration::from_millis(5);
+/// The longest lag the writer makes up for by writing faster.
+const CATCH_UP: Duration = Duration::from_millis(50);
+
+/// What to write and how fast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedPlan {
+    /// The first sequence number.
+    pub first: u64,
+    /// How many lines.
+    pub count: u64,
+    /// Lines per second (> 0).
+    pub per_second: f64,
+    /// The JSON field holding the number.
+    pub field: String,
+    /// The `id` field: the last level of the topic (`seq/<id>`).
+    pub id: String,
+}
+
+impl FeedPlan {
+    /// `count` lines numbered from 0 at `per_second`, field `seq`, id `feed`.
+    pub fn new(count: u64, per_second: f64) -> FeedPlan {
+        FeedPlan {
+            first: 0,
+            count,
+            per_second,
+            field: "seq".to_string(),
+            id: "feed".to_string(),
+        }
+    }
+
+    /// The line for number `seq`, with its line end.
+    pub fn line(&self, seq: u64) -> String {
+        format!("{{\"id\":\"{}\",\"{}\":{seq}}}\n", self.id, self.field)
+    }
+}
+
+struct Shared {
+    written: AtomicU64,
+    paused: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// The writing thread; stops when dropped (the terminal closes with it unless taken
+/// back with `finish`).
+pub struct Feeder {
+    plan: FeedPlan,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<std::io::Result<TTYPort>>>,
+}
+
+impl Feeder {
+    /// Starts writing `plan` into `master` (the side `scratch::plug` returns). Start
+    /// it once the gateway has opened the port: before that the terminal is not in
+    /// raw mode.
+    pub fn start(master: TTYPort, plan: FeedPlan) -> Feeder {
+        assert!(plan.per_second > 0.0, "a rate above 0");
+        let shared = Arc::new(Shared {
+            written: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        let (s, p) = (shared.clone(), plan.clone());
+        let thread = std::thread::spawn(move || write_lines(master, &p, &s));
+        Feeder {
+            plan,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn plan(&self) -> &FeedPlan {
+        &self.plan
+    }
+
+    /// Lines written so far: numbers `first .. first + written()` are in the terminal.
+    pub fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::SeqCst)
+    }
+
+    /// Stops writing after the current line; `resume` goes on at the same rate
+    /// (without catching up).
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits until at least `n` lines are written; panics after `timeout`.
+    pub fn wait_written(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let w = self.written();
+            if w >= n {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "feeder: only {w} of {n} lines written after {timeout:?} (is the gateway reading?)"
+            );
+            if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+                panic!("feeder: the writer ended after {w} of {n} lines");
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// Waits until every line is written, then hands the terminal back (keep it to
+    /// keep the port open).
+    pub fn finish(mut self, timeout: Duration) -> TTYPort {
+        self.wait_written(self.plan.count, timeout);
+        let thread = self.thread.take().expect("the writer runs");
+        thread
+            .join()
+            .expect("the feeder thread")
+            .expect("write to the pseudo-terminal")
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_lines(mut master: TTYPort, plan: &FeedPlan, shared: &Shared) -> std::io::Result<TTYPort> {
+    set_nonblocking(&master)?;
+    let interval = Duration::from_secs_f64(1.0 / plan.per_second);
+    // A full terminal (nobody reading) makes writes wait; the schedule restarts
+    // after a pause or a wait instead of bursting to catch up.
+    let mut next_due = Instant::now();
+    for i in 0..plan.count {
+        let line = plan.line(plan.first + i);
+        let mut rest = line.as_bytes();
+        loop {
+            if shared.stop.load(Ordering::SeqCst) {
+                return Ok(master);
+            }
+            let now = Instant::now();
+            if shared.paused.load(Ordering::SeqCst) {
+                next_due = now;
+                std::thread::sleep(TICK);
+                continue;
+            }
+            if now < next_due {
+                std::thread::sleep((next_due - now).min(TICK));
+                continue;
+            }
+            match master.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    next_due = now + TICK;
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        shared.written.store(i + 1, Ordering::SeqCst);
+        // Catch up after a short hiccup, not after a long wait.
+        next_due += interval;
+        let now = Instant::now();
+        if now > next_due + CATCH_UP {
+            next_due = now;
+        }
+    }
+    Ok(master)
+}
+
+fn set_nonblocking(master: &TTYPort) -> std::io::Result<()> {
+    let fd = master.as_raw_fd();
+    // SAFETY: fcntl on a descriptor owned by `master`, which outlives the calls.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; only adds O_NONBLOCK to the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A gateway that reads the feed from a serial port and publishes it upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqGateway {
+    pub gateway_id: String,
+    /// The port of the upstream broker (or of a relay in front of it).
+    pub upstream_port: u16,
+    pub client_id: String,
+    pub keep_alive_secs: u16,
+    pub clean_session: bool,
+    pub topic_prefix: String,
+    /// QoS of the published messages (0, 1 or 2).
+    pub qos: u8,
+    /// The serial port (a symlink to a pseudo-terminal, see `scratch::plug`).
+    pub port_link: PathBuf,
+    /// Also run the embedded broker on a free port.
+    pub embedded_broker: bool,
+    /// YAML appended to the file as it is, e.g. a `store:` section.
+    pub extra_yaml: String,
+}
+
+/// The serial source's id in the gateway file.
+pub const FEED_SOURCE: &str = "feed";
+
+impl SeqGateway {
+    /// QoS 2, keep-alive 2 s, persistent session, no prefix, no embedded broker.
+    pub fn new(upstream_port: u16, port_link: &Path) -> SeqGateway {
+        SeqGateway {
+            gateway_id: "seq-gw".to_string(),
+            upstream_port,
+            client_id: "seq-gw-up".to_string(),
+            keep_alive_secs: 2,
+            clean_session: false,
+            topic_prefix: String::new(),
+            qos: 2,
+            port_link: port_link.to_path_buf(),
+            embedded_broker: false,
+            extra_yaml: String::new(),
+        }
+    }
+
+    /// The filter that matches every message of the feed upstream.
+    pub fn filter(&self) -> String {
+        format!("{}seq/#", self.topic_prefix)
+    }
+
+    /// Writes `mqgate.yaml` and its mapping into `dir` (state in `dir/state`, kept
+    /// across restarts of the gateway); returns the gateway file's path.
+    pub fn write(&self, dir: &Scratch) -> PathBuf {
+        let script = workspace_file("scripts/json-lines.rhai");
+        dir.write(
+            "seq-mappings/feed.yaml",
+            format!(
+                "source: {FEED_SOURCE}\nscript: {}\ntopic: \"seq/{{name}}\"\nqos: {}\nretain: false\n",
+                script.display(),
+                self.qos
+            ),
+        );
+        let broker = if self.embedded_broker {
+            "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n"
+        } else {
+            ""
+        };
+        let mut extra = self.extra_yaml.clone();
+        if !extra.is_empty() && !extra.ends_with('\n') {
+            extra.push('\n');
+        }
+        dir.write(
+            "mqgate.yaml",
+            format!(
+                "gateway:\n  id: {id}\n  state_dir: {state}\n\
+                 {broker}\
+                 upstream:\n  url: mqtt://127.0.0.1:{port}\n  client_id: {client}\n\
+                 \x20 keep_alive_secs: {ka}\n  clean_session: {clean}\n  topic_prefix: \"{prefix}\"\n\
+                 status:\n  listen: 127.0.0.1:0\n\
+                 mappings: {mappings}\n\
+                 sources:\n  - id: {FEED_SOURCE}\n    type: serial\n    path: {link}\n    baud: 115200\n\
+                 \x20   reopen: {{ initial_ms: 100, max_ms: 400 }}\n\
+                 \x20   framing: {{ type: lines }}\n\
+                 {extra}",
+                id = self.gateway_id,
+                state = dir.path().join("state").display(),
+                port = self.upstream_port,
+                client = self.client_id,
+                ka = self.keep_alive_secs,
+                clean = self.clean_session,
+                prefix = self.topic_prefix,
+                mappings = dir.path().join("seq-mappings").display(),
+                link = self.port_link.display(),
+            ),
+        )
+    }
+}
+
+/// Waits until `mqgate run` says it opened the feed's serial port.
+pub fn wait_port_open(gw: &Proc, timeout: Duration) {
+    gw.wait_for_line(Stream::Stderr, &["serial port open"], timeout);
+}
+
+/// Waits until `mqgate run` has logged its `n`-th upstream connection.
+pub fn wait_upstream_connects(gw: &Proc, n: usize, timeout: Duration) {
+    gw.wait_until(&format!("{n} upstream connection(s)"), timeout, |lines| {
+        let c = lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stderr && l.text.contains("connected upstream"))
+            .count();
+        (c >= n).then_some(())
+    });
+}
