@@ -251,6 +251,11 @@ impl SeqGateway {
         }
     }
 
+    /// The gateway's state folder inside `dir` (where the store's file lives).
+    pub fn state_dir(dir: &Scratch) -> PathBuf {
+        dir.path().join("state")
+    }
+
     /// The filter that matches every message of the feed upstream.
     pub fn filter(&self) -> String {
         format!("{}seq/#", self.topic_prefix)
@@ -291,7 +296,7 @@ impl SeqGateway {
                  \x20   framing: {{ type: lines }}\n\
                  {extra}",
                 id = self.gateway_id,
-                state = dir.path().join("state").display(),
+                state = SeqGateway::state_dir(dir).display(),
                 port = self.upstream_port,
                 client = self.client_id,
                 ka = self.keep_alive_secs,

@@ -68,6 +68,8 @@ pub struct SeqStats {
     pub arrivals: Vec<u64>,
     /// Distinct sequence numbers.
     pub unique: u64,
+    /// Every number below this arrived (kept up to date, so waiting on it is cheap).
+    pub contiguous: u64,
     /// Arrivals of a number already seen.
     pub duplicates: u64,
     /// Those of `duplicates` that came with the DUP flag set: the broker resending a
@@ -124,7 +126,7 @@ impl SeqStats {
 
     /// Whether every number of `range` arrived at least once.
     pub fn has_all(&self, range: std::ops::Range<u64>) -> bool {
-        range.clone().all(|s| self.count_of(s) > 0)
+        (range.start.max(self.contiguous)..range.end).all(|s| self.count_of(s) > 0)
     }
 
     /// Numbers that arrived more than once, with their counts.
@@ -182,6 +184,9 @@ impl SeqStats {
             self.resent_duplicates += u64::from(dup);
         } else {
             self.unique += 1;
+            while self.count_of(self.contiguous) > 0 {
+                self.contiguous += 1;
+            }
             if max.is_some_and(|m| seq < m) {
                 self.out_of_order += 1;
             }

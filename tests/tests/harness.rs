@@ -93,7 +93,8 @@ fn sequence_stats_count_unique_duplicate_out_of_order_and_missing_numbers() {
     assert_eq!(s.duplicated(), [(2, 2)]);
     assert_eq!(s.arrivals, [0, 2, 1, 2, 5]);
     assert_eq!(s.by_qos, [0, 0, 7]);
-    assert!(s.has_all(0..3) && !s.has_all(0..4));
+    assert!(s.has_all(0..3) && !s.has_all(0..4) && s.has_all(5..6));
+    assert_eq!(s.contiguous, 3);
 }
 
 #[test]
