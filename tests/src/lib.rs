@@ -8,4 +8,5 @@ pub mod process;
 pub mod relay;
 pub mod scratch;
 pub mod seqsub;
+pub mod tls;
 pub mod upstream;

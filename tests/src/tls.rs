@@ -1,0 +1,408 @@
+//! TLS for end-to-end tests: a throw-away certificate authority made with the
+//! `openssl` command line tool, the server and client certificates it signs,
+//! Mosquitto with a TLS listener that wants a client certificate and a password,
+//! and mosquitto_sub as a subscriber over TLS.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::mqtt::{free_port, from_hex, Msg, MOSQUITTO};
+use crate::process::{run_to_end, Line, Proc, Stream};
+
+/// Debian's `openssl` command line tool (package `openssl`).
+pub const OPENSSL: &str = "/usr/bin/openssl";
+
+/// Mosquitto's tool that writes hashed password files (package `mosquitto`).
+pub const MOSQUITTO_PASSWD: &str = "/usr/bin/mosquitto_passwd";
+
+/// Extensions for the three kinds of certificate. Given to every `openssl` call as
+/// its only configuration, so the system's `openssl.cnf` plays no part.
+const OPENSSL_CNF: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+";
+
+/// Certificates are valid from now for this many days.
+const DAYS: &str = "2";
+
+/// A certificate and its private key, both PEM files.
+#[derive(Debug, Clone)]
+pub struct CertKey {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A throw-away certificate authority (P-256 keys) whose files live in a folder.
+#[derive(Debug)]
+pub struct Ca {
+    /// The CA's own certificate: what a peer is told to trust.
+    pub cert: PathBuf,
+    key: PathBuf,
+    dir: PathBuf,
+    cnf: PathBuf,
+}
+
+impl Ca {
+    /// Makes a CA called `name` in `dir` (files `<name>.crt` and `<name>.key`).
+    pub fn new(dir: &Path, name: &str) -> Ca {
+        assert!(
+            Path::new(OPENSSL).exists(),
+            "{OPENSSL} is missing: apt-get install openssl"
+        );
+        let cnf = dir.join("openssl-test.cnf");
+        std::fs::write(&cnf, OPENSSL_CNF).expect("write openssl-test.cnf");
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        let mut cmd = Command::new(OPENSSL);
+        cmd.args(["req", "-x509", "-config"])
+            .arg(&cnf)
+            .args(["-extensions", "ca", "-days", DAYS])
+            .args(new_key_args(&key))
+            .arg("-subj")
+            .arg(format!("/CN=mqgate test {name}"))
+            .arg("-out")
+            .arg(&cert);
+        openssl(cmd);
+        Ca {
+            cert,
+            key,
+            dir: dir.to_path_buf(),
+            cnf,
+        }
+    }
+
+    /// A server certificate for `127.0.0.1` and `localhost` signed by this CA.
+    pub fn server(&self, name: &str) -> CertKey {
+        self.issue(name, "localhost", "server")
+    }
+
+    /// A client certificate with common name `common_name` signed by this CA.
+    pub fn client(&self, name: &str, common_name: &str) -> CertKey {
+        self.issue(name, common_name, "client")
+    }
+
+    fn issue(&self, name: &str, common_name: &str, extensions: &str) -> CertKey {
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        let cert = self.dir.join(format!("{name}.crt"));
+        let key = self.dir.join(format!("{name}.key"));
+        let csr = self.dir.join(format!("{name}.csr"));
+        let mut req = Command::new(OPENSSL);
+        req.args(["req", "-new", "-config"])
+            .arg(&self.cnf)
+            .args(new_key_args(&key))
+            .arg("-subj")
+            .arg(format!("/CN={common_name}"))
+            .arg("-out")
+            .arg(&csr);
+        openssl(req);
+        let mut sign = Command::new(OPENSSL);
+        sign.args(["x509", "-req", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&self.cert)
+            .arg("-CAkey")
+            .arg(&self.key)
+            .arg("-set_serial")
+            .arg(SERIAL.fetch_add(1, Ordering::Relaxed).to_string())
+            .args(["-days", DAYS, "-extfile"])
+            .arg(&self.cnf)
+            .args(["-extensions", extensions, "-out"])
+            .arg(&cert);
+        openssl(sign);
+        CertKey { cert, key }
+    }
+}
+
+/// `-newkey`: a fresh unencrypted P-256 key written (PKCS#8 PEM) to `key`.
+fn new_key_args(key: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(key.into());
+    args
+}
+
+fn openssl(cmd: Command) {
+    let done = run_to_end("openssl", cmd, Duration::from_secs(30));
+    assert!(done.status.success(), "openssl failed:\n{}", done.stderr);
+}
+
+/// Writes a Mosquitto password file holding `users` (name, password) with
+/// `mosquitto_passwd -b`; returns its path.
+pub fn mosquitto_password_file(path: &Path, users: &[(&str, &str)]) -> PathBuf {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, "").expect("create the password file");
+    for (user, password) in users {
+        let mut cmd = Command::new(MOSQUITTO_PASSWD);
+        cmd.arg("-b").arg(path).args([user, password]);
+        let done = run_to_end("mosquitto_passwd", cmd, Duration::from_secs(10));
+        assert!(
+            done.status.success(),
+            "mosquitto_passwd failed:\n{}",
+            done.stderr
+        );
+    }
+    path.to_path_buf()
+}
+
+/// What the TLS listener of [`TlsMosquitto`] uses.
+#[derive(Debug, Clone)]
+pub struct BrokerTls {
+    /// Verifies the clients' certificates.
+    pub client_ca: PathBuf,
+    /// The broker's own certificate and key.
+    pub server: CertKey,
+    /// Made with [`mosquitto_password_file`].
+    pub password_file: PathBuf,
+}
+
+/// Mosquitto with one TLS listener on a free loopback port that requires a client
+/// certificate and a user name with a password (no anonymous clients); stopped when
+/// dropped. Logs everything to stderr.
+pub struct TlsMosquitto {
+    pub port: u16,
+    proc: Proc,
+}
+
+impl TlsMosquitto {
+    /// Starts Mosquitto with a configuration file written into `dir`.
+    pub fn start(dir: &Path, tls: &BrokerTls) -> TlsMosquitto {
+        assert!(
+            Path::new(MOSQUITTO).exists(),
+            "{MOSQUITTO} is missing: apt-get install mosquitto mosquitto-clients"
+        );
+        // Mosquitto started as root drops to its own user, which must read these.
+        for file in [&tls.server.key, &tls.password_file] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
+                .expect("make a broker file readable");
+        }
+        // A port picked free can be taken before Mosquitto binds it: try again then.
+        for attempt in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("mosquitto-tls-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "listener {port} 127.0.0.1\n\
+                     cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n\
+                     password_file {}\nallow_anonymous false\n\
+                     persistence false\nmax_inflight_messages 0\n\
+                     log_dest stderr\nlog_type all\n",
+                    tls.client_ca.display(),
+                    tls.server.cert.display(),
+                    tls.server.key.display(),
+                    tls.password_file.display(),
+                ),
+            )
+            .expect("write the Mosquitto configuration");
+            let mut cmd = Command::new(MOSQUITTO);
+            cmd.arg("-c").arg(&conf);
+            let mut proc = Proc::spawn("mosquitto (tls)", cmd);
+            // Waiting for its log instead of probing the port keeps the log free
+            // of connections the test did not make.
+            let running = proc.wait_until("Mosquitto running or failing", STARTUP, |lines| {
+                lines.iter().find_map(|l| {
+                    if l.text.contains(" running") {
+                        Some(true)
+                    } else if l.text.contains("Error") {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                })
+            });
+            if running && proc.try_exited().is_none() {
+                return TlsMosquitto { port, proc };
+            }
+            if attempt == 2 {
+                panic!("mosquitto did not start:\n{}", proc.transcript());
+            }
+        }
+        unreachable!()
+    }
+
+    /// The running broker's output, to wait for log lines.
+    pub fn proc(&self) -> &Proc {
+        &self.proc
+    }
+
+    /// Mosquitto's log so far.
+    pub fn transcript(&self) -> String {
+        self.proc.transcript()
+    }
+
+    /// Connection attempts so far, successful or not (see [`connections`]).
+    pub fn connections(&self) -> usize {
+        connections(&self.proc.lines())
+    }
+}
+
+/// How long Mosquitto may take to start.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// Connection attempts in Mosquitto's log lines. Mosquitto logs each attempt once:
+/// `New connection from ...` when it accepted the connection (a TLS handshake that
+/// fails later ends in a `Protocol error`), or `Client connection from ... failed`
+/// when the handshake already failed while accepting.
+pub fn connections(lines: &[Line]) -> usize {
+    lines
+        .iter()
+        .filter(|l| {
+            l.text.contains("New connection from")
+                || (l.text.contains("Client connection from") && l.text.contains("failed"))
+        })
+        .count()
+}
+
+/// What a client of [`TlsMosquitto`] presents: the CA it trusts, its certificate,
+/// its user name and password.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub client: CertKey,
+    pub username: String,
+    pub password: String,
+}
+
+impl ClientTls {
+    /// mosquitto_pub / mosquitto_sub arguments for 127.0.0.1:`port` with these credentials.
+    pub fn mosquitto_args(&self, port: u16) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |a: &dyn AsRef<std::ffi::OsStr>| args.push(a.as_ref().to_os_string());
+        push(&"-h");
+        push(&"127.0.0.1");
+        push(&"-p");
+        push(&port.to_string());
+        push(&"--cafile");
+        push(&self.ca);
+        push(&"--cert");
+        push(&self.client.cert);
+        push(&"--key");
+        push(&self.client.key);
+        push(&"-u");
+        push(&self.username);
+        push(&"-P");
+        push(&self.password);
+        args
+    }
+}
+
+const MARK: &str = "MSG\t";
+const FORMAT: &str = "MSG\t%r\t%q\t%t\t%x";
+
+/// mosquitto_sub over TLS subscribed to one filter at QoS 2.
+pub struct TlsSubscriber {
+    proc: Proc,
+    name: String,
+}
+
+impl TlsSubscriber {
+    /// Connects to 127.0.0.1:`port` with `tls`, subscribes to `filter` and returns
+    /// once the broker has acknowledged the subscription.
+    pub fn start(name: &str, port: u16, tls: &ClientTls, filter: &str) -> TlsSubscriber {
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "mosquitto_sub"])
+            .args(tls.mosquitto_args(port))
+            .args(["-t", filter, "-q", "2", "-d", "-F", FORMAT]);
+        let proc = Proc::spawn(name, cmd);
+        proc.wait_for_line(Stream::Stdout, &["received SUBACK"], STARTUP);
+        TlsSubscriber {
+            proc,
+            name: name.to_string(),
+        }
+    }
+
+    /// Every message received so far, in order.
+    pub fn messages(&self) -> Vec<Msg> {
+        parse_all(&self.proc.lines())
+    }
+
+    /// Waits until the messages so far satisfy `done`; returns them.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Msg]) -> bool,
+    ) -> Vec<Msg> {
+        let what = format!("{what} (subscriber {})", self.name);
+        self.proc.wait_until(&what, timeout, |lines| {
+            let msgs = parse_all(lines);
+            done(&msgs).then_some(msgs)
+        })
+    }
+}
+
+/// The message retained on `topic` of the TLS broker on `port`, if any.
+pub fn retained_tls(port: u16, tls: &ClientTls, topic: &str) -> Option<Msg> {
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args(tls.mosquitto_args(port)).args([
+        "-t",
+        topic,
+        "-q",
+        "2",
+        "-C",
+        "1",
+        "-W",
+        "3",
+        "--retained-only",
+        "-F",
+        FORMAT,
+    ]);
+    let done = run_to_end("mosquitto_sub --retained-only (tls)", cmd, STARTUP);
+    done.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(MARK))
+        .map(parse_line)
+}
+
+fn parse_all(lines: &[Line]) -> Vec<Msg> {
+    lines
+        .iter()
+        .filter(|l| l.stream == Stream::Stdout)
+        .filter_map(|l| l.text.strip_prefix(MARK))
+        .map(parse_line)
+        .collect()
+}
+
+fn parse_line(rest: &str) -> Msg {
+    let f: Vec<&str> = rest.splitn(4, '\t').collect();
+    assert_eq!(f.len(), 4, "unexpected mosquitto_sub line {rest:?}");
+    Msg {
+        retain: f[0] == "1",
+        qos: f[1].parse().expect("qos digit"),
+        topic: f[2].to_string(),
+        payload: from_hex(f[3]),
+    }
+}
