@@ -116,7 +116,7 @@ async fn count_publishes(mut s: TcpStream, expected: u64) -> (u64, Option<Instan
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut config =
+    let config =
         GatewayConfig::load(&root.join("examples/demo.yaml")).expect("the demo config loads");
     let mappers = build::build_mappers(&config).expect("scripts compile");
 
@@ -147,7 +147,20 @@ async fn main() {
         println!("| {source} | {what} | {rate:.0} |");
     }
 
-    // Fast replay → NMEA mapping → embedded broker → one TCP subscriber.
+    // Fast replay → NMEA mapping → store → embedded broker → one TCP subscriber,
+    // as the example mapping has it (QoS 0: the store keeps it in memory) and at
+    // QoS 1 (every message committed to the SQLite file first).
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let mut config = config.clone();
+        for m in config.mappings.iter_mut().filter(|m| m.source == "gps") {
+            m.qos = qos;
+        }
+        replay_into_broker(config, qos).await;
+    }
+}
+
+async fn replay_into_broker(mut config: GatewayConfig, qos: QoS) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let log = std::fs::read(root.join("tests/captures/gps-nmea.log")).expect("the GPS capture");
     // Played at recorded speed, every chunk is due at DELAY and then goes as fast as
     // possible: the subscriber attaches during the delay.
@@ -157,6 +170,11 @@ async fn main() {
     }
     let broker = config.broker.as_mut().expect("the demo has a broker");
     broker.listen = "127.0.0.1:0".parse().expect("address");
+    // A fresh store for this run.
+    let state =
+        std::env::temp_dir().join(format!("mqgate-bench-{}-{}", std::process::id(), qos as u8));
+    let _ = std::fs::remove_dir_all(&state);
+    config.store.file = state.join("messages.db");
     let (_stop, shutdown) = watch::channel(false);
     // Count the messages one pass produces, to know how many to wait for.
     let per_copy = {
@@ -201,7 +219,10 @@ async fn main() {
         .iter()
         .map(|s| mqgate::source::SourceStatus::get(&s.frames))
         .sum();
-    println!("\n## Fast replay through the NMEA mapping into the embedded broker\n");
+    println!(
+        "\n## Fast replay through the NMEA mapping (QoS {}) into the embedded broker\n",
+        qos as u8
+    );
     match received {
         Ok((n, Some(first))) => {
             // From the first message to the last, as the subscriber sees them.
@@ -215,4 +236,5 @@ async fn main() {
         Ok((_, None)) => println!("no message arrived"),
         Err(_) => println!("timed out after {LIMIT:?}: {frames} frames read"),
     }
+    let _ = std::fs::remove_dir_all(&state);
 }

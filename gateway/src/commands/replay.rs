@@ -3,12 +3,16 @@
 //! message is printed as a JSON line and nothing is published.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use super::{load_config, message_json, EXIT_CONFIG};
 use crate::pipeline::{self, build, ReplayOverride};
 use crate::source::replay::Speed;
+
+/// Longest wait for the outputs once the capture has played.
+const REPLAY_DRAIN: Duration = Duration::from_secs(60);
 
 pub struct ReplayArgs<'a> {
     pub config: &'a Path,
@@ -44,7 +48,7 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
         chunks,
         speed: args.speed,
     };
-    let (_stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = watch::channel(false);
     let (tap, mut printed) = mpsc::channel(1024);
     let tap = args.dry_run.then_some(tap);
     let mut running =
@@ -61,8 +65,22 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
             println!("{}", message_json(&m));
         }
     } else {
-        // The outputs finish once the capture has played and every message is through.
-        running.outputs_finished().await;
+        // The outputs finish once the capture has played and every message is
+        // through; an upstream broker that cannot be reached does not keep the
+        // command waiting for ever: what it did not take stays in the store.
+        if tokio::time::timeout(REPLAY_DRAIN, running.outputs_finished())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "mqgate: outputs still busy after {REPLAY_DRAIN:?}; what they did not take stays in the store"
+            );
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), running.outputs_finished()).await;
+        }
+        if let Some(broker) = running.broker.take() {
+            broker.shutdown().await;
+        }
     }
     for s in &running.sources {
         eprintln!(

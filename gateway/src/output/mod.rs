@@ -1,7 +1,8 @@
-//! Outputs publish the messages the mappings produce: into the embedded
-//! broker-lite through its in-process handle, to an upstream broker, or both.
-//! Until the durable store lands, a bounded channel feeds each output.
+//! Outputs publish the messages the store holds: into the embedded broker-lite
+//! through its in-process handle, to an upstream broker, or both. Each reads the
+//! store in order with its own position and marks what it has finished.
 
 pub mod client;
 pub mod embedded;
 pub mod upstream;
+mod window;

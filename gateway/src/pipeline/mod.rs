@@ -1,10 +1,13 @@
-//! The running gateway: sources → (bounded) → mapping threads → (bounded) → outputs.
+//! The running gateway: sources → (bounded) → mapping threads → (bounded) → store →
+//! outputs.
 //!
 //! Each source task frames its bytes and sends `Frame`s to its own mapping thread
 //! (Rhai is CPU work; it runs on a plain thread, not on the async runtime). The
-//! mapping thread sends messages, and dead letters for frames that failed, to one
-//! fan-out task that feeds every output through its own bounded channel. A full
-//! channel makes the stage before it wait, back to the source.
+//! mapping thread sends messages, and dead letters for frames that failed, to the
+//! feeder, which appends them to the store in batches; a message counts as taken
+//! once the store has committed it. Each output reads the store in order. A full
+//! channel makes the stage before it wait, back to the source. `replay --dry-run`
+//! has no store: its messages go to a tap.
 
 pub mod build;
 mod mapping;
@@ -18,17 +21,21 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use crate::backoff::Backoff;
 use crate::config::{GatewayConfig, SourceKind};
 use crate::frame::Frame;
 use crate::message::Message;
 use crate::output::embedded::{self, OutputStats};
 use crate::output::upstream::{self, UpstreamStatus};
 use crate::source::{replay, serial, Feed, SourceStatus};
+use crate::store::Store;
 
 /// Frames one source may have waiting for its mapping thread.
 const FRAME_QUEUE: usize = 1024;
-/// Messages waiting for the fan-out, and for each output.
+/// Messages waiting for the store.
 const MESSAGE_QUEUE: usize = 4096;
+/// Messages appended to the store in one go, at most.
+const APPEND_BATCH: usize = 1024;
 
 /// What the status page and the tests can read while the gateway runs.
 pub struct Running {
@@ -37,16 +44,32 @@ pub struct Running {
     pub embedded: Option<Arc<OutputStats>>,
     pub upstream: Option<Arc<UpstreamStatus>>,
     pub broker: Option<broker_lite::Broker>,
-    /// The output tasks: they end once every message before them is handed over.
+    pub store: Option<Store>,
+    /// The task that appends the mappings' messages to the store.
+    feeder: Option<tokio::task::JoinHandle<()>>,
+    /// The output tasks: they end once they have read everything after the input
+    /// ended, or at shutdown.
     pub outputs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Wait until every output has handed over what reached it. That happens once
-    /// the sources have stopped (or a replay has played) and the mappings are through.
+    /// Wait until the mappings' messages are all in the store, then until every
+    /// output has handed over what it holds, then close the store. That happens
+    /// once the sources have stopped (or a replay has played); at shutdown the
+    /// upstream output stops early and what it did not send stays in the store.
     pub async fn outputs_finished(&mut self) {
-        for task in self.outputs.drain(..) {
+        if let Some(feeder) = self.feeder.take() {
+            let _ = feeder.await;
+        }
+        if let Some(store) = &self.store {
+            store.finish_input();
+        }
+        for task in self.outputs.iter_mut() {
             let _ = task.await;
+        }
+        self.outputs.clear();
+        if let Some(store) = &self.store {
+            store.close().await;
         }
     }
 }
@@ -71,41 +94,57 @@ pub async fn start(
         embedded: None,
         upstream: None,
         broker: None,
+        store: None,
+        feeder: None,
         outputs: Vec::new(),
     };
-    let mut outputs: Vec<mpsc::Sender<Message>> = Vec::new();
     match tap {
-        Some(tap) => outputs.push(tap),
+        Some(tap) => {
+            running.feeder = Some(tokio::spawn(pass_to_tap(msg_rx, tap)));
+        }
+        None if config.broker.is_none() && config.upstream.is_none() => {
+            // Nowhere to publish: the mappings still run (and log their errors).
+            let (tap, mut rx) = mpsc::channel::<Message>(MESSAGE_QUEUE);
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            running.feeder = Some(tokio::spawn(pass_to_tap(msg_rx, tap)));
+        }
         None => {
+            let mut names = Vec::new();
+            if config.broker.is_some() {
+                names.push("embedded");
+            }
+            if config.upstream.is_some() {
+                names.push("upstream");
+            }
+            let store = Store::open(&config.store, &names)?;
             if let Some(broker_config) = &config.broker {
                 let broker = broker_lite::Broker::start(broker_config.clone())
                     .await
                     .with_context(|| format!("embedded broker on {}", broker_config.listen))?;
                 let stats = Arc::new(OutputStats::default());
-                let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
-                let task = tokio::spawn(embedded::run(broker.handle(), rx, stats.clone()));
+                let queue = store.output("embedded").expect("registered above");
+                let task = tokio::spawn(embedded::run(broker.handle(), queue, stats.clone()));
                 running.outputs.push(task);
-                outputs.push(tx);
                 running.embedded = Some(stats);
                 running.broker = Some(broker);
             }
             if let Some(up) = &config.upstream {
                 let settings = build::upstream_settings(config, up)?;
                 let status = Arc::new(UpstreamStatus::default());
-                let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
+                let queue = store.output("upstream").expect("registered above");
                 let task = tokio::spawn(upstream::run(
                     settings,
-                    rx,
+                    queue,
                     status.clone(),
                     shutdown.clone(),
                 ));
                 running.outputs.push(task);
-                outputs.push(tx);
                 running.upstream = Some(status);
             }
+            running.feeder = Some(tokio::spawn(feed_store(msg_rx, store.clone())));
+            running.store = Some(store);
         }
     }
-    tokio::spawn(fan_out(msg_rx, outputs));
     for source in &config.sources {
         if only_source.is_some_and(|id| id != source.id) {
             continue;
@@ -177,14 +216,38 @@ pub struct ReplayOverride {
     pub speed: replay::Speed,
 }
 
-/// Send each message to every output in turn; a slow output makes this wait.
-async fn fan_out(mut rx: mpsc::Receiver<Message>, outputs: Vec<mpsc::Sender<Message>>) {
+/// `replay --dry-run`: every message to the tap, in order.
+async fn pass_to_tap(mut rx: mpsc::Receiver<Message>, tap: Tap) {
     while let Some(msg) = rx.recv().await {
-        if let Some((last, rest)) = outputs.split_last() {
-            for out in rest {
-                let _ = out.send(msg.clone()).await;
-            }
-            let _ = last.send(msg).await;
+        if tap.send(msg).await.is_err() {
+            return;
         }
+    }
+}
+
+/// Append the mappings' messages to the store in batches; a batch the store could
+/// not commit (a full disk...) is tried again with back-off, while the pipeline
+/// behind waits: nothing is dropped here.
+async fn feed_store(mut rx: mpsc::Receiver<Message>, store: Store) {
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    let mut backoff = Backoff::new(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    );
+    while rx.recv_many(&mut batch, APPEND_BATCH).await > 0 {
+        loop {
+            match store.append(batch.clone()).await {
+                Ok(_) => {
+                    backoff.reset();
+                    break;
+                }
+                Err(crate::store::StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::error!("{e}; trying again");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+        batch.clear();
     }
 }

@@ -104,10 +104,15 @@ pub struct Stored {
 
 /// The MQTT packet id of the message at `id`: the same across reconnects and restarts,
 /// so that a resent QoS 2 PUBLISH is recognised by the broker. Outputs must keep the
-/// ids in flight within 65,535 of each other.
+/// ids in flight within 65,534 of each other. 65,535 is never used: see
+/// `CONTROL_PACKET_ID`.
 pub fn packet_id(id: u64) -> u16 {
-    ((id.saturating_sub(1)) % 65_535) as u16 + 1
+    ((id.saturating_sub(1)) % 65_534) as u16 + 1
 }
+
+/// The packet id an output uses for its own messages (the retained `online` /
+/// `offline` status), outside the range of `packet_id`.
+pub const CONTROL_PACKET_ID: u16 = 65_535;
 
 /// How an `append` went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,7 +139,7 @@ pub(crate) enum Command {
     },
     Released {
         output: usize,
-        id: u64,
+        ids: Vec<u64>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Connected {
@@ -149,6 +154,9 @@ pub(crate) enum Command {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Tests: the file may grow by this many pages only (a full disk).
+    #[cfg(test)]
+    LimitPages(u64),
 }
 
 pub(crate) struct Fetched {
@@ -166,6 +174,8 @@ pub struct Store {
     input_done: Arc<watch::Sender<bool>>,
     names: Arc<[String]>,
     path: PathBuf,
+    /// The last id that was in the file when it was opened.
+    opened_upto: u64,
 }
 
 impl Store {
@@ -176,7 +186,9 @@ impl Store {
         let stats = Arc::new(StoreStats::default());
         let (tx, committed) = worker::start(config.clone(), &names, stats.clone())?;
         let (input_done, _) = watch::channel(false);
+        let opened_upto = *committed.borrow();
         Ok(Store {
+            opened_upto,
             tx,
             stats,
             committed,
@@ -221,6 +233,8 @@ impl Store {
             committed: self.committed.clone(),
             input_done: self.input_done.subscribe(),
             cursor: 0,
+            opened_upto: self.opened_upto,
+            fetching: None,
         })
     }
 
@@ -248,26 +262,36 @@ pub struct OutputQueue {
     committed: watch::Receiver<u64>,
     input_done: watch::Receiver<bool>,
     cursor: u64,
+    opened_upto: u64,
+    /// A fetch sent and not yet answered (kept here so that `next_batch` is cancel-safe).
+    fetching: Option<oneshot::Receiver<Result<Fetched, StoreError>>>,
 }
 
 impl OutputQueue {
     /// The next messages after the cursor, in order, at most `max`; waits until there
     /// are some. `Ok(empty)` means the input is finished and everything was read.
+    /// Cancel-safe: a batch fetched for a cancelled call is returned by the next one.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Stored>, StoreError> {
         loop {
             let committed = *self.committed.borrow_and_update();
-            if committed > self.cursor {
-                let (reply, rx) = oneshot::channel();
-                self.tx
-                    .send(Command::Fetch {
-                        output: self.index,
-                        after: self.cursor,
-                        max: max.max(1),
-                        reply,
-                    })
-                    .await
-                    .map_err(|_| StoreError::Closed)?;
-                let fetched = rx.await.map_err(|_| StoreError::Closed)??;
+            if self.fetching.is_some() || committed > self.cursor {
+                if self.fetching.is_none() {
+                    let (reply, rx) = oneshot::channel();
+                    self.tx
+                        .send(Command::Fetch {
+                            output: self.index,
+                            after: self.cursor,
+                            max: max.max(1),
+                            reply,
+                        })
+                        .await
+                        .map_err(|_| StoreError::Closed)?;
+                    self.fetching = Some(rx);
+                }
+                let rx = self.fetching.as_mut().expect("a fetch is out");
+                let fetched = rx.await;
+                self.fetching = None;
+                let fetched = fetched.map_err(|_| StoreError::Closed)??;
                 self.cursor = self.cursor.max(fetched.upto);
                 if !fetched.items.is_empty() {
                     return Ok(fetched.items);
@@ -292,6 +316,13 @@ impl OutputQueue {
     /// e.g. after a reconnect, from before the oldest message still in flight.
     pub fn rewind(&mut self, after: u64) {
         self.cursor = after;
+        self.fetching = None;
+    }
+
+    /// Whether the message at `id` was in the file when this process opened it, so
+    /// that an earlier run may have sent it already (a resend carries DUP).
+    pub fn from_before(&self, id: u64) -> bool {
+        id <= self.opened_upto
     }
 
     /// Everything up to here has been handed out.
@@ -314,19 +345,18 @@ impl OutputQueue {
             .map_err(|_| StoreError::Closed)
     }
 
-    /// The PUBREC of `id` came back: resolves once that is committed, after which the
-    /// PUBREL may go out.
-    pub async fn released(&self, id: u64) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Released {
-                output: self.index,
-                id,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    /// The PUBRECs of `ids` came back: resolves once that is committed, after which
+    /// the PUBRELs may go out.
+    pub async fn released(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        self.releaser().released(ids).await
+    }
+
+    /// A handle that marks messages released without borrowing the queue.
+    pub fn releaser(&self) -> Releaser {
+        Releaser {
+            index: self.index,
+            tx: self.tx.clone(),
+        }
     }
 
     /// Whether the output can take messages now (decides where QoS 0 messages go).
@@ -338,6 +368,27 @@ impl OutputQueue {
                 up,
             })
             .await;
+    }
+}
+
+/// Marks an output's QoS 2 messages released (see `OutputQueue::released`).
+pub struct Releaser {
+    index: usize,
+    tx: mpsc::Sender<Command>,
+}
+
+impl Releaser {
+    pub async fn released(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Released {
+                output: self.index,
+                ids,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 

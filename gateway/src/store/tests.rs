@@ -85,7 +85,7 @@ async fn what_was_not_done_comes_back_after_a_reopen_with_its_released_mark() {
         let mut q = store.output("up").unwrap();
         let items = next(&mut q, 4).await;
         q.done(vec![items[0].id]).await.unwrap();
-        q.released(items[2].id).await.unwrap();
+        q.released(vec![items[2].id]).await.unwrap();
         store.close().await;
     }
     let store = Store::open(&cfg, &["up"]).unwrap();
@@ -308,10 +308,58 @@ async fn an_unreadable_store_path_is_an_error_naming_it() {
     assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
 }
 
+#[tokio::test]
+async fn a_full_disk_fails_the_append_with_its_cause_and_keeps_what_was_stored() {
+    let dir = scratch("full");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=10).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    store.tx.send(Command::LimitPages(4)).await.unwrap();
+    let big = |n: u64| Message {
+        payload: Bytes::from(vec![b'x'; 3000]),
+        ..msg(n, QoS::AtLeastOnce)
+    };
+    let mut failure = None;
+    for n in 11..200 {
+        if let Err(e) = store.append(vec![big(n)]).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let e = failure.expect("the file fills up");
+    assert!(matches!(e, StoreError::DiskFull { .. }), "{e:?}");
+    assert!(e.to_string().contains("the disk is full"), "{e}");
+    assert!(
+        e.to_string().contains(&cfg.file.display().to_string()),
+        "{e}"
+    );
+    // What was committed is still there, in order, and the store goes on.
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 10).await;
+    assert_eq!(
+        payloads(&items),
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+    );
+    let depth = StoreStats::get(&store.stats().depth);
+    assert!(depth >= 10);
+    store.close().await;
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    assert_eq!(
+        StoreStats::get(&store.stats().depth),
+        depth,
+        "nothing half-written"
+    );
+    store.close().await;
+}
+
 #[test]
 fn packet_ids_follow_the_row_ids_and_skip_zero() {
     assert_eq!(packet_id(1), 1);
-    assert_eq!(packet_id(65_535), 65_535);
-    assert_eq!(packet_id(65_536), 1);
-    assert_eq!(packet_id(131_070), 65_535);
+    assert_eq!(packet_id(65_534), 65_534);
+    assert_eq!(packet_id(65_535), 1);
+    assert_eq!(packet_id(131_068), 65_534);
+    assert!((1..200_000).all(|id| packet_id(id) != CONTROL_PACKET_ID && packet_id(id) != 0));
 }

@@ -193,6 +193,8 @@ impl Worker {
                     Command::Sync { reply } => syncs.push(reply),
                     Command::Close { reply } => close = Some(reply),
                     Command::Done { .. } | Command::Connected { .. } | Command::Tick => {}
+                    #[cfg(test)]
+                    Command::LimitPages(_) => {}
                 }
                 continue;
             }
@@ -222,9 +224,9 @@ impl Worker {
                     e.map_or(Ok(()), Err)
                 }
                 Command::Done { output, ids } => self.done(output, &ids),
-                Command::Released { output, id, reply } => {
+                Command::Released { output, ids, reply } => {
                     waiting.push(reply);
-                    self.released(output, id)
+                    ids.iter().try_for_each(|&id| self.released(output, id))
                 }
                 Command::Connected { output, up } => {
                     if let Some(c) = self.connected.get_mut(output) {
@@ -243,6 +245,11 @@ impl Worker {
                 }
                 Command::Close { reply } => {
                     close = Some(reply);
+                    Ok(())
+                }
+                #[cfg(test)]
+                Command::LimitPages(pages) => {
+                    self.db.limit_pages(pages);
                     Ok(())
                 }
             };
@@ -340,12 +347,31 @@ impl Worker {
             && (self.config.max_bytes == 0 || self.bytes + size <= self.config.max_bytes)
     }
 
-    /// Append what fits; a remainder waits in `blocked` (`when_full: block`).
+    /// Append what fits; a remainder waits in `blocked` (`when_full: block`). The
+    /// reply goes into `done` (to be answered after the commit) unless it waits.
     fn append(
         &mut self,
         mut b: Blocked,
         done: &mut Vec<(oneshot::Sender<Result<Appended, StoreError>>, Appended)>,
     ) -> Result<(), StoreError> {
+        match self.append_some(&mut b) {
+            Ok(true) => {
+                self.blocked.push_front(b);
+                Ok(())
+            }
+            Ok(false) => {
+                done.push((b.reply, b.so_far));
+                Ok(())
+            }
+            Err(e) => {
+                done.push((b.reply, b.so_far));
+                Err(e)
+            }
+        }
+    }
+
+    /// `Ok(true)` when the rest has to wait for room.
+    fn append_some(&mut self, b: &mut Blocked) -> Result<bool, StoreError> {
         let created = now_ms();
         let any_down = self.connected.iter().any(|up| !up);
         while let Some(m) = b.messages.pop_front() {
@@ -380,8 +406,7 @@ impl Worker {
                                 "the store is full: the pipeline waits until outputs take messages"
                             );
                         }
-                        self.blocked.push_front(b);
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
             }
@@ -418,8 +443,7 @@ impl Worker {
             });
             self.trim_cache();
         }
-        done.push((b.reply, b.so_far));
-        Ok(())
+        Ok(false)
     }
 
     fn refuse(&self, m: &Message, so_far: &mut Appended) {

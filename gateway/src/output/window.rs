@@ -1,0 +1,319 @@
+//! The upstream output's loop: connect, resend what was in flight, then keep a
+//! window of messages in flight between the store and the broker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker_lite::codec::QoS;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::client::{Ack, ClientError, Connection};
+use super::upstream::{UpstreamSettings, UpstreamStatus};
+use crate::backoff::Backoff;
+use crate::store::{packet_id, OutputQueue, StoreError, Stored, CONTROL_PACKET_ID};
+
+/// Messages in flight at most.
+pub const WINDOW: usize = 1024;
+/// Bytes written and not yet taken by the socket, at most, before reading more.
+const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+/// Packet ids repeat every 65,534 messages: never have two in flight that far apart.
+const MAX_ID_SPAN: u64 = 60_000;
+/// How long a stopping output waits for the acknowledgements of what is in flight.
+const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+
+/// A message sent and not yet acknowledged.
+struct InFlight {
+    stored: Stored,
+    /// PUBREC came back and is committed: the PUBREL is out (QoS 2).
+    released: bool,
+}
+
+type Releasing = Pin<Box<dyn Future<Output = (Vec<u64>, Result<(), StoreError>)> + Send>>;
+
+/// The state that outlives a connection.
+struct Link {
+    settings: UpstreamSettings,
+    status: Arc<UpstreamStatus>,
+    in_flight: BTreeMap<u64, InFlight>,
+    by_packet: HashMap<u16, u64>,
+    done: Vec<u64>,
+    input_finished: bool,
+    /// The broker kept our session on the last connect.
+    session_present: bool,
+}
+
+enum Ended {
+    /// The connection failed: reconnect.
+    Lost(ClientError),
+    /// Shutdown asked for, or everything sent and acknowledged after the input ended.
+    Stop,
+    /// The store stopped.
+    StoreGone(StoreError),
+}
+
+/// Publish everything the store holds for this output until shutdown, or until the
+/// input has ended and everything is acknowledged.
+pub async fn run(
+    settings: UpstreamSettings,
+    mut queue: OutputQueue,
+    status: Arc<UpstreamStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let options = settings.options();
+    let mut backoff = Backoff::new(settings.reconnect_initial, settings.reconnect_max);
+    let mut link = Link {
+        settings,
+        status,
+        in_flight: BTreeMap::new(),
+        by_packet: HashMap::new(),
+        done: Vec::new(),
+        input_finished: false,
+        session_present: false,
+    };
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let connected = tokio::select! {
+            c = Connection::connect(&options) => c,
+            _ = shutdown.changed() => break,
+        };
+        let (mut conn, session_present) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                link.lost(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        };
+        backoff.reset();
+        info!(
+            host = %link.settings.host,
+            port = link.settings.port,
+            session_present,
+            "connected upstream"
+        );
+        link.status.connected.store(true, Ordering::Relaxed);
+        link.status.connects.fetch_add(1, Ordering::Relaxed);
+        queue.set_connected(true).await;
+        conn.publish(
+            CONTROL_PACKET_ID,
+            &link.settings.status_topic(),
+            b"online",
+            QoS::AtLeastOnce,
+            true,
+            false,
+        );
+        link.session_present = session_present;
+        link.resend(&mut conn);
+        let ended = link.serve(&mut conn, &mut queue, &mut shutdown).await;
+        queue.set_connected(false).await;
+        link.status.connected.store(false, Ordering::Relaxed);
+        link.flush_done(&queue).await;
+        match ended {
+            Ended::Lost(e) => {
+                link.lost(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+            Ended::Stop => {
+                conn.publish(
+                    CONTROL_PACKET_ID,
+                    &link.settings.status_topic(),
+                    b"offline",
+                    QoS::AtMostOnce,
+                    true,
+                    false,
+                );
+                conn.disconnect(Duration::from_secs(1)).await;
+                return;
+            }
+            Ended::StoreGone(e) => {
+                warn!("upstream output stops: {e}");
+                conn.disconnect(Duration::from_secs(1)).await;
+                return;
+            }
+        }
+    }
+    link.flush_done(&queue).await;
+}
+
+impl Link {
+    fn lost(&self, e: &ClientError) {
+        let text = e.to_string();
+        warn!(
+            host = %self.settings.host,
+            port = self.settings.port,
+            "upstream {}:{}: {text}",
+            self.settings.host,
+            self.settings.port
+        );
+        *self
+            .status
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    /// After a (re)connect: what was in flight goes again, in order — the PUBREL of a
+    /// released QoS 2 message if the broker kept the session, else the PUBLISH with DUP.
+    fn resend(&mut self, conn: &mut Connection) {
+        for (id, f) in self.in_flight.iter_mut() {
+            let pkid = packet_id(*id);
+            if f.released && self.session_present {
+                conn.pubrel(pkid);
+            } else {
+                // A broker without our session lost its half of the exchange: the
+                // PUBLISH goes again (at least once rather than lost).
+                f.released = false;
+                let m = &f.stored.message;
+                let topic = format!("{}{}", self.settings.topic_prefix, m.topic);
+                conn.publish(pkid, &topic, &m.payload, m.qos, m.retain, true);
+            }
+            self.status.resent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn room(&self, conn: &Connection, cursor: u64) -> usize {
+        if conn.queued_bytes() >= MAX_QUEUED_BYTES {
+            return 0;
+        }
+        if let Some((&oldest, _)) = self.in_flight.first_key_value() {
+            if cursor.saturating_sub(oldest) >= MAX_ID_SPAN {
+                return 0;
+            }
+        }
+        WINDOW.saturating_sub(self.in_flight.len())
+    }
+
+    /// Send a fresh batch from the store.
+    fn send(&mut self, conn: &mut Connection, queue: &OutputQueue, batch: Vec<Stored>) {
+        for stored in batch {
+            let id = stored.id;
+            let pkid = packet_id(id);
+            let m = stored.message.clone();
+            let topic = format!("{}{}", self.settings.topic_prefix, m.topic);
+            if m.qos == QoS::AtMostOnce {
+                conn.publish(0, &topic, &m.payload, m.qos, m.retain, false);
+                if stored.persisted {
+                    self.done.push(id);
+                }
+                self.status.published.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let resuming = queue.from_before(id);
+            // Released in an earlier run: resume with PUBREL if the broker kept our
+            // session, else send the PUBLISH again (see `resend`).
+            let released = stored.released && self.session_present;
+            if released {
+                conn.pubrel(pkid);
+            } else {
+                conn.publish(pkid, &topic, &m.payload, m.qos, m.retain, resuming);
+            }
+            if resuming {
+                self.status.resent.fetch_add(1, Ordering::Relaxed);
+            }
+            self.by_packet.insert(pkid, id);
+            self.in_flight.insert(id, InFlight { stored, released });
+        }
+        self.status
+            .in_flight
+            .store(self.in_flight.len() as u64, Ordering::Relaxed);
+    }
+
+    fn finished(&mut self, pkid: u16) {
+        if let Some(id) = self.by_packet.remove(&pkid) {
+            self.in_flight.remove(&id);
+            self.done.push(id);
+            self.status.published.fetch_add(1, Ordering::Relaxed);
+            self.status
+                .in_flight
+                .store(self.in_flight.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn flush_done(&mut self, queue: &OutputQueue) {
+        if !self.done.is_empty() {
+            let _ = queue.done(std::mem::take(&mut self.done)).await;
+        }
+    }
+
+    /// One connection's life: send, read acknowledgements, commit PUBRECs.
+    async fn serve(
+        &mut self,
+        conn: &mut Connection,
+        queue: &mut OutputQueue,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ended {
+        let mut releasing: Option<Releasing> = None;
+        let mut to_release: Vec<u64> = Vec::new();
+        let mut stopping: Option<tokio::time::Instant> = None;
+        loop {
+            self.flush_done(queue).await;
+            if releasing.is_none() && !to_release.is_empty() {
+                let ids = std::mem::take(&mut to_release);
+                let q = queue.releaser();
+                releasing = Some(Box::pin(async move {
+                    let r = q.released(ids.clone()).await;
+                    (ids, r)
+                }));
+            }
+            let idle = self.in_flight.is_empty() && releasing.is_none();
+            if idle && (self.input_finished || stopping.is_some()) {
+                return Ended::Stop;
+            }
+            let room = if stopping.is_some() || self.input_finished {
+                0
+            } else {
+                self.room(conn, queue.cursor())
+            };
+            let deadline =
+                stopping.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                ack = conn.next() => match ack {
+                    Ok(Ack::PubAck(pkid)) | Ok(Ack::PubComp(pkid)) => self.finished(pkid),
+                    Ok(Ack::PubRec(pkid)) => {
+                        if let Some(&id) = self.by_packet.get(&pkid) {
+                            to_release.push(id);
+                        }
+                    }
+                    Err(e) => return Ended::Lost(e),
+                },
+                batch = queue.next_batch(room), if room > 0 => match batch {
+                    Ok(b) if b.is_empty() => self.input_finished = true,
+                    Ok(b) => self.send(conn, queue, b),
+                    Err(e) => return Ended::StoreGone(e),
+                },
+                released = async { releasing.as_mut().expect("checked").await }, if releasing.is_some() => {
+                    releasing = None;
+                    let (ids, result) = released;
+                    if let Err(e) = result {
+                        return Ended::StoreGone(e);
+                    }
+                    for id in ids {
+                        if let Some(f) = self.in_flight.get_mut(&id) {
+                            f.released = true;
+                            conn.pubrel(packet_id(id));
+                        }
+                    }
+                }
+                _ = shutdown.changed(), if stopping.is_none() => {
+                    stopping = Some(tokio::time::Instant::now() + DRAIN_ON_STOP);
+                }
+                _ = tokio::time::sleep_until(deadline), if stopping.is_some() => {
+                    // What is still in flight stays in the store for the next start.
+                    return Ended::Stop;
+                }
+            }
+        }
+    }
+}
