@@ -453,6 +453,14 @@ impl Worker {
     }
 
     fn trim_cache(&mut self) {
+        // Messages every output has finished are not needed any more.
+        while let Some(front) = self.cache.front() {
+            if front.pending != 0 || front.id > self.committed {
+                break;
+            }
+            self.cache_bytes -= front.size;
+            self.cache.pop_front();
+        }
         while self.cache.len() > CACHE_MESSAGES || self.cache_bytes > CACHE_BYTES {
             let Some(old) = self.cache.pop_front() else {
                 break;
@@ -528,6 +536,7 @@ impl Worker {
                 e.pending &= !bit;
             }
         }
+        self.trim_cache();
         Ok(Fetched { items, upto })
     }
 
@@ -549,6 +558,7 @@ impl Worker {
                 self.bytes -= size;
             }
         }
+        self.trim_cache();
         Ok(())
     }
 
