@@ -5,7 +5,7 @@
 //! What is written while the gateway is not reading (killed, restarting) waits in
 //! the terminal for the next reader, as it would in a USB adapter's buffer.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +59,9 @@ impl FeedPlan {
 
 struct Shared {
     written: AtomicU64,
+    /// Why the writer ended early.
+    error: std::sync::Mutex<Option<String>>,
+    no_reader: AtomicU64,
     paused: AtomicBool,
     stop: AtomicBool,
 }
@@ -79,11 +82,19 @@ impl Feeder {
         assert!(plan.per_second > 0.0, "a rate above 0");
         let shared = Arc::new(Shared {
             written: AtomicU64::new(0),
+            error: std::sync::Mutex::new(None),
+            no_reader: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let (s, p) = (shared.clone(), plan.clone());
-        let thread = std::thread::spawn(move || write_lines(master, &p, &s));
+        let thread = std::thread::spawn(move || {
+            let result = write_lines(master, &p, &s);
+            if let Err(e) = &result {
+                *s.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+            result
+        });
         Feeder {
             plan,
             shared,
@@ -98,6 +109,12 @@ impl Feeder {
     /// Lines written so far: numbers `first .. first + written()` are in the terminal.
     pub fn written(&self) -> u64 {
         self.shared.written.load(Ordering::SeqCst)
+    }
+
+    /// Writes refused because no program had the port open (each retried a tick
+    /// later): a sign that the gateway was down while the feeder ran.
+    pub fn refused_writes(&self) -> u64 {
+        self.shared.no_reader.load(Ordering::SeqCst)
     }
 
     /// Stops writing after the current line; `resume` goes on at the same rate
@@ -123,7 +140,13 @@ impl Feeder {
                 "feeder: only {w} of {n} lines written after {timeout:?} (is the gateway reading?)"
             );
             if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
-                panic!("feeder: the writer ended after {w} of {n} lines");
+                let why = self
+                    .shared
+                    .error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                panic!("feeder: the writer ended after {w} of {n} lines: {why:?}");
             }
             std::thread::sleep(TICK);
         }
@@ -150,7 +173,7 @@ impl Drop for Feeder {
     }
 }
 
-fn write_lines(mut master: TTYPort, plan: &FeedPlan, shared: &Shared) -> std::io::Result<TTYPort> {
+fn write_lines(master: TTYPort, plan: &FeedPlan, shared: &Shared) -> std::io::Result<TTYPort> {
     set_nonblocking(&master)?;
     let interval = Duration::from_secs_f64(1.0 / plan.per_second);
     // A full terminal (nobody reading) makes writes wait; the schedule restarts
@@ -173,13 +196,20 @@ fn write_lines(mut master: TTYPort, plan: &FeedPlan, shared: &Shared) -> std::io
                 std::thread::sleep((next_due - now).min(TICK));
                 continue;
             }
-            match master.write(rest) {
+            match write_fd(&master, rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     next_due = now + TICK;
                     continue;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // No reader: the gateway closed the port (or was killed). The line
+                // waits until a reader opens the port again.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EPIPE)) => {
+                    shared.no_reader.fetch_add(1, Ordering::SeqCst);
+                    next_due = now + TICK;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
             if rest.is_empty() {
@@ -195,6 +225,14 @@ fn write_lines(mut master: TTYPort, plan: &FeedPlan, shared: &Shared) -> std::io
         }
     }
     Ok(master)
+}
+
+/// One write(2) on the terminal's descriptor (the serial library's own `write`
+/// polls first and reports a full terminal as a time-out).
+fn write_fd(master: &TTYPort, bytes: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: writes from a live slice to a descriptor owned by `master`.
+    let n = unsafe { libc::write(master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
 fn set_nonblocking(master: &TTYPort) -> std::io::Result<()> {
