@@ -292,3 +292,37 @@ fn every_number_fed_through_mqgate_reaches_mosquitto_exactly_once_at_qos_2() {
 fn every_number_fed_through_mqgate_and_the_relay_reaches_mosquitto_at_qos_1() {
     feed_through_mqgate("feed-q1-relay", 1, 200, true);
 }
+
+#[test]
+fn the_feeder_goes_on_writing_while_the_gateway_is_killed_and_the_next_one_reads_the_rest() {
+    let dir = Scratch::new("feed-kill");
+    let up = Upstream::start(dir.path());
+    let link = dir.path().join("ttyFEED");
+    let master = plug(&link);
+    let spec = SeqGateway::new(up.port(), &link);
+    let config = spec.write(&dir);
+    let sub = SeqSubscriber::start(up.port(), SeqOptions::new("feed-kill-sub", &spec.filter()));
+    let mut gw = start_mqgate_run(&config);
+    wait_port_open(&gw, WAIT);
+    wait_upstream_connects(&gw, 1, WAIT);
+    let feeder = Feeder::start(master, FeedPlan::new(300, 200.0));
+    feeder.wait_written(100, WAIT);
+
+    // Nothing in flight inside the gateway when it dies: what was written arrived.
+    feeder.pause();
+    let written = feeder.written();
+    sub.wait_for_all(written, WAIT);
+    gw.signal(libc::SIGKILL);
+    gw.wait_exit(WAIT);
+    // Lines written now wait in the terminal (or are retried) for the next reader.
+    feeder.resume();
+    feeder.wait_written(written + 20, WAIT);
+    let gw = start_mqgate_run(&config);
+    wait_port_open(&gw, WAIT);
+    let _master = feeder.finish(WAIT);
+    sub.wait_for_all(300, WAIT);
+    let stats = sub.wait_quiet(Duration::from_millis(500), WAIT);
+    assert_exactly_once(&stats, 300);
+    assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
+    drop(gw);
+}
