@@ -124,6 +124,19 @@ impl SeqStats {
         range.filter(|&s| self.count_of(s) == 0).collect()
     }
 
+    /// The numbers of `range` that never arrived, as runs of consecutive numbers
+    /// (e.g. the one run a drop-oldest eviction leaves).
+    pub fn missing_runs(&self, range: std::ops::Range<u64>) -> Vec<std::ops::Range<u64>> {
+        let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
+        for s in self.missing(range) {
+            match runs.last_mut() {
+                Some(last) if last.end == s => last.end = s + 1,
+                _ => runs.push(s..s + 1),
+            }
+        }
+        runs
+    }
+
     /// Whether every number of `range` arrived at least once.
     pub fn has_all(&self, range: std::ops::Range<u64>) -> bool {
         (range.start.max(self.contiguous)..range.end).all(|s| self.count_of(s) > 0)

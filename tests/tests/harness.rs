@@ -90,6 +90,7 @@ fn sequence_stats_count_unique_duplicate_out_of_order_and_missing_numbers() {
     );
     assert_eq!(s.max(), Some(5));
     assert_eq!(s.missing(0..7), [3, 4, 6]);
+    assert_eq!(s.missing_runs(0..7), [3..5, 6..7]);
     assert_eq!(s.duplicated(), [(2, 2)]);
     assert_eq!(s.arrivals, [0, 2, 1, 2, 5]);
     assert_eq!(s.by_qos, [0, 0, 7]);
