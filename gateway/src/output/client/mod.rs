@@ -5,6 +5,13 @@
 //! stays the one owner of in-flight messages. The connection keeps no copy of
 //! a message once its bytes are written; it only writes queued packets in as
 //! few writes as possible, reads acknowledgements and keeps the link alive.
+//!
+//! The caller's loop: `connect`; resend what the store holds as in flight
+//! (`publish(.., dup: true)` with the stored packet id, or `pubrel` when its
+//! PUBREC came back); then `select!` between new messages (`publish` while the
+//! window and `queued_bytes` allow) and `next()`, answering `PubRec` with
+//! `pubrel` and marking the message done on `PubAck` / `PubComp`. Any error
+//! ends the connection: drop it, back off, connect again.
 
 mod connection;
 mod error;

@@ -63,7 +63,7 @@ async fn a_server_that_goes_silent_after_connack_fails_keep_alive_within_two_per
         "{result:?}"
     );
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_millis(2600),
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(3000),
         "gave up after {took:?}"
     );
     assert!(matches!(seen.recv().await, Some(Packet::Connect(_))));

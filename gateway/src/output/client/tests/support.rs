@@ -195,6 +195,15 @@ impl Mosquitto {
     /// Start with `extra` appended to a configuration that allows anonymous
     /// clients (unless `extra` says otherwise) and keeps no persistence file.
     pub async fn start(extra: impl Fn(&Path) -> String) -> Mosquitto {
+        Mosquitto::start_logging(extra, "log_type all").await
+    }
+
+    /// Like `start`, with Mosquitto's default log types (not one line per packet).
+    pub async fn start_quiet(extra: impl Fn(&Path) -> String) -> Mosquitto {
+        Mosquitto::start_logging(extra, "").await
+    }
+
+    async fn start_logging(extra: impl Fn(&Path) -> String, log_types: &str) -> Mosquitto {
         let dir = Scratch::new("mosquitto");
         // Started as root, Mosquitto drops to its own user, which must still write its log here.
         std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))
@@ -207,7 +216,7 @@ impl Mosquitto {
             let conf = dir.0.join("mosquitto.conf");
             let text = format!(
                 "listener {port} 127.0.0.1\npersistence false\nmax_inflight_messages 0\n\
-                 max_queued_messages 0\nlog_dest file {}\nlog_type all\n{}\n",
+                 max_queued_messages 0\nlog_dest file {}\n{log_types}\n{}\n",
                 dir.0.join("log").display(),
                 extra(&dir.0)
             );
