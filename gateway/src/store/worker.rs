@@ -61,6 +61,8 @@ struct Worker {
     stats: Arc<StoreStats>,
     committed_tx: watch::Sender<u64>,
     last_checkpoint: Instant,
+    /// Drop counters as last logged.
+    logged_drops: [u64; 4],
 }
 
 /// Open the file here (so that errors reach the caller) and start the thread.
@@ -106,6 +108,7 @@ pub(super) fn start(
         stats,
         committed_tx,
         last_checkpoint: Instant::now(),
+        logged_drops: [0; 4],
         config,
     };
     worker.publish_stats();
@@ -325,10 +328,37 @@ impl Worker {
             }
         }
         if let Some(reply) = close {
+            self.log_drops(true);
             let _ = reply.send(());
             return true;
         }
         false
+    }
+
+    /// Say what the limits dropped since the last time (and at close, always).
+    fn log_drops(&mut self, closing: bool) {
+        let s = &self.stats;
+        let now = [
+            StoreStats::get(&s.evicted_oldest),
+            StoreStats::get(&s.refused_full),
+            StoreStats::get(&s.expired),
+            StoreStats::get(&s.qos0_dropped),
+        ];
+        if now == self.logged_drops && !closing {
+            return;
+        }
+        self.logged_drops = now;
+        let [evicted, refused, expired, qos0] = now;
+        let what = format!(
+            "{} message(s) in the store; dropped so far: {evicted} evicted (store full), \
+             {refused} refused (store full), {expired} older than max_age, {qos0} QoS 0 while an output was down",
+            self.count
+        );
+        if closing {
+            info!(store = %self.config.file.display(), "closed: {what}");
+        } else {
+            warn!(store = %self.config.file.display(), "{what}");
+        }
     }
 
     fn publish_stats(&self) {
@@ -589,6 +619,7 @@ impl Worker {
         }
         let oldest = self.db.oldest_ms()?.unwrap_or(0);
         self.stats.oldest_ms.store(oldest, Ordering::Relaxed);
+        self.log_drops(false);
         Ok(())
     }
 }
