@@ -560,3 +560,34 @@ fn the_full_example_config_loads() {
         .iter()
         .any(|s| matches!(s.kind, SourceKind::Serial(_))));
 }
+
+#[test]
+fn the_store_section_has_defaults_in_the_state_dir_and_named_errors() {
+    let config = load(&[("mqgate.yaml", "gateway:\n  id: pi\n  state_dir: state\n")]).unwrap();
+    assert!(config.store.file.ends_with("state/messages.db"));
+    assert_eq!(config.store.max_messages, 1_000_000);
+
+    let text = format!("{HEAD}store:\n  max_messages: 10\n  when_full: panic\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "store.when_full",
+        5,
+        3,
+    );
+    assert!(message.contains("unknown variant `panic`"), "{message}");
+    assert!(
+        message.contains("drop_oldest"),
+        "lists the choices: {message}"
+    );
+
+    let text = format!("{HEAD}store:\n  max_age: 7 weeks\n");
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "store.max_age",
+        4,
+        3,
+    );
+    assert!(message.contains("not a duration"), "{message}");
+}

@@ -101,21 +101,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
+    struct Age;
+    impl serde::de::Visitor<'_> for Age {
+        type Value = Option<Duration>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration like 90s, 15m, 12h or 7d, or a number of seconds")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            parse_duration(&n.to_string()).map(Some).map_err(E::custom)
+        }
+        fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Self::Value, E> {
+            parse_duration(t).map(Some).map_err(E::custom)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
-    match Option::<Raw>::deserialize(d)? {
-        None => Ok(None),
-        Some(Raw::Secs(n)) => parse_duration(&n.to_string())
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        Some(Raw::Text(t)) => parse_duration(&t)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
+    d.deserialize_any(Age)
 }
 
 #[cfg(test)]
