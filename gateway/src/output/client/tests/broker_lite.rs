@@ -87,15 +87,17 @@ async fn next_keeps_its_progress_when_select_cancels_it_again_and_again() {
     let broker = broker_lite().await;
     let mut rx = rumqttc_subscriber(broker.local_addr(), "bl/cancel").await;
     let (mut conn, _) = connect(&options(broker.local_addr(), &unique("cancel"))).await;
-    let count = 5_000u32;
+    // 4 kB messages, 512 in flight: 2 MB bursts, more than a socket takes at once.
+    let count = 3_000u32;
+    let padding = "x".repeat(4000);
     let mut sent = 0u32;
     let mut acks = Vec::new();
-    let mut cancelled = 0u32;
+    let (mut turn, mut cancelled) = (0u32, 0u32);
     let deadline = tokio::time::Instant::now() + WAIT;
     while acks.len() < count as usize && tokio::time::Instant::now() < deadline {
         while sent < count && sent - (acks.len() as u32) < 512 {
             sent += 1;
-            let payload = sent.to_string();
+            let payload = format!("{sent}/{padding}");
             conn.publish(
                 pkid(sent),
                 "bl/cancel",
@@ -105,14 +107,15 @@ async fn next_keeps_its_progress_when_select_cancels_it_again_and_again() {
                 false,
             );
         }
+        // Every other turn `next` gets one poll only, then is dropped.
+        turn += 1;
         tokio::select! {
             biased;
             ack = conn.next() => match ack {
                 Ok(Ack::PubAck(id)) => acks.push(id),
                 other => panic!("expected PUBACK, got {other:?}"),
             },
-            // Ready on its second poll: it cancels `next` whenever that had to wait.
-            _ = tokio::task::yield_now() => cancelled += 1,
+            _ = std::future::ready(()), if turn % 2 == 0 => cancelled += 1,
         }
     }
     assert!(
@@ -120,7 +123,31 @@ async fn next_keeps_its_progress_when_select_cancels_it_again_and_again() {
         "next was never cancelled; the test proves nothing"
     );
     assert_eq!(acks, expected_pkids(count));
-    assert_eq!(collect(&mut rx, count as usize).await, numbers(count));
+    let got: Vec<String> = collect(&mut rx, count as usize)
+        .await
+        .into_iter()
+        .map(|p| p.split('/').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(got, numbers(count));
+}
+
+#[tokio::test]
+async fn disconnect_writes_what_is_queued_before_it_leaves() {
+    let broker = broker_lite().await;
+    let mut rx = rumqttc_subscriber(broker.local_addr(), "bl/last").await;
+    let (mut conn, _) = connect(&options(broker.local_addr(), &unique("last"))).await;
+    for n in 1..=100u32 {
+        conn.publish(
+            0,
+            "bl/last",
+            n.to_string().as_bytes(),
+            QoS::AtMostOnce,
+            false,
+            false,
+        );
+    }
+    conn.disconnect(WAIT).await;
+    assert_eq!(collect(&mut rx, 100).await, numbers(100));
 }
 
 #[tokio::test]

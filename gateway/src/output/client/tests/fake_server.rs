@@ -188,3 +188,133 @@ async fn an_oversized_packet_from_the_server_is_refused_before_it_is_read() {
     let result = wait_for("an error", conn.next()).await;
     assert!(matches!(result, Err(ClientError::Decode(_))), "{result:?}");
 }
+
+#[tokio::test]
+async fn a_server_that_reads_but_never_answers_fails_keep_alive_while_publishes_go_out() {
+    let (addr, mut seen) = fake_server(CONNACK_OK).await;
+    let mut opts = options(addr, "black-hole");
+    opts.keep_alive = Duration::from_secs(1);
+    let (mut conn, _) = connect(&opts).await;
+    let started = Instant::now();
+    let mut published = 0u16;
+    // A publish every 100 ms keeps the writes busy; only reads tell that the server is gone.
+    let result = loop {
+        published += 1;
+        conn.publish(published, "t/hole", b"x", QoS::AtLeastOnce, false, false);
+        match tokio::time::timeout(Duration::from_millis(100), conn.next()).await {
+            Ok(result) => break result,
+            Err(_) if started.elapsed() > WAIT => panic!("never gave up"),
+            Err(_) => {}
+        }
+    };
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(ClientError::KeepAliveTimeout(_))),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_millis(3000), "gave up after {took:?}");
+    assert!(published >= 15, "only {published} publishes went out");
+    let mut pings = 0;
+    while let Ok(Some(p)) = tokio::time::timeout(QUIET, seen.recv()).await {
+        pings += u32::from(p == Packet::PingReq);
+    }
+    assert_eq!(pings, 1);
+}
+
+/// Accept one connection with a small receive buffer, answer CONNECT, then
+/// acknowledge every QoS 1 PUBLISH; the payloads go to the channel.
+async fn slow_acking_server() -> (SocketAddr, mpsc::Receiver<bytes::Bytes>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local addr");
+    let listener = socket.listen(1).expect("listen");
+    let (tx, rx) = mpsc::channel(100_000);
+    tokio::spawn(async move {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let mut answer = Vec::new();
+            while let Ok(Some(p)) = read_packet(&mut buf, MAX_PACKET_SIZE) {
+                match p {
+                    Packet::Connect(_) => answer.extend_from_slice(CONNACK_OK),
+                    Packet::Publish(p) => {
+                        answer.extend_from_slice(&[0x40, 0x02]);
+                        answer.extend_from_slice(&p.pkid.to_be_bytes());
+                        if tx.send(p.payload).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if sock.write_all(&answer).await.is_err() {
+                return;
+            }
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn next_keeps_half_written_bytes_when_select_cancels_it() {
+    let (addr, mut payloads) = slow_acking_server().await;
+    let (mut conn, _) = connect(&options(addr, "cancel")).await;
+    // 64 kB messages, 128 in flight: 8 MB, twice what the kernel buffers for a socket.
+    let count = 300u32;
+    let padding = "x".repeat(64_000);
+    let mut sent = 0u32;
+    let mut acks = Vec::new();
+    let (mut turn, mut cancelled_mid_write) = (0u32, 0u32);
+    let deadline = Instant::now() + WAIT;
+    while acks.len() < count as usize && Instant::now() < deadline {
+        while sent < count && sent - (acks.len() as u32) < 128 {
+            sent += 1;
+            let payload = format!("{sent}/{padding}");
+            conn.publish(
+                pkid(sent),
+                "t/cancel",
+                payload.as_bytes(),
+                QoS::AtLeastOnce,
+                false,
+                false,
+            );
+        }
+        // Every other turn `next` gets one poll only, then is dropped.
+        turn += 1;
+        tokio::select! {
+            biased;
+            ack = conn.next() => match ack {
+                Ok(crate::output::client::Ack::PubAck(id)) => acks.push(id),
+                other => panic!("expected PUBACK, got {other:?}"),
+            },
+            _ = std::future::ready(()), if turn % 2 == 0 => {
+                cancelled_mid_write += u32::from(conn.queued_bytes() > 0);
+            }
+        }
+    }
+    assert!(
+        cancelled_mid_write > 10,
+        "next was cancelled with bytes half written only {cancelled_mid_write} times"
+    );
+    assert_eq!(acks, expected_pkids(count));
+    for n in 1..=count {
+        let p = wait_for("a payload", payloads.recv())
+            .await
+            .expect("payload");
+        assert_eq!(p.len(), format!("{n}/").len() + padding.len());
+        assert!(
+            p.starts_with(format!("{n}/x").as_bytes()),
+            "message {n} is damaged"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! TLS: PEM problems are named before any traffic; the handshake checks the
 //! server against the CA given (certificates made with the openssl command).
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -139,10 +140,15 @@ async fn tls_to_mosquitto_works_with_its_ca_and_a_client_certificate_and_fails_w
     let certs = Scratch::new("tls-certs");
     make_certificates(&certs.0);
     let dir = certs.0.clone();
+    // A second, plain listener for the subscriber.
+    let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let broker = Mosquitto::start(move |_| {
         format!(
             "allow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n\
-             require_certificate true\n",
+             require_certificate true\nlistener {plain_port} 127.0.0.1\n",
             dir.display()
         )
     })
@@ -155,10 +161,23 @@ async fn tls_to_mosquitto_works_with_its_ca_and_a_client_certificate_and_fails_w
         ca_pem: read("ca.pem"),
         client: client.clone(),
     });
+    let plain = SocketAddr::from(([127, 0, 0, 1], plain_port));
+    for _ in 0..250 {
+        if tokio::net::TcpStream::connect(plain).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut rx = rumqttc_subscriber(plain, "tls/ok").await;
     let (mut conn, _) = connect(&opts).await;
     conn.publish(5, "tls/ok", b"secret", QoS::AtLeastOnce, false, false);
     let ack = wait_for("PUBACK", conn.next()).await;
     assert_eq!(ack.expect("PUBACK over TLS"), Ack::PubAck(5));
+    let acks = publish_window(&mut conn, "tls/ok", 10_000, 1024, QoS::AtLeastOnce).await;
+    assert_eq!(acks, expected_pkids(10_000));
+    let mut want = vec!["secret".to_string()];
+    want.extend(numbers(10_000));
+    assert_eq!(collect(&mut rx, want.len()).await, want);
     conn.disconnect(WAIT).await;
 
     opts.tls = Some(TlsFiles {
