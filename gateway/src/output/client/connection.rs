@@ -101,8 +101,8 @@ impl Connection {
             broken: false,
         };
         encode(&Packet::Connect(connect_packet(opts)), &mut conn.out);
-        conn.io.write_all(&conn.out).await?;
-        conn.io.flush().await?;
+        conn.io.write_all(&conn.out).await.map_err(tls::io_error)?;
+        conn.io.flush().await.map_err(tls::io_error)?;
         conn.out.clear();
         let now = Instant::now();
         conn.keep_alive = KeepAlive::new(keep_alive_period, now);
@@ -245,14 +245,14 @@ impl Connection {
                     self.needs_flush = true;
                     self.keep_alive.wrote(Instant::now());
                 }
-                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Ready(Err(e)) => return Err(tls::io_error(e)),
                 Poll::Pending => return Ok(()),
             }
         }
         if self.needs_flush {
             // TLS may hold records back until flushed; TCP flushes at once.
             if let Poll::Ready(done) = Pin::new(&mut self.io).poll_flush(cx) {
-                done?;
+                done.map_err(tls::io_error)?;
                 self.needs_flush = false;
             }
         }
@@ -262,7 +262,7 @@ impl Connection {
     /// One socket read appended to the read buffer; `Ready(0)` at end of stream.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, ClientError>> {
         let mut buf = ReadBuf::new(&mut self.scratch);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(tls::io_error)?;
         let n = buf.filled().len();
         self.input.extend_from_slice(buf.filled());
         if n > 0 {

@@ -113,11 +113,24 @@ pub(crate) async fn handshake(
 
 /// rustls reports certificate problems inside an `io::Error`; name them as TLS errors.
 fn handshake_error(host: &str, e: io::Error) -> ClientError {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls_error) => tls(format!("handshake with {host} failed: {rustls_error}")),
-        None => ClientError::Io(e),
+    match io_error(e) {
+        ClientError::Tls(text) => tls(format!("handshake with {host} failed: {text}")),
+        other => other,
+    }
+}
+
+/// An I/O error, or the TLS error rustls put inside it.
+pub(crate) fn io_error(e: io::Error) -> ClientError {
+    let Some(rustls_error) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return ClientError::Io(e);
+    };
+    match rustls_error {
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => tls(
+            "the server ended the session with a certificate_required alert: it wants a client certificate",
+        ),
+        rustls::Error::AlertReceived(alert) => tls(format!(
+            "the server ended the session with a {alert:?} alert (a certificate or key it does not accept?)"
+        )),
+        other => tls(other.to_string()),
     }
 }

@@ -181,6 +181,15 @@ async fn tls_to_mosquitto_works_with_its_ca_and_a_client_certificate_and_fails_w
     conn.disconnect(WAIT).await;
 
     opts.tls = Some(TlsFiles {
+        ca_pem: read("ca.pem"),
+        client: None,
+    });
+    match wait_for("connect", Connection::connect(&opts)).await {
+        Err(ClientError::Tls(text)) => assert!(text.contains("client certificate"), "{text}"),
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+
+    opts.tls = Some(TlsFiles {
         ca_pem: read("other-ca.pem"),
         client,
     });
