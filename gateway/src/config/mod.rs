@@ -17,8 +17,8 @@ pub use error::ConfigError;
 pub use gateway::{GatewayConfig, GatewaySection, StatusConfig};
 pub use mapping_file::{MappingFile, ScriptLimits};
 pub use source::{
-    DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SerialConfig, SourceConfig,
-    SourceKind, StopBits,
+    DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,
+    SourceConfig, SourceKind, StopBits,
 };
 pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
 pub use upstream::{BrokerUrl, UpstreamConfig};

@@ -31,6 +31,22 @@ pub enum SourceKind {
     Serial(SerialConfig),
     /// `type: replay`: a recorded capture file.
     Replay(ReplayConfig),
+    /// `type: semtech_udp`: LoRa gateways' packet forwarders (GWMP over UDP).
+    SemtechUdp(SemtechUdpConfig),
+}
+
+/// A UDP port LoRa gateways' Semtech packet forwarders send to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemtechUdpConfig {
+    /// Default `127.0.0.1:1700` (a forwarder on the same machine); `0.0.0.0:1700`
+    /// takes gateways on the network.
+    #[serde(default = "default_gwmp_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_gwmp_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 1700))
 }
 
 /// A serial port: 8N1 at 9600 baud with no flow control unless told otherwise.
@@ -210,13 +226,14 @@ impl ReplayConfig {
 
 impl SourceKind {
     /// The `type` values, for error messages.
-    pub const TYPES: &'static [&'static str] = &["serial", "replay"];
+    pub const TYPES: &'static [&'static str] = &["serial", "replay", "semtech_udp"];
 
     /// The `type` this kind is written as.
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceKind::Serial(_) => "serial",
             SourceKind::Replay(_) => "replay",
+            SourceKind::SemtechUdp(_) => "semtech_udp",
         }
     }
 
@@ -234,6 +251,7 @@ impl SourceKind {
             "replay" => report
                 .piece(at, body)
                 .map(|c| check_replay(c, at, dir, report)),
+            "semtech_udp" => report.piece(at, body).map(SourceKind::SemtechUdp),
             _ => return Err(()),
         })
     }
@@ -385,6 +403,12 @@ pub(crate) fn read(
             None
         }
     };
+    if matches!(kind, Some(SourceKind::SemtechUdp(_))) && map.contains_key("framing") {
+        report.add(
+            &at.key("framing"),
+            "a semtech_udp source takes no framing: each received packet is a frame",
+        );
+    }
     Some(SourceConfig {
         id: id?,
         kind: kind?,

@@ -155,6 +155,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("slice", slice);
     super::fields::register(engine);
     super::nmea::register(engine);
+    super::lorawan::register(engine);
 }
 
 /// `count` bits of `value` starting at bit `lowest` (bit 0 is the least significant).

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod fields;
 mod helpers;
+mod lorawan;
 mod mapper;
 mod nmea;
 mod template;

@@ -27,7 +27,7 @@ use crate::frame::Frame;
 use crate::message::Message;
 use crate::output::embedded::{self, OutputStats};
 use crate::output::upstream::{self, UpstreamStatus};
-use crate::source::{replay, serial, Feed, SourceStatus};
+use crate::source::{gwmp, replay, serial, Feed, SourceStatus};
 use crate::store::Store;
 
 /// Frames one source may have waiting for its mapping thread.
@@ -185,6 +185,18 @@ pub async fn start(
                 let settings = build::serial_settings(s);
                 let f = feed(Some(s.path.clone()));
                 tokio::spawn(serial::run(settings, f, status.clone(), shutdown.clone()));
+            }
+            (SourceKind::SemtechUdp(u), None) => {
+                let socket = gwmp::bind(u.listen)
+                    .await
+                    .with_context(|| format!("source {}", source.id))?;
+                tokio::spawn(gwmp::run(
+                    socket,
+                    Arc::from(source.id.as_str()),
+                    frame_tx.clone(),
+                    status.clone(),
+                    shutdown.clone(),
+                ));
             }
             (SourceKind::Replay(r), None) => {
                 // The configuration has resolved the path already.

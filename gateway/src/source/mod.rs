@@ -3,6 +3,7 @@
 //! channel makes the source wait (back-pressure). Sources never know about MQTT.
 
 mod feed;
+pub mod gwmp;
 pub mod replay;
 pub mod serial;
 mod status;
