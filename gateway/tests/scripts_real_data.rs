@@ -513,3 +513,73 @@ fn every_script_and_mapping_compiles_in_the_default_sandbox() {
     }
     assert!(mappings >= 4, "{mappings} mappings");
 }
+
+/// The MClimate HT Sensor decoder against every example of its codec file, the way
+/// `lorawan_decoders_match_every_example_of_their_devices` checks the others; and
+/// payloads it must refuse: cut off, too long, not a keepalive.
+#[test]
+fn mclimate_ht_decoder_matches_every_example_and_refuses_what_it_cannot_read() {
+    let examples = json_file("lorawan-devices/uplink-examples.json");
+    let mapper = script_mapper("lora", "mclimate-ht.rhai", "lorawan/{device}");
+    let mut checked = 0;
+    let mut keepalive = Vec::new();
+    for ex in examples.as_array().unwrap() {
+        if ex["source_path"] != "vendor/mclimate/ht-sensor-codec.yaml" {
+            continue;
+        }
+        let id = ex["id"].as_str().unwrap();
+        let port = ex["fPort"].as_u64().unwrap().to_string();
+        let bytes = from_hex(ex["bytes_hex"].as_str().unwrap());
+        let result = mapper.map(&frame("lora", &bytes, &[("fport", &port)]));
+        let expected = &ex["expected_output"];
+        if let Some(errors) = expected["errors"].as_array().filter(|e| !e.is_empty()) {
+            let Mapped::Failed(e) = result else {
+                panic!("{id}: expected the error {errors:?}, got {result:?}");
+            };
+            let want = errors[0].as_str().unwrap();
+            assert!(
+                e.to_string().contains(want),
+                "{id}: {e} does not say {want:?}"
+            );
+        } else {
+            let Mapped::Messages(out) = result else {
+                panic!("{id}: {result:?}");
+            };
+            assert_eq!(out.len(), 1, "{id}");
+            assert_eq!(out[0].topic, "lorawan/mclimate-ht", "{id}");
+            assert_value(id, &payload(&out[0]), &expected["data"], 1e-9);
+            keepalive = bytes;
+        }
+        checked += 1;
+    }
+    // The data file holds one MClimate HT example (a keepalive) and no negative one.
+    assert_eq!(checked, 1, "MClimate HT examples checked");
+    assert_eq!(keepalive.len(), 5);
+
+    // Byte 2 below 0x10: 0x0205 = 517 -> 11.7 °C (the first vendor decoder read "0" "2" "5").
+    let low = from_hex("010205ff30");
+    let p = payload(&messages(&mapper, &frame("lora", &low, &[]), "low byte 2")[0]);
+    assert_value(
+        "low byte 2",
+        &p,
+        &serde_json::json!({"reason": "keepalive", "temperature": 11.7,
+            "humidity": 99.609375, "batteryVoltage": 2.3}),
+        1e-9,
+    );
+    let mut long = keepalive.clone();
+    long.push(0);
+    let mut reply = keepalive.clone();
+    reply[0] = 0x12;
+    for (what, bytes) in [
+        ("empty", &keepalive[..0]),
+        ("cut off", &keepalive[..4]),
+        ("6 bytes", &long[..]),
+        ("command reply", &reply[..]),
+    ] {
+        let result = mapper.map(&frame("lora", bytes, &[("fport", "2")]));
+        let Mapped::Failed(e) = result else {
+            panic!("{what}: accepted: {result:?}");
+        };
+        assert!(e.to_string().contains("MClimate HT"), "{what}: {e}");
+    }
+}
