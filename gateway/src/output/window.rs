@@ -112,6 +112,10 @@ pub async fn run(
             false,
         );
         link.session_present = session_present;
+        if let Err(e) = link.forget_releases(&queue).await {
+            warn!("upstream output stops: {e}");
+            return;
+        }
         link.resend(&mut conn);
         let ended = link.serve(&mut conn, &mut queue, &mut shutdown).await;
         queue.set_connected(false).await;
@@ -162,6 +166,21 @@ impl Link {
             .last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    /// A broker without our session has forgotten the QoS 2 messages it acknowledged
+    /// with PUBREC but never saw released: they start over with a PUBLISH, those in
+    /// flight and those still in the store from an earlier run. The store learns that
+    /// before anything is sent, so that a crash now cannot later resume them with a
+    /// PUBREL the broker would answer without delivering anything.
+    async fn forget_releases(&mut self, queue: &OutputQueue) -> Result<(), StoreError> {
+        if self.session_present {
+            return Ok(());
+        }
+        for f in self.in_flight.values_mut() {
+            f.released = false;
+        }
+        queue.releaser().forget_releases().await
     }
 
     /// After a (re)connect: what was in flight goes again, in order — the PUBREL of a

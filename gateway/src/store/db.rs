@@ -306,11 +306,29 @@ impl Db {
         Ok(None)
     }
 
-    pub fn released(&self, id: u64, bit: u64) -> Result<(), StoreError> {
+    /// Set (or clear) this output's released mark on `id`.
+    pub fn released(&self, id: u64, bit: u64, on: bool) -> Result<(), StoreError> {
+        let sql = if on {
+            "UPDATE messages SET released = released | ?2 WHERE id = ?1"
+        } else {
+            "UPDATE messages SET released = released & ~?2 WHERE id = ?1"
+        };
         self.conn
-            .prepare_cached("UPDATE messages SET released = released | ?2 WHERE id = ?1")
+            .prepare_cached(sql)
             .map_err(|e| self.err(e))?
             .execute(params![id as i64, bit as i64])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Clear this output's released mark on every row.
+    pub fn clear_released(&self, bit: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET released = released & ~?1 WHERE released & ?1 != 0",
+            )
+            .map_err(|e| self.err(e))?
+            .execute(params![bit as i64])
             .map_err(|e| self.err(e))?;
         Ok(())
     }

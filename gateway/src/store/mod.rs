@@ -137,9 +137,12 @@ pub(crate) enum Command {
         output: usize,
         ids: Vec<u64>,
     },
+    /// `ids` empty and `on` false: every message of the output (the broker lost
+    /// the session; PUBLISHes go again).
     Released {
         output: usize,
         ids: Vec<u64>,
+        on: bool,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Connected {
@@ -379,11 +382,22 @@ pub struct Releaser {
 
 impl Releaser {
     pub async fn released(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        self.mark(ids, true).await
+    }
+
+    /// The broker lost the session in which this output's QoS 2 messages were
+    /// released: they all start over with a PUBLISH. Resolves once committed.
+    pub async fn forget_releases(&self) -> Result<(), StoreError> {
+        self.mark(Vec::new(), false).await
+    }
+
+    async fn mark(&self, ids: Vec<u64>, on: bool) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Released {
                 output: self.index,
                 ids,
+                on,
                 reply,
             })
             .await

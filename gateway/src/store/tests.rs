@@ -363,3 +363,26 @@ fn packet_ids_follow_the_row_ids_and_skip_zero() {
     assert_eq!(packet_id(131_068), 65_534);
     assert!((1..200_000).all(|id| packet_id(id) != CONTROL_PACKET_ID && packet_id(id) != 0));
 }
+
+#[tokio::test]
+async fn forgetting_releases_makes_every_qos_2_message_start_over() {
+    let dir = scratch("forget");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=3).map(|n| msg(n, QoS::ExactlyOnce)).collect())
+        .await
+        .unwrap();
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 3).await;
+    q.released(items.iter().map(|s| s.id).collect())
+        .await
+        .unwrap();
+    q.releaser().forget_releases().await.unwrap();
+    store.close().await;
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 3).await;
+    assert!(items.iter().all(|s| !s.released));
+    store.close().await;
+}

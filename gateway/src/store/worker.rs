@@ -227,9 +227,18 @@ impl Worker {
                     e.map_or(Ok(()), Err)
                 }
                 Command::Done { output, ids } => self.done(output, &ids),
-                Command::Released { output, ids, reply } => {
+                Command::Released {
+                    output,
+                    ids,
+                    on,
+                    reply,
+                } => {
                     waiting.push(reply);
-                    ids.iter().try_for_each(|&id| self.released(output, id))
+                    if ids.is_empty() && !on {
+                        self.forget_releases(output)
+                    } else {
+                        ids.iter().try_for_each(|&id| self.released(output, id, on))
+                    }
                 }
                 Command::Connected { output, up } => {
                     if let Some(c) = self.connected.get_mut(output) {
@@ -592,11 +601,24 @@ impl Worker {
         Ok(())
     }
 
-    fn released(&mut self, output: usize, id: u64) -> Result<(), StoreError> {
+    fn released(&mut self, output: usize, id: u64, on: bool) -> Result<(), StoreError> {
         let bit = self.bits[output];
-        self.db.released(id, bit)?;
+        self.db.released(id, bit, on)?;
         if let Some(i) = self.cache_index(id) {
-            self.cache[i].released |= bit;
+            if on {
+                self.cache[i].released |= bit;
+            } else {
+                self.cache[i].released &= !bit;
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_releases(&mut self, output: usize) -> Result<(), StoreError> {
+        let bit = self.bits[output];
+        self.db.clear_released(bit)?;
+        for e in self.cache.iter_mut() {
+            e.released &= !bit;
         }
         Ok(())
     }
