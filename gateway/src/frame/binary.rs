@@ -41,10 +41,27 @@ use super::lines::DEFAULT_MAX_LENGTH;
 /// field announces more than `max_length` is reported as `overlong`, one that announces
 /// less than the header and checksum need as `garbage`. At the end of input an incomplete
 /// frame is reported as `truncated`.
+///
+/// Without sync bytes (`sync` left out or `[]`) the frames are length-prefixed, back to
+/// back, e.g. `[len u16 LE][payload][CRC-16/MODBUS LE]`:
+///
+/// ```yaml
+/// framing:
+///   type: binary
+///   length: { offset: 0, width: 2, endian: little, adjust: 2 }
+///   checksum: { kind: crc16, algorithm: modbus, endian: little }
+/// ```
+///
+/// Then every byte may start a frame, so a checksum is required: after a bad frame the
+/// search goes on one byte later, and each position that fails is reported (as
+/// `checksum`, `overlong` or `garbage`) until a frame checks again. A length field
+/// corrupted into a large value holds the search until that many bytes have come.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinaryConfig {
-    /// The bytes every frame starts with, e.g. `[0xB5, 0x62]`. At least one.
+    /// The bytes every frame starts with, e.g. `[0xB5, 0x62]`; none (the default) for
+    /// length-prefixed frames, which then need a checksum.
+    #[serde(default)]
     pub sync: Vec<u8>,
     /// Where the frame's length is.
     pub length: LengthField,
@@ -182,8 +199,13 @@ impl BinaryConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         let mut add = |field: &str, msg: String| p.push((field.to_string(), msg));
-        if self.sync.is_empty() {
-            add("sync", "needs at least one byte".into());
+        if self.sync.is_empty() && self.checksum.kind == ChecksumKind::None {
+            add(
+                "sync",
+                "is empty, so a checksum is needed to find frames again after an error: \
+                 set sync bytes or a checksum kind"
+                    .into(),
+            );
         }
         let l = &self.length;
         if ![1, 2, 4].contains(&l.width) {

@@ -6,18 +6,24 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 mod binary;
+mod cobs;
+mod idle;
 mod lines;
+mod slip;
 
 pub use binary::{
     BinaryConfig, BinaryFramer, ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian, LengthField,
 };
+pub use cobs::{cobs_encode, CobsConfig, CobsFramer};
+pub use idle::{IdleGapConfig, IdleGapFramer};
 pub use lines::{check_nmea, LinesConfig, LinesFramer};
+pub use slip::{slip_encode, SlipConfig, SlipFramer};
 
 /// One unit of data from a source: a line, a packet, a radio message.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +59,20 @@ pub trait Framer: Send {
     fn push(&mut self, bytes: &[u8], out: &mut Vec<Framed>);
     /// End of input (EOF of a replay, port closed): report what is left, if anything, as truncated.
     fn finish(&mut self, out: &mut Vec<Framed>);
+
+    /// For a framer that ends frames on silence: how long the line must stay quiet, from
+    /// the last push, before the source calls [`Framer::idle`]. `None` (the default) when
+    /// no silence would change anything, e.g. nothing is held.
+    fn idle_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The line has been quiet for [`Framer::idle_after`]: end the frame being received.
+    fn idle(&mut self, _out: &mut Vec<Framed>) {}
+
+    /// The time one character takes on the line (start, data, parity and stop bits at the
+    /// baud rate), told by a serial source before its first push. Ignored by default.
+    fn set_char_time(&mut self, _char_time: Duration) {}
 }
 
 /// What a framer produces: a whole frame, or a report about bytes it could not frame.
@@ -124,7 +144,8 @@ impl std::fmt::Display for BadKind {
 }
 
 /// The `framing:` block of a source: how its bytes are cut into frames. `type` picks the
-/// framer; the other keys are that framer's (see [`LinesConfig`] and [`BinaryConfig`]).
+/// framer; the other keys are that framer's (see [`LinesConfig`], [`BinaryConfig`],
+/// [`SlipConfig`], [`CobsConfig`] and [`IdleGapConfig`]).
 ///
 /// ```yaml
 /// framing:
@@ -133,6 +154,17 @@ impl std::fmt::Display for BadKind {
 /// ```
 ///
 /// Without a `framing:` block a source uses `type: lines` with its defaults.
+///
+/// Length-prefixed packets without sync bytes (`[len][payload][crc]`) are `type: binary`
+/// with `sync` left out, e.g. a little-endian u16 length of the payload and a CRC-16/MODBUS
+/// over length and payload:
+///
+/// ```yaml
+/// framing:
+///   type: binary
+///   length: { offset: 0, width: 2, endian: little, adjust: 2 }
+///   checksum: { kind: crc16, algorithm: modbus, endian: little }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FramingConfig {
@@ -140,6 +172,12 @@ pub enum FramingConfig {
     Lines(LinesConfig),
     /// Binary packets: sync bytes, a length field and a checksum.
     Binary(BinaryConfig),
+    /// SLIP packets (RFC 1055), ended by 0xC0.
+    Slip(SlipConfig),
+    /// COBS packets, ended by 0x00.
+    Cobs(CobsConfig),
+    /// Bursts of bytes ended by a silence on the line (radio modems in transparent mode).
+    IdleGap(IdleGapConfig),
 }
 
 impl Default for FramingConfig {
@@ -155,6 +193,9 @@ impl FramingConfig {
         match self {
             FramingConfig::Lines(c) => Box::new(LinesFramer::new(c.clone())),
             FramingConfig::Binary(c) => Box::new(BinaryFramer::new(c.clone())),
+            FramingConfig::Slip(c) => Box::new(SlipFramer::new(c.clone())),
+            FramingConfig::Cobs(c) => Box::new(CobsFramer::new(c.clone())),
+            FramingConfig::IdleGap(c) => Box::new(IdleGapFramer::new(c.clone())),
         }
     }
 
@@ -164,6 +205,9 @@ impl FramingConfig {
         match self {
             FramingConfig::Lines(c) => c.validate(),
             FramingConfig::Binary(c) => c.validate(),
+            FramingConfig::Slip(c) => c.validate(),
+            FramingConfig::Cobs(c) => c.validate(),
+            FramingConfig::IdleGap(c) => c.validate(),
         }
     }
 }

@@ -71,7 +71,7 @@ fn validation_names_each_bad_field() {
     let fields: Vec<String> = config.validate().into_iter().map(|(f, _)| f).collect();
     assert_eq!(
         fields,
-        vec!["sync", "length.width", "max_length", "checksum.algorithm"]
+        vec!["length.width", "max_length", "checksum.algorithm"]
     );
     let yaml = "type: binary\nsync: [1]\nlength: { offset: 1, width: 1 }\n\
                 checksum: { kind: xor, algorithm: modbus }\n";

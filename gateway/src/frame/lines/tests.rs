@@ -229,8 +229,8 @@ fn a_lines_block_parses_with_defaults_and_rejects_unknown_keys() {
     let err =
         serde_yaml_ng::from_str::<FramingConfig>("type: lines\nmax_lenght: 80\n").unwrap_err();
     assert!(err.to_string().contains("max_lenght"), "{err}");
-    let err = serde_yaml_ng::from_str::<FramingConfig>("type: slip\n").unwrap_err();
-    assert!(err.to_string().contains("slip"), "{err}");
+    let err = serde_yaml_ng::from_str::<FramingConfig>("type: hdlc\n").unwrap_err();
+    assert!(err.to_string().contains("hdlc"), "{err}");
     let zero: FramingConfig = serde_yaml_ng::from_str("type: lines\nmax_length: 0\n").unwrap();
     assert_eq!(
         zero.validate(),

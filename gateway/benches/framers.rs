@@ -1,0 +1,3 @@
+//! Framer benchmark.
+
+fn main() {}
