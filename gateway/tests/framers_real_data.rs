@@ -305,3 +305,112 @@ fn good_nmea_sentences_equal_those_gpsd_passed_through() {
         }
     }
 }
+
+/// Offset and length of each whole UBX frame with a good checksum, found the way
+/// `scan_ubx` finds them.
+fn ubx_frame_spans(data: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i + 6 <= data.len() {
+        let total = u16::from_le_bytes([data[i + 4], data[i + 5]]) as usize + 8;
+        if data[i] != 0xB5 || data[i + 1] != 0x62 || total > 4096 || i + total > data.len() {
+            i += 1;
+            continue;
+        }
+        let sums = data[i + 2..i + total - 2]
+            .iter()
+            .fold((0u8, 0u8), |(a, b), &x| {
+                (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
+            });
+        if [sums.0, sums.1] == data[i + total - 2..i + total] {
+            spans.push((i, total));
+            i += total;
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+/// The UBX frames of every log, by message class and id, equal those of the scan, and
+/// the logs hold what their provenance notes say (52, 242 and 165 frames).
+#[test]
+fn ubx_message_kinds_of_every_log_match_an_independent_scan() {
+    use std::collections::BTreeMap;
+    let mut totals = BTreeMap::new();
+    for path in logs() {
+        let data = Capture::load(&path).unwrap().bytes();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut framed: BTreeMap<(u8, u8), usize> = BTreeMap::new();
+        for f in run(&ubx(), [data.clone()]) {
+            if let Framed::Frame(b) = f {
+                *framed.entry((b[2], b[3])).or_default() += 1;
+            }
+        }
+        let mut scanned: BTreeMap<(u8, u8), usize> = BTreeMap::new();
+        for (at, _) in ubx_frame_spans(&data) {
+            *scanned.entry((data[at + 2], data[at + 3])).or_default() += 1;
+        }
+        assert_eq!(framed, scanned, "{name}");
+        totals.insert(name, framed);
+    }
+    let kinds = |list: &[((u8, u8), usize)]| list.iter().copied().collect::<BTreeMap<_, _>>();
+    // NAV-PVT, NAV-TIMEGPS, NAV-SAT
+    assert_eq!(
+        totals["ublox-neo-m8n.log"],
+        kinds(&[((1, 0x07), 24), ((1, 0x20), 23), ((1, 0x35), 5)])
+    );
+    // NAV-POSECEF, NAV-DOP, NAV-SOL, NAV-VELECEF, NAV-TIMEGPS, NAV-SBAS, NAV-SAT, RXM-RAWX
+    assert_eq!(
+        totals["ublox-neo-m8t.log"],
+        kinds(&[
+            ((1, 0x01), 39),
+            ((1, 0x04), 39),
+            ((1, 0x06), 39),
+            ((1, 0x11), 39),
+            ((1, 0x20), 39),
+            ((1, 0x32), 4),
+            ((1, 0x35), 4),
+            ((2, 0x15), 39),
+        ])
+    );
+    // RXM-SFRBX only
+    assert_eq!(
+        totals["ublox-ned-m8t-sbfrx3.log"],
+        kinds(&[((2, 0x13), 165)])
+    );
+    let ubx_logs = totals.values().filter(|k| !k.is_empty()).count();
+    assert_eq!(ubx_logs, 3, "{totals:?}");
+}
+
+/// The real UBX logs hold no frame with a bad checksum, so flip one payload byte in
+/// every third frame: each is reported as a bad checksum, the others still come
+/// through, and the counts equal the scan's on the changed bytes.
+#[test]
+fn ubx_frames_with_a_flipped_byte_are_counted_as_bad_checksums() {
+    for name in [
+        "ublox-ned-m8t-sbfrx3.log",
+        "ublox-neo-m8n.log",
+        "ublox-neo-m8t.log",
+    ] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+        let mut data = Capture::load(&dir.join(name)).unwrap().bytes();
+        let spans = ubx_frame_spans(&data);
+        let mut flipped = 0;
+        for &(at, total) in spans.iter().step_by(3) {
+            // The last payload byte (every frame here has a payload).
+            assert!(total > 8, "{name}: empty payload at {at}");
+            data[at + total - 3] ^= 0x40;
+            flipped += 1;
+        }
+        let counts = count(&run(&ubx(), [data.clone()]));
+        assert_eq!((counts.good, counts.checksum), scan_ubx(&data), "{name}");
+        assert_eq!(counts.good, spans.len() - flipped, "{name}");
+        assert!(
+            counts.checksum >= flipped,
+            "{name}: {counts:?}, {flipped} flipped"
+        );
+        let bytewise = run(&ubx(), data.iter().map(|&b| vec![b]));
+        assert_eq!(count(&bytewise), counts, "{name}: byte by byte");
+    }
+}
