@@ -583,3 +583,109 @@ fn mclimate_ht_decoder_matches_every_example_and_refuses_what_it_cannot_read() {
         assert!(e.to_string().contains("MClimate HT"), "{what}: {e}");
     }
 }
+
+/// A UBX frame around `payload`, with its Fletcher-8 checksum.
+fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0xB5, 0x62, class, id];
+    f.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    f.extend_from_slice(payload);
+    let (a, b) = f[2..].iter().fold((0u8, 0u8), |(a, b), &x| {
+        (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
+    });
+    f.extend_from_slice(&[a, b]);
+    f
+}
+
+/// NAV-POSLLH and NAV-TIMEUTC do not occur in the logs: build them from the first
+/// NAV-PVT of the u-blox M8N log (same epoch, same values) and check the script reads
+/// the same position and time from all three. Broken frames are refused.
+#[test]
+fn ubx_script_reads_posllh_and_timeutc_like_pvt_and_refuses_broken_frames() {
+    let mapper = mapping_mapper("ubx-gps.yaml");
+    let log = std::fs::read(data("gpsd/ublox-neo-m8n.log")).unwrap();
+    let at = log
+        .windows(4)
+        .position(|w| w == [0xB5, 0x62, 0x01, 0x07])
+        .unwrap();
+    let pvt = ubx_frame(1, 7, &log[at + 6..at + 6 + 92]);
+    assert_eq!(pvt[..], log[at..at + 100], "the log's NAV-PVT checksum");
+    let pl = &pvt[6..98];
+    let p = payload(&messages(&mapper, &frame("ubx", &pvt, &[]), "NAV-PVT")[0]);
+    assert_eq!(p["time"], "2017-07-19T08:50:00.800Z");
+    assert_eq!(
+        (p["lat"].as_f64(), p["lon"].as_f64()),
+        (Some(-34.9062263), Some(138.6081197))
+    );
+
+    // NAV-POSLLH: iTOW, lon, lat, height, hMSL, hAcc, vAcc (PVT offsets 0, 24..48).
+    let mut llh = pl[..4].to_vec();
+    llh.extend_from_slice(&pl[24..48]);
+    let out = messages(
+        &mapper,
+        &frame("ubx", &ubx_frame(1, 2, &llh), &[]),
+        "POSLLH",
+    );
+    assert_eq!(out[0].topic, "gps/ubx/NAV-POSLLH");
+    let q = payload(&out[0]);
+    for k in [
+        "itow",
+        "lat",
+        "lon",
+        "height",
+        "height_msl",
+        "h_acc",
+        "v_acc",
+    ] {
+        assert_eq!(q[k], p[k], "NAV-POSLLH {k}");
+    }
+    // NAV-TIMEUTC: iTOW, tAcc, nano, year..sec, valid (UTC valid).
+    let mut utc = pl[..4].to_vec();
+    utc.extend_from_slice(&pl[12..20]);
+    utc.extend_from_slice(&pl[4..11]);
+    utc.push(0x07);
+    let q = payload(
+        &messages(
+            &mapper,
+            &frame("ubx", &ubx_frame(1, 0x21, &utc), &[]),
+            "UTC",
+        )[0],
+    );
+    assert_eq!(
+        (&q["name"], &q["time"]),
+        (&Value::from("NAV-TIMEUTC"), &p["time"])
+    );
+    utc[19] = 0x03; // UTC not valid yet: no time
+    let q = payload(
+        &messages(
+            &mapper,
+            &frame("ubx", &ubx_frame(1, 0x21, &utc), &[]),
+            "UTC",
+        )[0],
+    );
+    assert!(q["time"].is_null(), "{q}");
+
+    // An unknown message keeps its payload; broken frames are errors.
+    let q = payload(
+        &messages(
+            &mapper,
+            &frame("ubx", &ubx_frame(0x0A, 0x09, &[1, 2]), &[]),
+            "x",
+        )[0],
+    );
+    assert_eq!(
+        (&q["name"], &q["payload_hex"]),
+        (&Value::from("0a-09"), &Value::from("0102"))
+    );
+    let short_pvt = ubx_frame(1, 7, &pl[..60]);
+    for (what, bytes) in [
+        ("no sync", &b"$GPGGA,1*00\r\n"[..]),
+        ("cut off", &pvt[..50]),
+        ("short NAV-PVT", &short_pvt[..]),
+    ] {
+        let result = mapper.map(&frame("ubx", bytes, &[]));
+        let Mapped::Failed(e) = result else {
+            panic!("{what}: accepted: {result:?}");
+        };
+        assert!(e.to_string().contains("UBX"), "{what}: {e}");
+    }
+}
