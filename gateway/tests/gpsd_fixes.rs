@@ -32,6 +32,7 @@ use std::path::PathBuf;
 
 use mqgate::capture::Capture;
 use mqgate::frame::FramingConfig;
+use mqgate::mapping::Mapped;
 use serde_json::Value;
 use support::{cut, data, frame, mapping_mapper, messages, nmea_framer, payload, read};
 
@@ -274,7 +275,7 @@ impl Gpsd {
 /// What one log gave: TPVs with a fix compared (position and time), TPVs whose time
 /// alone was compared, TPVs with a fix mode but no position, and sentences gpsd used
 /// that the lines framer does not pass (a reboot glued them behind a cut-off one).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct NmeaCounts {
     fixes: usize,
     times: usize,
@@ -288,12 +289,7 @@ fn compare_nmea_log(name: &str) -> NmeaCounts {
     let (frames, _) = cut(nmea_framer(), &log);
     let mut next = frames.iter().peekable();
     let mut gpsd = Gpsd::default();
-    let mut counts = NmeaCounts {
-        fixes: 0,
-        times: 0,
-        mode_without_position: 0,
-        glued: 0,
-    };
+    let mut counts = NmeaCounts::default();
     let chk = read(&log_path(&format!("{name}.chk")));
     for line in chk.lines().map(|l| l.trim_end_matches('\r')) {
         if line.starts_with('$') || line.starts_with('!') {
@@ -342,39 +338,33 @@ fn compare_nmea_log(name: &str) -> NmeaCounts {
 fn nmea_script_gives_gpsds_time_and_position_for_every_tpv_of_every_nmea_log() {
     let mut all = BTreeMap::new();
     for name in NMEA_LOGS {
-        let counts = compare_nmea_log(name);
-        println!("{name}: {counts:?}");
-        all.insert(name, counts);
+        let c = compare_nmea_log(name);
+        println!("{name}: {c:?}");
+        all.insert(name, (c.fixes, c.times, c.mode_without_position, c.glued));
     }
-    let want = |fixes, times, mode_without_position, glued| NmeaCounts {
-        fixes,
-        times,
-        mode_without_position,
-        glued,
-    };
     // Every TPV is compared: fixes (time and position), the rest (time). bu353 reports
     // mode 3 twice before its first position; gp-320fw's receiver rebooted and glued
     // sentences behind cut-off ones (they changed no TPV compared here: the test would
     // fail otherwise, since only framed sentences feed the model).
-    assert_eq!(all["bu353-glonass.log"], want(11, 12, 2, 0));
-    assert_eq!(all["ericsson-gru04.log"], want(5, 3, 0, 0));
-    assert_eq!(all["garmin-geko201.log"], want(2, 36, 0, 0));
-    assert_eq!(all["gp-320fw-2019-04-07-coldboot.log"], want(4, 46, 0, 5));
-    assert_eq!(all["st-teseo-liv3f.log"], want(29, 0, 0, 0));
-    assert_eq!(all["ublox-neo-m9n-nmea.log"], want(67, 0, 0, 0));
+    assert_eq!(all["bu353-glonass.log"], (11, 12, 2, 0));
+    assert_eq!(all["ericsson-gru04.log"], (5, 3, 0, 0));
+    assert_eq!(all["garmin-geko201.log"], (2, 36, 0, 0));
+    assert_eq!(all["gp-320fw-2019-04-07-coldboot.log"], (4, 46, 0, 5));
+    assert_eq!(all["st-teseo-liv3f.log"], (29, 0, 0, 0));
+    assert_eq!(all["ublox-neo-m9n-nmea.log"], (67, 0, 0, 0));
     for name in UBX_LOGS {
         let (frames, _) = cut(nmea_framer(), &std::fs::read(log_path(name)).unwrap());
         assert!(frames.is_empty(), "{name}: NMEA in a UBX log");
     }
 }
 
-/// UBX: the script's solutions (NAV-PVT, NAV-SOL, NAV-POSECEF) by their UTC time as gpsd
-/// prints it, and how many NAV-SOL/NAV-POSECEF had no NAV-TIMEGPS of their epoch.
 /// A solution: message name and position.
 type Solution = (String, (f64, f64));
 /// A solution of an epoch, with the GPS week and `ftow` of a NAV-SOL.
 type EpochSolution = (String, (f64, f64), Option<(i64, i64)>);
 
+/// UBX: the script's solutions (NAV-PVT, NAV-SOL, NAV-POSECEF) by their UTC time as gpsd
+/// prints it, and how many NAV-SOL/NAV-POSECEF had no NAV-TIMEGPS of their epoch.
 fn ubx_solutions(name: &str) -> (BTreeMap<String, Vec<Solution>>, usize) {
     let mapper = mapping_mapper("ubx-gps.yaml");
     let mut by_time: BTreeMap<String, Vec<Solution>> = BTreeMap::new();
@@ -508,5 +498,80 @@ fn ubx_script_gives_gpsds_time_and_position_for_every_tpv_of_every_ubx_log() {
     assert_eq!(seen["ublox-neo-m8t.log"], (73, 0, 39, 0, 0));
     for name in NMEA_LOGS {
         assert!(ubx_frames(name).is_empty(), "{name}: UBX in an NMEA log");
+    }
+}
+
+/// A UBX frame around `payload`, with its Fletcher-8 checksum.
+fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0xB5, 0x62, class, id];
+    f.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    f.extend_from_slice(payload);
+    let (a, b) = f[2..].iter().fold((0u8, 0u8), |(a, b), &x| {
+        (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
+    });
+    f.extend_from_slice(&[a, b]);
+    f
+}
+
+/// NAV-POSLLH and NAV-TIMEUTC do not occur in the logs: build them from the first
+/// NAV-PVT of the u-blox M8N log (same epoch, same values) and check the script reads
+/// the same position and time from all three. Broken frames are refused.
+#[test]
+fn ubx_script_reads_posllh_and_timeutc_like_pvt_and_refuses_broken_frames() {
+    let mapper = mapping_mapper("ubx-gps.yaml");
+    let decode = |b: &[u8]| payload(&messages(&mapper, &frame("ubx", b, &[]), "UBX")[0]);
+    let log = std::fs::read(data("gpsd/ublox-neo-m8n.log")).unwrap();
+    let at = log
+        .windows(4)
+        .position(|w| w == [0xB5, 0x62, 1, 7])
+        .unwrap();
+    let pvt = ubx_frame(1, 7, &log[at + 6..at + 6 + 92]);
+    assert_eq!(pvt[..], log[at..at + 100], "the log's NAV-PVT checksum");
+    let pl = &pvt[6..98];
+    let p = decode(&pvt);
+    assert_eq!(p["time"], "2017-07-19T08:50:00.800Z");
+    assert_eq!(
+        (p["lat"].as_f64(), p["lon"].as_f64()),
+        (Some(-34.9062263), Some(138.6081197))
+    );
+
+    // NAV-POSLLH: iTOW, lon, lat, height, hMSL, hAcc, vAcc (PVT offsets 0, 24..48).
+    let mut llh = pl[..4].to_vec();
+    llh.extend_from_slice(&pl[24..48]);
+    let q = decode(&ubx_frame(1, 2, &llh));
+    assert_eq!(q["name"], "NAV-POSLLH");
+    for k in "itow lat lon height height_msl h_acc v_acc".split(' ') {
+        assert_eq!(q[k], p[k], "NAV-POSLLH {k}");
+    }
+    // NAV-TIMEUTC: iTOW, tAcc, nano, year..sec, valid (UTC valid).
+    let mut utc = pl[..4].to_vec();
+    utc.extend_from_slice(&pl[12..20]);
+    utc.extend_from_slice(&pl[4..11]);
+    utc.push(0x07);
+    let q = decode(&ubx_frame(1, 0x21, &utc));
+    assert_eq!(
+        (&q["name"], &q["time"]),
+        (&Value::from("NAV-TIMEUTC"), &p["time"])
+    );
+    utc[19] = 0x03; // UTC not valid yet: no time
+    assert!(decode(&ubx_frame(1, 0x21, &utc))["time"].is_null());
+
+    // An unknown message keeps its payload; broken frames are errors.
+    let q = decode(&ubx_frame(0x0A, 0x09, &[1, 2]));
+    assert_eq!(
+        (&q["name"], &q["payload_hex"]),
+        (&Value::from("0a-09"), &Value::from("0102"))
+    );
+    let short_pvt = ubx_frame(1, 7, &pl[..60]);
+    for (what, bytes) in [
+        ("no sync", &b"$GPGGA,1*00\r\n"[..]),
+        ("cut off", &pvt[..50]),
+        ("short NAV-PVT", &short_pvt[..]),
+    ] {
+        let result = mapper.map(&frame("ubx", bytes, &[]));
+        let Mapped::Failed(e) = result else {
+            panic!("{what}: accepted: {result:?}");
+        };
+        assert!(e.to_string().contains("UBX"), "{what}: {e}");
     }
 }
