@@ -53,9 +53,10 @@ use super::lines::DEFAULT_MAX_LENGTH;
 /// ```
 ///
 /// Then every byte may start a frame, so a checksum is required: after a bad frame the
-/// search goes on one byte later, and each position that fails is reported (as
-/// `checksum`, `overlong` or `garbage`) until a frame checks again. A length field
-/// corrupted into a large value holds the search until that many bytes have come.
+/// search goes on one byte later until a frame checks again. A position that fails inside
+/// the bytes of a frame already reported is not reported again, so a corrupt packet
+/// usually gives one report. A length field corrupted into a large value holds the search
+/// until that many bytes have come (or `max_length`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinaryConfig {

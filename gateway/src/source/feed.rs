@@ -1,7 +1,7 @@
 //! Bytes from a device → framer → `Frame`s on the pipeline's channel.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -53,6 +53,23 @@ impl Feed {
     pub async fn finish(&mut self) -> Result<(), PipelineClosed> {
         self.framer.finish(&mut self.scratch);
         self.send_framed().await
+    }
+
+    /// How long the line must stay quiet before [`Feed::idle`], for a framer that ends
+    /// frames on silence and holds bytes; `None` otherwise.
+    pub fn idle_after(&self) -> Option<Duration> {
+        self.framer.idle_after()
+    }
+
+    /// The line has been quiet for [`Feed::idle_after`]: send what that completes.
+    pub async fn idle(&mut self) -> Result<(), PipelineClosed> {
+        self.framer.idle(&mut self.scratch);
+        self.send_framed().await
+    }
+
+    /// Tell the framer how long one character takes on the line.
+    pub fn set_char_time(&mut self, char_time: Duration) {
+        self.framer.set_char_time(char_time);
     }
 
     async fn send_framed(&mut self) -> Result<(), PipelineClosed> {

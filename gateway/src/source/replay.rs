@@ -42,7 +42,7 @@ pub async fn run(
     });
     loop {
         let start = Instant::now();
-        for (at, bytes) in chunks.iter() {
+        for (i, (at, bytes)) in chunks.iter().enumerate() {
             if let Speed::Times(factor) = speed {
                 let at = start + scale(*at, factor);
                 tokio::select! {
@@ -54,6 +54,23 @@ pub async fn run(
             }
             if feed.push(bytes).await.is_err() {
                 return status.set_state(SourceState::Finished);
+            }
+            // A framer that ends frames on silence sees the recorded silences (and the end
+            // of the capture as one), at the time the silence would have ended live.
+            let next = chunks.get(i + 1).map(|c| c.0);
+            if let Some(gap) = feed.idle_after() {
+                if next.is_none_or(|next| next.saturating_sub(*at) >= gap) {
+                    if let Speed::Times(factor) = speed {
+                        let quiet = start + scale(*at + gap, factor);
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(quiet) => {}
+                            _ = shutdown.changed() => return status.set_state(SourceState::Finished),
+                        }
+                    }
+                    if feed.idle().await.is_err() {
+                        return status.set_state(SourceState::Finished);
+                    }
+                }
             }
         }
         if feed.finish().await.is_err() || !looping {

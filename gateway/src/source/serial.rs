@@ -57,6 +57,24 @@ impl SerialSettings {
             .map_err(|e| format!("cannot lock {} for exclusive use: {e}", self.path))?;
         Ok(port)
     }
+
+    /// How long one character takes on the line: start bit, data bits, parity bit and
+    /// stop bits at the baud rate.
+    pub fn char_time(&self) -> Duration {
+        let data = match self.data_bits {
+            DataBits::Five => 5,
+            DataBits::Six => 6,
+            DataBits::Seven => 7,
+            DataBits::Eight => 8,
+        };
+        let parity = u32::from(self.parity != Parity::None);
+        let stop = match self.stop_bits {
+            StopBits::One => 1,
+            StopBits::Two => 2,
+        };
+        let bits = 1 + data + parity + stop;
+        Duration::from_secs_f64(f64::from(bits) / f64::from(self.baud.max(1)))
+    }
 }
 
 /// Read the port until shutdown, reopening it whenever it goes away.
@@ -69,6 +87,7 @@ pub async fn run(
     let mut backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
     let mut opened_before = false;
     let mut buf = vec![0u8; 4096];
+    feed.set_char_time(settings.char_time());
     loop {
         let error = match settings.open() {
             Ok(mut port) => {
@@ -118,7 +137,18 @@ async fn read_until_gone(
     feed: &mut Feed,
 ) -> Result<Gone, PipelineClosed> {
     loop {
-        match port.read(buf).await {
+        // A framer that ends frames on silence is told when the line stays quiet.
+        let read = match feed.idle_after() {
+            Some(gap) => match tokio::time::timeout(gap, port.read(buf)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    feed.idle().await?;
+                    continue;
+                }
+            },
+            None => port.read(buf).await,
+        };
+        match read {
             // On Linux an unplugged adapter reads 0 bytes forever: treat it as gone.
             Ok(0) => return Ok(Gone::Error("the port read 0 bytes (unplugged?)".into())),
             Ok(n) => feed.push(&buf[..n]).await?,

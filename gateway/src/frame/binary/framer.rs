@@ -79,6 +79,13 @@ impl BinaryFramer {
     /// one byte after it.
     fn reject(&mut self, kind: BadKind, len: usize, detail: String, out: &mut Vec<Framed>) {
         self.flush_garbage(out);
+        // Without sync bytes every position is a candidate: one inside bytes already
+        // reported is not reported again.
+        if self.config.sync.is_empty() && self.reported > 0 {
+            self.reported = self.reported.max(len) - 1;
+            self.start += 1;
+            return;
+        }
         let live = &self.buf[self.start..];
         out.push(Framed::Bad(BadFrame::new(
             kind,
