@@ -5,17 +5,15 @@
 //!
 //! How gpsd builds a TPV (its NMEA and UBX drivers):
 //! - NMEA. Each sentence updates gpsd's fix; a TPV reports the fix as it stands. The
-//!   position is that of the last sentence gpsd accepted one from: GGA whenever its
-//!   latitude and longitude fields are filled (even with fix quality 0), RMC with status
-//!   A or D, GLL with status A and a mode other than N, GNS with a mode other than N and
-//!   a navigation status other than U or V. The time is the date of the last RMC (status
-//!   A or D, time and date filled) or ZDA, with the time of day of the last sentence that
-//!   carried one (GGA, GLL, GNS, RMC, ZDA; an hour smaller than the previous one moves the
-//!   date a day on). GGA, GLL and GNS give no time until a year is known, so a log
-//!   without a valid RMC or ZDA has TPVs without time. An RMC with status V and an empty
-//!   time or date field, or a GGA with quality 0 and no time, clears the date and sets
-//!   the time to zero (not printed). RMC years 80-99 are 19xx. Printed to the nearest
-//!   millisecond.
+//!   position is that of the last sentence gpsd took one from: GGA whenever latitude and
+//!   longitude are filled (even with quality 0), RMC with status A or D, GLL with status
+//!   A and a mode other than N, GNS with a mode other than N and a navigation status
+//!   other than U or V. The time is the date of the last RMC (status A or D, time and
+//!   date filled) or ZDA with the time of day of the last sentence that had one (GGA,
+//!   GLL, GNS, RMC, ZDA; an hour below the previous one moves the date a day on). GGA,
+//!   GLL and GNS give no time until a year is known. An RMC with status V and an empty
+//!   time or date, or a GGA with quality 0 and no time, clears the date and sets the time
+//!   to zero (not printed). RMC years 80-99 are 19xx. Times print to the nearest ms.
 //! - UBX. NAV-PVT gives the time (UTC fields plus `nano`, when date and time are valid)
 //!   and the position. NAV-SOL gives the position as ECEF, which gpsd turns into
 //!   latitude and longitude on WGS-84, and GPS week and time of week, which gpsd turns
@@ -573,5 +571,29 @@ fn ubx_script_reads_posllh_and_timeutc_like_pvt_and_refuses_broken_frames() {
             panic!("{what}: accepted: {result:?}");
         };
         assert!(e.to_string().contains("UBX"), "{what}: {e}");
+    }
+}
+
+/// Every UBX frame of the logs maps within 2,000 operations (the default limit: 100,000).
+#[test]
+fn ubx_script_maps_every_frame_of_the_logs_within_2000_operations() {
+    use mqgate::mapping::{Mapper, MappingDefaults, ScriptLimits};
+    let path = support::workspace().join("scripts/ubx.rhai");
+    let defaults = MappingDefaults {
+        topic: "gps/ubx/{name}".into(),
+        qos: broker_lite::codec::QoS::AtMostOnce,
+        retain: false,
+        filter: None,
+    };
+    let limits = ScriptLimits {
+        max_operations: 2000,
+        ..ScriptLimits::default()
+    };
+    let mapper = Mapper::new("ubx", Some((&path, &read(&path))), defaults, limits).unwrap();
+    let frames: Vec<_> = UBX_LOGS.iter().flat_map(|n| ubx_frames(n)).collect();
+    assert_eq!(frames.len(), 52 + 242 + 165);
+    for f in frames {
+        let result = mapper.map(&frame("ubx", &f, &[]));
+        assert!(matches!(result, Mapped::Messages(_)), "{result:?}");
     }
 }
