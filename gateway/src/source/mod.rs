@@ -4,6 +4,7 @@
 
 mod feed;
 pub mod gwmp;
+pub mod modem;
 pub mod replay;
 pub mod serial;
 mod status;

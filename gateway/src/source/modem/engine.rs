@@ -1,0 +1,244 @@
+//! Runs a modem [`Protocol`] against a serial port (live) or a capture (replay).
+//!
+//! Live, the port is opened like a plain serial source's (exclusive, 0-byte reads
+//! taken as an unplug) and reopened with back-off when it goes away; the protocol's
+//! commands are written with CR LF, its one timer is kept here. On replay the
+//! protocol reads the recorded output and its commands go nowhere.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::lines::{LineSplitter, Piece};
+use super::{Action, Input, Protocol};
+use crate::backoff::Backoff;
+use crate::frame::Frame;
+use crate::source::replay::{Chunk, Speed};
+use crate::source::serial::SerialSettings;
+use crate::source::{SourceState, SourceStatus};
+
+/// Longest line kept from a modem (a 255-byte `radio_rx` is 521 characters).
+pub const MAX_LINE: usize = 1024;
+
+/// Shortest pass of a looping replay at 1×.
+const MIN_PASS: Duration = Duration::from_secs(1);
+
+/// Where a modem source sends its frames and reports.
+pub struct Sink {
+    pub source: Arc<str>,
+    pub tx: mpsc::Sender<Frame>,
+    pub status: Arc<SourceStatus>,
+}
+
+/// The pipeline behind the source has stopped.
+struct Closed;
+
+impl Sink {
+    /// Carry out what does not touch the port; commands and timers are returned to
+    /// the caller (live) or dropped (replay).
+    async fn apply(&self, action: Action, live: bool) -> Result<Option<Action>, Closed> {
+        match action {
+            Action::Frame(bytes, meta) => {
+                SourceStatus::add(&self.status.frames, 1);
+                let frame = Frame {
+                    source: self.source.clone(),
+                    received_at: SystemTime::now(),
+                    bytes,
+                    meta,
+                };
+                self.tx.send(frame).await.map_err(|_| Closed)?;
+            }
+            Action::Bad(why) => {
+                SourceStatus::add(&self.status.bad_frames, 1);
+                debug!(source = %self.source, "bad frame: {why}");
+            }
+            Action::Trouble(why) if live => self.status.set_state(SourceState::Waiting {
+                since: SystemTime::now(),
+                last_error: why,
+            }),
+            Action::Ready if live => {
+                info!(source = %self.source, "modem receiving");
+                self.status.set_state(SourceState::Connected {
+                    since: SystemTime::now(),
+                });
+            }
+            Action::Trouble(_) | Action::Ready => {}
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}
+
+enum Ended {
+    Gone(String),
+    Stop,
+}
+
+/// Drive the modem on `settings`' port until shutdown, reopening the port whenever
+/// it goes away.
+pub async fn run_serial<P: Protocol>(
+    settings: SerialSettings,
+    mut protocol: P,
+    sink: Sink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
+    let mut opened_before = false;
+    loop {
+        let error = match settings.open() {
+            Ok(mut port) => {
+                if opened_before {
+                    SourceStatus::add(&sink.status.reopens, 1);
+                }
+                opened_before = true;
+                info!(source = %sink.source, path = %settings.path, "modem port open");
+                sink.status.set_state(SourceState::Starting);
+                backoff.reset();
+                match drive(&mut port, &mut protocol, &sink, &mut shutdown).await {
+                    Ended::Stop => break,
+                    Ended::Gone(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        warn!(source = %sink.source, "{error}; reopening with back-off");
+        sink.status.set_state(SourceState::Waiting {
+            since: SystemTime::now(),
+            last_error: error,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    sink.status.set_state(SourceState::Finished);
+}
+
+async fn drive<P: Protocol>(
+    port: &mut tokio_serial::SerialStream,
+    protocol: &mut P,
+    sink: &Sink,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let mut pieces = Vec::new();
+    let mut actions = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; 1024];
+    protocol.handle(Input::Start, &mut actions);
+    loop {
+        for action in actions.drain(..) {
+            match sink.apply(action, true).await {
+                Err(Closed) => return Ended::Stop,
+                Ok(Some(Action::Send(command))) => {
+                    debug!(source = %sink.source, "> {command}");
+                    let line = format!("{command}\r\n");
+                    if let Err(e) = port.write_all(line.as_bytes()).await {
+                        return Ended::Gone(format!("write failed: {e}"));
+                    }
+                }
+                Ok(Some(Action::Timer(after))) => deadline = Some(Instant::now() + after),
+                Ok(Some(Action::CancelTimer)) => deadline = None,
+                Ok(_) => {}
+            }
+        }
+        let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = port.read(&mut buf) => match r {
+                // On Linux an unplugged adapter reads 0 bytes forever: treat it as gone.
+                Ok(0) => return Ended::Gone("the port read 0 bytes (unplugged?)".into()),
+                Ok(n) => {
+                    SourceStatus::add(&sink.status.bytes, n as u64);
+                    lines.push(&buf[..n], &mut pieces);
+                    for piece in pieces.drain(..) {
+                        feed(protocol, piece, &mut actions);
+                    }
+                }
+                Err(e) => return Ended::Gone(format!("read failed: {e}")),
+            },
+            _ = tokio::time::sleep_until(wake), if deadline.is_some() => {
+                deadline = None;
+                protocol.handle(Input::Timer, &mut actions);
+            }
+            _ = shutdown.changed() => return Ended::Stop,
+        }
+    }
+}
+
+fn feed<P: Protocol>(protocol: &mut P, piece: Piece, actions: &mut Vec<Action>) {
+    match piece {
+        Piece::Line(line) => protocol.handle(Input::Line(&line), actions),
+        Piece::Overlong(len) => actions.push(Action::Bad(format!(
+            "a line of more than {} bytes ({len} so far)",
+            len - 1
+        ))),
+    }
+}
+
+/// Play a capture of a modem's output through `protocol` (commands are dropped),
+/// at the recorded timing scaled by `speed`, once or forever.
+pub async fn run_replay<P: Protocol>(
+    chunks: Arc<[Chunk]>,
+    speed: Speed,
+    looping: bool,
+    mut protocol: P,
+    sink: Sink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    sink.status.set_state(SourceState::Connected {
+        since: SystemTime::now(),
+    });
+    let mut actions = Vec::new();
+    let mut pieces = Vec::new();
+    'passes: loop {
+        let start = Instant::now();
+        let mut lines = LineSplitter::new(MAX_LINE);
+        protocol.handle(Input::Start, &mut actions);
+        for (at, bytes) in chunks.iter() {
+            match speed {
+                Speed::Times(factor) => tokio::select! {
+                    _ = tokio::time::sleep_until(start + scale(*at, factor)) => {}
+                    _ = shutdown.changed() => break 'passes,
+                },
+                Speed::Fast if *shutdown.borrow() => break 'passes,
+                Speed::Fast => {}
+            }
+            SourceStatus::add(&sink.status.bytes, bytes.len() as u64);
+            lines.push(bytes, &mut pieces);
+            for piece in pieces.drain(..) {
+                feed(&mut protocol, piece, &mut actions);
+            }
+            for action in actions.drain(..) {
+                if sink.apply(action, false).await.is_err() {
+                    break 'passes;
+                }
+            }
+        }
+        if !looping || chunks.is_empty() {
+            break;
+        }
+        match speed {
+            Speed::Times(factor) => {
+                let recorded = chunks.last().map_or(Duration::ZERO, |c| c.0);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(start + scale(recorded.max(MIN_PASS), factor)) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+            Speed::Fast => tokio::task::yield_now().await,
+        }
+    }
+    info!(source = %sink.source, "replay finished");
+    sink.status.set_state(SourceState::Finished);
+}
+
+fn scale(at: Duration, factor: f64) -> Duration {
+    if factor <= 0.0 || !factor.is_finite() {
+        return at;
+    }
+    Duration::from_secs_f64(at.as_secs_f64() / factor)
+}

@@ -1,0 +1,404 @@
+//! RAK3172 with RUI3 firmware in LoRa P2P mode, as RAK's RUI3 AT command manual
+//! describes: every command is answered with a status line (`OK`, `AT_ERROR`,
+//! `AT_PARAM_ERROR`, `AT_BUSY_ERROR`, ...); `AT+NWM=?` answers `AT+NWM=<mode>`
+//! first; `AT+NWM=0` switches to P2P by restarting the module (it prints its banner,
+//! ending `Current Work Mode: LoRa P2P.`); `AT+P2P=freq:sf:bw:cr:preamble:power`
+//! sets the radio; `AT+PRECV=65534` receives until `AT+PRECV=0`. Packets arrive as
+//! `+EVT:RXP2P:<rssi>:<snr>:<hex>`, or on older firmware as two lines,
+//! `+EVT:RXP2P, RSSI <rssi>, SNR <snr>` then `+EVT:<hex>`.
+//!
+//! A command left unanswered for `reply_timeout` means the module hangs: it is
+//! restarted (`ATZ`, which has no answer), given `reset_wait` to boot, and set up
+//! again, the attempts spaced by a capped back-off. A banner in the middle of the
+//! stream means it rebooted: it is set up again. `+EVT:RXP2P RECEIVE TIMEOUT` or
+//! `... ERROR` closes the receiver: it is opened again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::{decode_hex, preview, Action, Input, Protocol};
+use crate::backoff::Backoff;
+use crate::frame::Meta;
+
+/// Largest P2P payload, bytes.
+const MAX_PAYLOAD: usize = 256;
+
+/// The radio settings of `AT+P2P=...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct P2pParams {
+    pub frequency_hz: u32,
+    /// 5 to 12.
+    pub spreading_factor: u8,
+    /// 125, 250 or 500 kHz.
+    pub bandwidth_khz: u16,
+    /// 0 = 4/5, 1 = 4/6, 2 = 4/7, 3 = 4/8.
+    pub coding_rate: u8,
+    pub preamble: u16,
+    /// Transmit power, dBm (5 to 22); the module wants it although mqgate only receives.
+    pub tx_power: u8,
+}
+
+impl Default for P2pParams {
+    /// RUI3's own defaults: `868000000:7:125:0:8:14`.
+    fn default() -> Self {
+        P2pParams {
+            frequency_hz: 868_000_000,
+            spreading_factor: 7,
+            bandwidth_khz: 125,
+            coding_rate: 0,
+            preamble: 8,
+            tx_power: 14,
+        }
+    }
+}
+
+impl P2pParams {
+    /// The `AT+P2P=...` command.
+    pub fn command(&self) -> String {
+        format!(
+            "AT+P2P={}:{}:{}:{}:{}:{}",
+            self.frequency_hz,
+            self.spreading_factor,
+            self.bandwidth_khz,
+            self.coding_rate,
+            self.preamble,
+            self.tx_power
+        )
+    }
+}
+
+/// How the module is driven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rak3172Settings {
+    pub p2p: P2pParams,
+    /// Longest wait for the answer to a command.
+    pub reply_timeout: Duration,
+    /// Time the module takes to boot after `ATZ`.
+    pub reset_wait: Duration,
+    /// Back-off between re-initialisations of a module that does not answer.
+    pub reinit_initial: Duration,
+    pub reinit_max: Duration,
+    /// Put into every frame's meta (the serial path).
+    pub port: Option<Arc<str>>,
+}
+
+impl Rak3172Settings {
+    pub fn new() -> Rak3172Settings {
+        Rak3172Settings {
+            p2p: P2pParams::default(),
+            reply_timeout: Duration::from_secs(2),
+            reset_wait: Duration::from_secs(2),
+            reinit_initial: Duration::from_millis(500),
+            reinit_max: Duration::from_secs(30),
+            port: None,
+        }
+    }
+}
+
+impl Default for Rak3172Settings {
+    fn default() -> Self {
+        Rak3172Settings::new()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `AT+PRECV=0` sent (stop a receive left running): any status will do.
+    StopRx,
+    /// `AT+NWM=?` sent: waiting for the mode and `OK`.
+    QueryMode { mode: Option<u8> },
+    /// `AT+NWM=0` sent: waiting for the module to come back in P2P mode.
+    SetMode,
+    /// `AT+P2P=...` sent.
+    P2p,
+    /// `AT+PRECV=65534` sent.
+    Arm,
+    /// Receiving (no timer).
+    Receiving,
+    /// The module did not answer: waiting out the back-off.
+    Resting,
+    /// `ATZ` sent: waiting for it to boot.
+    Booting,
+}
+
+/// The RAK3172 (RUI3) conversation.
+pub struct Rak3172 {
+    settings: Rak3172Settings,
+    step: Step,
+    pending: String,
+    /// RSSI and SNR of the older two-line event, waiting for its payload line.
+    half: Option<(f64, f64)>,
+    rejected: Option<String>,
+    backoff: Backoff,
+    base: Meta,
+}
+
+impl Rak3172 {
+    pub fn new(settings: Rak3172Settings) -> Rak3172 {
+        let backoff = Backoff::new(settings.reinit_initial, settings.reinit_max);
+        let p = settings.p2p;
+        let mut base = Meta {
+            port: settings.port.clone(),
+            frequency_hz: Some(u64::from(p.frequency_hz)),
+            datarate: Some(format!("SF{}BW{}", p.spreading_factor, p.bandwidth_khz)),
+            ..Meta::default()
+        };
+        base.extra.insert("modem".into(), "rak3172".into());
+        Rak3172 {
+            settings,
+            step: Step::Booting,
+            pending: String::new(),
+            half: None,
+            rejected: None,
+            backoff,
+            base,
+        }
+    }
+
+    fn send(&mut self, step: Step, command: &str, out: &mut Vec<Action>) {
+        self.step = step;
+        self.pending = command.to_string();
+        out.push(Action::Send(command.to_string()));
+        out.push(Action::Timer(self.settings.reply_timeout));
+    }
+
+    fn begin(&mut self, out: &mut Vec<Action>) {
+        self.half = None;
+        self.rejected = None;
+        self.send(Step::StopRx, "AT+PRECV=0", out);
+    }
+
+    fn rest(&mut self, why: String, out: &mut Vec<Action>) {
+        let delay = self.backoff.next_delay();
+        let why = format!("{why}; restarting it in {} ms", delay.as_millis());
+        warn!("{why}");
+        out.push(Action::Trouble(why));
+        self.step = Step::Resting;
+        out.push(Action::Timer(delay));
+    }
+
+    fn frame(&self, rssi: f64, snr: f64, hex: &str, line: &str, out: &mut Vec<Action>) {
+        match decode_hex(hex.trim()) {
+            Some(bytes) if bytes.len() <= MAX_PAYLOAD => {
+                let mut meta = self.base.clone();
+                meta.rssi = Some(rssi);
+                meta.snr = Some(snr);
+                out.push(Action::Frame(Bytes::from(bytes), meta));
+            }
+            _ => out.push(Action::Bad(format!(
+                "a P2P payload that is not hex of at most {MAX_PAYLOAD} bytes: {}",
+                preview(line)
+            ))),
+        }
+    }
+
+    fn receive(&mut self, line: &str, out: &mut Vec<Action>) {
+        let half = self.half.take();
+        if let Some(rest) = line.strip_prefix("+EVT:RXP2P") {
+            if let Some(fields) = rest.strip_prefix(':') {
+                // +EVT:RXP2P:<rssi>:<snr>:<hex>
+                let mut parts = fields.splitn(3, ':');
+                let rssi = parts.next().and_then(|v| v.trim().parse::<f64>().ok());
+                let snr = parts.next().and_then(|v| v.trim().parse::<f64>().ok());
+                match (rssi, snr, parts.next()) {
+                    (Some(rssi), Some(snr), Some(hex)) => self.frame(rssi, snr, hex, line, out),
+                    _ => out.push(Action::Bad(format!(
+                        "a malformed P2P event: {}",
+                        preview(line)
+                    ))),
+                }
+            } else if let Some((rssi, snr)) = two_line_header(rest) {
+                self.half = Some((rssi, snr));
+            } else if rest.contains("TIMEOUT") || rest.contains("ERROR") {
+                if rest.contains("ERROR") {
+                    out.push(Action::Bad(format!(
+                        "the reception failed: {}",
+                        preview(line)
+                    )));
+                }
+                self.send(Step::Arm, "AT+PRECV=65534", out);
+            } else {
+                out.push(Action::Bad(format!(
+                    "an unknown P2P event: {}",
+                    preview(line)
+                )));
+            }
+            return;
+        }
+        if let (Some((rssi, snr)), Some(hex)) = (half, line.strip_prefix("+EVT:")) {
+            self.frame(rssi, snr, hex, line, out);
+            return;
+        }
+        if half.is_some() {
+            out.push(Action::Bad("a P2P event without its payload line".into()));
+        }
+        if line.starts_with("+EVT:") || line == "OK" {
+            // Other events (TXP2P DONE...) and stray statuses mean nothing here.
+            return;
+        }
+        out.push(Action::Bad(format!("not a modem event: {}", preview(line))));
+    }
+}
+
+/// `, RSSI -50, SNR 9` (after `+EVT:RXP2P`): the older firmware's first line.
+fn two_line_header(rest: &str) -> Option<(f64, f64)> {
+    let mut rssi = None;
+    let mut snr = None;
+    for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once(' ')?;
+        let value = value.trim().parse::<f64>().ok()?;
+        match name {
+            "RSSI" => rssi = Some(value),
+            "SNR" => snr = Some(value),
+            _ => return None,
+        }
+    }
+    Some((rssi?, snr?))
+}
+
+/// A status line that ends a command's answer: `OK` or an `AT_...` error.
+fn status(line: &str) -> Option<Result<(), &str>> {
+    if line == "OK" {
+        Some(Ok(()))
+    } else if (line.starts_with("AT_") && line.ends_with("ERROR")) || line == "AT_NO_NETWORK_JOINED"
+    {
+        Some(Err(line))
+    } else {
+        None
+    }
+}
+
+/// The last line of the banner RUI3 prints when it boots.
+fn is_boot_line(line: &str) -> bool {
+    line.starts_with("Current Work Mode")
+}
+
+/// The other lines of that banner: the model, a rule, the firmware version.
+fn is_banner_text(line: &str) -> bool {
+    line.starts_with("RAKwireless")
+        || line.starts_with("Version:")
+        || (line.len() >= 8 && line.bytes().all(|b| b == b'-' || b == b'='))
+}
+
+impl Protocol for Rak3172 {
+    fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {
+        match input {
+            Input::Start => self.begin(out),
+            Input::Timer => match self.step {
+                Step::Resting => {
+                    self.step = Step::Booting;
+                    self.pending = "ATZ".into();
+                    out.push(Action::Send("ATZ".into()));
+                    out.push(Action::Timer(self.settings.reset_wait));
+                }
+                Step::Booting => self.begin(out),
+                Step::Receiving => {}
+                _ => {
+                    let why = format!(
+                        "the module did not answer `{}` within {} ms",
+                        self.pending,
+                        self.settings.reply_timeout.as_millis()
+                    );
+                    self.rest(why, out);
+                }
+            },
+            Input::Line(line) => {
+                let line = line.trim();
+                if line.is_empty() {
+                    return;
+                }
+                if is_banner_text(line) {
+                    return;
+                }
+                if is_boot_line(line) {
+                    match self.step {
+                        Step::SetMode => {
+                            self.send(Step::P2p, &self.settings.p2p.command(), out);
+                        }
+                        Step::Booting => self.begin(out),
+                        _ => {
+                            info!("the module restarted ({line}); setting it up again");
+                            self.begin(out);
+                        }
+                    }
+                    return;
+                }
+                match self.step {
+                    Step::Booting | Step::Resting => {}
+                    Step::StopRx => {
+                        if status(line).is_some() {
+                            self.send(Step::QueryMode { mode: None }, "AT+NWM=?", out);
+                        }
+                    }
+                    Step::QueryMode { mode } => {
+                        let value = line.strip_prefix("AT+NWM=").unwrap_or(line);
+                        if let Ok(m) = value.trim().parse::<u8>() {
+                            self.step = Step::QueryMode { mode: Some(m) };
+                            return;
+                        }
+                        match status(line) {
+                            Some(Ok(())) if mode == Some(0) => {
+                                self.send(Step::P2p, &self.settings.p2p.command(), out)
+                            }
+                            Some(_) => self.send(Step::SetMode, "AT+NWM=0", out),
+                            None => out.push(Action::Bad(format!(
+                                "expected the answer to `AT+NWM=?`: {}",
+                                preview(line)
+                            ))),
+                        }
+                    }
+                    // The module restarts into P2P mode; some firmware says `OK` first.
+                    Step::SetMode => {
+                        if let Some(Err(e)) = status(line) {
+                            self.rest(format!("the module answered `{e}` to `AT+NWM=0`"), out);
+                        }
+                    }
+                    Step::P2p => match status(line) {
+                        Some(result) => {
+                            if let Err(e) = result {
+                                let why =
+                                    format!("the module answered `{e}` to `{}`", self.pending);
+                                warn!("{why}");
+                                out.push(Action::Trouble(why.clone()));
+                                self.rejected = Some(why);
+                            }
+                            self.send(Step::Arm, "AT+PRECV=65534", out);
+                        }
+                        None => out.push(Action::Bad(format!(
+                            "expected a status to `{}`: {}",
+                            self.pending,
+                            preview(line)
+                        ))),
+                    },
+                    Step::Arm => match status(line) {
+                        Some(Ok(())) => {
+                            self.step = Step::Receiving;
+                            out.push(Action::CancelTimer);
+                            self.backoff.reset();
+                            if self.rejected.is_none() {
+                                out.push(Action::Ready);
+                            }
+                        }
+                        Some(Err(e)) => self.rest(
+                            format!("the module answered `{e}` to `AT+PRECV=65534`"),
+                            out,
+                        ),
+                        None if line.starts_with("+EVT:") => self.receive(line, out),
+                        None => out.push(Action::Bad(format!(
+                            "expected a status to `AT+PRECV=65534`: {}",
+                            preview(line)
+                        ))),
+                    },
+                    Step::Receiving => self.receive(line, out),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "rak3172_tests.rs"]
+mod tests;

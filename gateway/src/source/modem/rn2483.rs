@@ -1,0 +1,349 @@
+//! Microchip RN2483 / RN2903 in raw radio (P2P) mode, as its command reference
+//! (DS40001784) describes: `sys reset` answers with the version banner, `mac pause`
+//! with a number of milliseconds, each `radio set ...` with `ok`, and `radio rx 0`
+//! with `ok` and later `radio_rx  <hex>` or `radio_err`. After each packet the SNR
+//! (`radio get snr`) and, where the firmware knows the command, the RSSI
+//! (`radio get rssi`) are read, then the receiver is opened again.
+//!
+//! A command left unanswered for `reply_timeout` means the modem hangs: it is reset
+//! (`sys reset`) and set up again, the attempts spaced by a capped back-off. A
+//! banner in the middle of the stream means it rebooted: it is set up again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::{decode_hex, preview, Action, Input, Protocol};
+use crate::backoff::Backoff;
+use crate::frame::Meta;
+
+/// Set-up commands used when the configuration gives none: LoRa at 868.1 MHz,
+/// SF7, 125 kHz, coding rate 4/5, the private sync word 0x12, CRC on, and the
+/// radio watchdog off (with it, continuous receive ends in `radio_err` after 15 s).
+pub const DEFAULT_SETUP: &[&str] = &[
+    "radio set mod lora",
+    "radio set freq 868100000",
+    "radio set sf sf7",
+    "radio set bw 125",
+    "radio set cr 4/5",
+    "radio set sync 12",
+    "radio set crc on",
+    "radio set wdt 0",
+];
+
+/// Largest LoRa payload the radio receives, bytes.
+const MAX_PAYLOAD: usize = 255;
+
+/// How the modem is driven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rn2483Settings {
+    /// Sent in order after `mac pause`; each must be answered `ok`.
+    pub setup: Vec<String>,
+    /// Ask `radio get rssi` after each packet (firmware that does not know it
+    /// answers `invalid_param`; then it is not asked again).
+    pub read_rssi: bool,
+    /// Longest wait for the answer to a command.
+    pub reply_timeout: Duration,
+    /// Back-off between re-initialisations of a modem that does not answer.
+    pub reinit_initial: Duration,
+    pub reinit_max: Duration,
+    /// Put into every frame's meta (the serial path).
+    pub port: Option<Arc<str>>,
+}
+
+impl Rn2483Settings {
+    pub fn new() -> Rn2483Settings {
+        Rn2483Settings {
+            setup: DEFAULT_SETUP.iter().map(|s| s.to_string()).collect(),
+            read_rssi: true,
+            reply_timeout: Duration::from_secs(2),
+            reinit_initial: Duration::from_millis(500),
+            reinit_max: Duration::from_secs(30),
+            port: None,
+        }
+    }
+}
+
+impl Default for Rn2483Settings {
+    fn default() -> Self {
+        Rn2483Settings::new()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `sys reset` sent: waiting for the banner.
+    Reset,
+    /// `mac pause` sent: waiting for a number.
+    MacPause,
+    /// `setup[i]` sent: waiting for `ok`.
+    Setup(usize),
+    /// `radio rx 0` sent: waiting for `ok`.
+    Arm,
+    /// Receiving: waiting for `radio_rx` or `radio_err` (no timer).
+    Receiving,
+    /// `radio get snr` sent.
+    Snr,
+    /// `radio get rssi` sent.
+    Rssi,
+    /// The modem did not answer: waiting out the back-off before resetting it.
+    Resting,
+}
+
+/// The RN2483 / RN2903 conversation.
+pub struct Rn2483 {
+    settings: Rn2483Settings,
+    step: Step,
+    /// The command whose answer is awaited.
+    pending: String,
+    /// A received packet whose SNR / RSSI are being read.
+    packet: Option<(Bytes, Meta)>,
+    rssi_known: bool,
+    /// A set-up command the modem rejected (the source shows it).
+    rejected: Option<String>,
+    backoff: Backoff,
+    /// Meta every frame starts from (frequency and data rate from the set-up).
+    base: Meta,
+}
+
+impl Rn2483 {
+    pub fn new(settings: Rn2483Settings) -> Rn2483 {
+        let backoff = Backoff::new(settings.reinit_initial, settings.reinit_max);
+        let base = base_meta(&settings);
+        Rn2483 {
+            rssi_known: settings.read_rssi,
+            settings,
+            step: Step::Reset,
+            pending: String::new(),
+            packet: None,
+            rejected: None,
+            backoff,
+            base,
+        }
+    }
+
+    fn send(&mut self, step: Step, command: &str, out: &mut Vec<Action>) {
+        self.step = step;
+        self.pending = command.to_string();
+        out.push(Action::Send(command.to_string()));
+        out.push(Action::Timer(self.settings.reply_timeout));
+    }
+
+    fn setup_from(&mut self, i: usize, out: &mut Vec<Action>) {
+        match self.settings.setup.get(i).cloned() {
+            Some(command) => self.send(Step::Setup(i), &command, out),
+            None => self.send(Step::Arm, "radio rx 0", out),
+        }
+    }
+
+    /// The packet being completed goes out, and the receiver is opened again.
+    fn deliver(&mut self, out: &mut Vec<Action>) {
+        if let Some((bytes, meta)) = self.packet.take() {
+            out.push(Action::Frame(bytes, meta));
+        }
+        self.send(Step::Arm, "radio rx 0", out);
+    }
+
+    fn unresponsive(&mut self, out: &mut Vec<Action>) {
+        if let Some((bytes, meta)) = self.packet.take() {
+            out.push(Action::Frame(bytes, meta));
+        }
+        let delay = self.backoff.next_delay();
+        let why = format!(
+            "the modem did not answer `{}` within {} ms; resetting it in {} ms",
+            self.pending,
+            self.settings.reply_timeout.as_millis(),
+            delay.as_millis()
+        );
+        warn!("{why}");
+        out.push(Action::Trouble(why));
+        self.step = Step::Resting;
+        out.push(Action::Timer(delay));
+    }
+
+    fn receive(&mut self, line: &str, out: &mut Vec<Action>) {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("radio_rx") => {
+                let hex: String = words.collect();
+                match decode_hex(&hex) {
+                    Some(bytes) if bytes.len() <= MAX_PAYLOAD => {
+                        self.packet = Some((Bytes::from(bytes), self.base.clone()));
+                        self.send(Step::Snr, "radio get snr", out);
+                    }
+                    _ => {
+                        out.push(Action::Bad(format!(
+                            "radio_rx with a payload that is not hex of at most {MAX_PAYLOAD} bytes: {}",
+                            preview(line)
+                        )));
+                        self.send(Step::Arm, "radio rx 0", out);
+                    }
+                }
+            }
+            Some("radio_err") => {
+                out.push(Action::Bad("radio_err: the reception failed".into()));
+                self.send(Step::Arm, "radio rx 0", out);
+            }
+            _ => out.push(Action::Bad(format!("not a modem reply: {}", preview(line)))),
+        }
+    }
+}
+
+impl Protocol for Rn2483 {
+    fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {
+        match input {
+            Input::Start => {
+                self.packet = None;
+                self.rejected = None;
+                self.send(Step::Reset, "sys reset", out);
+            }
+            Input::Timer => match self.step {
+                Step::Resting => self.send(Step::Reset, "sys reset", out),
+                Step::Receiving => {}
+                _ => self.unresponsive(out),
+            },
+            Input::Line(line) => {
+                let line = line.trim();
+                if line.is_empty() {
+                    return;
+                }
+                if is_banner(line) {
+                    if self.step != Step::Reset {
+                        info!("the modem restarted ({line}); setting it up again");
+                        if let Some((bytes, meta)) = self.packet.take() {
+                            out.push(Action::Frame(bytes, meta));
+                        }
+                    }
+                    self.rejected = None;
+                    self.send(Step::MacPause, "mac pause", out);
+                    return;
+                }
+                match self.step {
+                    // Answers to commands sent before the reset, or noise while it boots.
+                    Step::Reset | Step::Resting => {}
+                    Step::MacPause => match line.parse::<u64>() {
+                        Ok(_) => self.setup_from(0, out),
+                        Err(_) => out.push(Action::Bad(format!(
+                            "expected the answer to `mac pause`: {}",
+                            preview(line)
+                        ))),
+                    },
+                    Step::Setup(i) => match line {
+                        "ok" => self.setup_from(i + 1, out),
+                        "invalid_param" | "busy" => {
+                            let why = format!("the modem answered `{line}` to `{}`", self.pending);
+                            warn!("{why}");
+                            out.push(Action::Trouble(why.clone()));
+                            self.rejected = Some(why);
+                            self.setup_from(i + 1, out);
+                        }
+                        _ => out.push(Action::Bad(format!(
+                            "expected `ok` to `{}`: {}",
+                            self.pending,
+                            preview(line)
+                        ))),
+                    },
+                    Step::Arm => match line {
+                        "ok" => {
+                            self.step = Step::Receiving;
+                            out.push(Action::CancelTimer);
+                            self.backoff.reset();
+                            if self.rejected.is_none() {
+                                out.push(Action::Ready);
+                            }
+                        }
+                        "busy" | "invalid_param" => {
+                            out.push(Action::Trouble(format!(
+                                "the modem answered `{line}` to `radio rx 0`"
+                            )));
+                            self.step = Step::Resting;
+                            out.push(Action::Timer(self.backoff.next_delay()));
+                        }
+                        _ => out.push(Action::Bad(format!(
+                            "expected `ok` to `radio rx 0`: {}",
+                            preview(line)
+                        ))),
+                    },
+                    Step::Receiving => self.receive(line, out),
+                    Step::Snr => match parse_signed(line) {
+                        Some(snr) => {
+                            if let Some((_, meta)) = &mut self.packet {
+                                meta.snr = Some(snr);
+                            }
+                            if self.rssi_known {
+                                self.send(Step::Rssi, "radio get rssi", out);
+                            } else {
+                                self.deliver(out);
+                            }
+                        }
+                        None => {
+                            out.push(Action::Bad(format!("expected the SNR: {}", preview(line))))
+                        }
+                    },
+                    Step::Rssi => match (parse_signed(line), line) {
+                        (Some(rssi), _) => {
+                            if let Some((_, meta)) = &mut self.packet {
+                                meta.rssi = Some(rssi);
+                            }
+                            self.deliver(out);
+                        }
+                        (None, "invalid_param") => {
+                            info!("this firmware has no `radio get rssi`; frames carry no RSSI");
+                            self.rssi_known = false;
+                            self.deliver(out);
+                        }
+                        (None, _) => {
+                            out.push(Action::Bad(format!("expected the RSSI: {}", preview(line))))
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// `RN2483 1.0.5 Oct 31 2018 15:06:52`, `RN2903 1.0.3 ...`: what `sys reset` and a
+/// power-on print.
+fn is_banner(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let (Some(model), Some(version)) = (words.next(), words.next()) else {
+        return false;
+    };
+    (model.starts_with("RN2483") || model.starts_with("RN2903"))
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && version.contains('.')
+}
+
+/// A signed decimal answer such as `-5` or `7`.
+fn parse_signed(line: &str) -> Option<f64> {
+    line.parse::<i32>().ok().map(f64::from)
+}
+
+/// Frequency and data rate, read from the set-up commands; the modem kind.
+fn base_meta(settings: &Rn2483Settings) -> Meta {
+    let mut meta = Meta {
+        port: settings.port.clone(),
+        ..Meta::default()
+    };
+    let (mut sf, mut bw) = (None, None);
+    for command in &settings.setup {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["radio", "set", "freq", hz] => meta.frequency_hz = hz.parse().ok(),
+            ["radio", "set", "sf", v] => sf = Some(v.to_ascii_uppercase()),
+            ["radio", "set", "bw", v] => bw = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    if let (Some(sf), Some(bw)) = (sf, bw) {
+        meta.datarate = Some(format!("{sf}BW{bw}"));
+    }
+    meta.extra.insert("modem".into(), "rn2483".into());
+    meta
+}
+
+#[cfg(test)]
+#[path = "rn2483_tests.rs"]
+mod tests;
