@@ -13,6 +13,10 @@ use super::locate::FieldPath;
 use super::qos::Number;
 use super::yaml::{kind_of, Report};
 use crate::frame::FramingConfig;
+use modem::{check_rak3172, check_rn2483};
+pub use modem::{Rak3172Config, Rn2483Config};
+
+mod modem;
 
 /// One configured source.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +37,10 @@ pub enum SourceKind {
     Replay(ReplayConfig),
     /// `type: semtech_udp`: LoRa gateways' packet forwarders (GWMP over UDP).
     SemtechUdp(SemtechUdpConfig),
+    /// `type: rn2483`: a Microchip RN2483 / RN2903 LoRa modem in raw radio mode.
+    Rn2483(Rn2483Config),
+    /// `type: rak3172`: a RAK3172 LoRa module (RUI3 firmware) in P2P mode.
+    Rak3172(Rak3172Config),
 }
 
 /// A UDP port LoRa gateways' Semtech packet forwarders send to.
@@ -226,7 +234,8 @@ impl ReplayConfig {
 
 impl SourceKind {
     /// The `type` values, for error messages.
-    pub const TYPES: &'static [&'static str] = &["serial", "replay", "semtech_udp"];
+    pub const TYPES: &'static [&'static str] =
+        &["serial", "replay", "semtech_udp", "rn2483", "rak3172"];
 
     /// The `type` this kind is written as.
     pub fn type_name(&self) -> &'static str {
@@ -234,6 +243,8 @@ impl SourceKind {
             SourceKind::Serial(_) => "serial",
             SourceKind::Replay(_) => "replay",
             SourceKind::SemtechUdp(_) => "semtech_udp",
+            SourceKind::Rn2483(_) => "rn2483",
+            SourceKind::Rak3172(_) => "rak3172",
         }
     }
 
@@ -252,6 +263,12 @@ impl SourceKind {
                 .piece(at, body)
                 .map(|c| check_replay(c, at, dir, report)),
             "semtech_udp" => report.piece(at, body).map(SourceKind::SemtechUdp),
+            "rn2483" => report
+                .piece(at, body)
+                .map(|c| check_rn2483(c, at, dir, report)),
+            "rak3172" => report
+                .piece(at, body)
+                .map(|c| check_rak3172(c, at, dir, report)),
             _ => return Err(()),
         })
     }
@@ -407,6 +424,14 @@ pub(crate) fn read(
         report.add(
             &at.key("framing"),
             "a semtech_udp source takes no framing: each received packet is a frame",
+        );
+    }
+    if matches!(kind, Some(SourceKind::Rn2483(_) | SourceKind::Rak3172(_)))
+        && map.contains_key("framing")
+    {
+        report.add(
+            &at.key("framing"),
+            "a modem source takes no framing: each received radio packet is a frame",
         );
     }
     Some(SourceConfig {

@@ -11,6 +11,7 @@
 
 pub mod build;
 mod mapping;
+mod radio;
 
 pub use build::{build_mappers, MapperSet};
 pub use mapping::MappingStats;
@@ -27,7 +28,7 @@ use crate::frame::Frame;
 use crate::message::Message;
 use crate::output::embedded::{self, OutputStats};
 use crate::output::upstream::{self, UpstreamStatus};
-use crate::source::{gwmp, replay, serial, Feed, SourceStatus};
+use crate::source::{gwmp, modem, replay, serial, Feed, SourceStatus};
 use crate::store::Store;
 
 /// Frames one source may have waiting for its mapping thread.
@@ -170,6 +171,14 @@ pub async fn start(
             )
         };
         match (&source.kind, &replay_override) {
+            (SourceKind::Rn2483(_) | SourceKind::Rak3172(_), over) => {
+                let sink = modem::engine::Sink {
+                    source: Arc::from(source.id.as_str()),
+                    tx: frame_tx.clone(),
+                    status: status.clone(),
+                };
+                radio::spawn(source, over.as_ref(), sink, shutdown.clone())?;
+            }
             (_, Some(over)) => {
                 let f = feed(None);
                 tokio::spawn(replay::run(
