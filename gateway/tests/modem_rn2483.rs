@@ -1,0 +1,200 @@
+//! The RN2483 source against a simulated modem on a pseudo-terminal: set-up, packets
+//! with their SNR and RSSI, and recovery from a modem that stops answering, from
+//! garbage on the line and from a reboot in the middle of the stream; the capture
+//! replays through the example mapping.
+
+#[path = "common/modem_sim.rs"]
+mod modem_sim;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use modem_sim::{Rn2483Model, Sim};
+use mqgate::frame::Frame;
+use mqgate::source::modem::engine::{self, Sink};
+use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
+use mqgate::source::serial::SerialSettings;
+use mqgate::source::{SourceState, SourceStatus};
+use tokio::sync::{mpsc, watch};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn temp_link(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("ttyModem")
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a frame within the timeout")
+        .expect("the source is running")
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn connected(status: &SourceStatus) -> bool {
+    matches!(status.state(), SourceState::Connected { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_every_fault() {
+    let link = temp_link("rn2483");
+    let sim = Sim::start(&link, Rn2483Model::new());
+    let path = link.to_str().expect("utf-8 path");
+    let status = Arc::new(SourceStatus::new("lora"));
+    let (tx, mut rx) = mpsc::channel(64);
+    let sink = Sink {
+        source: Arc::from("lora"),
+        tx,
+        status: status.clone(),
+    };
+    let mut settings = Rn2483Settings::new();
+    settings.reply_timeout = Duration::from_millis(300);
+    settings.reinit_initial = Duration::from_millis(50);
+    settings.reinit_max = Duration::from_millis(400);
+    settings.port = Some(Arc::from(path));
+    let mut serial = SerialSettings::new(path, 57_600);
+    serial.reopen_initial = Duration::from_millis(50);
+    serial.reopen_max = Duration::from_millis(400);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(engine::run_serial(
+        serial,
+        Rn2483::new(settings),
+        sink,
+        shutdown,
+    ));
+
+    wait_until("the modem to be set up", || connected(&status)).await;
+    {
+        let log = sim.commands.lock().expect("log").clone();
+        assert_eq!(&log[..2], ["sys reset", "mac pause"]);
+        assert!(log.contains(&"radio set wdt 0".to_string()));
+        assert_eq!(log.last().map(String::as_str), Some("radio rx 0"));
+    }
+
+    // Packets, each with its own signal figures.
+    for i in 0..3u8 {
+        sim.packet(&[0xA0, i], -90 - i32::from(i), 5 - i32::from(i));
+    }
+    for i in 0..3u8 {
+        let f = next_frame(&mut rx).await;
+        assert_eq!(&f.bytes[..], &[0xA0, i]);
+        assert_eq!(f.meta.rssi, Some(-90.0 - f64::from(i)));
+        assert_eq!(f.meta.snr, Some(5.0 - f64::from(i)));
+        assert_eq!(f.meta.frequency_hz, Some(868_100_000));
+        assert_eq!(f.meta.datarate.as_deref(), Some("SF7BW125"));
+        assert_eq!(f.meta.port.as_deref(), Some(path));
+        assert_eq!(&*f.source, "lora");
+    }
+
+    // The modem hangs: the SNR query and two resets go unanswered.
+    let resets = sim.count("sys reset");
+    sim.mute(3);
+    sim.packet(b"hung", -100, -1);
+    let f = next_frame(&mut rx).await;
+    assert_eq!(&f.bytes[..], b"hung", "the packet is kept without its SNR");
+    assert_eq!(f.meta.snr, None);
+    wait_until("the error to show", || {
+        matches!(status.state(), SourceState::Waiting { last_error, .. } if last_error.contains("radio get snr"))
+    })
+    .await;
+    wait_until("the modem to be set up again", || connected(&status)).await;
+    assert_eq!(
+        sim.count("sys reset") - resets,
+        3,
+        "two unanswered resets, then one answered"
+    );
+    for i in 0..3u8 {
+        sim.packet(&[0xB0, i], -70, 8);
+    }
+    for i in 0..3u8 {
+        let f = next_frame(&mut rx).await;
+        assert_eq!(&f.bytes[..], &[0xB0, i]);
+        assert_eq!((f.meta.rssi, f.meta.snr), (Some(-70.0), Some(8.0)));
+    }
+
+    // Garbage on the line, and an overlong line: counted, not fatal.
+    let bad_before = SourceStatus::get(&status.bad_frames);
+    sim.raw(b"\x00\xff#*garbage*\r\n");
+    sim.raw(&[b'x'; 3000]);
+    sim.raw(b"\r\n");
+    sim.packet(b"after garbage", -60, 9);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"after garbage");
+    assert_eq!(SourceStatus::get(&status.bad_frames) - bad_before, 2);
+
+    // A reboot mid-stream: set up again, without a reset.
+    let pauses = sim.count("mac pause");
+    sim.reboot();
+    wait_until("a new set-up", || sim.count("mac pause") == pauses + 1).await;
+    sim.packet(b"after reboot", -61, 7);
+    let f = next_frame(&mut rx).await;
+    assert_eq!(&f.bytes[..], b"after reboot");
+    assert_eq!(f.meta.snr, Some(7.0));
+
+    // Idle, the source waits without spinning.
+    let cpu = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_seconds() - cpu;
+    assert!(used < 0.2, "{used} s of CPU in 1 s idle");
+    assert!(rx.try_recv().is_err(), "no frame from nothing");
+
+    stop.send(true).expect("shutdown");
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the source stops")
+        .expect("no panic");
+    assert_eq!(status.state(), SourceState::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
+    let link = temp_link("rn2483-old");
+    let mut model = Rn2483Model::new();
+    model.old_firmware = true;
+    let sim = Sim::start(&link, model);
+    let path = link.to_str().expect("utf-8 path");
+    let status = Arc::new(SourceStatus::new("old"));
+    let (tx, mut rx) = mpsc::channel(16);
+    let sink = Sink {
+        source: Arc::from("old"),
+        tx,
+        status: status.clone(),
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    let serial = SerialSettings::new(path, 57_600);
+    tokio::spawn(engine::run_serial(
+        serial,
+        Rn2483::new(Rn2483Settings::new()),
+        sink,
+        shutdown,
+    ));
+    wait_until("the modem to be set up", || connected(&status)).await;
+    sim.packet(b"one", -80, 3);
+    sim.packet(b"two", -81, 4);
+    let one = next_frame(&mut rx).await;
+    let two = next_frame(&mut rx).await;
+    assert_eq!(
+        (&one.bytes[..], one.meta.snr, one.meta.rssi),
+        (&b"one"[..], Some(3.0), None)
+    );
+    assert_eq!((&two.bytes[..], two.meta.snr), (&b"two"[..], Some(4.0)));
+    assert_eq!(sim.count("radio get rssi"), 1, "asked once only");
+}
