@@ -1,0 +1,214 @@
+//! The RAK3172 source against a simulated RUI3 module on a pseudo-terminal: the
+//! switch from LoRaWAN to P2P mode, packets in both event forms with their RSSI and
+//! SNR, a closed receive window, and recovery from a module that stops answering,
+//! from garbage and from a reboot in the middle of the stream.
+
+#[path = "common/modem_sim.rs"]
+mod modem_sim;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use modem_sim::{Rak3172Model, Sim};
+use mqgate::frame::Frame;
+use mqgate::source::modem::engine::{self, Sink};
+use mqgate::source::modem::rak3172::{Rak3172, Rak3172Settings};
+use mqgate::source::serial::SerialSettings;
+use mqgate::source::{SourceState, SourceStatus};
+use tokio::sync::{mpsc, watch};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn temp_link(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("ttyModem")
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a frame within the timeout")
+        .expect("the source is running")
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn connected(status: &SourceStatus) -> bool {
+    matches!(status.state(), SourceState::Connected { .. })
+}
+
+struct Running {
+    status: Arc<SourceStatus>,
+    rx: mpsc::Receiver<Frame>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    path: String,
+}
+
+fn start(link: &std::path::Path) -> Running {
+    let path = link.to_str().expect("utf-8 path").to_string();
+    let status = Arc::new(SourceStatus::new("rak"));
+    let (tx, rx) = mpsc::channel(64);
+    let sink = Sink {
+        source: Arc::from("rak"),
+        tx,
+        status: status.clone(),
+    };
+    let mut settings = Rak3172Settings::new();
+    settings.p2p.frequency_hz = 869_525_000;
+    settings.p2p.spreading_factor = 9;
+    settings.reply_timeout = Duration::from_millis(300);
+    settings.reset_wait = Duration::from_millis(100);
+    settings.reinit_initial = Duration::from_millis(50);
+    settings.reinit_max = Duration::from_millis(400);
+    settings.port = Some(Arc::from(path.as_str()));
+    let mut serial = SerialSettings::new(&path, 115_200);
+    serial.reopen_initial = Duration::from_millis(50);
+    serial.reopen_max = Duration::from_millis(400);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(engine::run_serial(
+        serial,
+        Rak3172::new(settings),
+        sink,
+        shutdown,
+    ));
+    Running {
+        status,
+        rx,
+        stop,
+        task,
+        path,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_every_fault() {
+    let link = temp_link("rak3172");
+    let sim = Sim::start(&link, Rak3172Model::new(1));
+    let mut r = start(&link);
+
+    wait_until("the module to be set up", || connected(&r.status)).await;
+    {
+        let log = sim.commands.lock().expect("log").clone();
+        assert_eq!(
+            log,
+            [
+                "AT+PRECV=0",
+                "AT+NWM=?",
+                "AT+NWM=0",
+                "AT+P2P=869525000:9:125:0:8:14",
+                "AT+PRECV=65534"
+            ]
+        );
+    }
+
+    for i in 0..3u8 {
+        sim.packet(&[0xC0, i], -40 - i32::from(i), 10 - i32::from(i));
+    }
+    for i in 0..3u8 {
+        let f = next_frame(&mut r.rx).await;
+        assert_eq!(&f.bytes[..], &[0xC0, i]);
+        assert_eq!(f.meta.rssi, Some(-40.0 - f64::from(i)));
+        assert_eq!(f.meta.snr, Some(10.0 - f64::from(i)));
+        assert_eq!(f.meta.frequency_hz, Some(869_525_000));
+        assert_eq!(f.meta.datarate.as_deref(), Some("SF9BW125"));
+        assert_eq!(f.meta.port.as_deref(), Some(r.path.as_str()));
+    }
+
+    // The receive window closes: it is opened again.
+    let arms = sim.count("AT+PRECV=65534");
+    sim.rx_timeout();
+    wait_until("the receiver to be reopened", || {
+        sim.count("AT+PRECV=65534") == arms + 1
+    })
+    .await;
+    sim.packet(b"after timeout", -50, 3);
+    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after timeout");
+
+    // The module hangs: the next command and the restart go unanswered.
+    let restarts = sim.count("ATZ");
+    sim.mute(2);
+    sim.rx_timeout();
+    wait_until("the error to show", || {
+        matches!(r.status.state(), SourceState::Waiting { last_error, .. } if last_error.contains("AT+PRECV=65534"))
+    })
+    .await;
+    wait_until("the module to be set up again", || connected(&r.status)).await;
+    assert!(sim.count("ATZ") > restarts, "the module was restarted");
+    for i in 0..3u8 {
+        sim.packet(&[0xD0, i], -45, 6);
+    }
+    for i in 0..3u8 {
+        let f = next_frame(&mut r.rx).await;
+        assert_eq!(&f.bytes[..], &[0xD0, i]);
+        assert_eq!((f.meta.rssi, f.meta.snr), (Some(-45.0), Some(6.0)));
+    }
+
+    // Garbage: counted, not fatal.
+    let bad_before = SourceStatus::get(&r.status.bad_frames);
+    sim.raw(b"\x00\xfe@@noise@@\r\n+EVT:RXP2P:-1:x:zz\r\n");
+    sim.packet(b"after garbage", -46, 5);
+    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after garbage");
+    assert_eq!(SourceStatus::get(&r.status.bad_frames) - bad_before, 2);
+
+    // A reboot mid-stream: set up again.
+    let stops = sim.count("AT+PRECV=0");
+    sim.reboot();
+    wait_until("a new set-up", || sim.count("AT+PRECV=0") == stops + 1).await;
+    wait_until("the module to receive", || connected(&r.status)).await;
+    sim.packet(b"after reboot", -47, 4);
+    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after reboot");
+
+    let cpu = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_seconds() - cpu;
+    assert!(used < 0.2, "{used} s of CPU in 1 s idle");
+
+    r.stop.send(true).expect("shutdown");
+    tokio::time::timeout(WAIT, r.task)
+        .await
+        .expect("the source stops")
+        .expect("no panic");
+    assert_eq!(r.status.state(), SourceState::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
+    let link = temp_link("rak3172-old");
+    let mut model = Rak3172Model::new(0);
+    model.two_line_events = true;
+    let sim = Sim::start(&link, model);
+    let mut r = start(&link);
+    wait_until("the module to be set up", || connected(&r.status)).await;
+    assert_eq!(sim.count("AT+NWM=0"), 0, "already in P2P mode: no restart");
+    sim.packet(b"\x01\x02\x03", -99, -7);
+    sim.packet(b"", -98, -6);
+    sim.packet(b"\xff", -97, -5);
+    let f = next_frame(&mut r.rx).await;
+    assert_eq!(
+        (&f.bytes[..], f.meta.rssi, f.meta.snr),
+        (&b"\x01\x02\x03"[..], Some(-99.0), Some(-7.0))
+    );
+    let f = next_frame(&mut r.rx).await;
+    assert_eq!((&f.bytes[..], f.meta.rssi), (&b""[..], Some(-98.0)));
+    let f = next_frame(&mut r.rx).await;
+    assert_eq!((&f.bytes[..], f.meta.snr), (&b"\xff"[..], Some(-5.0)));
+    assert_eq!(SourceStatus::get(&r.status.bad_frames), 0);
+}
