@@ -212,3 +212,180 @@ async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
     assert_eq!((&f.bytes[..], f.meta.snr), (&b"\xff"[..], Some(-5.0)));
     assert_eq!(SourceStatus::get(&r.status.bad_frames), 0);
 }
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
+/// analog input.
+fn lpp(i: u8) -> Vec<u8> {
+    let t = (210 + 5 * i16::from(i)).to_be_bytes();
+    let a = (330 - i16::from(i)).to_be_bytes();
+    vec![
+        1,
+        0x67,
+        t[0],
+        t[1],
+        2,
+        0x68,
+        100 + 2 * i,
+        3,
+        0x02,
+        a[0],
+        a[1],
+    ]
+}
+
+#[tokio::test]
+async fn the_rak3172_capture_replays_into_frames_with_their_rssi_and_snr() {
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rak3172-p2p.log"))
+            .expect("the capture loads");
+    let status = Arc::new(SourceStatus::new("cap"));
+    let (tx, mut rx) = mpsc::channel(64);
+    let sink = Sink {
+        source: Arc::from("cap"),
+        tx,
+        status: status.clone(),
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(engine::run_replay(
+        chunks,
+        mqgate::source::replay::Speed::Fast,
+        false,
+        Rak3172::new(Rak3172Settings::new()),
+        sink,
+        shutdown,
+    ));
+    let mut frames = Vec::new();
+    while let Some(f) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the replay ends")
+    {
+        frames.push(f);
+    }
+    assert_eq!(frames.len(), 6);
+    for (i, f) in (0u8..).zip(&frames) {
+        assert_eq!(f.bytes.to_vec(), lpp(i), "packet {i}");
+        assert_eq!(f.meta.rssi, Some(-48.0 - 4.0 * f64::from(i)));
+        assert_eq!(f.meta.snr, Some(11.0 - f64::from(i)));
+        assert_eq!(f.meta.frequency_hz, Some(868_000_000));
+    }
+    assert_eq!(SourceStatus::get(&status.bad_frames), 0);
+}
+
+#[tokio::test]
+async fn the_rak3172_capture_maps_through_the_demo_mapping_to_one_message_per_reading() {
+    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
+        .expect("the demo config loads");
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rak3172-p2p.log"))
+            .expect("the capture loads");
+    let over = mqgate::pipeline::ReplayOverride {
+        chunks,
+        speed: mqgate::source::replay::Speed::Fast,
+    };
+    let (tap, mut messages) = mpsc::channel(256);
+    let (_stop, shutdown) = watch::channel(false);
+    let _running = mqgate::pipeline::start(
+        &config,
+        Some("lora-rak3172"),
+        Some(over),
+        Some(tap),
+        shutdown,
+    )
+    .await
+    .expect("the pipeline starts");
+    let mut got = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, messages.recv())
+        .await
+        .expect("the replay ends")
+    {
+        got.push(m);
+    }
+    assert_eq!(got.len(), 18, "three readings in each of six packets");
+    for (i, readings) in (0u8..).zip(got.chunks(3)) {
+        let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "lora-p2p/lora-rak3172/1/temperature",
+                "lora-p2p/lora-rak3172/2/relative_humidity",
+                "lora-p2p/lora-rak3172/3/analog_input"
+            ]
+        );
+        let value = |m: &mqgate::message::Message| -> f64 {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
+            v["value"].as_f64().expect("a number")
+        };
+        let i = f64::from(i);
+        assert!((value(&readings[0]) - (21.0 + 0.5 * i)).abs() < 1e-9);
+        assert!((value(&readings[1]) - (50.0 + i)).abs() < 1e-9);
+        assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn the_full_example_config_has_both_modems_on_serial_ports() {
+    use mqgate::config::SourceKind;
+    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/mqgate.yaml"))
+        .expect("the example config loads");
+    let kind = |id: &str| {
+        &config
+            .sources
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("source {id}"))
+            .kind
+    };
+    let SourceKind::Rn2483(rn) = kind("lora-rn2483") else {
+        panic!("lora-rn2483 is an rn2483 source")
+    };
+    assert!(rn.path.is_some() && rn.replay.is_none());
+    assert_eq!(rn.baud, 57_600);
+    let defaults: Vec<String> = mqgate::source::modem::rn2483::DEFAULT_SETUP
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(rn.setup, defaults, "the example lists the defaults");
+    let SourceKind::Rak3172(rak) = kind("lora-rak3172") else {
+        panic!("lora-rak3172 is a rak3172 source")
+    };
+    assert_eq!(rak.baud, 115_200);
+    assert_eq!(rak.p2p.spreading_factor, 7);
+}
+
+#[test]
+fn modem_source_mistakes_are_each_reported_with_their_field() {
+    let dir = std::env::temp_dir().join(format!("mqgate-modem-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("mqgate.yaml");
+    std::fs::write(
+        &file,
+        "gateway:\n  id: pi\nmappings: none\nsources:\n\
+         \x20 - id: a\n    type: rak3172\n    path: /dev/ttyA\n    p2p: { spreading_factor: 13, bandwidth_khz: 200 }\n\
+         \x20 - id: b\n    type: rn2483\n    path: /dev/ttyB\n    replay: { file: missing.log }\n    setup: [\"\"]\n\
+         \x20 - id: c\n    type: rn2483\n    framing: { type: lines }\n",
+    )
+    .expect("write the config");
+    let errors = match mqgate::config::GatewayConfig::load(&file) {
+        Ok(_) => panic!("the config must fail"),
+        Err(e) => e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    for expected in [
+        "sources[0].p2p.spreading_factor",
+        "sources[0].p2p.bandwidth_khz",
+        "give `path` or `replay`, not both",
+        "missing.log does not exist",
+        "sources[1].setup[0]",
+        "missing field `path`",
+        "a modem source takes no framing",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} not in:\n{errors}");
+    }
+}

@@ -198,3 +198,120 @@ async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
     assert_eq!((&two.bytes[..], two.meta.snr), (&b"two"[..], Some(4.0)));
     assert_eq!(sim.count("radio get rssi"), 1, "asked once only");
 }
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
+/// analog input.
+fn lpp(i: u8) -> Vec<u8> {
+    let t = (210 + 5 * i16::from(i)).to_be_bytes();
+    let a = (330 - i16::from(i)).to_be_bytes();
+    vec![
+        1,
+        0x67,
+        t[0],
+        t[1],
+        2,
+        0x68,
+        100 + 2 * i,
+        3,
+        0x02,
+        a[0],
+        a[1],
+    ]
+}
+
+#[tokio::test]
+async fn the_rn2483_capture_replays_into_frames_with_their_snr_and_rssi() {
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rn2483-p2p.log"))
+            .expect("the capture loads");
+    let status = Arc::new(SourceStatus::new("cap"));
+    let (tx, mut rx) = mpsc::channel(64);
+    let sink = Sink {
+        source: Arc::from("cap"),
+        tx,
+        status: status.clone(),
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(engine::run_replay(
+        chunks,
+        mqgate::source::replay::Speed::Fast,
+        false,
+        Rn2483::new(Rn2483Settings::new()),
+        sink,
+        shutdown,
+    ));
+    let mut frames = Vec::new();
+    while let Some(f) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the replay ends")
+    {
+        frames.push(f);
+    }
+    assert_eq!(frames.len(), 6);
+    for (i, f) in (0u8..).zip(&frames) {
+        assert_eq!(f.bytes.to_vec(), lpp(i), "packet {i}");
+        assert_eq!(f.meta.snr, Some(9.0 - f64::from(i)));
+        assert_eq!(f.meta.rssi, Some(-60.0 - 5.0 * f64::from(i)));
+        assert_eq!(f.meta.datarate.as_deref(), Some("SF7BW125"));
+    }
+    assert_eq!(
+        SourceStatus::get(&status.bad_frames),
+        1,
+        "the one radio_err"
+    );
+}
+
+#[tokio::test]
+async fn the_rn2483_capture_maps_through_the_demo_mapping_to_one_message_per_reading() {
+    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
+        .expect("the demo config loads");
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rn2483-p2p.log"))
+            .expect("the capture loads");
+    let over = mqgate::pipeline::ReplayOverride {
+        chunks,
+        speed: mqgate::source::replay::Speed::Fast,
+    };
+    let (tap, mut messages) = mpsc::channel(256);
+    let (_stop, shutdown) = watch::channel(false);
+    let _running = mqgate::pipeline::start(
+        &config,
+        Some("lora-rn2483"),
+        Some(over),
+        Some(tap),
+        shutdown,
+    )
+    .await
+    .expect("the pipeline starts");
+    let mut got = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, messages.recv())
+        .await
+        .expect("the replay ends")
+    {
+        got.push(m);
+    }
+    assert_eq!(got.len(), 18, "three readings in each of six packets");
+    for (i, readings) in (0u8..).zip(got.chunks(3)) {
+        let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "lora-p2p/lora-rn2483/1/temperature",
+                "lora-p2p/lora-rn2483/2/relative_humidity",
+                "lora-p2p/lora-rn2483/3/analog_input"
+            ]
+        );
+        let value = |m: &mqgate::message::Message| -> f64 {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
+            v["value"].as_f64().expect("a number")
+        };
+        let i = f64::from(i);
+        assert!((value(&readings[0]) - (21.0 + 0.5 * i)).abs() < 1e-9);
+        assert!((value(&readings[1]) - (50.0 + i)).abs() < 1e-9);
+        assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
+    }
+}

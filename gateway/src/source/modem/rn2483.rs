@@ -220,9 +220,16 @@ impl Protocol for Rn2483 {
                     self.send(Step::MacPause, "mac pause", out);
                     return;
                 }
+                let reception = line.starts_with("radio_rx") || line.starts_with("radio_err");
                 match self.step {
                     // Answers to commands sent before the reset, or noise while it boots.
                     Step::Reset | Step::Resting => {}
+                    // The radio was receiving already (a capture that starts mid-session).
+                    Step::MacPause | Step::Setup(_) | Step::Arm if reception => {
+                        self.receive(line, out)
+                    }
+                    // A stray `ok` (a capture with more set-up commands than configured).
+                    Step::Receiving if line == "ok" => {}
                     Step::MacPause => match line.parse::<u64>() {
                         Ok(_) => self.setup_from(0, out),
                         Err(_) => out.push(Action::Bad(format!(
