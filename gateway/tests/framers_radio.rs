@@ -295,6 +295,46 @@ fn a_length_prefix_needs_sync_bytes_or_a_checksum() {
     assert!(problems[0].1.contains("checksum"), "{}", problems[0].1);
 }
 
+#[test]
+fn every_framing_example_in_the_docs_parses_and_validates() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/frame");
+    let mut examples = 0;
+    for file in [
+        "mod.rs",
+        "binary.rs",
+        "lines.rs",
+        "slip.rs",
+        "cobs.rs",
+        "idle.rs",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("source file");
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            let doc = line
+                .trim_start()
+                .strip_prefix("///")
+                .map(|d| d.strip_prefix(' ').unwrap_or(d));
+            match (doc, &mut block) {
+                (Some("```yaml"), None) => block = Some(String::new()),
+                (Some("```"), Some(yaml)) => {
+                    let value: serde_yaml_ng::Value =
+                        serde_yaml_ng::from_str(yaml).expect("doc YAML parses");
+                    let framing = serde_yaml_ng::to_string(&value["framing"]).unwrap();
+                    config(&framing);
+                    examples += 1;
+                    block = None;
+                }
+                (Some(doc), Some(yaml)) => {
+                    yaml.push_str(doc);
+                    yaml.push('\n');
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(examples >= 8, "only {examples} examples found");
+}
+
 fn any_framing() -> impl Strategy<Value = (usize, FramingConfig, Encoder)> {
     (0usize..3).prop_map(|i| {
         let (_, c, e) = framings().into_iter().nth(i).unwrap();
