@@ -245,7 +245,7 @@ fn the_framing_block_is_checked_with_its_field_path() {
     assert!(message.contains("at least 1"), "{message}");
 
     let text = format!(
-        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    framing:\n      type: slip\n"
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    framing:\n      type: hdlc\n"
     );
     let errors = errors(&[("mqgate.yaml", &text)]);
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -254,7 +254,7 @@ fn the_framing_block_is_checked_with_its_field_path() {
         "{}",
         errors[0]
     );
-    assert!(errors[0].message.contains("slip"), "{}", errors[0]);
+    assert!(errors[0].message.contains("hdlc"), "{}", errors[0]);
 }
 
 #[test]

@@ -291,6 +291,6 @@ mod tests {
         let fields: Vec<String> = config.validate().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["gap_chars", "baud", "min_gap_ms", "max_length"]);
         let err = serde_yaml_ng::from_str::<FramingConfig>("type: idle_gap\ngap: 3").unwrap_err();
-        assert!(err.to_string().contains("gap"), "{err}");
+        assert!(err.to_string().contains("`gap`"), "{err}");
     }
 }
