@@ -200,6 +200,29 @@ fn real_payloads_come_back_whole_and_in_order_however_the_stream_is_split() {
 }
 
 #[test]
+fn real_packets_as_bursts_split_anywhere_come_back_whole_at_each_silence() {
+    let packets: Vec<Vec<u8>> = uplinks().into_iter().chain(ubx_packets()).collect();
+    let idle = config("type: idle_gap\nmax_length: 1024");
+    let mut framer = idle.build();
+    let mut out = Vec::new();
+    for p in &packets {
+        for at in 0..=p.len() {
+            let (a, b) = p.split_at(at);
+            framer.push(a, &mut out);
+            framer.push(b, &mut out);
+            framer.idle(&mut out);
+        }
+    }
+    framer.finish(&mut out);
+    let want: Vec<Vec<u8>> = packets
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), p.len() + 1))
+        .collect();
+    assert_eq!(frames(&out), want);
+    assert_eq!(bad_kinds(&out), vec![]);
+}
+
+#[test]
 fn other_crc_variants_and_a_one_byte_length_frame_the_uplinks() {
     let yaml = "type: binary\nlength: { offset: 0, width: 1, adjust: 2 }\n\
                 checksum: { kind: crc16, algorithm: ccitt_false, from: 1 }";
