@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadFrame, BadKind, Framed, Framer};
+use super::{BadFrame, BadKind, Framed, Framer, PREVIEW_LEN};
 
 /// SLIP's frame end.
 pub const END: u8 = 0xC0;
@@ -141,7 +141,7 @@ impl SlipFramer {
             self.packet.push(byte);
             return;
         }
-        let mut start = self.packet.clone();
+        let mut start = self.packet[..self.packet.len().min(PREVIEW_LEN)].to_vec();
         start.push(byte);
         out.push(Framed::Bad(BadFrame::new(
             BadKind::Overlong,
@@ -190,7 +190,7 @@ impl Framer for SlipFramer {
             self.raw_len += 1;
             match self.state {
                 State::Start => {
-                    if self.packet.len() < super::PREVIEW_LEN {
+                    if self.packet.len() < PREVIEW_LEN {
                         self.packet.push(byte);
                     }
                 }
