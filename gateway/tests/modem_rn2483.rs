@@ -315,3 +315,48 @@ async fn the_rn2483_capture_maps_through_the_demo_mapping_to_one_message_per_rea
         assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
+    let link = temp_link("rn2483-unplug");
+    let sim = Sim::start(&link, Rn2483Model::new());
+    let path = link.to_str().expect("utf-8 path");
+    let status = Arc::new(SourceStatus::new("plug"));
+    let (tx, mut rx) = mpsc::channel(16);
+    let sink = Sink {
+        source: Arc::from("plug"),
+        tx,
+        status: status.clone(),
+    };
+    let mut serial = SerialSettings::new(path, 57_600);
+    serial.reopen_initial = Duration::from_millis(50);
+    serial.reopen_max = Duration::from_millis(200);
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(engine::run_serial(
+        serial,
+        Rn2483::new(Rn2483Settings::new()),
+        sink,
+        shutdown,
+    ));
+    wait_until("the modem to be set up", || connected(&status)).await;
+    sim.packet(b"before", -70, 2);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");
+
+    drop(sim);
+    wait_until("the source to notice", || {
+        matches!(status.state(), SourceState::Waiting { .. })
+    })
+    .await;
+    let cpu = cpu_seconds();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used = cpu_seconds() - cpu;
+    assert!(used < 0.2, "{used} s of CPU in 0.5 s unplugged");
+
+    let sim = Sim::start(&link, Rn2483Model::new());
+    wait_until("the modem to be set up again", || connected(&status)).await;
+    assert_eq!(SourceStatus::get(&status.reopens), 1);
+    assert_eq!(sim.count("sys reset"), 1, "a fresh modem is reset first");
+    sim.packet(b"after", -71, 3);
+    let f = next_frame(&mut rx).await;
+    assert_eq!((&f.bytes[..], f.meta.snr), (&b"after"[..], Some(3.0)));
+}
