@@ -183,3 +183,61 @@ fn a_banner_mid_stream_means_the_module_rebooted_and_it_is_set_up_again() {
     assert_eq!(sent(&out), ["AT+PRECV=0"]);
     assert_eq!(bad(&out), 0, "the banner is not garbage: {out:?}");
 }
+
+mod any_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A timer expiry (`None`), a plausible module line, or any printable line.
+    fn input() -> impl Strategy<Value = Option<String>> {
+        let vocabulary = prop::sample::select(vec![
+            "OK",
+            "AT_ERROR",
+            "AT_BUSY_ERROR",
+            "AT+NWM=0",
+            "AT+NWM=1",
+            "+EVT:RXP2P:-40:7:0102",
+            "+EVT:RXP2P, RSSI -1, SNR 2",
+            "+EVT:0a0b",
+            "+EVT:RXP2P RECEIVE TIMEOUT",
+            "+EVT:RXP2P RECEIVE ERROR",
+            "Current Work Mode: LoRa P2P.",
+        ]);
+        prop_oneof![
+            Just(None),
+            vocabulary.prop_map(|s| Some(s.to_string())),
+            "[ -~]{0,40}".prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn one_command_at_a_time_each_with_a_bounded_timer(inputs in prop::collection::vec(input(), 0..120)) {
+            let settings = Rak3172Settings::new();
+            let longest = settings.reply_timeout.max(settings.reinit_max).max(settings.reset_wait);
+            let mut m = Rak3172::new(settings);
+            let mut out = Vec::new();
+            m.handle(Input::Start, &mut out);
+            for input in &inputs {
+                out.clear();
+                match input {
+                    None => m.handle(Input::Timer, &mut out),
+                    Some(line) => m.handle(Input::Line(line), &mut out),
+                }
+                let sends = out.iter().filter(|a| matches!(a, Action::Send(_))).count();
+                prop_assert!(sends <= 1, "{out:?}");
+                if let Some(at) = out.iter().position(|a| matches!(a, Action::Send(_))) {
+                    prop_assert!(matches!(out.get(at + 1), Some(Action::Timer(_))), "{out:?}");
+                }
+                for a in &out {
+                    if let Action::Timer(d) = a {
+                        prop_assert!(*d <= longest, "{d:?}");
+                    }
+                    if let Action::Frame(bytes, _) = a {
+                        prop_assert!(bytes.len() <= MAX_PAYLOAD);
+                    }
+                }
+            }
+        }
+    }
+}

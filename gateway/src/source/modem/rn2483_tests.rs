@@ -239,3 +239,59 @@ fn banners_are_told_from_other_lines() {
     assert!(!is_banner("radio_rx 0102"));
     assert!(!is_banner("RN2483 says hello"));
 }
+
+mod any_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A timer expiry (`None`), a plausible modem line, or any printable line.
+    fn input() -> impl Strategy<Value = Option<String>> {
+        let vocabulary = prop::sample::select(vec![
+            "ok",
+            "busy",
+            "invalid_param",
+            "radio_err",
+            "radio_rx  0102",
+            "radio_rx zz",
+            "4294967245",
+            "-5",
+            "RN2483 1.0.5 Oct 31 2018 15:06:52",
+        ]);
+        prop_oneof![
+            Just(None),
+            vocabulary.prop_map(|s| Some(s.to_string())),
+            "[ -~]{0,40}".prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn one_command_at_a_time_each_with_a_bounded_timer(inputs in prop::collection::vec(input(), 0..120)) {
+            let settings = Rn2483Settings::new();
+            let longest = settings.reply_timeout.max(settings.reinit_max);
+            let mut m = Rn2483::new(settings);
+            let mut out = Vec::new();
+            m.handle(Input::Start, &mut out);
+            for input in &inputs {
+                out.clear();
+                match input {
+                    None => m.handle(Input::Timer, &mut out),
+                    Some(line) => m.handle(Input::Line(line), &mut out),
+                }
+                let sends = out.iter().filter(|a| matches!(a, Action::Send(_))).count();
+                prop_assert!(sends <= 1, "{out:?}");
+                if let Some(at) = out.iter().position(|a| matches!(a, Action::Send(_))) {
+                    prop_assert!(matches!(out.get(at + 1), Some(Action::Timer(_))), "{out:?}");
+                }
+                for a in &out {
+                    if let Action::Timer(d) = a {
+                        prop_assert!(*d <= longest, "{d:?}");
+                    }
+                    if let Action::Frame(bytes, _) = a {
+                        prop_assert!(bytes.len() <= MAX_PAYLOAD);
+                    }
+                }
+            }
+        }
+    }
+}
