@@ -77,6 +77,74 @@ impl SerialSettings {
     }
 }
 
+/// Keeps one serial port open for a source: opens it, and after it went away (or
+/// would not open) shows why and waits with capped back-off before the next
+/// attempt. The serial source and the modem sources share it.
+#[derive(Debug)]
+pub struct PortKeeper {
+    settings: SerialSettings,
+    backoff: Backoff,
+    opened_before: bool,
+}
+
+impl PortKeeper {
+    pub fn new(settings: SerialSettings) -> PortKeeper {
+        let backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
+        PortKeeper {
+            settings,
+            backoff,
+            opened_before: false,
+        }
+    }
+
+    pub fn settings(&self) -> &SerialSettings {
+        &self.settings
+    }
+
+    /// Open the port; an open after the first counts as a reopen and starts the
+    /// back-off again.
+    pub fn open(&mut self, status: &SourceStatus) -> Result<tokio_serial::SerialStream, String> {
+        let port = self.settings.open()?;
+        if self.opened_before {
+            SourceStatus::add(&status.reopens, 1);
+        }
+        self.opened_before = true;
+        self.backoff.reset();
+        info!(source = %status.id, path = %self.settings.path, "serial port open");
+        Ok(port)
+    }
+
+    /// The port went away or would not open: show `error` and wait the back-off.
+    /// `false` when shutdown came first.
+    pub async fn wait(
+        &mut self,
+        error: String,
+        status: &SourceStatus,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        warn!(source = %status.id, "{error}; reopening with back-off");
+        status.set_state(SourceState::Waiting {
+            since: SystemTime::now(),
+            last_error: error,
+        });
+        let delay = self.backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = shutdown.changed() => false,
+        }
+    }
+}
+
+/// A read's outcome, with the unplug that Linux reports as reads of 0 bytes forever
+/// turned into an error.
+pub fn read_outcome(read: std::io::Result<usize>) -> Result<usize, String> {
+    match read {
+        Ok(0) => Err("the port read 0 bytes (unplugged?)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("read failed: {e}")),
+    }
+}
+
 /// Read the port until shutdown, reopening it whenever it goes away.
 pub async fn run(
     settings: SerialSettings,
@@ -84,22 +152,15 @@ pub async fn run(
     status: Arc<SourceStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
-    let mut opened_before = false;
     let mut buf = vec![0u8; 4096];
     feed.set_char_time(settings.char_time());
+    let mut keeper = PortKeeper::new(settings);
     loop {
-        let error = match settings.open() {
+        let error = match keeper.open(&status) {
             Ok(mut port) => {
-                if opened_before {
-                    SourceStatus::add(&status.reopens, 1);
-                }
-                opened_before = true;
-                info!(source = %status.id, path = %settings.path, "serial port open");
                 status.set_state(SourceState::Connected {
                     since: SystemTime::now(),
                 });
-                backoff.reset();
                 let ended = tokio::select! {
                     r = read_until_gone(&mut port, &mut buf, &mut feed) => r,
                     _ = shutdown.changed() => Ok(Gone::Shutdown),
@@ -112,15 +173,8 @@ pub async fn run(
             Err(e) => e,
         };
         let _ = feed.finish().await;
-        warn!(source = %status.id, "{error}; reopening with back-off");
-        status.set_state(SourceState::Waiting {
-            since: SystemTime::now(),
-            last_error: error,
-        });
-        let delay = backoff.next_delay();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => break,
+        if !keeper.wait(error, &status, &mut shutdown).await {
+            break;
         }
     }
     status.set_state(SourceState::Finished);
@@ -148,11 +202,9 @@ async fn read_until_gone(
             },
             None => port.read(buf).await,
         };
-        match read {
-            // On Linux an unplugged adapter reads 0 bytes forever: treat it as gone.
-            Ok(0) => return Ok(Gone::Error("the port read 0 bytes (unplugged?)".into())),
+        match read_outcome(read) {
             Ok(n) => feed.push(&buf[..n]).await?,
-            Err(e) => return Ok(Gone::Error(format!("read failed: {e}"))),
+            Err(e) => return Ok(Gone::Error(e)),
         }
     }
 }

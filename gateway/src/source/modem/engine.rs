@@ -11,14 +11,13 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::lines::{LineSplitter, Piece};
 use super::{Action, Input, Protocol};
-use crate::backoff::Backoff;
 use crate::frame::Frame;
 use crate::source::replay::{Chunk, Speed};
-use crate::source::serial::SerialSettings;
+use crate::source::serial::{read_outcome, PortKeeper, SerialSettings};
 use crate::source::{SourceState, SourceStatus};
 
 /// Longest line kept from a modem (a 255-byte `radio_rx` is 521 characters).
@@ -86,18 +85,11 @@ pub async fn run_serial<P: Protocol>(
     sink: Sink,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new(settings.reopen_initial, settings.reopen_max);
-    let mut opened_before = false;
+    let mut keeper = PortKeeper::new(settings);
     loop {
-        let error = match settings.open() {
+        let error = match keeper.open(&sink.status) {
             Ok(mut port) => {
-                if opened_before {
-                    SourceStatus::add(&sink.status.reopens, 1);
-                }
-                opened_before = true;
-                info!(source = %sink.source, path = %settings.path, "modem port open");
                 sink.status.set_state(SourceState::Starting);
-                backoff.reset();
                 match drive(&mut port, &mut protocol, &sink, &mut shutdown).await {
                     Ended::Stop => break,
                     Ended::Gone(e) => e,
@@ -105,14 +97,8 @@ pub async fn run_serial<P: Protocol>(
             }
             Err(e) => e,
         };
-        warn!(source = %sink.source, "{error}; reopening with back-off");
-        sink.status.set_state(SourceState::Waiting {
-            since: SystemTime::now(),
-            last_error: error,
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = shutdown.changed() => break,
+        if !keeper.wait(error, &sink.status, &mut shutdown).await {
+            break;
         }
     }
     sink.status.set_state(SourceState::Finished);
@@ -148,9 +134,7 @@ async fn drive<P: Protocol>(
         }
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            r = port.read(&mut buf) => match r {
-                // On Linux an unplugged adapter reads 0 bytes forever: treat it as gone.
-                Ok(0) => return Ended::Gone("the port read 0 bytes (unplugged?)".into()),
+            r = port.read(&mut buf) => match read_outcome(r) {
                 Ok(n) => {
                     SourceStatus::add(&sink.status.bytes, n as u64);
                     lines.push(&buf[..n], &mut pieces);
@@ -158,7 +142,7 @@ async fn drive<P: Protocol>(
                         feed(protocol, piece, &mut actions);
                     }
                 }
-                Err(e) => return Ended::Gone(format!("read failed: {e}")),
+                Err(e) => return Ended::Gone(e),
             },
             _ = tokio::time::sleep_until(wake), if deadline.is_some() => {
                 deadline = None;
