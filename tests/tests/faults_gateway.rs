@@ -1,0 +1,354 @@
+//! Fault tests of the gateway's own side, with real processes: `mqgate run` killed
+//! with SIGKILL mid-stream and started again, its store filling up while the
+//! upstream broker is down, and a damaged or unreadable store file at start.
+
+mod faults_common;
+
+use std::path::{Path, PathBuf};
+
+use faults_common::{count_lines, stop_gateway, Rig, QUIET, RATE, WAIT};
+use mqgate_tests::feeder::{wait_upstream_connects, SeqGateway};
+use mqgate_tests::mqgate::mqgate;
+use mqgate_tests::process::{run_to_end, Stream};
+use mqgate_tests::scratch::{plug, Scratch};
+
+/// The sequence numbers of the messages in a store file, in store order (opened
+/// read-only; SQLite reads what the write-ahead log holds too).
+fn stored_seqs(path: &Path) -> Vec<u64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut stmt = conn
+        .prepare("SELECT payload FROM messages ORDER BY id")
+        .expect("the store's messages table");
+    let payloads: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("read the messages")
+        .collect::<Result<_, _>>()
+        .expect("read the messages");
+    payloads
+        .iter()
+        .map(|p| {
+            serde_json::from_slice::<serde_json::Value>(p)
+                .ok()
+                .and_then(|v| v["seq"].as_u64())
+                .unwrap_or_else(|| panic!("a stored payload without seq: {p:?}"))
+        })
+        .collect()
+}
+
+/// Streams `n` lines through a gateway and kills it with SIGKILL after 500 arrived;
+/// with `stall_first` the network to Mosquitto stalls for a while before, so that
+/// hundreds of messages wait in the store and in flight, in every stage of QoS 2.
+fn gateway_killed_mid_stream(label: &str, stall_first: bool) {
+    let n = 2500;
+    let mut rig = Rig::new(label, 2, stall_first, "");
+    let mut gw = rig.start_gateway();
+    wait_upstream_connects(&gw, 1, WAIT);
+    let feeder = rig.feed(n, RATE);
+    rig.sub
+        .wait_until("500 messages before the kill", WAIT, |s| s.unique >= 500);
+    if let Some(relay) = &rig.relay {
+        relay.stall();
+        feeder.wait_written(feeder.written() + 400, WAIT);
+    }
+    gw.signal(libc::SIGKILL);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&exit),
+        Some(libc::SIGKILL)
+    );
+    // Lines written from now on wait for the next reader.
+    let written_at_kill = feeder.written();
+    let stored = stored_seqs(&rig.store_file());
+    // What the subscriber has now came through the first gateway: it was committed.
+    let delivered = rig.sub.stats();
+    let committed = stored.iter().copied().chain(delivered.max()).max();
+    let committed = committed.expect("something was committed");
+    assert!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "the store keeps the feed's order: {stored:?}"
+    );
+    if let Some(relay) = &rig.relay {
+        assert!(stored.len() >= 300, "a backlog: {}", stored.len());
+        // What waited in the relay is lost with the old connection.
+        relay.cut();
+        relay.resume();
+    }
+
+    let gw = rig.start_gateway();
+    if !stored.is_empty() {
+        gw.wait_for_line(
+            Stream::Stderr,
+            &[
+                &format!("{} message(s) (", stored.len()),
+                "waiting in the store from before",
+            ],
+            WAIT,
+        );
+    }
+    wait_upstream_connects(&gw, 1, WAIT);
+    let _master = feeder.finish(WAIT);
+    rig.sub
+        .wait_until("what was committed and the last line", WAIT, |s| {
+            s.has_all(0..committed + 1) && s.count_of(n - 1) > 0
+        });
+    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let gaps = stats.missing_runs(0..n);
+    eprintln!(
+        "{label}: {} delivered and {} in the store at the kill (highest committed {committed}, \
+         {written_at_kill} lines written); missing after the restart: {gaps:?}; {} duplicates",
+        delivered.unique,
+        stored.len(),
+        stats.duplicates
+    );
+    // The only lines that may be missing are those the killed gateway had read but
+    // not committed to its store: in its serial reader, framer, frame queue, mapping,
+    // message queue or the batch being committed, or still in the terminal's buffer
+    // when its last reader died. They were never taken (nothing acknowledged them),
+    // and are all newer than the newest committed message and older than what was
+    // written after the kill. Everything committed, and everything the restarted
+    // gateway read, arrives.
+    assert!(gaps.len() <= 1, "{gaps:?} {}", stats.summary());
+    if let Some(gap) = gaps.first() {
+        assert!(
+            gap.start > committed && gap.end <= written_at_kill,
+            "a committed message, or one written after the kill, is missing: {gap:?} \
+             (highest committed {committed}, written at the kill {written_at_kill})"
+        );
+        assert!(
+            gap.end - gap.start <= PIPELINE_LINES,
+            "more lines missing than the pipeline holds: {gap:?}"
+        );
+    }
+    assert_eq!(stats.fresh_duplicates(), 0, "{}", stats.summary());
+    // Mosquitto kept running: it had no reason to send anything twice either.
+    assert_eq!(
+        stats.duplicates,
+        0,
+        "{:?} {}",
+        stats.duplicated(),
+        stats.summary()
+    );
+    stop_gateway(gw);
+}
+
+#[test]
+fn every_qos_2_message_committed_before_mqgate_is_killed_arrives_once_after_it_restarts() {
+    gateway_killed_mid_stream("kill-gw-q2", false);
+}
+
+#[test]
+fn a_backlog_in_flight_when_mqgate_is_killed_arrives_once_after_it_restarts() {
+    gateway_killed_mid_stream("kill-gw-backlog-q2", true);
+}
+
+/// Lines a gateway holds in memory at most between the serial port and the store:
+/// its frame queue (1024), message queue (4096) and one append batch (1024), plus
+/// a terminal buffer (4 KiB) of the feed's shortest lines.
+const PIPELINE_LINES: u64 = 1024 + 4096 + 1024 + 4096 / 20;
+
+/// Fills a store of `max` messages with `n` > `max` while the upstream broker is
+/// down, then starts it: exactly the configured eviction happens, and is counted.
+fn store_fills_while_offline(label: &str, when_full: &str) {
+    let (max, n) = (200u64, 500u64);
+    let store_yaml = format!("store:\n  max_messages: {max}\n  when_full: {when_full}\n");
+    let mut rig = Rig::new(label, 2, false, &store_yaml);
+    // The subscriber's session waits in the stopped broker.
+    assert!(rig.up.stop().success());
+    let gw = rig.start_gateway();
+    let _master = rig.feed(n, 1000.0).finish(WAIT);
+    let (dropped, kept, counted) = match when_full {
+        "drop_oldest" => (0..n - max, n - max..n, format!("{} evicted", n - max)),
+        "drop_newest" => (
+            max..n,
+            0..max,
+            format!("0 evicted (store full), {} refused", n - max),
+        ),
+        other => panic!("no test for when_full: {other}"),
+    };
+    let line = gw.wait_for_line(
+        Stream::Stderr,
+        &[&format!(
+            "{max} message(s) in the store; dropped so far: {counted} (store full)"
+        )],
+        WAIT,
+    );
+    assert!(line.contains("WARN"), "{line}");
+    assert_eq!(
+        count_lines(&gw, "connected upstream"),
+        0,
+        "the broker was down"
+    );
+
+    rig.up.restart();
+    wait_upstream_connects(&gw, 1, WAIT);
+    rig.sub
+        .wait_until("the messages kept", WAIT, |s| s.has_all(kept.clone()));
+    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    assert_eq!(stats.missing_runs(0..n), [dropped], "{}", stats.summary());
+    assert_eq!(stats.unique, max, "{}", stats.summary());
+    assert_eq!(stats.duplicates, 0, "{}", stats.summary());
+    assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
+    // At close the count is said once more, at level INFO.
+    let mut gw = gw;
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+    let closed = gw.wait_for_line(Stream::Stderr, &["closed: "], WAIT);
+    assert!(
+        closed.contains("INFO")
+            && closed.contains(&format!(
+                "0 message(s) in the store; dropped so far: {counted}"
+            )),
+        "{closed}"
+    );
+}
+
+#[test]
+fn a_store_full_while_offline_evicts_exactly_the_oldest_messages_and_counts_them() {
+    store_fills_while_offline("full-oldest", "drop_oldest");
+}
+
+#[test]
+fn a_store_full_while_offline_refuses_exactly_the_newest_messages_and_counts_them() {
+    store_fills_while_offline("full-newest", "drop_newest");
+}
+
+/// A gateway file in `dir` whose upstream port nobody listens on, and the path of
+/// its store file (the state folder exists, the file does not).
+fn gateway_without_broker(dir: &Scratch) -> (PathBuf, PathBuf) {
+    let link = dir.path().join("ttyFEED");
+    drop(plug(&link));
+    let spec = SeqGateway::new(mqgate_tests::upstream::fixed_port(), &link);
+    let config = spec.write(dir);
+    let state = SeqGateway::state_dir(dir);
+    std::fs::create_dir_all(&state).expect("create the state folder");
+    (config, state.join("messages.db"))
+}
+
+/// Runs `mqgate run --config CONFIG`, which must stop by itself with an error before
+/// it connects anywhere; returns what it printed on stderr.
+fn run_expecting_failure(config: &Path) -> String {
+    let mut cmd = mqgate();
+    cmd.arg("run").arg("--config").arg(config);
+    let done = run_to_end("mqgate run", cmd, WAIT);
+    assert!(
+        !done.status.success(),
+        "mqgate run went on with a bad store: {:?}\n{}",
+        done.status,
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("connected upstream"),
+        "{}",
+        done.stderr
+    );
+    done.stderr
+}
+
+/// Bytes that are not an SQLite database (no header), the same on every run.
+fn garbage(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// An SQLite database of several pages (in WAL mode as mqgate's own, or with a
+/// rollback journal) with its later pages overwritten: the header is fine, the
+/// b-tree pages are not.
+fn damaged_database(path: &Path, wal: bool) {
+    {
+        let conn = rusqlite::Connection::open(path).expect("create a database");
+        if wal {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .expect("WAL mode");
+            assert_eq!(mode, "wal");
+        }
+        conn.execute_batch(
+            "CREATE TABLE t (x BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO t SELECT randomblob(100) FROM n;",
+        )
+        .expect("fill the database");
+    }
+    // Closing the last connection checkpoints the WAL into the file and removes it.
+    let mut bytes = std::fs::read(path).expect("read the database");
+    assert!(bytes.len() >= 4 * 4096, "several pages: {}", bytes.len());
+    let noise = garbage(bytes.len() - 4096);
+    bytes[4096..].copy_from_slice(&noise);
+    std::fs::write(path, bytes).expect("damage the database");
+}
+
+/// The error names the file, says nothing was changed and how to move it aside.
+fn assert_damaged_message(stderr: &str, file: &Path) {
+    let name = file.display().to_string();
+    assert!(stderr.contains(&name), "names {name}: {stderr}");
+    assert!(stderr.contains("damaged"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("mv {name} {name}.damaged")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_store_file_that_is_not_a_database_stops_mqgate_naming_it_and_is_left_as_it_was() {
+    let dir = Scratch::new("store-garbage");
+    let (config, file) = gateway_without_broker(&dir);
+    let bytes = garbage(16 * 1024);
+    std::fs::write(&file, &bytes).expect("write garbage");
+    let stderr = run_expecting_failure(&config);
+    assert_damaged_message(&stderr, &file);
+    assert!(
+        std::fs::read(&file).expect("the file is still there") == bytes,
+        "unchanged"
+    );
+}
+
+/// `wal`: the damaged file is in WAL mode, as the files mqgate writes are.
+fn damaged_pages_stop_mqgate(label: &str, wal: bool) {
+    let dir = Scratch::new(label);
+    let (config, file) = gateway_without_broker(&dir);
+    damaged_database(&file, wal);
+    let bytes = std::fs::read(&file).expect("read the damaged file");
+    let stderr = run_expecting_failure(&config);
+    assert_damaged_message(&stderr, &file);
+    let after = std::fs::read(&file).expect("the file is still there");
+    let changed: Vec<usize> = (0..bytes.len().max(after.len()))
+        .filter(|&i| bytes.get(i) != after.get(i))
+        .collect();
+    assert_eq!(
+        changed,
+        [] as [usize; 0],
+        "offsets changed in {}",
+        file.display()
+    );
+}
+
+#[test]
+fn a_store_file_with_damaged_pages_stops_mqgate_naming_it_and_is_left_as_it_was() {
+    damaged_pages_stop_mqgate("store-damaged", true);
+}
+
+#[test]
+#[ignore = "mqgate bug: the store runs PRAGMA journal_mode=WAL before its integrity check, \
+            which rewrites header bytes 18-19 (file format), 27 (change counter) and 95 \
+            (version-valid-for) of a damaged rollback-journal file, while its error says \
+            nothing was changed"]
+fn a_damaged_store_file_with_a_rollback_journal_is_left_as_it_was() {
+    damaged_pages_stop_mqgate("store-damaged-journal", false);
+}
+
+#[test]
+fn a_folder_in_place_of_the_store_file_stops_mqgate_naming_it_and_is_left_as_it_was() {
+    let dir = Scratch::new("store-folder");
+    let (config, file) = gateway_without_broker(&dir);
+    std::fs::create_dir(&file).expect("a folder where the file goes");
+    std::fs::write(file.join("keep"), "x").expect("a file in the folder");
+    let stderr = run_expecting_failure(&config);
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "names the file: {stderr}"
+    );
+    assert!(file.is_dir() && std::fs::read(file.join("keep")).is_ok_and(|b| b == b"x"));
+}
