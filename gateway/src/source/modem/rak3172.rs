@@ -310,7 +310,8 @@ impl Protocol for Rak3172 {
                 if line.is_empty() {
                     return;
                 }
-                if is_banner_text(line) {
+                // The banner's other lines, and the command itself when echo is on (ATE).
+                if is_banner_text(line) || line == self.pending {
                     return;
                 }
                 if is_boot_line(line) {

@@ -241,3 +241,25 @@ mod any_input {
         }
     }
 }
+
+#[test]
+fn echoed_commands_are_not_garbage() {
+    let mut m = Rak3172::new(Rak3172Settings::new());
+    let out = run(
+        &mut m,
+        &[
+            "START",
+            "AT+PRECV=0",
+            "OK",
+            "AT+NWM=?",
+            "AT+NWM=0",
+            "OK",
+            "AT+P2P=868000000:7:125:0:8:14",
+            "OK",
+            "AT+PRECV=65534",
+            "OK",
+        ],
+    );
+    assert_eq!(bad(&out), 0, "{out:?}");
+    assert_eq!(out.last(), Some(&Action::Ready));
+}
