@@ -33,13 +33,19 @@ pub struct Sink {
     pub status: Arc<SourceStatus>,
 }
 
-/// The pipeline behind the source has stopped.
+/// The pipeline behind the source has stopped, or the gateway is stopping.
 struct Closed;
 
 impl Sink {
     /// Carry out what does not touch the port; commands and timers are returned to
-    /// the caller (live) or dropped (replay).
-    async fn apply(&self, action: Action, live: bool) -> Result<Option<Action>, Closed> {
+    /// the caller (live) or dropped (replay). A full pipeline is waited for, unless
+    /// shutdown comes first.
+    async fn apply(
+        &self,
+        action: Action,
+        live: bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Action>, Closed> {
         match action {
             Action::Frame(bytes, meta) => {
                 SourceStatus::add(&self.status.frames, 1);
@@ -49,7 +55,10 @@ impl Sink {
                     bytes,
                     meta,
                 };
-                self.tx.send(frame).await.map_err(|_| Closed)?;
+                tokio::select! {
+                    sent = self.tx.send(frame) => sent.map_err(|_| Closed)?,
+                    _ = shutdown.changed() => return Err(Closed),
+                }
             }
             Action::Bad(why) => {
                 SourceStatus::add(&self.status.bad_frames, 1);
@@ -118,7 +127,7 @@ async fn drive<P: Protocol>(
     protocol.handle(Input::Start, &mut actions);
     loop {
         for action in actions.drain(..) {
-            match sink.apply(action, true).await {
+            match sink.apply(action, true, shutdown).await {
                 Err(Closed) => return Ended::Stop,
                 Ok(Some(Action::Send(command))) => {
                     debug!(source = %sink.source, "> {command}");
@@ -197,7 +206,7 @@ pub async fn run_replay<P: Protocol>(
                 feed(&mut protocol, piece, &mut actions);
             }
             for action in actions.drain(..) {
-                if sink.apply(action, false).await.is_err() {
+                if sink.apply(action, false, &mut shutdown).await.is_err() {
                     break 'passes;
                 }
             }
