@@ -14,7 +14,7 @@ mod lines;
 pub mod rak3172;
 pub mod rn2483;
 
-pub use lines::LineSplitter;
+pub use lines::{LineSplitter, Piece};
 
 use std::time::Duration;
 
