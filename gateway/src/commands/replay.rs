@@ -60,9 +60,14 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
             }
         };
     if args.dry_run {
-        // Ends when the replay has played and every message is through.
+        // Ends when the replay has played and every message is through, or when
+        // stdout is closed (`| head`): then quietly.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
         while let Some(m) = printed.recv().await {
-            println!("{}", message_json(&m));
+            if writeln!(out, "{}", message_json(&m)).is_err() {
+                return 0;
+            }
         }
     } else {
         // The outputs finish once the capture has played and every message is
