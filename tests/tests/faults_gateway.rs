@@ -289,6 +289,19 @@ fn assert_damaged_message(stderr: &str, file: &Path) {
         stderr.contains(&format!("mv {name} {name}.damaged")),
         "{stderr}"
     );
+    // Nothing beside it either: no write-ahead log or shared-memory file was left.
+    let dir = file.parent().expect("the state folder");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list the state folder")
+        .map(|e| {
+            e.expect("a folder entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["messages.db"], "in {}", dir.display());
 }
 
 #[test]
