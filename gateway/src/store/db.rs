@@ -80,6 +80,38 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Check an existing file before anything writes to it (switching the journal
+/// mode rewrites the header): a damaged file is left exactly as it was. The file is
+/// opened `immutable`, so that SQLite creates no `-wal` or `-shm` file beside it
+/// either; a WAL left by a crash is checked when the store really opens.
+fn check_read_only(path: &Path) -> Result<(), StoreError> {
+    use rusqlite::OpenFlags;
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| classify(path, e))?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))?;
+    if check != "ok" {
+        return Err(corrupt(path, format!("integrity check: {check}")));
+    }
+    Ok(())
+}
+
 impl Db {
     /// Open (or create) the file, check it, and register the outputs.
     pub fn open(path: &Path, sync: Synchronous, outputs: &[String]) -> Result<Opened, StoreError> {
@@ -89,16 +121,24 @@ impl Db {
                 cause: format!("cannot create the folder {}: {e}", dir.display()),
             })?;
         }
+        if path.is_dir() {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                cause: "this is a folder, not a store file: move it away, or point \
+                        `store.file` (in `gateway.state_dir`) at a file name"
+                    .into(),
+            });
+        }
         if path.exists() {
-            // Opening a directory or an unreadable file fails later with a vaguer message.
+            // An unreadable file fails later with a vaguer message.
             std::fs::File::open(path).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 cause: e.to_string(),
             })?;
+            check_read_only(path)?;
         }
         let conn = Connection::open(path).map_err(|e| classify(path, e))?;
         let on = |e| classify(path, e);
-        // The first statement that reads the file tells a non-database apart.
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(on)?;
@@ -116,12 +156,6 @@ impl Db {
             "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-4096;"
         ))
         .map_err(on)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(on)?;
-        if check != "ok" {
-            return Err(corrupt(path, format!("integrity check: {check}")));
-        }
         conn.execute_batch(SCHEMA).map_err(on)?;
         let version: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {

@@ -306,6 +306,10 @@ async fn an_unreadable_store_path_is_an_error_naming_it() {
         Ok(_) => panic!("a folder is not a store"),
     };
     assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+    assert!(
+        e.to_string().contains("is a folder, not a store file"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -485,10 +485,18 @@ impl Worker {
         Ok(false)
     }
 
+    /// Refused for want of room; the first refusal is logged at once, the count
+    /// with the once-a-second summary (a fast source must not flood the log).
     fn refuse(&self, m: &Message, so_far: &mut Appended) {
         so_far.refused += 1;
-        self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
-        warn!(topic = %m.topic, "store full: message refused (when_full: drop_newest)");
+        let before = self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
+        if before == self.logged_drops[1] {
+            warn!(
+                store = %self.config.file.display(),
+                topic = %m.topic,
+                "store full: new messages are refused (when_full: drop_newest)"
+            );
+        }
     }
 
     fn trim_cache(&mut self) {
