@@ -145,7 +145,10 @@ impl Upstream {
     /// came before.
     pub fn save(&self) {
         use std::os::unix::fs::MetadataExt;
-        let proc = self.proc.as_ref().expect("the upstream broker is not running");
+        let proc = self
+            .proc
+            .as_ref()
+            .expect("the upstream broker is not running");
         let db = self.data.join("mosquitto.db");
         let tmp = self.data.join("mosquitto.db.new");
         let inode = || std::fs::metadata(&db).ok().map(|m| m.ino());
