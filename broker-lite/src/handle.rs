@@ -50,6 +50,25 @@ impl BrokerHandle {
         taken.await.map_err(|_| HandleError::Stopped)
     }
 
+    /// Publish several messages in order with one hand-over to the broker; resolves
+    /// once all are routed. Every topic is checked first: one invalid topic refuses
+    /// the whole batch (check with `topic::validate_topic_name` to sort them out).
+    pub async fn publish_many(&self, msgs: Vec<Message>) -> Result<(), HandleError> {
+        for m in &msgs {
+            topic::validate_topic_name(&m.topic)
+                .map_err(|e| HandleError::InvalidTopic(e.to_string()))?;
+        }
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let (done, taken) = oneshot::channel();
+        self.router
+            .send(Event::LocalPublishMany { msgs, done })
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        taken.await.map_err(|_| HandleError::Stopped)
+    }
+
     /// Subscribe inside the process. Retained messages that match come first.
     /// Messages that arrive while the subscription's buffer is full are dropped and counted.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, HandleError> {

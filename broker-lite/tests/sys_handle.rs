@@ -165,6 +165,46 @@ fn handle_publish_reaches_mosquitto_sub_at_each_qos() {
 }
 
 #[test]
+fn handle_publish_many_delivers_a_batch_in_order_and_refuses_one_with_a_bad_topic() {
+    let b = TestBroker::start(|_| {});
+    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "many/#"]);
+    let h = b.handle();
+    let batch: Vec<broker_lite::Message> = (0..50)
+        .map(|i| {
+            broker_lite::Message::new(
+                &format!("many/{}", i % 3),
+                Bytes::from(format!("m{i}")),
+                QoS::AtLeastOnce,
+                false,
+            )
+        })
+        .collect();
+    b.run(h.publish_many(batch)).expect("publish_many");
+    for i in 0..50 {
+        let m = sub.expect_msg();
+        assert_eq!(
+            (m.topic, m.payload),
+            (format!("many/{}", i % 3), format!("m{i}"))
+        );
+    }
+    let bad = vec![
+        broker_lite::Message::new("many/ok", Bytes::from("x"), QoS::AtMostOnce, false),
+        broker_lite::Message::new("many/+", Bytes::from("y"), QoS::AtMostOnce, false),
+    ];
+    assert!(matches!(
+        b.run(h.publish_many(bad)),
+        Err(HandleError::InvalidTopic(_))
+    ));
+    b.run(h.publish("many/after", Bytes::from("z"), QoS::AtMostOnce, false))
+        .expect("publish");
+    let m = sub.expect_msg();
+    assert_eq!(
+        m.topic, "many/after",
+        "nothing of the refused batch went out"
+    );
+}
+
+#[test]
 fn handle_publish_reaches_a_rumqttc_subscriber_at_each_qos() {
     let b = TestBroker::start(|_| {});
     let h = b.handle();

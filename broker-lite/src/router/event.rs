@@ -33,6 +33,11 @@ pub(crate) enum Event {
         msg: Message,
         done: oneshot::Sender<()>,
     },
+    /// Messages from the in-process handle, in order; `done` once all are routed.
+    LocalPublishMany {
+        msgs: Vec<Message>,
+        done: oneshot::Sender<()>,
+    },
     /// An in-process subscription; the answer is an error text for an invalid filter.
     LocalSubscribe {
         filter: String,

@@ -89,6 +89,12 @@ impl Router {
                 self.route(msg, None, true);
                 let _ = done.send(());
             }
+            Event::LocalPublishMany { msgs, done } => {
+                for msg in msgs {
+                    self.route(msg, None, true);
+                }
+                let _ = done.send(());
+            }
             Event::LocalSubscribe {
                 filter,
                 qos,

@@ -34,22 +34,19 @@ pub async fn run(handle: BrokerHandle, mut queue: OutputQueue, stats: Arc<Output
                 return;
             }
         };
+        // Topics the broker would refuse are counted and left out; the rest goes
+        // over in one hand-over.
         let mut done = Vec::with_capacity(batch.len());
-        for stored in batch {
+        let mut msgs = Vec::with_capacity(batch.len());
+        for stored in &batch {
             let m = &stored.message;
-            match handle
-                .publish(&m.topic, m.payload.clone(), m.qos, m.retain)
-                .await
-            {
-                Ok(()) => {
-                    stats.published.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(broker_lite::HandleError::Stopped) => {
-                    // Not done: it stays in the store for the next start.
-                    let _ = queue.done(done).await;
-                    warn!("embedded output stops: the broker has stopped");
-                    return;
-                }
+            match broker_lite::topic::validate_topic_name(&m.topic) {
+                Ok(()) => msgs.push(broker_lite::Message::new(
+                    &m.topic,
+                    m.payload.clone(),
+                    m.qos,
+                    m.retain,
+                )),
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     warn!(topic = %m.topic, "embedded broker refused a message: {e}");
@@ -59,6 +56,13 @@ pub async fn run(handle: BrokerHandle, mut queue: OutputQueue, stats: Arc<Output
                 done.push(stored.id);
             }
         }
+        let n = msgs.len() as u64;
+        if handle.publish_many(msgs).await.is_err() {
+            // Not done: it stays in the store for the next start.
+            warn!("embedded output stops: the broker has stopped");
+            return;
+        }
+        stats.published.fetch_add(n, Ordering::Relaxed);
         if queue.done(done).await.is_err() {
             return;
         }

@@ -32,13 +32,14 @@ impl MappingStats {
 
 /// Stack of a mapping thread.
 const MAPPING_STACK: usize = 16 * 1024 * 1024;
-
+/// Frames mapped per wake-up at most; their messages go on as one batch.
+pub(super) const BATCH_FRAMES: usize = 64;
 pub(super) fn spawn(
     source: &str,
     mapper: Option<&Arc<Mapper>>,
     gateway_id: &str,
     mut frames: mpsc::Receiver<Frame>,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<Vec<Message>>,
 ) -> anyhow::Result<Arc<MappingStats>> {
     let stats = Arc::new(MappingStats {
         source: source.to_string(),
@@ -56,30 +57,51 @@ pub(super) fn spawn(
         .stack_size(MAPPING_STACK)
         .spawn(move || {
             let stats = thread_stats;
-            while let Some(frame) = frames.blocking_recv() {
-                let sent = match mapper.map(&frame) {
-                    Mapped::Messages(messages) => {
-                        stats.mapped.fetch_add(1, Ordering::Relaxed);
-                        stats
-                            .messages
-                            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-                        messages.into_iter().all(|m| out.blocking_send(m).is_ok())
+            let mut waiting = Vec::with_capacity(BATCH_FRAMES);
+            while let Some(first) = frames.blocking_recv() {
+                // Whatever else is waiting is mapped in the same go.
+                waiting.push(first);
+                while waiting.len() < BATCH_FRAMES {
+                    match frames.try_recv() {
+                        Ok(frame) => waiting.push(frame),
+                        Err(_) => break,
                     }
-                    Mapped::Filtered => {
-                        stats.filtered.fetch_add(1, Ordering::Relaxed);
-                        true
-                    }
-                    Mapped::Failed(error) => {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        warn!(source = %frame.source, "frame to the dead-letter topic: {error}");
-                        out.blocking_send(dead_letter(&gateway_id, &frame, &error))
-                            .is_ok()
-                    }
-                };
-                if !sent {
+                }
+                let mut batch = Vec::new();
+                for frame in waiting.drain(..) {
+                    map_one(&mapper, &gateway_id, &stats, &frame, &mut batch);
+                }
+                if !batch.is_empty() && out.blocking_send(batch).is_err() {
                     break;
                 }
             }
         })?;
     Ok(stats)
+}
+
+/// Map one frame; its messages (or its dead letter) go to `out`.
+fn map_one(
+    mapper: &Mapper,
+    gateway_id: &str,
+    stats: &MappingStats,
+    frame: &Frame,
+    out: &mut Vec<Message>,
+) {
+    match mapper.map(frame) {
+        Mapped::Messages(messages) => {
+            stats.mapped.fetch_add(1, Ordering::Relaxed);
+            stats
+                .messages
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            out.extend(messages);
+        }
+        Mapped::Filtered => {
+            stats.filtered.fetch_add(1, Ordering::Relaxed);
+        }
+        Mapped::Failed(error) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            warn!(source = %frame.source, "frame to the dead-letter topic: {error}");
+            out.push(dead_letter(gateway_id, frame, &error));
+        }
+    }
 }

@@ -33,8 +33,11 @@ use crate::store::Store;
 
 /// Frames one source may have waiting for its mapping thread.
 const FRAME_QUEUE: usize = 1024;
-/// Messages waiting for the store.
+/// Messages waiting for the tap (`replay --dry-run`).
 const MESSAGE_QUEUE: usize = 4096;
+/// Batches of messages (one per wake-up of a mapping thread, at most
+/// `mapping::BATCH_FRAMES` frames' worth) waiting for the store.
+const BATCH_QUEUE: usize = 64;
 /// Messages appended to the store in one go, at most.
 const APPEND_BATCH: usize = 1024;
 
@@ -88,7 +91,7 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let mappers = build_mappers(config).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
-    let (msg_tx, msg_rx) = mpsc::channel::<Message>(MESSAGE_QUEUE);
+    let (msg_tx, msg_rx) = mpsc::channel::<Vec<Message>>(BATCH_QUEUE);
     let mut running = Running {
         sources: Vec::new(),
         mappings: Vec::new(),
@@ -238,10 +241,12 @@ pub struct ReplayOverride {
 }
 
 /// `replay --dry-run`: every message to the tap, in order.
-async fn pass_to_tap(mut rx: mpsc::Receiver<Message>, tap: Tap) {
-    while let Some(msg) = rx.recv().await {
-        if tap.send(msg).await.is_err() {
-            return;
+async fn pass_to_tap(mut rx: mpsc::Receiver<Vec<Message>>, tap: Tap) {
+    while let Some(batch) = rx.recv().await {
+        for msg in batch {
+            if tap.send(msg).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -249,13 +254,15 @@ async fn pass_to_tap(mut rx: mpsc::Receiver<Message>, tap: Tap) {
 /// Append the mappings' messages to the store in batches; a batch the store could
 /// not commit (a full disk...) is tried again with back-off, while the pipeline
 /// behind waits: nothing is dropped here.
-async fn feed_store(mut rx: mpsc::Receiver<Message>, store: Store) {
+async fn feed_store(mut rx: mpsc::Receiver<Vec<Message>>, store: Store) {
+    let mut batches = Vec::with_capacity(APPEND_BATCH);
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     let mut backoff = Backoff::new(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(10),
     );
-    while rx.recv_many(&mut batch, APPEND_BATCH).await > 0 {
+    while rx.recv_many(&mut batches, BATCH_QUEUE).await > 0 {
+        batch.extend(batches.drain(..).flatten());
         loop {
             match store.append(batch.clone()).await {
                 Ok(_) => {
