@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 const DATAGRAMS: u32 = 100_000;
-const WINDOW: u32 = 256;
+const WINDOW: u32 = 64;
 const ROUNDS: usize = 3;
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -65,6 +65,7 @@ async fn round(config: &GatewayConfig, port: u16) -> Option<f64> {
     let mut sent = 0u32;
     let mut acked = 0u32;
     let mut buf = [0u8; 16];
+    let mut resends = 0u32;
     while acked < DATAGRAMS && start.elapsed() < LIMIT {
         while sent < DATAGRAMS && sent - acked < WINDOW {
             gateway.send(&datagram(sent)).await.expect("send");
@@ -73,8 +74,12 @@ async fn round(config: &GatewayConfig, port: u16) -> Option<f64> {
         match tokio::time::timeout(Duration::from_secs(2), gateway.recv(&mut buf)).await {
             Ok(Ok(4)) if buf[3] == 0x01 => acked += 1,
             Ok(_) => {}
-            // A datagram lost on loopback: send the window again from here.
-            Err(_) => sent = acked,
+            // A datagram lost on loopback (a full socket buffer): send the window
+            // again from here.
+            Err(_) => {
+                resends += 1;
+                sent = acked;
+            }
         }
     }
     let result = tokio::time::timeout(LIMIT, received).await;
@@ -85,7 +90,9 @@ async fn round(config: &GatewayConfig, port: u16) -> Option<f64> {
     }
     match result {
         Ok(Ok((n, done))) if n == DATAGRAMS => {
-            Some(DATAGRAMS as f64 / (done - start).as_secs_f64())
+            let rate = DATAGRAMS as f64 / (done - start).as_secs_f64();
+            println!("- round: {rate:.0} datagrams/s, {resends} window(s) sent again after a loss");
+            Some(rate)
         }
         Ok(Ok((n, _))) => {
             println!("round: only {n} of {DATAGRAMS} messages arrived");
