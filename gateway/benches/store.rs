@@ -25,6 +25,7 @@ use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::config::{StoreConfig, Synchronous};
 use mqgate::message::Message;
+use mqgate::output::client::ClientOptions;
 use mqgate::output::upstream::{self, UpstreamSettings, UpstreamStatus};
 use mqgate::store::{Store, StoreStats};
 use tokio::sync::watch;
@@ -296,14 +297,11 @@ async fn drain_phase(port: u16, qos: QoS, round: usize) -> Drain {
     assert_eq!(n, BACKLOG, "the backlog is in the store");
     store.finish_input();
     let settings = UpstreamSettings {
-        host: "127.0.0.1".into(),
-        port,
-        tls: None,
-        client_id: format!("mqgate-bench-{round}-{}", qos as u8),
-        username: None,
-        password: None,
-        keep_alive: Duration::from_secs(30),
-        clean_session: true,
+        client: ClientOptions::new(
+            "127.0.0.1",
+            port,
+            format!("mqgate-bench-{round}-{}", qos as u8),
+        ),
         topic_prefix: String::new(),
         gateway_id: "bench".into(),
         reconnect_initial: Duration::from_millis(50),

@@ -20,17 +20,10 @@ use super::client::{ClientOptions, Will};
 pub use super::window::run;
 
 /// Where and how to connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct UpstreamSettings {
-    pub host: String,
-    pub port: u16,
-    /// PEM files' contents when the url is `mqtts://` (an empty CA: the system's roots).
-    pub tls: Option<TlsFiles>,
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub keep_alive: Duration,
-    pub clean_session: bool,
+    /// Where and how to connect; the will is set from the status topic.
+    pub client: ClientOptions,
     /// Put in front of every topic, e.g. `site-a/`.
     pub topic_prefix: String,
     /// For the status topic `mqgate/<gateway_id>/status`.
@@ -61,31 +54,20 @@ pub struct UpstreamStatus {
 }
 
 impl UpstreamSettings {
-    pub(super) fn options(&self) -> ClientOptions {
-        self.client_options()
-    }
-
     pub fn status_topic(&self) -> String {
         format!("{}mqgate/{}/status", self.topic_prefix, self.gateway_id)
     }
 
-    fn client_options(&self) -> ClientOptions {
+    /// The client options with the will `offline` on the status topic.
+    pub(super) fn options(&self) -> ClientOptions {
         ClientOptions {
-            host: self.host.clone(),
-            port: self.port,
-            tls: self.tls.clone(),
-            client_id: self.client_id.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            keep_alive: self.keep_alive,
-            clean_session: self.clean_session,
             will: Some(Will {
                 topic: self.status_topic(),
                 payload: Bytes::from_static(b"offline"),
                 qos: QoS::AtLeastOnce,
                 retain: true,
             }),
-            connect_timeout: Duration::from_secs(10),
+            ..self.client.clone()
         }
     }
 }

@@ -95,8 +95,8 @@ pub async fn run(
         };
         backoff.reset();
         info!(
-            host = %link.settings.host,
-            port = link.settings.port,
+            host = %link.settings.client.host,
+            port = link.settings.client.port,
             session_present,
             "connected upstream"
         );
@@ -155,11 +155,11 @@ impl Link {
     fn lost(&self, e: &ClientError) {
         let text = e.to_string();
         warn!(
-            host = %self.settings.host,
-            port = self.settings.port,
+            host = %self.settings.client.host,
+            port = self.settings.client.port,
             "upstream {}:{}: {text}",
-            self.settings.host,
-            self.settings.port
+            self.settings.client.host,
+            self.settings.client.port
         );
         *self
             .status

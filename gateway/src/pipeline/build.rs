@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::capture::Capture;
 use crate::config::{GatewayConfig, MappingFile, SerialConfig, UpstreamConfig};
 use crate::mapping::{Mapper, MappingDefaults, ScriptLimits};
+use crate::output::client::ClientOptions;
 use crate::output::upstream::{TlsFiles, UpstreamSettings};
 use crate::source::replay::Chunk;
 use crate::source::serial::SerialSettings;
@@ -142,14 +143,14 @@ pub(super) fn upstream_settings(
         up.client_id.clone()
     };
     Ok(UpstreamSettings {
-        host: up.url.host.clone(),
-        port: up.url.port,
-        tls,
-        client_id,
-        username: up.username.clone(),
-        password,
-        keep_alive: Duration::from_secs(u64::from(up.keep_alive_secs)),
-        clean_session: up.clean_session,
+        client: ClientOptions {
+            tls,
+            username: up.username.clone(),
+            password,
+            keep_alive: Duration::from_secs(u64::from(up.keep_alive_secs)),
+            clean_session: up.clean_session,
+            ..ClientOptions::new(&up.url.host, up.url.port, client_id)
+        },
         topic_prefix: up.topic_prefix.clone(),
         gateway_id: config.gateway.id.clone(),
         reconnect_initial: Duration::from_millis(500),
