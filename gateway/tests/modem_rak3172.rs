@@ -3,56 +3,22 @@
 //! SNR, a closed receive window, and recovery from a module that stops answering,
 //! from garbage and from a reboot in the middle of the stream.
 
-#[path = "common/modem_sim.rs"]
-mod modem_sim;
+mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use modem_sim::{Rak3172Model, Sim};
+use common::modem_sim::{Rak3172Model, Sim};
+use common::{
+    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, replay_capture,
+    sink, temp_link, wait_until, workspace, WAIT,
+};
 use mqgate::frame::Frame;
-use mqgate::source::modem::engine::{self, Sink};
+use mqgate::source::modem::engine;
 use mqgate::source::modem::rak3172::{Rak3172, Rak3172Settings};
 use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
 use tokio::sync::{mpsc, watch};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn temp_link(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("ttyModem")
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
-}
-
-async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("a frame within the timeout")
-        .expect("the source is running")
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn connected(status: &SourceStatus) -> bool {
-    matches!(status.state(), SourceState::Connected { .. })
-}
 
 struct Running {
     status: Arc<SourceStatus>,
@@ -64,13 +30,7 @@ struct Running {
 
 fn start(link: &std::path::Path) -> Running {
     let path = link.to_str().expect("utf-8 path").to_string();
-    let status = Arc::new(SourceStatus::new("rak"));
-    let (tx, rx) = mpsc::channel(64);
-    let sink = Sink {
-        source: Arc::from("rak"),
-        tx,
-        status: status.clone(),
-    };
+    let (sink, status, rx) = sink("rak", 64);
     let mut settings = Rak3172Settings::new();
     settings.p2p.frequency_hz = 869_525_000;
     settings.p2p.spreading_factor = 9;
@@ -213,58 +173,10 @@ async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
     assert_eq!(SourceStatus::get(&r.status.bad_frames), 0);
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
-/// analog input.
-fn lpp(i: u8) -> Vec<u8> {
-    let t = (210 + 5 * i16::from(i)).to_be_bytes();
-    let a = (330 - i16::from(i)).to_be_bytes();
-    vec![
-        1,
-        0x67,
-        t[0],
-        t[1],
-        2,
-        0x68,
-        100 + 2 * i,
-        3,
-        0x02,
-        a[0],
-        a[1],
-    ]
-}
-
 #[tokio::test]
 async fn the_rak3172_capture_replays_into_frames_with_their_rssi_and_snr() {
-    let chunks =
-        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rak3172-p2p.log"))
-            .expect("the capture loads");
-    let status = Arc::new(SourceStatus::new("cap"));
-    let (tx, mut rx) = mpsc::channel(64);
-    let sink = Sink {
-        source: Arc::from("cap"),
-        tx,
-        status: status.clone(),
-    };
-    let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(engine::run_replay(
-        chunks,
-        mqgate::source::replay::Speed::Fast,
-        false,
-        Rak3172::new(Rak3172Settings::new()),
-        sink,
-        shutdown,
-    ));
-    let mut frames = Vec::new();
-    while let Some(f) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("the replay ends")
-    {
-        frames.push(f);
-    }
+    let (frames, status) =
+        replay_capture("rak3172-p2p.log", Rak3172::new(Rak3172Settings::new())).await;
     assert_eq!(frames.len(), 6);
     for (i, f) in (0u8..).zip(&frames) {
         assert_eq!(f.bytes.to_vec(), lpp(i), "packet {i}");
@@ -277,53 +189,8 @@ async fn the_rak3172_capture_replays_into_frames_with_their_rssi_and_snr() {
 
 #[tokio::test]
 async fn the_rak3172_capture_maps_through_the_demo_mapping_to_one_message_per_reading() {
-    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
-        .expect("the demo config loads");
-    let chunks =
-        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rak3172-p2p.log"))
-            .expect("the capture loads");
-    let over = mqgate::pipeline::ReplayOverride {
-        chunks,
-        speed: mqgate::source::replay::Speed::Fast,
-    };
-    let (tap, mut messages) = mpsc::channel(256);
-    let (_stop, shutdown) = watch::channel(false);
-    let _running = mqgate::pipeline::start(
-        &config,
-        Some("lora-rak3172"),
-        Some(over),
-        Some(tap),
-        shutdown,
-    )
-    .await
-    .expect("the pipeline starts");
-    let mut got = Vec::new();
-    while let Some(m) = tokio::time::timeout(WAIT, messages.recv())
-        .await
-        .expect("the replay ends")
-    {
-        got.push(m);
-    }
-    assert_eq!(got.len(), 18, "three readings in each of six packets");
-    for (i, readings) in (0u8..).zip(got.chunks(3)) {
-        let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();
-        assert_eq!(
-            topics,
-            [
-                "lora-p2p/lora-rak3172/1/temperature",
-                "lora-p2p/lora-rak3172/2/relative_humidity",
-                "lora-p2p/lora-rak3172/3/analog_input"
-            ]
-        );
-        let value = |m: &mqgate::message::Message| -> f64 {
-            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
-            v["value"].as_f64().expect("a number")
-        };
-        let i = f64::from(i);
-        assert!((value(&readings[0]) - (21.0 + 0.5 * i)).abs() < 1e-9);
-        assert!((value(&readings[1]) - (50.0 + i)).abs() < 1e-9);
-        assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
-    }
+    let got = map_capture("lora-rak3172", "rak3172-p2p.log").await;
+    assert_lpp_readings(&got, "lora-rak3172");
 }
 
 #[test]

@@ -3,69 +3,28 @@
 //! garbage on the line and from a reboot in the middle of the stream; the capture
 //! replays through the example mapping.
 
-#[path = "common/modem_sim.rs"]
-mod modem_sim;
+mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use modem_sim::{Rn2483Model, Sim};
-use mqgate::frame::Frame;
-use mqgate::source::modem::engine::{self, Sink};
+use common::modem_sim::{Rn2483Model, Sim};
+use common::{
+    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, replay_capture,
+    sink, temp_link, wait_until, waiting, WAIT,
+};
+use mqgate::source::modem::engine;
 use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
 use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
-use tokio::sync::{mpsc, watch};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn temp_link(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("ttyModem")
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
-}
-
-async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("a frame within the timeout")
-        .expect("the source is running")
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn connected(status: &SourceStatus) -> bool {
-    matches!(status.state(), SourceState::Connected { .. })
-}
+use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_every_fault() {
     let link = temp_link("rn2483");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
-    let status = Arc::new(SourceStatus::new("lora"));
-    let (tx, mut rx) = mpsc::channel(64);
-    let sink = Sink {
-        source: Arc::from("lora"),
-        tx,
-        status: status.clone(),
-    };
+    let (sink, status, mut rx) = sink("lora", 64);
     let mut settings = Rn2483Settings::new();
     settings.reply_timeout = Duration::from_millis(300);
     settings.reinit_initial = Duration::from_millis(50);
@@ -171,13 +130,7 @@ async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
     model.old_firmware = true;
     let sim = Sim::start(&link, model);
     let path = link.to_str().expect("utf-8 path");
-    let status = Arc::new(SourceStatus::new("old"));
-    let (tx, mut rx) = mpsc::channel(16);
-    let sink = Sink {
-        source: Arc::from("old"),
-        tx,
-        status: status.clone(),
-    };
+    let (sink, status, mut rx) = sink("old", 16);
     let (_stop, shutdown) = watch::channel(false);
     let serial = SerialSettings::new(path, 57_600);
     tokio::spawn(engine::run_serial(
@@ -199,58 +152,10 @@ async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
     assert_eq!(sim.count("radio get rssi"), 1, "asked once only");
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
-/// analog input.
-fn lpp(i: u8) -> Vec<u8> {
-    let t = (210 + 5 * i16::from(i)).to_be_bytes();
-    let a = (330 - i16::from(i)).to_be_bytes();
-    vec![
-        1,
-        0x67,
-        t[0],
-        t[1],
-        2,
-        0x68,
-        100 + 2 * i,
-        3,
-        0x02,
-        a[0],
-        a[1],
-    ]
-}
-
 #[tokio::test]
 async fn the_rn2483_capture_replays_into_frames_with_their_snr_and_rssi() {
-    let chunks =
-        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rn2483-p2p.log"))
-            .expect("the capture loads");
-    let status = Arc::new(SourceStatus::new("cap"));
-    let (tx, mut rx) = mpsc::channel(64);
-    let sink = Sink {
-        source: Arc::from("cap"),
-        tx,
-        status: status.clone(),
-    };
-    let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(engine::run_replay(
-        chunks,
-        mqgate::source::replay::Speed::Fast,
-        false,
-        Rn2483::new(Rn2483Settings::new()),
-        sink,
-        shutdown,
-    ));
-    let mut frames = Vec::new();
-    while let Some(f) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("the replay ends")
-    {
-        frames.push(f);
-    }
+    let (frames, status) =
+        replay_capture("rn2483-p2p.log", Rn2483::new(Rn2483Settings::new())).await;
     assert_eq!(frames.len(), 6);
     for (i, f) in (0u8..).zip(&frames) {
         assert_eq!(f.bytes.to_vec(), lpp(i), "packet {i}");
@@ -267,53 +172,8 @@ async fn the_rn2483_capture_replays_into_frames_with_their_snr_and_rssi() {
 
 #[tokio::test]
 async fn the_rn2483_capture_maps_through_the_demo_mapping_to_one_message_per_reading() {
-    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
-        .expect("the demo config loads");
-    let chunks =
-        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures/rn2483-p2p.log"))
-            .expect("the capture loads");
-    let over = mqgate::pipeline::ReplayOverride {
-        chunks,
-        speed: mqgate::source::replay::Speed::Fast,
-    };
-    let (tap, mut messages) = mpsc::channel(256);
-    let (_stop, shutdown) = watch::channel(false);
-    let _running = mqgate::pipeline::start(
-        &config,
-        Some("lora-rn2483"),
-        Some(over),
-        Some(tap),
-        shutdown,
-    )
-    .await
-    .expect("the pipeline starts");
-    let mut got = Vec::new();
-    while let Some(m) = tokio::time::timeout(WAIT, messages.recv())
-        .await
-        .expect("the replay ends")
-    {
-        got.push(m);
-    }
-    assert_eq!(got.len(), 18, "three readings in each of six packets");
-    for (i, readings) in (0u8..).zip(got.chunks(3)) {
-        let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();
-        assert_eq!(
-            topics,
-            [
-                "lora-p2p/lora-rn2483/1/temperature",
-                "lora-p2p/lora-rn2483/2/relative_humidity",
-                "lora-p2p/lora-rn2483/3/analog_input"
-            ]
-        );
-        let value = |m: &mqgate::message::Message| -> f64 {
-            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
-            v["value"].as_f64().expect("a number")
-        };
-        let i = f64::from(i);
-        assert!((value(&readings[0]) - (21.0 + 0.5 * i)).abs() < 1e-9);
-        assert!((value(&readings[1]) - (50.0 + i)).abs() < 1e-9);
-        assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
-    }
+    let got = map_capture("lora-rn2483", "rn2483-p2p.log").await;
+    assert_lpp_readings(&got, "lora-rn2483");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,13 +181,7 @@ async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
     let link = temp_link("rn2483-unplug");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
-    let status = Arc::new(SourceStatus::new("plug"));
-    let (tx, mut rx) = mpsc::channel(16);
-    let sink = Sink {
-        source: Arc::from("plug"),
-        tx,
-        status: status.clone(),
-    };
+    let (sink, status, mut rx) = sink("plug", 16);
     let mut serial = SerialSettings::new(path, 57_600);
     serial.reopen_initial = Duration::from_millis(50);
     serial.reopen_max = Duration::from_millis(200);
@@ -343,10 +197,7 @@ async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");
 
     drop(sim);
-    wait_until("the source to notice", || {
-        matches!(status.state(), SourceState::Waiting { .. })
-    })
-    .await;
+    wait_until("the source to notice", || waiting(&status)).await;
     let cpu = cpu_seconds();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let used = cpu_seconds() - cpu;

@@ -2,59 +2,21 @@
 //! goes away the source waits with back-off (using almost no CPU) and reopens the
 //! same path when it comes back.
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqgate::frame::{Frame, FramingConfig};
+use common::{connected, cpu_seconds, next_frame, plug, temp_link, wait_until, waiting, WAIT};
+use mqgate::frame::FramingConfig;
 use mqgate::source::serial::{self, SerialSettings};
 use mqgate::source::{Feed, SourceState, SourceStatus};
-use serialport::{SerialPort, TTYPort};
 use tokio::sync::{mpsc, watch};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A pseudo-terminal whose device is reachable through `link` (like /dev/serial/by-id/...).
-fn plug(link: &PathBuf) -> TTYPort {
-    let (master, slave) = TTYPort::pair().expect("a pseudo-terminal pair");
-    let name = slave.name().expect("the slave side has a path");
-    drop(slave);
-    let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(&name, link).expect("symlink to the pty");
-    master
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: f64 =
-        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
-}
-
-async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("a frame within the timeout")
-        .expect("the source is running")
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning() {
-    let dir = std::env::temp_dir().join(format!("mqgate-pty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let link = dir.join("ttyUSB-test");
+    let link = temp_link("pty");
     let mut master = plug(&link);
 
     let status = Arc::new(SourceStatus::new("pty"));
@@ -72,10 +34,7 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(serial::run(settings, feed, status.clone(), shutdown));
 
-    wait_until("the port to open", || {
-        matches!(status.state(), SourceState::Connected { .. })
-    })
-    .await;
+    wait_until("the port to open", || connected(&status)).await;
     master.write_all(b"one\r\ntwo\n").expect("write to the pty");
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"one");
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"two");
@@ -83,10 +42,7 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
     // Unplug: the terminal disappears.
     drop(master);
     std::fs::remove_file(&link).expect("remove the link");
-    wait_until("the source to notice", || {
-        matches!(status.state(), SourceState::Waiting { .. })
-    })
-    .await;
+    wait_until("the source to notice", || waiting(&status)).await;
     let (cpu_before, wall_before) = (cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let share = (cpu_seconds() - cpu_before) / wall_before.elapsed().as_secs_f64();
@@ -98,10 +54,7 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
 
     // Plug it back in: same path, a new terminal.
     let mut master = plug(&link);
-    wait_until("the port to reopen", || {
-        matches!(status.state(), SourceState::Connected { .. })
-    })
-    .await;
+    wait_until("the port to reopen", || connected(&status)).await;
     assert!(SourceStatus::get(&status.reopens) >= 1);
     master.write_all(b"three\n").expect("write to the new pty");
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"three");
@@ -111,7 +64,9 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
         .await
         .expect("source stops")
         .expect("task");
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(dir) = link.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,10 +85,7 @@ async fn a_missing_port_is_reported_with_its_path_and_retried() {
     settings.reopen_initial = Duration::from_millis(20);
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(serial::run(settings, feed, status.clone(), shutdown));
-    wait_until("the source to report the missing port", || {
-        matches!(status.state(), SourceState::Waiting { .. })
-    })
-    .await;
+    wait_until("the source to report the missing port", || waiting(&status)).await;
     match status.state() {
         SourceState::Waiting { last_error, .. } => assert!(
             last_error.contains("mqgate-no-such-port"),

@@ -61,11 +61,7 @@ pub struct Sim {
 impl Sim {
     /// A pseudo-terminal whose device is `link`, driven by `model`.
     pub fn start(link: &Path, model: impl Model) -> Sim {
-        let (master, slave) = TTYPort::pair().expect("a pseudo-terminal pair");
-        let name = slave.name().expect("the slave side has a path");
-        drop(slave);
-        let _ = std::fs::remove_file(link);
-        std::os::unix::fs::symlink(&name, link).expect("symlink to the pty");
+        let master = super::plug(link);
         let (control, rx) = mpsc::channel();
         let commands = Arc::new(Mutex::new(Vec::new()));
         let log = commands.clone();

@@ -1,0 +1,197 @@
+//! Helpers shared by the serial and modem integration tests: a pseudo-terminal behind a
+//! symlink, waiting for a frame or a state with a timeout, CPU use, and the LoRa
+//! captures with the payload the example mapping reads from them.
+//!
+//! Each test file compiles this module on its own and uses only part of it.
+
+#![allow(dead_code)]
+
+pub mod modem_sim;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqgate::frame::Frame;
+use mqgate::message::Message;
+use mqgate::source::modem::engine::{self, Sink};
+use mqgate::source::modem::Protocol;
+use mqgate::source::{SourceState, SourceStatus};
+use serialport::{SerialPort, TTYPort};
+use tokio::sync::{mpsc, watch};
+
+/// How long any one wait in these tests may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A fresh path in a per-process temporary folder for a device symlink.
+pub fn temp_link(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("ttyModem")
+}
+
+/// A pseudo-terminal whose device is reachable through `link` (like
+/// /dev/serial/by-id/...); the master side is returned.
+pub fn plug(link: &Path) -> TTYPort {
+    let (master, slave) = TTYPort::pair().expect("a pseudo-terminal pair");
+    let name = slave.name().expect("the slave side has a path");
+    drop(slave);
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(&name, link).expect("symlink to the pty");
+    master
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The next frame, or a failed test after [`WAIT`].
+pub async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a frame within the timeout")
+        .expect("the source is running")
+}
+
+/// Poll `cond` until it holds, or fail the test after [`WAIT`] naming `what`.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn connected(status: &SourceStatus) -> bool {
+    matches!(status.state(), SourceState::Connected { .. })
+}
+
+pub fn waiting(status: &SourceStatus) -> bool {
+    matches!(status.state(), SourceState::Waiting { .. })
+}
+
+/// A modem sink named `source`, with its status and the receiving end of its frames.
+pub fn sink(source: &str, capacity: usize) -> (Sink, Arc<SourceStatus>, mpsc::Receiver<Frame>) {
+    let status = Arc::new(SourceStatus::new(source));
+    let (tx, rx) = mpsc::channel(capacity);
+    let sink = Sink {
+        source: Arc::from(source),
+        tx,
+        status: status.clone(),
+    };
+    (sink, status, rx)
+}
+
+/// The workspace root (the captures and examples live there).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
+/// analog input.
+pub fn lpp(i: u8) -> Vec<u8> {
+    let t = (210 + 5 * i16::from(i)).to_be_bytes();
+    let a = (330 - i16::from(i)).to_be_bytes();
+    vec![
+        1,
+        0x67,
+        t[0],
+        t[1],
+        2,
+        0x68,
+        100 + 2 * i,
+        3,
+        0x02,
+        a[0],
+        a[1],
+    ]
+}
+
+/// Every frame `protocol` makes of the capture `tests/captures/<capture>`, played
+/// once as fast as possible, and the status of the source that played it.
+pub async fn replay_capture(
+    capture: &str,
+    protocol: impl Protocol + 'static,
+) -> (Vec<Frame>, Arc<SourceStatus>) {
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures").join(capture))
+            .expect("the capture loads");
+    let (sink, status, mut rx) = sink("cap", 64);
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(engine::run_replay(
+        chunks,
+        mqgate::source::replay::Speed::Fast,
+        false,
+        protocol,
+        sink,
+        shutdown,
+    ));
+    let mut frames = Vec::new();
+    while let Some(f) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the replay ends")
+    {
+        frames.push(f);
+    }
+    (frames, status)
+}
+
+/// Every message the demo configuration's source `source_id` makes of the capture
+/// `tests/captures/<capture>` through its mapping.
+pub async fn map_capture(source_id: &str, capture: &str) -> Vec<Message> {
+    let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
+        .expect("the demo config loads");
+    let chunks =
+        mqgate::pipeline::build::load_chunks(&workspace().join("tests/captures").join(capture))
+            .expect("the capture loads");
+    let over = mqgate::pipeline::ReplayOverride {
+        chunks,
+        speed: mqgate::source::replay::Speed::Fast,
+    };
+    let (tap, mut messages) = mpsc::channel(256);
+    let (_stop, shutdown) = watch::channel(false);
+    let _running =
+        mqgate::pipeline::start(&config, Some(source_id), Some(over), Some(tap), shutdown)
+            .await
+            .expect("the pipeline starts");
+    let mut got = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, messages.recv())
+        .await
+        .expect("the replay ends")
+    {
+        got.push(m);
+    }
+    got
+}
+
+/// The three readings of each packet, in order, under `lora-p2p/<source_id>/...`,
+/// with the values [`lpp`] encodes.
+pub fn assert_lpp_readings(got: &[Message], source_id: &str) {
+    assert_eq!(got.len(), 18, "three readings in each of six packets");
+    for (i, readings) in (0u8..).zip(got.chunks(3)) {
+        let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                format!("lora-p2p/{source_id}/1/temperature"),
+                format!("lora-p2p/{source_id}/2/relative_humidity"),
+                format!("lora-p2p/{source_id}/3/analog_input"),
+            ]
+        );
+        let value = |m: &Message| -> f64 {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
+            v["value"].as_f64().expect("a number")
+        };
+        let i = f64::from(i);
+        assert!((value(&readings[0]) - (21.0 + 0.5 * i)).abs() < 1e-9);
+        assert!((value(&readings[1]) - (50.0 + i)).abs() < 1e-9);
+        assert!((value(&readings[2]) - (3.30 - 0.01 * i)).abs() < 1e-9);
+    }
+}
