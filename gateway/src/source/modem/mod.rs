@@ -13,6 +13,8 @@ pub mod engine;
 mod lines;
 pub mod rak3172;
 pub mod rn2483;
+#[cfg(test)]
+mod testing;
 
 pub use lines::{LineSplitter, Piece};
 

@@ -1,44 +1,6 @@
 use super::*;
 
-/// Feed lines (or timer expiries, written `TIMER`) and collect every action.
-fn run(m: &mut Rak3172, inputs: &[&str]) -> Vec<Action> {
-    let mut out = Vec::new();
-    for input in inputs {
-        match *input {
-            "START" => m.handle(Input::Start, &mut out),
-            "TIMER" => m.handle(Input::Timer, &mut out),
-            line => m.handle(Input::Line(line), &mut out),
-        }
-    }
-    out
-}
-
-fn sent(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn frames(actions: &[Action]) -> Vec<(Bytes, Meta)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Frame(b, m) => Some((b.clone(), m.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn bad(actions: &[Action]) -> usize {
-    actions
-        .iter()
-        .filter(|a| matches!(a, Action::Bad(_)))
-        .count()
-}
+use crate::source::modem::testing::{bad, frames, run, sent};
 
 /// A module already in P2P mode.
 const SET_UP: &[&str] = &["START", "OK", "AT+NWM=0", "OK", "OK", "OK"];
@@ -186,11 +148,12 @@ fn a_banner_mid_stream_means_the_module_rebooted_and_it_is_set_up_again() {
 
 mod any_input {
     use super::*;
+    use crate::source::modem::testing::{any_input, one_command_at_a_time};
     use proptest::prelude::*;
 
     /// A timer expiry (`None`), a plausible module line, or any printable line.
     fn input() -> impl Strategy<Value = Option<String>> {
-        let vocabulary = prop::sample::select(vec![
+        any_input(vec![
             "OK",
             "AT_ERROR",
             "AT_BUSY_ERROR",
@@ -202,12 +165,7 @@ mod any_input {
             "+EVT:RXP2P RECEIVE TIMEOUT",
             "+EVT:RXP2P RECEIVE ERROR",
             "Current Work Mode: LoRa P2P.",
-        ]);
-        prop_oneof![
-            Just(None),
-            vocabulary.prop_map(|s| Some(s.to_string())),
-            "[ -~]{0,40}".prop_map(Some),
-        ]
+        ])
     }
 
     proptest! {
@@ -216,28 +174,7 @@ mod any_input {
             let settings = Rak3172Settings::new();
             let longest = settings.reply_timeout.max(settings.reinit_max).max(settings.reset_wait);
             let mut m = Rak3172::new(settings);
-            let mut out = Vec::new();
-            m.handle(Input::Start, &mut out);
-            for input in &inputs {
-                out.clear();
-                match input {
-                    None => m.handle(Input::Timer, &mut out),
-                    Some(line) => m.handle(Input::Line(line), &mut out),
-                }
-                let sends = out.iter().filter(|a| matches!(a, Action::Send(_))).count();
-                prop_assert!(sends <= 1, "{out:?}");
-                if let Some(at) = out.iter().position(|a| matches!(a, Action::Send(_))) {
-                    prop_assert!(matches!(out.get(at + 1), Some(Action::Timer(_))), "{out:?}");
-                }
-                for a in &out {
-                    if let Action::Timer(d) = a {
-                        prop_assert!(*d <= longest, "{d:?}");
-                    }
-                    if let Action::Frame(bytes, _) = a {
-                        prop_assert!(bytes.len() <= MAX_PAYLOAD);
-                    }
-                }
-            }
+            one_command_at_a_time(&mut m, &inputs, longest, MAX_PAYLOAD)?;
         }
     }
 }

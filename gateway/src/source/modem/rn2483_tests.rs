@@ -1,37 +1,6 @@
 use super::*;
 
-/// Feed lines (or timer expiries, written `TIMER`) and collect every action.
-fn run(m: &mut Rn2483, inputs: &[&str]) -> Vec<Action> {
-    let mut out = Vec::new();
-    for input in inputs {
-        match *input {
-            "START" => m.handle(Input::Start, &mut out),
-            "TIMER" => m.handle(Input::Timer, &mut out),
-            line => m.handle(Input::Line(line), &mut out),
-        }
-    }
-    out
-}
-
-fn sent(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn frames(actions: &[Action]) -> Vec<(Bytes, Meta)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Frame(b, m) => Some((b.clone(), m.clone())),
-            _ => None,
-        })
-        .collect()
-}
+use crate::source::modem::testing::{frames, run, sent};
 
 fn short_setup() -> Rn2483Settings {
     Rn2483Settings {
@@ -242,11 +211,12 @@ fn banners_are_told_from_other_lines() {
 
 mod any_input {
     use super::*;
+    use crate::source::modem::testing::{any_input, one_command_at_a_time};
     use proptest::prelude::*;
 
     /// A timer expiry (`None`), a plausible modem line, or any printable line.
     fn input() -> impl Strategy<Value = Option<String>> {
-        let vocabulary = prop::sample::select(vec![
+        any_input(vec![
             "ok",
             "busy",
             "invalid_param",
@@ -256,12 +226,7 @@ mod any_input {
             "4294967245",
             "-5",
             "RN2483 1.0.5 Oct 31 2018 15:06:52",
-        ]);
-        prop_oneof![
-            Just(None),
-            vocabulary.prop_map(|s| Some(s.to_string())),
-            "[ -~]{0,40}".prop_map(Some),
-        ]
+        ])
     }
 
     proptest! {
@@ -270,28 +235,7 @@ mod any_input {
             let settings = Rn2483Settings::new();
             let longest = settings.reply_timeout.max(settings.reinit_max);
             let mut m = Rn2483::new(settings);
-            let mut out = Vec::new();
-            m.handle(Input::Start, &mut out);
-            for input in &inputs {
-                out.clear();
-                match input {
-                    None => m.handle(Input::Timer, &mut out),
-                    Some(line) => m.handle(Input::Line(line), &mut out),
-                }
-                let sends = out.iter().filter(|a| matches!(a, Action::Send(_))).count();
-                prop_assert!(sends <= 1, "{out:?}");
-                if let Some(at) = out.iter().position(|a| matches!(a, Action::Send(_))) {
-                    prop_assert!(matches!(out.get(at + 1), Some(Action::Timer(_))), "{out:?}");
-                }
-                for a in &out {
-                    if let Action::Timer(d) = a {
-                        prop_assert!(*d <= longest, "{d:?}");
-                    }
-                    if let Action::Frame(bytes, _) = a {
-                        prop_assert!(bytes.len() <= MAX_PAYLOAD);
-                    }
-                }
-            }
+            one_command_at_a_time(&mut m, &inputs, longest, MAX_PAYLOAD)?;
         }
     }
 }
