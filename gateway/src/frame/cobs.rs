@@ -5,11 +5,11 @@
 //! bad packets and resynchronise at the next 0x00.
 
 use ::cobs::{DecodeResult, DecoderState};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::delimited::{validate_max_length, Packet};
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadFrame, BadKind, Framed, Framer, PREVIEW_LEN};
+use super::{BadKind, Framed, Framer};
 
 /// `type: cobs` — packets encoded with COBS (Consistent Overhead Byte Stuffing), each
 /// ended by a 0x00 byte, which COBS never sends inside a packet. A frame is the decoded
@@ -48,11 +48,7 @@ impl Default for CobsConfig {
 
 impl CobsConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if self.max_length == 0 {
-            problems.push(("max_length".to_string(), "must be at least 1".to_string()));
-        }
-        problems
+        validate_max_length(self.max_length)
     }
 }
 
@@ -65,23 +61,20 @@ pub struct CobsFramer {
     at_start: bool,
     /// The packet was reported as overlong: skip to its 0x00.
     skipping: bool,
-    /// The decoded packet so far (never longer than `max_length`); before the first 0x00,
-    /// the first bytes of the garbage.
-    packet: Vec<u8>,
-    /// Bytes received since the last 0x00.
-    raw_len: usize,
+    /// The packet since the last 0x00.
+    packet: Packet,
 }
 
 impl CobsFramer {
     pub fn new(config: CobsConfig) -> Self {
         let at_start = config.resync_at_start;
+        let packet = Packet::new("COBS", "0x00", config.max_length);
         CobsFramer {
             config,
             decoder: DecoderState::Idle,
             at_start,
             skipping: false,
-            packet: Vec::new(),
-            raw_len: 0,
+            packet,
         }
     }
 
@@ -89,14 +82,13 @@ impl CobsFramer {
         self.decoder = DecoderState::Idle;
         self.skipping = false;
         self.packet.clear();
-        self.raw_len = 0;
     }
 
     fn end(&mut self, out: &mut Vec<Framed>) {
         if self.at_start {
             self.at_start = false;
-            if self.raw_len > 0 {
-                out.push(self.garbage("before the first 0x00"));
+            if self.packet.raw_len > 0 {
+                out.push(self.packet.garbage(false));
             }
         } else if !self.skipping {
             let missing = match self.decoder {
@@ -104,51 +96,18 @@ impl CobsFramer {
                 DecoderState::Idle => 0,
             };
             match self.decoder.feed(0) {
-                Ok(DecodeResult::DataComplete) if !self.packet.is_empty() => {
-                    out.push(Framed::Frame(Bytes::copy_from_slice(&self.packet)))
-                }
+                Ok(DecodeResult::DataComplete) => out.extend(self.packet.frame()),
                 Ok(_) => {}
-                Err(_) => out.push(Framed::Bad(BadFrame::new(
+                Err(_) => out.push(self.packet.bad(
                     BadKind::Checksum,
-                    self.raw_len,
-                    &self.packet,
                     format!(
                         "COBS packet of {} bytes ended {missing} bytes before its code byte said",
-                        self.raw_len
+                        self.packet.raw_len
                     ),
-                ))),
+                )),
             }
         }
         self.reset();
-    }
-
-    fn garbage(&self, where_: &str) -> Framed {
-        Framed::Bad(BadFrame::new(
-            BadKind::Garbage,
-            self.raw_len,
-            &self.packet,
-            format!("{} bytes {where_}", self.raw_len),
-        ))
-    }
-
-    fn add(&mut self, byte: u8, out: &mut Vec<Framed>) {
-        if self.packet.len() < self.config.max_length {
-            self.packet.push(byte);
-            return;
-        }
-        let mut start = self.packet[..self.packet.len().min(PREVIEW_LEN)].to_vec();
-        start.push(byte);
-        out.push(Framed::Bad(BadFrame::new(
-            BadKind::Overlong,
-            self.config.max_length + 1,
-            &start,
-            format!(
-                "COBS packet longer than {} bytes, skipped up to its 0x00",
-                self.config.max_length
-            ),
-        )));
-        self.skipping = true;
-        self.packet.clear();
     }
 }
 
@@ -159,11 +118,9 @@ impl Framer for CobsFramer {
                 self.end(out);
                 continue;
             }
-            self.raw_len += 1;
+            self.packet.raw_len += 1;
             if self.at_start {
-                if self.packet.len() < PREVIEW_LEN {
-                    self.packet.push(byte);
-                }
+                self.packet.keep_preview(byte);
                 continue;
             }
             if self.skipping {
@@ -171,24 +128,19 @@ impl Framer for CobsFramer {
             }
             // A non-zero byte never fails and never completes a packet.
             match self.decoder.feed(byte) {
-                Ok(DecodeResult::DataStart) => self.packet.clear(),
-                Ok(DecodeResult::DataContinue(b)) => self.add(b, out),
+                Ok(DecodeResult::DataStart) => self.packet.bytes.clear(),
+                Ok(DecodeResult::DataContinue(b)) => self.skipping = !self.packet.add(b, out),
                 Ok(DecodeResult::NoData | DecodeResult::DataComplete) | Err(_) => {}
             }
         }
     }
 
     fn finish(&mut self, out: &mut Vec<Framed>) {
-        if self.raw_len > 0 {
+        if self.packet.raw_len > 0 {
             if self.at_start {
-                out.push(self.garbage("and no 0x00"));
+                out.push(self.packet.garbage(true));
             } else if !self.skipping {
-                out.push(Framed::Bad(BadFrame::new(
-                    BadKind::Truncated,
-                    self.raw_len,
-                    &self.packet,
-                    "input ended inside a COBS packet (no 0x00)",
-                )));
+                out.push(self.packet.truncated());
             }
         }
         self.reset();
@@ -210,7 +162,7 @@ pub fn cobs_encode(payload: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::testing::assert_split_invariant;
+    use crate::frame::testing::{assert_split_invariant, frame, kinds};
     use crate::frame::FramingConfig;
 
     fn config(max_length: usize) -> FramingConfig {
@@ -218,19 +170,6 @@ mod tests {
             max_length,
             ..CobsConfig::default()
         })
-    }
-
-    fn frame(b: &[u8]) -> Framed {
-        Framed::Frame(Bytes::copy_from_slice(b))
-    }
-
-    fn kinds(out: &[Framed]) -> Vec<Option<BadKind>> {
-        out.iter()
-            .map(|f| match f {
-                Framed::Frame(_) => None,
-                Framed::Bad(b) => Some(b.kind),
-            })
-            .collect()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::delimited::validate_max_length;
 use super::{BadFrame, BadKind, Framed, Framer};
 
 /// `type: lines` — one frame per text line, without its line end.
@@ -48,11 +49,7 @@ impl Default for LinesConfig {
 
 impl LinesConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if self.max_length == 0 {
-            problems.push(("max_length".to_string(), "must be at least 1".to_string()));
-        }
-        problems
+        validate_max_length(self.max_length)
     }
 }
 

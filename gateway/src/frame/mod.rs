@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod binary;
 mod cobs;
+mod delimited;
 mod idle;
 mod lines;
 mod slip;

@@ -1,10 +1,10 @@
 //! The SLIP framer (RFC 1055): packets ended by END, with END and ESC escaped inside.
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::delimited::{validate_max_length, Packet};
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadFrame, BadKind, Framed, Framer, PREVIEW_LEN};
+use super::{BadKind, Framed, Framer};
 
 /// SLIP's frame end.
 pub const END: u8 = 0xC0;
@@ -53,11 +53,7 @@ impl Default for SlipConfig {
 
 impl SlipConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if self.max_length == 0 {
-            problems.push(("max_length".to_string(), "must be at least 1".to_string()));
-        }
-        problems
+        validate_max_length(self.max_length)
     }
 }
 
@@ -79,20 +75,18 @@ enum State {
 pub struct SlipFramer {
     config: SlipConfig,
     state: State,
-    /// The decoded packet so far (never longer than `max_length`).
-    packet: Vec<u8>,
-    /// Bytes received since the last END (escapes counted as sent).
-    raw_len: usize,
+    /// The packet since the last END (escapes counted as sent).
+    packet: Packet,
 }
 
 impl SlipFramer {
     pub fn new(config: SlipConfig) -> Self {
         let state = Self::initial(&config);
+        let packet = Packet::new("SLIP", "END", config.max_length);
         SlipFramer {
             config,
             state,
-            packet: Vec::new(),
-            raw_len: 0,
+            packet,
         }
     }
 
@@ -106,54 +100,30 @@ impl SlipFramer {
 
     fn end(&mut self, out: &mut Vec<Framed>) {
         match self.state {
-            State::Start if self.raw_len > 0 => out.push(Framed::Bad(BadFrame::new(
-                BadKind::Garbage,
-                self.raw_len,
-                &self.packet,
-                format!("{} bytes before the first END", self.raw_len),
-            ))),
-            State::Packet if !self.packet.is_empty() => {
-                out.push(Framed::Frame(Bytes::copy_from_slice(&self.packet)))
-            }
+            State::Start if self.packet.raw_len > 0 => out.push(self.packet.garbage(false)),
+            State::Packet => out.extend(self.packet.frame()),
             State::Escape => out.push(self.bad_escape(END)),
             _ => {}
         }
         self.state = State::Packet;
         self.packet.clear();
-        self.raw_len = 0;
     }
 
     fn bad_escape(&self, byte: u8) -> Framed {
-        Framed::Bad(BadFrame::new(
+        self.packet.bad(
             BadKind::Checksum,
-            self.raw_len,
-            &self.packet,
             format!(
                 "invalid SLIP escape 0xDB 0x{byte:02X} after {} bytes of the packet",
-                self.packet.len()
+                self.packet.bytes.len()
             ),
-        ))
+        )
     }
 
     /// Appends a decoded byte, or reports the packet as overlong.
     fn add(&mut self, byte: u8, out: &mut Vec<Framed>) {
-        if self.packet.len() < self.config.max_length {
-            self.packet.push(byte);
-            return;
+        if !self.packet.add(byte, out) {
+            self.state = State::Skip;
         }
-        let mut start = self.packet[..self.packet.len().min(PREVIEW_LEN)].to_vec();
-        start.push(byte);
-        out.push(Framed::Bad(BadFrame::new(
-            BadKind::Overlong,
-            self.config.max_length + 1,
-            &start,
-            format!(
-                "SLIP packet longer than {} bytes, skipped up to its END",
-                self.config.max_length
-            ),
-        )));
-        self.state = State::Skip;
-        self.packet.clear();
     }
 }
 
@@ -167,13 +137,12 @@ impl Framer for SlipFramer {
                     .iter()
                     .position(|&b| b == END || b == ESC)
                     .unwrap_or(rest.len());
-                let room = self.config.max_length - self.packet.len().min(self.config.max_length);
-                let take = run.min(room);
-                self.packet.extend_from_slice(&rest[..take]);
-                self.raw_len += take;
+                let take = run.min(self.packet.room());
+                self.packet.bytes.extend_from_slice(&rest[..take]);
+                self.packet.raw_len += take;
                 rest = &rest[take..];
                 if take < run {
-                    self.raw_len += 1;
+                    self.packet.raw_len += 1;
                     self.add(rest[0], out);
                     rest = &rest[1..];
                 }
@@ -187,13 +156,9 @@ impl Framer for SlipFramer {
                 self.end(out);
                 continue;
             }
-            self.raw_len += 1;
+            self.packet.raw_len += 1;
             match self.state {
-                State::Start => {
-                    if self.packet.len() < PREVIEW_LEN {
-                        self.packet.push(byte);
-                    }
-                }
+                State::Start => self.packet.keep_preview(byte),
                 State::Packet if byte == ESC => self.state = State::Escape,
                 State::Packet => self.add(byte, out),
                 State::Escape => {
@@ -210,7 +175,7 @@ impl Framer for SlipFramer {
                         None => {
                             out.push(self.bad_escape(byte));
                             self.state = State::Skip;
-                            self.packet.clear();
+                            self.packet.bytes.clear();
                         }
                     }
                 }
@@ -221,25 +186,14 @@ impl Framer for SlipFramer {
 
     fn finish(&mut self, out: &mut Vec<Framed>) {
         match self.state {
-            State::Packet | State::Escape if self.raw_len > 0 => {
-                out.push(Framed::Bad(BadFrame::new(
-                    BadKind::Truncated,
-                    self.raw_len,
-                    &self.packet,
-                    "input ended inside a SLIP packet (no END)",
-                )))
+            State::Packet | State::Escape if self.packet.raw_len > 0 => {
+                out.push(self.packet.truncated())
             }
-            State::Start if self.raw_len > 0 => out.push(Framed::Bad(BadFrame::new(
-                BadKind::Garbage,
-                self.raw_len,
-                &self.packet,
-                format!("{} bytes and no END", self.raw_len),
-            ))),
+            State::Start if self.packet.raw_len > 0 => out.push(self.packet.garbage(true)),
             _ => {}
         }
         self.state = Self::initial(&self.config);
         self.packet.clear();
-        self.raw_len = 0;
     }
 }
 
@@ -259,7 +213,7 @@ pub fn slip_encode(payload: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::testing::{assert_split_invariant, run};
+    use crate::frame::testing::{assert_split_invariant, frame, kinds, run};
     use crate::frame::FramingConfig;
 
     fn config(max_length: usize) -> FramingConfig {
@@ -267,19 +221,6 @@ mod tests {
             max_length,
             ..SlipConfig::default()
         })
-    }
-
-    fn frame(b: &[u8]) -> Framed {
-        Framed::Frame(Bytes::copy_from_slice(b))
-    }
-
-    fn kinds(out: &[Framed]) -> Vec<Option<BadKind>> {
-        out.iter()
-            .map(|f| match f {
-                Framed::Frame(_) => None,
-                Framed::Bad(b) => Some(b.kind),
-            })
-            .collect()
     }
 
     #[test]

@@ -40,3 +40,18 @@ pub fn split_at_cuts<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     parts.push(&data[start..]);
     parts
 }
+
+/// A frame holding `bytes`.
+pub fn frame(bytes: &[u8]) -> Framed {
+    Framed::Frame(bytes::Bytes::copy_from_slice(bytes))
+}
+
+/// The kind of each output: `None` for a frame, the bad kind otherwise.
+pub fn kinds(out: &[Framed]) -> Vec<Option<super::BadKind>> {
+    out.iter()
+        .map(|f| match f {
+            Framed::Frame(_) => None,
+            Framed::Bad(b) => Some(b.kind),
+        })
+        .collect()
+}

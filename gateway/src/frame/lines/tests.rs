@@ -1,8 +1,7 @@
-use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::frame::testing::{assert_split_invariant, run, split_at_cuts};
+use crate::frame::testing::{assert_split_invariant, frame, kinds, run, split_at_cuts};
 use crate::frame::FramingConfig;
 
 fn lines(max_length: usize, nmea_checksum: bool, skip_comments: bool) -> FramingConfig {
@@ -11,19 +10,6 @@ fn lines(max_length: usize, nmea_checksum: bool, skip_comments: bool) -> Framing
         nmea_checksum,
         skip_comments,
     })
-}
-
-fn frame(s: &[u8]) -> Framed {
-    Framed::Frame(Bytes::copy_from_slice(s))
-}
-
-fn kinds(out: &[Framed]) -> Vec<Option<BadKind>> {
-    out.iter()
-        .map(|f| match f {
-            Framed::Frame(_) => None,
-            Framed::Bad(b) => Some(b.kind),
-        })
-        .collect()
 }
 
 const GGA: &[u8] = b"$GPGGA,081412.000,5541.1956,N,03737.2877,E,1,5,4.87,66.2,M,14.5,M,,*6A";
