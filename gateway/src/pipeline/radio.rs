@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::{build, ReplayOverride};
 use crate::config::{ReopenConfig, ReplayConfig, SourceConfig, SourceKind};
 use crate::source::modem::engine::{self, Sink};
-use crate::source::modem::rak3172::{P2pParams, Rak3172, Rak3172Settings};
+use crate::source::modem::rak3172::{Rak3172, Rak3172Settings};
 use crate::source::modem::rn2483::{Rn2483, Rn2483Settings};
 use crate::source::modem::Protocol;
 use crate::source::serial::SerialSettings;
@@ -37,16 +37,8 @@ pub(super) fn spawn(
             input.spawn(Rn2483::new(settings), sink, shutdown);
         }
         SourceKind::Rak3172(m) => {
-            let p = m.p2p;
             let settings = Rak3172Settings {
-                p2p: P2pParams {
-                    frequency_hz: p.frequency_hz,
-                    spreading_factor: p.spreading_factor,
-                    bandwidth_khz: p.bandwidth_khz,
-                    coding_rate: p.coding_rate,
-                    preamble: p.preamble,
-                    tx_power: p.tx_power,
-                },
+                p2p: m.p2p,
                 reply_timeout: Duration::from_millis(m.reply_timeout_ms),
                 reset_wait: Duration::from_millis(m.reset_wait_ms),
                 reinit_initial: Duration::from_millis(m.reopen.initial_ms),

@@ -65,36 +65,9 @@ pub struct Rak3172Config {
 }
 
 /// `AT+P2P=<frequency_hz>:<spreading_factor>:<bandwidth_khz>:<coding_rate>:<preamble>:<tx_power>`;
-/// RUI3's defaults are 868000000, 7, 125, 0 (4/5), 8 and 14.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct P2pConfig {
-    pub frequency_hz: u32,
-    /// 5 to 12.
-    pub spreading_factor: u8,
-    /// 125, 250 or 500.
-    pub bandwidth_khz: u16,
-    /// 0 = 4/5, 1 = 4/6, 2 = 4/7, 3 = 4/8.
-    pub coding_rate: u8,
-    /// 2 to 65535 symbols.
-    pub preamble: u16,
-    /// 5 to 22 dBm (the module wants it even to receive).
-    pub tx_power: u8,
-}
-
-impl Default for P2pConfig {
-    fn default() -> Self {
-        let p = crate::source::modem::rak3172::P2pParams::default();
-        P2pConfig {
-            frequency_hz: p.frequency_hz,
-            spreading_factor: p.spreading_factor,
-            bandwidth_khz: p.bandwidth_khz,
-            coding_rate: p.coding_rate,
-            preamble: p.preamble,
-            tx_power: p.tx_power,
-        }
-    }
-}
+/// RUI3's defaults are 868000000, 7, 125, 0 (4/5), 8 and 14. The keys are the
+/// settings the source sends, read as they are.
+pub type P2pConfig = crate::source::modem::rak3172::P2pParams;
 
 const fn default_rn2483_baud() -> u32 {
     57_600
@@ -123,42 +96,66 @@ const fn default_reset_wait_ms() -> u64 {
     2_000
 }
 
-/// A modem source reads a port (`path`) or a capture (`replay`): exactly one.
-fn check_modem_input(
-    path: &Option<String>,
-    replay: Option<ReplayConfig>,
+/// The keys every modem source has, borrowed for their common checks.
+struct ModemKeys<'a> {
+    path: &'a Option<String>,
+    replay: &'a mut Option<ReplayConfig>,
     baud: u32,
-    reopen: &ReopenConfig,
-    at: &FieldPath,
-    dir: &Path,
-    report: &mut Report<'_>,
-) -> Option<ReplayConfig> {
-    match (path, &replay) {
-        (Some(_), Some(_)) => report.add(&at.key("replay"), "give `path` or `replay`, not both"),
-        (None, None) => report.add(at, "missing field `path` (the modem's serial device)"),
-        (Some(p), None) if p.trim().is_empty() => {
-            report.add(&at.key("path"), "must name a serial device")
+    reopen: &'a ReopenConfig,
+    reply_timeout_ms: u64,
+}
+
+/// Borrows a modem config's [`ModemKeys`].
+macro_rules! modem_keys {
+    ($config:expr) => {
+        ModemKeys {
+            path: &$config.path,
+            replay: &mut $config.replay,
+            baud: $config.baud,
+            reopen: &$config.reopen,
+            reply_timeout_ms: $config.reply_timeout_ms,
         }
-        _ => {}
-    }
-    if baud == 0 {
-        report.add(&at.key("baud"), "must be at least 1");
-    }
-    if reopen.initial_ms == 0 {
-        report.add(
-            &at.key("reopen").key("initial_ms"),
-            "must be at least 1 (no busy reopen loop)",
-        );
-    }
-    if reopen.max_ms < reopen.initial_ms {
-        report.add(
-            &at.key("reopen").key("max_ms"),
-            format!("must be at least initial_ms ({})", reopen.initial_ms),
-        );
-    }
-    match check_replay(replay?, &at.key("replay"), dir, report) {
-        SourceKind::Replay(r) => Some(r),
-        _ => None,
+    };
+}
+
+impl ModemKeys<'_> {
+    /// A modem source reads a port (`path`) or a capture (`replay`): exactly one. A
+    /// replay that does not check out is dropped.
+    fn check(self, at: &FieldPath, dir: &Path, report: &mut Report<'_>) {
+        let replay = self.replay.take();
+        match (self.path, &replay) {
+            (Some(_), Some(_)) => {
+                report.add(&at.key("replay"), "give `path` or `replay`, not both")
+            }
+            (None, None) => report.add(at, "missing field `path` (the modem's serial device)"),
+            (Some(p), None) if p.trim().is_empty() => {
+                report.add(&at.key("path"), "must name a serial device")
+            }
+            _ => {}
+        }
+        if self.baud == 0 {
+            report.add(&at.key("baud"), "must be at least 1");
+        }
+        if self.reopen.initial_ms == 0 {
+            report.add(
+                &at.key("reopen").key("initial_ms"),
+                "must be at least 1 (no busy reopen loop)",
+            );
+        }
+        if self.reopen.max_ms < self.reopen.initial_ms {
+            report.add(
+                &at.key("reopen").key("max_ms"),
+                format!("must be at least initial_ms ({})", self.reopen.initial_ms),
+            );
+        }
+        if let Some(replay) = replay {
+            if let SourceKind::Replay(r) = check_replay(replay, &at.key("replay"), dir, report) {
+                *self.replay = Some(r);
+            }
+        }
+        if self.reply_timeout_ms == 0 {
+            report.add(&at.key("reply_timeout_ms"), "must be at least 1");
+        }
     }
 }
 
@@ -168,19 +165,7 @@ pub(super) fn check_rn2483(
     dir: &Path,
     report: &mut Report<'_>,
 ) -> SourceKind {
-    let replay = config.replay.take();
-    config.replay = check_modem_input(
-        &config.path,
-        replay,
-        config.baud,
-        &config.reopen,
-        at,
-        dir,
-        report,
-    );
-    if config.reply_timeout_ms == 0 {
-        report.add(&at.key("reply_timeout_ms"), "must be at least 1");
-    }
+    modem_keys!(config).check(at, dir, report);
     for (i, command) in config.setup.iter().enumerate() {
         if command.trim().is_empty() || command.contains(['\r', '\n']) {
             report.add(
@@ -198,61 +183,51 @@ pub(super) fn check_rak3172(
     dir: &Path,
     report: &mut Report<'_>,
 ) -> SourceKind {
-    let replay = config.replay.take();
-    config.replay = check_modem_input(
-        &config.path,
-        replay,
-        config.baud,
-        &config.reopen,
-        at,
-        dir,
-        report,
-    );
-    if config.reply_timeout_ms == 0 {
-        report.add(&at.key("reply_timeout_ms"), "must be at least 1");
-    }
+    modem_keys!(config).check(at, dir, report);
     let p = config.p2p;
     let p2p = at.key("p2p");
-    let mut check = |ok: bool, field: &str, allowed: &str, got: String| {
+    let checks = [
+        (
+            (150_000_000..=960_000_000).contains(&p.frequency_hz),
+            "frequency_hz",
+            "150000000 to 960000000",
+            p.frequency_hz,
+        ),
+        (
+            (5..=12).contains(&p.spreading_factor),
+            "spreading_factor",
+            "5 to 12",
+            u32::from(p.spreading_factor),
+        ),
+        (
+            matches!(p.bandwidth_khz, 125 | 250 | 500),
+            "bandwidth_khz",
+            "125, 250 or 500",
+            u32::from(p.bandwidth_khz),
+        ),
+        (
+            p.coding_rate <= 3,
+            "coding_rate",
+            "0 (4/5), 1 (4/6), 2 (4/7) or 3 (4/8)",
+            u32::from(p.coding_rate),
+        ),
+        (
+            p.preamble >= 2,
+            "preamble",
+            "2 to 65535",
+            u32::from(p.preamble),
+        ),
+        (
+            (5..=22).contains(&p.tx_power),
+            "tx_power",
+            "5 to 22",
+            u32::from(p.tx_power),
+        ),
+    ];
+    for (ok, field, allowed, got) in checks {
         if !ok {
             report.add(&p2p.key(field), format!("must be {allowed}, got {got}"));
         }
-    };
-    check(
-        (150_000_000..=960_000_000).contains(&p.frequency_hz),
-        "frequency_hz",
-        "150000000 to 960000000",
-        p.frequency_hz.to_string(),
-    );
-    check(
-        (5..=12).contains(&p.spreading_factor),
-        "spreading_factor",
-        "5 to 12",
-        p.spreading_factor.to_string(),
-    );
-    check(
-        matches!(p.bandwidth_khz, 125 | 250 | 500),
-        "bandwidth_khz",
-        "125, 250 or 500",
-        p.bandwidth_khz.to_string(),
-    );
-    check(
-        p.coding_rate <= 3,
-        "coding_rate",
-        "0 (4/5), 1 (4/6), 2 (4/7) or 3 (4/8)",
-        p.coding_rate.to_string(),
-    );
-    check(
-        p.preamble >= 2,
-        "preamble",
-        "2 to 65535",
-        p.preamble.to_string(),
-    );
-    check(
-        (5..=22).contains(&p.tx_power),
-        "tx_power",
-        "5 to 22",
-        p.tx_power.to_string(),
-    );
+    }
     SourceKind::Rak3172(config)
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::{decode_hex, preview, Action, Input, Protocol};
@@ -26,8 +27,9 @@ use crate::frame::Meta;
 /// Largest P2P payload, bytes.
 const MAX_PAYLOAD: usize = 256;
 
-/// The radio settings of `AT+P2P=...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The radio settings of `AT+P2P=...`; also the `p2p` keys of a `rak3172` source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct P2pParams {
     pub frequency_hz: u32,
     /// 5 to 12.
@@ -36,6 +38,7 @@ pub struct P2pParams {
     pub bandwidth_khz: u16,
     /// 0 = 4/5, 1 = 4/6, 2 = 4/7, 3 = 4/8.
     pub coding_rate: u8,
+    /// 2 to 65535 symbols.
     pub preamble: u16,
     /// Transmit power, dBm (5 to 22); the module wants it although mqgate only receives.
     pub tx_power: u8,
