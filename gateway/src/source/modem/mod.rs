@@ -9,6 +9,7 @@
 //! commands dropped, so a replay gives the frames and metadata a live modem gave.
 //! The command/response sequences are written down in `docs/modems.md`.
 
+mod conversation;
 pub mod engine;
 mod lines;
 pub mod rak3172;

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use tracing::{info, warn};
+use tracing::info;
 
+use super::conversation::Conversation;
 use super::{decode_hex, preview, Action, Input, Protocol};
-use crate::backoff::Backoff;
 use crate::frame::Meta;
 
 /// Largest P2P payload, bytes.
@@ -131,17 +131,20 @@ enum Step {
 pub struct Rak3172 {
     settings: Rak3172Settings,
     step: Step,
-    pending: String,
+    talk: Conversation,
     /// RSSI and SNR of the older two-line event, waiting for its payload line.
     half: Option<(f64, f64)>,
-    rejected: Option<String>,
-    backoff: Backoff,
     base: Meta,
 }
 
 impl Rak3172 {
     pub fn new(settings: Rak3172Settings) -> Rak3172 {
-        let backoff = Backoff::new(settings.reinit_initial, settings.reinit_max);
+        let talk = Conversation::new(
+            "module",
+            settings.reply_timeout,
+            settings.reinit_initial,
+            settings.reinit_max,
+        );
         let p = settings.p2p;
         let mut base = Meta {
             port: settings.port.clone(),
@@ -153,34 +156,26 @@ impl Rak3172 {
         Rak3172 {
             settings,
             step: Step::Booting,
-            pending: String::new(),
+            talk,
             half: None,
-            rejected: None,
-            backoff,
             base,
         }
     }
 
     fn send(&mut self, step: Step, command: &str, out: &mut Vec<Action>) {
         self.step = step;
-        self.pending = command.to_string();
-        out.push(Action::Send(command.to_string()));
-        out.push(Action::Timer(self.settings.reply_timeout));
+        self.talk.send(command, out);
     }
 
     fn begin(&mut self, out: &mut Vec<Action>) {
         self.half = None;
-        self.rejected = None;
+        self.talk.forget_rejection();
         self.send(Step::StopRx, "AT+PRECV=0", out);
     }
 
     fn rest(&mut self, why: String, out: &mut Vec<Action>) {
-        let delay = self.backoff.next_delay();
-        let why = format!("{why}; restarting it in {} ms", delay.as_millis());
-        warn!("{why}");
-        out.push(Action::Trouble(why));
+        self.talk.back_off(&why, "restarting", out);
         self.step = Step::Resting;
-        out.push(Action::Timer(delay));
     }
 
     fn frame(&self, rssi: f64, snr: f64, hex: &str, line: &str, out: &mut Vec<Action>) {
@@ -293,18 +288,12 @@ impl Protocol for Rak3172 {
             Input::Timer => match self.step {
                 Step::Resting => {
                     self.step = Step::Booting;
-                    self.pending = "ATZ".into();
-                    out.push(Action::Send("ATZ".into()));
-                    out.push(Action::Timer(self.settings.reset_wait));
+                    self.talk.send_waiting("ATZ", self.settings.reset_wait, out);
                 }
                 Step::Booting => self.begin(out),
                 Step::Receiving => {}
                 _ => {
-                    let why = format!(
-                        "the module did not answer `{}` within {} ms",
-                        self.pending,
-                        self.settings.reply_timeout.as_millis()
-                    );
+                    let why = self.talk.unanswered();
                     self.rest(why, out);
                 }
             },
@@ -314,7 +303,7 @@ impl Protocol for Rak3172 {
                     return;
                 }
                 // The banner's other lines, and the command itself when echo is on (ATE).
-                if is_banner_text(line) || line == self.pending {
+                if is_banner_text(line) || line == self.talk.pending() {
                     return;
                 }
                 if is_boot_line(line) {
@@ -363,28 +352,20 @@ impl Protocol for Rak3172 {
                     Step::P2p => match status(line) {
                         Some(result) => {
                             if let Err(e) = result {
-                                let why =
-                                    format!("the module answered `{e}` to `{}`", self.pending);
-                                warn!("{why}");
-                                out.push(Action::Trouble(why.clone()));
-                                self.rejected = Some(why);
+                                self.talk.rejected(e, out);
                             }
                             self.send(Step::Arm, "AT+PRECV=65534", out);
                         }
                         None => out.push(Action::Bad(format!(
                             "expected a status to `{}`: {}",
-                            self.pending,
+                            self.talk.pending(),
                             preview(line)
                         ))),
                     },
                     Step::Arm => match status(line) {
                         Some(Ok(())) => {
                             self.step = Step::Receiving;
-                            out.push(Action::CancelTimer);
-                            self.backoff.reset();
-                            if self.rejected.is_none() {
-                                out.push(Action::Ready);
-                            }
+                            self.talk.receiving(out);
                         }
                         Some(Err(e)) => self.rest(
                             format!("the module answered `{e}` to `AT+PRECV=65534`"),

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracing::{info, warn};
+use tracing::info;
 
+use super::conversation::Conversation;
 use super::{decode_hex, preview, Action, Input, Protocol};
-use crate::backoff::Backoff;
 use crate::frame::Meta;
 
 /// Set-up commands used when the configuration gives none: LoRa at 868.1 MHz,
@@ -96,39 +96,36 @@ enum Step {
 pub struct Rn2483 {
     settings: Rn2483Settings,
     step: Step,
-    /// The command whose answer is awaited.
-    pending: String,
+    talk: Conversation,
     /// A received packet whose SNR / RSSI are being read.
     packet: Option<(Bytes, Meta)>,
     rssi_known: bool,
-    /// A set-up command the modem rejected (the source shows it).
-    rejected: Option<String>,
-    backoff: Backoff,
     /// Meta every frame starts from (frequency and data rate from the set-up).
     base: Meta,
 }
 
 impl Rn2483 {
     pub fn new(settings: Rn2483Settings) -> Rn2483 {
-        let backoff = Backoff::new(settings.reinit_initial, settings.reinit_max);
+        let talk = Conversation::new(
+            "modem",
+            settings.reply_timeout,
+            settings.reinit_initial,
+            settings.reinit_max,
+        );
         let base = base_meta(&settings);
         Rn2483 {
             rssi_known: settings.read_rssi,
             settings,
             step: Step::Reset,
-            pending: String::new(),
+            talk,
             packet: None,
-            rejected: None,
-            backoff,
             base,
         }
     }
 
     fn send(&mut self, step: Step, command: &str, out: &mut Vec<Action>) {
         self.step = step;
-        self.pending = command.to_string();
-        out.push(Action::Send(command.to_string()));
-        out.push(Action::Timer(self.settings.reply_timeout));
+        self.talk.send(command, out);
     }
 
     fn setup_from(&mut self, i: usize, out: &mut Vec<Action>) {
@@ -150,17 +147,9 @@ impl Rn2483 {
         if let Some((bytes, meta)) = self.packet.take() {
             out.push(Action::Frame(bytes, meta));
         }
-        let delay = self.backoff.next_delay();
-        let why = format!(
-            "the modem did not answer `{}` within {} ms; resetting it in {} ms",
-            self.pending,
-            self.settings.reply_timeout.as_millis(),
-            delay.as_millis()
-        );
-        warn!("{why}");
-        out.push(Action::Trouble(why));
+        let why = self.talk.unanswered();
+        self.talk.back_off(&why, "resetting", out);
         self.step = Step::Resting;
-        out.push(Action::Timer(delay));
     }
 
     fn receive(&mut self, line: &str, out: &mut Vec<Action>) {
@@ -196,7 +185,7 @@ impl Protocol for Rn2483 {
         match input {
             Input::Start => {
                 self.packet = None;
-                self.rejected = None;
+                self.talk.forget_rejection();
                 self.send(Step::Reset, "sys reset", out);
             }
             Input::Timer => match self.step {
@@ -216,7 +205,7 @@ impl Protocol for Rn2483 {
                             out.push(Action::Frame(bytes, meta));
                         }
                     }
-                    self.rejected = None;
+                    self.talk.forget_rejection();
                     self.send(Step::MacPause, "mac pause", out);
                     return;
                 }
@@ -240,33 +229,26 @@ impl Protocol for Rn2483 {
                     Step::Setup(i) => match line {
                         "ok" => self.setup_from(i + 1, out),
                         "invalid_param" | "busy" => {
-                            let why = format!("the modem answered `{line}` to `{}`", self.pending);
-                            warn!("{why}");
-                            out.push(Action::Trouble(why.clone()));
-                            self.rejected = Some(why);
+                            self.talk.rejected(line, out);
                             self.setup_from(i + 1, out);
                         }
                         _ => out.push(Action::Bad(format!(
                             "expected `ok` to `{}`: {}",
-                            self.pending,
+                            self.talk.pending(),
                             preview(line)
                         ))),
                     },
                     Step::Arm => match line {
                         "ok" => {
                             self.step = Step::Receiving;
-                            out.push(Action::CancelTimer);
-                            self.backoff.reset();
-                            if self.rejected.is_none() {
-                                out.push(Action::Ready);
-                            }
+                            self.talk.receiving(out);
                         }
                         "busy" | "invalid_param" => {
                             out.push(Action::Trouble(format!(
                                 "the modem answered `{line}` to `radio rx 0`"
                             )));
                             self.step = Step::Resting;
-                            out.push(Action::Timer(self.backoff.next_delay()));
+                            out.push(Action::Timer(self.talk.next_delay()));
                         }
                         _ => out.push(Action::Bad(format!(
                             "expected `ok` to `radio rx 0`: {}",
