@@ -10,27 +10,14 @@ use std::time::Duration;
 
 use common::modem_sim::{Rak3172Model, Sim};
 use common::{
-    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, replay_capture,
-    sink, temp_link, wait_until, workspace, WAIT,
+    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, quick_reopen,
+    replay_capture, run_modem, temp_link, wait_until, workspace, Running, WAIT,
 };
-use mqgate::frame::Frame;
-use mqgate::source::modem::engine;
 use mqgate::source::modem::rak3172::{Rak3172, Rak3172Settings};
-use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
-use tokio::sync::{mpsc, watch};
-
-struct Running {
-    status: Arc<SourceStatus>,
-    rx: mpsc::Receiver<Frame>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    path: String,
-}
 
 fn start(link: &std::path::Path) -> Running {
     let path = link.to_str().expect("utf-8 path").to_string();
-    let (sink, status, rx) = sink("rak", 64);
     let mut settings = Rak3172Settings::new();
     settings.p2p.frequency_hz = 869_525_000;
     settings.p2p.spreading_factor = 9;
@@ -39,23 +26,11 @@ fn start(link: &std::path::Path) -> Running {
     settings.reinit_initial = Duration::from_millis(50);
     settings.reinit_max = Duration::from_millis(400);
     settings.port = Some(Arc::from(path.as_str()));
-    let mut serial = SerialSettings::new(&path, 115_200);
-    serial.reopen_initial = Duration::from_millis(50);
-    serial.reopen_max = Duration::from_millis(400);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(engine::run_serial(
-        serial,
+    run_modem(
+        "rak",
+        quick_reopen(&path, 115_200, Duration::from_millis(400)),
         Rak3172::new(settings),
-        sink,
-        shutdown,
-    ));
-    Running {
-        status,
-        rx,
-        stop,
-        task,
-        path,
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

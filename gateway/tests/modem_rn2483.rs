@@ -10,36 +10,34 @@ use std::time::Duration;
 
 use common::modem_sim::{Rn2483Model, Sim};
 use common::{
-    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, replay_capture,
-    sink, temp_link, wait_until, waiting, WAIT,
+    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, quick_reopen,
+    replay_capture, run_modem, temp_link, wait_until, waiting, Running, WAIT,
 };
-use mqgate::source::modem::engine;
 use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
 use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
-use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_every_fault() {
     let link = temp_link("rn2483");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
-    let (sink, status, mut rx) = sink("lora", 64);
     let mut settings = Rn2483Settings::new();
     settings.reply_timeout = Duration::from_millis(300);
     settings.reinit_initial = Duration::from_millis(50);
     settings.reinit_max = Duration::from_millis(400);
     settings.port = Some(Arc::from(path));
-    let mut serial = SerialSettings::new(path, 57_600);
-    serial.reopen_initial = Duration::from_millis(50);
-    serial.reopen_max = Duration::from_millis(400);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(engine::run_serial(
-        serial,
+    let Running {
+        status,
+        mut rx,
+        stop,
+        task,
+        ..
+    } = run_modem(
+        "lora",
+        quick_reopen(path, 57_600, Duration::from_millis(400)),
         Rn2483::new(settings),
-        sink,
-        shutdown,
-    ));
+    );
 
     wait_until("the modem to be set up", || connected(&status)).await;
     {
@@ -130,15 +128,16 @@ async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
     model.old_firmware = true;
     let sim = Sim::start(&link, model);
     let path = link.to_str().expect("utf-8 path");
-    let (sink, status, mut rx) = sink("old", 16);
-    let (_stop, shutdown) = watch::channel(false);
-    let serial = SerialSettings::new(path, 57_600);
-    tokio::spawn(engine::run_serial(
-        serial,
+    let Running {
+        status,
+        mut rx,
+        stop: _stop,
+        ..
+    } = run_modem(
+        "old",
+        SerialSettings::new(path, 57_600),
         Rn2483::new(Rn2483Settings::new()),
-        sink,
-        shutdown,
-    ));
+    );
     wait_until("the modem to be set up", || connected(&status)).await;
     sim.packet(b"one", -80, 3);
     sim.packet(b"two", -81, 4);
@@ -181,17 +180,16 @@ async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
     let link = temp_link("rn2483-unplug");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
-    let (sink, status, mut rx) = sink("plug", 16);
-    let mut serial = SerialSettings::new(path, 57_600);
-    serial.reopen_initial = Duration::from_millis(50);
-    serial.reopen_max = Duration::from_millis(200);
-    let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(engine::run_serial(
-        serial,
+    let Running {
+        status,
+        mut rx,
+        stop: _stop,
+        ..
+    } = run_modem(
+        "plug",
+        quick_reopen(path, 57_600, Duration::from_millis(200)),
         Rn2483::new(Rn2483Settings::new()),
-        sink,
-        shutdown,
-    ));
+    );
     wait_until("the modem to be set up", || connected(&status)).await;
     sim.packet(b"before", -70, 2);
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");

@@ -16,6 +16,7 @@ use mqgate::frame::Frame;
 use mqgate::message::Message;
 use mqgate::source::modem::engine::{self, Sink};
 use mqgate::source::modem::Protocol;
+use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
 use serialport::{SerialPort, TTYPort};
 use tokio::sync::{mpsc, watch};
@@ -87,6 +88,40 @@ pub fn sink(source: &str, capacity: usize) -> (Sink, Arc<SourceStatus>, mpsc::Re
         status: status.clone(),
     };
     (sink, status, rx)
+}
+
+/// A modem source running on a serial port.
+pub struct Running {
+    pub status: Arc<SourceStatus>,
+    pub rx: mpsc::Receiver<Frame>,
+    pub stop: watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<()>,
+    /// The port's path.
+    pub path: String,
+}
+
+/// `protocol` driving the modem on `serial`'s port, as the source `name`.
+pub fn run_modem(name: &str, serial: SerialSettings, protocol: impl Protocol + 'static) -> Running {
+    let (sink, status, rx) = sink(name, 64);
+    let path = serial.path.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(engine::run_serial(serial, protocol, sink, shutdown));
+    Running {
+        status,
+        rx,
+        stop,
+        task,
+        path,
+    }
+}
+
+/// Settings for the port at `path` that reopen it after 50 ms at first, backing off
+/// to `reopen_max`.
+pub fn quick_reopen(path: &str, baud: u32, reopen_max: Duration) -> SerialSettings {
+    let mut serial = SerialSettings::new(path, baud);
+    serial.reopen_initial = Duration::from_millis(50);
+    serial.reopen_max = reopen_max;
+    serial
 }
 
 /// The workspace root (the captures and examples live there).
