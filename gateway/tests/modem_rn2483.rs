@@ -128,16 +128,13 @@ async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
     model.old_firmware = true;
     let sim = Sim::start(&link, model);
     let path = link.to_str().expect("utf-8 path");
-    let Running {
-        status,
-        mut rx,
-        stop: _stop,
-        ..
-    } = run_modem(
+    // `running` keeps the stop sender (the source runs) to the end of the test.
+    let running = run_modem(
         "old",
         SerialSettings::new(path, 57_600),
         Rn2483::new(Rn2483Settings::new()),
     );
+    let (status, mut rx) = (running.status, running.rx);
     wait_until("the modem to be set up", || connected(&status)).await;
     sim.packet(b"one", -80, 3);
     sim.packet(b"two", -81, 4);
@@ -180,16 +177,13 @@ async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
     let link = temp_link("rn2483-unplug");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
-    let Running {
-        status,
-        mut rx,
-        stop: _stop,
-        ..
-    } = run_modem(
+    // `running` keeps the stop sender (the source runs) to the end of the test.
+    let running = run_modem(
         "plug",
         quick_reopen(path, 57_600, Duration::from_millis(200)),
         Rn2483::new(Rn2483Settings::new()),
     );
+    let (status, mut rx) = (running.status, running.rx);
     wait_until("the modem to be set up", || connected(&status)).await;
     sim.packet(b"before", -70, 2);
     assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");
