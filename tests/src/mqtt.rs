@@ -1,5 +1,6 @@
 //! Mosquitto as a real broker, and mosquitto_sub as a real subscriber.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -110,16 +111,29 @@ pub struct Subscriber {
 }
 
 const MARK: &str = "MSG\t";
+/// mosquitto_sub's `-F` format: [`MARK`], retain flag, QoS, topic, payload in hex.
+const FORMAT: &str = "MSG\t%r\t%q\t%t\t%x";
 
 impl Subscriber {
     /// Connects to `127.0.0.1:port`, subscribes to `filter` and returns once the
     /// broker has acknowledged the subscription.
     pub fn start(name: &str, port: u16, filter: &str) -> Subscriber {
+        let port = port.to_string();
+        Subscriber::start_with(name, ["-h", "127.0.0.1", "-p", &port, "-t", filter])
+    }
+
+    /// Runs mosquitto_sub with `args` (where to connect, with which credentials, and
+    /// `-t` for each filter) at QoS 2, and returns once the broker has acknowledged the
+    /// subscription.
+    pub fn start_with<I, S>(name: &str, args: I) -> Subscriber
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .args(["-t", filter, "-q", "2", "-d", "-F"])
-            .arg(format!("{MARK}%r\t%q\t%t\t%x"));
+        cmd.args(["-oL", "mosquitto_sub"])
+            .args(args)
+            .args(["-q", "2", "-d", "-F", FORMAT]);
         let proc = Proc::spawn(name, cmd);
         proc.wait_for_line(
             Stream::Stdout,
@@ -174,27 +188,33 @@ fn parse_line(rest: &str) -> Msg {
 
 /// The message retained on `topic`, if any, as a new subscriber at QoS 2 gets it.
 pub fn retained(port: u16, topic: &str) -> Option<Msg> {
-    let mut cmd = Command::new("mosquitto_sub");
-    cmd.args(["-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args([
-            "-t",
-            topic,
-            "-q",
-            "2",
-            "-C",
-            "1",
-            "-W",
-            "3",
-            "--retained-only",
-            "-F",
-        ])
-        .arg(format!("{MARK}%r\t%q\t%t\t%x"));
-    let done = run_to_end(
+    let port = port.to_string();
+    retained_with(
         "mosquitto_sub --retained-only",
-        cmd,
-        Duration::from_secs(10),
-    );
+        ["-h", "127.0.0.1", "-p", &port, "-t", topic],
+    )
+}
+
+/// The first retained message mosquitto_sub run with `args` (where to connect, with which
+/// credentials, and `-t` for the topic) gets at QoS 2, if any within 3 s.
+pub fn retained_with<I, S>(name: &str, args: I) -> Option<Msg>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args(args).args([
+        "-q",
+        "2",
+        "-C",
+        "1",
+        "-W",
+        "3",
+        "--retained-only",
+        "-F",
+        FORMAT,
+    ]);
+    let done = run_to_end(name, cmd, Duration::from_secs(10));
     done.stdout
         .lines()
         .find_map(|l| l.strip_prefix(MARK))

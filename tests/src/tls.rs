@@ -4,14 +4,15 @@
 //! and mosquitto_sub as a subscriber over TLS.
 
 use std::ffi::OsString;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::mqtt::{free_port, from_hex, Msg, MOSQUITTO};
-use crate::process::{run_to_end, Line, Proc, Stream};
+use crate::mqtt::{free_port, retained_with, Msg, Subscriber, MOSQUITTO};
+use crate::process::{run_to_end, Line, Proc};
 
 /// Debian's `openssl` command line tool (package `openssl`).
 pub const OPENSSL: &str = "/usr/bin/openssl";
@@ -319,90 +320,30 @@ impl ClientTls {
     }
 }
 
-const MARK: &str = "MSG\t";
-const FORMAT: &str = "MSG\t%r\t%q\t%t\t%x";
-
-/// mosquitto_sub over TLS subscribed to one filter at QoS 2.
-pub struct TlsSubscriber {
-    proc: Proc,
-    name: String,
-}
+/// mosquitto_sub over TLS subscribed to one filter at QoS 2; reads like a [`Subscriber`].
+pub struct TlsSubscriber(Subscriber);
 
 impl TlsSubscriber {
     /// Connects to 127.0.0.1:`port` with `tls`, subscribes to `filter` and returns
     /// once the broker has acknowledged the subscription.
     pub fn start(name: &str, port: u16, tls: &ClientTls, filter: &str) -> TlsSubscriber {
-        let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "mosquitto_sub"])
-            .args(tls.mosquitto_args(port))
-            .args(["-t", filter, "-q", "2", "-d", "-F", FORMAT]);
-        let proc = Proc::spawn(name, cmd);
-        proc.wait_for_line(Stream::Stdout, &["received SUBACK"], STARTUP);
-        TlsSubscriber {
-            proc,
-            name: name.to_string(),
-        }
+        let mut args = tls.mosquitto_args(port);
+        args.extend(["-t".into(), filter.into()]);
+        TlsSubscriber(Subscriber::start_with(name, args))
     }
+}
 
-    /// Every message received so far, in order.
-    pub fn messages(&self) -> Vec<Msg> {
-        parse_all(&self.proc.lines())
-    }
+impl Deref for TlsSubscriber {
+    type Target = Subscriber;
 
-    /// Waits until the messages so far satisfy `done`; returns them.
-    pub fn wait_until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut done: impl FnMut(&[Msg]) -> bool,
-    ) -> Vec<Msg> {
-        let what = format!("{what} (subscriber {})", self.name);
-        self.proc.wait_until(&what, timeout, |lines| {
-            let msgs = parse_all(lines);
-            done(&msgs).then_some(msgs)
-        })
+    fn deref(&self) -> &Subscriber {
+        &self.0
     }
 }
 
 /// The message retained on `topic` of the TLS broker on `port`, if any.
 pub fn retained_tls(port: u16, tls: &ClientTls, topic: &str) -> Option<Msg> {
-    let mut cmd = Command::new("mosquitto_sub");
-    cmd.args(tls.mosquitto_args(port)).args([
-        "-t",
-        topic,
-        "-q",
-        "2",
-        "-C",
-        "1",
-        "-W",
-        "3",
-        "--retained-only",
-        "-F",
-        FORMAT,
-    ]);
-    let done = run_to_end("mosquitto_sub --retained-only (tls)", cmd, STARTUP);
-    done.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(MARK))
-        .map(parse_line)
-}
-
-fn parse_all(lines: &[Line]) -> Vec<Msg> {
-    lines
-        .iter()
-        .filter(|l| l.stream == Stream::Stdout)
-        .filter_map(|l| l.text.strip_prefix(MARK))
-        .map(parse_line)
-        .collect()
-}
-
-fn parse_line(rest: &str) -> Msg {
-    let f: Vec<&str> = rest.splitn(4, '\t').collect();
-    assert_eq!(f.len(), 4, "unexpected mosquitto_sub line {rest:?}");
-    Msg {
-        retain: f[0] == "1",
-        qos: f[1].parse().expect("qos digit"),
-        topic: f[2].to_string(),
-        payload: from_hex(f[3]),
-    }
+    let mut args = tls.mosquitto_args(port);
+    args.extend(["-t".into(), topic.into()]);
+    retained_with("mosquitto_sub --retained-only (tls)", args)
 }
