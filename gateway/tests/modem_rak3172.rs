@@ -21,7 +21,8 @@ fn start(link: &std::path::Path) -> Running {
     let mut settings = Rak3172Settings::new();
     settings.p2p.frequency_hz = 869_525_000;
     settings.p2p.spreading_factor = 9;
-    settings.reply_timeout = Duration::from_millis(300);
+    // Long enough for a simulator thread on a loaded machine to answer.
+    settings.reply_timeout = Duration::from_secs(1);
     settings.reset_wait = Duration::from_millis(100);
     settings.reinit_initial = Duration::from_millis(50);
     settings.reinit_max = Duration::from_millis(400);
@@ -105,9 +106,14 @@ async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_e
 
     // A reboot mid-stream: set up again.
     let stops = sim.count("AT+PRECV=0");
+    let arms = sim.count("AT+PRECV=65534");
     sim.reboot();
     wait_until("a new set-up", || sim.count("AT+PRECV=0") == stops + 1).await;
-    wait_until("the module to receive", || connected(&r.status)).await;
+    // A real module receives only once told to: wait for the set-up to end with it.
+    wait_until("the module to receive", || {
+        connected(&r.status) && sim.count("AT+PRECV=65534") > arms
+    })
+    .await;
     sim.packet(b"after reboot", -47, 4);
     assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after reboot");
 

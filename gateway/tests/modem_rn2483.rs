@@ -23,7 +23,8 @@ async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
     let mut settings = Rn2483Settings::new();
-    settings.reply_timeout = Duration::from_millis(300);
+    // Long enough for a simulator thread on a loaded machine to answer.
+    settings.reply_timeout = Duration::from_secs(1);
     settings.reinit_initial = Duration::from_millis(50);
     settings.reinit_max = Duration::from_millis(400);
     settings.port = Some(Arc::from(path));
@@ -62,7 +63,13 @@ async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_
         assert_eq!(&*f.source, "lora");
     }
 
-    // The modem hangs: the SNR query and two resets go unanswered.
+    // The modem hangs: the SNR query and two resets go unanswered. First wait until
+    // the receiver is armed again after the third packet, so that the mute falls on
+    // the next packet's SNR query and not on that `radio rx 0`.
+    wait_until("the receiver to be re-armed", || {
+        sim.count("radio rx 0") >= 4
+    })
+    .await;
     let resets = sim.count("sys reset");
     sim.mute(3);
     sim.packet(b"hung", -100, -1);
@@ -99,10 +106,24 @@ async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_
 
     // A reboot mid-stream: set up again, without a reset.
     let pauses = sim.count("mac pause");
+    let arms = sim.count("radio rx 0");
     sim.reboot();
     wait_until("a new set-up", || sim.count("mac pause") == pauses + 1).await;
-    sim.packet(b"after reboot", -61, 7);
-    let f = next_frame(&mut rx).await;
+    // A real modem hears a packet only while receiving; the re-arm counted above may
+    // still be the one after the last packet, so the radio sends until it is heard.
+    wait_until("the receiver to be armed", || {
+        sim.count("radio rx 0") > arms
+    })
+    .await;
+    let mut heard = None;
+    for _ in 0..20 {
+        sim.packet(b"after reboot", -61, 7);
+        if let Ok(Some(f)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            heard = Some(f);
+            break;
+        }
+    }
+    let f = heard.expect("the packet after the reboot is heard");
     assert_eq!(&f.bytes[..], b"after reboot");
     assert_eq!(f.meta.snr, Some(7.0));
 

@@ -22,7 +22,7 @@ use serialport::{SerialPort, TTYPort};
 use tokio::sync::{mpsc, watch};
 
 /// How long any one wait in these tests may take.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A fresh path in a per-process temporary folder for a device symlink.
 pub fn temp_link(name: &str) -> PathBuf {
