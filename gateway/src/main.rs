@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mqgate::commands;
 use mqgate::source::replay::Speed;
-use tracing_subscriber::EnvFilter;
 
 /// IoT gateway: serial and LoRa frames to MQTT through Rhai mappings.
 #[derive(Debug, Parser)]
@@ -83,13 +82,7 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    mqgate::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -247,3 +247,37 @@ fn replay_dry_run_survives_garbage_and_an_overlong_line_and_maps_the_good_senten
         .collect();
     assert_eq!(good_msgs, expected);
 }
+
+#[test]
+fn under_systemd_the_log_lines_carry_their_syslog_priority_and_no_time() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Scratch::new("journal");
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).expect("create the log file");
+    let meta = file.metadata().expect("metadata");
+    let demo = workspace_file("examples/demo.yaml");
+    let capture = workspace_file("tests/captures/json-sensor.log");
+    let status = mqgate_tests::mqgate::mqgate()
+        .args(["replay", "--config"])
+        .arg(&demo)
+        .args(["--source", "json-sensor", "--fast", "--dry-run"])
+        .arg(&capture)
+        // As systemd sets it when stderr is the journal's stream.
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .status()
+        .expect("run mqgate");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    let logged: Vec<&str> = text.lines().filter(|l| l.starts_with('<')).collect();
+    assert!(
+        logged.iter().any(|l| l.starts_with("<6>mqgate::")),
+        "info lines start with <6>:\n{text}"
+    );
+    assert!(
+        !text.contains("INFO"),
+        "no level words or time stamps, the journal has its own:\n{text}"
+    );
+}
