@@ -9,6 +9,7 @@ pub mod capture;
 pub mod commands;
 pub mod config;
 pub mod frame;
+pub mod logging;
 pub mod mapping;
 pub mod message;
 pub mod output;
