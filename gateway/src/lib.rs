@@ -15,5 +15,6 @@ pub mod message;
 pub mod output;
 pub mod pipeline;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod utc;

@@ -9,7 +9,7 @@ use super::{load_config, wait_for_signal};
 
 /// Longest wait at shutdown for the outputs to hand over what is in flight.
 const DRAIN: Duration = Duration::from_secs(5);
-use crate::pipeline;
+use crate::{pipeline, status};
 
 pub async fn run(config_path: &Path) -> u8 {
     let config = match load_config(config_path) {
@@ -26,6 +26,14 @@ pub async fn run(config_path: &Path) -> u8 {
     };
     if let Some(broker) = &running.broker {
         println!("embedded broker listening on {}", broker.local_addr());
+    }
+    let watched = status::Watched::new(&running);
+    match status::start(config.status.listen, watched, stop.subscribe()).await {
+        Ok((addr, _task)) => println!("status page on http://{addr}/"),
+        Err(e) => {
+            eprintln!("mqgate: {e:#}");
+            return 1;
+        }
     }
     wait_for_signal().await;
     let _ = stop.send(true);

@@ -43,6 +43,10 @@ const APPEND_BATCH: usize = 1024;
 
 /// What the status page and the tests can read while the gateway runs.
 pub struct Running {
+    /// `gateway.id` of the configuration.
+    pub gateway_id: String,
+    /// When `start` was called.
+    pub started: std::time::Instant,
     pub sources: Vec<Arc<SourceStatus>>,
     pub mappings: Vec<Arc<MappingStats>>,
     pub embedded: Option<Arc<OutputStats>>,
@@ -93,6 +97,8 @@ pub async fn start(
     let mappers = build_mappers(config).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
     let (msg_tx, msg_rx) = mpsc::channel::<Vec<Message>>(BATCH_QUEUE);
     let mut running = Running {
+        gateway_id: config.gateway.id.clone(),
+        started: std::time::Instant::now(),
         sources: Vec::new(),
         mappings: Vec::new(),
         embedded: None,

@@ -1,0 +1,384 @@
+//! `/metrics`: a snapshot in the Prometheus text exposition format (0.0.4).
+
+use std::fmt::Write;
+
+use super::snapshot::Snapshot;
+
+/// The `Content-Type` of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Writes one metric family: its `# HELP` and `# TYPE` lines, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<f64>) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", number(value.into()));
+    }
+}
+
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The states a source can be in, as `mqgate_source_state`'s `state` label.
+const SOURCE_STATES: [&str; 4] = ["starting", "connected", "waiting", "finished"];
+
+/// The whole exposition for `s`.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let g = &s.gateway;
+    Family::new(
+        o,
+        "mqgate_info",
+        "gauge",
+        "Gateway id and version; always 1.",
+    )
+    .sample(&[("gateway", &g.id), ("version", &g.version)], 1.0);
+    Family::new(
+        o,
+        "mqgate_uptime_seconds",
+        "gauge",
+        "Seconds since the gateway started.",
+    )
+    .sample(&[], g.uptime_secs);
+
+    let mut f = Family::new(
+        o,
+        "mqgate_source_state",
+        "gauge",
+        "1 for the state the source is in (starting, connected, waiting, finished), else 0.",
+    );
+    for src in &s.sources {
+        for state in SOURCE_STATES {
+            f.sample(
+                &[("source", &src.id), ("state", state)],
+                flag(src.state == state),
+            );
+        }
+    }
+    type SourceCounter = fn(&super::snapshot::SourceSnapshot) -> u64;
+    let source_counters: [(&str, &str, SourceCounter); 4] = [
+        (
+            "mqgate_source_bytes_total",
+            "Bytes read from the device.",
+            |x| x.bytes,
+        ),
+        (
+            "mqgate_source_frames_total",
+            "Frames the framer produced.",
+            |x| x.frames,
+        ),
+        (
+            "mqgate_source_bad_frames_total",
+            "Frames rejected by the framer (checksum, overlong, garbage).",
+            |x| x.bad_frames,
+        ),
+        (
+            "mqgate_source_reopens_total",
+            "Times the device was opened again after the first time.",
+            |x| x.reopens,
+        ),
+    ];
+    for (name, help, get) in source_counters {
+        let mut f = Family::new(o, name, "counter", help);
+        for src in &s.sources {
+            f.sample(&[("source", &src.id)], get(src) as f64);
+        }
+    }
+
+    type MappingCounter = fn(&super::snapshot::MappingSnapshot) -> u64;
+    let mapping_counters: [(&str, &str, MappingCounter); 4] = [
+        (
+            "mqgate_mapping_frames_mapped_total",
+            "Frames the mapping turned into at least one message.",
+            |x| x.mapped,
+        ),
+        (
+            "mqgate_mapping_messages_total",
+            "Messages the mapping produced.",
+            |x| x.messages,
+        ),
+        (
+            "mqgate_mapping_frames_filtered_total",
+            "Frames the filter or the script dropped.",
+            |x| x.filtered,
+        ),
+        (
+            "mqgate_mapping_frames_failed_total",
+            "Frames sent to the dead-letter topic.",
+            |x| x.failed,
+        ),
+    ];
+    for (name, help, get) in mapping_counters {
+        let mut f = Family::new(o, name, "counter", help);
+        for m in &s.mappings {
+            f.sample(&[("source", &m.source)], get(m) as f64);
+        }
+    }
+
+    if let Some(st) = &s.store {
+        Family::new(
+            o,
+            "mqgate_store_messages",
+            "gauge",
+            "Messages in the store.",
+        )
+        .sample(&[], st.depth as f64);
+        Family::new(
+            o,
+            "mqgate_store_bytes",
+            "gauge",
+            "Bytes of topics and payloads in the store.",
+        )
+        .sample(&[], st.bytes as f64);
+        Family::new(
+            o,
+            "mqgate_store_oldest_message_age_seconds",
+            "gauge",
+            "Age of the oldest message in the store; 0 when empty.",
+        )
+        .sample(&[], st.oldest_age_secs.unwrap_or(0.0));
+        Family::new(
+            o,
+            "mqgate_store_appended_total",
+            "counter",
+            "Messages taken into the store.",
+        )
+        .sample(&[], st.appended as f64);
+        Family::new(
+            o,
+            "mqgate_store_commits_total",
+            "counter",
+            "Store transactions committed.",
+        )
+        .sample(&[], st.commits as f64);
+        let mut f = Family::new(
+            o,
+            "mqgate_store_evicted_total",
+            "counter",
+            "Messages dropped by a limit of the store, by reason.",
+        );
+        for (reason, n) in st.evicted.by_reason() {
+            f.sample(&[("reason", reason)], n as f64);
+        }
+        Family::new(
+            o,
+            "mqgate_store_blocked",
+            "gauge",
+            "1 while the pipeline waits for room in a full store (when_full: block).",
+        )
+        .sample(&[], flag(st.blocked));
+    }
+
+    let mut f = Family::new(
+        o,
+        "mqgate_output_connected",
+        "gauge",
+        "1 while the output is connected to its broker.",
+    );
+    for out in &s.outputs {
+        f.sample(&[("output", &out.name)], flag(out.connected));
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_output_published_total",
+        "counter",
+        "Messages the broker acknowledged (or took, for the embedded one).",
+    );
+    for out in &s.outputs {
+        f.sample(&[("output", &out.name)], out.published as f64);
+    }
+    type OutputValue = fn(&super::snapshot::OutputSnapshot) -> Option<u64>;
+    let optional: [(&str, &str, &str, OutputValue); 4] = [
+        (
+            "mqgate_output_failed_total",
+            "counter",
+            "Messages the broker refused (invalid topic).",
+            |x| x.failed,
+        ),
+        (
+            "mqgate_output_in_flight",
+            "gauge",
+            "Messages sent and not yet acknowledged.",
+            |x| x.in_flight,
+        ),
+        (
+            "mqgate_output_resent_total",
+            "counter",
+            "Messages sent again after a reconnect or a restart.",
+            |x| x.resent,
+        ),
+        (
+            "mqgate_output_connects_total",
+            "counter",
+            "Connections made to the broker.",
+            |x| x.connects,
+        ),
+    ];
+    for (name, kind, help, get) in optional {
+        if s.outputs.iter().all(|x| get(x).is_none()) {
+            continue;
+        }
+        let mut f = Family::new(o, name, kind, help);
+        for out in &s.outputs {
+            if let Some(v) = get(out) {
+                f.sample(&[("output", &out.name)], v as f64);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::snapshot::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            gateway: GatewayInfo {
+                id: "pi-1".into(),
+                version: "0.1.0".into(),
+                uptime_secs: 12.5,
+                now_ms: 0,
+            },
+            sources: vec![SourceSnapshot {
+                id: "gps".into(),
+                state: "connected".into(),
+                since_ms: Some(1),
+                last_error: None,
+                bytes: 100,
+                frames: 7,
+                bad_frames: 1,
+                reopens: 0,
+            }],
+            mappings: vec![MappingSnapshot {
+                source: "gps".into(),
+                mapped: 6,
+                messages: 6,
+                filtered: 0,
+                failed: 1,
+            }],
+            store: Some(StoreSnapshot {
+                depth: 3,
+                bytes: 300,
+                oldest_age_secs: None,
+                appended: 6,
+                commits: 2,
+                evicted: Evictions {
+                    drop_oldest: 5,
+                    ..Evictions::default()
+                },
+                blocked: false,
+                last_error: None,
+            }),
+            outputs: vec![OutputSnapshot {
+                name: "upstream".into(),
+                connected: false,
+                published: 3,
+                failed: None,
+                in_flight: Some(2),
+                resent: Some(0),
+                connects: Some(1),
+                last_error: Some("refused".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_sample_follows_its_help_and_type_lines() {
+        let text = render(&snapshot());
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split(' ');
+                let name = parts.next().unwrap();
+                assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
+                declared.push(name.to_string());
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+        let mut unique = declared.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), declared.len(), "a family is declared twice");
+    }
+
+    #[test]
+    fn counters_carry_their_labels_and_values() {
+        let text = render(&snapshot());
+        for line in [
+            "mqgate_source_frames_total{source=\"gps\"} 7",
+            "mqgate_source_state{source=\"gps\",state=\"connected\"} 1",
+            "mqgate_source_state{source=\"gps\",state=\"waiting\"} 0",
+            "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
+            "mqgate_store_messages 3",
+            "mqgate_store_bytes 300",
+            "mqgate_store_evicted_total{reason=\"drop_oldest\"} 5",
+            "mqgate_store_evicted_total{reason=\"max_age\"} 0",
+            "mqgate_output_connected{output=\"upstream\"} 0",
+            "mqgate_output_in_flight{output=\"upstream\"} 2",
+            "mqgate_uptime_seconds 12.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text.contains("mqgate_output_failed_total"),
+            "no output counts it"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = snapshot();
+        s.sources[0].id = "a\"b\\c\nd".into();
+        let text = render(&s);
+        assert!(text.contains(r#"mqgate_source_frames_total{source="a\"b\\c\nd"} 7"#));
+    }
+}

@@ -1,0 +1,259 @@
+//! The status API over real HTTP: a gateway with a looping replay source, its
+//! status server on a free port, read with plain HTTP/1.1 requests over TCP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mqgate::config::GatewayConfig;
+use mqgate::pipeline;
+use mqgate::status::{self, Snapshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// How long any one wait in these tests may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A gateway file with one looping replay of `json-sensor.log` as source `sensor`,
+/// and `outputs` (YAML sections) added.
+fn write_config(name: &str, outputs: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqgate-status-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mappings = dir.join("mappings");
+    std::fs::create_dir_all(&mappings).unwrap();
+    std::fs::write(
+        mappings.join("sensor.yaml"),
+        format!(
+            "source: sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
+            workspace().join("scripts/json-lines.rhai").display()
+        ),
+    )
+    .unwrap();
+    let file = dir.join("mqgate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "gateway:\n  id: status-test\n  state_dir: {state}\n{outputs}\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
+             \x20   framing:\n      type: lines\n",
+            state = dir.join("state").display(),
+            capture = workspace().join("tests/captures/json-sensor.log").display(),
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A started gateway with its status server.
+struct Gateway {
+    addr: SocketAddr,
+    _running: pipeline::Running,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start(config_file: &Path) -> Gateway {
+    let config = GatewayConfig::load(config_file).expect("the config loads");
+    let (stop, shutdown) = watch::channel(false);
+    let running = pipeline::start(&config, None, None, None, shutdown)
+        .await
+        .expect("the gateway starts");
+    let (addr, _task) = status::start(
+        config.status.listen,
+        status::Watched::new(&running),
+        stop.subscribe(),
+    )
+    .await
+    .expect("the status server starts");
+    assert_ne!(addr.port(), 0, "the bound port is reported");
+    Gateway {
+        addr,
+        _running: running,
+        _stop: stop,
+    }
+}
+
+/// `GET path` over a fresh connection: the status code, the headers and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.expect("read");
+        String::from_utf8(response).expect("a UTF-8 response")
+    };
+    let text = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("a response in time");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "bodies are sent with a length: {head}"
+    );
+    (status, head.to_string(), body.to_string())
+}
+
+async fn snapshot(addr: SocketAddr) -> Snapshot {
+    let (code, head, body) = get(addr, "/api/status").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(head.contains("application/json"), "{head}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Poll `/api/status` until `cond` holds, or fail naming `what`.
+async fn wait_for(addr: SocketAddr, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = snapshot(addr).await;
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() {
+    let gw = start(&write_config(
+        "embedded",
+        "broker:\n  listen: 127.0.0.1:0\n",
+    ))
+    .await;
+
+    // The capture has 60 lines; the loop plays it about once a second.
+    let first = wait_for(gw.addr, "a full pass of the capture", |s| {
+        s.sources[0].frames >= 60 && s.outputs[0].published >= 60
+    })
+    .await;
+    assert_eq!(first.gateway.id, "status-test");
+    assert_eq!(first.gateway.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(first.sources[0].id, "sensor");
+    assert_eq!(first.sources[0].state, "connected");
+    assert!(first.sources[0].bytes > 60 * 40, "{:?}", first.sources[0]);
+    assert_eq!(first.mappings[0].source, "sensor");
+    assert!(first.mappings[0].messages >= 60, "{:?}", first.mappings[0]);
+    assert_eq!(first.mappings[0].failed, 0);
+    let store = first.store.as_ref().expect("a store behind the broker");
+    assert!(store.appended >= 60, "{store:?}");
+    assert_eq!(first.outputs.len(), 1);
+    assert_eq!(first.outputs[0].name, "embedded");
+    assert!(first.outputs[0].connected);
+
+    let later = wait_for(gw.addr, "another pass", |s| {
+        s.sources[0].frames >= first.sources[0].frames + 60
+    })
+    .await;
+    assert!(later.gateway.uptime_secs > first.gateway.uptime_secs);
+    assert!(later.mappings[0].messages > first.mappings[0].messages);
+    assert!(later.outputs[0].published > first.outputs[0].published);
+
+    // Every field of the schema is in the raw JSON, null or not.
+    let (_, _, raw) = get(gw.addr, "/api/status").await;
+    for field in [
+        "\"uptime_secs\"",
+        "\"since_ms\"",
+        "\"bad_frames\"",
+        "\"reopens\"",
+        "\"filtered\"",
+        "\"oldest_age_secs\"",
+        "\"drop_oldest\"",
+        "\"blocked\"",
+        "\"in_flight\"",
+    ] {
+        assert!(raw.contains(field), "{field} missing in {raw}");
+    }
+
+    let (code, head, metrics) = get(gw.addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let frames: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mqgate_source_frames_total{source=\"sensor\"} "))
+        .unwrap_or_else(|| panic!("no frames counter for the source in\n{metrics}"))
+        .parse()
+        .expect("a whole number");
+    assert!(frames >= later.sources[0].frames, "{frames}");
+    for line in [
+        "# TYPE mqgate_source_frames_total counter",
+        "# TYPE mqgate_store_messages gauge",
+        "mqgate_output_connected{output=\"embedded\"} 1",
+        "mqgate_store_evicted_total{reason=\"drop_oldest\"} 0",
+        "mqgate_source_state{source=\"sensor\",state=\"connected\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
+
+    let (code, _, body) = get(gw.addr, "/healthz").await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+
+    let (code, _, _) = get(gw.addr, "/nothing-here").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn healthz_is_503_naming_the_upstream_while_its_broker_is_unreachable() {
+    let port = free_port();
+    let upstream = format!("upstream:\n  url: mqtt://127.0.0.1:{port}\n");
+    let gw = start(&write_config("upstream", &upstream)).await;
+
+    wait_for(gw.addr, "frames from the source", |s| {
+        s.sources[0].frames > 0
+    })
+    .await;
+    let (code, _, body) = get(gw.addr, "/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("output upstream: not connected")),
+        "{body}"
+    );
+    assert!(
+        !body.contains("source sensor"),
+        "the source is fine: {body}"
+    );
+
+    let s = snapshot(gw.addr).await;
+    let up = &s.outputs[0];
+    assert_eq!(up.name, "upstream");
+    assert!(!up.connected);
+    assert_eq!(up.published, 0);
+    assert!(
+        s.store.as_ref().is_some_and(|st| st.depth > 0),
+        "the messages wait in the store: {:?}",
+        s.store
+    );
+    let (_, _, metrics) = get(gw.addr, "/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "mqgate_output_connected{output=\"upstream\"} 0"),
+        "{metrics}"
+    );
+}
