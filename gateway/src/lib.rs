@@ -12,6 +12,7 @@ pub mod frame;
 pub mod logging;
 pub mod mapping;
 pub mod message;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod source;

@@ -9,7 +9,7 @@ use super::{load_config, wait_for_signal};
 
 /// Longest wait at shutdown for the outputs to hand over what is in flight.
 const DRAIN: Duration = Duration::from_secs(5);
-use crate::{pipeline, status};
+use crate::{notify, pipeline, status};
 
 pub async fn run(config_path: &Path) -> u8 {
     let config = match load_config(config_path) {
@@ -35,7 +35,10 @@ pub async fn run(config_path: &Path) -> u8 {
             return 1;
         }
     }
+    let mut service = notify::Service::from_env();
+    service.ready(&notify::ready_status(&config, &running));
     wait_for_signal().await;
+    service.stopping().await;
     let _ = stop.send(true);
     // The sources stop; what they already read goes through the mappings to the
     // outputs, which then finish (the upstream one says `offline`). Bounded wait.
