@@ -223,8 +223,9 @@ async fn healthz_is_503_naming_the_upstream_while_its_broker_is_unreachable() {
     let upstream = format!("upstream:\n  url: mqtt://127.0.0.1:{port}\n");
     let gw = start(&write_config("upstream", &upstream)).await;
 
-    wait_for(gw.addr, "frames from the source", |s| {
-        s.sources[0].frames > 0
+    // The messages wait in the store for the upstream broker.
+    wait_for(gw.addr, "messages waiting in the store", |s| {
+        s.sources[0].frames > 0 && s.store.as_ref().is_some_and(|st| st.depth > 0)
     })
     .await;
     let (code, _, body) = get(gw.addr, "/healthz").await;
@@ -244,16 +245,86 @@ async fn healthz_is_503_naming_the_upstream_while_its_broker_is_unreachable() {
     assert_eq!(up.name, "upstream");
     assert!(!up.connected);
     assert_eq!(up.published, 0);
-    assert!(
-        s.store.as_ref().is_some_and(|st| st.depth > 0),
-        "the messages wait in the store: {:?}",
-        s.store
-    );
     let (_, _, metrics) = get(gw.addr, "/metrics").await;
     assert!(
         metrics
             .lines()
             .any(|l| l == "mqgate_output_connected{output=\"upstream\"} 0"),
         "{metrics}"
+    );
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn mqgate_run_prints_the_status_address_and_serves_it_until_stopped() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let config = write_config("run", "broker:\n  listen: 127.0.0.1:0\n");
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_mqgate"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mqgate starts"),
+    );
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let addr: SocketAddr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the status address is printed");
+        if let Some(rest) = line.strip_prefix("status page on http://") {
+            break rest.trim_end_matches('/').parse().expect("an address");
+        }
+    };
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+
+    wait_for(addr, "frames counted", |s| s.sources[0].frames > 0).await;
+    let (code, _, body) = get(addr, "/healthz").await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+
+    // SAFETY: signals the child this test started, by its id.
+    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mqgate still runs after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The exit code is not checked: a SIGTERM that comes before `run` has set up its
+    // signal handler ends the process by the signal's default action.
+    assert!(
+        status.code() == Some(0) || status.code().is_none(),
+        "{status}"
+    );
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the status server stopped with the gateway"
     );
 }
