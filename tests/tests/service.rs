@@ -139,3 +139,25 @@ fn mqgate_run_is_ready_for_systemd_once_its_broker_answers_pings_the_watchdog_an
     let exit = gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
 }
+
+#[test]
+fn sighup_is_answered_with_a_log_line_and_the_gateway_keeps_running() {
+    let dir = Scratch::new("service-hup");
+    let config = config(&dir);
+    let mut cmd = mqgate();
+    cmd.arg("run").arg("--config").arg(&config);
+    let mut gw = Proc::spawn("mqgate run", cmd);
+    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    gw.signal(libc::SIGHUP);
+    gw.wait_for_line(Stream::Stderr, &["SIGHUP", "nothing changed"], WAIT);
+    assert!(gw.try_exited().is_none(), "SIGHUP does not end the gateway");
+    assert_eq!(connack(port), [0x20, 2, 0, 0], "the broker still answers");
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}

@@ -47,18 +47,38 @@ pub fn message_json(m: &Message) -> String {
     serde_json::Value::Object(obj).to_string()
 }
 
-/// Wait for SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// Wait for SIGINT or SIGTERM; SIGHUP is logged and otherwise ignored.
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    // The handlers are installed now, when this is called, not when it is first
+    // awaited: a signal that comes in between is not lost. SIGHUP (`systemctl
+    // reload`) would end the process by default; until reloading mappings is
+    // implemented it is answered with a log line and nothing changes.
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        let hangups = async {
+            match hangup.as_mut() {
+                Some(h) => loop {
+                    h.recv().await;
+                    tracing::warn!("SIGHUP: reloading is not implemented yet; nothing changed");
+                },
+                None => std::future::pending::<()>().await,
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        let terms = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terms => {}
+            _ = hangups => {}
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `mqgate run --config FILE`: run the gateway until SIGINT/SIGTERM.
+//! `mqgate run --config FILE`: run the gateway until SIGINT/SIGTERM (SIGHUP is logged).
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub async fn run(config_path: &Path) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Signals are caught from here on, before anything says the gateway is ready.
+    let signals = wait_for_signal();
     let (stop, shutdown) = watch::channel(false);
     let mut running = match pipeline::start(&config, None, None, None, shutdown).await {
         Ok(r) => r,
@@ -37,7 +39,7 @@ pub async fn run(config_path: &Path) -> u8 {
     }
     let mut service = notify::Service::from_env();
     service.ready(&notify::ready_status(&config, &running));
-    wait_for_signal().await;
+    signals.await;
     service.stopping().await;
     let _ = stop.send(true);
     // The sources stop; what they already read goes through the mappings to the
