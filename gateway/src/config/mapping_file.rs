@@ -7,6 +7,7 @@ use broker_lite::codec::QoS;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use super::homeassistant::HaEntity;
 use super::locate::FieldPath;
 use super::yaml::Report;
 
@@ -27,6 +28,8 @@ pub struct MappingFile {
     /// A Rhai expression; frames for which it is false are counted as filtered.
     pub filter: Option<String>,
     pub limits: ScriptLimits,
+    /// Entities announced to Home Assistant (MQTT discovery).
+    pub homeassistant: Vec<HaEntity>,
 }
 
 /// The sandbox a mapping's script runs in.
@@ -78,6 +81,8 @@ struct Raw {
     filter: Option<String>,
     #[serde(default)]
     limits: ScriptLimits,
+    #[serde(default)]
+    homeassistant: Vec<HaEntity>,
 }
 
 fn default_topic() -> String {
@@ -124,6 +129,15 @@ pub(crate) fn from_value(
             report.add(&limits.key(name), "must be at least 1");
         }
     }
+    for (i, e) in raw.homeassistant.iter().enumerate() {
+        let at = root.key("homeassistant").index(i);
+        if e.name.trim().is_empty() {
+            report.add(&at.key("name"), "must not be empty");
+        }
+        if let Err(why) = broker_lite::topic::validate_topic_name(&e.state_topic) {
+            report.add(&at.key("state_topic"), why.to_string());
+        }
+    }
     Some(MappingFile {
         path: path.to_path_buf(),
         source: raw.source,
@@ -133,6 +147,7 @@ pub(crate) fn from_value(
         retain: raw.retain,
         filter: raw.filter,
         limits: raw.limits,
+        homeassistant: raw.homeassistant,
     })
 }
 

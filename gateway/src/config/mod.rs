@@ -5,6 +5,7 @@
 
 mod error;
 mod gateway;
+mod homeassistant;
 mod locate;
 mod mapping_file;
 mod qos;
@@ -15,6 +16,7 @@ mod yaml;
 
 pub use error::ConfigError;
 pub use gateway::{GatewayConfig, GatewaySection, StatusConfig};
+pub use homeassistant::{HaComponent, HaEntity};
 pub use mapping_file::{MappingFile, ScriptLimits};
 pub use source::{
     DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,

@@ -10,6 +10,7 @@
 //! has no store: its messages go to a tap.
 
 pub mod build;
+pub mod discovery;
 mod mapping;
 mod radio;
 
@@ -150,6 +151,14 @@ pub async fn start(
                 ));
                 running.outputs.push(task);
                 running.upstream = Some(status);
+            }
+            // Home Assistant discovery (and `online` for its availability) first.
+            let discovery = discovery::messages(config);
+            if !discovery.is_empty() {
+                store
+                    .append(discovery)
+                    .await
+                    .context("Home Assistant discovery messages")?;
             }
             running.feeder = Some(tokio::spawn(feed_store(msg_rx, store.clone())));
             running.store = Some(store);

@@ -63,7 +63,16 @@ pub fn mapping_mapper(name: &str) -> Mapper {
     for key in map.keys() {
         let key = key.as_str().unwrap_or_default();
         assert!(
-            ["source", "script", "topic", "qos", "retain", "filter"].contains(&key),
+            [
+                "source",
+                "script",
+                "topic",
+                "qos",
+                "retain",
+                "filter",
+                "homeassistant"
+            ]
+            .contains(&key),
             "{name}: unexpected key {key:?}"
         );
     }

@@ -1,0 +1,128 @@
+//! Home Assistant MQTT discovery: the retained configs of the entities the mapping
+//! files declare, published under `homeassistant/...` when the gateway starts, with
+//! `mqgate/<gateway-id>/status` as their availability topic.
+
+use broker_lite::codec::QoS;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use crate::config::{GatewayConfig, HaEntity};
+use crate::message::Message;
+
+/// Lower-case letters, digits and `_`: an object id Home Assistant accepts.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// The status topic: `online` while the gateway runs (retained), `offline` otherwise.
+pub fn status_topic(gateway_id: &str) -> String {
+    format!("mqgate/{gateway_id}/status")
+}
+
+fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
+    let object = format!("{}_{}", slug(source), slug(&e.name));
+    let mut payload = Map::new();
+    payload.insert("name".into(), json!(e.name));
+    payload.insert(
+        "unique_id".into(),
+        json!(format!("mqgate_{}_{object}", slug(gateway_id))),
+    );
+    payload.insert("state_topic".into(), json!(e.state_topic));
+    payload.insert("availability_topic".into(), json!(status_topic(gateway_id)));
+    for (key, value) in [
+        ("value_template", &e.value_template),
+        ("unit_of_measurement", &e.unit),
+        ("device_class", &e.device_class),
+        ("state_class", &e.state_class),
+    ] {
+        if let Some(v) = value {
+            payload.insert(key.into(), json!(v));
+        }
+    }
+    payload.insert(
+        "device".into(),
+        json!({
+            "identifiers": [format!("mqgate_{}_{}", slug(gateway_id), slug(source))],
+            "name": format!("{gateway_id} {source}"),
+            "manufacturer": "mqgate",
+        }),
+    );
+    Message {
+        topic: format!(
+            "homeassistant/{}/{}/{object}/config",
+            e.component.as_str(),
+            slug(gateway_id)
+        ),
+        payload: Bytes::from(Value::Object(payload).to_string()),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+    }
+}
+
+/// The discovery configs of every mapping's entities, then `online` on the status
+/// topic; nothing when no mapping declares an entity.
+pub fn messages(config: &GatewayConfig) -> Vec<Message> {
+    let id = &config.gateway.id;
+    let mut out: Vec<Message> = config
+        .mappings
+        .iter()
+        .flat_map(|m| {
+            m.homeassistant
+                .iter()
+                .map(|e| config_message(id, &m.source, e))
+        })
+        .collect();
+    if !out.is_empty() {
+        out.push(Message {
+            topic: status_topic(id),
+            payload: Bytes::from_static(b"online"),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_are_lower_case_words_joined_by_underscores() {
+        assert_eq!(slug("Kitchen temperature"), "kitchen_temperature");
+        assert_eq!(slug("json-sensor"), "json_sensor");
+        assert_eq!(slug("  CO₂ (ppm) "), "co_ppm");
+    }
+
+    #[test]
+    fn a_config_names_its_state_topic_unit_and_availability() {
+        let e: HaEntity = serde_yaml_ng::from_str(
+            "name: Kitchen temperature\nstate_topic: sensors/kitchen\n\
+             value_template: '{{ value_json.temperature }}'\nunit: °C\ndevice_class: temperature\n",
+        )
+        .unwrap();
+        let m = config_message("pi-1", "json-sensor", &e);
+        assert_eq!(
+            m.topic,
+            "homeassistant/sensor/pi_1/json_sensor_kitchen_temperature/config"
+        );
+        assert!(m.retain);
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["state_topic"], "sensors/kitchen");
+        assert_eq!(v["unit_of_measurement"], "°C");
+        assert_eq!(v["availability_topic"], "mqgate/pi-1/status");
+        assert_eq!(
+            v["unique_id"],
+            "mqgate_pi_1_json_sensor_kitchen_temperature"
+        );
+        assert!(v.get("state_class").is_none());
+    }
+}
