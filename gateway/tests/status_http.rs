@@ -323,3 +323,58 @@ async fn mqgate_run_prints_the_status_address_and_serves_it_until_sigterm() {
         "the status server stopped with the gateway"
     );
 }
+
+/// Reads `/events` until `count` events came; their JSON snapshots, and the headers.
+async fn events(addr: SocketAddr, count: usize) -> (String, Vec<Snapshot>) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request =
+            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut text = String::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the stream stays open: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let snapshots: Vec<Snapshot> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|json| serde_json::from_str(json).ok())
+                .collect();
+            if snapshots.len() >= count {
+                let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+                return (head, snapshots);
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("the events in time")
+}
+
+#[tokio::test]
+async fn the_page_is_served_and_the_event_stream_sends_a_fresh_snapshot_every_second() {
+    let gw = start(&write_config("page", "broker:\n  listen: 127.0.0.1:0\n")).await;
+    let (status, head, body) = get(gw.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
+    assert!(
+        body.contains("new EventSource(\"/events\")"),
+        "the page listens to the events"
+    );
+    assert!(
+        body.contains("<canvas id=\"rate\""),
+        "the page draws the rate chart"
+    );
+
+    let (head, snapshots) = events(gw.addr, 3).await;
+    assert!(
+        head.to_ascii_lowercase().contains("text/event-stream"),
+        "{head}"
+    );
+    assert_eq!(snapshots[0].gateway.id, "status-test");
+    // Live: time moves on between events and the counters follow the replay.
+    assert!(snapshots[2].gateway.now_ms >= snapshots[0].gateway.now_ms + 1500);
+    assert!(snapshots[2].sources[0].frames > snapshots[0].sources[0].frames);
+}

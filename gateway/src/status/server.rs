@@ -1,14 +1,18 @@
 //! The HTTP server: read-only routes over the current snapshot.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,13 +20,31 @@ use tokio::task::JoinHandle;
 use super::snapshot::{Snapshot, Watched};
 use super::{health, metrics};
 
+/// The page, embedded in the binary: no build step, no files to install.
+const PAGE: &str = include_str!("page.html");
+/// Time between two snapshots on `/events`.
+const EVENT_EVERY: Duration = Duration::from_secs(1);
+
+struct AppState {
+    watched: Watched,
+    /// `/events` streams end when this turns true, so that shutdown is not held up
+    /// by an open browser tab.
+    stop: watch::Receiver<bool>,
+}
+
 /// The routes, reading from `watched` on every request.
 pub fn router(watched: Watched) -> Router {
+    router_until(watched, watch::channel(false).1)
+}
+
+fn router_until(watched: Watched, stop: watch::Receiver<bool>) -> Router {
     Router::new()
+        .route("/", get(page))
+        .route("/events", get(events))
         .route("/api/status", get(api_status))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
-        .with_state(Arc::new(watched))
+        .with_state(Arc::new(AppState { watched, stop }))
 }
 
 /// Bind `listen` and serve until `shutdown` turns true. Returns the bound address
@@ -36,7 +58,7 @@ pub async fn start(
         .await
         .with_context(|| format!("status server on {listen}"))?;
     let addr = listener.local_addr()?;
-    let app = router(watched);
+    let app = router_until(watched, shutdown.clone());
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -51,17 +73,38 @@ pub async fn start(
     Ok((addr, task))
 }
 
-async fn api_status(State(w): State<Arc<Watched>>) -> Json<Snapshot> {
-    Json(Snapshot::of(&w))
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
 }
 
-async fn metrics_text(State(w): State<Arc<Watched>>) -> Response {
-    let body = metrics::render(&Snapshot::of(&w));
+/// Server-sent events: a snapshot as JSON every second, the first at once.
+async fn events(
+    State(app): State<Arc<AppState>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures_util::stream::unfold((app, true), |(app, first)| async move {
+        if !first {
+            tokio::time::sleep(EVENT_EVERY).await;
+        }
+        if *app.stop.borrow() {
+            return None;
+        }
+        let json = serde_json::to_string(&Snapshot::of(&app.watched)).unwrap_or_default();
+        Some((Ok(Event::default().data(json)), (app, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn api_status(State(app): State<Arc<AppState>>) -> Json<Snapshot> {
+    Json(Snapshot::of(&app.watched))
+}
+
+async fn metrics_text(State(app): State<Arc<AppState>>) -> Response {
+    let body = metrics::render(&Snapshot::of(&app.watched));
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
-async fn healthz(State(w): State<Arc<Watched>>) -> Response {
-    let problems = health::problems(&Snapshot::of(&w));
+async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+    let problems = health::problems(&Snapshot::of(&app.watched));
     if problems.is_empty() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
