@@ -14,6 +14,10 @@ use mqgate::capture::Capture;
 use mqgate::frame::{cobs_encode, slip_encode, BadKind, Framed, FramingConfig, PREVIEW_LEN};
 use proptest::prelude::*;
 
+#[path = "common/split.rs"]
+mod split;
+use split::random_chunks;
+
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
 }
@@ -92,22 +96,6 @@ fn bad_kinds(out: &[Framed]) -> Vec<BadKind> {
             Framed::Frame(_) => None,
         })
         .collect()
-}
-
-/// Cut points from a small deterministic generator: pieces of 1 to `max` bytes.
-fn random_chunks(data: &[u8], seed: u64, max: usize) -> Vec<&[u8]> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut chunks = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let n = (state as usize % max + 1).min(rest.len());
-        chunks.push(&rest[..n]);
-        rest = &rest[n..];
-    }
-    chunks
 }
 
 /// One push, every two-piece split, byte by byte and random splits all give one output.

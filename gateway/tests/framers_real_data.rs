@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use mqgate::capture::Capture;
 use mqgate::frame::{BadKind, Framed, FramingConfig, LinesConfig};
 
+#[path = "common/split.rs"]
+mod split;
+use split::random_chunks;
+
 const UBX: &str = "
 type: binary
 sync: [0xB5, 0x62]
@@ -49,11 +53,11 @@ fn ubx() -> FramingConfig {
     serde_yaml_ng::from_str(UBX).unwrap()
 }
 
-fn run(config: &FramingConfig, chunks: impl IntoIterator<Item = Vec<u8>>) -> Vec<Framed> {
+fn run<C: AsRef<[u8]>>(config: &FramingConfig, chunks: impl IntoIterator<Item = C>) -> Vec<Framed> {
     let mut framer = config.build();
     let mut out = Vec::new();
     for c in chunks {
-        framer.push(&c, &mut out);
+        framer.push(c.as_ref(), &mut out);
     }
     framer.finish(&mut out);
     out
@@ -83,22 +87,6 @@ fn count(out: &[Framed]) -> Counts {
         }
     }
     c
-}
-
-/// A small deterministic generator for cut points.
-fn random_chunks(data: &[u8], seed: u64, max: usize) -> Vec<Vec<u8>> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut chunks = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let n = (state as usize % max + 1).min(rest.len());
-        chunks.push(rest[..n].to_vec());
-        rest = &rest[n..];
-    }
-    chunks
 }
 
 /// Lines scan: cut at every CR and LF, drop empty and `#` lines, judge each sentence.

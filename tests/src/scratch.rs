@@ -55,3 +55,18 @@ pub fn plug(link: &Path) -> TTYPort {
     std::os::unix::fs::symlink(&name, link).expect("symlink to the pseudo-terminal");
     master
 }
+
+/// Writes `bytes` to the pseudo-terminal on another thread (a full terminal blocks
+/// the writer until the gateway reads) and hands the terminal back once all is
+/// written; fails the test if that takes longer than `timeout`.
+pub fn write_to_port(mut master: TTYPort, bytes: Vec<u8>, timeout: std::time::Duration) -> TTYPort {
+    use std::io::Write;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let written = master.write_all(&bytes).and_then(|()| master.flush());
+        let _ = tx.send(written.map(|()| master));
+    });
+    rx.recv_timeout(timeout)
+        .expect("the gateway reads what is written to the port")
+        .expect("write to the pseudo-terminal")
+}

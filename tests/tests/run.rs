@@ -2,16 +2,13 @@
 //! Mosquitto is the upstream broker, mosquitto_sub the subscribers. What they receive
 //! is checked against what `mqgate replay --dry-run` makes of the same bytes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use mqgate_tests::mqgate::{dry_run, gps_mappings, start_mqgate_run, workspace_file};
 use mqgate_tests::mqtt::{retained, Mosquitto, Msg, Subscriber};
 use mqgate_tests::process::{Proc, Stream};
-use mqgate_tests::scratch::{plug, Scratch};
-use serialport::TTYPort;
+use mqgate_tests::scratch::{plug, write_to_port, Scratch};
 
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAY_ID: &str = "e2e-gw";
@@ -51,19 +48,6 @@ fn embedded_port(gw: &Proc) -> u16 {
         .next()
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
-/// Writes `bytes` to the pseudo-terminal on another thread (a full terminal blocks
-/// the writer until the gateway reads) and hands the terminal back when done.
-fn write_to_port(mut master: TTYPort, bytes: Vec<u8>) -> TTYPort {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let written = master.write_all(&bytes).and_then(|()| master.flush());
-        let _ = tx.send(written.map(|()| master));
-    });
-    rx.recv_timeout(WAIT)
-        .expect("the gateway reads what is written to the port")
-        .expect("write to the pseudo-terminal")
 }
 
 /// Complete lines of `bytes` that are NMEA sentences with a correct checksum,
@@ -124,7 +108,7 @@ fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exac
     });
     let embedded = Subscriber::start("embedded sub", port, "#");
 
-    let _master = write_to_port(master, bytes);
+    let _master = write_to_port(master, bytes, WAIT);
     let data = |m: &[Msg]| -> Vec<Msg> {
         m.iter()
             .filter(|m| m.topic != status_topic)
@@ -196,7 +180,7 @@ fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
 
     let master = plug(&link);
     gw.wait_for_line(Stream::Stderr, &["serial port open", &path], WAIT);
-    let _master = write_to_port(master, sample);
+    let _master = write_to_port(master, sample, WAIT);
     embedded.wait_until("the sentences written after the port appeared", WAIT, |m| {
         m.len() >= expected.len()
     });
@@ -253,7 +237,7 @@ fn qos_2_retained_messages_from_a_pty_arrive_in_order_at_qos_2_and_the_last_of_e
     gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
     gw.wait_for_line(Stream::Stderr, &["connected upstream"], WAIT);
     let embedded = Subscriber::start("embedded sub", port, "gps/#");
-    let _master = write_to_port(master, bytes);
+    let _master = write_to_port(master, bytes, WAIT);
     upstream.wait_until("every message upstream", WAIT, |m| m.len() >= live.len());
     embedded.wait_until("every message on the embedded broker", WAIT, |m| {
         m.len() >= live.len()

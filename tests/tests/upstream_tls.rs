@@ -3,15 +3,13 @@
 //! on a pseudo-terminal, configured only through its gateway file, checked by what
 //! a TLS subscriber receives, by Mosquitto's log and by mqgate's own log.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mqgate_tests::mqgate::{dry_run, start_mqgate_run, workspace_file};
 use mqgate_tests::mqtt::{Msg, Subscriber};
 use mqgate_tests::process::{Line, Proc, Stream};
-use mqgate_tests::scratch::{plug, Scratch};
+use mqgate_tests::scratch::{plug, write_to_port, Scratch};
 use mqgate_tests::tls::{
     connections, mosquitto_password_file, retained_tls, BrokerTls, Ca, CertKey, ClientTls,
     TlsMosquitto, TlsSubscriber,
@@ -187,19 +185,6 @@ fn gps_port(dir: &Scratch) -> (PathBuf, TTYPort) {
     (link, master)
 }
 
-/// Writes `bytes` to the pseudo-terminal on another thread (a full terminal blocks
-/// the writer until the gateway reads) and hands the terminal back when done.
-fn write_to_port(mut master: TTYPort, bytes: Vec<u8>) -> TTYPort {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let written = master.write_all(&bytes).and_then(|()| master.flush());
-        let _ = tx.send(written.map(|()| master));
-    });
-    rx.recv_timeout(WAIT)
-        .expect("the gateway reads what is written to the port")
-        .expect("write to the pseudo-terminal")
-}
-
 /// `upstream:` lines for the TLS broker on `port` trusting `ca`, with mqgate's
 /// certificate when given; `password` is the line that gives the password
 /// (`password: ...` or `password_file: ...`).
@@ -332,7 +317,7 @@ fn mqtts_with_a_client_certificate_and_a_password_file_delivers_every_message_at
         m.iter().any(|m| !is_data(m) && m.payload == b"online")
     });
     let capture = std::fs::read(workspace_file(GPS.capture)).expect("read the capture");
-    let _gps = write_to_port(gps, capture);
+    let _gps = write_to_port(gps, capture, WAIT);
     settle(&sub, WAIT, |m| {
         m.iter().filter(|m| is_data(m)).count() >= total
     });

@@ -127,7 +127,16 @@ pub async fn start(
             if config.upstream.is_some() {
                 names.push("upstream");
             }
-            let store = Store::open(&config.store, &names)?;
+            // Opening checks the whole file (and a big backlog takes a while to
+            // count): off the async runtime.
+            let store_config = config.store.clone();
+            let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let store = tokio::task::spawn_blocking(move || {
+                let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+                Store::open(&store_config, &names)
+            })
+            .await
+            .context("opening the message store")??;
             if let Some(broker_config) = &config.broker {
                 let broker = broker_lite::Broker::start(broker_config.clone())
                     .await
@@ -271,15 +280,15 @@ async fn pass_to_tap(mut rx: mpsc::Receiver<Vec<Message>>, tap: Tap) {
 /// behind waits: nothing is dropped here.
 async fn feed_store(mut rx: mpsc::Receiver<Vec<Message>>, store: Store) {
     let mut batches = Vec::with_capacity(APPEND_BATCH);
-    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    let mut batch: Vec<Arc<Message>> = Vec::with_capacity(APPEND_BATCH);
     let mut backoff = Backoff::new(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(10),
     );
     while rx.recv_many(&mut batches, BATCH_QUEUE).await > 0 {
-        batch.extend(batches.drain(..).flatten());
+        batch.extend(batches.drain(..).flatten().map(Arc::new));
         loop {
-            match store.append(batch.clone()).await {
+            match store.append_shared(batch.clone()).await {
                 Ok(_) => {
                     backoff.reset();
                     break;

@@ -124,7 +124,7 @@ pub struct Appended {
 
 pub(crate) enum Command {
     Append {
-        messages: Vec<Message>,
+        messages: Vec<Arc<Message>>,
         reply: oneshot::Sender<Result<Appended, StoreError>>,
     },
     Fetch {
@@ -213,6 +213,13 @@ impl Store {
     /// every output is up, queued in memory), or once they were refused as the
     /// `when_full` policy says. With `when_full: block` it waits for room.
     pub async fn append(&self, messages: Vec<Message>) -> Result<Appended, StoreError> {
+        self.append_shared(messages.into_iter().map(Arc::new).collect())
+            .await
+    }
+
+    /// `append` for messages already shared: a caller that may have to try again
+    /// (a failed commit) keeps its batch and hands over cheap copies.
+    pub async fn append_shared(&self, messages: Vec<Arc<Message>>) -> Result<Appended, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append { messages, reply })

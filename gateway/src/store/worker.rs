@@ -37,7 +37,7 @@ struct Entry {
 
 /// An append that is waiting for room (`when_full: block`).
 struct Blocked {
-    messages: VecDeque<Message>,
+    messages: VecDeque<Arc<Message>>,
     so_far: Appended,
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
@@ -474,7 +474,7 @@ impl Worker {
             self.cache_bytes += size as usize;
             self.cache.push_back(Entry {
                 id,
-                message: Arc::new(m),
+                message: m,
                 persisted: persist,
                 pending,
                 released: 0,
