@@ -5,12 +5,15 @@
 //! filters work, and carries no time stamp (the journal adds its own).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// The syslog priority of a level: err 3, warning 4, info 6, debug 7.
 pub fn priority(level: &Level) -> u8 {
@@ -67,18 +70,51 @@ pub fn stderr_is_journal() -> bool {
     false
 }
 
-/// Install the logger: `RUST_LOG` sets the level (default `info`).
+/// Changes the level of the installed logger (`set_level`).
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Install the logger: `RUST_LOG` sets the level (default `info`, or the
+/// configuration's `log.level` once `set_level` is called).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let (filter, handle) =
+        reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(DEFAULT_LEVEL)));
+    let _ = LEVEL.set(handle);
+    let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
-        builder.with_ansi(false).event_format(Journald).init();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(Journald);
+        registry.with(layer).init();
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        registry.with(layer).init();
+    }
+}
+
+/// The level without `RUST_LOG` or `log.level`.
+pub const DEFAULT_LEVEL: &str = "info";
+
+/// Use the configuration's `log.level` (checked when the configuration was
+/// loaded), unless `RUST_LOG` is set: the environment wins, so that a one-off
+/// `RUST_LOG=debug mqgate run ...` works without editing the file.
+pub fn set_level(level: &str) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return;
+    }
+    let Some(handle) = LEVEL.get() else {
+        return;
+    };
+    match EnvFilter::builder().parse(level) {
+        Ok(filter) => {
+            if let Err(e) = handle.reload(filter) {
+                tracing::warn!("cannot change the log level: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("log.level {level:?}: {e}"),
     }
 }
 

@@ -182,6 +182,20 @@ impl Service {
             .send_or_warn(&format!("STATUS={}", one_line(status)));
     }
 
+    /// `RELOADING=1` (with the monotonic time systemd asks for), before a reload.
+    pub fn reloading(&self) {
+        self.notifier.send_or_warn(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
+            monotonic_usec()
+        ));
+    }
+
+    /// `READY=1` again after a reload, with the new status line.
+    pub fn reloaded(&self, status: &str) {
+        self.notifier
+            .send_or_warn(&format!("READY=1\nSTATUS={}", one_line(status)));
+    }
+
     /// Stops the pings, then sends `STOPPING=1`.
     pub async fn stopping(&mut self) {
         if let Some(pinger) = self.pinger.take() {
@@ -198,6 +212,17 @@ impl Drop for Service {
             pinger.abort();
         }
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, as `MONOTONIC_USEC=` wants it.
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 /// A status must stay on one line: each line of a message is its own `KEY=value`.

@@ -591,3 +591,42 @@ fn the_store_section_has_defaults_in_the_state_dir_and_named_errors() {
     );
     assert!(message.contains("not a duration"), "{message}");
 }
+
+#[test]
+fn status_credentials_and_the_log_level_are_checked_with_their_position() {
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  listen: 0.0.0.0:8080\n  username: admin\n",
+    )]);
+    let message = single(&e, "mqgate.yaml", "status.username", 5, 3);
+    assert!(
+        message.contains("needs `password` or `password_file`"),
+        "{message}"
+    );
+
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  token: abc\n  token_file: token\n",
+    )]);
+    let message = single(&e, "mqgate.yaml", "status.token_file", 5, 3);
+    assert!(message.contains("not both"), "{message}");
+
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nlog:\n  level: verbose\n",
+    )]);
+    let message = single(&e, "mqgate.yaml", "log.level", 4, 3);
+    assert!(message.contains("is not a log level"), "{message}");
+
+    let config = load(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nlog:\n  level: info,mqgate::source=debug\n\
+         status:\n  username: admin\n  password_file: secret\n",
+    )])
+    .unwrap();
+    assert_eq!(config.log.level, "info,mqgate::source=debug");
+    assert!(config.status.password_file.unwrap().ends_with("secret"));
+    let default = load(&[("mqgate.yaml", HEAD)]).unwrap();
+    assert_eq!(default.log.level, "info");
+    assert!(default.status.auth().unwrap().is_open());
+}

@@ -29,15 +29,29 @@ fn free_port() -> u16 {
 /// A gateway file with one looping replay of `json-sensor.log` as source `sensor`,
 /// and `outputs` (YAML sections) added.
 fn write_config(name: &str, outputs: &str) -> PathBuf {
+    write_config_with(name, outputs, "", None)
+}
+
+/// Like `write_config`, with `status` (YAML lines indented under `status:`) added
+/// and `script` (its text, written next to the file) in place of `json-lines.rhai`.
+fn write_config_with(name: &str, outputs: &str, status: &str, script: Option<&str>) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mqgate-status-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mappings = dir.join("mappings");
     std::fs::create_dir_all(&mappings).unwrap();
+    let script = match script {
+        Some(text) => {
+            let path = dir.join("sensor.rhai");
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+        None => workspace().join("scripts/json-lines.rhai"),
+    };
     std::fs::write(
         mappings.join("sensor.yaml"),
         format!(
             "source: sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
-            workspace().join("scripts/json-lines.rhai").display()
+            script.display()
         ),
     )
     .unwrap();
@@ -46,7 +60,7 @@ fn write_config(name: &str, outputs: &str) -> PathBuf {
         &file,
         format!(
             "gateway:\n  id: status-test\n  state_dir: {state}\n{outputs}\
-             status:\n  listen: 127.0.0.1:0\n\
+             status:\n  listen: 127.0.0.1:0\n{status}\
              sources:\n  - id: sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
              \x20   framing:\n      type: lines\n",
             state = dir.join("state").display(),
@@ -72,6 +86,7 @@ async fn start(config_file: &Path) -> Gateway {
         .expect("the gateway starts");
     let (addr, _task) = status::start(
         config.status.listen,
+        config.status.auth().expect("the credentials are readable"),
         status::Watched::new(&running),
         stop.subscribe(),
     )
@@ -87,9 +102,15 @@ async fn start(config_file: &Path) -> Gateway {
 
 /// `GET path` over a fresh connection: the status code, the headers and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    get_with(addr, path, "").await
+}
+
+/// `GET path` with `headers` (each line ending in `\r\n`) added.
+async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.expect("read");
@@ -157,19 +178,50 @@ async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() 
     assert_eq!(first.mappings[0].source, "sensor");
     assert!(first.mappings[0].messages >= 60, "{:?}", first.mappings[0]);
     assert_eq!(first.mappings[0].failed, 0);
+    assert_eq!(first.mappings[0].last_error, None);
+    assert!(
+        first.mappings[0]
+            .script
+            .as_deref()
+            .is_some_and(|s| s.ends_with("json-lines.rhai")),
+        "{:?}",
+        first.mappings[0]
+    );
+    assert!(
+        first.mappings[0]
+            .mapping_file
+            .as_deref()
+            .is_some_and(|s| s.ends_with("sensor.yaml")),
+        "{:?}",
+        first.mappings[0]
+    );
+    // The last frames, as hex and as text: lines of the capture.
+    let recent = &first.sources[0].recent;
+    assert!(!recent.is_empty() && recent.len() <= 5, "{recent:?}");
+    for f in recent {
+        assert!(f.text.starts_with("{\"id\":"), "{f:?}");
+        assert!(f.hex.starts_with("7b 22 69 64 22"), "{f:?}");
+        assert_eq!(f.len, f.text.len().max(f.len), "{f:?}");
+    }
+    let last_frame = first.sources[0].last_frame_ms.expect("a last frame time");
+    assert!(
+        (first.gateway.now_ms - last_frame).abs() < 10_000,
+        "{last_frame}"
+    );
     let store = first.store.as_ref().expect("a store behind the broker");
     assert!(store.appended >= 60, "{store:?}");
     assert_eq!(first.outputs.len(), 1);
     assert_eq!(first.outputs[0].name, "embedded");
     assert!(first.outputs[0].connected);
 
-    let later = wait_for(gw.addr, "another pass", |s| {
+    // The mapping counts a message before the store has it: wait for both.
+    let later = wait_for(gw.addr, "another pass, published", |s| {
         s.sources[0].frames >= first.sources[0].frames + 60
+            && s.outputs[0].published > first.outputs[0].published
     })
     .await;
     assert!(later.gateway.uptime_secs > first.gateway.uptime_secs);
     assert!(later.mappings[0].messages > first.mappings[0].messages);
-    assert!(later.outputs[0].published > first.outputs[0].published);
 
     // Every field of the schema is in the raw JSON, null or not.
     let (_, _, raw) = get(gw.addr, "/api/status").await;
@@ -183,6 +235,10 @@ async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() 
         "\"drop_oldest\"",
         "\"blocked\"",
         "\"in_flight\"",
+        "\"recent\"",
+        "\"last_frame_ms\"",
+        "\"reloads\"",
+        "\"last_error\"",
     ] {
         assert!(raw.contains(field), "{field} missing in {raw}");
     }
@@ -360,7 +416,7 @@ async fn the_page_is_served_and_the_event_stream_sends_a_fresh_snapshot_every_se
     assert_eq!(status, 200);
     assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
     assert!(
-        body.contains("new EventSource(\"/events\")"),
+        body.contains("new EventSource(url(\"/events\"))"),
         "the page listens to the events"
     );
     assert!(
@@ -377,4 +433,117 @@ async fn the_page_is_served_and_the_event_stream_sends_a_fresh_snapshot_every_se
     // Live: time moves on between events and the counters follow the replay.
     assert!(snapshots[2].gateway.now_ms >= snapshots[0].gateway.now_ms + 1500);
     assert!(snapshots[2].sources[0].frames > snapshots[0].sources[0].frames);
+}
+
+#[tokio::test]
+async fn a_script_error_is_shown_with_its_line_and_the_other_frames_still_map() {
+    // Line 3 throws for the frames of one sensor of the capture.
+    let script = "fn map(frame) {\n    let v = json_parse(frame.text);\n    if v.id == \"soil-bed-2\" { throw \"bed 2 is broken\"; }\n    #{ name: v.id, payload: v }\n}\n";
+    let gw = start(&write_config_with(
+        "script-error",
+        "broker:\n  listen: 127.0.0.1:0\n",
+        "",
+        Some(script),
+    ))
+    .await;
+    let s = wait_for(gw.addr, "a dead-lettered frame", |s| {
+        s.mappings[0].failed > 0 && s.mappings[0].messages > 0
+    })
+    .await;
+    let e = s.mappings[0].last_error.as_ref().expect("the last error");
+    assert_eq!(e.line, Some(3), "{e:?}");
+    assert!(e.message.contains("sensor.rhai:3:"), "{e:?}");
+    assert!(e.message.contains("bed 2 is broken"), "{e:?}");
+    assert!((s.gateway.now_ms - e.at_ms).abs() < 10_000, "{e:?}");
+}
+
+#[tokio::test]
+async fn with_a_token_and_a_password_every_route_asks_for_one_of_them() {
+    let dir = std::env::temp_dir().join(format!("mqgate-status-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password_file = dir.join("status-password");
+    std::fs::write(&password_file, "hunter2\n").unwrap();
+    let status = format!(
+        "  token: \"tok/en 1\"\n  username: admin\n  password_file: {}\n",
+        password_file.display()
+    );
+    let gw = start(&write_config_with(
+        "auth",
+        "broker:\n  listen: 127.0.0.1:0\n",
+        &status,
+        None,
+    ))
+    .await;
+    use base64::Engine as _;
+    let basic = |user_pass: &str| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
+    };
+    for path in [
+        "/",
+        "/api/status",
+        "/api/history",
+        "/metrics",
+        "/healthz",
+        "/events",
+    ] {
+        let (code, head, _) = get(gw.addr, path).await;
+        assert_eq!(code, 401, "{path} without credentials");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"mqgate\""),
+            "{path}: {head}"
+        );
+        for wrong in [
+            "Authorization: Bearer tok/en 2\r\n".to_string(),
+            basic("admin:hunter3"),
+            basic("root:hunter2"),
+        ] {
+            let (code, _, _) = get_with(gw.addr, path, &wrong).await;
+            assert_eq!(code, 401, "{path} with {wrong:?}");
+        }
+    }
+    for path in ["/", "/api/status", "/metrics", "/healthz"] {
+        for good in [
+            "Authorization: Bearer tok/en 1\r\n".to_string(),
+            basic("admin:hunter2"),
+        ] {
+            let (code, _, body) = get_with(gw.addr, path, &good).await;
+            assert!(
+                code == 200 || (path == "/healthz" && code == 503),
+                "{path} {good:?}: {code} {body}"
+            );
+        }
+        let (code, _, _) = get(gw.addr, &format!("{path}?token=tok%2Fen%201")).await;
+        assert!(
+            code == 200 || (path == "/healthz" && code == 503),
+            "{path}?token=: {code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_history_keeps_a_sample_a_second_for_the_charts() {
+    let gw = start(&write_config("history", "broker:\n  listen: 127.0.0.1:0\n")).await;
+    let deadline = Instant::now() + WAIT;
+    let history = loop {
+        let (code, _, body) = get(gw.addr, "/api/history").await;
+        assert_eq!(code, 200, "{body}");
+        let h: mqgate::status::History =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        if h.messages_per_sec.len() >= 3 {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no 3 samples in time: {h:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(history.step_secs, 1.0);
+    assert_eq!(history.messages_per_sec.len(), history.store_depth.len());
+    // The capture plays about 60 lines a second.
+    assert!(
+        history.messages_per_sec.iter().any(|&r| r > 10.0),
+        "{history:?}"
+    );
 }

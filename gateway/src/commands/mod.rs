@@ -17,13 +17,15 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Load the gateway file, printing every error on stderr.
 pub fn load_config(path: &Path) -> Result<GatewayConfig, u8> {
-    GatewayConfig::load(path).map_err(|errors| {
+    let config = GatewayConfig::load(path).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");
         }
         eprintln!("mqgate: {} error(s) in the configuration", errors.len());
         EXIT_CONFIG
-    })
+    })?;
+    crate::logging::set_level(&config.log.level);
+    Ok(config)
 }
 
 /// One message as a JSON line: `{"topic","payload","qos","retain"}`. A payload that
@@ -47,38 +49,66 @@ pub fn message_json(m: &Message) -> String {
     serde_json::Value::Object(obj).to_string()
 }
 
-/// Wait for SIGINT or SIGTERM; SIGHUP is logged and otherwise ignored.
-pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    // The handlers are installed now, when this is called, not when it is first
-    // awaited: a signal that comes in between is not lost. SIGHUP (`systemctl
-    // reload`) would end the process by default; until reloading mappings is
-    // implemented it is answered with a log line and nothing changes.
-    let mut hangup = signal(SignalKind::hangup()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    let interrupt = tokio::signal::ctrl_c();
-    async move {
-        let hangups = async {
-            match hangup.as_mut() {
-                Some(h) => loop {
-                    h.recv().await;
-                    tracing::warn!("SIGHUP: reloading is not implemented yet; nothing changed");
-                },
-                None => std::future::pending::<()>().await,
+/// What a signal asks of a running command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP (`systemctl reload`).
+    Reload,
+}
+
+/// The signals a long-running command answers. The handlers are installed when
+/// this is made, not when first awaited, so a signal that comes in between is
+/// not lost (and SIGHUP, which would end the process by default, never does).
+pub struct Signals {
+    hangup: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot catch {name}: {e}");
+                None
             }
         };
-        let terms = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        Signals {
+            hangup: install(SignalKind::hangup(), "SIGHUP"),
+            term: install(SignalKind::terminate(), "SIGTERM"),
+            interrupt: install(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    /// The next signal.
+    pub async fn next(&mut self) -> Asked {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
-        };
+        }
         tokio::select! {
-            _ = interrupt => {}
-            _ = terms => {}
-            _ = hangups => {}
+            _ = recv(&mut self.term) => Asked::Stop,
+            _ = recv(&mut self.interrupt) => Asked::Stop,
+            _ = recv(&mut self.hangup) => Asked::Reload,
+        }
+    }
+}
+
+/// Wait for SIGINT or SIGTERM; SIGHUP is logged and otherwise ignored (for
+/// commands that have nothing to reload).
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
+    let mut signals = Signals::install();
+    async move {
+        while signals.next().await == Asked::Reload {
+            tracing::warn!("SIGHUP: this command has nothing to reload");
         }
     }
 }

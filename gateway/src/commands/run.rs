@@ -1,11 +1,12 @@
-//! `mqgate run --config FILE`: run the gateway until SIGINT/SIGTERM (SIGHUP is logged).
+//! `mqgate run --config FILE`: run the gateway until SIGINT/SIGTERM; SIGHUP
+//! reloads the mappings and scripts.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{load_config, wait_for_signal};
+use super::{load_config, Asked, Signals};
 
 /// Longest wait at shutdown for the outputs to hand over what is in flight.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -16,8 +17,16 @@ pub async fn run(config_path: &Path) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Secret files are read now: a missing one is an error in the configuration.
+    let auth = match config.status.auth() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mqgate: {e:#}");
+            return super::EXIT_CONFIG;
+        }
+    };
     // Signals are caught from here on, before anything says the gateway is ready.
-    let signals = wait_for_signal();
+    let mut signals = Signals::install();
     let (stop, shutdown) = watch::channel(false);
     let mut running = match pipeline::start(&config, None, None, None, shutdown).await {
         Ok(r) => r,
@@ -30,7 +39,7 @@ pub async fn run(config_path: &Path) -> u8 {
         println!("embedded broker listening on {}", broker.local_addr());
     }
     let watched = status::Watched::new(&running);
-    match status::start(config.status.listen, watched, stop.subscribe()).await {
+    match status::start(config.status.listen, auth, watched, stop.subscribe()).await {
         Ok((addr, _task)) => println!("status page on http://{addr}/"),
         Err(e) => {
             eprintln!("mqgate: {e:#}");
@@ -39,7 +48,19 @@ pub async fn run(config_path: &Path) -> u8 {
     }
     let mut service = notify::Service::from_env();
     service.ready(&notify::ready_status(&config, &running));
-    signals.await;
+    while signals.next().await == Asked::Reload {
+        tracing::info!("SIGHUP: reloading mappings and scripts");
+        service.reloading();
+        let status = match running.reload(config_path).await {
+            Ok(outcome) => outcome.summary(),
+            Err(errors) => format!(
+                "reload refused ({} error(s)), running mappings kept: {}",
+                errors.len(),
+                errors.first().map(String::as_str).unwrap_or("")
+            ),
+        };
+        service.reloaded(&status);
+    }
     service.stopping().await;
     let _ = stop.send(true);
     // The sources stop; what they already read goes through the mappings to the

@@ -1,7 +1,6 @@
 //! The gateway file: its sections, and loading it with every mapping file.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,8 +8,10 @@ use serde_yaml_ng::Value;
 
 use super::error::ConfigError;
 use super::locate::FieldPath;
+use super::log::{self, LogConfig};
 use super::mapping_file::{self, MappingFile};
 use super::source::{self, SourceConfig};
+use super::status::{self, StatusConfig};
 use super::store::StoreConfig;
 use super::upstream::{self, UpstreamConfig};
 use super::yaml::{keys, kind_of, parse_file, Report};
@@ -26,6 +27,7 @@ pub struct GatewayConfig {
     /// The message store (always on; `store.file` resolved against `gateway.state_dir`).
     pub store: StoreConfig,
     pub status: StatusConfig,
+    pub log: LogConfig,
     pub sources: Vec<SourceConfig>,
     /// Every mapping file of the mappings folder, in file name order.
     pub mappings: Vec<MappingFile>,
@@ -50,25 +52,9 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/mqgate")
 }
 
-/// The `status:` section: the status page and its API.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StatusConfig {
-    /// Address the HTTP server listens on. Default `127.0.0.1:8080`.
-    pub listen: SocketAddr,
-}
-
-impl Default for StatusConfig {
-    fn default() -> Self {
-        StatusConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        }
-    }
-}
-
 /// The keys a gateway file may have at the top.
 const SECTIONS: &[&str] = &[
-    "gateway", "broker", "upstream", "store", "status", "sources", "mappings",
+    "gateway", "broker", "upstream", "store", "status", "log", "sources", "mappings",
 ];
 
 impl GatewayConfig {
@@ -161,7 +147,15 @@ impl GatewayConfig {
         };
         let status = match top.get("status") {
             None => Some(StatusConfig::default()),
-            Some(value) => report.piece(&root.key("status"), value),
+            Some(value) => report
+                .piece(&root.key("status"), value)
+                .map(|c| status::check(c, &dir, &mut report)),
+        };
+        let log = match top.get("log") {
+            None | Some(Value::Null) => Some(LogConfig::default()),
+            Some(value) => report
+                .piece(&root.key("log"), value)
+                .map(|c| log::check(c, &mut report)),
         };
 
         let (sources, known_ids) = read_sources(top.get("sources"), &dir, &mut report);
@@ -182,8 +176,8 @@ impl GatewayConfig {
         };
         loaded.clone_from(&mappings);
 
-        match (gateway, status, mappings_dir, store) {
-            (Some(gateway), Some(status), Some(mappings_dir), Some(mut store))
+        match (gateway, status, log, mappings_dir, store) {
+            (Some(gateway), Some(status), Some(log), Some(mappings_dir), Some(mut store))
                 if errors.is_empty() && broker_ok && upstream_ok =>
             {
                 store.file = gateway.state_dir.join(&store.file);
@@ -193,6 +187,7 @@ impl GatewayConfig {
                     upstream,
                     store,
                     status,
+                    log,
                     sources,
                     mappings,
                     mappings_dir,

@@ -7,20 +7,24 @@ mod error;
 mod gateway;
 mod homeassistant;
 mod locate;
+mod log;
 mod mapping_file;
 mod qos;
 mod source;
+mod status;
 mod store;
 mod upstream;
 mod yaml;
 
 pub use error::ConfigError;
-pub use gateway::{GatewayConfig, GatewaySection, StatusConfig};
+pub use gateway::{GatewayConfig, GatewaySection};
 pub use homeassistant::{HaComponent, HaEntity};
+pub use log::LogConfig;
 pub use mapping_file::{MappingFile, ScriptLimits};
 pub use source::{
     DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,
     SourceConfig, SourceKind, StopBits,
 };
+pub use status::{StatusAuth, StatusConfig};
 pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
 pub use upstream::{BrokerUrl, UpstreamConfig};

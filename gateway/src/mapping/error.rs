@@ -80,6 +80,32 @@ pub enum MapError {
     },
 }
 
+impl MapError {
+    /// Where it happened: `file:line:column`, `file`, or the filter / source.
+    pub fn at(&self) -> &str {
+        match self {
+            MapError::Runtime { at, .. }
+            | MapError::TooManyOperations { at, .. }
+            | MapError::Timeout { at, .. }
+            | MapError::Limit { at, .. }
+            | MapError::BadShape { at, .. }
+            | MapError::BadTopic { at, .. }
+            | MapError::UnknownPlaceholder { at, .. } => at,
+        }
+    }
+
+    /// The script line it happened on, when known (`at` ends in `:line:column`
+    /// or `:line`, as `at()` below writes it).
+    pub fn line(&self) -> Option<u64> {
+        let mut parts = self.at().rsplit(':');
+        let last = parts.next()?.parse::<u64>().ok()?;
+        match parts.next().map(str::parse::<u64>) {
+            Some(Ok(line)) => Some(line),
+            _ => Some(last),
+        }
+    }
+}
+
 fn line_col(pos: Position) -> (usize, usize) {
     (pos.line().unwrap_or(0), pos.position().unwrap_or(0))
 }
@@ -156,5 +182,25 @@ fn without_position(e: &EvalAltResult) -> String {
     match text.strip_suffix(&suffix) {
         Some(t) => t.to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    fn runtime(at: &str) -> MapError {
+        MapError::Runtime {
+            at: at.into(),
+            message: "x".into(),
+        }
+    }
+
+    #[test]
+    fn the_line_is_read_from_where_the_error_happened() {
+        assert_eq!(runtime("scripts/nmea.rhai:12:5").line(), Some(12));
+        assert_eq!(runtime("scripts/nmea.rhai:7").line(), Some(7));
+        assert_eq!(runtime("scripts/nmea.rhai").line(), None);
+        assert_eq!(runtime("filter of source gps").line(), None);
     }
 }

@@ -55,6 +55,17 @@ pub fn build_mappers(config: &GatewayConfig) -> Result<MapperSet, Vec<String>> {
     }
 }
 
+/// The mapping file (and its script) of a source, as the status page names them.
+pub fn files_of(config: &GatewayConfig, source: &str) -> super::MappingFiles {
+    match config.mappings.iter().find(|m| m.source == source) {
+        Some(m) => super::MappingFiles {
+            mapping: Some(m.path.clone()),
+            script: m.script.clone(),
+        },
+        None => super::MappingFiles::default(),
+    }
+}
+
 /// Compile one mapping file's script.
 pub fn compile(m: &MappingFile) -> Result<Mapper, String> {
     let defaults = MappingDefaults {

@@ -1,7 +1,9 @@
 //! One mapping thread per source: frames in, messages (and dead letters) out.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -9,6 +11,12 @@ use tracing::warn;
 use crate::frame::Frame;
 use crate::mapping::{dead_letter, Mapped, Mapper};
 use crate::message::Message;
+use crate::source::SourceStatus;
+
+/// A source's current mapper. The mapping thread reads it once per batch; a
+/// reload (SIGHUP) puts a new one in, and the frames already waiting are mapped
+/// by the new one: nothing queued is dropped.
+pub type MapperSlot = RwLock<Arc<Mapper>>;
 
 /// What a source's mapping did.
 #[derive(Debug, Default)]
@@ -22,11 +30,69 @@ pub struct MappingStats {
     pub filtered: AtomicU64,
     /// Frames sent to the dead-letter topic.
     pub failed: AtomicU64,
+    /// The mapping file and its script; `None` for a source without a mapping
+    /// (frames published as they are) or without a script.
+    files: Mutex<MappingFiles>,
+    /// The last frame that could not be mapped, and why.
+    last_error: Mutex<Option<LastMapError>>,
+}
+
+/// Which files a mapping was built from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MappingFiles {
+    pub mapping: Option<PathBuf>,
+    pub script: Option<PathBuf>,
+}
+
+/// The last mapping error of a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastMapError {
+    pub at: SystemTime,
+    /// The whole message, starting with `file:line:column`.
+    pub message: String,
+    /// The script line, when known.
+    pub line: Option<u64>,
 }
 
 impl MappingStats {
+    pub fn new(source: &str, files: MappingFiles) -> MappingStats {
+        MappingStats {
+            source: source.to_string(),
+            files: Mutex::new(files),
+            ..MappingStats::default()
+        }
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn files(&self) -> MappingFiles {
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_files(&self, files: MappingFiles) {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = files;
+    }
+
+    pub fn last_error(&self) -> Option<LastMapError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After a reload, errors of the old script no longer say anything.
+    pub fn clear_last_error(&self) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub(crate) fn set_last_error(&self, error: &crate::mapping::MapError) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastMapError {
+            at: SystemTime::now(),
+            message: error.to_string(),
+            line: error.line(),
+        });
     }
 }
 
@@ -34,29 +100,23 @@ impl MappingStats {
 const MAPPING_STACK: usize = 16 * 1024 * 1024;
 /// Frames mapped per wake-up at most; their messages go on as one batch.
 pub(super) const BATCH_FRAMES: usize = 64;
+/// Start the mapping thread of `status`'s source.
 pub(super) fn spawn(
-    source: &str,
-    mapper: Option<&Arc<Mapper>>,
+    status: Arc<SourceStatus>,
+    slot: Arc<MapperSlot>,
+    stats: Arc<MappingStats>,
     gateway_id: &str,
     mut frames: mpsc::Receiver<Frame>,
     out: mpsc::Sender<Vec<Message>>,
-) -> anyhow::Result<Arc<MappingStats>> {
-    let stats = Arc::new(MappingStats {
-        source: source.to_string(),
-        ..MappingStats::default()
-    });
-    let mapper = mapper
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no mapper for source {source}"))?;
+) -> anyhow::Result<()> {
+    let source = status.id.clone();
     let gateway_id = gateway_id.to_string();
-    let thread_stats = stats.clone();
     std::thread::Builder::new()
         .name(format!("map-{source}"))
         // Rhai recurses on deeply nested values; the time limit stops a script long
         // before this much stack is used (only what is touched takes memory).
         .stack_size(MAPPING_STACK)
         .spawn(move || {
-            let stats = thread_stats;
             let mut waiting = Vec::with_capacity(BATCH_FRAMES);
             while let Some(first) = frames.blocking_recv() {
                 // Whatever else is waiting is mapped in the same go.
@@ -67,6 +127,8 @@ pub(super) fn spawn(
                         Err(_) => break,
                     }
                 }
+                status.keep_recent(&waiting);
+                let mapper = slot.read().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut batch = Vec::new();
                 for frame in waiting.drain(..) {
                     map_one(&mapper, &gateway_id, &stats, &frame, &mut batch);
@@ -76,7 +138,7 @@ pub(super) fn spawn(
                 }
             }
         })?;
-    Ok(stats)
+    Ok(())
 }
 
 /// Map one frame; its messages (or its dead letter) go to `out`.
@@ -100,6 +162,7 @@ fn map_one(
         }
         Mapped::Failed(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.set_last_error(&error);
             warn!(source = %frame.source, "frame to the dead-letter topic: {error}");
             out.push(dead_letter(gateway_id, frame, &error));
         }

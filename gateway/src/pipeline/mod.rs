@@ -13,11 +13,14 @@ pub mod build;
 pub mod discovery;
 mod mapping;
 mod radio;
+pub mod reload;
 
 pub use build::{build_mappers, MapperSet};
-pub use mapping::MappingStats;
+pub use mapping::{LastMapError, MapperSlot, MappingFiles, MappingStats};
+pub use reload::{ReloadOutcome, ReloadStatus};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
@@ -50,6 +53,12 @@ pub struct Running {
     pub started: std::time::Instant,
     pub sources: Vec<Arc<SourceStatus>>,
     pub mappings: Vec<Arc<MappingStats>>,
+    /// Each running source's mapper, which a reload replaces.
+    slots: HashMap<String, Arc<MapperSlot>>,
+    /// The configuration the gateway runs with (mappings as last reloaded).
+    config: GatewayConfig,
+    /// Reloads so far and how the last one went.
+    pub reloads: Arc<ReloadStatus>,
     pub embedded: Option<Arc<OutputStats>>,
     pub upstream: Option<Arc<UpstreamStatus>>,
     pub broker: Option<broker_lite::Broker>,
@@ -102,6 +111,9 @@ pub async fn start(
         started: std::time::Instant::now(),
         sources: Vec::new(),
         mappings: Vec::new(),
+        slots: HashMap::new(),
+        config: config.clone(),
+        reloads: Arc::new(ReloadStatus::default()),
         embedded: None,
         upstream: None,
         broker: None,
@@ -179,14 +191,24 @@ pub async fn start(
         }
         let status = Arc::new(SourceStatus::new(&source.id));
         let (frame_tx, frame_rx) = mpsc::channel::<Frame>(FRAME_QUEUE);
-        let mapper = mappers.get(&source.id);
-        let stats = mapping::spawn(
+        let mapper = mappers
+            .get(&source.id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no mapper for source {}", source.id))?;
+        let slot = Arc::new(RwLock::new(mapper));
+        let stats = Arc::new(MappingStats::new(
             &source.id,
-            mapper,
+            build::files_of(config, &source.id),
+        ));
+        mapping::spawn(
+            status.clone(),
+            slot.clone(),
+            stats.clone(),
             &config.gateway.id,
             frame_rx,
             msg_tx.clone(),
         )?;
+        running.slots.insert(source.id.clone(), slot);
         running.mappings.push(stats);
         let feed = |port: Option<String>| {
             Feed::new(

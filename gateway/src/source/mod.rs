@@ -10,4 +10,4 @@ pub mod serial;
 mod status;
 
 pub use feed::Feed;
-pub use status::{SourceState, SourceStatus};
+pub use status::{RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES};

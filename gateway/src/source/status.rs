@@ -1,8 +1,28 @@
 //! What a source publishes about itself for the status page and the logs.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::frame::Frame;
+
+/// Frames a source keeps for the status page's preview.
+pub const RECENT_FRAMES: usize = 5;
+/// Bytes of each kept frame, at most (the rest is cut off; `len` says how long it was).
+pub const PREVIEW_BYTES: usize = 64;
+
+/// The start of one recent frame, for the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentFrame {
+    pub received_at: SystemTime,
+    /// The frame's whole length.
+    pub len: usize,
+    /// Its first `PREVIEW_BYTES` bytes.
+    pub head: Bytes,
+}
 
 /// Where a source is in its life.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +51,8 @@ pub struct SourceStatus {
     pub bad_frames: AtomicU64,
     /// Times the device was opened after the first time.
     pub reopens: AtomicU64,
+    /// The last few frames mapped, oldest first.
+    recent: Mutex<VecDeque<RecentFrame>>,
 }
 
 impl SourceStatus {
@@ -42,7 +64,32 @@ impl SourceStatus {
             frames: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
         }
+    }
+
+    /// Keep the last of `frames` (the ones before are pushed out); called once per
+    /// batch by the mapping thread, so one lock for up to a batch of frames.
+    pub fn keep_recent(&self, frames: &[Frame]) {
+        let start = frames.len().saturating_sub(RECENT_FRAMES);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for f in &frames[start..] {
+            if recent.len() == RECENT_FRAMES {
+                recent.pop_front();
+            }
+            recent.push_back(RecentFrame {
+                received_at: f.received_at,
+                len: f.bytes.len(),
+                // A copy: a slice could keep a large read buffer alive.
+                head: Bytes::copy_from_slice(&f.bytes[..f.bytes.len().min(PREVIEW_BYTES)]),
+            });
+        }
+    }
+
+    /// The last few frames, oldest first.
+    pub fn recent(&self) -> Vec<RecentFrame> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
     }
 
     pub fn state(&self) -> SourceState {

@@ -41,6 +41,7 @@ mod tests {
                 version: "0".into(),
                 uptime_secs: 1.0,
                 now_ms: 0,
+                reloads: Reloads::default(),
             },
             sources: ["connected", "finished"]
                 .iter()
@@ -53,6 +54,8 @@ mod tests {
                     frames: 0,
                     bad_frames: 0,
                     reopens: 0,
+                    last_frame_ms: None,
+                    recent: Vec::new(),
                 })
                 .collect(),
             mappings: Vec::new(),

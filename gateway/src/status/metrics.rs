@@ -84,6 +84,14 @@ pub fn render(s: &Snapshot) -> String {
         "Seconds since the gateway started.",
     )
     .sample(&[], g.uptime_secs);
+    let mut f = Family::new(
+        o,
+        "mqgate_reloads_total",
+        "counter",
+        "Reloads of the mappings (SIGHUP), by result: ok, or failed (the running mappings stayed).",
+    );
+    f.sample(&[("result", "ok")], g.reloads.succeeded as f64);
+    f.sample(&[("result", "failed")], g.reloads.failed as f64);
 
     let mut f = Family::new(
         o,
@@ -126,6 +134,18 @@ pub fn render(s: &Snapshot) -> String {
         let mut f = Family::new(o, name, "counter", help);
         for src in &s.sources {
             f.sample(&[("source", &src.id)], get(src) as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "mqgate_source_last_frame_timestamp_seconds",
+        "gauge",
+        "Unix time of the source's last frame (absent before the first).",
+    );
+    for src in &s.sources {
+        if let Some(ms) = src.last_frame_ms {
+            f.sample(&[("source", &src.id)], ms as f64 / 1000.0);
         }
     }
 
@@ -284,6 +304,7 @@ mod tests {
                 version: "0.1.0".into(),
                 uptime_secs: 12.5,
                 now_ms: 0,
+                reloads: Reloads::default(),
             },
             sources: vec![SourceSnapshot {
                 id: "gps".into(),
@@ -294,6 +315,8 @@ mod tests {
                 frames: 7,
                 bad_frames: 1,
                 reopens: 0,
+                last_frame_ms: None,
+                recent: Vec::new(),
             }],
             mappings: vec![MappingSnapshot {
                 source: "gps".into(),
@@ -301,6 +324,9 @@ mod tests {
                 messages: 6,
                 filtered: 0,
                 failed: 1,
+                mapping_file: None,
+                script: None,
+                last_error: None,
             }],
             store: Some(StoreSnapshot {
                 depth: 3,

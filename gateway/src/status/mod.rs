@@ -1,19 +1,24 @@
-//! The status API over HTTP (axum), read-only: `/api/status` (JSON), `/metrics`
-//! (Prometheus text format) and `/healthz`.
+//! The status page and API over HTTP (axum), read-only: `/` (the page),
+//! `/events` (live snapshots), `/api/status` (JSON), `/api/history` (the charts'
+//! last hour), `/metrics` (Prometheus text format) and `/healthz`; optionally
+//! behind a token or basic authentication.
 //!
 //! The stages publish their counters in shared atomics; a `Snapshot` reads them all
 //! at one moment, and each route renders a snapshot. Nothing here changes the
 //! gateway.
 
+mod auth;
 mod health;
+mod history;
 mod metrics;
 mod server;
 mod snapshot;
 
 pub use health::problems;
+pub use history::History;
 pub use metrics::render as render_metrics;
 pub use server::{router, start};
 pub use snapshot::{
-    Evictions, GatewayInfo, MappingSnapshot, OutputSnapshot, Snapshot, SourceSnapshot,
-    StoreSnapshot, Watched,
+    Evictions, FramePreview, GatewayInfo, MappingSnapshot, OutputSnapshot, Reloads,
+    ScriptErrorSnapshot, Snapshot, SourceSnapshot, StoreSnapshot, Watched,
 };

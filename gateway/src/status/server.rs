@@ -17,8 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::history::{self, History, SharedHistory};
 use super::snapshot::{Snapshot, Watched};
-use super::{health, metrics};
+use super::{auth, health, metrics};
+use crate::config::StatusAuth;
 
 /// The page, embedded in the binary: no build step, no files to install.
 const PAGE: &str = include_str!("page.html");
@@ -27,30 +29,53 @@ const EVENT_EVERY: Duration = Duration::from_secs(1);
 
 struct AppState {
     watched: Watched,
+    history: SharedHistory,
     /// `/events` streams end when this turns true, so that shutdown is not held up
     /// by an open browser tab.
     stop: watch::Receiver<bool>,
 }
 
-/// The routes, reading from `watched` on every request.
+/// The routes, reading from `watched` on every request (no history, no auth).
 pub fn router(watched: Watched) -> Router {
-    router_until(watched, watch::channel(false).1)
+    let history = SharedHistory::default();
+    router_until(
+        watched,
+        history,
+        StatusAuth::default(),
+        watch::channel(false).1,
+    )
 }
 
-fn router_until(watched: Watched, stop: watch::Receiver<bool>) -> Router {
+fn router_until(
+    watched: Watched,
+    history: SharedHistory,
+    auth: StatusAuth,
+    stop: watch::Receiver<bool>,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/events", get(events))
         .route("/api/status", get(api_status))
+        .route("/api/history", get(api_history))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
-        .with_state(Arc::new(AppState { watched, stop }))
+        .with_state(Arc::new(AppState {
+            watched,
+            history,
+            stop,
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require,
+        ))
 }
 
-/// Bind `listen` and serve until `shutdown` turns true. Returns the bound address
-/// (useful with port 0) and the server task.
+/// Bind `listen` and serve until `shutdown` turns true, asking for `auth`'s
+/// credentials when it has any. Returns the bound address (useful with port 0)
+/// and the server task.
 pub async fn start(
     listen: SocketAddr,
+    auth: StatusAuth,
     watched: Watched,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
@@ -58,7 +83,19 @@ pub async fn start(
         .await
         .with_context(|| format!("status server on {listen}"))?;
     let addr = listener.local_addr()?;
-    let app = router_until(watched, shutdown.clone());
+    if auth.is_open() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the status page on {addr} is open to the network without credentials: \
+             set status.token or status.username (and a password) to require them"
+        );
+    }
+    let history = SharedHistory::default();
+    tokio::spawn(history::sample(
+        watched.clone(),
+        history.clone(),
+        shutdown.clone(),
+    ));
+    let app = router_until(watched, history, auth, shutdown.clone());
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -96,6 +133,11 @@ async fn events(
 
 async fn api_status(State(app): State<Arc<AppState>>) -> Json<Snapshot> {
     Json(Snapshot::of(&app.watched))
+}
+
+async fn api_history(State(app): State<Arc<AppState>>) -> Json<History> {
+    let history = app.history.lock().unwrap_or_else(|e| e.into_inner());
+    Json(history.clone())
 }
 
 async fn metrics_text(State(app): State<Arc<AppState>>) -> Response {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::output::embedded::OutputStats;
 use crate::output::upstream::UpstreamStatus;
-use crate::pipeline::{MappingStats, Running};
-use crate::source::{SourceState, SourceStatus};
+use crate::pipeline::{MappingStats, ReloadStatus, Running};
+use crate::source::{RecentFrame, SourceState, SourceStatus};
 use crate::store::StoreStats;
 
 /// The whole status, as `/api/status` returns it.
@@ -31,6 +31,23 @@ pub struct GatewayInfo {
     pub uptime_secs: f64,
     /// When the snapshot was taken (Unix milliseconds).
     pub now_ms: i64,
+    pub reloads: Reloads,
+}
+
+/// Reloads of the mappings (SIGHUP).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reloads {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub last: Option<ReloadSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadSnapshot {
+    pub at_ms: i64,
+    pub ok: bool,
+    /// What was reloaded, or the errors that refused the reload (one per line).
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +63,22 @@ pub struct SourceSnapshot {
     pub frames: u64,
     pub bad_frames: u64,
     pub reopens: u64,
+    /// When the last frame was read (Unix milliseconds); `None` before the first.
+    pub last_frame_ms: Option<i64>,
+    /// The last few frames, oldest first.
+    pub recent: Vec<FramePreview>,
+}
+
+/// The start of a recent frame, as hex and as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FramePreview {
+    pub at_ms: i64,
+    /// The frame's whole length in bytes (the preview shows at most 64).
+    pub len: usize,
+    /// `24 47 50 ...`: the first bytes in hex, space-separated.
+    pub hex: String,
+    /// The same bytes as text: printable ASCII as it is, any other byte as `.`.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +89,20 @@ pub struct MappingSnapshot {
     pub filtered: u64,
     /// Frames sent to the dead-letter topic.
     pub failed: u64,
+    /// The mapping file; `None` when the source has none (frames published as they are).
+    pub mapping_file: Option<String>,
+    pub script: Option<String>,
+    /// The last frame that could not be mapped (cleared by a reload).
+    pub last_error: Option<ScriptErrorSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptErrorSnapshot {
+    pub at_ms: i64,
+    /// `file:line:column: what happened`.
+    pub message: String,
+    /// The script line, when known.
+    pub line: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +170,7 @@ pub struct Watched {
     pub store: Option<Arc<StoreStats>>,
     pub embedded: Option<Arc<OutputStats>>,
     pub upstream: Option<Arc<UpstreamStatus>>,
+    pub reloads: Arc<ReloadStatus>,
 }
 
 impl Watched {
@@ -135,6 +183,7 @@ impl Watched {
             store: running.store.as_ref().map(|s| s.stats().clone()),
             embedded: running.embedded.clone(),
             upstream: running.upstream.clone(),
+            reloads: running.reloads.clone(),
         }
     }
 }
@@ -152,6 +201,7 @@ impl Snapshot {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 uptime_secs: w.started.elapsed().as_secs_f64(),
                 now_ms: unix_ms(now),
+                reloads: reloads(&w.reloads),
             },
             sources: w.sources.iter().map(|s| source(s)).collect(),
             mappings: w.mappings.iter().map(|m| mapping(m)).collect(),
@@ -182,6 +232,7 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
         }
         SourceState::Finished => ("finished", None, None),
     };
+    let recent = s.recent();
     SourceSnapshot {
         id: s.id.clone(),
         state: state.to_string(),
@@ -191,16 +242,66 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
         frames: SourceStatus::get(&s.frames),
         bad_frames: SourceStatus::get(&s.bad_frames),
         reopens: SourceStatus::get(&s.reopens),
+        last_frame_ms: recent.last().map(|f| unix_ms(f.received_at)),
+        recent: recent.iter().map(preview).collect(),
+    }
+}
+
+fn preview(f: &RecentFrame) -> FramePreview {
+    let mut hex = String::with_capacity(f.head.len() * 3);
+    for (i, b) in f.head.iter().enumerate() {
+        if i > 0 {
+            hex.push(' ');
+        }
+        hex.push_str(&format!("{b:02x}"));
+    }
+    let text = f
+        .head
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    FramePreview {
+        at_ms: unix_ms(f.received_at),
+        len: f.len,
+        hex,
+        text,
+    }
+}
+
+fn reloads(r: &ReloadStatus) -> Reloads {
+    use std::sync::atomic::Ordering::Relaxed;
+    Reloads {
+        succeeded: r.succeeded.load(Relaxed),
+        failed: r.failed.load(Relaxed),
+        last: r.last().map(|l| ReloadSnapshot {
+            at_ms: unix_ms(l.at),
+            ok: l.ok,
+            message: l.message,
+        }),
     }
 }
 
 fn mapping(m: &MappingStats) -> MappingSnapshot {
+    let files = m.files();
     MappingSnapshot {
         source: m.source.clone(),
         mapped: MappingStats::get(&m.mapped),
         messages: MappingStats::get(&m.messages),
         filtered: MappingStats::get(&m.filtered),
         failed: MappingStats::get(&m.failed),
+        mapping_file: files.mapping.map(|p| p.display().to_string()),
+        script: files.script.map(|p| p.display().to_string()),
+        last_error: m.last_error().map(|e| ScriptErrorSnapshot {
+            at_ms: unix_ms(e.at),
+            message: e.message,
+            line: e.line,
+        }),
     }
 }
 
@@ -272,13 +373,14 @@ mod tests {
             gateway_id: "pi-1".into(),
             started: Instant::now() - Duration::from_secs(5),
             sources: vec![Arc::new(SourceStatus::new("gps"))],
-            mappings: vec![Arc::new(MappingStats {
-                source: "gps".into(),
-                ..MappingStats::default()
-            })],
+            mappings: vec![Arc::new(MappingStats::new(
+                "gps",
+                crate::pipeline::MappingFiles::default(),
+            ))],
             store: Some(Arc::new(StoreStats::default())),
             embedded: Some(Arc::new(OutputStats::default())),
             upstream: Some(Arc::new(UpstreamStatus::default())),
+            reloads: Arc::new(ReloadStatus::default()),
         }
     }
 
@@ -316,6 +418,62 @@ mod tests {
         assert_eq!(s.outputs[1].name, "upstream");
         assert_eq!(s.outputs[1].in_flight, Some(9));
         assert!(!s.outputs[1].connected);
+    }
+
+    fn frame(bytes: &[u8]) -> crate::frame::Frame {
+        crate::frame::Frame {
+            source: Arc::from("gps"),
+            received_at: UNIX_EPOCH + Duration::from_millis(1_000),
+            bytes: bytes::Bytes::copy_from_slice(bytes),
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sources_show_their_last_frames_as_hex_and_text() {
+        let w = watched();
+        let long = vec![b'A'; 100];
+        let mut frames: Vec<_> = (0..6).map(|i| frame(format!("f{i}").as_bytes())).collect();
+        frames.push(frame(b"$GP\r\n\x00\xff"));
+        frames.push(frame(&long));
+        w.sources[0].keep_recent(&frames[..3]);
+        w.sources[0].keep_recent(&frames[3..]);
+        let s = Snapshot::of(&w);
+        let recent = &s.sources[0].recent;
+        assert_eq!(recent.len(), crate::source::RECENT_FRAMES);
+        // The last five of all eight, oldest first.
+        assert_eq!(recent[0].text, "f3");
+        assert_eq!(recent[3].hex, "24 47 50 0d 0a 00 ff");
+        assert_eq!(recent[3].text, "$GP....");
+        assert_eq!(recent[4].len, 100);
+        assert_eq!(recent[4].text.len(), crate::source::PREVIEW_BYTES);
+        assert_eq!(s.sources[0].last_frame_ms, Some(1_000));
+    }
+
+    #[test]
+    fn mappings_show_their_files_and_last_error_with_its_line() {
+        let w = watched();
+        w.mappings[0].set_files(crate::pipeline::MappingFiles {
+            mapping: Some("mappings/gps.yaml".into()),
+            script: Some("scripts/nmea.rhai".into()),
+        });
+        assert_eq!(Snapshot::of(&w).mappings[0].last_error, None);
+        let err = crate::mapping::MapError::Runtime {
+            at: "scripts/nmea.rhai:14:9".into(),
+            message: "no such field".into(),
+        };
+        w.mappings[0].set_last_error(&err);
+        let m = Snapshot::of(&w).mappings.remove(0);
+        assert_eq!(m.mapping_file.as_deref(), Some("mappings/gps.yaml"));
+        assert_eq!(m.script.as_deref(), Some("scripts/nmea.rhai"));
+        let e = m.last_error.unwrap();
+        assert_eq!(e.line, Some(14));
+        assert_eq!(
+            e.message,
+            "scripts/nmea.rhai:14:9: runtime error: no such field"
+        );
+        w.mappings[0].clear_last_error();
+        assert_eq!(Snapshot::of(&w).mappings[0].last_error, None);
     }
 
     #[test]
