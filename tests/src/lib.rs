@@ -10,3 +10,4 @@ pub mod scratch;
 pub mod seqsub;
 pub mod tls;
 pub mod upstream;
+pub mod webdriver;
