@@ -2,6 +2,7 @@
 //! when dropped, Mosquitto and mosquitto_sub, pseudo-terminals and scratch folders.
 
 pub mod feeder;
+pub mod http;
 pub mod mqgate;
 pub mod mqtt;
 pub mod process;

@@ -141,20 +141,56 @@ fn mqgate_run_is_ready_for_systemd_once_its_broker_answers_pings_the_watchdog_an
 }
 
 #[test]
-fn sighup_is_answered_with_a_log_line_and_the_gateway_keeps_running() {
+fn sighup_reloads_and_tells_systemd_reloading_then_ready_and_the_gateway_keeps_running() {
     let dir = Scratch::new("service-hup");
     let config = config(&dir);
-    let mut cmd = mqgate();
-    cmd.arg("run").arg("--config").arg(&config);
-    let mut gw = Proc::spawn("mqgate run", cmd);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    // No watchdog: only the messages about the reload come after READY=1.
+    let mut gw = start_notified(&config, &socket_path, 0);
+    receive_until(&socket, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
     let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
     let port: u16 = line
         .rsplit(':')
         .next()
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let now_usec = {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to write into.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+    };
     gw.signal(libc::SIGHUP);
-    gw.wait_for_line(Stream::Stderr, &["SIGHUP", "nothing changed"], WAIT);
+    let told = receive_until(&socket, "READY=1 after the reload", |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    // systemd's reload protocol (sd_notify(3)): RELOADING=1 with the time on the
+    // monotonic clock, then READY=1 once done.
+    assert_eq!(told.len(), 2, "{told:?}");
+    let reloading: Vec<&str> = told[0].lines().collect();
+    assert_eq!(reloading[0], "RELOADING=1", "{told:?}");
+    let usec: u64 = reloading
+        .iter()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC: {told:?}"));
+    assert!(
+        usec >= now_usec && usec < now_usec + WAIT.as_micros() as u64,
+        "{usec} vs {now_usec}"
+    );
+    assert!(
+        told[1].contains("STATUS=reloaded the mappings of 1 source(s)"),
+        "{told:?}"
+    );
+    gw.wait_for_line(
+        Stream::Stderr,
+        &["SIGHUP: reloading mappings and scripts"],
+        WAIT,
+    );
     assert!(gw.try_exited().is_none(), "SIGHUP does not end the gateway");
     assert_eq!(connack(port), [0x20, 2, 0, 0], "the broker still answers");
     gw.signal(libc::SIGTERM);
