@@ -380,6 +380,30 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
         first.store
     );
 
+    // The last frames of each source, as text: the GPS source's are NMEA sentences.
+    let previews = browser
+        .execute(
+            "return [...document.querySelectorAll('#frames details')].map(d => \
+             [d.dataset.key, (d.querySelector('summary code') || {}).textContent || null]);",
+            &[],
+        )
+        .expect("the last frames");
+    let previews: Vec<(String, Option<String>)> =
+        serde_json::from_value(previews).expect("pairs of id and text");
+    assert_eq!(
+        previews.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        source_ids,
+        "one block of last frames per source"
+    );
+    let gps = previews
+        .iter()
+        .find(|p| p.0 == "gps")
+        .and_then(|p| p.1.clone());
+    assert!(
+        gps.as_deref().is_some_and(|t| t.starts_with("$GP")),
+        "the GPS source's last frame: {gps:?}"
+    );
+
     // A later snapshot, once the charts have a few points.
     let samples = if updating_docs() {
         DOCS_SAMPLES
@@ -431,6 +455,36 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
             .as_u64()
             .unwrap_or_else(|| panic!("no chart canvas: {chart}"));
         assert!(painted > 0, "chart #{} drew no line", chart["id"]);
+    }
+
+    // Opened, a source's block lists its last frames in hex and text, and stays
+    // open through the next updates.
+    let opened_at = browser
+        .execute(
+            "document.querySelector('#frames details[data-key=\"binary-sensor\"]').open = true;\
+             return document.getElementById('uptime').dataset.secs;",
+            &[],
+        )
+        .expect("open a source's last frames");
+    let hex = browser
+        .wait_for(
+            "the opened block after the next update",
+            WAIT,
+            &format!(
+                "const d = document.querySelector('#frames details[data-key=\"binary-sensor\"]');\
+                 if (document.getElementById('uptime').dataset.secs === {opened_at}) return null;\
+                 const hex = [...d.querySelectorAll('td.hex')].map(c => c.textContent);\
+                 return d.open && hex.length > 0 ? hex : null;"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    for row in hex.as_array().expect("hex rows") {
+        let text = row.as_str().unwrap_or_default();
+        assert!(
+            text.split(' ')
+                .all(|b| b == "…" || (b.len() == 2 && u8::from_str_radix(b, 16).is_ok())),
+            "hex: {text:?}"
+        );
     }
 
     browser
