@@ -2,14 +2,20 @@
 //! write whatever the router put in this connection's outbox, enforce the
 //! CONNECT timeout and keep-alive, and tell the router how the connection ended.
 //!
-//! An idle connection holds no read buffer: it waits for readiness, then reads.
+//! The stream is anything that reads and writes bytes: plain TCP, TLS, or the
+//! binary frames of a WebSocket (see `listener`). An idle connection holds no
+//! read buffer: its first bytes land in a small buffer on the stack.
 
+use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -26,6 +32,22 @@ const READ_CHUNK: usize = 16 * 1024;
 const CONNECT_CHUNK: usize = 512;
 /// Longest a braked publisher waits for a congested subscriber before reading again.
 const BRAKE_MAX: Duration = Duration::from_millis(500);
+/// Stack bytes that take the first read of an empty buffer.
+const PROBE: usize = 512;
+/// Longest the broker waits to say goodbye (TLS close_notify, WebSocket close).
+const GOODBYE: Duration = Duration::from_secs(1);
+
+/// What the listener knows about a connection before its first MQTT byte.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    /// Common name of the verified client certificate, when the listener has
+    /// `use_cn_as_username`: it replaces the user name of the CONNECT.
+    pub cert_username: Option<String>,
+    /// When the connection was accepted: the CONNECT timeout counts from here,
+    /// so TLS and WebSocket handshakes spend from the same budget.
+    pub accepted: Instant,
+}
 
 /// What every connection task shares.
 pub(crate) struct ConnShared {
@@ -69,12 +91,15 @@ impl std::fmt::Display for End {
     }
 }
 
-pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShared>) {
-    let _ = stream.set_nodelay(true);
+/// Serve one client on `stream` until it ends.
+pub(crate) async fn serve<S>(mut stream: S, peer: Peer, conn: ConnId, shared: Arc<ConnShared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut rbuf = BytesMut::new();
     // Boxed: the CONNECT phase's state is only held while it runs, which keeps
     // the memory of every established connection's task small.
-    let connect = match Box::pin(read_connect(&stream, &mut rbuf, &shared)).await {
+    let connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await {
         Some(c) => c,
         None => return,
     };
@@ -83,7 +108,7 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
         rbuf = BytesMut::new();
     }
     let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
-    debug!(conn, peer = ?stream.peer_addr().ok(), client_id = connect.client_id, "client connected");
+    debug!(conn, peer = %peer.addr, client_id = connect.client_id, "client connected");
     let outbox = Arc::new(Outbox::default());
     // Boxed like the CONNECT phase: one-off states stay out of the task.
     let register = async {
@@ -97,7 +122,7 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
     if Box::pin(register).await.is_err() {
         return;
     }
-    let end = run(&stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
+    let end = run(&mut stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
     let graceful = matches!(end, End::Disconnect);
     let why = Box::new(end);
     let _ = Box::pin(shared.router.send(Event::Closed {
@@ -106,18 +131,27 @@ pub(crate) async fn serve(stream: TcpStream, conn: ConnId, shared: Arc<ConnShare
         why,
     }))
     .await;
+    // Boxed: only run once, at the end.
+    let _ = Box::pin(tokio::time::timeout(GOODBYE, stream.shutdown())).await;
 }
 
 /// Wait for the CONNECT packet and check what the router cannot: protocol level,
 /// client id. Answers refusals with a CONNACK. `None`: the connection is over.
-async fn read_connect(
-    stream: &TcpStream,
+/// The whole CONNECT must arrive within the CONNECT timeout of the accept: a
+/// client that sends it a byte at a time does not get more time per byte.
+async fn read_connect<S>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
+    peer: &Peer,
     shared: &ConnShared,
-) -> Option<Box<Connect>> {
+) -> Option<Box<Connect>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut shutdown = shared.shutdown.clone();
+    let deadline = peer.accepted + shared.connect_timeout;
     let first = tokio::select! {
-        r = tokio::time::timeout(shared.connect_timeout, read_one(stream, rbuf, shared)) => r,
+        r = tokio::time::timeout_at(deadline, read_one(stream, rbuf, shared)) => r,
         _ = shutdown.changed() => return None,
     };
     let packet = match first {
@@ -165,6 +199,10 @@ async fn read_connect(
         }
         connect.client_id = format!("auto-{:016x}", next_auto_id());
     }
+    if let Some(name) = &peer.cert_username {
+        debug!(peer = %peer.addr, user = name, "user name from the client certificate");
+        connect.username = Some(name.clone());
+    }
     Some(Box::new(connect))
 }
 
@@ -177,7 +215,10 @@ fn next_auto_id() -> u64 {
     n ^ (salt << 40)
 }
 
-async fn refuse(stream: &TcpStream, shared: &ConnShared, code: ConnectReturnCode) {
+async fn refuse<S>(stream: &mut S, shared: &ConnShared, code: ConnectReturnCode)
+where
+    S: AsyncWrite + Unpin,
+{
     let mut buf = BytesMut::new();
     encode(
         &Packet::ConnAck(ConnAck {
@@ -186,7 +227,11 @@ async fn refuse(stream: &TcpStream, shared: &ConnShared, code: ConnectReturnCode
         }),
         &mut buf,
     );
-    if write_all(stream, &buf).await.is_ok() {
+    let write = async {
+        stream.write_all(&buf).await?;
+        stream.flush().await
+    };
+    if let Ok(Ok(())) = tokio::time::timeout(shared.connect_timeout, write).await {
         metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
     }
 }
@@ -197,49 +242,73 @@ enum ReadError {
 }
 
 /// Read until one whole packet is there.
-async fn read_one(
-    stream: &TcpStream,
+async fn read_one<S>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
     shared: &ConnShared,
-) -> Result<Packet, ReadError> {
+) -> Result<Packet, ReadError>
+where
+    S: AsyncRead + Unpin,
+{
     loop {
         if let Some(p) = read_packet(rbuf, shared.max_packet_size).map_err(ReadError::Decode)? {
             return Ok(p);
         }
-        stream.readable().await.map_err(ReadError::Io)?;
-        match read_some(stream, rbuf, CONNECT_CHUNK) {
+        let read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, CONNECT_CHUNK)).await;
+        match read {
             Ok(0) => return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => metrics::add(&shared.metrics.bytes_received, n as u64),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(ReadError::Io(e)),
         }
     }
 }
 
-/// Read what the socket has. A read that finds nothing gives an empty buffer's
-/// memory back, so that idle connections hold no read buffer.
-fn read_some(stream: &TcpStream, rbuf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
-    if rbuf.capacity() - rbuf.len() < chunk / 4 {
+/// Read what the stream has into `rbuf`. An empty buffer gets no memory until
+/// bytes arrive: the first read goes to a small buffer on the stack (not part
+/// of the task), so idle connections hold no read buffer while they wait.
+fn poll_read_some<S>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    rbuf: &mut BytesMut,
+    chunk: usize,
+) -> Poll<io::Result<usize>>
+where
+    S: AsyncRead + Unpin,
+{
+    if rbuf.capacity() - rbuf.len() >= chunk / 4 {
+        return poll_read_spare(stream, cx, rbuf);
+    }
+    if !rbuf.is_empty() {
         rbuf.reserve(chunk);
+        return poll_read_spare(stream, cx, rbuf);
     }
-    let read = stream.try_read_buf(rbuf);
-    if rbuf.is_empty() && matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-        *rbuf = BytesMut::new();
+    let mut probe = [0u8; PROBE];
+    let mut first = ReadBuf::new(&mut probe);
+    ready!(Pin::new(&mut *stream).poll_read(cx, &mut first))?;
+    let n = first.filled().len();
+    if n == 0 {
+        return Poll::Ready(Ok(0));
     }
-    read
+    rbuf.reserve(chunk);
+    rbuf.extend_from_slice(first.filled());
+    // More may be waiting. An error or end here shows again at the next read;
+    // a pending read only leaves a wake-up behind.
+    match poll_read_spare(stream, cx, rbuf) {
+        Poll::Ready(Ok(more)) => Poll::Ready(Ok(n + more)),
+        Poll::Ready(Err(_)) | Poll::Pending => Poll::Ready(Ok(n)),
+    }
 }
 
-async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// One read into the spare capacity of `rbuf`.
+fn poll_read_spare<S>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    rbuf: &mut BytesMut,
+) -> Poll<io::Result<usize>>
+where
+    S: AsyncRead + Unpin,
+{
+    pin!(stream.read_buf(rbuf)).poll(cx)
 }
 
 /// The keep-alive the server enforces: the client's, capped; `None` when off.
@@ -257,14 +326,17 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365)
 }
 
-async fn run(
-    stream: &TcpStream,
+async fn run<S>(
+    stream: &mut S,
     conn: ConnId,
     rbuf: &mut BytesMut,
     outbox: &Outbox,
     keep_alive: Option<Duration>,
     shared: &ConnShared,
-) -> End {
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let deadline = |now: Instant| keep_alive.map_or_else(far_future, |k| now + k);
     let sleep = tokio::time::sleep_until(deadline(Instant::now()));
     tokio::pin!(sleep);
@@ -324,18 +396,16 @@ async fn run(
             () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
                 braked = None;
             }
-            ready = stream.readable(), if braked.is_none() && outbox.may_send_batch() => {
-                if let Err(e) = ready {
-                    return End::Io(e);
-                }
-                match read_some(stream, rbuf, READ_CHUNK) {
+            read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, READ_CHUNK)),
+                if braked.is_none() && outbox.may_send_batch() =>
+            {
+                match read {
                     Ok(0) => return End::Eof,
                     Ok(n) => {
                         metrics::add(&shared.metrics.bytes_received, n as u64);
                         sleep.as_mut().reset(deadline(Instant::now()));
                         pending_input = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return End::Io(e),
                 }
             }
@@ -409,28 +479,52 @@ fn decode(rbuf: &mut BytesMut, outbox: &Outbox, shared: &ConnShared) -> (Vec<Pac
     }
 }
 
-/// Write a whole buffer. Most writes complete at once without waiting; one that
-/// has to wait for the client gives up when the keep-alive deadline passes.
-async fn flush(stream: &TcpStream, buf: &[u8], deadline: Instant) -> Result<(), End> {
-    let mut rest = buf;
-    while !rest.is_empty() {
-        match stream.try_write(rest) {
-            Ok(0) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // The slow path is boxed so that its state is not part of every connection's task.
-                return match Box::pin(tokio::time::timeout_at(deadline, write_all(stream, rest)))
-                    .await
-                {
-                    Err(_) => Err(End::KeepAliveExpired),
-                    Ok(Err(e)) => Err(End::Io(e)),
-                    Ok(Ok(())) => Ok(()),
-                };
+/// Write a whole buffer and flush it. Most writes complete at once without
+/// waiting; one that has to wait for the client gives up when the keep-alive
+/// deadline passes.
+async fn flush<S>(stream: &mut S, buf: &[u8], deadline: Instant) -> Result<(), End>
+where
+    S: AsyncWrite + Unpin + Send,
+{
+    let mut written = 0;
+    let mut flushed = false;
+    // One pass without a timer; `Pending` here only means "take the slow path".
+    let fast = poll_fn(|cx| {
+        let mut stream = Pin::new(&mut *stream);
+        while written < buf.len() {
+            match stream.as_mut().poll_write(cx, &buf[written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Ready(Ok(())),
             }
-            Err(e) => return Err(End::Io(e)),
         }
+        match stream.poll_flush(cx) {
+            Poll::Ready(r) => {
+                flushed = r.is_ok();
+                Poll::Ready(r)
+            }
+            Poll::Pending => Poll::Ready(Ok(())),
+        }
+    })
+    .await;
+    if let Err(e) = fast {
+        return Err(End::Io(e));
     }
-    Ok(())
+    if flushed {
+        return Ok(());
+    }
+    let rest = &buf[written..];
+    let slow = async {
+        stream.write_all(rest).await?;
+        stream.flush().await
+    };
+    // The slow path is boxed so that its state is not part of every connection's task.
+    match Box::pin(tokio::time::timeout_at(deadline, slow)).await {
+        Err(_) => Err(End::KeepAliveExpired),
+        Ok(Err(e)) => Err(End::Io(e)),
+        Ok(Ok(())) => Ok(()),
+    }
 }
 
 fn protocol_error(shared: &ConnShared, why: &str) -> End {

@@ -134,8 +134,14 @@ async fn accept_loop(
         let shared = shared.clone();
         metrics::add(&shared.metrics.connections_total, 1);
         metrics::add(&shared.metrics.connections_current, 1);
+        let _ = stream.set_nodelay(true);
+        let peer = connection::Peer {
+            addr: peer,
+            cert_username: None,
+            accepted: tokio::time::Instant::now(),
+        };
         tokio::spawn(async move {
-            connection::serve(stream, conn, shared.clone()).await;
+            connection::serve(stream, peer, conn, shared.clone()).await;
             metrics::sub(&shared.metrics.connections_current, 1);
             drop(permit);
         });
