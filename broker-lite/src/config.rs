@@ -9,12 +9,16 @@ use serde::Deserialize;
 use crate::topic::validate_topic_filter;
 use crate::yaml_path::{locate, split_error, FieldPath};
 
+pub use crate::listener::{ListenerConfig, TlsConfig};
+
 /// The whole broker configuration. Every field has a default, so an empty file is valid.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// TCP address of the MQTT listener.
     pub listen: SocketAddr,
+    /// Plain, TLS and WebSocket listeners; when given, `listen` is not used.
+    pub listeners: Vec<ListenerConfig>,
     pub limits: Limits,
     /// What a persistent session's queue does when it is full.
     pub queue_overflow: QueueOverflow,
@@ -39,6 +43,8 @@ pub struct Limits {
     pub max_keep_alive: u16,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
+    /// Connections open at once from one IP address, across listeners; 0 = no limit.
+    pub max_connections_per_ip: usize,
 }
 
 /// Which message a full session queue gives up.
@@ -54,6 +60,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            listeners: Vec::new(),
             limits: Limits::default(),
             queue_overflow: QueueOverflow::DropOldest,
             deny_subscribe: Vec::new(),
@@ -71,6 +78,7 @@ impl Default for Limits {
             max_inflight: 32,
             max_keep_alive: 65535,
             connect_timeout_secs: 10,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -123,7 +131,17 @@ impl Config {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![ConfigError::whole_file(&file, format!("cannot read: {e}"))])?;
-        Config::from_yaml_str(&text, &file)
+        let mut config = Config::from_yaml_str(&text, &file)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Make the relative file names in the configuration relative to `dir`
+    /// (the configuration file's folder) instead of the working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        for listener in &mut self.listeners {
+            listener.resolve_paths(dir);
+        }
     }
 
     /// Parse and validate YAML text; `file` names it in the errors.
@@ -167,6 +185,7 @@ impl Config {
                 problems.push((path, format!("{filter:?} is not a valid topic filter: {e}")));
             }
         }
+        problems.extend(crate::listener::config::problems(&self.listeners));
         let limits = &self.limits;
         let limit = |name: &'static str, value: u64, min: u64, max: u64| {
             let path = FieldPath::root().key("limits").key(name);

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 mod connection;
 mod handle;
+mod listener;
 mod message;
 pub mod metrics;
 mod outbox;

@@ -42,6 +42,10 @@ counters! {
     connections_total,
     /// Connections closed at once because `max_connections` were open.
     connections_refused,
+    /// Connections closed at once because their IP address had `max_connections_per_ip` open.
+    connections_refused_per_ip,
+    /// TLS or WebSocket handshakes that failed or did not finish within the CONNECT timeout.
+    handshakes_failed,
     /// Clients with an accepted CONNECT right now.
     clients_connected,
     /// Sessions kept by the broker (connected or not).

@@ -1,21 +1,21 @@
-//! Start a broker: bind the listener, run the router, accept connections under
-//! a connection limit, publish `$SYS` at an interval, and shut it all down.
+//! Start a broker: bind the listeners, run the router, accept connections under
+//! the connection limits, publish `$SYS` at an interval, and shut it all down.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::connection::{self, ConnShared};
+use crate::connection::ConnShared;
 use crate::handle::BrokerHandle;
-use crate::metrics::{self, Metrics};
+use crate::listener::{self, accept_loop, Accepting, PerIp};
+use crate::metrics::Metrics;
 use crate::outbox::OutboxLimits;
 use crate::router::{self, Event, Router};
 
@@ -26,19 +26,27 @@ const ROUTER_CAPACITY: usize = 64;
 
 /// A running broker. Dropping it does not stop it; call `shutdown`.
 pub struct Broker {
-    local_addr: SocketAddr,
+    local_addrs: Vec<SocketAddr>,
     handle: BrokerHandle,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     router_task: JoinHandle<()>,
-    accept_task: JoinHandle<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Broker {
-    /// Bind `config.listen` (port 0 picks a free port) and start serving.
+    /// Bind every listener (`listeners`, or `listen` alone; port 0 picks a free
+    /// port) and start serving. TLS files are read here: an unreadable or
+    /// unusable one is an error that names it.
     pub async fn start(config: Config) -> io::Result<Broker> {
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
+        let mut bound = Vec::new();
+        for listener in config.effective_listeners() {
+            bound.push(listener::bind(&listener).await?);
+        }
+        if !config.listeners.is_empty() && config.listen != Config::default().listen {
+            warn!(listen = %config.listen, "`listen` is not used when `listeners` is given");
+        }
+        let local_addrs: Vec<SocketAddr> = bound.iter().map(|b| b.addr).collect();
         let metrics = Arc::new(Metrics::new());
         let (tx, rx) = mpsc::channel(ROUTER_CAPACITY);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -55,12 +63,23 @@ impl Broker {
             outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
             relief,
         });
-        let accept_task = tokio::spawn(accept_loop(
-            listener,
+        let accepting = Arc::new(Accepting {
             shared,
-            config.limits.max_connections,
-            shutdown_rx.clone(),
-        ));
+            limit: Arc::new(Semaphore::new(config.limits.max_connections)),
+            max_connections: config.limits.max_connections,
+            per_ip: PerIp::new(config.limits.max_connections_per_ip),
+            next_conn: AtomicU64::new(1),
+        });
+        let mut accept_tasks = Vec::new();
+        for b in bound {
+            info!(addr = %b.addr, scheme = b.kind.scheme, "broker-lite listening");
+            accept_tasks.push(tokio::spawn(accept_loop(
+                b.socket,
+                b.kind,
+                accepting.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         if config.sys_interval_secs > 0 {
             tokio::spawn(sys_ticker(
                 tx.clone(),
@@ -68,19 +87,24 @@ impl Broker {
                 shutdown_rx,
             ));
         }
-        info!(%local_addr, "broker-lite listening");
         Ok(Broker {
-            local_addr,
+            local_addrs,
             handle: BrokerHandle::new(tx),
             metrics,
             shutdown,
             router_task,
-            accept_task,
+            accept_tasks,
         })
     }
 
+    /// The address of the first listener.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// The address of every listener, in the order of the configuration.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A handle to publish and subscribe from inside the process.
@@ -95,56 +119,12 @@ impl Broker {
     /// Stop accepting, close every connection, and wait for the router to finish.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.accept_task.await;
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
         self.handle.send_shutdown().await;
         let _ = self.router_task.await;
         info!("broker-lite stopped");
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<ConnShared>,
-    max_connections: usize,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let limit = Arc::new(Semaphore::new(max_connections));
-    let next_conn = AtomicU64::new(1);
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics::add(&shared.metrics.connections_refused, 1);
-            debug!(%peer, "max_connections ({max_connections}) reached; closing");
-            drop(stream);
-            continue;
-        };
-        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        metrics::add(&shared.metrics.connections_total, 1);
-        metrics::add(&shared.metrics.connections_current, 1);
-        let _ = stream.set_nodelay(true);
-        let peer = connection::Peer {
-            addr: peer,
-            cert_username: None,
-            accepted: tokio::time::Instant::now(),
-        };
-        tokio::spawn(async move {
-            connection::serve(stream, peer, conn, shared.clone()).await;
-            metrics::sub(&shared.metrics.connections_current, 1);
-            drop(permit);
-        });
     }
 }
 

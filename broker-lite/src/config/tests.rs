@@ -151,6 +151,7 @@ sys_interval_secs: 0
 ";
     let expected = Config {
         listen: SocketAddr::from(([0, 0, 0, 0], 8883)),
+        listeners: Vec::new(),
         limits: Limits {
             max_packet_size: 4096,
             max_connections: 10,
@@ -158,6 +159,7 @@ sys_interval_secs: 0
             max_inflight: 4,
             max_keep_alive: 600,
             connect_timeout_secs: 3,
+            max_connections_per_ip: 64,
         },
         queue_overflow: QueueOverflow::DropNewest,
         deny_subscribe: vec!["#".into(), "$SYS/#".into()],
