@@ -189,26 +189,34 @@ async fn unreadable_or_unusable_certificate_files_stop_the_start_naming_the_file
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a PEM file\n").expect("write");
     let missing = dir.path().join("missing.pem");
+    let other_key = ca.client("other", "/CN=other").key;
+    let client_ca_garbage = broker_lite::config::TlsConfig {
+        client_ca_file: Some(garbage.clone()),
+        require_client_cert: true,
+        ..server_tls(&server.cert, &server.key)
+    };
     let cases = [
-        (server_tls(&missing, &server.key), missing.clone()),
-        (server_tls(&garbage, &server.key), garbage.clone()),
-        (server_tls(&server.cert, &garbage), garbage.clone()),
-        (server_tls(&server.cert, &missing), missing.clone()),
+        (server_tls(&missing, &server.key), &missing, "cannot read"),
         (
-            broker_lite::config::TlsConfig {
-                client_ca_file: Some(garbage.clone()),
-                require_client_cert: true,
-                ..server_tls(&server.cert, &server.key)
-            },
-            garbage.clone(),
+            server_tls(&garbage, &server.key),
+            &garbage,
+            "no certificate",
         ),
+        (
+            server_tls(&server.cert, &garbage),
+            &garbage,
+            "no PEM private key",
+        ),
+        (server_tls(&server.cert, &missing), &missing, "cannot read"),
+        (client_ca_garbage, &garbage, "no CA certificate"),
         // A key that is not the certificate's: both files are named.
         (
-            server_tls(&server.cert, &ca.client("other", "/CN=other").key),
-            server.cert.clone(),
+            server_tls(&server.cert, &other_key),
+            &other_key,
+            "not the certificate's",
         ),
     ];
-    for (tls_cfg, file) in cases {
+    for (tls_cfg, file, why) in cases {
         let config = Config {
             listeners: vec![tls(tls_cfg.clone())],
             ..Config::default()
@@ -221,8 +229,8 @@ async fn unreadable_or_unusable_certificate_files_stop_the_start_naming_the_file
             Err(e) => e.to_string(),
         };
         assert!(
-            err.contains(&file.display().to_string()),
-            "{err:?} should name {}",
+            err.contains(&file.display().to_string()) && err.contains(why),
+            "{err:?} should name {} and say {why:?}",
             file.display()
         );
     }

@@ -5,8 +5,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use tokio_rustls::rustls;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ServerConnection, WebPkiClientVerifier};
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
@@ -18,8 +19,10 @@ use super::x509::subject_common_name;
 /// Build the acceptor of a TLS listener. Every error names the file at fault.
 pub(crate) fn acceptor(tls: &TlsConfig) -> io::Result<TlsAcceptor> {
     let certs = read_certs(&tls.cert_file, "certificate")?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-        .map_err(|e| bad_file(&tls.key_file, &format!("no usable private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| match e {
+        pem::Error::NoItemsFound => bad_file(&tls.key_file, "no PEM private key in it"),
+        e => bad_file(&tls.key_file, &format!("cannot read the private key: {e}")),
+    })?;
     let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -45,13 +48,14 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> io::Result<TlsAcceptor> {
         }
     };
     let config = builder.with_single_cert(certs, key).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => "the key is not the certificate's".to_string(),
+            e => e.to_string(),
+        };
+        let (cert, key) = (tls.cert_file.display(), tls.key_file.display());
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "{} with {}: {e}",
-                tls.cert_file.display(),
-                tls.key_file.display()
-            ),
+            format!("{cert} with {key}: {why}"),
         )
     })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
