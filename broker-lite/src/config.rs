@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::persist::PersistenceConfig;
 use crate::topic::validate_topic_filter;
 use crate::yaml_path::{locate, split_error, FieldPath};
 
@@ -26,6 +27,8 @@ pub struct Config {
     pub deny_subscribe: Vec<String>,
     /// Seconds between `$SYS/broker/...` updates; 0 turns them off.
     pub sys_interval_secs: u64,
+    /// Retained messages and persistent sessions kept in a file; absent = not kept.
+    pub persistence: Option<PersistenceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,6 +68,7 @@ impl Default for Config {
             queue_overflow: QueueOverflow::DropOldest,
             deny_subscribe: Vec::new(),
             sys_interval_secs: 10,
+            persistence: None,
         }
     }
 }
@@ -142,6 +146,9 @@ impl Config {
         for listener in &mut self.listeners {
             listener.resolve_paths(dir);
         }
+        if let Some(p) = &mut self.persistence {
+            p.resolve_paths(dir);
+        }
     }
 
     /// Parse and validate YAML text; `file` names it in the errors.
@@ -186,6 +193,9 @@ impl Config {
             }
         }
         problems.extend(crate::listener::config::problems(&self.listeners));
+        if let Some(p) = &self.persistence {
+            problems.extend(p.problems(&FieldPath::root().key("persistence")));
+        }
         let limits = &self.limits;
         let limit = |name: &'static str, value: u64, min: u64, max: u64| {
             let path = FieldPath::root().key("limits").key(name);

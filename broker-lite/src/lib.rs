@@ -13,6 +13,7 @@ mod listener;
 mod message;
 pub mod metrics;
 mod outbox;
+mod persist;
 pub mod retained;
 mod router;
 mod server;

@@ -51,7 +51,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(ROUTER_CAPACITY);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relief = Arc::new(Notify::new());
-        let router = Router::new(&config, metrics.clone(), relief.clone());
+        let router = Router::new(&config, metrics.clone(), relief.clone())?;
         let router_task = tokio::spawn(router::run(router, rx));
         let shared = Arc::new(ConnShared {
             router: tx.clone(),

@@ -14,6 +14,7 @@ use crate::codec::{encode, encode_publish, LastWill, Packet, QoS};
 use crate::config::QueueOverflow;
 use crate::message::Message;
 use crate::outbox::{Outbox, OutboxLimits};
+use crate::persist::{SessionLog, StoredSession};
 
 /// Identifies one network connection for its whole life.
 pub(crate) type ConnId = u64;
@@ -45,6 +46,8 @@ enum InflightState {
 
 #[derive(Debug)]
 struct Inflight {
+    /// Number of the message in this session (the key of its stored row).
+    seq: u64,
     pkid: u16,
     msg: Message,
     state: InflightState,
@@ -88,12 +91,18 @@ pub(crate) struct Session {
     pub will: Option<Box<LastWill>>,
     pub link: Option<Link>,
     inflight: VecDeque<Inflight>,
-    queue: VecDeque<Message>,
+    /// Messages with their `seq`.
+    queue: VecDeque<(u64, Message)>,
     /// Boxed: most sessions never receive QoS 2, and a box is 8 bytes where an
     /// empty set is 48, in every one of many sessions.
     #[allow(clippy::box_collection)]
     incoming_qos2: Option<Box<HashSet<u16>>>,
     last_pkid: u16,
+    next_seq: u64,
+    /// Records this session's changes when it is persistent and persistence is on.
+    pub journal: Option<SessionLog>,
+    /// Replies to this client wait for the commit of this persistence batch.
+    pub reply_barrier: u64,
 }
 
 impl Session {
@@ -108,6 +117,79 @@ impl Session {
             queue: VecDeque::new(),
             incoming_qos2: None,
             last_pkid: 0,
+            next_seq: 0,
+            journal: None,
+            reply_barrier: 0,
+        }
+    }
+
+    /// A persistent session read back from the file: not connected, its in-flight
+    /// messages resent at the next connect. A queue longer than the limit now
+    /// configured loses its oldest messages (recorded).
+    pub fn restore(stored: StoredSession, journal: SessionLog, lim: &SessionLimits) -> Session {
+        let mut session = Session::new(stored.client_id, false);
+        session.subscriptions = stored
+            .subscriptions
+            .into_iter()
+            .map(|(filter, qos)| (filter.into_boxed_str(), qos))
+            .collect();
+        for m in stored.messages {
+            session.next_seq = session.next_seq.max(m.seq + 1);
+            match m.pkid {
+                Some(pkid) => {
+                    session.last_pkid = pkid;
+                    session.inflight.push_back(Inflight {
+                        seq: m.seq,
+                        pkid,
+                        msg: m.msg,
+                        state: if m.released {
+                            InflightState::Released
+                        } else {
+                            InflightState::Published
+                        },
+                    });
+                }
+                None => session.queue.push_back((m.seq, m.msg)),
+            }
+        }
+        while session.queue.len() > lim.max_queued {
+            if let Some((seq, _)) = session.queue.pop_front() {
+                journal.done(seq);
+            }
+        }
+        if !stored.incoming_qos2.is_empty() {
+            session.incoming_qos2 = Some(Box::new(stored.incoming_qos2.into_iter().collect()));
+        }
+        session.journal = Some(journal);
+        session
+    }
+
+    /// Add or replace a subscription (the router also updates its tree).
+    pub fn add_subscription(&mut self, filter: &str, qos: QoS) {
+        if let Some(j) = &self.journal {
+            j.subscribed(filter, qos);
+        }
+        self.subscriptions.insert(filter.into(), qos);
+    }
+
+    /// Remove a subscription; true when it existed.
+    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+        let removed = self.subscriptions.remove(filter).is_some();
+        if let (true, Some(j)) = (removed, &self.journal) {
+            j.unsubscribed(filter);
+        }
+        removed
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    /// Record that the message `seq` is finished with (QoS 0 ones are never recorded).
+    fn log_done(&self, seq: u64, qos: QoS) {
+        if let (Some(j), false) = (&self.journal, qos == QoS::AtMostOnce) {
+            j.done(seq);
         }
     }
 
@@ -174,7 +256,8 @@ impl Session {
                         return send_qos0(outbox, &msg, lim);
                     }
                     if self.inflight.len() < lim.max_inflight {
-                        return self.publish_now(msg);
+                        let seq = self.take_seq();
+                        return self.publish_now(seq, msg, true);
                     }
                 }
                 let outbox = outbox.clone();
@@ -202,11 +285,17 @@ impl Session {
             match lim.overflow {
                 QueueOverflow::DropNewest => return out,
                 QueueOverflow::DropOldest => {
-                    self.queue.pop_front();
+                    if let Some((seq, old)) = self.queue.pop_front() {
+                        self.log_done(seq, old.qos);
+                    }
                 }
             }
         }
-        self.queue.push_back(msg);
+        let seq = self.take_seq();
+        if let (Some(j), false) = (&self.journal, msg.qos == QoS::AtMostOnce) {
+            j.queued(seq, &msg, None);
+        }
+        self.queue.push_back((seq, msg));
         out
     }
 
@@ -221,12 +310,19 @@ impl Session {
         self.last_pkid
     }
 
-    fn publish_now(&mut self, msg: Message) -> Outcome {
+    /// Send a QoS 1/2 message into the window; `fresh` when it was not queued before.
+    fn publish_now(&mut self, seq: u64, msg: Message, fresh: bool) -> Outcome {
         let pkid = self.next_pkid();
         if let Some(outbox) = self.outbox() {
             outbox.push_with(|buf| write_publish(buf, &msg, pkid, false));
         }
+        match (&self.journal, fresh) {
+            (Some(j), true) => j.queued(seq, &msg, Some(pkid)),
+            (Some(j), false) => j.sent(seq, pkid),
+            (None, _) => {}
+        }
         self.inflight.push_back(Inflight {
+            seq,
             pkid,
             msg,
             state: InflightState::Published,
@@ -245,14 +341,14 @@ impl Session {
             return out;
         };
         // QoS 0 messages at the head go out at once; QoS 1/2 ones need room in the window.
-        while let Some(front) = self.queue.front() {
+        while let Some((_, front)) = self.queue.front() {
             if front.qos == QoS::AtMostOnce {
-                if let Some(msg) = self.queue.pop_front() {
+                if let Some((_, msg)) = self.queue.pop_front() {
                     out.merge(send_qos0(&outbox, &msg, lim));
                 }
             } else if self.inflight.len() < lim.max_inflight {
-                if let Some(msg) = self.queue.pop_front() {
-                    out.merge(self.publish_now(msg));
+                if let Some((seq, msg)) = self.queue.pop_front() {
+                    out.merge(self.publish_now(seq, msg, false));
                 }
             } else {
                 break;
@@ -286,24 +382,38 @@ impl Session {
     /// PUBACK from the client: QoS 1 delivery done.
     pub fn on_puback(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
         if let Some(i) = self.find(pkid, QoS::AtLeastOnce, InflightState::Published) {
-            self.inflight.remove(i);
+            if let Some(f) = self.inflight.remove(i) {
+                self.log_done(f.seq, f.msg.qos);
+            }
             return self.fill_window(lim);
         }
         Outcome::default()
     }
 
     /// PUBREC from the client: answer PUBREL (also for an id we no longer know, which is harmless).
+    #[cfg(test)]
     pub fn on_pubrec(&mut self, pkid: u16) -> Outcome {
+        self.mark_released(pkid);
+        self.send_packet(&Packet::PubRel(pkid))
+    }
+
+    /// PUBREC from the client, without the answer: the router sends PUBREL itself
+    /// when it has to wait for the commit of this state.
+    pub fn mark_released(&mut self, pkid: u16) {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Published) {
             self.inflight[i].state = InflightState::Released;
+            if let Some(j) = &self.journal {
+                j.released(self.inflight[i].seq);
+            }
         }
-        self.send_packet(&Packet::PubRel(pkid))
     }
 
     /// PUBCOMP from the client: QoS 2 delivery done.
     pub fn on_pubcomp(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Released) {
-            self.inflight.remove(i);
+            if let Some(f) = self.inflight.remove(i) {
+                self.log_done(f.seq, f.msg.qos);
+            }
             return self.fill_window(lim);
         }
         Outcome::default()
@@ -318,13 +428,19 @@ impl Session {
     /// Inbound QoS 2 PUBLISH: true if it is new and must be routed, false if it is a
     /// resend of one already routed and not yet released.
     pub fn accept_incoming_qos2(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.get_or_insert_default().insert(pkid)
+        let new = self.incoming_qos2.get_or_insert_default().insert(pkid);
+        if let (true, Some(j)) = (new, &self.journal) {
+            j.qos2_held(pkid);
+        }
+        new
     }
 
     /// Inbound PUBREL: forget the id.
     pub fn release_incoming_qos2(&mut self, pkid: u16) {
         if let Some(ids) = &mut self.incoming_qos2 {
-            ids.remove(&pkid);
+            if let (true, Some(j)) = (ids.remove(&pkid), &self.journal) {
+                j.qos2_released(pkid);
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -13,6 +14,7 @@ use crate::connection::End;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::outbox::{Outbox, OutboxLimits};
+use crate::persist::{self, Journal, Loaded};
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
@@ -43,12 +45,22 @@ pub(crate) struct Router {
     next_local: u64,
     /// Told when a congested client catches up, so braked publishers read again.
     relief: Arc<Notify>,
+    /// Records changes of retained messages and persistent sessions (persistence on).
+    journal: Option<Journal>,
 }
 
 impl Router {
-    pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> Router {
+    /// A router; with persistence on, the stored state is read back first.
+    pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> io::Result<Router> {
+        let (journal, loaded) = match &config.persistence {
+            Some(p) => {
+                let (journal, loaded) = persist::open(p).map_err(io::Error::other)?;
+                (Some(journal), loaded)
+            }
+            None => (None, Loaded::default()),
+        };
         let l = &config.limits;
-        Router {
+        let mut router = Router {
             limits: SessionLimits {
                 max_inflight: usize::from(l.max_inflight).max(1),
                 max_queued: l.max_queued_messages.max(1),
@@ -68,7 +80,66 @@ impl Router {
             matches: Vec::new(),
             next_local: 0,
             relief,
+            journal,
+        };
+        router.restore(loaded);
+        Ok(router)
+    }
+
+    /// Put the retained messages and sessions read from the file in place.
+    fn restore(&mut self, loaded: Loaded) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let (retained, sessions) = (loaded.retained.len(), loaded.sessions.len());
+        for msg in loaded.retained {
+            self.retained.insert(&msg.topic.clone(), msg);
         }
+        metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        let mut restored = Vec::with_capacity(sessions);
+        for stored in loaded.sessions {
+            let log = journal.restored_session(&stored.client_id);
+            restored.push(Session::restore(stored, log, &self.limits));
+        }
+        for session in restored {
+            let client_id = session.client_id.clone();
+            let filters: Vec<(Box<str>, QoS)> = session
+                .subscriptions
+                .iter()
+                .map(|(f, q)| (f.clone(), *q))
+                .collect();
+            let sid = self.insert_session(session);
+            self.by_client.insert(client_id, sid);
+            for (filter, qos) in filters {
+                if self.subs.insert(&filter, sid, qos) {
+                    metrics::add(&self.metrics.subscriptions, 1);
+                }
+            }
+        }
+        info!(retained, sessions, "persistence: state read back");
+    }
+
+    /// Send a reply that confirms something to the client. With persistence on it
+    /// may wait for the commit (`durable`: it confirms a stored change).
+    fn confirm(&mut self, sid: SessionId, packet: Packet, durable: bool) -> Outcome {
+        let session = self.sessions[sid as usize]
+            .as_mut()
+            .expect("session ids in the router's maps point at live sessions");
+        match &self.journal {
+            Some(journal) => journal.confirm(session, packet, durable),
+            None => session.send_packet(&packet),
+        }
+    }
+
+    /// Changes recorded so far: a difference across a call means it changed stored state.
+    fn recorded(&self) -> usize {
+        self.journal.as_ref().map_or(0, |j| j.recorded())
+    }
+
+    fn is_persisted(&self, sid: SessionId) -> bool {
+        self.sessions[sid as usize]
+            .as_ref()
+            .is_some_and(|s| s.journal.is_some())
     }
 
     /// Handle one event; true means stop.
@@ -113,6 +184,9 @@ impl Router {
 
     /// Wake every connection that has bytes to write.
     pub fn wake_dirty(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.flush();
+        }
         if self.dirty.len() > 1 {
             self.dirty.sort_unstable();
             self.dirty.dedup();
@@ -131,6 +205,9 @@ impl Router {
 
     /// Close every connection (shutdown).
     pub fn close_all(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.close();
+        }
         for s in self.sessions.iter().flatten() {
             if let Some(outbox) = s.outbox() {
                 outbox.close();
@@ -187,6 +264,9 @@ impl Router {
             }
         }
         metrics::sub(&self.metrics.subscriptions, removed);
+        if let (Some(journal), true) = (&self.journal, session.journal.is_some()) {
+            journal.session_gone(&session.client_id);
+        }
         if self.by_client.get(&session.client_id) == Some(&sid) {
             self.by_client.remove(&session.client_id);
         }
@@ -236,7 +316,10 @@ impl Router {
     }
 
     fn new_session(&mut self, connect: &Connect) -> SessionId {
-        let session = Session::new(connect.client_id.clone(), connect.clean_session);
+        let mut session = Session::new(connect.client_id.clone(), connect.clean_session);
+        if let (Some(journal), false) = (&self.journal, connect.clean_session) {
+            session.journal = Some(journal.new_session(&connect.client_id));
+        }
         let sid = self.insert_session(session);
         self.by_client.insert(connect.client_id.clone(), sid);
         sid
@@ -301,11 +384,17 @@ impl Router {
             let out = match packet {
                 Packet::Publish(p) => self.inbound_publish(sid, p),
                 Packet::PubAck(id) => self.session(sid).on_puback(id, &limits),
-                Packet::PubRec(id) => self.session(sid).on_pubrec(id),
+                Packet::PubRec(id) => {
+                    // PUBREL waits for the commit: once the client has it, it may
+                    // PUBCOMP and forget the message, so it must not be resent.
+                    self.session(sid).mark_released(id);
+                    let durable = self.is_persisted(sid);
+                    self.confirm(sid, Packet::PubRel(id), durable)
+                }
                 Packet::PubRel(id) => {
-                    let session = self.session(sid);
-                    session.release_incoming_qos2(id);
-                    session.send_packet(&Packet::PubComp(id))
+                    self.session(sid).release_incoming_qos2(id);
+                    let durable = self.is_persisted(sid);
+                    self.confirm(sid, Packet::PubComp(id), durable)
                 }
                 Packet::PubComp(id) => self.session(sid).on_pubcomp(id, &limits),
                 Packet::Subscribe(s) => self.subscribe(sid, s),
@@ -329,14 +418,18 @@ impl Router {
                 Outcome::default()
             }
             QoS::AtLeastOnce => {
+                let before = self.recorded();
                 self.route(msg, Some(sid), true);
-                self.session(sid).send_packet(&Packet::PubAck(p.pkid))
+                let durable = self.recorded() != before;
+                self.confirm(sid, Packet::PubAck(p.pkid), durable)
             }
             QoS::ExactlyOnce => {
+                let before = self.recorded();
                 if self.session(sid).accept_incoming_qos2(p.pkid) {
                     self.route(msg, Some(sid), true);
                 }
-                self.session(sid).send_packet(&Packet::PubRec(p.pkid))
+                let durable = self.recorded() != before;
+                self.confirm(sid, Packet::PubRec(p.pkid), durable)
             }
         }
     }
@@ -355,6 +448,9 @@ impl Router {
                 self.retained.insert(&msg.topic, msg.clone());
             }
             metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+            if let Some(journal) = &self.journal {
+                journal.retained(&msg);
+            }
         }
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
@@ -412,15 +508,18 @@ impl Router {
                 metrics::add(&self.metrics.subscriptions, 1);
             }
             codes.push(SubscribeReturnCode::Success(qos));
-            self.session(sid)
-                .subscriptions
-                .insert(filter.clone().into_boxed_str(), qos);
+            self.session(sid).add_subscription(&filter, qos);
             granted.push((filter, qos));
         }
-        let suback = self.session(sid).send_packet(&Packet::SubAck(SubAck {
-            pkid: sub.pkid,
-            return_codes: codes,
-        }));
+        let durable = self.is_persisted(sid);
+        let suback = self.confirm(
+            sid,
+            Packet::SubAck(SubAck {
+                pkid: sub.pkid,
+                return_codes: codes,
+            }),
+            durable,
+        );
         self.account(sid, suback);
         // Retained messages follow the SUBACK.
         for (filter, qos) in granted {
@@ -444,17 +543,12 @@ impl Router {
 
     fn unsubscribe(&mut self, sid: SessionId, unsub: Unsubscribe) -> Outcome {
         for filter in &unsub.filters {
-            if self
-                .session(sid)
-                .subscriptions
-                .remove(filter.as_str())
-                .is_some()
-                && self.subs.remove(filter, sid)
-            {
+            if self.session(sid).remove_subscription(filter) && self.subs.remove(filter, sid) {
                 metrics::sub(&self.metrics.subscriptions, 1);
             }
         }
-        self.session(sid).send_packet(&Packet::UnsubAck(unsub.pkid))
+        let durable = self.is_persisted(sid);
+        self.confirm(sid, Packet::UnsubAck(unsub.pkid), durable)
     }
 
     /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
