@@ -29,6 +29,11 @@ struct Persistent {
 
 impl Persistent {
     fn new(name: &str) -> Persistent {
+        Persistent::with(name, "")
+    }
+
+    /// With more configuration lines (top-level YAML) after the persistence section.
+    fn with(name: &str, extra: &str) -> Persistent {
         let dir = std::env::temp_dir().join(format!(
             "broker-lite-persist-{}-{name}-{}",
             std::process::id(),
@@ -37,7 +42,9 @@ impl Persistent {
         std::fs::create_dir_all(&dir).expect("create temp dir");
         std::fs::write(
             dir.join("broker.yaml"),
-            "sys_interval_secs: 0\npersistence:\n  file: state.db\n  flush_ms: 100\n",
+            format!(
+                "sys_interval_secs: 0\npersistence:\n  file: state.db\n  flush_ms: 100\n{extra}"
+            ),
         )
         .expect("write config");
         Persistent {
@@ -343,6 +350,52 @@ async fn an_inbound_qos_2_id_awaiting_pubrel_survives_a_kill_9_without_a_duplica
     let got = sub.recv_publish_acked().await;
     assert_eq!(&got.payload[..], b"a new one");
     assert!(!got.dup);
+}
+
+#[test]
+fn the_file_holds_no_more_than_the_queue_limit_and_a_clean_connect_deletes_the_session() {
+    let mut b = Persistent::with("bounded", "limits:\n  max_queued_messages: 5\n");
+    let port = b.start();
+    let cid = "persist-bounded";
+    run_py("persist_restart.py", port, &["subscribe", cid, "full"]);
+    for i in 0..12 {
+        mosquitto_pub(port, &["-q", "1", "-t", "full/q1", "-m", &format!("n{i}")]);
+    }
+    let rows = "SELECT count(*) FROM messages WHERE client_id = 'persist-bounded'";
+    b.wait_for_row_count("the queue at its limit", rows, 5);
+    let port = b.restart(false);
+    let run = run_py("persist_restart.py", port, &["receive", cid, "5"]);
+    let got: Vec<String> = run
+        .events_named("received")
+        .iter()
+        .map(|e| e.str("payload"))
+        .collect();
+    assert_eq!(got, ["n7", "n8", "n9", "n10", "n11"], "{}", run.report());
+    assert!(run.events_named("extra").is_empty(), "{}", run.report());
+
+    // A clean-session connect ends the stored session and deletes its rows.
+    let (_c, present) = connect_clean(port, cid);
+    assert!(!present);
+    b.wait_for_row_count(
+        "the session deleted",
+        "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM subscriptions)
+                + (SELECT count(*) FROM messages)",
+        0,
+    );
+}
+
+/// A clean-session CONNECT with `client_id` from a plain socket; returns it and
+/// CONNACK's session present.
+fn connect_clean(port: u16, client_id: &str) -> (std::net::TcpStream, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    s.write_all(&ConnectBytes::new(client_id).encode())
+        .expect("send CONNECT");
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).expect("CONNACK");
+    assert_eq!((connack[0], connack[3]), (0x20, 0), "CONNACK {connack:?}");
+    (s, connack[2] & 1 == 1)
 }
 
 #[test]
