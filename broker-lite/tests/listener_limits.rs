@@ -140,7 +140,7 @@ async fn a_connect_sent_one_byte_every_300_ms_is_cut_off_at_the_connect_timeout(
     .await
     .expect("closed within the wait");
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(1800),
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
         "closed after {elapsed:?}, expected about 1 s"
     );
     broker.shutdown().await;
@@ -173,7 +173,7 @@ async fn tls_and_websocket_handshakes_that_never_finish_are_cut_off_at_the_conne
     for (what, stream) in [("TLS", &mut tls_stall), ("WebSocket", &mut ws_stall)] {
         let elapsed = time_until_closed(stream, started).await;
         assert!(
-            elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(1800),
+            elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
             "{what}: closed after {elapsed:?}, expected about 1 s"
         );
     }
