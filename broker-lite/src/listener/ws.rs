@@ -22,6 +22,9 @@ use tokio_tungstenite::WebSocketStream;
 /// 3.1.1, `mqttv3.1` from clients of the older MQTT 3.1.
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
+/// Bytes tungstenite reads into at a time, reserved for each connection.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// Answer the WebSocket handshake on `stream`. `path`: the only HTTP path
 /// accepted. Messages larger than `max_message` bytes end the connection.
 #[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
@@ -33,7 +36,10 @@ pub(crate) async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // tungstenite reserves its whole read buffer per connection (128 KiB by
+    // default); MQTT messages are mostly small, and a larger one still grows it.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let callback = |request: &Request, response: Response| answer(request, response, path);
