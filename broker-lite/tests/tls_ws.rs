@@ -329,3 +329,35 @@ async fn a_websocket_client_that_does_not_offer_mqtt_or_asks_another_path_is_ref
     }
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_text_websocket_message_closes_the_connection() {
+    use futures_util::SinkExt;
+    let broker = broker_lite::Broker::start(broker_lite::Config {
+        listeners: vec![websocket(None)],
+        sys_interval_secs: 0,
+        ..broker_lite::Config::default()
+    })
+    .await
+    .expect("broker starts");
+    let addr = broker.local_addr();
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut ws = connect_ws(tcp, addr, "/mqtt")
+        .await
+        .expect("WebSocket handshake");
+    ws.send_frames(&[&ConnectBytes::new("ws-text").encode()])
+        .await;
+    let text = tokio_tungstenite::tungstenite::Message::Text("hello".into());
+    ws.ws.send(text).await.expect("send text");
+    let mut client = Mqtt::new(Box::new(ws));
+    // The CONNACK may or may not get out first; then the connection ends.
+    for _ in 0..2 {
+        match client.recv().await {
+            None => break,
+            Some(Packet::ConnAck(_)) => {}
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    client.expect_closed().await;
+    broker.shutdown().await;
+}
