@@ -29,6 +29,8 @@ pub struct Config {
     pub sys_interval_secs: u64,
     /// Retained messages and persistent sessions kept in a file; absent = not kept.
     pub persistence: Option<PersistenceConfig>,
+    /// Passwords, anonymous clients and topic ACLs (`auth:`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,6 +71,7 @@ impl Default for Config {
             deny_subscribe: Vec::new(),
             sys_interval_secs: 10,
             persistence: None,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ impl Config {
             .map_err(|e| vec![ConfigError::whole_file(&file, format!("cannot read: {e}"))])?;
         let mut config = Config::from_yaml_str(&text, &file)?;
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        config.auth.check_files()?;
         Ok(config)
     }
 
@@ -149,6 +153,7 @@ impl Config {
         if let Some(p) = &mut self.persistence {
             p.resolve_paths(dir);
         }
+        self.auth.resolve_paths(dir);
     }
 
     /// Parse and validate YAML text; `file` names it in the errors.
@@ -192,10 +197,11 @@ impl Config {
                 problems.push((path, format!("{filter:?} is not a valid topic filter: {e}")));
             }
         }
-        problems.extend(crate::listener::config::problems(&self.listeners));
         if let Some(p) = &self.persistence {
             problems.extend(p.problems(&FieldPath::root().key("persistence")));
         }
+        problems.extend(self.auth.problems(&FieldPath::root().key("auth")));
+        problems.extend(crate::listener::config::problems(&self.listeners));
         let limits = &self.limits;
         let limit = |name: &'static str, value: u64, min: u64, max: u64| {
             let path = FieldPath::root().key("limits").key(name);

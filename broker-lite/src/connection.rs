@@ -99,10 +99,17 @@ where
     let mut rbuf = BytesMut::new();
     // Boxed: the CONNECT phase's state is only held while it runs, which keeps
     // the memory of every established connection's task small.
-    let connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await {
+    let mut connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await {
         Some(c) => c,
         None => return,
     };
+    // User name and password (see `auth`); boxed like the CONNECT phase.
+    let cert_user = peer.cert_username.is_some();
+    let login = crate::auth::login(&shared, &mut connect, peer.addr, cert_user);
+    if let Err(code) = Box::pin(login).await {
+        refuse(&mut stream, &shared, code).await;
+        return;
+    }
     if rbuf.is_empty() {
         // Idle connections keep no read buffer.
         rbuf = BytesMut::new();

@@ -5,6 +5,7 @@
 //! writes encoded packets into each connection's outbox, which the connection
 //! writes to its socket in one go.
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 mod connection;

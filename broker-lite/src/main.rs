@@ -18,10 +18,29 @@ struct Args {
     /// YAML configuration file (see broker.example.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Add a user to a password file, or change its password: asked twice on a
+    /// terminal, else one line read from stdin.
+    Passwd {
+        /// Delete the user instead.
+        #[arg(long)]
+        delete: bool,
+        /// The password file (created with mode 0600 when missing).
+        file: PathBuf,
+        user: String,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Passwd { delete, file, user }) = &args.command {
+        return broker_lite::auth::passwd_command(file, user, *delete);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -68,6 +68,12 @@ counters! {
     subscriptions,
     /// Wills published.
     wills_published,
+    /// CONNECTs refused for their credentials (CONNACK 4 or 5).
+    logins_refused,
+    /// PUBLISH packets (and wills) dropped because the ACL refuses the topic.
+    publishes_denied,
+    /// Topic filters refused in SUBACK (0x80) because the ACL refuses them.
+    subscriptions_denied,
 }
 
 impl Default for Metrics {

@@ -164,6 +164,7 @@ sys_interval_secs: 0
         queue_overflow: QueueOverflow::DropNewest,
         deny_subscribe: vec!["#".into(), "$SYS/#".into()],
         sys_interval_secs: 0,
+        auth: crate::auth::AuthConfig::default(),
         persistence: None,
     };
     assert_eq!(Config::from_yaml_str(text, "b.yaml"), Ok(expected));

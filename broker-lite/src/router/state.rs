@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use crate::auth::{Auth, SessionAcls};
 use crate::codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
     SubscribeReturnCode, Unsubscribe,
@@ -47,6 +48,10 @@ pub(crate) struct Router {
     relief: Arc<Notify>,
     /// Records changes of retained messages and persistent sessions (persistence on).
     journal: Option<Journal>,
+    /// Password and ACL files, handed to connections for their CONNECT.
+    auth: Arc<Auth>,
+    /// Each session's compiled ACL.
+    acls: SessionAcls,
 }
 
 impl Router {
@@ -59,6 +64,8 @@ impl Router {
             }
             None => (None, Loaded::default()),
         };
+        let auth = Arc::new(Auth::load_for_start(&config.auth)?);
+        let acls = SessionAcls::new(auth.has_acl(), metrics.clone());
         let l = &config.limits;
         let mut router = Router {
             limits: SessionLimits {
@@ -81,6 +88,8 @@ impl Router {
             next_local: 0,
             relief,
             journal,
+            auth,
+            acls,
         };
         router.restore(loaded);
         Ok(router)
@@ -175,6 +184,9 @@ impl Router {
                 let result = self.local_subscribe(filter, qos, tx);
                 let _ = done.send(result);
             }
+            Event::Auth { reply } => {
+                let _ = reply.send(self.auth.clone());
+            }
             Event::SysTick => self.publish_sys(),
             Event::Shutdown => return true,
         }
@@ -264,6 +276,7 @@ impl Router {
             }
         }
         metrics::sub(&self.metrics.subscriptions, removed);
+        self.acls.clear(sid);
         if let (Some(journal), true) = (&self.journal, session.journal.is_some()) {
             journal.session_gone(&session.client_id);
         }
@@ -299,9 +312,16 @@ impl Router {
         };
         self.by_conn.insert(conn, sid);
         metrics::add(&self.metrics.clients_connected, 1);
+        let acl = self
+            .auth
+            .acl_for(connect.username.as_deref(), &connect.client_id);
+        self.acls.set(sid, &connect.client_id, acl);
+        let will = connect
+            .will
+            .filter(|w| self.acls.may_leave_will(sid, &w.topic));
         let limits = self.limits;
         let session = self.session(sid);
-        session.will = connect.will.map(Box::new);
+        session.will = will.map(Box::new);
         session.link = Some(Link::Remote { conn, outbox });
         let mut out = session.send_packet(&Packet::ConnAck(ConnAck {
             session_present,
@@ -438,6 +458,10 @@ impl Router {
     /// `origin` is the publishing session (to brake it when a subscriber is congested);
     /// `count` says whether the message counts as received from outside.
     fn route(&mut self, msg: Message, origin: Option<SessionId>, count: bool) {
+        // A refused PUBLISH is dropped; the caller still acknowledges it [MQTT-3.3.5-2].
+        if origin.is_some_and(|sid| !self.acls.may_publish(sid, &msg.topic)) {
+            return;
+        }
         if count {
             metrics::add(&self.metrics.messages_received, 1);
         }
@@ -468,6 +492,9 @@ impl Router {
         }
         let limits = self.limits;
         for &(sid, granted) in &matches {
+            if !self.acls.can_read(sid, &msg.topic) {
+                continue;
+            }
             let out = self
                 .session(sid)
                 .deliver(msg.with(msg.qos.min(granted), false), &limits);
@@ -500,7 +527,7 @@ impl Router {
         let mut codes = Vec::with_capacity(sub.filters.len());
         let mut granted = Vec::with_capacity(sub.filters.len());
         for (filter, qos) in sub.filters {
-            if self.is_denied(&filter) {
+            if self.is_denied(&filter) || !self.acls.may_subscribe(sid, &filter) {
                 codes.push(SubscribeReturnCode::Failure);
                 continue;
             }
@@ -534,6 +561,7 @@ impl Router {
         self.retained.for_each_match(filter, |_, msg| {
             found.push(msg.with(msg.qos.min(granted), true));
         });
+        found.retain(|m| self.acls.can_read(sid, &m.topic));
         let limits = self.limits;
         for msg in found {
             let out = self.session(sid).deliver(msg, &limits);
@@ -567,6 +595,7 @@ impl Router {
         let mut session = Session::new(format!("$local/{}", self.next_local), true);
         session.link = Some(Link::Local(tx));
         let sid = self.insert_session(session);
+        self.acls.allow_all(sid);
         if self.subs.insert(&filter, sid, qos) {
             metrics::add(&self.metrics.subscriptions, 1);
         }
@@ -579,7 +608,7 @@ impl Router {
 
     fn publish_sys(&mut self) {
         let m = self.metrics.snapshot();
-        let values: [(&str, String); 10] = [
+        let values: [(&str, String); 13] = [
             ("clients/connected", m.clients_connected.to_string()),
             ("clients/total", m.sessions.to_string()),
             ("messages/received", m.messages_received.to_string()),
@@ -589,6 +618,12 @@ impl Router {
             ("bytes/sent", m.bytes_sent.to_string()),
             ("retained messages/count", m.retained_messages.to_string()),
             ("uptime", format!("{} seconds", m.uptime_secs)),
+            ("auth/logins refused", m.logins_refused.to_string()),
+            ("auth/publishes denied", m.publishes_denied.to_string()),
+            (
+                "auth/subscriptions denied",
+                m.subscriptions_denied.to_string(),
+            ),
             (
                 "version",
                 format!("broker-lite {}", env!("CARGO_PKG_VERSION")),

@@ -1,0 +1,138 @@
+//! Authentication and authorisation: who may connect (password file, anonymous
+//! clients) and which topics each client may publish, subscribe to and receive
+//! (ACL file).
+//!
+//! The files are read once when the broker starts. A connection checks the
+//! password right after CONNECT, on a blocking thread (a slow hash must not
+//! stall the runtime); the router compiles the client's ACL when it takes the
+//! CONNECT and checks it on every PUBLISH, SUBSCRIBE and delivery.
+
+pub mod acl;
+mod config;
+pub mod hash;
+mod login;
+pub mod passwd;
+mod passwd_cli;
+mod session_acls;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Semaphore;
+use tracing::error;
+
+use crate::config::ConfigError;
+
+pub use acl::{AclFile, ClientAcl};
+pub use config::AuthConfig;
+pub(crate) use login::login;
+pub use passwd::PasswordFile;
+pub use passwd_cli::passwd_command;
+pub(crate) use session_acls::SessionAcls;
+
+use hash::{PasswordHash, DEFAULT_ITERATIONS};
+
+/// The loaded password and ACL files and the anonymous policy.
+#[derive(Debug)]
+pub struct Auth {
+    passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
+    allow_anonymous: bool,
+    /// Password checks running at once; more wait their turn, so that a flood of
+    /// logins cannot take every core from the router.
+    verify_slots: Arc<Semaphore>,
+}
+
+impl Auth {
+    /// Read the files named by `config`; every problem found is returned.
+    pub fn load(config: &AuthConfig) -> Result<Auth, Vec<ConfigError>> {
+        let passwords = config.password_file.as_deref().map(PasswordFile::load);
+        let acl = config.acl_file.as_deref().map(AclFile::load);
+        let mut errors = Vec::new();
+        let passwords = passwords.and_then(|r| r.map_err(|e| errors.extend(e)).ok());
+        let acl = acl.and_then(|r| r.map_err(|e| errors.extend(e)).ok());
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Auth {
+            passwords,
+            acl,
+            allow_anonymous: config.allows_anonymous(),
+            verify_slots: Arc::new(Semaphore::new(cores.max(1))),
+        })
+    }
+
+    /// `load` for `Broker::start`: the errors are logged one by one and
+    /// returned as one `io::Error`, so a bad file never opens the broker.
+    /// (`Config::load` reads the files first: the command line reports them
+    /// with exit code 2 before this point.)
+    pub(crate) fn load_for_start(config: &AuthConfig) -> std::io::Result<Auth> {
+        Auth::load(config).map_err(|errors| {
+            for e in &errors {
+                error!("{e}");
+            }
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            std::io::Error::new(std::io::ErrorKind::InvalidData, list.join("; "))
+        })
+    }
+
+    /// Whether an ACL file is in force.
+    pub fn has_acl(&self) -> bool {
+        self.acl.is_some()
+    }
+
+    /// The compiled ACL of a client; `None` when there is no ACL file (all allowed).
+    pub fn acl_for(&self, user: Option<&str>, client_id: &str) -> Option<ClientAcl> {
+        self.acl.as_ref().map(|acl| acl.compile(user, client_id))
+    }
+
+    /// Check `password` for `user` against the password file. Slow: call it on
+    /// a blocking thread. An unknown user costs the same as a wrong password,
+    /// so the time taken does not tell which user names exist.
+    fn verify(&self, user: &str, password: &[u8]) -> bool {
+        let Some(passwords) = &self.passwords else {
+            return false;
+        };
+        match passwords.get(user) {
+            Some(hash) => hash.verify(password),
+            None => {
+                let _ = decoy().verify(password);
+                false
+            }
+        }
+    }
+}
+
+/// A hash of nothing in particular, checked for unknown users.
+fn decoy() -> &'static PasswordHash {
+    static DECOY: OnceLock<PasswordHash> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        PasswordHash::new(b"decoy", DEFAULT_ITERATIONS)
+            .unwrap_or_else(|_| PasswordHash::with_salt(b"decoy", vec![0; 16], DEFAULT_ITERATIONS))
+    })
+}
+
+impl ConfigError {
+    /// A problem on one line of a password or ACL file.
+    pub(crate) fn at(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: path.display().to_string(),
+            line: Some(line),
+            column: None,
+            field: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// A password or ACL file that cannot be read.
+    pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
+        ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        }
+    }
+}

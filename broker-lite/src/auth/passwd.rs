@@ -1,0 +1,289 @@
+//! The password file: one `user:hash` per line, `#` comments and blank lines
+//! allowed. Read into a map at start; rewritten by `broker-lite passwd`, which
+//! keeps every other line as it was and replaces the file atomically.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::hash::PasswordHash;
+use crate::config::ConfigError as FileError;
+
+/// User names and their hashes.
+#[derive(Debug, Default, Clone)]
+pub struct PasswordFile {
+    users: HashMap<String, PasswordHash>,
+}
+
+impl PasswordFile {
+    /// Read and check the whole file; every bad line is reported.
+    pub fn load(path: &Path) -> Result<PasswordFile, Vec<FileError>> {
+        let text = fs::read_to_string(path).map_err(|e| vec![FileError::unreadable(path, &e)])?;
+        PasswordFile::parse(&text, path)
+    }
+
+    /// Parse the file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<PasswordFile, Vec<FileError>> {
+        let mut users = HashMap::new();
+        let mut errors = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let at = |message: String| FileError::at(path, i + 1, message);
+            let Some((user, hash)) = split_line(line) else {
+                continue;
+            };
+            if let Err(why) = check_user_name(user) {
+                errors.push(at(why));
+                continue;
+            }
+            match PasswordHash::parse(hash) {
+                Ok(h) => {
+                    if users.insert(user.to_string(), h).is_some() {
+                        errors.push(at(format!("user {user:?} appears twice")));
+                    }
+                }
+                Err(e) => errors.push(at(format!("user {user:?}: {e}"))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(PasswordFile { users })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn get(&self, user: &str) -> Option<&PasswordHash> {
+        self.users.get(user)
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// `(user, hash)` of a line that holds one; `None` for blanks and comments.
+/// A line without `:` gives an empty hash, which then fails to parse.
+fn split_line(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim_end_matches('\r');
+    if line.trim().is_empty() || line.trim_start().starts_with('#') {
+        return None;
+    }
+    Some(line.split_once(':').unwrap_or((line, "")))
+}
+
+/// A user name the file can hold: not empty, no `:`, no control characters,
+/// no spaces at either end (they would be invisible in the file).
+pub fn check_user_name(user: &str) -> Result<(), String> {
+    if user.is_empty() {
+        return Err("empty user name".into());
+    }
+    if user.contains(':') {
+        return Err(format!("user name {user:?} contains ':'"));
+    }
+    if user.chars().any(char::is_control) {
+        return Err(format!("user name {user:?} contains a control character"));
+    }
+    if user.trim() != user {
+        return Err(format!("user name {user:?} starts or ends with a space"));
+    }
+    Ok(())
+}
+
+/// What `set` or `delete` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Replaced,
+    Deleted,
+    /// `delete` of a user that is not in the file.
+    NotFound,
+}
+
+/// Give `user` a new hash: replace its line, or append one. The file is created
+/// when missing.
+pub fn set(path: &Path, user: &str, hash: &PasswordHash) -> io::Result<Change> {
+    check_user_name(user).map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+    let text = read_or_empty(path)?;
+    let entry = format!("{user}:{hash}");
+    let mut change = Change::Added;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if split_line(line).is_some_and(|(u, _)| u == user) {
+            // A second line for the same user (hand-edited file) goes away.
+            if change == Change::Added {
+                out.push(entry.clone());
+            }
+            change = Change::Replaced;
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    if change == Change::Added {
+        out.push(entry);
+    }
+    write_atomically(path, &out)?;
+    Ok(change)
+}
+
+/// Remove `user`'s line(s). The file is left untouched when the user is not there.
+pub fn delete(path: &Path, user: &str) -> io::Result<Change> {
+    let text = fs::read_to_string(path)?;
+    let kept: Vec<String> = text
+        .lines()
+        .filter(|line| split_line(line).is_none_or(|(u, _)| u != user))
+        .map(str::to_string)
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(Change::NotFound);
+    }
+    write_atomically(path, &kept)?;
+    Ok(Change::Deleted)
+}
+
+fn read_or_empty(path: &Path) -> io::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write the lines to a new file (mode 0600) next to `path`, sync it, and rename
+/// it over `path`: a reader sees the old file or the new one, never half of one.
+fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // The mode above is filtered by the umask; this is not.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let mut text = lines.join("\n");
+        text.push('\n');
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hash::MIN_ITERATIONS;
+    use super::*;
+
+    fn hash(pw: &str) -> PasswordHash {
+        PasswordHash::new(pw.as_bytes(), MIN_ITERATIONS).unwrap()
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("broker-lite-passwd-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_skipped() {
+        let text = format!(
+            "# users\n\nalice:{}\n  # indented comment\nbob:{}\r\n",
+            hash("a"),
+            hash("b")
+        );
+        let file = PasswordFile::parse(&text, Path::new("pw")).unwrap();
+        assert_eq!(file.len(), 2);
+        assert!(file.get("alice").unwrap().verify(b"a"));
+        assert!(file.get("bob").unwrap().verify(b"b"));
+        assert!(file.get("carol").is_none());
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number() {
+        let text = format!(
+            "alice:{}\nno-colon\n:{}\nalice:{}\nbob:$md5$x\n",
+            hash("a"),
+            hash("x"),
+            hash("b")
+        );
+        let errors = PasswordFile::parse(&text, Path::new("pw.txt")).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 4, "{shown:#?}");
+        assert!(shown[0].starts_with("pw.txt:2: user \"no-colon\": expected"));
+        assert_eq!(shown[1], "pw.txt:3: empty user name");
+        assert_eq!(shown[2], "pw.txt:4: user \"alice\" appears twice");
+        assert!(
+            shown[3].starts_with("pw.txt:5: user \"bob\": "),
+            "{}",
+            shown[3]
+        );
+    }
+
+    #[test]
+    fn set_adds_then_replaces_and_keeps_other_lines() {
+        let dir = tempdir("set");
+        let path = dir.join("passwd");
+        fs::write(&path, "# keep me\nbob:x\n").unwrap();
+        assert_eq!(set(&path, "alice", &hash("one")).unwrap(), Change::Added);
+        assert_eq!(set(&path, "alice", &hash("two")).unwrap(), Change::Replaced);
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["# keep me", "bob:x"]);
+        assert_eq!(lines.len(), 3);
+        let alice = PasswordHash::parse(lines[2].strip_prefix("alice:").unwrap()).unwrap();
+        assert!(alice.verify(b"two"));
+        assert!(!alice.verify(b"one"));
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn delete_removes_only_that_user() {
+        let dir = tempdir("delete");
+        let path = dir.join("passwd");
+        set(&path, "alice", &hash("a")).unwrap();
+        set(&path, "bob", &hash("b")).unwrap();
+        assert_eq!(delete(&path, "alice").unwrap(), Change::Deleted);
+        assert_eq!(delete(&path, "alice").unwrap(), Change::NotFound);
+        let file = PasswordFile::load(&path).unwrap();
+        assert!(file.get("alice").is_none());
+        assert!(file.get("bob").is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn user_names_that_would_break_the_file_are_refused() {
+        for bad in ["", "a:b", "new\nline", " padded", "tab\t"] {
+            assert!(check_user_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["alice", "user@example.com", "Ünïcode", "with space"] {
+            assert!(check_user_name(good).is_ok(), "{good:?}");
+        }
+    }
+}
