@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 /// A CA with a server certificate and two client certificates (CN `sensor-1`,
 /// and one without a CN), in a folder removed at the end of the test.
 struct Pki {
-    _dir: TempDir,
+    dir: TempDir,
     ca: Ca,
     server: CertKey,
     client: CertKey,
@@ -36,7 +36,7 @@ fn pki() -> Pki {
     let client = ca.client("client", "/O=broker-lite tests/CN=sensor-1");
     let client_without_cn = ca.client("nocn", "/O=broker-lite tests");
     Pki {
-        _dir: dir,
+        dir,
         ca,
         server,
         client,
@@ -172,6 +172,42 @@ fn with_use_cn_as_username_a_certificate_without_a_common_name_is_refused() {
     ]);
     mosquitto_pub(port, &args);
     assert_eq!(sub.expect_msg().payload, "cn sensor-1");
+}
+
+#[test]
+fn the_certificate_common_name_is_the_user_name_the_acls_see() {
+    let pki = pki();
+    let acl = pki.dir.path().join("acl");
+    let rules = "topic read sensors/#\n\nuser sensor-1\ntopic write sensors/sensor-1/#\n";
+    std::fs::write(&acl, rules).expect("write the ACL file");
+    let listeners = vec![
+        plain(),
+        tls(pki.client_cert_tls(true)),
+        tls(pki.client_cert_tls(false)),
+    ];
+    let b = Brokers::start(listeners, |c| c.auth.acl_file = Some(acl.clone()));
+    let [p_plain, p_cn, p_no_cn] = [b.ports[0], b.ports[1], b.ports[2]];
+    let mut sub = MqSub::subscribed(p_plain, &["-t", "sensors/#", "-q", "1"]);
+    let cert = pki.client_args(&pki.client);
+    let publish_as = |port: u16, topic: &str, payload: &str| {
+        let mut args = strs(&cert);
+        args.extend(["-u", "someone-else", "-q", "1", "-t", topic, "-m", payload]);
+        mosquitto_pub(port, &args);
+    };
+    // The CONNECT says someone-else; the certificate says sensor-1, which may write here.
+    publish_as(p_cn, "sensors/sensor-1/t", "as sensor-1");
+    // Without use_cn_as_username the same client stays someone-else, who may write nothing.
+    publish_as(p_no_cn, "sensors/sensor-1/t", "as someone-else");
+    // sensor-1 may not write another sensor's topic.
+    publish_as(p_cn, "sensors/sensor-2/t", "not its topic");
+    publish_as(p_cn, "sensors/sensor-1/t", "end");
+    let got: Vec<String> = (0..2).map(|_| sub.expect_msg().payload).collect();
+    assert_eq!(got, ["as sensor-1", "end"]);
+    assert_eq!(
+        b.metrics().publishes_denied,
+        2,
+        "the two refused publishes are counted"
+    );
 }
 
 #[test]
