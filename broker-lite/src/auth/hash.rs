@@ -58,7 +58,7 @@ impl PasswordHash {
 
     pub(crate) fn with_salt(password: &[u8], salt: Vec<u8>, iterations: u32) -> PasswordHash {
         let mut hash = vec![0u8; HASH_LEN];
-        pbkdf2::pbkdf2_hmac::<Sha512>(password, &salt, iterations, &mut hash);
+        derive(password, &salt, iterations, &mut hash);
         PasswordHash {
             iterations,
             salt,
@@ -108,13 +108,18 @@ impl PasswordHash {
     /// bytes differ.
     pub fn verify(&self, password: &[u8]) -> bool {
         let mut computed = vec![0u8; self.hash.len()];
-        pbkdf2::pbkdf2_hmac::<Sha512>(password, &self.salt, self.iterations, &mut computed);
+        derive(password, &self.salt, self.iterations, &mut computed);
         computed.ct_eq(&self.hash).into()
     }
 
     pub fn iterations(&self) -> u32 {
         self.iterations
     }
+}
+
+/// PBKDF2-HMAC-SHA512 into `out`.
+fn derive(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+    pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, out);
 }
 
 impl fmt::Display for PasswordHash {
