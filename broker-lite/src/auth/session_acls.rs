@@ -23,6 +23,7 @@ enum Entry {
     All,
     Rules {
         client_id: Box<str>,
+        user: Option<Box<str>>,
         acl: Box<ClientAcl>,
     },
 }
@@ -57,15 +58,27 @@ impl SessionAcls {
     }
 
     /// The rules of the client that just connected to session `sid`.
-    pub fn set(&mut self, sid: u32, client_id: &str, acl: Option<ClientAcl>) {
+    pub fn set(&mut self, sid: u32, client_id: &str, user: Option<&str>, acl: Option<ClientAcl>) {
         let entry = match acl {
             Some(acl) => Entry::Rules {
                 client_id: client_id.into(),
+                user: user.map(Into::into),
                 acl: Box::new(acl),
             },
             None => Entry::All,
         };
         self.put(sid, entry);
+    }
+
+    /// Was session `sid` last used by a user other than `user`? Then a client
+    /// resuming it must not get what was queued under the other user's rules:
+    /// the router starts a new session instead. False without an ACL file, and
+    /// for a session restored from disk (its user is not known).
+    pub fn belongs_to_another_user(&self, sid: u32, user: Option<&str>) -> bool {
+        match self.entry(sid) {
+            Entry::Rules { user: last, .. } => last.as_deref() != user,
+            _ => false,
+        }
     }
 
     /// Session `sid` belongs to the broker's own process.
@@ -104,7 +117,7 @@ impl SessionAcls {
         let (allowed, client_id) = match self.entry(sid) {
             Entry::Unknown => (false, ""),
             Entry::All => (true, ""),
-            Entry::Rules { acl, client_id } => (ok(acl), &**client_id),
+            Entry::Rules { acl, client_id, .. } => (ok(acl), &**client_id),
         };
         if !allowed {
             debug!(client_id, "ACL refuses {what} {target:?}");
@@ -169,13 +182,34 @@ mod tests {
     fn a_session_follows_its_clients_rules_and_refusals_are_counted() {
         let (mut acls, metrics) = acls();
         let file = AclFile::parse("topic read in/#\ntopic write out/#\n", Path::new("a")).unwrap();
-        acls.set(3, "c", Some(file.compile(None, "c")));
+        acls.set(3, "c", None, Some(file.compile(None, "c")));
         assert!(acls.can_read(3, "in/x") && !acls.can_read(3, "out/x"));
         assert!(acls.may_publish(3, "out/x") && !acls.may_publish(3, "in/x"));
         assert!(acls.may_subscribe(3, "in/+") && !acls.may_subscribe(3, "out/#"));
         assert!(!acls.may_leave_will(3, "in/will"));
         let m = metrics.snapshot();
         assert_eq!((m.publishes_denied, m.subscriptions_denied), (2, 1));
+    }
+
+    #[test]
+    fn a_session_remembers_which_user_it_was_compiled_for() {
+        let (mut acls, _) = acls();
+        let file = AclFile::parse("topic read #\n", Path::new("a")).unwrap();
+        assert!(
+            !acls.belongs_to_another_user(1, Some("bob")),
+            "unknown session"
+        );
+        acls.set(
+            1,
+            "c",
+            Some("alice"),
+            Some(file.compile(Some("alice"), "c")),
+        );
+        assert!(!acls.belongs_to_another_user(1, Some("alice")));
+        assert!(acls.belongs_to_another_user(1, Some("bob")));
+        assert!(acls.belongs_to_another_user(1, None));
+        let open = SessionAcls::new(false, Arc::new(Metrics::new()));
+        assert!(!open.belongs_to_another_user(1, Some("bob")));
     }
 
     #[test]

@@ -295,12 +295,14 @@ impl Router {
 
     fn connect(&mut self, conn: ConnId, connect: Connect, outbox: Arc<Outbox>) {
         let mut session_present = false;
+        let user = connect.username.as_deref();
         let existing = self.by_client.get(&connect.client_id).copied();
         let sid = match existing {
             Some(sid) => {
                 self.take_over(sid);
                 let old_clean = self.session(sid).clean;
-                if connect.clean_session || old_clean {
+                let other_user = self.acls.belongs_to_another_user(sid, user);
+                if connect.clean_session || old_clean || other_user {
                     self.remove_session(sid);
                     self.new_session(&connect)
                 } else {
@@ -312,10 +314,8 @@ impl Router {
         };
         self.by_conn.insert(conn, sid);
         metrics::add(&self.metrics.clients_connected, 1);
-        let acl = self
-            .auth
-            .acl_for(connect.username.as_deref(), &connect.client_id);
-        self.acls.set(sid, &connect.client_id, acl);
+        let acl = self.auth.acl_for(user, &connect.client_id);
+        self.acls.set(sid, &connect.client_id, user, acl);
         let will = connect
             .will
             .filter(|w| self.acls.may_leave_will(sid, &w.topic));
