@@ -72,6 +72,8 @@ write_configs() {
     cat > "$WORK/$name.yaml" <<EOF
 limits:
   max_connections: 20000
+  # Every benchmark client comes from 127.0.0.1.
+  max_connections_per_ip: 0
   max_queued_messages: 65535
   max_inflight: 1000
 sys_interval_secs: 10

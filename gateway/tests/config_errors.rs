@@ -630,3 +630,35 @@ fn status_credentials_and_the_log_level_are_checked_with_their_position() {
     assert_eq!(default.log.level, "info");
     assert!(default.status.auth().unwrap().is_open());
 }
+
+#[test]
+fn the_embedded_broker_files_are_relative_to_the_gateway_file_and_checked_at_load() {
+    let files = [
+        (
+            "mqgate.yaml",
+            "gateway:\n  id: pi\nbroker:\n  listen: 127.0.0.1:0\n  auth:\n    password_file: users\n    acl_file: acl\n",
+        ),
+        ("users", "# no users yet\n"),
+        ("acl", "topic read sensors/#\n"),
+    ];
+    let dir = folder(&files);
+    let config = GatewayConfig::load(&dir.join("mqgate.yaml")).unwrap();
+    let broker = config.broker.expect("the broker section");
+    assert_eq!(broker.auth.password_file, Some(dir.join("users")));
+    assert_eq!(broker.auth.acl_file, Some(dir.join("acl")));
+
+    let e = errors(&[
+        (
+            "mqgate.yaml",
+            "gateway:\n  id: pi\nbroker:\n  auth:\n    acl_file: acl\n",
+        ),
+        ("acl", "subscribe sensors/#\n"),
+    ]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].field, "broker.auth", "{}", e[0]);
+    assert!(
+        e[0].message.contains("acl:1"),
+        "names the ACL file and line: {}",
+        e[0]
+    );
+}

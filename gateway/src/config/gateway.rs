@@ -206,7 +206,23 @@ fn read_broker(value: &Value, file: &Path, report: &mut Report<'_>) -> Option<br
     let config: broker_lite::Config = report.piece(&at, value)?;
     let text = serde_yaml_ng::to_string(value).unwrap_or_default();
     match broker_lite::Config::from_yaml_str(&text, &file.display().to_string()) {
-        Ok(_) => Some(config),
+        Ok(_) => {
+            // Its files (certificates, password and ACL files, the persistence
+            // file) are relative to the gateway file, like every other path in it.
+            let mut config = config;
+            let dir = match file.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            config.resolve_paths(dir);
+            if let Err(errors) = config.auth.check_files() {
+                for e in errors {
+                    report.add(&at.key("auth"), e.to_string());
+                }
+                return None;
+            }
+            Some(config)
+        }
         Err(errors) => {
             for e in errors {
                 report.add(&at.join_str(&e.field), e.message);
