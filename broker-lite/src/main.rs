@@ -81,16 +81,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let listen = config.listen;
     let broker = match Broker::start(config).await {
         Ok(b) => b,
+        // Each error names its cause: the address that could not be bound, or the
+        // certificate, password, ACL or persistence file.
         Err(e) => {
-            eprintln!("broker-lite: cannot listen on {listen}: {e}");
+            eprintln!("broker-lite: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // Tests and scripts read the bound address (useful with port 0) from stdout.
+    // Tests and scripts read the bound address (useful with port 0) from stdout:
+    // the first listener's on the first line, then the others'.
     println!("listening on {}", broker.local_addr());
+    for addr in broker.local_addrs().iter().skip(1) {
+        println!("also listening on {addr}");
+    }
     wait_for_signal().await;
     broker.shutdown().await;
     ExitCode::SUCCESS
