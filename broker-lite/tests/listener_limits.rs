@@ -3,16 +3,15 @@
 //! WebSocket handshake. Also: unusable certificate files stop the start.
 
 mod common;
-mod pki;
 mod streams;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use broker_lite::codec::Packet;
+use broker_lite::testing::pki::{Ca, TempDir};
 use broker_lite::{Broker, Config};
 use common::ConnectBytes;
-use pki::{Ca, TempDir};
 use streams::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

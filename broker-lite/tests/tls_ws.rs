@@ -4,7 +4,6 @@
 //! a connection without finishing CONNECT or a handshake.
 
 mod common;
-mod pki;
 mod real;
 mod streams;
 
@@ -12,8 +11,8 @@ use std::process::Command;
 
 use broker_lite::codec::Packet;
 use broker_lite::config::TlsConfig;
+use broker_lite::testing::pki::{Ca, CertKey, TempDir};
 use common::{publish, subscribe, ConnectBytes};
-use pki::{Ca, CertKey, TempDir};
 use real::{mosquitto_pub, python, run_py, MqSub, Proc};
 use streams::*;
 use tokio::io::AsyncWriteExt;

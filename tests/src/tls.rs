@@ -1,164 +1,22 @@
-//! TLS for end-to-end tests: a throw-away certificate authority made with the
-//! `openssl` command line tool, the server and client certificates it signs,
-//! Mosquitto with a TLS listener that wants a client certificate and a password,
-//! and mosquitto_sub as a subscriber over TLS.
+//! TLS for end-to-end tests: Mosquitto with a TLS listener that wants a client
+//! certificate and a password, and mosquitto_sub as a subscriber over TLS. The
+//! throw-away certificates come from `broker_lite::testing::pki` (made with the
+//! `openssl` command line tool).
 
 use std::ffi::OsString;
 use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use broker_lite::testing::pki::{Ca, CertKey};
 
 use crate::mqtt::{free_port, retained_with, Msg, Subscriber, MOSQUITTO};
 use crate::process::{run_to_end, Line, Proc};
 
-/// Debian's `openssl` command line tool (package `openssl`).
-pub const OPENSSL: &str = "/usr/bin/openssl";
-
 /// Mosquitto's tool that writes hashed password files (package `mosquitto`).
 pub const MOSQUITTO_PASSWD: &str = "/usr/bin/mosquitto_passwd";
-
-/// Extensions for the three kinds of certificate. Given to every `openssl` call as
-/// its only configuration, so the system's `openssl.cnf` plays no part.
-const OPENSSL_CNF: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
-/// Certificates are valid from now for this many days.
-const DAYS: &str = "2";
-
-/// A certificate and its private key, both PEM files.
-#[derive(Debug, Clone)]
-pub struct CertKey {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// A throw-away certificate authority (P-256 keys) whose files live in a folder.
-#[derive(Debug)]
-pub struct Ca {
-    /// The CA's own certificate: what a peer is told to trust.
-    pub cert: PathBuf,
-    key: PathBuf,
-    dir: PathBuf,
-    cnf: PathBuf,
-}
-
-impl Ca {
-    /// Makes a CA called `name` in `dir` (files `<name>.crt` and `<name>.key`).
-    pub fn new(dir: &Path, name: &str) -> Ca {
-        assert!(
-            Path::new(OPENSSL).exists(),
-            "{OPENSSL} is missing: apt-get install openssl"
-        );
-        let cnf = dir.join("openssl-test.cnf");
-        std::fs::write(&cnf, OPENSSL_CNF).expect("write openssl-test.cnf");
-        let cert = dir.join(format!("{name}.crt"));
-        let key = dir.join(format!("{name}.key"));
-        let mut cmd = Command::new(OPENSSL);
-        cmd.args(["req", "-x509", "-config"])
-            .arg(&cnf)
-            .args(["-extensions", "ca", "-days", DAYS])
-            .args(new_key_args(&key))
-            .arg("-subj")
-            .arg(format!("/CN=mqgate test {name}"))
-            .arg("-out")
-            .arg(&cert);
-        openssl(cmd);
-        Ca {
-            cert,
-            key,
-            dir: dir.to_path_buf(),
-            cnf,
-        }
-    }
-
-    /// A server certificate for `127.0.0.1` and `localhost` signed by this CA.
-    pub fn server(&self, name: &str) -> CertKey {
-        self.issue(name, "localhost", "server")
-    }
-
-    /// A client certificate with common name `common_name` signed by this CA.
-    pub fn client(&self, name: &str, common_name: &str) -> CertKey {
-        self.issue(name, common_name, "client")
-    }
-
-    fn issue(&self, name: &str, common_name: &str, extensions: &str) -> CertKey {
-        static SERIAL: AtomicU64 = AtomicU64::new(1);
-        let cert = self.dir.join(format!("{name}.crt"));
-        let key = self.dir.join(format!("{name}.key"));
-        let csr = self.dir.join(format!("{name}.csr"));
-        let mut req = Command::new(OPENSSL);
-        req.args(["req", "-new", "-config"])
-            .arg(&self.cnf)
-            .args(new_key_args(&key))
-            .arg("-subj")
-            .arg(format!("/CN={common_name}"))
-            .arg("-out")
-            .arg(&csr);
-        openssl(req);
-        let mut sign = Command::new(OPENSSL);
-        sign.args(["x509", "-req", "-in"])
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&self.cert)
-            .arg("-CAkey")
-            .arg(&self.key)
-            .arg("-set_serial")
-            .arg(SERIAL.fetch_add(1, Ordering::Relaxed).to_string())
-            .args(["-days", DAYS, "-extfile"])
-            .arg(&self.cnf)
-            .args(["-extensions", extensions, "-out"])
-            .arg(&cert);
-        openssl(sign);
-        CertKey { cert, key }
-    }
-}
-
-/// `-newkey`: a fresh unencrypted P-256 key written (PKCS#8 PEM) to `key`.
-fn new_key_args(key: &Path) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
-    args.push(key.into());
-    args
-}
-
-fn openssl(cmd: Command) {
-    let done = run_to_end("openssl", cmd, Duration::from_secs(30));
-    assert!(done.status.success(), "openssl failed:\n{}", done.stderr);
-}
 
 /// Writes a Mosquitto password file holding `users` (name, password) with
 /// `mosquitto_passwd -b`; returns its path.

@@ -82,10 +82,10 @@ impl Pki {
     fn new(dir: &Path) -> Pki {
         let ca = Ca::new(dir, "ca");
         let server = ca.server("server");
-        let gateway = ca.client("gateway", GATEWAY_ID);
+        let gateway = ca.client("gateway", &format!("/CN={GATEWAY_ID}"));
         let reader = ClientTls {
             ca: ca.cert.clone(),
-            client: ca.client("reader", READER_USER),
+            client: ca.client("reader", &format!("/CN={READER_USER}")),
             username: READER_USER.into(),
             password: READER_PASSWORD.into(),
         };

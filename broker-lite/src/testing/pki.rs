@@ -1,7 +1,7 @@
-//! Throw-away certificates for the TLS tests, made with the `openssl` command
-//! line tool in a temporary folder: a CA, a server certificate for 127.0.0.1
-//! and localhost, and client certificates with a chosen common name.
-#![allow(dead_code)]
+//! Throw-away certificates for TLS tests (broker-lite's and the gateway's), made
+//! with the `openssl` command line tool in a temporary folder: a CA, a server
+//! certificate for 127.0.0.1 and localhost, and client certificates with a chosen
+//! subject.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
