@@ -50,6 +50,16 @@ pub struct Limits {
     pub connect_timeout_secs: u64,
     /// Connections open at once from one IP address, across listeners; 0 = no limit.
     pub max_connections_per_ip: usize,
+    /// Longest topic name or filter a client may use, in bytes (MQTT allows 65535).
+    /// Longer PUBLISH topics are dropped (still acknowledged), longer filters get
+    /// SUBACK 0x80, a longer will topic loses the will; each is counted.
+    pub max_topic_length: usize,
+    /// Most levels (`/`-separated parts) in a topic name or filter; treated like
+    /// `max_topic_length`. Deep topics cost the subscription tree one node per level.
+    pub max_topic_levels: usize,
+    /// Subscriptions one session may hold; filters past it get SUBACK 0x80 and are
+    /// counted. Replacing an existing filter does not count twice. 0 = no limit.
+    pub max_subscriptions_per_client: usize,
 }
 
 /// Which message a full session queue gives up.
@@ -86,6 +96,9 @@ impl Default for Limits {
             max_keep_alive: 65535,
             connect_timeout_secs: 10,
             max_connections_per_ip: 64,
+            max_topic_length: DEFAULT_MAX_TOPIC_LENGTH,
+            max_topic_levels: 32,
+            max_subscriptions_per_client: 100,
         }
     }
 }
@@ -241,6 +254,19 @@ impl Config {
                     1,
                     u64::MAX,
                 ),
+                limit(
+                    "max_topic_length",
+                    limits.max_topic_length as u64,
+                    1,
+                    crate::topic::MAX_TOPIC_LEN as u64,
+                ),
+                // A topic of 65535 bytes has at most 65536 levels (all of them empty).
+                limit(
+                    "max_topic_levels",
+                    limits.max_topic_levels as u64,
+                    1,
+                    crate::topic::MAX_TOPIC_LEN as u64 + 1,
+                ),
             ]
             .into_iter()
             .flatten(),
@@ -248,6 +274,12 @@ impl Config {
         problems
     }
 }
+
+/// Default `max_topic_length`. MQTT allows 65535 bytes; the topics of sensors,
+/// Home Assistant and cloud brokers are far shorter (AWS IoT stops at 256), and
+/// every retained message and subscription keeps its topic, so 1 KiB leaves room
+/// for any sensible scheme while a client cannot make the broker hold 64 KiB keys.
+pub const DEFAULT_MAX_TOPIC_LENGTH: usize = 1024;
 
 /// Smallest `max_packet_size` accepted: room for a CONNECT with a short client id.
 pub const MIN_PACKET_SIZE: u64 = 64;

@@ -62,6 +62,9 @@ counters! {
     bytes_sent,
     /// Messages given up: queue overflow, QoS 0 to a client whose output is full.
     messages_dropped,
+    /// The QoS 0 part of `messages_dropped`: a full queue or output gives these up
+    /// before any QoS 1/2 message.
+    messages_dropped_qos0,
     /// Retained messages held.
     retained_messages,
     /// Subscriptions held (filter and session pairs).
@@ -74,6 +77,12 @@ counters! {
     publishes_denied,
     /// Topic filters refused in SUBACK (0x80) because the ACL refuses them.
     subscriptions_denied,
+    /// PUBLISH packets and wills dropped, and topic filters refused in SUBACK,
+    /// because the topic is over `max_topic_length` or `max_topic_levels`.
+    topics_refused,
+    /// Topic filters refused in SUBACK because the session already holds
+    /// `max_subscriptions_per_client` subscriptions.
+    subscriptions_refused,
 }
 
 impl Default for Metrics {

@@ -60,6 +60,8 @@ pub(crate) struct Outcome {
     pub sent: u64,
     /// Messages given up.
     pub dropped: u64,
+    /// The QoS 0 ones among `dropped`.
+    pub dropped_qos0: u64,
     /// Something was written to the outbox: the connection must be woken.
     pub wrote: bool,
     /// An in-process receiver is gone: the session can be removed.
@@ -74,6 +76,7 @@ impl Outcome {
     fn merge(&mut self, other: Outcome) {
         self.sent += other.sent;
         self.dropped += other.dropped;
+        self.dropped_qos0 += other.dropped_qos0;
         self.wrote |= other.wrote;
         self.closed |= other.closed;
         self.congested |= other.congested;
@@ -93,6 +96,9 @@ pub(crate) struct Session {
     inflight: VecDeque<Inflight>,
     /// Messages with their `seq`.
     queue: VecDeque<(u64, Message)>,
+    /// How many messages in `queue` are QoS 0: a full queue drops those first,
+    /// and the count spares it a search when there are none.
+    queued_qos0: u32,
     /// Boxed: most sessions never receive QoS 2, and a box is 8 bytes where an
     /// empty set is 48, in every one of many sessions.
     #[allow(clippy::box_collection)]
@@ -115,6 +121,7 @@ impl Session {
             link: None,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
+            queued_qos0: 0,
             incoming_qos2: None,
             last_pkid: 0,
             next_seq: 0,
@@ -149,12 +156,19 @@ impl Session {
                         },
                     });
                 }
-                None => session.queue.push_back((m.seq, m.msg)),
+                None => {
+                    if m.msg.qos == QoS::AtMostOnce {
+                        session.queued_qos0 += 1;
+                    }
+                    session.queue.push_back((m.seq, m.msg));
+                }
             }
         }
         while session.queue.len() > lim.max_queued {
-            if let Some((seq, _)) = session.queue.pop_front() {
-                journal.done(seq);
+            if let Some((seq, msg)) = session.pop_queued() {
+                if msg.qos != QoS::AtMostOnce {
+                    journal.done(seq);
+                }
             }
         }
         if !stored.incoming_qos2.is_empty() {
@@ -240,8 +254,9 @@ impl Session {
                     sent: 1,
                     ..Outcome::default()
                 },
-                Err(mpsc::error::TrySendError::Full(_)) => Outcome {
+                Err(mpsc::error::TrySendError::Full(msg)) => Outcome {
                     dropped: 1,
+                    dropped_qos0: u64::from(msg.qos == QoS::AtMostOnce),
                     ..Outcome::default()
                 },
                 Err(mpsc::error::TrySendError::Closed(_)) => Outcome {
@@ -278,25 +293,62 @@ impl Session {
         }
     }
 
+    /// Queue a message behind the window. A full queue gives up QoS 0 messages
+    /// before any QoS 1/2 one: the oldest queued QoS 0 message (or the new one,
+    /// with `drop_newest`, or when it is QoS 0 and nothing queued is); only a queue
+    /// of QoS 1/2 messages alone follows `queue_overflow` for them.
     fn enqueue(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
         let mut out = Outcome::default();
         if self.queue.len() >= lim.max_queued {
             out.dropped = 1;
-            match lim.overflow {
-                QueueOverflow::DropNewest => return out,
-                QueueOverflow::DropOldest => {
-                    if let Some((seq, old)) = self.queue.pop_front() {
-                        self.log_done(seq, old.qos);
+            let new_is_qos0 = msg.qos == QoS::AtMostOnce;
+            if new_is_qos0 && (lim.overflow == QueueOverflow::DropNewest || self.queued_qos0 == 0) {
+                out.dropped_qos0 = 1;
+                return out;
+            }
+            if self.queued_qos0 > 0 {
+                self.drop_oldest_qos0();
+                out.dropped_qos0 = 1;
+            } else {
+                match lim.overflow {
+                    QueueOverflow::DropNewest => return out,
+                    QueueOverflow::DropOldest => {
+                        if let Some((seq, old)) = self.pop_queued() {
+                            self.log_done(seq, old.qos);
+                        }
                     }
                 }
             }
         }
         let seq = self.take_seq();
-        if let (Some(j), false) = (&self.journal, msg.qos == QoS::AtMostOnce) {
+        if msg.qos == QoS::AtMostOnce {
+            self.queued_qos0 += 1;
+        } else if let Some(j) = &self.journal {
             j.queued(seq, &msg, None);
         }
         self.queue.push_back((seq, msg));
         out
+    }
+
+    /// Take the message at the head of the queue, keeping the QoS 0 count right.
+    fn pop_queued(&mut self) -> Option<(u64, Message)> {
+        let front = self.queue.pop_front()?;
+        if front.1.qos == QoS::AtMostOnce {
+            self.queued_qos0 -= 1;
+        }
+        Some(front)
+    }
+
+    /// Remove the oldest queued QoS 0 message (never recorded, so nothing to log).
+    fn drop_oldest_qos0(&mut self) {
+        if let Some(i) = self
+            .queue
+            .iter()
+            .position(|(_, m)| m.qos == QoS::AtMostOnce)
+        {
+            self.queue.remove(i);
+            self.queued_qos0 -= 1;
+        }
     }
 
     fn next_pkid(&mut self) -> u16 {
@@ -343,11 +395,11 @@ impl Session {
         // QoS 0 messages at the head go out at once; QoS 1/2 ones need room in the window.
         while let Some((_, front)) = self.queue.front() {
             if front.qos == QoS::AtMostOnce {
-                if let Some((_, msg)) = self.queue.pop_front() {
+                if let Some((_, msg)) = self.pop_queued() {
                     out.merge(send_qos0(&outbox, &msg, lim));
                 }
             } else if self.inflight.len() < lim.max_inflight {
-                if let Some((seq, msg)) = self.queue.pop_front() {
+                if let Some((seq, msg)) = self.pop_queued() {
                     out.merge(self.publish_now(seq, msg, false));
                 }
             } else {
@@ -449,6 +501,7 @@ fn send_qos0(outbox: &Outbox, msg: &Message, lim: &SessionLimits) -> Outcome {
     match outbox.push_droppable(lim.outbox, |buf| write_publish(buf, msg, 0, false)) {
         None => Outcome {
             dropped: 1,
+            dropped_qos0: 1,
             ..Outcome::default()
         },
         Some(congested) => Outcome {

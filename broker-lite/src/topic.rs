@@ -10,6 +10,9 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+mod limits;
+pub(crate) use limits::TopicLimits;
+
 /// Longest topic in bytes: it travels as a UTF-8 string with a 16-bit length.
 pub const MAX_TOPIC_LEN: usize = 65_535;
 

@@ -135,6 +135,54 @@ fn a_packet_size_over_the_mqtt_maximum_is_rejected() {
 }
 
 #[test]
+fn topic_and_subscription_limits_parse_and_are_checked_with_their_lines() {
+    let config = Config::from_yaml_str(
+        "limits:\n  max_topic_length: 65535\n  max_topic_levels: 8\n  max_subscriptions_per_client: 0\n",
+        "b.yaml",
+    )
+    .map(|c| c.limits);
+    let limits = config.expect("valid limits");
+    assert_eq!(
+        (
+            limits.max_topic_length,
+            limits.max_topic_levels,
+            limits.max_subscriptions_per_client
+        ),
+        (65535, 8, 0),
+        "0 subscriptions means no limit and is valid"
+    );
+    let errors = errors_of("limits:\n  max_topic_length: 65536\n  max_topic_levels: 0\n");
+    assert_eq!(
+        lines_and_fields(&errors),
+        [
+            (Some(2), "limits.max_topic_length"),
+            (Some(3), "limits.max_topic_levels"),
+        ]
+    );
+    assert_eq!(
+        errors[0].to_string(),
+        "broker.yaml:2:3: limits.max_topic_length: must be at most 65535, got 65536"
+    );
+    assert_eq!(
+        errors[1].to_string(),
+        "broker.yaml:3:3: limits.max_topic_levels: must be at least 1, got 0"
+    );
+    let errors = errors_of("limits:\n  max_subscriptions_per_client: -1\n");
+    assert_eq!(
+        lines_and_fields(&errors),
+        [(Some(2), "limits.max_subscriptions_per_client")]
+    );
+}
+
+#[test]
+fn the_topic_and_subscription_limits_have_sane_defaults() {
+    let limits = Limits::default();
+    assert_eq!(limits.max_topic_length, 1024);
+    assert_eq!(limits.max_topic_levels, 32);
+    assert_eq!(limits.max_subscriptions_per_client, 100);
+}
+
+#[test]
 fn a_full_file_parses_to_the_expected_config() {
     let text = "\
 listen: 0.0.0.0:8883
@@ -160,6 +208,9 @@ sys_interval_secs: 0
             max_keep_alive: 600,
             connect_timeout_secs: 3,
             max_connections_per_ip: 64,
+            max_topic_length: 1024,
+            max_topic_levels: 32,
+            max_subscriptions_per_client: 100,
         },
         queue_overflow: QueueOverflow::DropNewest,
         deny_subscribe: vec!["#".into(), "$SYS/#".into()],

@@ -19,7 +19,7 @@ use crate::persist::{self, Journal, Loaded};
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
-use crate::topic;
+use crate::topic::{self, TopicLimits};
 
 use super::Event;
 
@@ -29,6 +29,8 @@ type SessionId = u32;
 /// Sessions, subscriptions and retained messages, and the rules that connect them.
 pub(crate) struct Router {
     limits: SessionLimits,
+    /// `max_topic_length`, `max_topic_levels`, `max_subscriptions_per_client`.
+    topic_limits: TopicLimits,
     deny_subscribe: Vec<String>,
     metrics: Arc<Metrics>,
     sessions: Vec<Option<Session>>,
@@ -74,6 +76,7 @@ impl Router {
                 overflow: config.queue_overflow,
                 outbox: OutboxLimits::for_packet_size(l.max_packet_size),
             },
+            topic_limits: TopicLimits::from_config(l),
             deny_subscribe: config.deny_subscribe.clone(),
             metrics,
             sessions: Vec::new(),
@@ -240,6 +243,9 @@ impl Router {
         if out.dropped > 0 {
             metrics::add(&self.metrics.messages_dropped, out.dropped);
         }
+        if out.dropped_qos0 > 0 {
+            metrics::add(&self.metrics.messages_dropped_qos0, out.dropped_qos0);
+        }
         if out.wrote {
             self.dirty.push(sid);
         }
@@ -316,9 +322,10 @@ impl Router {
         metrics::add(&self.metrics.clients_connected, 1);
         let acl = self.auth.acl_for(user, &connect.client_id);
         self.acls.set(sid, &connect.client_id, user, acl);
-        let will = connect
-            .will
-            .filter(|w| self.acls.may_leave_will(sid, &w.topic));
+        let will = connect.will.filter(|w| {
+            self.topic_fits(&w.topic, "will topic", &connect.client_id)
+                && self.acls.may_leave_will(sid, &w.topic)
+        });
         let limits = self.limits;
         let session = self.session(sid);
         session.will = will.map(Box::new);
@@ -331,6 +338,7 @@ impl Router {
             let resumed = session.resume(&limits);
             out.sent += resumed.sent;
             out.dropped += resumed.dropped;
+            out.dropped_qos0 += resumed.dropped_qos0;
         }
         self.account(sid, out);
     }
@@ -431,6 +439,22 @@ impl Router {
     }
 
     fn inbound_publish(&mut self, sid: SessionId, p: Publish) -> Outcome {
+        // Too long or too deep: not a protocol violation, so the connection stays;
+        // the message is dropped, counted and still acknowledged (like an ACL refusal),
+        // so that a QoS 1/2 publisher does not resend it or stall its window.
+        if !self.topic_fits(&p.topic, "PUBLISH topic", &self.session_ref(sid).client_id) {
+            return match p.qos {
+                QoS::AtMostOnce => Outcome::default(),
+                QoS::AtLeastOnce => self.confirm(sid, Packet::PubAck(p.pkid), false),
+                QoS::ExactlyOnce => {
+                    // PUBREL will come and must be answered; the id is held as usual.
+                    let before = self.recorded();
+                    self.session(sid).accept_incoming_qos2(p.pkid);
+                    let durable = self.recorded() != before;
+                    self.confirm(sid, Packet::PubRec(p.pkid), durable)
+                }
+            };
+        }
         let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
         match p.qos {
             QoS::AtMostOnce => {
@@ -527,7 +551,12 @@ impl Router {
         let mut codes = Vec::with_capacity(sub.filters.len());
         let mut granted = Vec::with_capacity(sub.filters.len());
         for (filter, qos) in sub.filters {
-            if self.is_denied(&filter) || !self.acls.may_subscribe(sid, &filter) {
+            let client_id = &self.session_ref(sid).client_id;
+            if !self.topic_fits(&filter, "topic filter", client_id)
+                || !self.has_room_for(sid, &filter)
+                || self.is_denied(&filter)
+                || !self.acls.may_subscribe(sid, &filter)
+            {
                 codes.push(SubscribeReturnCode::Failure);
                 continue;
             }
@@ -579,6 +608,42 @@ impl Router {
         self.confirm(sid, Packet::UnsubAck(unsub.pkid), durable)
     }
 
+    /// Whether a client's topic or filter is within `max_topic_length` and
+    /// `max_topic_levels`; one that is not is counted and logged (at debug: a
+    /// flood of them must not flood the log too).
+    fn topic_fits(&self, topic: &str, what: &str, client_id: &str) -> bool {
+        match self.topic_limits.check_topic(topic) {
+            Ok(()) => true,
+            Err(why) => {
+                metrics::add(&self.metrics.topics_refused, 1);
+                debug!(client_id, "{what} refused: {why}");
+                false
+            }
+        }
+    }
+
+    /// Whether the session may hold `filter`: it has it already (a replacement),
+    /// or holds fewer than `max_subscriptions_per_client`. Refusals are counted.
+    fn has_room_for(&self, sid: SessionId, filter: &str) -> bool {
+        let session = self.session_ref(sid);
+        let held = &session.subscriptions;
+        if held.contains_key(filter) || self.topic_limits.may_add_subscription(held.len()) {
+            return true;
+        }
+        metrics::add(&self.metrics.subscriptions_refused, 1);
+        debug!(
+            client_id = session.client_id,
+            filter, "subscription refused: max_subscriptions_per_client reached"
+        );
+        false
+    }
+
+    fn session_ref(&self, sid: SessionId) -> &Session {
+        self.sessions[sid as usize]
+            .as_ref()
+            .expect("session ids in the router's maps point at live sessions")
+    }
+
     /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
     fn is_denied(&self, filter: &str) -> bool {
         self.deny_subscribe.iter().any(|d| filter_within(filter, d))
@@ -608,12 +673,18 @@ impl Router {
 
     fn publish_sys(&mut self) {
         let m = self.metrics.snapshot();
-        let values: [(&str, String); 13] = [
+        let values: [(&str, String); 16] = [
             ("clients/connected", m.clients_connected.to_string()),
             ("clients/total", m.sessions.to_string()),
             ("messages/received", m.messages_received.to_string()),
             ("messages/sent", m.messages_sent.to_string()),
             ("messages/dropped", m.messages_dropped.to_string()),
+            ("messages/dropped qos0", m.messages_dropped_qos0.to_string()),
+            ("limits/topics refused", m.topics_refused.to_string()),
+            (
+                "limits/subscriptions refused",
+                m.subscriptions_refused.to_string(),
+            ),
             ("bytes/received", m.bytes_received.to_string()),
             ("bytes/sent", m.bytes_sent.to_string()),
             ("retained messages/count", m.retained_messages.to_string()),

@@ -207,3 +207,66 @@ fn a_long_queue_asks_for_a_brake_and_a_short_one_releases_it() {
     assert!(relieved, "at two queued of eight the brake is released");
     assert!(!outbox.is_congested());
 }
+
+#[test]
+fn a_full_queue_gives_up_qos0_messages_before_any_qos1_whatever_the_overflow_rule() {
+    for (overflow, kept) in [
+        (QueueOverflow::DropOldest, ["1", "5", "7", "8"]),
+        (QueueOverflow::DropNewest, ["1", "2", "5", "7"]),
+    ] {
+        let lim = limits(1, 3, overflow);
+        let (mut s, outbox) = connected(false);
+        let mut out = Outcome::default();
+        let plan = [
+            (1, QoS::AtLeastOnce), // in flight
+            (2, QoS::AtLeastOnce), // queued behind it
+            (3, QoS::AtMostOnce),  // queued: nothing overtakes
+            (4, QoS::AtMostOnce),  // the queue is full now
+            (5, QoS::AtLeastOnce), // a QoS 0 message makes room
+            (6, QoS::AtMostOnce),  // a QoS 0 one goes (old or new)
+            (7, QoS::AtLeastOnce), // the last queued QoS 0 goes
+            (8, QoS::AtLeastOnce), // only QoS 1 left: the overflow rule
+            (9, QoS::AtMostOnce),  // nothing QoS 0 queued: the new one goes
+        ];
+        for (n, qos) in plan {
+            out.merge(s.deliver(msg(n, qos), &lim));
+        }
+        assert_eq!((out.dropped, out.dropped_qos0), (5, 4), "{overflow:?}");
+        assert_eq!((s.queued(), s.queued_qos0), (3, 0), "{overflow:?}");
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            let sent = publishes(&written(&outbox));
+            let Some(&(pkid, _, ref payload)) = sent.first() else {
+                break;
+            };
+            got.push(payload.clone());
+            s.on_puback(pkid, &lim);
+        }
+        assert_eq!(got, kept, "{overflow:?}");
+    }
+}
+
+#[test]
+fn a_qos0_message_behind_a_full_window_is_dropped_when_the_queue_is_full_of_qos1() {
+    let lim = limits(1, 2, QueueOverflow::DropOldest);
+    let (mut s, _outbox) = connected(false);
+    for n in 1..=3 {
+        s.deliver(msg(n, QoS::AtLeastOnce), &lim);
+    }
+    let out = s.deliver(msg(4, QoS::AtMostOnce), &lim);
+    assert_eq!((out.dropped, out.dropped_qos0), (1, 1));
+    assert_eq!(s.queued(), 2, "the QoS 1 messages stay");
+}
+
+#[test]
+fn qos0_dropped_at_a_full_output_counts_as_a_qos0_drop() {
+    let mut lim = limits(10, 10, QueueOverflow::DropOldest);
+    lim.outbox = OutboxLimits { soft: 5, hard: 10 };
+    let (mut s, _outbox) = connected(false);
+    let mut out = Outcome::default();
+    for n in 0..5 {
+        out.merge(s.deliver(msg(n, QoS::AtMostOnce), &lim));
+    }
+    assert!(out.dropped >= 1);
+    assert_eq!(out.dropped, out.dropped_qos0);
+}
