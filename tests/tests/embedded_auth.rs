@@ -1,0 +1,135 @@
+//! The gateway's embedded broker with broker-lite's passwords and ACLs, set in
+//! the gateway file's `broker:` section with files next to it: real subscribers
+//! (mosquitto_sub) get what their user may read and nothing else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
+use broker_lite::auth::passwd;
+use mqgate_tests::mqgate::{start_mqgate_run, workspace_file};
+use mqgate_tests::mqtt::Subscriber;
+use mqgate_tests::process::{run_to_end, Proc, Stream};
+use mqgate_tests::scratch::Scratch;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A gateway with one looping replay of the JSON sensor capture (topics
+/// `sensors/json-sensor/<id>`) and the embedded broker asking for passwords, with
+/// the password and ACL files given relative to the gateway file.
+fn config(dir: &Scratch) -> PathBuf {
+    let users = dir.path().join("users");
+    for (user, password) in [("reader", "r-secret"), ("nosy", "n-secret")] {
+        // The lowest cost broker-lite accepts: the test is about who gets in.
+        let hash = PasswordHash::new(password.as_bytes(), MIN_ITERATIONS).expect("a salt");
+        passwd::set(&users, user, &hash).expect("write the password file");
+    }
+    dir.write(
+        "acl",
+        "user reader\ntopic read sensors/#\n\nuser nosy\ntopic read other/#\n",
+    );
+    dir.write(
+        "mappings/json-sensor.yaml",
+        format!(
+            "source: json-sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
+            workspace_file("scripts/json-lines.rhai").display()
+        ),
+    );
+    dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: auth-gw\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             \x20 auth:\n    password_file: users\n    acl_file: acl\n\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: json-sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
+             \x20   framing: {{ type: lines }}\n",
+            state = dir.path().join("state").display(),
+            capture = workspace_file("tests/captures/json-sensor.log").display(),
+        ),
+    )
+}
+
+fn embedded_port(gw: &Proc) -> u16 {
+    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// mosquitto_sub once with `args`: its exit code and what it printed on stderr.
+fn refused(port: u16, args: &[&str]) -> (i32, String) {
+    let mut cmd = std::process::Command::new("mosquitto_sub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "sensors/#",
+    ])
+    .args(args)
+    .args(["-C", "1", "-W", "5"]);
+    let done = run_to_end("mosquitto_sub", cmd, WAIT);
+    (done.code(), done.stderr)
+}
+
+#[test]
+fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_file() {
+    let dir = Scratch::new("embedded-auth");
+    let config = config(&dir);
+    let mut gw = start_mqgate_run(&config);
+    let port = embedded_port(&gw);
+    let p = port.to_string();
+
+    // The reader gets the gateway's messages.
+    let reader = Subscriber::start_with(
+        "reader",
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "reader",
+            "-P",
+            "r-secret",
+        ]
+        .into_iter()
+        .chain(["-t", "sensors/#"]),
+    );
+    let got = reader.wait_until("a message for the reader", WAIT, |m| !m.is_empty());
+    assert!(
+        got[0].topic.starts_with("sensors/json-sensor/"),
+        "{:?}",
+        got[0]
+    );
+
+    // A user whose ACL does not cover sensors/# is subscribed but gets nothing,
+    // while the reader, subscribed at the same time, keeps getting messages.
+    let nosy = Subscriber::start_with(
+        "nosy",
+        ["-h", "127.0.0.1", "-p", &p, "-u", "nosy", "-P", "n-secret"]
+            .into_iter()
+            .chain(["-t", "sensors/#"]),
+    );
+    let before = reader.messages().len();
+    reader.wait_until("more for the reader", WAIT, |m| m.len() >= before + 20);
+    assert!(nosy.messages().is_empty(), "{:?}", nosy.messages());
+
+    // A wrong password and no password are refused with their CONNACK codes.
+    let (code, err) = refused(port, &["-u", "reader", "-P", "badpass42"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("bad user name or password"), "{err}");
+    let (code, err) = refused(port, &[]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.to_lowercase().contains("not authori"), "{err}");
+    // Logged with the user name, never the password.
+    let line = gw.wait_for_line(Stream::Stderr, &["login refused", "user=\"reader\""], WAIT);
+    assert!(!line.contains("badpass42"), "{line}");
+
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}
