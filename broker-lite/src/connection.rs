@@ -60,6 +60,8 @@ pub(crate) struct ConnShared {
     pub outbox_limits: OutboxLimits,
     /// Told whenever a congested outbox drains, so braked publishers read again.
     pub relief: Arc<Notify>,
+    /// Passwords and ACL rules, to check a CONNECT.
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 /// Why a connection ended, for the log and for the will.

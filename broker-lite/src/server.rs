@@ -52,6 +52,7 @@ impl Broker {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relief = Arc::new(Notify::new());
         let router = Router::new(&config, metrics.clone(), relief.clone())?;
+        let auth = router.auth();
         let router_task = tokio::spawn(router::run(router, rx));
         let shared = Arc::new(ConnShared {
             router: tx.clone(),
@@ -62,6 +63,7 @@ impl Broker {
             shutdown: shutdown_rx.clone(),
             outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
             relief,
+            auth,
         });
         let accepting = Arc::new(Accepting {
             shared,

@@ -5,13 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::codec::{Connect, ConnectReturnCode};
 use crate::connection::ConnShared;
 use crate::metrics;
-use crate::router::Event;
 
 use super::Auth;
 
@@ -29,15 +27,9 @@ pub(crate) async fn login(
     cert_user: bool,
 ) -> Result<(), ConnectReturnCode> {
     let password = connect.password.take();
-    let (reply, answer) = oneshot::channel();
-    if shared.router.send(Event::Auth { reply }).await.is_err() {
-        return Err(ConnectReturnCode::ServerUnavailable);
-    }
-    let Ok(auth) = answer.await else {
-        return Err(ConnectReturnCode::ServerUnavailable);
-    };
+    let auth = &shared.auth;
     let user = connect.username.as_deref();
-    match check(&auth, user, password, cert_user).await {
+    match check(auth, user, password, cert_user).await {
         Ok(()) => Ok(()),
         Err((code, why)) => {
             metrics::add(&shared.metrics.logins_refused, 1);

@@ -45,10 +45,6 @@ pub(crate) enum Event {
         tx: mpsc::Sender<Message>,
         done: oneshot::Sender<Result<(), String>>,
     },
-    /// A connection asks for the password and ACL rules to check its CONNECT.
-    Auth {
-        reply: oneshot::Sender<Arc<crate::auth::Auth>>,
-    },
     /// Time to publish `$SYS/broker/...`.
     SysTick,
     Shutdown,

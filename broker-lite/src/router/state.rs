@@ -57,6 +57,12 @@ pub(crate) struct Router {
 }
 
 impl Router {
+    /// The password file and ACL rules, loaded once at start: connections check
+    /// their CONNECT against them without asking the router.
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.clone()
+    }
+
     /// A router; with persistence on, the stored state is read back first.
     pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> io::Result<Router> {
         let (journal, loaded) = match &config.persistence {
@@ -186,9 +192,6 @@ impl Router {
             } => {
                 let result = self.local_subscribe(filter, qos, tx);
                 let _ = done.send(result);
-            }
-            Event::Auth { reply } => {
-                let _ = reply.send(self.auth.clone());
             }
             Event::SysTick => self.publish_sys(),
             Event::Shutdown => return true,
