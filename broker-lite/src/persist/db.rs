@@ -459,7 +459,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Resul
             tx.prepare_cached("DELETE FROM incoming_qos2 WHERE client_id = ?1 AND pkid = ?2")?
                 .execute(params![&**client, pkid])?;
         }
-        Change::Reply { .. } => {}
+        Change::Reply { .. } | Change::LocalDone { .. } => {}
     }
     Ok(())
 }

@@ -79,6 +79,11 @@ pub(crate) enum Change {
         outbox: Arc<Outbox>,
         packet: Packet,
     },
+    /// Not a change: tells an in-process publisher (`BrokerHandle::publish`) that
+    /// what its messages changed is committed.
+    LocalDone {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// What the router hands the writer at the end of one of its batches.
@@ -255,6 +260,17 @@ impl Journal {
             session.reply_barrier = self.next_batch;
         }
         Outcome::default()
+    }
+
+    /// Tell an in-process publisher its messages are taken: now, or once committed
+    /// when they changed stored state (`durable`) and acknowledgements wait for
+    /// commits. The gateway forgets its own copy of a message when told.
+    pub fn confirm_local(&self, done: tokio::sync::oneshot::Sender<()>, durable: bool) {
+        if !self.ack_after_commit || !durable || self.tx.is_none() {
+            let _ = done.send(());
+            return;
+        }
+        push(&self.pending, Change::LocalDone { done });
     }
 
     /// Hand what was recorded to the writer (end of a router batch).

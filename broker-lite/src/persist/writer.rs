@@ -127,7 +127,7 @@ impl Writer {
         self.replies_waiting |= batch
             .changes
             .iter()
-            .any(|c| matches!(c, Change::Reply { .. }));
+            .any(|c| matches!(c, Change::Reply { .. } | Change::LocalDone { .. }));
         self.oldest.get_or_insert_with(Instant::now);
         self.held.push(batch);
     }
@@ -145,9 +145,15 @@ impl Writer {
                 debug!(changes = n, batch = last, "persistence: committed");
                 for batch in self.held.drain(..) {
                     for change in batch.changes {
-                        if let Change::Reply { outbox, packet } = change {
-                            outbox.push_with(|buf| encode(&packet, buf));
-                            outbox.wake();
+                        match change {
+                            Change::Reply { outbox, packet } => {
+                                outbox.push_with(|buf| encode(&packet, buf));
+                                outbox.wake();
+                            }
+                            Change::LocalDone { done } => {
+                                let _ = done.send(());
+                            }
+                            _ => {}
                         }
                     }
                 }

@@ -149,6 +149,17 @@ impl Router {
         }
     }
 
+    /// Answer an in-process publish: at once, or after the commit when it changed
+    /// stored state (a persistent session's queue, a retained message).
+    fn confirm_local(&self, done: tokio::sync::oneshot::Sender<()>, durable: bool) {
+        match &self.journal {
+            Some(journal) => journal.confirm_local(done, durable),
+            None => {
+                let _ = done.send(());
+            }
+        }
+    }
+
     /// Changes recorded so far: a difference across a call means it changed stored state.
     fn recorded(&self) -> usize {
         self.journal.as_ref().map_or(0, |j| j.recorded())
@@ -175,14 +186,16 @@ impl Router {
                 why,
             } => self.closed(conn, graceful, &why),
             Event::LocalPublish { msg, done } => {
+                let before = self.recorded();
                 self.route(msg, None, true);
-                let _ = done.send(());
+                self.confirm_local(done, self.recorded() != before);
             }
             Event::LocalPublishMany { msgs, done } => {
+                let before = self.recorded();
                 for msg in msgs {
                     self.route(msg, None, true);
                 }
-                let _ = done.send(());
+                self.confirm_local(done, self.recorded() != before);
             }
             Event::LocalSubscribe {
                 filter,
