@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -284,16 +284,26 @@ fn poll_read_some<S>(
 where
     S: AsyncRead + Unpin,
 {
-    if rbuf.capacity() - rbuf.len() >= chunk / 4 {
-        return poll_read_spare(stream, cx, rbuf);
-    }
     if !rbuf.is_empty() {
-        rbuf.reserve(chunk);
+        if rbuf.capacity() - rbuf.len() < chunk / 4 {
+            rbuf.reserve(chunk);
+        }
         return poll_read_spare(stream, cx, rbuf);
     }
     let mut probe = [0u8; PROBE];
     let mut first = ReadBuf::new(&mut probe);
-    ready!(Pin::new(&mut *stream).poll_read(cx, &mut first))?;
+    match Pin::new(&mut *stream).poll_read(cx, &mut first) {
+        Poll::Ready(r) => r?,
+        Poll::Pending => {
+            // Nothing to read and nothing kept: an idle connection gives its
+            // empty buffer's memory back while it waits (the CONNECT's 512
+            // bytes, or a busy connection's 16 KiB).
+            if rbuf.capacity() > 0 {
+                *rbuf = BytesMut::new();
+            }
+            return Poll::Pending;
+        }
+    }
     let n = first.filled().len();
     if n == 0 {
         return Poll::Ready(Ok(0));
@@ -539,4 +549,40 @@ where
 fn protocol_error(shared: &ConnShared, why: &str) -> End {
     metrics::add(&shared.metrics.malformed_packets, 1);
     End::Protocol(why.to_string())
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn an_emptied_buffer_is_given_back_when_nothing_more_comes() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut rbuf = BytesMut::new();
+        client.write_all(&[7u8; 3000]).await.unwrap();
+        let n = poll_fn(|cx| poll_read_some(&mut server, cx, &mut rbuf, READ_CHUNK))
+            .await
+            .unwrap();
+        assert_eq!(n, 3000);
+        assert!(rbuf.capacity() >= READ_CHUNK, "{}", rbuf.capacity());
+        // The packets are taken out; nothing more is on the way.
+        rbuf.clear();
+        let waiting = poll_fn(|cx| {
+            Poll::Ready(poll_read_some(&mut server, cx, &mut rbuf, READ_CHUNK).is_pending())
+        })
+        .await;
+        assert!(waiting, "nothing to read");
+        assert_eq!(
+            rbuf.capacity(),
+            0,
+            "an idle connection holds no read buffer"
+        );
+        // And the next bytes are read as before.
+        client.write_all(b"abc").await.unwrap();
+        let n = poll_fn(|cx| poll_read_some(&mut server, cx, &mut rbuf, READ_CHUNK))
+            .await
+            .unwrap();
+        assert_eq!((n, &rbuf[..]), (3, &b"abc"[..]));
+    }
 }
