@@ -94,54 +94,67 @@ impl std::fmt::Display for End {
 }
 
 /// Serve one client on `stream` until it ends.
-pub(crate) async fn serve<S>(mut stream: S, peer: Peer, conn: ConnId, shared: Arc<ConnShared>)
+///
+/// An async block rather than an async fn: an async fn's state keeps its
+/// arguments twice (as captured and as moved-in locals), which would cost every
+/// connection's task over a hundred bytes for as long as it lives.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<S>(
+    mut stream: S,
+    peer: Peer,
+    conn: ConnId,
+    shared: Arc<ConnShared>,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut rbuf = BytesMut::new();
-    // Boxed: the CONNECT phase's state is only held while it runs, which keeps
-    // the memory of every established connection's task small.
-    let mut connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await {
-        Some(c) => c,
-        None => return,
-    };
-    // User name and password (see `auth`); boxed like the CONNECT phase.
-    let cert_user = peer.cert_username.is_some();
-    let login = crate::auth::login(&shared, &mut connect, peer.addr, cert_user);
-    if let Err(code) = Box::pin(login).await {
-        refuse(&mut stream, &shared, code).await;
-        return;
-    }
-    if rbuf.is_empty() {
-        // Idle connections keep no read buffer.
-        rbuf = BytesMut::new();
-    }
-    let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
-    debug!(conn, peer = %peer.addr, client_id = connect.client_id, "client connected");
-    let outbox = Arc::new(Outbox::default());
-    // Boxed like the CONNECT phase: one-off states stay out of the task.
-    let register = async {
-        let event = Event::Connect {
-            conn,
-            connect,
-            outbox: outbox.clone(),
+    async move {
+        let mut rbuf = BytesMut::new();
+        // Boxed: the CONNECT phase's state is only held while it runs, which keeps
+        // the memory of every established connection's task small.
+        let mut connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await
+        {
+            Some(c) => c,
+            None => return,
         };
-        shared.router.send(event).await
-    };
-    if Box::pin(register).await.is_err() {
-        return;
+        // User name and password (see `auth`); boxed like the CONNECT phase.
+        let cert_user = peer.cert_username.is_some();
+        let login = crate::auth::login(&shared, &mut connect, peer.addr, cert_user);
+        if let Err(code) = Box::pin(login).await {
+            refuse(&mut stream, &shared, code).await;
+            return;
+        }
+        if rbuf.is_empty() {
+            // Idle connections keep no read buffer.
+            rbuf = BytesMut::new();
+        }
+        let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
+        debug!(conn, peer = %peer.addr, client_id = connect.client_id, "client connected");
+        let outbox = Arc::new(Outbox::default());
+        // Boxed like the CONNECT phase: one-off states stay out of the task.
+        let register = async {
+            let event = Event::Connect {
+                conn,
+                connect,
+                outbox: outbox.clone(),
+            };
+            shared.router.send(event).await
+        };
+        if Box::pin(register).await.is_err() {
+            return;
+        }
+        let end = run(&mut stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
+        let graceful = matches!(end, End::Disconnect);
+        let why = Box::new(end);
+        let _ = Box::pin(shared.router.send(Event::Closed {
+            conn,
+            graceful,
+            why,
+        }))
+        .await;
+        // Boxed: only run once, at the end.
+        let _ = Box::pin(tokio::time::timeout(GOODBYE, stream.shutdown())).await;
     }
-    let end = run(&mut stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
-    let graceful = matches!(end, End::Disconnect);
-    let why = Box::new(end);
-    let _ = Box::pin(shared.router.send(Event::Closed {
-        conn,
-        graceful,
-        why,
-    }))
-    .await;
-    // Boxed: only run once, at the end.
-    let _ = Box::pin(tokio::time::timeout(GOODBYE, stream.shutdown())).await;
 }
 
 /// Wait for the CONNECT packet and check what the router cannot: protocol level,
