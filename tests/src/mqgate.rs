@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::mqtt::{from_hex, Msg};
-use crate::process::{run_to_end, Finished, Proc};
+use crate::process::{run_to_end, Finished, Proc, Stream};
 
 /// The workspace root (the folder of the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {
@@ -94,6 +94,16 @@ pub fn run_mqgate<S: AsRef<OsStr>>(args: &[S]) -> Finished {
 }
 
 /// Starts `mqgate run --config CONFIG` in the background.
+/// The embedded broker's port, from the line `mqgate run` prints when it listens
+/// (`embedded broker listening on ADDR`).
+pub fn embedded_broker_port(gw: &Proc, timeout: Duration) -> u16 {
+    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], timeout);
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
 pub fn start_mqgate_run(config: &Path) -> Proc {
     let mut cmd = mqgate();
     cmd.arg("run").arg("--config").arg(config);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
-use mqgate_tests::mqgate::{start_mqgate_run, workspace_file};
+use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run, workspace_file};
 use mqgate_tests::mqtt::Subscriber;
-use mqgate_tests::process::{run_to_end, Proc, Stream};
+use mqgate_tests::process::{run_to_end, Stream};
 use mqgate_tests::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,14 +50,6 @@ fn config(dir: &Scratch) -> PathBuf {
     )
 }
 
-fn embedded_port(gw: &Proc) -> u16 {
-    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
-    line.rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// mosquitto_sub once with `args`: its exit code and what it printed on stderr.
 fn refused(port: u16, args: &[&str]) -> (i32, String) {
     let mut cmd = std::process::Command::new("mosquitto_sub");
@@ -80,7 +72,7 @@ fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_f
     let dir = Scratch::new("embedded-auth");
     let config = config(&dir);
     let mut gw = start_mqgate_run(&config);
-    let port = embedded_port(&gw);
+    let port = embedded_broker_port(&gw, WAIT);
     let p = port.to_string();
 
     // The reader gets the gateway's messages.

@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mqgate_tests::mqgate::{dry_run, gps_mappings, start_mqgate_run, workspace_file};
+use mqgate_tests::mqgate::{
+    dry_run, embedded_broker_port, gps_mappings, start_mqgate_run, workspace_file,
+};
 use mqgate_tests::mqtt::{retained, Mosquitto, Msg, Subscriber};
-use mqgate_tests::process::{Proc, Stream};
+use mqgate_tests::process::Stream;
 use mqgate_tests::scratch::{plug, write_to_port, Scratch};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -39,15 +41,6 @@ fn gps_config(dir: &Scratch, link: &Path, upstream_port: Option<u16>, mappings: 
             link = link.display(),
         ),
     )
-}
-
-/// The port of the embedded broker, from `mqgate run`'s first line.
-fn embedded_port(gw: &Proc) -> u16 {
-    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
-    line.rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
 /// Complete lines of `bytes` that are NMEA sentences with a correct checksum,
@@ -98,7 +91,7 @@ fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exac
     assert!(expected.iter().all(|m| m.topic.starts_with("gps/")));
 
     let mut gw = start_mqgate_run(&config);
-    let port = embedded_port(&gw);
+    let port = embedded_broker_port(&gw, WAIT);
     gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
     let status_topic = format!("{PREFIX}mqgate/{GATEWAY_ID}/status");
     let is_status =
@@ -153,7 +146,7 @@ fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
     let path = link.display().to_string();
 
     let mut gw = start_mqgate_run(&config);
-    let port = embedded_port(&gw);
+    let port = embedded_broker_port(&gw, WAIT);
     gw.wait_until("two failed opens that name the path", WAIT, |lines| {
         let failed = lines
             .iter()
@@ -233,7 +226,7 @@ fn qos_2_retained_messages_from_a_pty_arrive_in_order_at_qos_2_and_the_last_of_e
         .collect();
 
     let mut gw = start_mqgate_run(&config);
-    let port = embedded_port(&gw);
+    let port = embedded_broker_port(&gw, WAIT);
     gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
     gw.wait_for_line(Stream::Stderr, &["connected upstream"], WAIT);
     let embedded = Subscriber::start("embedded sub", port, "gps/#");

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mqgate_tests::mqgate::{gps_mappings, mqgate};
+use mqgate_tests::mqgate::{embedded_broker_port, gps_mappings, mqgate};
 use mqgate_tests::process::{Proc, Stream};
 use mqgate_tests::scratch::Scratch;
 
@@ -109,12 +109,7 @@ fn mqgate_run_is_ready_for_systemd_once_its_broker_answers_pings_the_watchdog_an
     let ready = receive_until(&socket, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
     assert_eq!(ready.len(), 1, "READY=1 comes first: {ready:?}");
     // Ready means the embedded broker already answers: one attempt, no retry.
-    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
-    let port: u16 = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = embedded_broker_port(&gw, WAIT);
     assert_eq!(connack(port), [0x20, 2, 0, 0], "CONNACK, accepted");
     let status = ready[0]
         .lines()
@@ -149,12 +144,7 @@ fn sighup_reloads_and_tells_systemd_reloading_then_ready_and_the_gateway_keeps_r
     // No watchdog: only the messages about the reload come after READY=1.
     let mut gw = start_notified(&config, &socket_path, 0);
     receive_until(&socket, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
-    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
-    let port: u16 = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = embedded_broker_port(&gw, WAIT);
     let now_usec = {
         let mut ts = libc::timespec {
             tv_sec: 0,

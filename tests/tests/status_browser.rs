@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqgate_tests::mqgate::{start_mqgate_run, workspace_file, workspace_root};
-use mqgate_tests::process::{Proc, Stream};
+use mqgate_tests::process::Proc;
 use mqgate_tests::scratch::Scratch;
 use mqgate_tests::webdriver::{Browser, LogEntry};
 use serde_json::Value;
@@ -140,13 +140,9 @@ fn demo_copy(dir: &Scratch) -> (PathBuf, Vec<String>) {
 
 /// The page's address, from `mqgate run`'s `status page on http://ADDR/` line.
 fn status_url(gw: &Proc) -> String {
-    let line = gw.wait_for_line(Stream::Stdout, &["status page on http://"], WAIT);
-    let url = line
-        .split_once("status page on ")
-        .map(|(_, url)| url.trim().to_string())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    url
+    let addr = mqgate_tests::http::status_addr(gw, WAIT);
+    assert!(addr.ip().is_loopback(), "{addr}");
+    format!("http://{addr}/")
 }
 
 /// One table row: cell text by column (`data-col` hook or heading).

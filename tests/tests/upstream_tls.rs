@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mqgate_tests::mqgate::{dry_run, start_mqgate_run, workspace_file};
+use mqgate_tests::mqgate::{dry_run, embedded_broker_port, start_mqgate_run, workspace_file};
 use mqgate_tests::mqtt::{Msg, Subscriber};
 use mqgate_tests::process::{Line, Proc, Stream};
 use mqgate_tests::scratch::{plug, write_to_port, Scratch};
@@ -225,15 +225,6 @@ fn expected(config: &Path, feed: &Feed) -> Vec<Msg> {
         .collect()
 }
 
-/// The port of the embedded broker, from `mqgate run`'s first line.
-fn embedded_port(gw: &Proc) -> u16 {
-    let line = gw.wait_for_line(Stream::Stdout, &["embedded broker listening on"], WAIT);
-    line.rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// Waits for a line of mqgate's log that names the upstream (address and port) and
 /// satisfies `cause`; returns it.
 fn upstream_log_line(gw: &Proc, port: u16, what: &str, cause: impl Fn(&str) -> bool) -> String {
@@ -396,7 +387,7 @@ fn a_wrong_password_is_logged_and_retried_with_back_off_while_the_embedded_broke
     assert!(gw.try_exited().is_none(), "mqgate run keeps running");
 
     // The embedded broker has every reading; the last of each sensor is retained.
-    let port = embedded_port(&gw);
+    let port = embedded_broker_port(&gw, WAIT);
     let embedded = Subscriber::start("embedded sub", port, "sensors/#");
     let last_of = |msgs: &[Msg], topic: &str| msgs.iter().rev().find(|m| m.topic == topic).cloned();
     let topics: Vec<String> = {

@@ -132,7 +132,7 @@ impl GatewayConfig {
 
         let broker = top
             .get("broker")
-            .and_then(|value| read_broker(value, path, &mut report));
+            .and_then(|value| read_broker(value, path, &dir, &mut report));
         let broker_ok = broker.is_some() || !top.contains_key("broker");
         let upstream = top.get("upstream").and_then(|value| {
             report
@@ -201,7 +201,13 @@ impl GatewayConfig {
 
 /// The `broker:` section, read into broker-lite's own config and checked by its rules.
 /// `broker:` with nothing after it turns the broker on with its defaults.
-fn read_broker(value: &Value, file: &Path, report: &mut Report<'_>) -> Option<broker_lite::Config> {
+/// Its files are relative to `dir`, the gateway file's folder.
+fn read_broker(
+    value: &Value,
+    file: &Path,
+    dir: &Path,
+    report: &mut Report<'_>,
+) -> Option<broker_lite::Config> {
     let at = FieldPath::root().key("broker");
     let config: broker_lite::Config = report.piece(&at, value)?;
     let text = serde_yaml_ng::to_string(value).unwrap_or_default();
@@ -210,10 +216,6 @@ fn read_broker(value: &Value, file: &Path, report: &mut Report<'_>) -> Option<br
             // Its files (certificates, password and ACL files, the persistence
             // file) are relative to the gateway file, like every other path in it.
             let mut config = config;
-            let dir = match file.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
             config.resolve_paths(dir);
             if let Err(errors) = config.auth.check_files() {
                 for e in errors {
