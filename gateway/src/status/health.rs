@@ -70,6 +70,7 @@ mod tests {
                 connects: Some(1),
                 last_error: None,
             }],
+            broker: None,
         }
     }
 

@@ -8,19 +8,24 @@ use super::snapshot::Snapshot;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Writes one metric family: its `# HELP` and `# TYPE` lines, then its samples.
-struct Family<'a> {
+pub(super) struct Family<'a> {
     out: &'a mut String,
     name: &'static str,
 }
 
 impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+    pub(super) fn new(
+        out: &'a mut String,
+        name: &'static str,
+        kind: &str,
+        help: &str,
+    ) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(out, "# TYPE {name} {kind}");
         Family { out, name }
     }
 
-    fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<f64>) {
+    pub(super) fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<f64>) {
         self.out.push_str(self.name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -289,6 +294,9 @@ pub fn render(s: &Snapshot) -> String {
             }
         }
     }
+    if let Some(b) = &s.broker {
+        super::broker_metrics::render(o, b);
+    }
     out
 }
 
@@ -351,12 +359,18 @@ mod tests {
                 connects: Some(1),
                 last_error: Some("refused".into()),
             }],
+            broker: None,
         }
     }
 
     #[test]
     fn every_sample_follows_its_help_and_type_lines() {
-        let text = render(&snapshot());
+        check_format(&render(&snapshot()));
+    }
+
+    /// Each sample follows the `# HELP` and `# TYPE` lines of its own family, has
+    /// a number for a value, and no family is declared twice.
+    fn check_format(text: &str) {
         let mut declared = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -372,6 +386,7 @@ mod tests {
             }
         }
         let mut unique = declared.clone();
+        unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), declared.len(), "a family is declared twice");
     }
@@ -398,6 +413,64 @@ mod tests {
             !text.contains("mqgate_output_failed_total"),
             "no output counts it"
         );
+    }
+
+    fn with_broker() -> Snapshot {
+        let mut s = snapshot();
+        let mut b = crate::status::BrokerSnapshot {
+            listeners: vec!["127.0.0.1:1883".into(), "0.0.0.0:8883".into()],
+            clients_connected: 2,
+            sessions: 3,
+            messages_received: 40,
+            messages_dropped: 5,
+            messages_dropped_qos0: 4,
+            ..Default::default()
+        };
+        b.refusals.login = 1;
+        b.refusals.publish_acl = 6;
+        b.refusals.connection_limit_per_ip = 7;
+        s.broker = Some(b);
+        s
+    }
+
+    #[test]
+    fn the_embedded_broker_has_its_gauges_counters_and_refusals_by_reason() {
+        let text = render(&with_broker());
+        for line in [
+            "# TYPE mqgate_broker_clients_connected gauge",
+            "# TYPE mqgate_broker_messages_received_total counter",
+            "# TYPE mqgate_broker_refusals_total counter",
+            "mqgate_broker_listener_info{address=\"127.0.0.1:1883\"} 1",
+            "mqgate_broker_listener_info{address=\"0.0.0.0:8883\"} 1",
+            "mqgate_broker_clients_connected 2",
+            "mqgate_broker_sessions 3",
+            "mqgate_broker_retained_messages 0",
+            "mqgate_broker_messages_received_total 40",
+            "mqgate_broker_messages_dropped_total 5",
+            "mqgate_broker_messages_dropped_qos0_total 4",
+            "mqgate_broker_refusals_total{reason=\"login\"} 1",
+            "mqgate_broker_refusals_total{reason=\"publish_acl\"} 6",
+            "mqgate_broker_refusals_total{reason=\"connection_limit_per_ip\"} 7",
+            "mqgate_broker_refusals_total{reason=\"malformed\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        let reasons = text
+            .lines()
+            .filter(|l| l.starts_with("mqgate_broker_refusals_total{"))
+            .count();
+        assert_eq!(reasons, 9, "one sample per reason:\n{text}");
+    }
+
+    #[test]
+    fn the_broker_families_follow_the_format_rules_too() {
+        check_format(&render(&with_broker()));
+    }
+
+    #[test]
+    fn without_the_embedded_broker_there_is_no_broker_family() {
+        let text = render(&snapshot());
+        assert!(!text.contains("mqgate_broker_"), "{text}");
     }
 
     #[test]

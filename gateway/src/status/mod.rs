@@ -3,17 +3,20 @@
 //! last hour), `/metrics` (Prometheus text format) and `/healthz`; optionally
 //! behind a token or basic authentication.
 //!
-//! The stages publish their counters in shared atomics; a `Snapshot` reads them all
-//! at one moment, and each route renders a snapshot. Nothing here changes the
-//! gateway.
+//! The stages publish their counters in shared atomics, and so does the embedded
+//! broker (broker-lite's `Metrics`); a `Snapshot` reads them all at one moment,
+//! and each route renders a snapshot. Nothing here changes the gateway.
 
 mod auth;
+mod broker;
+mod broker_metrics;
 mod health;
 mod history;
 mod metrics;
 mod server;
 mod snapshot;
 
+pub use broker::{BrokerRefusals, BrokerSnapshot, WatchedBroker};
 pub use health::problems;
 pub use history::History;
 pub use metrics::render as render_metrics;

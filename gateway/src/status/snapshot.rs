@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::broker::{BrokerSnapshot, WatchedBroker};
 use crate::output::embedded::OutputStats;
 use crate::output::upstream::UpstreamStatus;
 use crate::pipeline::{MappingStats, ReloadStatus, Running};
@@ -22,6 +23,10 @@ pub struct Snapshot {
     /// `None` when nothing is published (no broker and no upstream).
     pub store: Option<StoreSnapshot>,
     pub outputs: Vec<OutputSnapshot>,
+    /// The embedded broker's counters; `None` without a `broker:` section. A
+    /// snapshot from before the broker was shown reads as `None`.
+    #[serde(default)]
+    pub broker: Option<BrokerSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +176,8 @@ pub struct Watched {
     pub embedded: Option<Arc<OutputStats>>,
     pub upstream: Option<Arc<UpstreamStatus>>,
     pub reloads: Arc<ReloadStatus>,
+    /// The embedded broker's own counters and listeners, when it runs.
+    pub broker: Option<WatchedBroker>,
 }
 
 impl Watched {
@@ -184,6 +191,7 @@ impl Watched {
             embedded: running.embedded.clone(),
             upstream: running.upstream.clone(),
             reloads: running.reloads.clone(),
+            broker: running.broker.as_ref().map(WatchedBroker::new),
         }
     }
 }
@@ -212,6 +220,7 @@ impl Snapshot {
                 .map(|e| embedded(e))
                 .chain(w.upstream.iter().map(|u| upstream(u)))
                 .collect(),
+            broker: w.broker.as_ref().map(WatchedBroker::snapshot),
         }
     }
 }
@@ -381,6 +390,7 @@ mod tests {
             embedded: Some(Arc::new(OutputStats::default())),
             upstream: Some(Arc::new(UpstreamStatus::default())),
             reloads: Arc::new(ReloadStatus::default()),
+            broker: None,
         }
     }
 
@@ -480,6 +490,51 @@ mod tests {
     fn an_empty_store_has_no_oldest_age() {
         let s = Snapshot::of(&watched());
         assert_eq!(s.store.unwrap().oldest_age_secs, None);
+    }
+
+    #[test]
+    fn without_the_embedded_broker_the_json_says_null() {
+        let s = Snapshot::of(&watched());
+        assert_eq!(s.broker, None);
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["broker"].is_null(), "{json}");
+        // A snapshot written before the broker was shown still reads.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("broker");
+        let back: Snapshot = serde_json::from_value(old).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[tokio::test]
+    async fn a_running_broker_shows_its_listener_and_its_live_connections() {
+        let config = broker_lite::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval_secs: 0,
+            ..Default::default()
+        };
+        let broker = broker_lite::Broker::start(config).await.expect("a broker");
+        let addr = broker.local_addr();
+        let mut w = watched();
+        w.broker = Some(WatchedBroker::new(&broker));
+
+        let before = Snapshot::of(&w).broker.expect("a broker part");
+        assert_eq!(before.listeners, [addr.to_string()]);
+        assert_eq!(before.connections, 0);
+
+        // An open socket without a CONNECT counts as a connection, not a client.
+        let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let during = loop {
+            let b = Snapshot::of(&w).broker.unwrap();
+            if b.connections == 1 || Instant::now() > deadline {
+                break b;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!((during.connections, during.connections_total), (1, 1));
+        assert_eq!(during.clients_connected, 0);
+        drop(socket);
+        broker.shutdown().await;
     }
 
     #[test]
