@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::codec::{encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
+use crate::listener::Admitted;
 use crate::metrics::{self, Metrics};
 use crate::outbox::{Outbox, OutboxLimits, Taken};
 use crate::router::Event;
@@ -93,35 +94,37 @@ impl std::fmt::Display for End {
     }
 }
 
-/// Serve one client on `stream` until it ends.
+/// Serve one client on `stream` until it ends; `admitted` gives the
+/// connection's place back when it does.
 ///
-/// An async block rather than an async fn: an async fn's state keeps its
-/// arguments twice (as captured and as moved-in locals), which would cost every
-/// connection's task over a hundred bytes for as long as it lives.
+/// This future is the connection's task, kept for as long as the client stays
+/// connected, so what it holds is measured in bytes per idle connection: an
+/// async block rather than an async fn (an async fn's state keeps its arguments
+/// twice), the peer boxed and let go after CONNECT, one-off steps boxed so their
+/// state is only held while they run.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<S>(
     mut stream: S,
-    peer: Peer,
+    peer: Box<Peer>,
     conn: ConnId,
-    shared: Arc<ConnShared>,
+    admitted: Admitted,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     async move {
+        let shared = admitted.shared();
         let mut rbuf = BytesMut::new();
-        // Boxed: the CONNECT phase's state is only held while it runs, which keeps
-        // the memory of every established connection's task small.
-        let mut connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, &shared)).await
+        let mut connect = match Box::pin(read_connect(&mut stream, &mut rbuf, &peer, shared)).await
         {
             Some(c) => c,
             None => return,
         };
-        // User name and password (see `auth`); boxed like the CONNECT phase.
+        // User name and password (see `auth`).
         let cert_user = peer.cert_username.is_some();
-        let login = crate::auth::login(&shared, &mut connect, peer.addr, cert_user);
+        let login = crate::auth::login(shared, &mut connect, peer.addr, cert_user);
         if let Err(code) = Box::pin(login).await {
-            refuse(&mut stream, &shared, code).await;
+            refuse(&mut stream, shared, code).await;
             return;
         }
         if rbuf.is_empty() {
@@ -130,8 +133,8 @@ where
         }
         let keep_alive = effective_keep_alive(connect.keep_alive, shared.max_keep_alive);
         debug!(conn, peer = %peer.addr, client_id = connect.client_id, "client connected");
+        drop(peer);
         let outbox = Arc::new(Outbox::default());
-        // Boxed like the CONNECT phase: one-off states stay out of the task.
         let register = async {
             let event = Event::Connect {
                 conn,
@@ -143,7 +146,7 @@ where
         if Box::pin(register).await.is_err() {
             return;
         }
-        let end = run(&mut stream, conn, &mut rbuf, &outbox, keep_alive, &shared).await;
+        let end = run(&mut stream, conn, &mut rbuf, &outbox, keep_alive, shared).await;
         let graceful = matches!(end, End::Disconnect);
         let why = Box::new(end);
         let _ = Box::pin(shared.router.send(Event::Closed {
@@ -152,7 +155,6 @@ where
             why,
         }))
         .await;
-        // Boxed: only run once, at the end.
         let _ = Box::pin(tokio::time::timeout(GOODBYE, stream.shutdown())).await;
     }
 }
@@ -358,90 +360,102 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365)
 }
 
-async fn run<S>(
-    stream: &mut S,
+/// The connected client's life: packets in to the router, the outbox out to the
+/// socket, until the connection ends. An async block for the same reason as `serve`.
+#[allow(clippy::manual_async_fn)]
+fn run<'a, S>(
+    stream: &'a mut S,
     conn: ConnId,
-    rbuf: &mut BytesMut,
-    outbox: &Outbox,
+    rbuf: &'a mut BytesMut,
+    outbox: &'a Outbox,
     keep_alive: Option<Duration>,
-    shared: &ConnShared,
-) -> End
+    shared: &'a ConnShared,
+) -> impl Future<Output = End> + Send + 'a
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let deadline = |now: Instant| keep_alive.map_or_else(far_future, |k| now + k);
-    let sleep = tokio::time::sleep_until(deadline(Instant::now()));
-    tokio::pin!(sleep);
-    // Packets read before CONNECT was handled may already be in the buffer.
-    let mut pending_input = !rbuf.is_empty();
-    let mut braked: Option<Brake> = None;
-    loop {
-        if pending_input {
-            pending_input = false;
-            let (packets, end) = decode(rbuf, outbox, shared);
-            if !packets.is_empty() {
-                outbox.batch_sent();
-            }
-            if !packets.is_empty()
-                && shared
-                    .router
-                    .send(Event::Packets { conn, packets })
-                    .await
-                    .is_err()
-            {
-                return End::RouterGone;
-            }
-            if let Some(end) = end {
-                return end;
-            }
-            if rbuf.is_empty() {
-                // Idle connections keep no read buffer.
-                *rbuf = BytesMut::new();
-            }
-        }
-        if braked.is_none() {
-            braked = outbox.take_brake().map(|target| Brake {
-                target,
-                until: Instant::now() + BRAKE_MAX,
-            });
-        }
-        tokio::select! {
-            biased;
-            taken = outbox.take() => {
-                let (buf, close) = match taken {
-                    Taken::Bytes(b) => (b, false),
-                    Taken::Closed(b) => (b, true),
-                    Taken::Woken => continue,
-                };
-                if let Err(end) = flush(stream, &buf, sleep.deadline()).await {
+    async move {
+        let deadline = |now: Instant| keep_alive.map_or_else(far_future, |k| now + k);
+        let sleep = tokio::time::sleep_until(deadline(Instant::now()));
+        tokio::pin!(sleep);
+        // Packets read before CONNECT was handled may already be in the buffer.
+        let mut pending_input = !rbuf.is_empty();
+        let mut braked: Option<Brake> = None;
+        loop {
+            if pending_input {
+                pending_input = false;
+                let (packets, end) = decode(rbuf, outbox, shared);
+                if !packets.is_empty() {
+                    outbox.batch_sent();
+                }
+                if !packets.is_empty() {
+                    // Most of the time the channel has room and this is done at
+                    // once; only a full channel makes the connection wait, and the
+                    // state of that wait is boxed so that it is not part of every task.
+                    let event = Event::Packets { conn, packets };
+                    let sent = match shared.router.try_send(event) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(event)) => {
+                            Box::pin(shared.router.send(event)).await.is_ok()
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    };
+                    if !sent {
+                        return End::RouterGone;
+                    }
+                }
+                if let Some(end) = end {
                     return end;
                 }
-                metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
-                if outbox.relieve(shared.outbox_limits.soft / 2) {
-                    shared.relief.notify_waiters();
+                if rbuf.is_empty() {
+                    // Idle connections keep no read buffer.
+                    *rbuf = BytesMut::new();
                 }
-                if close {
-                    return End::Closed;
-                }
-                outbox.recycle(buf);
             }
-            () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
-                braked = None;
+            if braked.is_none() {
+                braked = outbox.take_brake().map(|target| Brake {
+                    target,
+                    until: Instant::now() + BRAKE_MAX,
+                });
             }
-            read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, READ_CHUNK)),
-                if braked.is_none() && outbox.may_send_batch() =>
-            {
-                match read {
-                    Ok(0) => return End::Eof,
-                    Ok(n) => {
-                        metrics::add(&shared.metrics.bytes_received, n as u64);
-                        sleep.as_mut().reset(deadline(Instant::now()));
-                        pending_input = true;
+            tokio::select! {
+                biased;
+                taken = outbox.take() => {
+                    let (buf, close) = match taken {
+                        Taken::Bytes(b) => (b, false),
+                        Taken::Closed(b) => (b, true),
+                        Taken::Woken => continue,
+                    };
+                    if let Err(end) = flush(stream, &buf, sleep.deadline()).await {
+                        return end;
                     }
-                    Err(e) => return End::Io(e),
+                    metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
+                    if outbox.relieve(shared.outbox_limits.soft / 2) {
+                        shared.relief.notify_waiters();
+                    }
+                    if close {
+                        return End::Closed;
+                    }
+                    outbox.recycle(buf);
                 }
+                () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
+                    braked = None;
+                }
+                read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, READ_CHUNK)),
+                    if braked.is_none() && outbox.may_send_batch() =>
+                {
+                    match read {
+                        Ok(0) => return End::Eof,
+                        Ok(n) => {
+                            metrics::add(&shared.metrics.bytes_received, n as u64);
+                            sleep.as_mut().reset(deadline(Instant::now()));
+                            pending_input = true;
+                        }
+                        Err(e) => return End::Io(e),
+                    }
+                }
+                () = &mut sleep => return End::KeepAliveExpired,
             }
-            () = &mut sleep => return End::KeepAliveExpired,
         }
     }
 }
@@ -514,48 +528,55 @@ fn decode(rbuf: &mut BytesMut, outbox: &Outbox, shared: &ConnShared) -> (Vec<Pac
 /// Write a whole buffer and flush it. Most writes complete at once without
 /// waiting; one that has to wait for the client gives up when the keep-alive
 /// deadline passes.
-async fn flush<S>(stream: &mut S, buf: &[u8], deadline: Instant) -> Result<(), End>
+#[allow(clippy::manual_async_fn)]
+fn flush<'a, S>(
+    stream: &'a mut S,
+    buf: &'a [u8],
+    deadline: Instant,
+) -> impl Future<Output = Result<(), End>> + Send + 'a
 where
     S: AsyncWrite + Unpin + Send,
 {
-    let mut written = 0;
-    let mut flushed = false;
-    // One pass without a timer; `Pending` here only means "take the slow path".
-    let fast = poll_fn(|cx| {
-        let mut stream = Pin::new(&mut *stream);
-        while written < buf.len() {
-            match stream.as_mut().poll_write(cx, &buf[written..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => written += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Ready(Ok(())),
+    async move {
+        let mut written = 0;
+        let mut flushed = false;
+        // One pass without a timer; `Pending` here only means "take the slow path".
+        let fast = poll_fn(|cx| {
+            let mut stream = Pin::new(&mut *stream);
+            while written < buf.len() {
+                match stream.as_mut().poll_write(cx, &buf[written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Ready(Ok(())),
+                }
             }
-        }
-        match stream.poll_flush(cx) {
-            Poll::Ready(r) => {
-                flushed = r.is_ok();
-                Poll::Ready(r)
+            match stream.poll_flush(cx) {
+                Poll::Ready(r) => {
+                    flushed = r.is_ok();
+                    Poll::Ready(r)
+                }
+                Poll::Pending => Poll::Ready(Ok(())),
             }
-            Poll::Pending => Poll::Ready(Ok(())),
+        })
+        .await;
+        if let Err(e) = fast {
+            return Err(End::Io(e));
         }
-    })
-    .await;
-    if let Err(e) = fast {
-        return Err(End::Io(e));
-    }
-    if flushed {
-        return Ok(());
-    }
-    let rest = &buf[written..];
-    let slow = async {
-        stream.write_all(rest).await?;
-        stream.flush().await
-    };
-    // The slow path is boxed so that its state is not part of every connection's task.
-    match Box::pin(tokio::time::timeout_at(deadline, slow)).await {
-        Err(_) => Err(End::KeepAliveExpired),
-        Ok(Err(e)) => Err(End::Io(e)),
-        Ok(Ok(())) => Ok(()),
+        if flushed {
+            return Ok(());
+        }
+        let rest = &buf[written..];
+        let slow = async {
+            stream.write_all(rest).await?;
+            stream.flush().await
+        };
+        // The slow path is boxed so that its state is not part of every connection's task.
+        match Box::pin(tokio::time::timeout_at(deadline, slow)).await {
+            Err(_) => Err(End::KeepAliveExpired),
+            Ok(Err(e)) => Err(End::Io(e)),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 }
 

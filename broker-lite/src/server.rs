@@ -67,7 +67,7 @@ impl Broker {
         });
         let accepting = Arc::new(Accepting {
             shared,
-            limit: Arc::new(Semaphore::new(config.limits.max_connections)),
+            limit: Semaphore::new(config.limits.max_connections),
             max_connections: config.limits.max_connections,
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             next_conn: AtomicU64::new(1),

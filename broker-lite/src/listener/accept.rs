@@ -3,6 +3,7 @@
 //! timeout, then the MQTT connection.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +24,58 @@ use crate::metrics;
 pub(crate) struct Accepting {
     pub shared: Arc<ConnShared>,
     /// `max_connections`, across listeners.
-    pub limit: Arc<Semaphore>,
+    pub limit: Semaphore,
     pub max_connections: usize,
-    pub per_ip: Arc<PerIp>,
+    pub per_ip: PerIp,
     pub next_conn: AtomicU64,
+}
+
+/// One admitted connection's share of the limits: one of `max_connections`, one
+/// of its address's `max_connections_per_ip`, counted in `connections_current`.
+/// All given back when it is dropped, however the connection's task ends.
+///
+/// It is what a connection's task holds for its whole life, so it is kept to a
+/// pointer and an address rather than a semaphore permit and a per-IP slot
+/// (each with its own pointer), which would cost every connection more.
+pub(crate) struct Admitted {
+    accepting: Arc<Accepting>,
+    ip: IpAddr,
+}
+
+impl Admitted {
+    /// Take a place for a connection from `ip`, or count the refusal and say why.
+    fn take(accepting: &Arc<Accepting>, ip: IpAddr) -> Result<Admitted, &'static str> {
+        let metrics = &accepting.shared.metrics;
+        let Ok(permit) = accepting.limit.try_acquire() else {
+            metrics::add(&metrics.connections_refused, 1);
+            return Err("max_connections");
+        };
+        if !accepting.per_ip.enter(ip) {
+            metrics::add(&metrics.connections_refused_per_ip, 1);
+            return Err("max_connections_per_ip");
+        }
+        // Given back in `drop`.
+        permit.forget();
+        metrics::add(&metrics.connections_total, 1);
+        metrics::add(&metrics.connections_current, 1);
+        Ok(Admitted {
+            accepting: accepting.clone(),
+            ip,
+        })
+    }
+
+    pub fn shared(&self) -> &ConnShared {
+        &self.accepting.shared
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let accepting = &self.accepting;
+        metrics::sub(&accepting.shared.metrics.connections_current, 1);
+        accepting.per_ip.leave(self.ip);
+        accepting.limit.add_permits(1);
+    }
 }
 
 /// How one listener turns a TCP connection into an MQTT byte stream.
@@ -59,61 +108,49 @@ pub(crate) async fn accept_loop(
             }
         };
         let accepted_at = Instant::now();
-        let shared = &accepting.shared;
-        let Ok(permit) = accepting.limit.clone().try_acquire_owned() else {
-            metrics::add(&shared.metrics.connections_refused, 1);
-            debug!(%addr, "max_connections ({}) reached; closing", accepting.max_connections);
-            continue;
-        };
-        let Some(ip_slot) = accepting.per_ip.enter(addr.ip()) else {
-            metrics::add(&shared.metrics.connections_refused_per_ip, 1);
-            debug!(%addr, "max_connections_per_ip reached; closing");
-            continue;
+        let admitted = match Admitted::take(&accepting, addr.ip()) {
+            Ok(a) => a,
+            Err(limit) => {
+                let max = accepting.max_connections;
+                debug!(%addr, max_connections = max, "{limit} reached; closing");
+                continue;
+            }
         };
         let conn = accepting.next_conn.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        metrics::add(&shared.metrics.connections_total, 1);
-        metrics::add(&shared.metrics.connections_current, 1);
         let _ = stream.set_nodelay(true);
-        let peer = Peer {
+        // Boxed: the task holds it only until the CONNECT is read.
+        let peer = Box::new(Peer {
             addr,
             cert_username: None,
             accepted: accepted_at,
-        };
-        let kind = kind.clone();
-        tokio::spawn(async move {
-            if kind.tls.is_none() && kind.websocket.is_none() {
-                connection::serve(stream, peer, conn, shared.clone()).await;
-            } else {
-                // Boxed: plain connections do not carry the handshakes' state.
-                Box::pin(handshake_and_serve(
-                    stream,
-                    peer,
-                    conn,
-                    &kind,
-                    shared.clone(),
-                ))
-                .await;
-            }
-            metrics::sub(&shared.metrics.connections_current, 1);
-            drop(ip_slot);
-            drop(permit);
         });
+        // The connection's future is the task itself, not awaited inside another
+        // future that would keep a second copy of the stream and the peer.
+        if kind.tls.is_none() && kind.websocket.is_none() {
+            tokio::spawn(connection::serve(stream, peer, conn, admitted));
+        } else {
+            // Boxed: plain connections do not carry the handshakes' state.
+            let kind = kind.clone();
+            tokio::spawn(async move {
+                Box::pin(handshake_and_serve(stream, peer, conn, &kind, admitted)).await
+            });
+        }
     }
 }
 
 /// TLS and/or WebSocket handshakes, bounded by the CONNECT timeout, then MQTT.
 async fn handshake_and_serve(
     stream: TcpStream,
-    mut peer: Peer,
+    mut peer: Box<Peer>,
     conn: u64,
     kind: &Kind,
-    shared: Arc<ConnShared>,
+    admitted: Admitted,
 ) {
     let Some(acceptor) = &kind.tls else {
-        return websocket_and_serve(stream, peer, conn, kind, shared).await;
+        return websocket_and_serve(stream, peer, conn, kind, admitted).await;
     };
-    let Some(tls) = bounded("TLS handshake", &peer, &shared, acceptor.accept(stream)).await else {
+    let shared = admitted.shared();
+    let Some(tls) = bounded("TLS handshake", &peer, shared, acceptor.accept(stream)).await else {
         return;
     };
     if kind.use_cn_as_username {
@@ -124,25 +161,26 @@ async fn handshake_and_serve(
         };
         peer.cert_username = Some(name);
     }
-    websocket_and_serve(tls, peer, conn, kind, shared).await
+    websocket_and_serve(tls, peer, conn, kind, admitted).await
 }
 
 async fn websocket_and_serve<S>(
     stream: S,
-    peer: Peer,
+    peer: Box<Peer>,
     conn: u64,
     kind: &Kind,
-    shared: Arc<ConnShared>,
+    admitted: Admitted,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Some(path) = &kind.websocket else {
-        return connection::serve(stream, peer, conn, shared).await;
+        return connection::serve(stream, peer, conn, admitted).await;
     };
+    let shared = admitted.shared();
     let max_message = shared.max_packet_size.saturating_add(64 * 1024);
     let handshake = ws::accept(stream, path.as_deref(), max_message);
-    if let Some(ws) = bounded("WebSocket handshake", &peer, &shared, handshake).await {
-        connection::serve(ws, peer, conn, shared).await;
+    if let Some(ws) = bounded("WebSocket handshake", &peer, shared, handshake).await {
+        connection::serve(ws, peer, conn, admitted).await;
     }
 }
 

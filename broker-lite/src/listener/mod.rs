@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub(crate) use accept::{accept_loop, Accepting, Kind};
+pub(crate) use accept::{accept_loop, Accepting, Admitted, Kind};
 pub use config::{ListenerConfig, TlsConfig};
 pub(crate) use per_ip::PerIp;
 

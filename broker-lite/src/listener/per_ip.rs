@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 /// How many connections each address has open, up to a maximum.
 #[derive(Debug)]
@@ -12,45 +12,35 @@ pub(crate) struct PerIp {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// One open connection of an address; dropping it gives the place back.
-#[derive(Debug)]
-pub(crate) struct IpSlot {
-    owner: Option<(Arc<PerIp>, IpAddr)>,
-}
-
 impl PerIp {
-    pub(crate) fn new(max: usize) -> Arc<PerIp> {
-        Arc::new(PerIp {
+    pub(crate) fn new(max: usize) -> PerIp {
+        PerIp {
             max,
             open: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    /// A slot for one more connection from `ip`, or `None` when it has `max` open.
-    pub(crate) fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+    /// Count one more connection from `ip`; false when it already has `max`
+    /// open. Each `true` must be matched by one `leave(ip)`.
+    pub(crate) fn enter(&self, ip: IpAddr) -> bool {
         if self.max == 0 {
-            return Some(IpSlot { owner: None });
+            return true;
         }
-        let ip = canonical(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_insert(0);
+        let count = open.entry(canonical(ip)).or_insert(0);
         if *count >= self.max {
-            return None;
+            return false;
         }
         *count += 1;
-        Some(IpSlot {
-            owner: Some((self.clone(), ip)),
-        })
+        true
     }
 
-    /// Connections open from `ip` (0 when the limit is off).
-    #[cfg(test)]
-    pub(crate) fn open(&self, ip: IpAddr) -> usize {
-        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&canonical(ip)).copied().unwrap_or(0)
-    }
-
-    fn leave(&self, ip: IpAddr) {
+    /// A connection from `ip` that `enter` let in has ended.
+    pub(crate) fn leave(&self, ip: IpAddr) {
+        if self.max == 0 {
+            return;
+        }
+        let ip = canonical(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = open.get_mut(&ip) {
             *count -= 1;
@@ -60,13 +50,12 @@ impl PerIp {
             }
         }
     }
-}
 
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        if let Some((per_ip, ip)) = self.owner.take() {
-            per_ip.leave(ip);
-        }
+    /// Connections open from `ip` (0 when the limit is off).
+    #[cfg(test)]
+    pub(crate) fn open(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(&canonical(ip)).copied().unwrap_or(0)
     }
 }
 
