@@ -35,7 +35,7 @@ pub(crate) struct Router {
     metrics: Arc<Metrics>,
     sessions: Vec<Option<Session>>,
     free: Vec<SessionId>,
-    by_client: HashMap<String, SessionId>,
+    by_client: HashMap<Arc<str>, SessionId>,
     by_conn: HashMap<ConnId, SessionId>,
     subs: SubscriptionTree<SessionId>,
     retained: RetainedStore<Message>,
@@ -318,7 +318,7 @@ impl Router {
     fn connect(&mut self, conn: ConnId, connect: Connect, outbox: Arc<Outbox>) {
         let mut session_present = false;
         let user = connect.username.as_deref();
-        let existing = self.by_client.get(&connect.client_id).copied();
+        let existing = self.by_client.get(connect.client_id.as_str()).copied();
         let sid = match existing {
             Some(sid) => {
                 self.take_over(sid);
@@ -360,12 +360,13 @@ impl Router {
     }
 
     fn new_session(&mut self, connect: &Connect) -> SessionId {
-        let mut session = Session::new(connect.client_id.clone(), connect.clean_session);
+        let client_id: Arc<str> = connect.client_id.as_str().into();
+        let mut session = Session::new(client_id.clone(), connect.clean_session);
         if let (Some(journal), false) = (&self.journal, connect.clean_session) {
-            session.journal = Some(journal.new_session(&connect.client_id));
+            session.journal = Some(Box::new(journal.new_session(&connect.client_id)));
         }
         let sid = self.insert_session(session);
-        self.by_client.insert(connect.client_id.clone(), sid);
+        self.by_client.insert(client_id, sid);
         sid
     }
 
@@ -392,7 +393,7 @@ impl Router {
             debug!(conn, "connection ended after its session moved on: {why}");
             return;
         };
-        let client_id = &self.session(sid).client_id;
+        let client_id = &*self.session(sid).client_id;
         match why {
             End::Protocol(_) => warn!(conn, client_id, "closed the connection: {why}"),
             End::KeepAliveExpired => info!(conn, client_id, "{why}"),
@@ -648,7 +649,7 @@ impl Router {
         }
         metrics::add(&self.metrics.subscriptions_refused, 1);
         debug!(
-            client_id = session.client_id,
+            client_id = &*session.client_id,
             filter, "subscription refused: max_subscriptions_per_client reached"
         );
         false
@@ -673,7 +674,7 @@ impl Router {
     ) -> Result<(), String> {
         topic::validate_topic_filter(&filter).map_err(|e| e.to_string())?;
         self.next_local += 1;
-        let mut session = Session::new(format!("$local/{}", self.next_local), true);
+        let mut session = Session::new(format!("$local/{}", self.next_local).into(), true);
         session.link = Some(Link::Local(tx));
         let sid = self.insert_session(session);
         self.acls.allow_all(sid);

@@ -270,3 +270,21 @@ fn qos0_dropped_at_a_full_output_counts_as_a_qos0_drop() {
     assert!(out.dropped >= 1);
     assert_eq!(out.dropped, out.dropped_qos0);
 }
+
+#[test]
+fn subscriptions_cost_a_pointer_until_there_are_some_and_again_when_all_are_gone() {
+    assert_eq!(std::mem::size_of::<Filters>(), std::mem::size_of::<usize>());
+    let mut filters = Filters::default();
+    assert_eq!((filters.len(), filters.contains_key("a/#")), (0, false));
+    filters.insert("a/#".into(), QoS::AtLeastOnce);
+    filters.insert("b".into(), QoS::AtMostOnce);
+    filters.insert("a/#".into(), QoS::ExactlyOnce);
+    assert_eq!(filters.len(), 2, "a filter subscribed again is replaced");
+    assert!(filters.contains_key("a/#") && filters.contains_key("b"));
+    assert!(!filters.remove("c"));
+    assert!(filters.remove("a/#"));
+    assert!(filters.remove("b"));
+    assert!(filters.0.is_none(), "the last one removed frees the map");
+    let none: Filters = std::iter::empty().collect();
+    assert!(none.0.is_none());
+}
