@@ -193,6 +193,12 @@ impl Outbox {
                         Taken::Bytes(buf)
                     };
                 }
+                // The connection has written everything and waits: the buffer it
+                // gave back for reuse (up to 64 KiB after a burst) is let go, so
+                // that a quiet client holds no write buffer however busy it was.
+                if inner.buf.capacity() > 0 {
+                    inner.buf = BytesMut::new();
+                }
             }
             if woken {
                 return Taken::Woken;
@@ -237,5 +243,39 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn take_now(&self) -> BytesMut {
         std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_connection_holds_no_write_buffer() {
+        let outbox = Outbox::default();
+        outbox.push_with(|b| b.extend_from_slice(&[1u8; 40_000]));
+        let Taken::Bytes(buf) = outbox.take().await else {
+            panic!("bytes were waiting");
+        };
+        assert_eq!(buf.len(), 40_000);
+        outbox.recycle(buf);
+        assert!(
+            outbox.inner.lock().unwrap().buf.capacity() >= 40_000,
+            "kept for reuse"
+        );
+        // Nothing more comes: the connection waits, and lets the buffer go.
+        let waiting = std::future::poll_fn(|cx| {
+            let take = std::pin::pin!(outbox.take());
+            std::task::Poll::Ready(std::future::Future::poll(take, cx).is_pending())
+        });
+        assert!(waiting.await, "nothing to take");
+        assert_eq!(outbox.inner.lock().unwrap().buf.capacity(), 0);
+        // And the next packets are taken as before.
+        outbox.push_with(|b| b.extend_from_slice(b"abc"));
+        outbox.wake();
+        let Taken::Bytes(buf) = outbox.take().await else {
+            panic!("bytes were waiting");
+        };
+        assert_eq!(&buf[..], b"abc");
     }
 }
