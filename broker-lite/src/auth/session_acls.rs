@@ -1,9 +1,10 @@
 //! The router's view of the ACLs: one compiled `ClientAcl` per session slot,
 //! set when a client connects, and the checks that count and log refusals.
 //!
-//! With no ACL file every check passes at the cost of one branch. With one, a
-//! session whose client has not connected since the broker started (restored
-//! from disk) may read nothing until it does: its rules are not known yet.
+//! With no ACL file every check passes at the cost of one branch. A session read
+//! back from the persistence file gets its owner's rules at start; one stored
+//! without an owner (by a broker-lite that did not record it) may read nothing
+//! until a client connects to it: its rules are not known yet.
 
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ impl SessionAcls {
     /// Was session `sid` last used by a user other than `user`? Then a client
     /// resuming it must not get what was queued under the other user's rules:
     /// the router starts a new session instead. False without an ACL file, and
-    /// for a session restored from disk (its user is not known).
+    /// for a session read back from a file that did not record its user.
     pub fn belongs_to_another_user(&self, sid: u32, user: Option<&str>) -> bool {
         match self.entry(sid) {
             Entry::Rules { user: last, .. } => last.as_deref() != user,

@@ -16,8 +16,9 @@ use crate::message::Message;
 /// Marks a file as broker-lite's (`PRAGMA application_id`, "BLP1"), so that
 /// another program's SQLite file is refused instead of filled with our tables.
 const APPLICATION_ID: i64 = 0x424C_5031;
-/// Version of the schema below (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Version of the schema below (`PRAGMA user_version`). Version 1 had no owner
+/// columns in `sessions`; it is brought up to date when opened.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE retained (
@@ -25,7 +26,13 @@ CREATE TABLE retained (
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL
 );
-CREATE TABLE sessions (client_id TEXT PRIMARY KEY);
+-- username: the user the session was last used by (NULL: anonymous);
+-- user_known = 0 for sessions stored before the owner was recorded.
+CREATE TABLE sessions (
+    client_id TEXT PRIMARY KEY,
+    username TEXT,
+    user_known INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE subscriptions (
     client_id TEXT NOT NULL,
     filter TEXT NOT NULL,
@@ -64,10 +71,21 @@ pub(crate) struct StoredMessage {
     pub released: bool,
 }
 
+/// Who last used a stored session: its ACL rules at start, and who may resume it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Stored by a broker-lite that did not record it.
+    #[default]
+    Unknown,
+    /// The user name of the CONNECT (`None`: anonymous).
+    User(Option<String>),
+}
+
 /// A persistent session as read from the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StoredSession {
     pub client_id: String,
+    pub owner: Owner,
     pub subscriptions: Vec<(String, QoS)>,
     /// In order of `seq`.
     pub messages: Vec<StoredMessage>,
@@ -206,6 +224,17 @@ impl Db {
                 tx.commit().map_err(err)?;
                 Ok(())
             }
+            1 => {
+                let tx = self.conn.transaction().map_err(err)?;
+                tx.execute_batch(&format!(
+                    "ALTER TABLE sessions ADD COLUMN username TEXT;
+                     ALTER TABLE sessions ADD COLUMN user_known INTEGER NOT NULL DEFAULT 0;
+                     PRAGMA user_version={SCHEMA_VERSION};"
+                ))
+                .map_err(err)?;
+                tx.commit().map_err(err)?;
+                Ok(())
+            }
             SCHEMA_VERSION => Ok(()),
             v => Err(damaged(
                 &path,
@@ -251,15 +280,29 @@ impl Db {
         let mut sessions: BTreeMap<String, StoredSession> = BTreeMap::new();
         let mut stmt = self
             .conn
-            .prepare("SELECT client_id FROM sessions")
+            .prepare("SELECT client_id, username, user_known FROM sessions")
             .map_err(err)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
+            .map_err(err)?;
         for row in rows {
-            let client_id = row.map_err(err)?;
+            let (client_id, username, known) = row.map_err(err)?;
+            let owner = if known {
+                Owner::User(username)
+            } else {
+                Owner::Unknown
+            };
             sessions.insert(
                 client_id.clone(),
                 StoredSession {
                     client_id,
+                    owner,
                     ..StoredSession::default()
                 },
             );
@@ -394,10 +437,18 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Resul
             tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?
                 .execute([&**topic])?;
         }
-        Change::SessionNew { client } => {
+        Change::SessionNew { client, user } => {
             delete_session(tx, client)?;
-            tx.prepare_cached("INSERT INTO sessions (client_id) VALUES (?1)")?
-                .execute([&**client])?;
+            tx.prepare_cached(
+                "INSERT INTO sessions (client_id, username, user_known) VALUES (?1, ?2, 1)",
+            )?
+            .execute(params![&**client, user.as_deref()])?;
+        }
+        Change::SessionOwner { client, user } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET username = ?2, user_known = 1 WHERE client_id = ?1",
+            )?
+            .execute(params![&**client, user.as_deref()])?;
         }
         Change::SessionGone { client } => delete_session(tx, client)?,
         Change::Subscribe {

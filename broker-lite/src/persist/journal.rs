@@ -29,6 +29,13 @@ pub(crate) enum Change {
     },
     SessionNew {
         client: Arc<str>,
+        /// The user name of the CONNECT that made it (`None`: anonymous).
+        user: Option<Box<str>>,
+    },
+    /// A session stored without its owner was resumed by `user`.
+    SessionOwner {
+        client: Arc<str>,
+        user: Option<Box<str>>,
     },
     SessionGone {
         client: Arc<str>,
@@ -108,9 +115,23 @@ fn push(pending: &Pending, change: Change) {
 pub(crate) struct SessionLog {
     client: Arc<str>,
     pending: Pending,
+    /// Whether the file knows who the session belongs to.
+    owner_known: bool,
 }
 
 impl SessionLog {
+    /// A client of `user` resumed the session: record it as the owner if the
+    /// file does not know one yet (a session stored before owners were kept).
+    pub fn claim(&mut self, user: Option<&str>) {
+        if !self.owner_known {
+            self.owner_known = true;
+            self.push(|client| Change::SessionOwner {
+                client,
+                user: user.map(Into::into),
+            });
+        }
+    }
+
     pub fn queued(&self, seq: u64, msg: &Message, pkid: Option<u16>) {
         self.push(|client| Change::Queued {
             client,
@@ -192,22 +213,24 @@ impl Journal {
     }
 
     /// A log for a new persistent session (records its creation).
-    pub fn new_session(&self, client_id: &str) -> SessionLog {
-        let log = self.restored_session(client_id);
+    pub fn new_session(&self, client_id: &str, user: Option<&str>) -> SessionLog {
+        let log = self.restored_session(client_id, true);
         push(
             &self.pending,
             Change::SessionNew {
                 client: log.client.clone(),
+                user: user.map(Into::into),
             },
         );
         log
     }
 
     /// A log for a session read back from the file.
-    pub fn restored_session(&self, client_id: &str) -> SessionLog {
+    pub fn restored_session(&self, client_id: &str, owner_known: bool) -> SessionLog {
         SessionLog {
             client: Arc::from(client_id),
             pending: self.pending.clone(),
+            owner_known,
         }
     }
 

@@ -22,7 +22,7 @@ mod journal;
 mod writer;
 
 pub use config::PersistenceConfig;
-pub(crate) use db::{Loaded, StoredSession};
+pub(crate) use db::{Loaded, Owner, StoredSession};
 pub(crate) use journal::{Journal, SessionLog};
 
 use std::path::PathBuf;

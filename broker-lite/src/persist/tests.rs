@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::db::{Db, StoredMessage, StoredSession};
+use super::db::{Db, Owner, StoredMessage, StoredSession};
 use super::journal::Change;
 use super::*;
 use crate::codec::QoS;
@@ -113,7 +113,10 @@ fn changes_applied_in_a_transaction_are_read_back_after_reopening() {
         Change::Unretain {
             topic: Arc::from("r/2"),
         },
-        Change::SessionNew { client: a.clone() },
+        Change::SessionNew {
+            client: a.clone(),
+            user: Some("alice".into()),
+        },
         Change::Subscribe {
             client: a.clone(),
             filter: "t/#".into(),
@@ -191,6 +194,7 @@ fn changes_applied_in_a_transaction_are_read_back_after_reopening() {
         },
         Change::SessionNew {
             client: gone.clone(),
+            user: None,
         },
         Change::Subscribe {
             client: gone.clone(),
@@ -214,6 +218,7 @@ fn changes_applied_in_a_transaction_are_read_back_after_reopening() {
     assert_eq!(loaded.retained, [msg("r/1", "one", QoS::AtLeastOnce, true)]);
     let expected = StoredSession {
         client_id: "a".into(),
+        owner: Owner::User(Some("alice".into())),
         subscriptions: vec![("t/#".into(), QoS::ExactlyOnce)],
         messages: vec![
             StoredMessage {
@@ -351,4 +356,66 @@ fn open_journal(config: &PersistenceConfig) -> (Journal, Loaded) {
         Ok(opened) => opened,
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn a_session_keeps_its_owner_and_a_file_without_owners_is_brought_up_to_date() {
+    let dir = TempDir::new();
+    let path = dir.file("state.db");
+    // A file as the first schema wrote it: sessions without owners.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL);
+             CREATE TABLE sessions (client_id TEXT PRIMARY KEY);
+             CREATE TABLE subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL,
+                 qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)) WITHOUT ROWID;
+             CREATE TABLE messages (client_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+                 retain INTEGER NOT NULL, pkid INTEGER, released INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (client_id, seq));
+             CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, pkid INTEGER NOT NULL,
+                 PRIMARY KEY (client_id, pkid)) WITHOUT ROWID;
+             INSERT INTO sessions VALUES ('old');
+             INSERT INTO subscriptions VALUES ('old', 'o/#', 1);
+             PRAGMA application_id=1112297521; PRAGMA user_version=1;",
+        )
+        .unwrap();
+    }
+    let (mut db, loaded) = open(&path);
+    assert_eq!(loaded.sessions.len(), 1);
+    let old = &loaded.sessions[0];
+    assert_eq!(
+        (old.client_id.as_str(), &old.owner),
+        ("old", &Owner::Unknown)
+    );
+    assert_eq!(old.subscriptions, [("o/#".to_string(), QoS::AtLeastOnce)]);
+    let changes = [
+        Change::SessionOwner {
+            client: client("old"),
+            user: Some("carol".into()),
+        },
+        Change::SessionNew {
+            client: client("anon"),
+            user: None,
+        },
+    ];
+    db.apply(changes.iter()).unwrap();
+    drop(db);
+    let (_db, loaded) = open(&path);
+    let owners: Vec<_> = loaded
+        .sessions
+        .iter()
+        .map(|s| (s.client_id.as_str(), s.owner.clone()))
+        .collect();
+    assert!(
+        owners.contains(&("old", Owner::User(Some("carol".into())))),
+        "{owners:?}"
+    );
+    assert!(owners.contains(&("anon", Owner::User(None))), "{owners:?}");
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

@@ -15,7 +15,7 @@ use crate::connection::End;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::outbox::{Outbox, OutboxLimits};
-use crate::persist::{self, Journal, Loaded};
+use crate::persist::{self, Journal, Loaded, Owner};
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
@@ -115,11 +115,13 @@ impl Router {
         }
         metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
         let mut restored = Vec::with_capacity(sessions);
-        for stored in loaded.sessions {
-            let log = journal.restored_session(&stored.client_id);
-            restored.push(Session::restore(stored, log, &self.limits));
+        for mut stored in loaded.sessions {
+            let owner = std::mem::take(&mut stored.owner);
+            let known = matches!(owner, Owner::User(_));
+            let log = journal.restored_session(&stored.client_id, known);
+            restored.push((Session::restore(stored, log, &self.limits), owner));
         }
-        for session in restored {
+        for (session, owner) in restored {
             let client_id = session.client_id.clone();
             let filters: Vec<(Box<str>, QoS)> = session
                 .subscriptions
@@ -127,6 +129,13 @@ impl Router {
                 .map(|(f, q)| (f.clone(), *q))
                 .collect();
             let sid = self.insert_session(session);
+            // The owner's rules apply from the start: the session receives what
+            // its user may read while its client is away, and only that user
+            // can resume it.
+            if let Owner::User(user) = &owner {
+                let acl = self.auth.acl_for(user.as_deref(), &client_id);
+                self.acls.set(sid, &client_id, user.as_deref(), acl);
+            }
             self.by_client.insert(client_id, sid);
             for (filter, qos) in filters {
                 if self.subs.insert(&filter, sid, qos) {
@@ -329,6 +338,9 @@ impl Router {
                     self.new_session(&connect)
                 } else {
                     session_present = true;
+                    if let Some(log) = &mut self.session(sid).journal {
+                        log.claim(user);
+                    }
                     sid
                 }
             }
@@ -363,7 +375,8 @@ impl Router {
         let client_id: Arc<str> = connect.client_id.as_str().into();
         let mut session = Session::new(client_id.clone(), connect.clean_session);
         if let (Some(journal), false) = (&self.journal, connect.clean_session) {
-            session.journal = Some(Box::new(journal.new_session(&connect.client_id)));
+            let user = connect.username.as_deref();
+            session.journal = Some(Box::new(journal.new_session(&connect.client_id, user)));
         }
         let sid = self.insert_session(session);
         self.by_client.insert(client_id, sid);
