@@ -61,8 +61,18 @@ pub(crate) struct ConnShared {
     pub outbox_limits: OutboxLimits,
     /// Told whenever a congested outbox drains, so braked publishers read again.
     pub relief: Arc<Notify>,
-    /// Passwords and ACL rules, to check a CONNECT.
-    pub auth: Arc<crate::auth::Auth>,
+    /// Passwords and ACL rules, to check a CONNECT; replaced by a reload.
+    pub auth: std::sync::RwLock<Arc<crate::auth::Auth>>,
+}
+
+impl ConnShared {
+    /// The passwords and ACL rules in force now.
+    pub fn auth(&self) -> Arc<crate::auth::Auth> {
+        self.auth
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Why a connection ended, for the log and for the will.

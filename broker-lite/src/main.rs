@@ -96,22 +96,30 @@ async fn run(config: Config) -> ExitCode {
     for addr in broker.local_addrs().iter().skip(1) {
         println!("also listening on {addr}");
     }
-    wait_for_signal().await;
+    serve_signals(&broker).await;
     broker.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Until SIGTERM or Ctrl-C: SIGHUP reads the password, ACL and TLS files again
+/// (see `Broker::reload`; a refused reload is logged and changes nothing).
+async fn serve_signals(broker: &Broker) {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                // The outcome is logged by `reload`.
+                let _ = broker.reload().await;
+            }
+        }
     }
 }

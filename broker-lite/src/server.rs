@@ -27,6 +27,11 @@ const ROUTER_CAPACITY: usize = 64;
 /// A running broker. Dropping it does not stop it; call `shutdown`.
 pub struct Broker {
     local_addrs: Vec<SocketAddr>,
+    /// The files a reload reads again: password and ACL files, listeners' TLS files.
+    pub(crate) auth_config: crate::auth::AuthConfig,
+    pub(crate) kinds: Vec<Arc<listener::Kind>>,
+    pub(crate) accepting: Arc<Accepting>,
+    pub(crate) router: mpsc::Sender<Event>,
     handle: BrokerHandle,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
@@ -52,7 +57,7 @@ impl Broker {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relief = Arc::new(Notify::new());
         let router = Router::new(&config, metrics.clone(), relief.clone())?;
-        let auth = router.auth();
+        let auth = std::sync::RwLock::new(router.auth());
         let router_task = tokio::spawn(router::run(router, rx));
         let shared = Arc::new(ConnShared {
             router: tx.clone(),
@@ -73,6 +78,7 @@ impl Broker {
             next_conn: AtomicU64::new(1),
         });
         let mut accept_tasks = Vec::new();
+        let kinds = bound.iter().map(|b| b.kind.clone()).collect();
         for b in bound {
             info!(addr = %b.addr, scheme = b.kind.scheme, "broker-lite listening");
             accept_tasks.push(tokio::spawn(accept_loop(
@@ -91,6 +97,10 @@ impl Broker {
         }
         Ok(Broker {
             local_addrs,
+            auth_config: config.auth.clone(),
+            kinds,
+            accepting,
+            router: tx.clone(),
             handle: BrokerHandle::new(tx),
             metrics,
             shutdown,

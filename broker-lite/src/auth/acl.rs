@@ -79,6 +79,17 @@ enum Block {
 }
 
 impl AclFile {
+    /// `topic` and `pattern` lines in force.
+    pub fn rule_count(&self) -> usize {
+        let named: usize = self
+            .users
+            .values()
+            .chain(self.clients.values())
+            .map(Vec::len)
+            .sum();
+        self.anonymous.len() + self.patterns.len() + named
+    }
+
     /// Read and check the whole file; every bad line is reported.
     pub fn load(path: &Path) -> Result<AclFile, Vec<FileError>> {
         let text = fs::read_to_string(path).map_err(|e| vec![FileError::unreadable(path, &e)])?;

@@ -27,9 +27,9 @@ pub(crate) async fn login(
     cert_user: bool,
 ) -> Result<(), ConnectReturnCode> {
     let password = connect.password.take();
-    let auth = &shared.auth;
+    let auth = shared.auth();
     let user = connect.username.as_deref();
-    match check(auth, user, password, cert_user).await {
+    match check(&auth, user, password, cert_user).await {
         Ok(()) => Ok(()),
         Err((code, why)) => {
             metrics::add(&shared.metrics.logins_refused, 1);

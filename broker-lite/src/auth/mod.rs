@@ -2,8 +2,8 @@
 //! clients) and which topics each client may publish, subscribe to and receive
 //! (ACL file).
 //!
-//! The files are read once when the broker starts. A connection checks the
-//! password right after CONNECT, on a blocking thread (a slow hash must not
+//! The files are read when the broker starts, and again on a reload
+//! (`Broker::reload`, SIGHUP). A connection checks the password right after CONNECT, on a blocking thread (a slow hash must not
 //! stall the runtime); the router compiles the client's ACL when it takes the
 //! CONNECT and checks it on every PUBLISH, SUBSCRIBE and delivery.
 
@@ -61,6 +61,23 @@ impl Auth {
             allow_anonymous: config.allows_anonymous(),
             verify_slots: Arc::new(Semaphore::new(cores.max(1))),
         })
+    }
+
+    /// `load` again for a reload: the new files, the same limit on password
+    /// checks running at once (shared with the checks still under way).
+    pub(crate) fn reload(config: &AuthConfig, previous: &Auth) -> Result<Auth, Vec<ConfigError>> {
+        let mut auth = Auth::load(config)?;
+        auth.verify_slots = previous.verify_slots.clone();
+        Ok(auth)
+    }
+
+    /// What is in force, for the log: users in the password file and ACL rules.
+    pub fn summary(&self) -> String {
+        let users = self.passwords.as_ref().map_or(0, PasswordFile::len);
+        match &self.acl {
+            Some(acl) => format!("{users} user(s), {} ACL rule(s)", acl.rule_count()),
+            None => format!("{users} user(s), no ACL file"),
+        }
     }
 
     /// `load` for `Broker::start`: the errors are logged one by one and

@@ -58,6 +58,26 @@ impl SessionAcls {
         self.entries[i] = entry;
     }
 
+    /// A reload put new ACL rules in force: every session's rules are compiled
+    /// again for the user and client id they were compiled for, so that what a
+    /// connected client may do changes at once (its subscriptions stay; each
+    /// delivery is checked against the new rules).
+    pub fn recompile(&mut self, auth: &super::Auth) {
+        for entry in &mut self.entries {
+            if let Entry::Rules {
+                client_id,
+                user,
+                acl,
+            } = entry
+            {
+                match auth.acl_for(user.as_deref(), client_id) {
+                    Some(new) => **acl = new,
+                    None => *entry = Entry::All,
+                }
+            }
+        }
+    }
+
     /// The rules of the client that just connected to session `sid`.
     pub fn set(&mut self, sid: u32, client_id: &str, user: Option<&str>, acl: Option<ClientAcl>) {
         let entry = match acl {

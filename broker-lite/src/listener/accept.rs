@@ -12,11 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::per_ip::PerIp;
-use super::{tls, ws};
+use super::tls::{self, Tls};
+use super::ws;
 use crate::connection::{self, ConnShared, Peer};
 use crate::metrics;
 
@@ -81,7 +81,7 @@ impl Drop for Admitted {
 /// How one listener turns a TCP connection into an MQTT byte stream.
 pub(crate) struct Kind {
     pub scheme: &'static str,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Tls>,
     pub use_cn_as_username: bool,
     /// `Some(path filter)` for a WebSocket listener; the filter `None` takes any path.
     pub websocket: Option<Option<String>>,
@@ -146,9 +146,10 @@ async fn handshake_and_serve(
     kind: &Kind,
     admitted: Admitted,
 ) {
-    let Some(acceptor) = &kind.tls else {
+    let Some(tls) = &kind.tls else {
         return websocket_and_serve(stream, peer, conn, kind, admitted).await;
     };
+    let acceptor = tls.acceptor();
     let shared = admitted.shared();
     let Some(tls) = bounded("TLS handshake", &peer, shared, acceptor.accept(stream)).await else {
         return;

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub(crate) use accept::{accept_loop, Accepting, Admitted, Kind};
+
 pub use config::{ListenerConfig, TlsConfig};
 pub(crate) use per_ip::PerIp;
+pub(crate) use tls::acceptor as tls_acceptor;
 
 use crate::Config;
 
@@ -43,7 +45,7 @@ pub(crate) struct Bound {
 /// file or the address at fault.
 pub(crate) async fn bind(config: &ListenerConfig) -> io::Result<Bound> {
     let tls = match &config.tls {
-        Some(tls) => Some(tls::acceptor(tls)?),
+        Some(tls) => Some(tls::Tls::new(tls)?),
         None => None,
     };
     let socket = TcpListener::bind(config.listen).await.map_err(|e| {

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
@@ -15,6 +15,38 @@ use tokio_rustls::TlsAcceptor;
 
 use super::config::TlsConfig;
 use super::x509::subject_common_name;
+
+/// A TLS listener's files and the acceptor built from them. A reload builds a
+/// new acceptor from the same files and puts it in; connections already open
+/// keep the certificate they were set up with.
+pub(crate) struct Tls {
+    pub config: TlsConfig,
+    acceptor: RwLock<TlsAcceptor>,
+}
+
+impl Tls {
+    pub fn new(config: &TlsConfig) -> io::Result<Tls> {
+        Ok(Tls {
+            acceptor: RwLock::new(acceptor(config)?),
+            config: config.clone(),
+        })
+    }
+
+    /// The acceptor for the next connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, new: TlsAcceptor) {
+        *self
+            .acceptor
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = new;
+    }
+}
 
 /// Build the acceptor of a TLS listener. Every error names the file at fault.
 pub(crate) fn acceptor(tls: &TlsConfig) -> io::Result<TlsAcceptor> {

@@ -45,6 +45,12 @@ pub(crate) enum Event {
         tx: mpsc::Sender<Message>,
         done: oneshot::Sender<Result<(), String>>,
     },
+    /// New password and ACL files are in force (a reload): the ACL rules of every
+    /// session are compiled again before `done` is answered.
+    Reload {
+        auth: Arc<crate::auth::Auth>,
+        done: oneshot::Sender<()>,
+    },
     /// Time to publish `$SYS/broker/...`.
     SysTick,
     Shutdown,

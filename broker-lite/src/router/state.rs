@@ -215,6 +215,11 @@ impl Router {
                 let result = self.local_subscribe(filter, qos, tx);
                 let _ = done.send(result);
             }
+            Event::Reload { auth, done } => {
+                self.acls.recompile(&auth);
+                self.auth = auth;
+                let _ = done.send(());
+            }
             Event::SysTick => self.publish_sys(),
             Event::Shutdown => return true,
         }
