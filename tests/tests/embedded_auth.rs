@@ -98,13 +98,14 @@ fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_f
         got[0]
     );
 
-    // A user whose ACL does not cover sensors/# is subscribed but gets nothing,
-    // while the reader, subscribed at the same time, keeps getting messages.
+    // A user whose ACL does not cover sensors/# is subscribed to everything
+    // (allowed: `#` overlaps its other/#) but gets none of them, while the
+    // reader, subscribed at the same time, keeps getting messages.
     let nosy = Subscriber::start_with(
         "nosy",
         ["-h", "127.0.0.1", "-p", &p, "-u", "nosy", "-P", "n-secret"]
             .into_iter()
-            .chain(["-t", "sensors/#"]),
+            .chain(["-t", "#"]),
     );
     let before = reader.messages().len();
     reader.wait_until("more for the reader", WAIT, |m| m.len() >= before + 20);
@@ -120,6 +121,58 @@ fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_f
     // Logged with the user name, never the password.
     let line = gw.wait_for_line(Stream::Stderr, &["login refused", "user=\"reader\""], WAIT);
     assert!(!line.contains("badpass42"), "{line}");
+
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}
+
+#[test]
+fn systemctl_reload_puts_a_changed_acl_file_of_the_embedded_broker_in_force() {
+    let dir = Scratch::new("embedded-auth-reload");
+    let config = config(&dir);
+    let mut gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    let p = port.to_string();
+
+    // nosy may read other/# only: subscribed to everything (allowed: it
+    // overlaps other/#), it gets nothing of sensors/# while the reader does.
+    let nosy = Subscriber::start_with(
+        "nosy",
+        ["-h", "127.0.0.1", "-p", &p, "-u", "nosy", "-P", "n-secret"]
+            .into_iter()
+            .chain(["-t", "#"]),
+    );
+    let reader = Subscriber::start_with(
+        "reader",
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "reader",
+            "-P",
+            "r-secret",
+        ]
+        .into_iter()
+        .chain(["-t", "sensors/#"]),
+    );
+    reader.wait_until("messages for the reader", WAIT, |m| m.len() >= 20);
+    assert!(nosy.messages().is_empty(), "{:?}", nosy.messages());
+
+    // The ACL now lets nosy read them; SIGHUP, as `systemctl reload` sends.
+    dir.write(
+        "acl",
+        "user reader\ntopic read sensors/#\n\nuser nosy\ntopic read sensors/#\n",
+    );
+    gw.signal(libc::SIGHUP);
+    let line = gw.wait_for_line(Stream::Stderr, &["embedded broker reloaded"], WAIT);
+    assert!(line.contains("2 user(s), 2 ACL rule(s)"), "{line}");
+    // The same connection, the same subscription: the new rule applies at once.
+    nosy.wait_until("messages for nosy after the reload", WAIT, |m| {
+        !m.is_empty()
+    });
 
     gw.signal(libc::SIGTERM);
     let exit = gw.wait_exit(WAIT);

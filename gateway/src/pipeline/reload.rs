@@ -7,6 +7,10 @@
 //! waiting for a mapping thread stay queued and are mapped by the new mapper:
 //! nothing buffered is lost. Sources, outputs, the store and the status server
 //! are not restarted; changes to them are reported as needing a restart.
+//!
+//! The embedded broker's password, ACL and TLS files are read again in the same
+//! step (`broker_lite::Broker::prepare_reload`): an error in them refuses the
+//! whole reload, and they are put in force together with the mappings.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -64,6 +68,8 @@ pub struct ReloadOutcome {
     pub discovery: usize,
     /// Parts of the configuration that changed but take effect only at a restart.
     pub need_restart: Vec<String>,
+    /// What the embedded broker put in force (users, ACL rules, TLS listeners).
+    pub broker: Option<String>,
 }
 
 impl ReloadOutcome {
@@ -74,6 +80,9 @@ impl ReloadOutcome {
                 "; {} Home Assistant discovery message(s) published",
                 self.discovery
             ));
+        }
+        if let Some(broker) = &self.broker {
+            text.push_str(&format!("; embedded broker {broker}"));
         }
         if !self.need_restart.is_empty() {
             text.push_str(&format!(
@@ -123,6 +132,16 @@ impl Running {
         .await
         .map_err(|e| vec![format!("reload: {e}")])??;
 
+        // The embedded broker's files, read and checked before anything changes.
+        let broker_files = match &self.broker {
+            Some(broker) => Some(broker.prepare_reload().map_err(|e| {
+                e.errors
+                    .into_iter()
+                    .map(|why| format!("embedded broker: {why}"))
+                    .collect::<Vec<_>>()
+            })?),
+            None => None,
+        };
         let need_restart = changed_sections(&self.config, &new);
         // Every mapper is ready: now put them in, all at once.
         let mut replaced = 0;
@@ -138,6 +157,10 @@ impl Running {
             stats.clear_last_error();
             replaced += 1;
         }
+        let broker = match (&self.broker, broker_files) {
+            (Some(b), Some(files)) => Some(b.apply_reload(files).await.to_string()),
+            _ => None,
+        };
         let published = discovery_changes(&self.config, &new);
         let discovery = published.len();
         if let (Some(store), false) = (&self.store, published.is_empty()) {
@@ -157,6 +180,7 @@ impl Running {
             mappings: replaced,
             discovery,
             need_restart,
+            broker,
         })
     }
 }
