@@ -50,6 +50,13 @@ fn config(dir: &Scratch) -> PathBuf {
     )
 }
 
+/// mosquitto_sub as `user` on `filter`, printing what it gets.
+fn subscriber(port: u16, user: &str, password: &str, filter: &str) -> Subscriber {
+    let port = port.to_string();
+    let args = ["-h", "127.0.0.1", "-p", &port, "-u", user, "-P", password];
+    Subscriber::start_with(user, args.into_iter().chain(["-t", filter]))
+}
+
 /// mosquitto_sub once with `args`: its exit code and what it printed on stderr.
 fn refused(port: u16, args: &[&str]) -> (i32, String) {
     let mut cmd = std::process::Command::new("mosquitto_sub");
@@ -73,24 +80,9 @@ fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_f
     let config = config(&dir);
     let mut gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
-    let p = port.to_string();
 
     // The reader gets the gateway's messages.
-    let reader = Subscriber::start_with(
-        "reader",
-        [
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-u",
-            "reader",
-            "-P",
-            "r-secret",
-        ]
-        .into_iter()
-        .chain(["-t", "sensors/#"]),
-    );
+    let reader = subscriber(port, "reader", "r-secret", "sensors/#");
     let got = reader.wait_until("a message for the reader", WAIT, |m| !m.is_empty());
     assert!(
         got[0].topic.starts_with("sensors/json-sensor/"),
@@ -101,12 +93,7 @@ fn the_embedded_broker_asks_for_passwords_and_applies_the_acl_from_the_gateway_f
     // A user whose ACL does not cover sensors/# is subscribed to everything
     // (allowed: `#` overlaps its other/#) but gets none of them, while the
     // reader, subscribed at the same time, keeps getting messages.
-    let nosy = Subscriber::start_with(
-        "nosy",
-        ["-h", "127.0.0.1", "-p", &p, "-u", "nosy", "-P", "n-secret"]
-            .into_iter()
-            .chain(["-t", "#"]),
-    );
+    let nosy = subscriber(port, "nosy", "n-secret", "#");
     let before = reader.messages().len();
     reader.wait_until("more for the reader", WAIT, |m| m.len() >= before + 20);
     assert!(nosy.messages().is_empty(), "{:?}", nosy.messages());
@@ -133,31 +120,11 @@ fn systemctl_reload_puts_a_changed_acl_file_of_the_embedded_broker_in_force() {
     let config = config(&dir);
     let mut gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
-    let p = port.to_string();
 
     // nosy may read other/# only: subscribed to everything (allowed: it
     // overlaps other/#), it gets nothing of sensors/# while the reader does.
-    let nosy = Subscriber::start_with(
-        "nosy",
-        ["-h", "127.0.0.1", "-p", &p, "-u", "nosy", "-P", "n-secret"]
-            .into_iter()
-            .chain(["-t", "#"]),
-    );
-    let reader = Subscriber::start_with(
-        "reader",
-        [
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-u",
-            "reader",
-            "-P",
-            "r-secret",
-        ]
-        .into_iter()
-        .chain(["-t", "sensors/#"]),
-    );
+    let nosy = subscriber(port, "nosy", "n-secret", "#");
+    let reader = subscriber(port, "reader", "r-secret", "sensors/#");
     reader.wait_until("messages for the reader", WAIT, |m| m.len() >= 20);
     assert!(nosy.messages().is_empty(), "{:?}", nosy.messages());
 
