@@ -376,6 +376,33 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
         first.store
     );
 
+    // The embedded broker's panel: shown, with the listener and every kind of
+    // refusal the API reports.
+    let panel = browser
+        .execute(
+            "return [document.getElementById('broker-panel').hidden,\
+             document.getElementById('broker-listeners').textContent,\
+             [...document.querySelectorAll('#broker-refusals tr[data-key]')].map(r => r.dataset.key)];",
+            &[],
+        )
+        .expect("the broker panel");
+    let (hidden, listeners, refusals): (bool, String, Vec<String>) =
+        serde_json::from_value(panel).expect("the panel's parts");
+    assert!(!hidden, "the embedded broker's panel is hidden");
+    let api_listeners: Vec<String> =
+        serde_json::from_value(api["broker"]["listeners"].clone()).expect("listeners");
+    assert_eq!(listeners, api_listeners.join(", "));
+    let mut api_refusals: Vec<String> = api["broker"]["refusals"]
+        .as_object()
+        .expect("refusals by reason")
+        .keys()
+        .cloned()
+        .collect();
+    let mut shown_refusals = refusals.clone();
+    api_refusals.sort();
+    shown_refusals.sort();
+    assert_eq!(shown_refusals, api_refusals, "one row per kind of refusal");
+
     // The last frames of each source, as text: the GPS source's are NMEA sentences.
     let previews = browser
         .execute(
