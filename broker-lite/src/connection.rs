@@ -388,12 +388,12 @@ where
         let deadline = |now: Instant| keep_alive.map_or_else(far_future, |k| now + k);
         let sleep = tokio::time::sleep_until(deadline(Instant::now()));
         tokio::pin!(sleep);
-        // Packets read before CONNECT was handled may already be in the buffer.
-        let mut pending_input = !rbuf.is_empty();
         let mut braked: Option<Brake> = None;
         loop {
-            if pending_input {
-                pending_input = false;
+            // What was read (also before CONNECT was handled) is decoded first. A
+            // partial packet left in the buffer is looked at again, which is cheap,
+            // rather than kept track of in one more field of every connection's task.
+            if !rbuf.is_empty() {
                 let (packets, end) = decode(rbuf, outbox, shared);
                 if !packets.is_empty() {
                     outbox.batch_sent();
@@ -428,28 +428,15 @@ where
                     until: Instant::now() + BRAKE_MAX,
                 });
             }
+            // The select only decides what to do: its futures are gone before the
+            // write below waits, so their state and the write's share memory in
+            // the connection's task.
             tokio::select! {
                 biased;
-                taken = outbox.take() => {
-                    let (buf, close) = match taken {
-                        Taken::Bytes(b) => (b, false),
-                        Taken::Closed(b) => (b, true),
-                        Taken::Woken => continue,
-                    };
-                    if let Err(end) = flush(stream, &buf, sleep.deadline()).await {
-                        return end;
-                    }
-                    metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
-                    if outbox.relieve(shared.outbox_limits.soft / 2) {
-                        shared.relief.notify_waiters();
-                    }
-                    if close {
-                        return End::Closed;
-                    }
-                    outbox.recycle(buf);
-                }
+                () = outbox.ready() => {}
                 () = wait_for_relief(braked.as_ref(), &shared.relief), if braked.is_some() => {
                     braked = None;
+                    continue;
                 }
                 read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, READ_CHUNK)),
                     if braked.is_none() && outbox.may_send_batch() =>
@@ -459,13 +446,41 @@ where
                         Ok(n) => {
                             metrics::add(&shared.metrics.bytes_received, n as u64);
                             sleep.as_mut().reset(deadline(Instant::now()));
-                            pending_input = true;
+                            continue;
                         }
                         Err(e) => return End::Io(e),
                     }
                 }
                 () = &mut sleep => return End::KeepAliveExpired,
             }
+            let (buf, close) = match outbox.try_take() {
+                Some(Taken::Bytes(b)) => (b, false),
+                Some(Taken::Closed(b)) => (b, true),
+                // A wake-up with nothing to write: look at the brake and the batches again.
+                None => continue,
+            };
+            // Most writes complete at once; only a client slow to read makes the
+            // connection wait, in a boxed future (its state is not part of every
+            // connection's task).
+            let now = poll_fn(|cx| Poll::Ready(write_now(&mut *stream, cx, &buf))).await;
+            let done = match now {
+                Err(e) => Err(End::Io(e)),
+                Ok(None) => Ok(()),
+                Ok(Some(written)) => {
+                    Box::pin(write_rest(stream, &buf[written..], sleep.deadline())).await
+                }
+            };
+            if let Err(end) = done {
+                return end;
+            }
+            metrics::add(&shared.metrics.bytes_sent, buf.len() as u64);
+            if outbox.relieve(shared.outbox_limits.soft / 2) {
+                shared.relief.notify_waiters();
+            }
+            if close {
+                return End::Closed;
+            }
+            outbox.recycle(buf);
         }
     }
 }
@@ -535,58 +550,43 @@ fn decode(rbuf: &mut BytesMut, outbox: &Outbox, shared: &ConnShared) -> (Vec<Pac
     }
 }
 
-/// Write a whole buffer and flush it. Most writes complete at once without
-/// waiting; one that has to wait for the client gives up when the keep-alive
-/// deadline passes.
-#[allow(clippy::manual_async_fn)]
-fn flush<'a, S>(
-    stream: &'a mut S,
-    buf: &'a [u8],
-    deadline: Instant,
-) -> impl Future<Output = Result<(), End>> + Send + 'a
+/// Write and flush as much of `buf` as the stream takes without waiting.
+/// `None`: all of it is written and flushed; `Some(n)`: `n` bytes are written
+/// and the rest (or the flush) has to wait for the client (`write_rest`).
+fn write_now<S>(stream: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> io::Result<Option<usize>>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut stream = Pin::new(stream);
+    let mut written = 0;
+    while written < buf.len() {
+        match stream.as_mut().poll_write(cx, &buf[written..]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Ok(Some(written)),
+        }
+    }
+    match stream.poll_flush(cx) {
+        Poll::Ready(Ok(())) => Ok(None),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(Some(written)),
+    }
+}
+
+/// The rest of a write that had to wait: given up when the keep-alive deadline passes.
+async fn write_rest<S>(stream: &mut S, rest: &[u8], deadline: Instant) -> Result<(), End>
 where
     S: AsyncWrite + Unpin + Send,
 {
-    async move {
-        let mut written = 0;
-        let mut flushed = false;
-        // One pass without a timer; `Pending` here only means "take the slow path".
-        let fast = poll_fn(|cx| {
-            let mut stream = Pin::new(&mut *stream);
-            while written < buf.len() {
-                match stream.as_mut().poll_write(cx, &buf[written..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => written += n,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Ready(Ok(())),
-                }
-            }
-            match stream.poll_flush(cx) {
-                Poll::Ready(r) => {
-                    flushed = r.is_ok();
-                    Poll::Ready(r)
-                }
-                Poll::Pending => Poll::Ready(Ok(())),
-            }
-        })
-        .await;
-        if let Err(e) = fast {
-            return Err(End::Io(e));
-        }
-        if flushed {
-            return Ok(());
-        }
-        let rest = &buf[written..];
-        let slow = async {
-            stream.write_all(rest).await?;
-            stream.flush().await
-        };
-        // The slow path is boxed so that its state is not part of every connection's task.
-        match Box::pin(tokio::time::timeout_at(deadline, slow)).await {
-            Err(_) => Err(End::KeepAliveExpired),
-            Ok(Err(e)) => Err(End::Io(e)),
-            Ok(Ok(())) => Ok(()),
-        }
+    let slow = async {
+        stream.write_all(rest).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout_at(deadline, slow).await {
+        Err(_) => Err(End::KeepAliveExpired),
+        Ok(Err(e)) => Err(End::Io(e)),
+        Ok(Ok(())) => Ok(()),
     }
 }
 

@@ -76,12 +76,11 @@ impl OutboxLimits {
     }
 }
 
-/// What the connection finds when it wakes up.
+/// What the connection takes to write.
 pub(crate) enum Taken {
     Bytes(BytesMut),
+    /// The last bytes before the connection closes.
     Closed(BytesMut),
-    /// Woken with nothing to write.
-    Woken,
 }
 
 impl Outbox {
@@ -176,35 +175,50 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// Wait until there is something to write or the outbox is closed.
-    /// Cancel safe: nothing is taken unless this returns.
-    /// A wake-up with nothing to write returns `Taken::Woken` (the router finished
-    /// a batch of this connection's packets, see `batch_done`).
+    /// What is waiting to be written, taken at once: the bytes, or the bytes
+    /// before closing; `None` when there is nothing. A connection that finds
+    /// nothing is about to wait: the buffer it gave back for reuse (up to 64 KiB
+    /// after a burst) is let go then, so that a quiet client holds no write buffer
+    /// however busy it was.
+    pub(crate) fn try_take(&self) -> Option<Taken> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.buf.is_empty() || inner.closed {
+            let buf = std::mem::take(&mut inner.buf);
+            return Some(if inner.closed {
+                Taken::Closed(buf)
+            } else {
+                Taken::Bytes(buf)
+            });
+        }
+        if inner.buf.capacity() > 0 {
+            inner.buf = BytesMut::new();
+        }
+        None
+    }
+
+    /// Wait until there may be something to take (`try_take`): bytes, the outbox
+    /// closed, or a wake-up (the router finished a batch of this connection's
+    /// packets, see `batch_done`). Takes nothing, so it is cancel safe, and it
+    /// returns nothing, so that what the connection's task holds while it waits
+    /// stays small.
+    pub(crate) async fn ready(&self) {
+        {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if !inner.buf.is_empty() || inner.closed {
+                return;
+            }
+        }
+        self.notify.notified().await;
+    }
+
+    /// Wait for something to take and take it.
+    #[cfg(test)]
     pub(crate) async fn take(&self) -> Taken {
-        let mut woken = false;
         loop {
-            {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                if !inner.buf.is_empty() || inner.closed {
-                    let buf = std::mem::take(&mut inner.buf);
-                    return if inner.closed {
-                        Taken::Closed(buf)
-                    } else {
-                        Taken::Bytes(buf)
-                    };
-                }
-                // The connection has written everything and waits: the buffer it
-                // gave back for reuse (up to 64 KiB after a burst) is let go, so
-                // that a quiet client holds no write buffer however busy it was.
-                if inner.buf.capacity() > 0 {
-                    inner.buf = BytesMut::new();
-                }
+            if let Some(taken) = self.try_take() {
+                return taken;
             }
-            if woken {
-                return Taken::Woken;
-            }
-            self.notify.notified().await;
-            woken = true;
+            self.ready().await;
         }
     }
 
