@@ -1,31 +1,32 @@
 //! The configuration users edit: every kind of mistake gives a message with file,
 //! line, column and field, and all of them come back from one load.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use broker_lite::codec::QoS;
 use mqgate::config::{ConfigError, GatewayConfig, SourceKind};
+use tempfile::TempDir;
 
-/// A fresh folder under the system temp dir holding the given files.
-fn folder(files: &[(&str, &str)]) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mqgate-config-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A fresh folder under the system temp dir holding the given files; removed when
+/// the guard is dropped.
+fn folder(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("mqgate-config-")
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
     for (name, text) in files {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
     dir
 }
 
+/// Loads the given files' `mqgate.yaml`; the folder is gone once this returns, so
+/// a test that looks at the files afterwards uses [`folder`] itself.
 fn load(files: &[(&str, &str)]) -> Result<GatewayConfig, Vec<ConfigError>> {
-    GatewayConfig::load(&folder(files).join("mqgate.yaml"))
+    let dir = folder(files);
+    GatewayConfig::load(&dir.path().join("mqgate.yaml"))
 }
 
 /// The errors of a config that must fail, printed one per line for assertion messages.
@@ -391,7 +392,8 @@ sources:
 
 #[test]
 fn mapping_files_load_with_their_defaults_and_resolved_script() {
-    let config = load(&[
+    // The folder stays until the end: the test checks the resolved files exist.
+    let dir = folder(&[
         ("mqgate.yaml", GATEWAY_WITH_SOURCES),
         ("gps.log", "$GPGGA\n"),
         (
@@ -404,8 +406,8 @@ fn mapping_files_load_with_their_defaults_and_resolved_script() {
         ),
         ("mappings/notes.txt", "not a mapping"),
         ("scripts/nmea.rhai", "()"),
-    ])
-    .unwrap();
+    ]);
+    let config = GatewayConfig::load(&dir.path().join("mqgate.yaml")).unwrap();
     assert_eq!(config.mappings.len(), 2);
     let gps = &config.mappings[0];
     assert_eq!(gps.source, "gps");
@@ -467,8 +469,8 @@ fn errors_in_several_files_come_back_together_with_file_line_column_and_field() 
             "source: meter\nretain: yes please\n",
         ),
     ]);
-    let errors = GatewayConfig::load(&dir.join("mqgate.yaml")).unwrap_err();
-    let prefix = format!("{}/", dir.display());
+    let errors = GatewayConfig::load(&dir.path().join("mqgate.yaml")).unwrap_err();
+    let prefix = format!("{}/", dir.path().display());
     let lines: Vec<String> = errors
         .iter()
         .map(|e| e.to_string().replacen(&prefix, "", 1))
@@ -642,10 +644,10 @@ fn the_embedded_broker_files_are_relative_to_the_gateway_file_and_checked_at_loa
         ("acl", "topic read sensors/#\n"),
     ];
     let dir = folder(&files);
-    let config = GatewayConfig::load(&dir.join("mqgate.yaml")).unwrap();
+    let config = GatewayConfig::load(&dir.path().join("mqgate.yaml")).unwrap();
     let broker = config.broker.expect("the broker section");
-    assert_eq!(broker.auth.password_file, Some(dir.join("users")));
-    assert_eq!(broker.auth.acl_file, Some(dir.join("acl")));
+    assert_eq!(broker.auth.password_file, Some(dir.path().join("users")));
+    assert_eq!(broker.auth.acl_file, Some(dir.path().join("acl")));
 
     let e = errors(&[
         (

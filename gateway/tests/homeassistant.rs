@@ -18,8 +18,12 @@ fn workspace() -> PathBuf {
 
 #[tokio::test]
 async fn declared_entities_are_published_as_retained_discovery_configs_with_availability() {
-    let dir = std::env::temp_dir().join(format!("mqgate-ha-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when dropped, last, after the gateway below.
+    let scratch = tempfile::Builder::new()
+        .prefix("mqgate-ha-")
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
+    let dir = scratch.path();
     std::fs::create_dir_all(dir.join("mappings")).unwrap();
     let mapping = std::fs::read_to_string(workspace().join("mappings/json-sensor.yaml"))
         .unwrap()
@@ -94,5 +98,4 @@ async fn declared_entities_are_published_as_retained_discovery_configs_with_avai
         .expect("open");
     assert_eq!(&online.payload[..], b"online");
     assert!(online.retain);
-    let _ = std::fs::remove_dir_all(&dir);
 }

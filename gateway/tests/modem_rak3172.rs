@@ -36,7 +36,7 @@ fn start(link: &std::path::Path) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_every_fault() {
-    let link = temp_link("rak3172");
+    let (_dir, link) = temp_link("rak3172");
     let sim = Sim::start(&link, Rak3172Model::new(1));
     let mut r = start(&link);
 
@@ -132,7 +132,7 @@ async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
-    let link = temp_link("rak3172-old");
+    let (_dir, link) = temp_link("rak3172-old");
     let mut model = Rak3172Model::new(0);
     model.two_line_events = true;
     let sim = Sim::start(&link, model);
@@ -206,9 +206,8 @@ fn the_full_example_config_has_both_modems_on_serial_ports() {
 
 #[test]
 fn modem_source_mistakes_are_each_reported_with_their_field() {
-    let dir = std::env::temp_dir().join(format!("mqgate-modem-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("mqgate.yaml");
+    let dir = common::scratch_dir("modem-config");
+    let file = dir.path().join("mqgate.yaml");
     std::fs::write(
         &file,
         "gateway:\n  id: pi\nmappings: none\nsources:\n\

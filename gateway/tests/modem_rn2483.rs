@@ -19,7 +19,7 @@ use mqgate::source::{SourceState, SourceStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_every_fault() {
-    let link = temp_link("rn2483");
+    let (_dir, link) = temp_link("rn2483");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
     let mut settings = Rn2483Settings::new();
@@ -144,7 +144,7 @@ async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {
-    let link = temp_link("rn2483-old");
+    let (_dir, link) = temp_link("rn2483-old");
     let mut model = Rn2483Model::new();
     model.old_firmware = true;
     let sim = Sim::start(&link, model);
@@ -195,7 +195,7 @@ async fn the_rn2483_capture_maps_through_the_demo_mapping_to_one_message_per_rea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
-    let link = temp_link("rn2483-unplug");
+    let (_dir, link) = temp_link("rn2483-unplug");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
     // `running` keeps the stop sender (the source runs) to the end of the test.

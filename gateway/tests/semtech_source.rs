@@ -62,11 +62,14 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
 
 #[tokio::test]
 async fn forwarder_packets_and_status_reach_the_embedded_broker_as_lorawan_messages() {
-    let dir = std::env::temp_dir().join(format!("mqgate-semtech-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, last, after the gateway below.
+    let scratch = tempfile::Builder::new()
+        .prefix("mqgate-semtech-")
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
+    let dir = scratch.path();
     let port = free_udp_port();
-    let config = GatewayConfig::load(&write_config(&dir, port)).expect("the config loads");
+    let config = GatewayConfig::load(&write_config(dir, port)).expect("the config loads");
     let (_stop, shutdown) = watch::channel(false);
     let running = pipeline::start(&config, None, None, None, shutdown)
         .await
@@ -130,5 +133,4 @@ async fn forwarder_packets_and_status_reach_the_embedded_broker_as_lorawan_messa
         1,
         "one packet failed its CRC"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

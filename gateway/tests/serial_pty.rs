@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning() {
-    let link = temp_link("pty");
+    let (_dir, link) = temp_link("pty");
     let mut master = plug(&link);
 
     let status = Arc::new(SourceStatus::new("pty"));
@@ -64,9 +64,6 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
         .await
         .expect("source stops")
         .expect("task");
-    if let Some(dir) = link.parent() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,17 +26,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A gateway file in a scratch folder (with the gateway's state) that is removed
+/// when this is dropped.
+struct ConfigFile {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
 /// A gateway file with one looping replay of `json-sensor.log` as source `sensor`,
 /// and `outputs` (YAML sections) added.
-fn write_config(name: &str, outputs: &str) -> PathBuf {
+fn write_config(name: &str, outputs: &str) -> ConfigFile {
     write_config_with(name, outputs, "", None)
 }
 
 /// Like `write_config`, with `status` (YAML lines indented under `status:`) added
 /// and `script` (its text, written next to the file) in place of `json-lines.rhai`.
-fn write_config_with(name: &str, outputs: &str, status: &str, script: Option<&str>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mqgate-status-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn write_config_with(name: &str, outputs: &str, status: &str, script: Option<&str>) -> ConfigFile {
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("mqgate-status-{name}-"))
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
+    let dir = scratch.path();
     let mappings = dir.join("mappings");
     std::fs::create_dir_all(&mappings).unwrap();
     let script = match script {
@@ -68,7 +78,10 @@ fn write_config_with(name: &str, outputs: &str, status: &str, script: Option<&st
         ),
     )
     .unwrap();
-    file
+    ConfigFile {
+        path: file,
+        _dir: scratch,
+    }
 }
 
 /// A started gateway with its status server.
@@ -76,10 +89,12 @@ struct Gateway {
     addr: SocketAddr,
     _running: pipeline::Running,
     _stop: watch::Sender<bool>,
+    /// Dropped last: the folder goes after the gateway that uses it.
+    _config: ConfigFile,
 }
 
-async fn start(config_file: &Path) -> Gateway {
-    let config = GatewayConfig::load(config_file).expect("the config loads");
+async fn start(config_file: ConfigFile) -> Gateway {
+    let config = GatewayConfig::load(&config_file.path).expect("the config loads");
     let (stop, shutdown) = watch::channel(false);
     let running = pipeline::start(&config, None, None, None, shutdown)
         .await
@@ -97,6 +112,7 @@ async fn start(config_file: &Path) -> Gateway {
         addr,
         _running: running,
         _stop: stop,
+        _config: config_file,
     }
 }
 
@@ -159,11 +175,7 @@ async fn wait_for(addr: SocketAddr, what: &str, cond: impl Fn(&Snapshot) -> bool
 
 #[tokio::test]
 async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() {
-    let gw = start(&write_config(
-        "embedded",
-        "broker:\n  listen: 127.0.0.1:0\n",
-    ))
-    .await;
+    let gw = start(write_config("embedded", "broker:\n  listen: 127.0.0.1:0\n")).await;
 
     // The capture has 60 lines; the loop plays it about once a second.
     let first = wait_for(gw.addr, "a full pass of the capture", |s| {
@@ -277,7 +289,7 @@ async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() 
 async fn healthz_is_503_naming_the_upstream_while_its_broker_is_unreachable() {
     let port = free_port();
     let upstream = format!("upstream:\n  url: mqtt://127.0.0.1:{port}\n");
-    let gw = start(&write_config("upstream", &upstream)).await;
+    let gw = start(write_config("upstream", &upstream)).await;
 
     // The messages wait in the store for the upstream broker.
     wait_for(gw.addr, "messages waiting in the store", |s| {
@@ -329,7 +341,7 @@ async fn mqgate_run_prints_the_status_address_and_serves_it_until_sigterm() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_mqgate"))
             .args(["run", "--config"])
-            .arg(&config)
+            .arg(&config.path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -411,7 +423,7 @@ async fn events(addr: SocketAddr, count: usize) -> (String, Vec<Snapshot>) {
 
 #[tokio::test]
 async fn the_page_is_served_and_the_event_stream_sends_a_fresh_snapshot_every_second() {
-    let gw = start(&write_config("page", "broker:\n  listen: 127.0.0.1:0\n")).await;
+    let gw = start(write_config("page", "broker:\n  listen: 127.0.0.1:0\n")).await;
     let (status, head, body) = get(gw.addr, "/").await;
     assert_eq!(status, 200);
     assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
@@ -439,7 +451,7 @@ async fn the_page_is_served_and_the_event_stream_sends_a_fresh_snapshot_every_se
 async fn a_script_error_is_shown_with_its_line_and_the_other_frames_still_map() {
     // Line 3 throws for the frames of one sensor of the capture.
     let script = "fn map(frame) {\n    let v = json_parse(frame.text);\n    if v.id == \"soil-bed-2\" { throw \"bed 2 is broken\"; }\n    #{ name: v.id, payload: v }\n}\n";
-    let gw = start(&write_config_with(
+    let gw = start(write_config_with(
         "script-error",
         "broker:\n  listen: 127.0.0.1:0\n",
         "",
@@ -459,15 +471,17 @@ async fn a_script_error_is_shown_with_its_line_and_the_other_frames_still_map() 
 
 #[tokio::test]
 async fn with_a_token_and_a_password_every_route_asks_for_one_of_them() {
-    let dir = std::env::temp_dir().join(format!("mqgate-status-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let password_file = dir.join("status-password");
+    let secret = tempfile::Builder::new()
+        .prefix("mqgate-status-secret-")
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
+    let password_file = secret.path().join("status-password");
     std::fs::write(&password_file, "hunter2\n").unwrap();
     let status = format!(
         "  token: \"tok/en 1\"\n  username: admin\n  password_file: {}\n",
         password_file.display()
     );
-    let gw = start(&write_config_with(
+    let gw = start(write_config_with(
         "auth",
         "broker:\n  listen: 127.0.0.1:0\n",
         &status,
@@ -526,7 +540,7 @@ async fn with_a_token_and_a_password_every_route_asks_for_one_of_them() {
 
 #[tokio::test]
 async fn the_history_keeps_a_sample_a_second_for_the_charts() {
-    let gw = start(&write_config("history", "broker:\n  listen: 127.0.0.1:0\n")).await;
+    let gw = start(write_config("history", "broker:\n  listen: 127.0.0.1:0\n")).await;
     let deadline = Instant::now() + WAIT;
     let history = loop {
         let (code, _, body) = get(gw.addr, "/api/history").await;

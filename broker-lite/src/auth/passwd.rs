@@ -199,12 +199,12 @@ mod tests {
         PasswordHash::new(pw.as_bytes(), MIN_ITERATIONS).unwrap()
     }
 
-    fn tempdir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("broker-lite-passwd-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh, empty folder, removed when dropped (also when the test fails).
+    fn tempdir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("broker-lite-passwd-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn set_adds_then_replaces_and_keeps_other_lines() {
         let dir = tempdir("set");
-        let path = dir.join("passwd");
+        let path = dir.path().join("passwd");
         fs::write(&path, "# keep me\nbob:x\n").unwrap();
         assert_eq!(set(&path, "alice", &hash("one")).unwrap(), Change::Added);
         assert_eq!(set(&path, "alice", &hash("two")).unwrap(), Change::Replaced);
@@ -258,15 +258,15 @@ mod tests {
         assert!(!alice.verify(b"one"));
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
-        fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 
     #[test]
     fn delete_removes_only_that_user() {
         let dir = tempdir("delete");
-        let path = dir.join("passwd");
+        let path = dir.path().join("passwd");
         set(&path, "alice", &hash("a")).unwrap();
         set(&path, "bob", &hash("b")).unwrap();
         assert_eq!(delete(&path, "alice").unwrap(), Change::Deleted);
@@ -274,7 +274,7 @@ mod tests {
         let file = PasswordFile::load(&path).unwrap();
         assert!(file.get("alice").is_none());
         assert!(file.get("bob").is_some());
-        fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 
     #[test]

@@ -16,22 +16,20 @@ fn msg(n: u64, qos: QoS) -> Message {
     }
 }
 
-fn config(dir: &Path) -> StoreConfig {
+fn config(dir: impl AsRef<Path>) -> StoreConfig {
     StoreConfig {
-        file: dir.join("messages.db"),
+        file: dir.as_ref().join("messages.db"),
         ..StoreConfig::default()
     }
 }
 
-fn scratch(label: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mqgate-store-{label}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder `mqgate-store-<label>-…`, removed when the guard is dropped
+/// (after the store, which each test opens later), also when the test fails.
+fn scratch(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("mqgate-store-{label}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn payloads(items: &[Stored]) -> Vec<String> {
@@ -298,14 +296,17 @@ async fn an_unreadable_store_path_is_an_error_naming_it() {
     let dir = scratch("unreadable");
     let cfg = StoreConfig {
         // A folder where the file should be.
-        file: dir.clone(),
+        file: dir.path().to_path_buf(),
         ..config(&dir)
     };
     let e = match Store::open(&cfg, &["up"]) {
         Err(e) => e,
         Ok(_) => panic!("a folder is not a store"),
     };
-    assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&dir.path().display().to_string()),
+        "{e}"
+    );
     assert!(
         e.to_string().contains("is a folder, not a store file"),
         "{e}"

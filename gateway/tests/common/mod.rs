@@ -24,11 +24,21 @@ use tokio::sync::{mpsc, watch};
 /// How long any one wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A fresh path in a per-process temporary folder for a device symlink.
-pub fn temp_link(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mqgate-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("ttyModem")
+/// A fresh, empty scratch folder `mqgate-<name>-…` in the system temp dir; it is
+/// removed when the returned guard is dropped, also when the test fails.
+pub fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("mqgate-{name}-"))
+        .tempdir()
+        .expect("a scratch folder in the temp dir")
+}
+
+/// A fresh path for a device symlink in a scratch folder; keep the folder's guard
+/// alive for as long as the link is used.
+pub fn temp_link(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = scratch_dir(name);
+    let link = dir.path().join("ttyModem");
+    (dir, link)
 }
 
 /// A pseudo-terminal whose device is reachable through `link` (like
