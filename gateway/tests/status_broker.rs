@@ -5,6 +5,8 @@
 //!
 //! Needs `mosquitto_pub` (Debian's mosquitto-clients).
 
+mod http;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
+use http::get;
 use mqgate::config::GatewayConfig;
 use mqgate::pipeline;
 use mqgate::status::{self, BrokerSnapshot, Snapshot};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// How long any one wait in this test may take.
@@ -24,27 +25,6 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The one user in the password file, and its password.
 const USER: &str = "sensor";
 const PASSWORD: &str = "s-secret";
-
-/// A folder in the system temp dir, removed when dropped (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "mqgate-status-broker-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("mappings")).expect("create the scratch folder");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The gateway file: no source, the embedded broker with a password file (one
 /// user, who may write `sensors/#` and nothing else) and the status server, all
@@ -74,32 +54,8 @@ fn write_config(dir: &Path) -> PathBuf {
     file
 }
 
-/// `GET path` over a fresh connection: the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.expect("read");
-        String::from_utf8(response).expect("a UTF-8 response")
-    };
-    let text = tokio::time::timeout(WAIT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("no answer to GET {path} within {WAIT:?}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {text:?}"));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: no status line in {head:?}"));
-    (code, body.to_string())
-}
-
 async fn broker_status(addr: SocketAddr) -> BrokerSnapshot {
-    let (code, body) = get(addr, "/api/status").await;
+    let (code, _, body) = get(addr, "/api/status").await;
     assert_eq!(code, 200, "/api/status: {body}");
     let s: Snapshot = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     s.broker
@@ -163,8 +119,13 @@ async fn mosquitto_pub(port: u16, args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_metrics() {
-    let dir = Scratch::new("refusals");
-    let config = GatewayConfig::load(&write_config(&dir.0)).expect("the config loads");
+    // Removed when dropped, also when the test fails.
+    let dir = tempfile::Builder::new()
+        .prefix("mqgate-status-broker-")
+        .tempdir()
+        .expect("a scratch folder in the temp dir");
+    std::fs::create_dir_all(dir.path().join("mappings")).expect("the mappings folder");
+    let config = GatewayConfig::load(&write_config(dir.path())).expect("the config loads");
     let (stop, shutdown) = watch::channel(false);
     let mut running = pipeline::start(&config, None, None, None, shutdown)
         .await
@@ -247,7 +208,7 @@ async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_met
     assert_eq!(b.refusals.total(), 2, "nothing else refused: {b:#?}");
     assert_eq!(b.connections_total, 3, "three clients came: {b:#?}");
 
-    let (code, metrics) = get(addr, "/metrics").await;
+    let (code, _, metrics) = get(addr, "/metrics").await;
     assert_eq!(code, 200, "{metrics}");
     for line in [
         "mqgate_broker_refusals_total{reason=\"login\"} 1",

@@ -1,10 +1,13 @@
 //! The status API over real HTTP: a gateway with a looping replay source, its
 //! status server on a free port, read with plain HTTP/1.1 requests over TCP.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use http::{get, get_with};
 use mqgate::config::GatewayConfig;
 use mqgate::pipeline;
 use mqgate::status::{self, Snapshot};
@@ -114,40 +117,6 @@ async fn start(config_file: ConfigFile) -> Gateway {
         _stop: stop,
         _config: config_file,
     }
-}
-
-/// `GET path` over a fresh connection: the status code, the headers and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    get_with(addr, path, "").await
-}
-
-/// `GET path` with `headers` (each line ending in `\r\n`) added.
-async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.expect("read");
-        String::from_utf8(response).expect("a UTF-8 response")
-    };
-    let text = tokio::time::timeout(WAIT, exchange)
-        .await
-        .expect("a response in time");
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "bodies are sent with a length: {head}"
-    );
-    (status, head.to_string(), body.to_string())
 }
 
 async fn snapshot(addr: SocketAddr) -> Snapshot {

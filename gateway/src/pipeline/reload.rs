@@ -238,14 +238,21 @@ mod tests {
 
     #[test]
     fn the_summary_says_what_needs_a_restart() {
-        let o = ReloadOutcome {
+        let mut o = ReloadOutcome {
             mappings: 3,
             discovery: 0,
             need_restart: vec!["sources".into()],
+            broker: None,
         };
         assert_eq!(
             o.summary(),
             "reloaded the mappings of 3 source(s); changed but not applied until a restart: sources"
+        );
+        o.broker = Some("reloaded: 2 user(s), no ACL file; 0 TLS listener(s)".into());
+        assert_eq!(
+            o.summary(),
+            "reloaded the mappings of 3 source(s); embedded broker reloaded: 2 user(s), \
+             no ACL file; 0 TLS listener(s); changed but not applied until a restart: sources"
         );
     }
 
