@@ -82,6 +82,14 @@ async fn wait_for_broker(
     }
 }
 
+/// One QoS 1 `mosquitto_pub` of `payload` to `topic` as the password file's user.
+async fn publish_as_user(port: u16, topic: &str, payload: &str) -> (Option<i32>, String) {
+    let args = [
+        "-u", USER, "-P", PASSWORD, "-q", "1", "-t", topic, "-m", payload,
+    ];
+    mosquitto_pub(port, &args).await
+}
+
 /// One `mosquitto_pub` to the broker on `port` with `args`, killed if it takes
 /// longer than `WAIT`: its exit code and stderr.
 async fn mosquitto_pub(port: u16, args: &[&str]) -> (Option<i32>, String) {
@@ -149,22 +157,7 @@ async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_met
     assert_eq!(start.refusals.total(), 0, "{start:#?}");
 
     // Allowed: counted as received, refused by nothing.
-    let (code, err) = mosquitto_pub(
-        broker_addr.port(),
-        &[
-            "-u",
-            USER,
-            "-P",
-            PASSWORD,
-            "-t",
-            "sensors/t",
-            "-m",
-            "21.5",
-            "-q",
-            "1",
-        ],
-    )
-    .await;
+    let (code, err) = publish_as_user(broker_addr.port(), "sensors/t", "21.5").await;
     assert_eq!(code, Some(0), "{err}");
     let allowed = wait_for_broker(addr, "the allowed publish", |b| {
         b.messages_received > start.messages_received
@@ -182,22 +175,7 @@ async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_met
     assert!(err.contains("bad user name or password"), "{err}");
 
     // A topic outside the ACL: acknowledged (MQTT 3.1.1 cannot say no) but dropped.
-    let (code, err) = mosquitto_pub(
-        broker_addr.port(),
-        &[
-            "-u",
-            USER,
-            "-P",
-            PASSWORD,
-            "-t",
-            "admin/reboot",
-            "-m",
-            "now",
-            "-q",
-            "1",
-        ],
-    )
-    .await;
+    let (code, err) = publish_as_user(broker_addr.port(), "admin/reboot", "now").await;
     assert_eq!(code, Some(0), "{err}");
 
     let b = wait_for_broker(addr, "one refused login and one denied publish", |b| {
