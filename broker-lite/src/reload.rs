@@ -71,28 +71,39 @@ impl std::error::Error for ReloadError {}
 
 impl Broker {
     /// Read the password, ACL and TLS files named in the configuration again
-    /// and check them, without changing anything. Reads files: blocking, but
-    /// they are small.
-    pub fn prepare_reload(&self) -> Result<PreparedReload, ReloadError> {
-        let mut errors = Vec::new();
+    /// and check them, without changing anything. The files are read on a
+    /// blocking thread, off the runtime.
+    pub async fn prepare_reload(&self) -> Result<PreparedReload, ReloadError> {
+        let auth_config = self.auth_config.clone();
         let previous = self.accepting.shared.auth();
-        let auth = Auth::reload(&self.auth_config, &previous)
-            .map_err(|e| errors.extend(e.iter().map(ToString::to_string)))
-            .ok();
-        let mut tls = Vec::new();
-        for (i, kind) in self.kinds.iter().enumerate() {
-            let Some(listener) = &kind.tls else {
-                continue;
-            };
-            match crate::listener::tls_acceptor(&listener.config) {
-                Ok(acceptor) => tls.push((i, acceptor)),
-                Err(e) => errors.push(e.to_string()),
+        let tls_files: Vec<(usize, crate::listener::TlsConfig)> = self
+            .kinds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, kind)| kind.tls.as_ref().map(|t| (i, t.config.clone())))
+            .collect();
+        let read = move || {
+            let mut errors = Vec::new();
+            let auth = Auth::reload(&auth_config, &previous)
+                .map_err(|e| errors.extend(e.iter().map(ToString::to_string)))
+                .ok();
+            let mut tls = Vec::new();
+            for (i, files) in &tls_files {
+                match crate::listener::tls_acceptor(files) {
+                    Ok(acceptor) => tls.push((*i, acceptor)),
+                    Err(e) => errors.push(e.to_string()),
+                }
             }
-        }
-        match auth {
-            Some(auth) if errors.is_empty() => Ok(PreparedReload { auth, tls }),
-            _ => Err(ReloadError { errors }),
-        }
+            match auth {
+                Some(auth) if errors.is_empty() => Ok(PreparedReload { auth, tls }),
+                _ => Err(ReloadError { errors }),
+            }
+        };
+        tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| {
+            Err(ReloadError {
+                errors: vec![format!("reading the files failed: {e}")],
+            })
+        })
     }
 
     /// Put checked files in force, all together.
@@ -129,7 +140,7 @@ impl Broker {
     /// `prepare_reload`, then `apply_reload` if every file is good. The outcome
     /// is logged: one line when it worked, every error when it did not.
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
-        let prepared = match self.prepare_reload() {
+        let prepared = match self.prepare_reload().await {
             Ok(p) => p,
             Err(e) => {
                 for why in &e.errors {

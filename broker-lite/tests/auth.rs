@@ -8,46 +8,34 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
-use real::{mosquitto_pub, run_py, MqSub, Proc, TestBroker, TIMEOUT};
+use broker_lite::testing::pki::TempDir;
+use real::{mosquitto_pub, mosquitto_pub_status, run_py, MqSub, Proc, TestBroker, TIMEOUT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
 /// A temporary folder for password and ACL files, removed when dropped.
 struct Files {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Files {
     fn new(name: &str) -> Files {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "broker-lite-auth-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Files { dir }
+        Files {
+            dir: TempDir::new(&format!("broker-lite-auth-{name}")),
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
+        let path = self.path(name);
         std::fs::write(&path, text).expect("write file");
         path
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join(name)
     }
 }
 
@@ -59,17 +47,6 @@ fn password_file(files: &Files, users: &[(&str, &str)]) -> PathBuf {
         text.push_str(&format!("{user}:{hash}\n"));
     }
     files.write("passwd", &text)
-}
-
-/// Runs mosquitto_pub and returns its exit status and stderr, whatever they are.
-fn mosquitto_pub_status(port: u16, args: &[&str]) -> (ExitStatus, String) {
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args);
-    let mut proc = Proc::spawn("mosquitto_pub", &mut cmd);
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
-    (status, proc.stderr_text())
 }
 
 /// The CONNACK code paho gets for these credentials.

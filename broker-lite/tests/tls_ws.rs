@@ -290,15 +290,20 @@ fn messages_cross_between_plain_tls_websocket_and_secure_websocket_listeners() {
     }
 }
 
-#[tokio::test]
-async fn mqtt_packets_may_span_websocket_messages_and_a_message_may_hold_several() {
-    let broker = broker_lite::Broker::start(broker_lite::Config {
+/// A broker with one WebSocket listener (path `/mqtt`) on a free loopback port.
+async fn websocket_broker() -> broker_lite::Broker {
+    broker_lite::Broker::start(broker_lite::Config {
         listeners: vec![websocket(None)],
         sys_interval_secs: 0,
         ..broker_lite::Config::default()
     })
     .await
-    .expect("broker starts");
+    .expect("broker starts")
+}
+
+#[tokio::test]
+async fn mqtt_packets_may_span_websocket_messages_and_a_message_may_hold_several() {
+    let broker = websocket_broker().await;
     let addr = broker.local_addr();
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let mut ws = connect_ws(tcp, addr, "/mqtt")
@@ -332,13 +337,7 @@ async fn mqtt_packets_may_span_websocket_messages_and_a_message_may_hold_several
 
 #[tokio::test]
 async fn a_websocket_client_that_does_not_offer_mqtt_or_asks_another_path_is_refused() {
-    let broker = broker_lite::Broker::start(broker_lite::Config {
-        listeners: vec![websocket(None)],
-        sys_interval_secs: 0,
-        ..broker_lite::Config::default()
-    })
-    .await
-    .expect("broker starts");
+    let broker = websocket_broker().await;
     let addr = broker.local_addr();
     for (path, protocol, status) in [("/mqtt", "chat", "400"), ("/other", "mqtt", "404")] {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
@@ -368,13 +367,7 @@ async fn a_websocket_client_that_does_not_offer_mqtt_or_asks_another_path_is_ref
 #[tokio::test]
 async fn a_text_websocket_message_closes_the_connection() {
     use futures_util::SinkExt;
-    let broker = broker_lite::Broker::start(broker_lite::Config {
-        listeners: vec![websocket(None)],
-        sys_interval_secs: 0,
-        ..broker_lite::Config::default()
-    })
-    .await
-    .expect("broker starts");
+    let broker = websocket_broker().await;
     let addr = broker.local_addr();
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let mut ws = connect_ws(tcp, addr, "/mqtt")

@@ -317,17 +317,22 @@ impl MqSub {
 
 /// Runs `mosquitto_pub` with `args` and asserts it succeeded.
 pub fn mosquitto_pub(port: u16, args: &[&str]) {
+    let (status, stderr) = mosquitto_pub_status(port, args);
+    assert!(
+        status.success(),
+        "mosquitto_pub {args:?} failed: {status}\n{stderr}"
+    );
+}
+
+/// Runs `mosquitto_pub` with `args`; its exit status and stderr, whatever they are.
+pub fn mosquitto_pub_status(port: u16, args: &[&str]) -> (ExitStatus, String) {
     let mut cmd = Command::new("mosquitto_pub");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args);
     let mut proc = Proc::spawn("mosquitto_pub", &mut cmd);
     let status = proc.expect_exit(TIMEOUT);
     proc.drain();
-    assert!(
-        status.success(),
-        "mosquitto_pub {args:?} failed: {status}\n{}",
-        proc.report()
-    );
+    (status, proc.stderr_text())
 }
 
 /// An interpreter that can import paho-mqtt: the system one first, then `python3` on PATH.

@@ -134,7 +134,7 @@ impl Running {
 
         // The embedded broker's files, read and checked before anything changes.
         let broker_files = match &self.broker {
-            Some(broker) => Some(broker.prepare_reload().map_err(|e| {
+            Some(broker) => Some(broker.prepare_reload().await.map_err(|e| {
                 e.errors
                     .into_iter()
                     .map(|why| format!("embedded broker: {why}"))
