@@ -3,7 +3,8 @@
 //! the gpsd logs) encoded for each framing, fed in 4096-byte reads (the serial source's
 //! buffer) and in 64-byte reads (a full-speed USB serial adapter's packet).
 //!
-//! Prints Markdown; every loop is bounded in count and time.
+//! Prints Markdown; every loop is bounded in count and time. Needs the recordings from
+//! real devices (`MQGATE_REAL_DATA`, see the README); without them it says so and stops.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,8 +20,11 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 /// ...and at most this many passes.
 const MAX_PASSES: usize = 10_000;
 
+#[path = "../tests/common/real_data.rs"]
+mod real_data;
+
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd")
+    real_data::real_data("gpsd")
 }
 
 fn config(yaml: &str) -> FramingConfig {
@@ -144,6 +148,13 @@ fn count(out: &mut Vec<Framed>) -> usize {
 }
 
 fn main() {
+    if !cfg!(real_data) {
+        eprintln!(
+            "the framer benchmark reads the gpsd logs of real receivers: set MQGATE_REAL_DATA \
+             to the folder of recordings (README, Tests) and run it again"
+        );
+        return;
+    }
     let ubx = ubx_packets();
     assert_eq!(ubx.len(), 459, "the UBX packets of the gpsd logs");
     let payloads: Vec<Vec<u8>> = (0..COPIES).flat_map(|_| ubx.iter().cloned()).collect();

@@ -148,12 +148,13 @@ async fn main() {
         let rate = calls_per_second(mapper, &frame(source, &bytes));
         println!("| {source} | {what} | {rate:.0} |");
     }
-    // The first NAV-PVT of the u-blox capture (class 1, id 7: 92 bytes of payload).
-    let ubx_log = std::fs::read(root.join("tests/captures/ubx-neo-m8n.log")).expect("UBX capture");
+    // The first NAV-PVT with a 3D fix of the UBX capture (class 1, id 7: 92 bytes of
+    // payload; fixType at payload offset 20).
+    let ubx_log = std::fs::read(root.join("tests/captures/gps-ubx.log")).expect("UBX capture");
     let pvt_at = ubx_log
-        .windows(4)
-        .position(|w| w == [0xb5, 0x62, 0x01, 0x07])
-        .expect("a NAV-PVT in the capture");
+        .windows(27)
+        .position(|w| w[..4] == [0xb5, 0x62, 0x01, 0x07] && w[26] == 3)
+        .expect("a NAV-PVT with a fix in the capture");
     let pvt = ubx_log[pvt_at..pvt_at + 100].to_vec();
     let rate = calls_per_second(&mappers["ubx"], &frame("ubx", &pvt));
     println!("| ubx | UBX NAV-PVT | {rate:.0} |");

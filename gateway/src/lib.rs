@@ -19,3 +19,8 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod utc;
+
+/// The real-data helper of the tests, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/real_data.rs"]
+mod real_data;

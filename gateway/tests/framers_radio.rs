@@ -18,8 +18,12 @@ use proptest::prelude::*;
 mod split;
 use split::random_chunks;
 
+#[path = "common/real_data.rs"]
+mod real_data;
+use real_data::real_data;
+
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    real_data("")
 }
 
 fn config(yaml: &str) -> FramingConfig {
@@ -153,6 +157,10 @@ fn expected(name: &str, payloads: &[Vec<u8>]) -> Vec<Vec<u8>> {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn real_payloads_come_back_whole_and_in_order_however_the_stream_is_split() {
     let uplinks = uplinks();
@@ -187,6 +195,10 @@ fn real_payloads_come_back_whole_and_in_order_however_the_stream_is_split() {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn real_packets_as_bursts_split_anywhere_come_back_whole_at_each_silence() {
     let packets: Vec<Vec<u8>> = uplinks().into_iter().chain(ubx_packets()).collect();
@@ -210,6 +222,10 @@ fn real_packets_as_bursts_split_anywhere_come_back_whole_at_each_silence() {
     assert_eq!(bad_kinds(&out), vec![]);
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn other_crc_variants_and_a_one_byte_length_frame_the_uplinks() {
     let yaml = "type: binary\nlength: { offset: 0, width: 1, adjust: 2 }\n\
@@ -239,6 +255,10 @@ fn other_crc_variants_and_a_one_byte_length_frame_the_uplinks() {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn a_corrupt_packet_is_counted_and_every_other_packet_survives() {
     let payloads: Vec<Vec<u8>> = ubx_packets().into_iter().take(40).collect();
@@ -272,6 +292,10 @@ fn a_corrupt_packet_is_counted_and_every_other_packet_survives() {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn overlong_packets_and_a_stream_that_starts_mid_packet_are_counted_not_framed() {
     let uplinks = uplinks();

@@ -12,6 +12,10 @@ use mqgate::frame::{BadKind, Framed, FramingConfig, LinesConfig};
 mod split;
 use split::random_chunks;
 
+#[path = "common/real_data.rs"]
+mod real_data;
+use real_data::real_data;
+
 const UBX: &str = "
 type: binary
 sync: [0xB5, 0x62]
@@ -20,7 +24,7 @@ checksum: { kind: fletcher8, from: 2 }
 ";
 
 fn logs() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    let dir = real_data("gpsd");
     assert!(
         dir.is_dir(),
         "the gpsd logs are missing: {} does not exist",
@@ -154,6 +158,10 @@ fn scan_ubx(data: &[u8]) -> (usize, usize) {
     (good, bad)
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn nmea_lines_of_every_log_match_an_independent_count_and_any_split() {
     let mut total_good = 0;
@@ -183,6 +191,10 @@ fn nmea_lines_of_every_log_match_an_independent_count_and_any_split() {
     );
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_packets_of_every_log_match_an_independent_count_and_any_split() {
     let mut ubx_logs = 0;
@@ -215,9 +227,13 @@ fn ubx_packets_of_every_log_match_an_independent_count_and_any_split() {
     assert_eq!(ubx_logs, 3);
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn the_cut_off_ends_of_the_logs_are_reported() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    let dir = real_data("gpsd");
     let garmin = std::fs::read(dir.join("garmin-geko201.log")).unwrap();
     let out = run(&nmea(), [garmin]);
     match out.last() {
@@ -247,6 +263,10 @@ fn the_cut_off_ends_of_the_logs_are_reported() {
 /// whole lines of the log, in order. gpsd also finds a sentence glued behind another on
 /// one line (a receiver reboot cut the first one short); the lines framer reports such a
 /// line as one bad line, so those are only checked to be in the log.
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn good_nmea_sentences_equal_those_gpsd_passed_through() {
     let nmea_logs = [
@@ -257,7 +277,7 @@ fn good_nmea_sentences_equal_those_gpsd_passed_through() {
         "st-teseo-liv3f.log",
         "ublox-neo-m9n-nmea.log",
     ];
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    let dir = real_data("gpsd");
     for name in nmea_logs {
         let log = std::fs::read(dir.join(name)).unwrap();
         let chk = std::fs::read(dir.join(format!("{name}.chk"))).unwrap();
@@ -322,6 +342,10 @@ fn ubx_frame_spans(data: &[u8]) -> Vec<(usize, usize)> {
 
 /// The UBX frames of every log, by message class and id, equal those of the scan, and
 /// the logs hold what their provenance notes say (52, 242 and 165 frames).
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_message_kinds_of_every_log_match_an_independent_scan() {
     use std::collections::BTreeMap;
@@ -374,6 +398,10 @@ fn ubx_message_kinds_of_every_log_match_an_independent_scan() {
 /// The real UBX logs hold no frame with a bad checksum, so flip one payload byte in
 /// every third frame: each is reported as a bad checksum, the others still come
 /// through, and the counts equal the scan's on the changed bytes.
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_frames_with_a_flipped_byte_are_counted_as_bad_checksums() {
     for name in [
@@ -381,7 +409,7 @@ fn ubx_frames_with_a_flipped_byte_are_counted_as_bad_checksums() {
         "ublox-neo-m8n.log",
         "ublox-neo-m8t.log",
     ] {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+        let dir = real_data("gpsd");
         let mut data = Capture::load(&dir.join(name)).unwrap().bytes();
         let spans = ubx_frame_spans(&data);
         let mut flipped = 0;

@@ -332,6 +332,10 @@ fn compare_nmea_log(name: &str) -> NmeaCounts {
     counts
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn nmea_script_gives_gpsds_time_and_position_for_every_tpv_of_every_nmea_log() {
     let mut all = BTreeMap::new();
@@ -437,6 +441,10 @@ fn ubx_solutions(name: &str) -> (BTreeMap<String, Vec<Solution>>, usize) {
     (by_time, untimed)
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_script_gives_gpsds_time_and_position_for_every_tpv_of_every_ubx_log() {
     let mut seen = BTreeMap::new();
@@ -514,6 +522,10 @@ fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
 /// NAV-POSLLH and NAV-TIMEUTC do not occur in the logs: build them from the first
 /// NAV-PVT of the u-blox M8N log (same epoch, same values) and check the script reads
 /// the same position and time from all three. Broken frames are refused.
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_script_reads_posllh_and_timeutc_like_pvt_and_refuses_broken_frames() {
     let mapper = mapping_mapper("ubx-gps.yaml");
@@ -575,6 +587,10 @@ fn ubx_script_reads_posllh_and_timeutc_like_pvt_and_refuses_broken_frames() {
 }
 
 /// Every UBX frame of the logs maps within 2,000 operations (the default limit: 100,000).
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn ubx_script_maps_every_frame_of_the_logs_within_2000_operations() {
     use mqgate::mapping::{Mapper, MappingDefaults, ScriptLimits};

@@ -46,6 +46,10 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-6
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn nmea_positions_agree_with_gpsd_for_every_nmea_log() {
     let mapper = mapping_mapper("nmea-gps.yaml");
@@ -185,19 +189,27 @@ fn demo_gps_capture_publishes_every_sentence_with_a_good_checksum() {
     let mapper = mapping_mapper("nmea-gps.yaml");
     let bytes = std::fs::read(workspace().join("tests/captures/gps-nmea.log")).unwrap();
     let (frames, bad) = cut(nmea_framer(), &bytes);
-    // The log's last line is cut off (`$GPBOD,,T,,M,,*` without its checksum).
-    assert_eq!(bad, 1);
-    assert_eq!(frames.len(), 212);
+    // 120 seconds of GGA, GSA, RMC and VTG, and three GSV every fifth second, plus
+    // the three text sentences of the reboot banner; bad: one GGA's checksum, the VTG
+    // cut off by the reboot, the banner's plain-text line and the last line, cut off.
+    assert_eq!(bad, 4);
+    assert_eq!(frames.len(), 120 * 4 + 24 * 3 - 3 + 3);
     let mut topics = BTreeMap::new();
     for f in &frames {
         for m in messages(&mapper, &frame("gps", f, &[]), "gps-nmea.log") {
             *topics.entry(m.topic).or_insert(0) += 1;
         }
     }
-    assert_eq!(topics["gps/GPRMC"], 18);
-    assert_eq!(topics["gps/PGRME"], 17);
+    assert_eq!(topics["gps/GPRMC"], 120);
+    assert_eq!(topics["gps/GPGGA"], 119);
+    assert_eq!(topics["gps/GPVTG"], 118);
+    assert_eq!(topics["gps/GPTXT"], 3);
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn cayenne_lpp_script_decodes_every_vector() {
     let mapper = mapping_mapper("cayenne.yaml");
@@ -286,6 +298,10 @@ const DEVICE_SCRIPTS: &[(&str, &str)] = &[
     ("vendor/adeunis/temp-codec.yaml", "adeunis-temp4.rhai"),
 ];
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn lorawan_decoders_match_every_example_of_their_devices() {
     let examples = json_file("lorawan-devices/uplink-examples.json");
@@ -349,6 +365,10 @@ fn lorawan_decoders_match_every_example_of_their_devices() {
     );
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn lorawan_decoders_throw_on_a_cut_off_payload() {
     let examples = json_file("lorawan-devices/uplink-examples.json");
@@ -377,6 +397,10 @@ fn lorawan_decoders_throw_on_a_cut_off_payload() {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn json_lines_script_publishes_every_gpsd_json_report_unchanged() {
     let mapper = mapping_mapper("json-sensor.yaml");
@@ -517,6 +541,10 @@ fn every_script_and_mapping_compiles_in_the_default_sandbox() {
 /// The MClimate HT Sensor decoder against every example of its codec file, the way
 /// `lorawan_decoders_match_every_example_of_their_devices` checks the others; and
 /// payloads it must refuse: cut off, too long, not a keepalive.
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn mclimate_ht_decoder_matches_every_example_and_refuses_what_it_cannot_read() {
     let examples = json_file("lorawan-devices/uplink-examples.json");

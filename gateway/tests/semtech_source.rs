@@ -13,12 +13,16 @@ use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+#[path = "common/real_data.rs"]
+mod real_data;
+use real_data::real_data;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn samples() -> Value {
-    let path = workspace().join("../shared/data/semtech-udp/gwmp-samples.json");
+    let path = real_data("semtech-udp/gwmp-samples.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("the GWMP samples are needed at {}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
@@ -60,6 +64,10 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
     file
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[tokio::test]
 async fn forwarder_packets_and_status_reach_the_embedded_broker_as_lorawan_messages() {
     // Removed when dropped, last, after the gateway below.

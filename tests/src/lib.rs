@@ -1,6 +1,7 @@
 //! End-to-end test helpers: the `mqgate` binary, child processes that are killed
 //! when dropped, Mosquitto and mosquitto_sub, pseudo-terminals and scratch folders.
 
+pub mod captures;
 pub mod feeder;
 pub mod http;
 pub mod mqgate;

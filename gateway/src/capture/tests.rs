@@ -174,7 +174,7 @@ fn the_writer_refuses_header_values_that_would_break_the_format() {
 }
 
 fn gpsd_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gpsd");
+    let dir = crate::real_data::real_data("gpsd");
     assert!(
         dir.is_dir(),
         "the gpsd logs are missing: {} does not exist",
@@ -183,6 +183,10 @@ fn gpsd_dir() -> PathBuf {
     dir
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn every_gpsd_log_loads_as_one_raw_chunk_without_its_comment_lines() {
     let mut logs = 0;

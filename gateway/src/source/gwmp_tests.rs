@@ -4,14 +4,11 @@ use serde_json::Value;
 
 use super::*;
 
-/// `semtech-udp/gwmp-samples.json` from the shared real-data folder.
+/// `semtech-udp/gwmp-samples.json` from the real-data folder.
 fn samples() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/semtech-udp/gwmp-samples.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("the GWMP samples are needed at {path}: {e}"));
+    let path = crate::real_data::real_data("semtech-udp/gwmp-samples.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the GWMP samples are needed at {}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
 }
 
@@ -37,6 +34,10 @@ fn datagrams() -> Vec<(String, Vec<u8>, Value)> {
         .collect()
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn every_sample_datagram_parses_with_its_header_and_gets_the_right_ack() {
     let all = datagrams();
@@ -76,6 +77,10 @@ fn every_sample_datagram_parses_with_its_header_and_gets_the_right_ack() {
     }
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn rxpk_entries_become_frames_with_their_radio_meta() {
     let (_, bytes, _) = datagrams()
@@ -100,6 +105,10 @@ fn rxpk_entries_become_frames_with_their_radio_meta() {
     assert_eq!(meta.extra["crc"], "ok");
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn version_2_signal_figures_come_from_the_first_antenna() {
     let (_, bytes, _) = datagrams()
@@ -117,6 +126,10 @@ fn version_2_signal_figures_come_from_the_first_antenna() {
     assert_eq!(meta.snr, Some(10.0));
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn a_packet_whose_crc_failed_is_counted_not_mapped_and_stat_becomes_a_status_frame() {
     let all = datagrams();
@@ -149,6 +162,10 @@ fn a_packet_whose_crc_failed_is_counted_not_mapped_and_stat_becomes_a_status_fra
     assert_eq!(meta.extra["gwmp"], "stat");
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[test]
 fn the_spec_examples_decode_leniently_and_match_their_sizes() {
     let spec = samples()["spec_examples"].clone();
@@ -182,6 +199,10 @@ fn bad_datagrams_are_errors_that_say_why() {
     assert!(matches!(parse(&push), Err(GwmpError::Json(_))));
 }
 
+#[cfg_attr(
+    not(real_data),
+    ignore = "needs MQGATE_REAL_DATA: recordings from real devices (README, Tests)"
+)]
 #[tokio::test]
 async fn the_source_acknowledges_every_sample_over_udp_with_its_token_and_sends_the_frames() {
     let socket = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();

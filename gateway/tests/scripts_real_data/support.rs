@@ -12,19 +12,16 @@ use mqgate::mapping::{Mapped, Mapper, MappingDefaults, ScriptLimits};
 use mqgate::message::Message;
 use serde_json::Value;
 
+#[path = "../common/real_data.rs"]
+mod real_data;
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A file of the shared test data; fails clearly when the folder is missing.
 pub fn data(rel: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    assert!(
-        dir.is_dir(),
-        "the real-data folder {} is missing: these tests need ../shared/data next to the workspace",
-        dir.display()
-    );
-    dir.join(rel)
+    real_data::real_data(rel)
 }
 
 pub fn read(path: &Path) -> String {

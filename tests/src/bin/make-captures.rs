@@ -1,0 +1,12 @@
+//! Writes the generated GPS captures into `tests/captures/`:
+//! `cargo run -p mqgate-tests --bin make-captures`.
+
+fn main() -> std::io::Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    for (name, bytes) in mqgate_tests::captures::all() {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes)?;
+        println!("{}: {} bytes", path.display(), bytes.len());
+    }
+    Ok(())
+}
