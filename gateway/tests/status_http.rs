@@ -246,6 +246,23 @@ async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() 
             "no `{line}` in\n{metrics}"
         );
     }
+    // A real parser reads the whole exposition: Prometheus's own promtool.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) runs");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes())
+        .expect("write to promtool");
+    let checked = promtool.wait_with_output().expect("promtool finishes");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     let (code, _, body) = get(gw.addr, "/healthz").await;
     assert_eq!((code, body.as_str()), (200, "ok\n"));

@@ -51,8 +51,14 @@ fn escape_label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A sample value as the text exposition format spells it: `+Inf`, `-Inf` and
+/// `NaN` for the special values (Rust would write `inf`).
 fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
         format!("{v}")
@@ -302,6 +308,16 @@ pub fn render(s: &Snapshot) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn special_values_are_spelled_as_the_exposition_format_requires() {
+        assert_eq!(super::number(f64::INFINITY), "+Inf");
+        assert_eq!(super::number(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(super::number(f64::NAN), "NaN");
+        assert_eq!(super::number(3.0), "3");
+        assert_eq!(super::number(0.25), "0.25");
+        assert_eq!(super::number(-2.5e20), "-250000000000000000000");
+    }
+
     use super::*;
     use crate::status::snapshot::*;
 
