@@ -201,6 +201,32 @@ fn imports_do_not_read_the_disk_at_run_time() {
     assert_eq!(payload(&mapper, &frame(b"", None)), "42");
 }
 
+/// A reload (SIGHUP) builds every mapper again: the new one reads the library as it
+/// is now, the running one keeps what it compiled.
+#[test]
+fn loading_again_compiles_the_changed_library_and_the_old_mapper_keeps_its_own() {
+    let dir = scripts(&[
+        ("lib/maths.rhai", TWICE),
+        (
+            "s.rhai",
+            "fn map(frame) {\n    import \"maths\" as m;\n    #{ payload: `${m::twice(21)}` }\n}\n",
+        ),
+    ]);
+    let old = load(dir.path(), "s.rhai").unwrap();
+    std::fs::write(
+        dir.path().join("lib/maths.rhai"),
+        "fn twice(x) { x * 2 + 1 }\n",
+    )
+    .unwrap();
+    let new = load(dir.path(), "s.rhai").unwrap();
+    assert_eq!(payload(&new, &frame(b"", None)), "43");
+    assert_eq!(payload(&old, &frame(b"", None)), "42");
+
+    std::fs::write(dir.path().join("lib/maths.rhai"), "fn twice(x) { x * }\n").unwrap();
+    let e = load(dir.path(), "s.rhai").err().expect("a compile error");
+    assert!(e.to_string().contains("maths.rhai:1:"), "{e}");
+}
+
 #[test]
 fn the_sandbox_limits_stop_an_endless_loop_in_a_module_function() {
     let dir = scripts(&[
