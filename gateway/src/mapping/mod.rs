@@ -15,10 +15,10 @@
 //!
 //! The sandbox limits operations, expression depth, call depth, string/array/map
 //! sizes and time per call (thread CPU time); `eval` and `sleep` are refused, and
-//! `import` of anything but a module of the `lib/` folder beside the script (compiled
-//! with the script, see `library.rs`); `print` and `debug` go to tracing. A failed frame becomes a `MapError`
-//! and, through [`dead_letter`], a message on the dead-letter topic. See
-//! `docs/mapping.md`.
+//! `import` of anything but a module of the `lib/` folder beside the script
+//! (compiled with the script, see `library.rs`); `print` and `debug` go to tracing.
+//! A failed frame becomes a `MapError` and, through [`dead_letter`], a message on
+//! the dead-letter topic. See `docs/mapping.md`.
 
 mod convert;
 mod deadletter;
