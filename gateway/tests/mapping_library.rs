@@ -89,6 +89,24 @@ fn a_script_imports_a_module_of_its_lib_folder() {
 }
 
 #[test]
+fn a_top_level_import_is_not_run_and_the_error_says_where_imports_go() {
+    let dir = scripts(&[
+        ("lib/maths.rhai", TWICE),
+        (
+            "top.rhai",
+            "import \"maths\" as m;\nfn map(frame) {\n    #{ payload: m::twice(2) }\n}\n",
+        ),
+    ]);
+    let mapper = load(dir.path(), "top.rhai").unwrap();
+    let e = failure(&mapper, &frame(b"", None)).to_string();
+    assert!(e.contains("Module not found: m"), "{e}");
+    assert!(
+        e.contains("import modules inside the function that uses them"),
+        "{e}"
+    );
+}
+
+#[test]
 fn modules_import_each_other_and_read_their_constants_through_global() {
     let dir = scripts(&[
         ("lib/maths.rhai", TWICE),

@@ -172,6 +172,11 @@ pub(crate) fn from_eval(label: &str, err: &EvalAltResult, limits: &ScriptLimits)
                 EvalAltResult::ErrorRuntime(v, _) => format!("thrown {v:?}"),
                 other => without_position(other),
             };
+            if matches!(inner, EvalAltResult::ErrorModuleNotFound(..)) {
+                message.push_str(
+                    " (import modules inside the function that uses them: top-level statements are not run)",
+                );
+            }
             if let Some(f) = functions.last() {
                 message.push_str(&format!(" (in fn {f})"));
             }
