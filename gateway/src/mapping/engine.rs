@@ -1,6 +1,6 @@
-//! The sandboxed Rhai engine: limits, no `eval`, no module import (but from the
-//! script's library, see `library.rs`), no `sleep`, print to tracing, and a time limit
-//! per call (the calling thread's CPU time) checked from the progress callback.
+//! The sandboxed Rhai engine: limits, no `eval`, imports only from the script's
+//! library (`library.rs`), no `sleep`, print to tracing, and a time limit per call
+//! (the calling thread's CPU time) checked from the progress callback.
 
 use std::cell::Cell;
 use std::sync::Arc;
