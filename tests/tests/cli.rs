@@ -69,6 +69,70 @@ fn check_names_the_rhai_file_and_line_of_a_script_that_does_not_compile() {
 }
 
 #[test]
+fn check_and_run_name_the_file_and_line_of_a_library_module_that_does_not_compile() {
+    let dir = Scratch::new("check-module");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: /dev/null\n",
+    );
+    dir.write(
+        "mappings/probe.yaml",
+        "source: probe\nscript: ../scripts/probe.rhai\n",
+    );
+    dir.write(
+        "scripts/probe.rhai",
+        "fn map(frame) {\n    import \"units\" as u;\n    #{ payload: u::volts(frame.bytes) }\n}\n",
+    );
+    let module = dir.write(
+        "scripts/lib/units.rhai",
+        "fn volts(b) {\n    let mv = u16be(b, 0);\n    mv / 1000.0 +\n}\n",
+    );
+    for command in ["check", "run"] {
+        let done = run_mqgate(&[command.as_ref(), "--config".as_ref(), config.as_os_str()]);
+        assert_eq!(done.code(), 2, "{command}, stderr:\n{}", done.stderr);
+        let named = done.stderr.lines().any(|l| {
+            l.split_once(".rhai:4:").is_some_and(|(file, _)| {
+                let file = file.trim_start_matches("mqgate: ");
+                std::fs::canonicalize(format!("{file}.rhai")).ok()
+                    == Some(std::fs::canonicalize(&module).expect("module path"))
+            })
+        });
+        assert!(
+            named,
+            "{command}: expected an error naming {}:4:\n{}",
+            module.display(),
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn map_finds_the_library_beside_the_script() {
+    let dir = Scratch::new("map-module");
+    dir.write(
+        "lib/units.rhai",
+        "fn volts(b) {\n    u16be(b, 0) / 1000.0\n}\n",
+    );
+    let script = dir.write(
+        "probe.rhai",
+        "fn map(frame) {\n    import \"units\" as u;\n    #{ payload: #{ port: fport(frame), volts: u::volts(frame.bytes) } }\n}\n",
+    );
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--script".as_ref(),
+        script.as_os_str(),
+        "--hex".as_ref(),
+        "0ce4".as_ref(),
+        "--meta".as_ref(),
+        "fport=5".as_ref(),
+    ]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    let msg = parse_json_message(done.stdout.trim());
+    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).expect("JSON payload");
+    assert_eq!(payload, serde_json::json!({"port": 5, "volts": 3.3}));
+}
+
+#[test]
 fn map_prints_a_cayenne_lpp_reading_as_a_json_line() {
     let done = run_mqgate(&[
         "map",

@@ -232,6 +232,15 @@ fn the_package_holds_the_binary_the_unit_the_configuration_and_every_example() {
             "-rw-r--r--"
         );
     }
+    // The library the scripts import lies beside them, as the gateway looks for it.
+    let modules = names_in("scripts/lib", ".rhai");
+    assert!(!modules.is_empty(), "scripts/lib/*.rhai: {modules:?}");
+    for name in modules {
+        assert_eq!(
+            mode_of(&format!("/etc/mqgate/scripts/lib/{name}")),
+            "-rw-r--r--"
+        );
+    }
 
     let allowed = [
         "/usr/bin/mqgate",

@@ -32,7 +32,12 @@ pub async fn run(config_path: &Path) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mqgate: {e:#}");
-            return 1;
+            // A script that does not compile is a configuration error: not retried.
+            return if e.is::<pipeline::MappingErrors>() {
+                super::EXIT_CONFIG
+            } else {
+                1
+            };
         }
     };
     if let Some(broker) = &running.broker {

@@ -1,6 +1,6 @@
-//! The sandboxed Rhai engine: limits, no `eval`, no module import, no `sleep`, print
-//! to tracing, and a time limit per call (the calling thread's CPU time) checked from
-//! the progress callback.
+//! The sandboxed Rhai engine: limits, no `eval`, imports only from the script's
+//! library (`library.rs`), no `sleep`, print to tracing, and a time limit per call
+//! (the calling thread's CPU time) checked from the progress callback.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -114,6 +114,14 @@ impl Drop for DeadlineGuard {
     }
 }
 
+/// The error of an `import` that names no module of the script's library.
+pub(crate) fn refuse_import(path: &str, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        format!("import {path:?} refused: mapping scripts cannot import modules").into(),
+        pos,
+    ))
+}
+
 /// Refuses every `import`: scripts may not read modules from disk.
 struct NoImports;
 
@@ -125,10 +133,7 @@ impl ModuleResolver for NoImports {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        Err(Box::new(EvalAltResult::ErrorRuntime(
-            format!("import {path:?} refused: mapping scripts cannot import modules").into(),
-            pos,
-        )))
+        Err(refuse_import(path, pos))
     }
 }
 

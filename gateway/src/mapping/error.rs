@@ -34,6 +34,10 @@ pub enum MappingError {
     },
     #[error("topic template {template:?}: {why}")]
     Template { template: String, why: String },
+    /// A module of the script's library that cannot be read or fails while it
+    /// loads; the message names its file (and line when known).
+    #[error("{message}")]
+    Library { message: String },
 }
 
 impl MappingError {
@@ -123,11 +127,16 @@ pub(crate) fn at(label: &str, pos: Position) -> String {
 pub(crate) fn from_eval(label: &str, err: &EvalAltResult, limits: &ScriptLimits) -> MapError {
     let mut inner = err;
     let mut functions = Vec::new();
-    while let EvalAltResult::ErrorInFunctionCall(name, _, e, _) = inner {
+    // A function of a library module names its own file.
+    let mut file = label;
+    while let EvalAltResult::ErrorInFunctionCall(name, source, e, _) = inner {
         functions.push(name.as_str());
+        if !source.is_empty() {
+            file = source;
+        }
         inner = e;
     }
-    let at = at(label, inner.position());
+    let at = at(file, inner.position());
     match inner {
         EvalAltResult::ErrorTooManyOperations(_) => MapError::TooManyOperations {
             at,
@@ -163,6 +172,11 @@ pub(crate) fn from_eval(label: &str, err: &EvalAltResult, limits: &ScriptLimits)
                 EvalAltResult::ErrorRuntime(v, _) => format!("thrown {v:?}"),
                 other => without_position(other),
             };
+            if matches!(inner, EvalAltResult::ErrorModuleNotFound(..)) {
+                message.push_str(
+                    " (import modules inside the function that uses them: top-level statements are not run)",
+                );
+            }
             if let Some(f) = functions.last() {
                 message.push_str(&format!(" (in fn {f})"));
             }

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use crc::{Crc, CRC_16_IBM_3740, CRC_16_IBM_SDLC, CRC_16_KERMIT, CRC_16_MODBUS, CRC_16_XMODEM};
 use crc::{CRC_8_MAXIM_DOW, CRC_8_SMBUS};
-use rhai::{Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Position, FLOAT, INT};
+use rhai::{Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, FLOAT, INT};
 
 use super::convert::{json_to_dynamic, write_json};
 
@@ -89,6 +89,24 @@ macro_rules! int_reader {
     };
 }
 
+/// The LoRaWAN port of a frame: its meta key `fport`, a number or a decimal text.
+fn fport(frame: &Map) -> Res<INT> {
+    let port = frame
+        .get("meta")
+        .and_then(|m| m.read_lock::<Map>().and_then(|m| m.get("fport").cloned()));
+    match port {
+        None => fail("frame meta has no fport".into()),
+        Some(p) if p.is_unit() => fail("frame meta has no fport".into()),
+        Some(p) if p.is_int() => Ok(p.as_int().unwrap_or_default()),
+        Some(p) => {
+            let text = p.to_string();
+            text.trim()
+                .parse::<INT>()
+                .or_else(|_| fail(format!("frame meta fport {text:?} is not a number")))
+        }
+    }
+}
+
 /// Register every helper on `engine`.
 pub fn register(engine: &mut Engine) {
     int_reader!(engine, "u8", 1, be, false);
@@ -129,6 +147,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("f64le", |b: &mut Blob, off: INT| -> Res<FLOAT> {
         Ok(f64::from_bits(le(window("f64le", b, off, 8)?)))
     });
+    engine.register_fn("fport", |frame: &mut Map| fport(frame));
     engine.register_fn("bits", bits);
     engine.register_fn("hex", |b: &mut Blob| hex(b));
     engine.register_fn("from_hex", |s: ImmutableString| from_hex(&s));

@@ -10,6 +10,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};
 use super::engine::{sandboxed_engine, DeadlineGuard, ScriptLimits};
 use super::error::{from_eval, MapError, MappingError};
+use super::library;
 use super::template::Template;
 use crate::frame::{Frame, Meta};
 use crate::message::Message;
@@ -65,7 +66,7 @@ impl Mapper {
         defaults: MappingDefaults,
         limits: ScriptLimits,
     ) -> Result<Mapper, MappingError> {
-        let engine = sandboxed_engine(source_id, &limits);
+        let mut engine = sandboxed_engine(source_id, &limits);
         let template = Template::parse(&defaults.topic).map_err(|why| MappingError::Template {
             template: defaults.topic.clone(),
             why,
@@ -73,6 +74,7 @@ impl Mapper {
         let script = match script {
             None => None,
             Some((path, text)) => {
+                library::install(&mut engine, path, &limits)?;
                 let label = path.display().to_string();
                 let mut ast = engine
                     .compile(text)

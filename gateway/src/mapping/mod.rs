@@ -14,10 +14,11 @@
 //! bytes, numbers and bools their JSON text.
 //!
 //! The sandbox limits operations, expression depth, call depth, string/array/map
-//! sizes and time per call (thread CPU time); `eval`, `import` and `sleep` are
-//! refused, `print` and `debug` go to tracing. A failed frame becomes a `MapError`
-//! and, through [`dead_letter`], a message on the dead-letter topic. See
-//! `docs/mapping.md`.
+//! sizes and time per call (thread CPU time); `eval` and `sleep` are refused, and
+//! `import` of anything but a module of the `lib/` folder beside the script
+//! (compiled with the script, see `library.rs`); `print` and `debug` go to tracing.
+//! A failed frame becomes a `MapError` and, through [`dead_letter`], a message on
+//! the dead-letter topic. See `docs/mapping.md`.
 
 mod convert;
 mod deadletter;
@@ -25,6 +26,7 @@ mod engine;
 mod error;
 mod fields;
 mod helpers;
+mod library;
 mod lorawan;
 mod mapper;
 mod nmea;

@@ -92,6 +92,12 @@ impl Running {
     }
 }
 
+/// Mappings whose script, library module, filter or topic does not compile: an
+/// error in the configuration, one line per mapping.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct MappingErrors(pub Vec<String>);
+
 /// Where messages go instead of the outputs (for `replay --dry-run`).
 pub type Tap = mpsc::Sender<Message>;
 
@@ -104,7 +110,7 @@ pub async fn start(
     tap: Option<Tap>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
-    let mappers = build_mappers(config).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
+    let mappers = build_mappers(config).map_err(MappingErrors)?;
     let (msg_tx, msg_rx) = mpsc::channel::<Vec<Message>>(BATCH_QUEUE);
     let mut running = Running {
         gateway_id: config.gateway.id.clone(),
