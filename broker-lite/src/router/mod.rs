@@ -2,11 +2,11 @@
 //! retained messages. Connections and the in-process handle talk to it through
 //! `Event`s on one bounded channel; it answers by writing into outboxes.
 
+mod dispatch;
 mod event;
-mod state;
 
+pub(crate) use dispatch::Router;
 pub(crate) use event::Event;
-pub(crate) use state::Router;
 
 use tokio::sync::mpsc;
 
