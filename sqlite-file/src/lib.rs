@@ -192,9 +192,7 @@ mod tests {
             .unwrap();
         drop(conn);
         let before = std::fs::read(&path).unwrap();
-        let err = open(&path, &APP)
-            .err()
-            .expect("another program's file was opened");
+        let err = open(&path, &APP).expect_err("another program's file was opened");
         assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("theirs.db"), "{text}");
@@ -217,7 +215,7 @@ mod tests {
         conn.execute_batch("CREATE TABLE readings (v REAL);")
             .unwrap();
         drop(conn);
-        let err = open(&path, &APP).err().expect("a foreign file was opened");
+        let err = open(&path, &APP).expect_err("a foreign file was opened");
         assert!(err.to_string().contains("another program"), "{err}");
         assert_eq!(application_id(&path), 0, "the file was marked");
     }
@@ -261,7 +259,7 @@ mod tests {
             *b = 0xA5;
         }
         std::fs::write(&path, &bytes).unwrap();
-        let err = open(&path, &APP).err().expect("a damaged file was opened");
+        let err = open(&path, &APP).expect_err("a damaged file was opened");
         assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
         assert!(err.to_string().contains("torn.db"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was changed");
@@ -276,7 +274,7 @@ mod tests {
             "not a database, only some text that is long enough ".repeat(40),
         )
         .unwrap();
-        let err = open(&path, &APP).err().expect("a text file was opened");
+        let err = open(&path, &APP).expect_err("a text file was opened");
         assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
         assert!(err.to_string().contains("text.db"), "{err}");
     }
