@@ -2,7 +2,11 @@
 //!
 //! Ground floor: `frame` (Frame and the framers) and `message` (Message) are plain
 //! data with no I/O. `mapping` turns frames into messages; `source` reads devices
-//! and captures into frames; `output` publishes messages; `config` is what users edit.
+//! and captures into frames; `store` keeps messages until `output` has published
+//! them; `config` is what users edit. `pipeline` wires these together and is what
+//! runs; `status` (the status page) reads the running pipeline, while `notify` tells
+//! systemd only what it is handed and imports nothing above it. `commands` are the
+//! CLI's subcommands.
 
 pub mod backoff;
 pub mod capture;

@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::GatewayConfig;
-use crate::pipeline::Running;
 
 /// A socket to the service manager, or nothing when there is none.
 pub struct Notifier {
@@ -231,16 +230,20 @@ fn one_line(status: &str) -> String {
 }
 
 /// The `STATUS=` summary once running: the gateway id, the number of sources, where
-/// the embedded broker listens and which upstream broker is used.
-pub fn ready_status(config: &GatewayConfig, running: &Running) -> String {
+/// the embedded broker listens (`embedded_broker`, when it runs) and which upstream
+/// broker is used.
+pub fn ready_status(
+    config: &GatewayConfig,
+    embedded_broker: Option<std::net::SocketAddr>,
+) -> String {
     let sources = config.sources.len();
     let mut status = format!(
         "gateway {}: {sources} source{}",
         config.gateway.id,
         if sources == 1 { "" } else { "s" }
     );
-    if let Some(broker) = &running.broker {
-        status.push_str(&format!(", embedded broker on {}", broker.local_addr()));
+    if let Some(addr) = embedded_broker {
+        status.push_str(&format!(", embedded broker on {addr}"));
     }
     if let Some(upstream) = &config.upstream {
         status.push_str(&format!(", upstream {}", upstream.url));

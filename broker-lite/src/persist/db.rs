@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags};
+use rusqlite::{params, Connection};
 
 use super::journal::Change;
 use super::PersistError;
@@ -15,7 +15,11 @@ use crate::message::Message;
 
 /// Marks a file as broker-lite's (`PRAGMA application_id`, "BLP1"), so that
 /// another program's SQLite file is refused instead of filled with our tables.
-const APPLICATION_ID: i64 = 0x424C_5031;
+const APP: sqlite_file::App = sqlite_file::App {
+    application_id: 0x424C_5031,
+    program: "broker-lite",
+    unmarked_tables: &[],
+};
 /// Version of the schema below (`PRAGMA user_version`). Version 1 had no owner
 /// columns in `sessions`; it is brought up to date when opened.
 const SCHEMA_VERSION: i64 = 2;
@@ -120,47 +124,19 @@ fn open_error(path: &Path, cause: impl std::fmt::Display) -> PersistError {
 
 /// SQLite's "this is not a (healthy) database" errors mean damage; others do not.
 fn classify(path: &Path, e: rusqlite::Error) -> PersistError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => damaged(path, e),
-        _ => open_error(path, e),
-    }
+    from_open(sqlite_file::Error::classify(path, e))
 }
 
-/// Look at an existing file without writing to it (opening it normally would
-/// switch the journal mode, which rewrites its header, and would create `-wal` and
-/// `-shm` files): `immutable` in a read-only URI.
-fn check_untouched(path: &Path) -> Result<(), PersistError> {
-    let mut uri = String::from("file:");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
+/// An error of opening the file, in broker-lite's words.
+fn from_open(e: sqlite_file::Error) -> PersistError {
+    match e {
+        sqlite_file::Error::Damaged { path, cause } => damaged(&path, cause),
+        sqlite_file::Error::NoWal { path, mode } => {
+            open_error(&path, format!("cannot use WAL (got {mode})"))
         }
+        sqlite_file::Error::CannotOpen { path, cause }
+        | sqlite_file::Error::Sqlite { path, cause } => open_error(&path, cause),
     }
-    uri.push_str("?immutable=1");
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(&uri, flags).map_err(|e| classify(path, e))?;
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| classify(path, e))?;
-    if check != "ok" {
-        return Err(damaged(path, format!("integrity check: {check}")));
-    }
-    let app: i64 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|e| classify(path, e))?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(|e| classify(path, e))?;
-    if tables > 0 && app != APPLICATION_ID {
-        return Err(damaged(
-            path,
-            "an SQLite file of another program, not broker-lite's",
-        ));
-    }
-    Ok(())
 }
 
 impl Db {
@@ -176,9 +152,9 @@ impl Db {
         }
         if path.exists() {
             std::fs::File::open(path).map_err(|e| open_error(path, e))?;
-            check_untouched(path)?;
         }
-        let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        // Checked before anything writes to it, then opened in WAL mode.
+        let conn = sqlite_file::open(path, &APP).map_err(from_open)?;
         let mut db = Db {
             conn,
             path: path.to_path_buf(),
@@ -197,13 +173,6 @@ impl Db {
         let err = |e| classify(&path, e);
         // WAL with synchronous=NORMAL: a commit is in the operating system's hands
         // when it returns, which survives `kill -9` (not a power cut: see the README).
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(open_error(&path, format!("cannot use WAL (got {mode})")));
-        }
         self.conn
             // The WAL is folded into the file every 1000 pages (SQLite's default)
             // and cut back to 16 MiB after that, so it cannot grow without bound.
@@ -217,10 +186,8 @@ impl Db {
             0 => {
                 let tx = self.conn.transaction().map_err(err)?;
                 tx.execute_batch(SCHEMA).map_err(err)?;
-                tx.execute_batch(&format!(
-                    "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
-                ))
-                .map_err(err)?;
+                tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))
+                    .map_err(err)?;
                 tx.commit().map_err(err)?;
                 Ok(())
             }

@@ -52,7 +52,8 @@ pub async fn run(config_path: &Path) -> u8 {
         }
     }
     let mut service = notify::Service::from_env();
-    service.ready(&notify::ready_status(&config, &running));
+    let embedded_broker = running.broker.as_ref().map(|b| b.local_addr());
+    service.ready(&notify::ready_status(&config, embedded_broker));
     while signals.next().await == Asked::Reload {
         tracing::info!("SIGHUP: reloading mappings and scripts");
         service.reloading();

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use super::client::{ClientOptions, Will};
 
-pub use super::window::run;
+pub use super::event_loop::run;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]

@@ -11,6 +11,14 @@ use super::StoreError;
 use crate::config::Synchronous;
 use crate::message::Message;
 
+/// Marks a file as mqgate's store (`PRAGMA application_id`, "MQGS"), so that
+/// another program's SQLite file is refused instead of filled with our tables.
+/// Stores written before the mark have only the tables below, and are marked.
+const APP: sqlite_file::App = sqlite_file::App {
+    application_id: 0x4D51_4753,
+    program: "mqgate",
+    unmarked_tables: &["meta", "outputs", "messages"],
+};
 /// Version of the schema below, kept in `meta`.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -65,51 +73,20 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 /// Errors of an existing file that mean it is not (or no longer) a usable database.
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => corrupt(path, e),
-        Some(ErrorCode::CannotOpen)
-        | Some(ErrorCode::PermissionDenied)
-        | Some(ErrorCode::ReadOnly) => StoreError::Open {
-            path: path.to_path_buf(),
-            cause: e.to_string(),
-        },
-        _ => StoreError::Sqlite {
-            path: path.to_path_buf(),
-            cause: e.to_string(),
-        },
-    }
+    from_open(sqlite_file::Error::classify(path, e))
 }
 
-/// Check an existing file before anything writes to it (switching the journal
-/// mode rewrites the header): a damaged file is left exactly as it was. The file is
-/// opened `immutable`, so that SQLite creates no `-wal` or `-shm` file beside it
-/// either; a WAL left by a crash is checked when the store really opens.
-fn check_read_only(path: &Path) -> Result<(), StoreError> {
-    use rusqlite::OpenFlags;
-    let mut uri = String::from("file:");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
+/// An error of opening the file, in the store's words.
+fn from_open(e: sqlite_file::Error) -> StoreError {
+    match e {
+        sqlite_file::Error::Damaged { path, cause } => corrupt(&path, cause),
+        sqlite_file::Error::CannotOpen { path, cause } => StoreError::Open { path, cause },
+        sqlite_file::Error::NoWal { path, mode } => StoreError::Open {
+            path,
+            cause: format!("SQLite refused WAL mode (journal_mode is {mode})"),
+        },
+        sqlite_file::Error::Sqlite { path, cause } => StoreError::Sqlite { path, cause },
     }
-    uri.push_str("?immutable=1");
-    let conn = Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| classify(path, e))?;
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| classify(path, e))?;
-    if check != "ok" {
-        return Err(corrupt(path, format!("integrity check: {check}")));
-    }
-    Ok(())
 }
 
 impl Db {
@@ -135,19 +112,11 @@ impl Db {
                 path: path.to_path_buf(),
                 cause: e.to_string(),
             })?;
-            check_read_only(path)?;
         }
-        let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        // Checked before anything writes to it (a damaged file is left exactly as
+        // it was), then opened in WAL mode.
+        let conn = sqlite_file::open(path, &APP).map_err(from_open)?;
         let on = |e| classify(path, e);
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(on)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                cause: format!("SQLite refused WAL mode (journal_mode is {mode})"),
-            });
-        }
         let level = match sync {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",

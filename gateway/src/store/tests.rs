@@ -292,6 +292,52 @@ async fn a_damaged_file_is_refused_with_its_name_and_left_as_it_was() {
 }
 
 #[tokio::test]
+async fn another_programs_sqlite_file_is_refused_and_left_as_it_was() {
+    let dir = scratch("foreign");
+    let cfg = config(&dir);
+    let conn = rusqlite::Connection::open(&cfg.file).unwrap();
+    conn.execute_batch("CREATE TABLE readings (v REAL); INSERT INTO readings VALUES (1.5);")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&cfg.file).unwrap();
+    let e = match Store::open(&cfg, &["up"]) {
+        Err(e) => e,
+        Ok(_) => panic!("another program's file must not open"),
+    };
+    let text = e.to_string();
+    assert!(text.contains(&cfg.file.display().to_string()), "{text}");
+    assert!(text.contains("another program, not mqgate's"), "{text}");
+    assert_eq!(std::fs::read(&cfg.file).unwrap(), before, "left as it was");
+}
+
+#[tokio::test]
+async fn a_store_from_before_the_application_id_keeps_its_messages() {
+    let dir = scratch("unmarked");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=3).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    // As mqgate wrote its stores before they were marked.
+    let conn = rusqlite::Connection::open(&cfg.file).unwrap();
+    conn.execute_batch("PRAGMA application_id=0").unwrap();
+    drop(conn);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["1", "2", "3"]);
+    store.close().await;
+    drop(store);
+    let conn = rusqlite::Connection::open(&cfg.file).unwrap();
+    let id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(id, 0, "the store is marked once opened");
+}
+
+#[tokio::test]
 async fn an_unreadable_store_path_is_an_error_naming_it() {
     let dir = scratch("unreadable");
     let cfg = StoreConfig {

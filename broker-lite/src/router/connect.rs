@@ -1,0 +1,127 @@
+//! A client's arrival and departure: CONNECT (a new session or a resumed one),
+//! the takeover of a client id that connects again, the end of a connection
+//! and the will it leaves.
+
+use std::sync::Arc;
+
+use tracing::{debug, info, warn};
+
+use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
+use crate::connection::End;
+use crate::message::Message;
+use crate::metrics;
+use crate::outbox::Outbox;
+use crate::session::{ConnId, Link, Session};
+
+use super::{Router, SessionId};
+
+impl Router {
+    pub(super) fn connect(&mut self, conn: ConnId, connect: Connect, outbox: Arc<Outbox>) {
+        let mut session_present = false;
+        let user = connect.username.as_deref();
+        let existing = self.by_client.get(connect.client_id.as_str()).copied();
+        let sid = match existing {
+            Some(sid) => {
+                self.take_over(sid);
+                let old_clean = self.session(sid).clean;
+                let other_user = self.acls.belongs_to_another_user(sid, user);
+                if connect.clean_session || old_clean || other_user {
+                    self.remove_session(sid);
+                    self.new_session(&connect)
+                } else {
+                    session_present = true;
+                    if let Some(log) = &mut self.session(sid).journal {
+                        log.claim(user);
+                    }
+                    sid
+                }
+            }
+            None => self.new_session(&connect),
+        };
+        self.by_conn.insert(conn, sid);
+        metrics::add(&self.metrics.clients_connected, 1);
+        let acl = self.auth.acl_for(user, &connect.client_id);
+        self.acls.set(sid, &connect.client_id, user, acl);
+        let will = connect.will.filter(|w| {
+            self.topic_fits(&w.topic, "will topic", &connect.client_id)
+                && self.acls.may_leave_will(sid, &w.topic)
+        });
+        let limits = self.limits;
+        let session = self.session(sid);
+        session.will = will.map(Box::new);
+        session.link = Some(Link::Remote { conn, outbox });
+        let mut out = session.send_packet(&Packet::ConnAck(ConnAck {
+            session_present,
+            code: ConnectReturnCode::Accepted,
+        }));
+        if session_present {
+            let resumed = session.resume(&limits);
+            out.sent += resumed.sent;
+            out.dropped += resumed.dropped;
+            out.dropped_qos0 += resumed.dropped_qos0;
+        }
+        self.account(sid, out);
+    }
+
+    fn new_session(&mut self, connect: &Connect) -> SessionId {
+        let client_id: Arc<str> = connect.client_id.as_str().into();
+        let mut session = Session::new(client_id.clone(), connect.clean_session);
+        if let (Some(journal), false) = (&self.journal, connect.clean_session) {
+            let user = connect.username.as_deref();
+            session.journal = Some(Box::new(journal.new_session(&connect.client_id, user)));
+        }
+        let sid = self.insert_session(session);
+        self.by_client.insert(client_id, sid);
+        sid
+    }
+
+    /// The client id connected again: close the old connection and send its will.
+    fn take_over(&mut self, sid: SessionId) {
+        let session = self.session(sid);
+        let Some(old_conn) = session.conn() else {
+            return;
+        };
+        if let Some(outbox) = session.outbox() {
+            outbox.close();
+        }
+        session.link = None;
+        let will = session.will.take();
+        self.by_conn.remove(&old_conn);
+        metrics::sub(&self.metrics.clients_connected, 1);
+        if let Some(will) = will {
+            self.publish_will(*will);
+        }
+    }
+
+    pub(super) fn closed(&mut self, conn: ConnId, graceful: bool, why: &End) {
+        let Some(sid) = self.by_conn.remove(&conn) else {
+            debug!(conn, "connection ended after its session moved on: {why}");
+            return;
+        };
+        let client_id = &*self.session(sid).client_id;
+        match why {
+            End::Protocol(_) => warn!(conn, client_id, "closed the connection: {why}"),
+            End::KeepAliveExpired => info!(conn, client_id, "{why}"),
+            _ => debug!(conn, client_id, "connection ended: {why}"),
+        }
+        metrics::sub(&self.metrics.clients_connected, 1);
+        let session = self.session(sid);
+        session.link = None;
+        let will = session.will.take();
+        let clean = session.clean;
+        if !graceful {
+            if let Some(will) = will {
+                self.publish_will(*will);
+            }
+        }
+        if clean {
+            self.remove_session(sid);
+        }
+    }
+
+    fn publish_will(&mut self, will: LastWill) {
+        metrics::add(&self.metrics.wills_published, 1);
+        let msg = Message::new(&will.topic, will.payload, will.qos, will.retain);
+        self.route(msg, None, true);
+    }
+}

@@ -1,0 +1,324 @@
+//! Building the router, handing each event to the part that deals with it, and
+//! the session slab and replies those parts share.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tracing::debug;
+
+use crate::auth::{Auth, SessionAcls};
+use crate::codec::Packet;
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::outbox::OutboxLimits;
+use crate::persist::{self, Loaded};
+use crate::retained::RetainedStore;
+use crate::session::{Outcome, Session, SessionLimits};
+use crate::subscriptions::SubscriptionTree;
+use crate::topic::TopicLimits;
+
+use super::{Event, Router, SessionId};
+
+impl Router {
+    /// The password file and ACL rules, loaded once at start: connections check
+    /// their CONNECT against them without asking the router.
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.clone()
+    }
+
+    /// A router; with persistence on, the stored state is read back first.
+    pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> io::Result<Router> {
+        let (journal, loaded) = match &config.persistence {
+            Some(p) => {
+                let (journal, loaded) = persist::open(p).map_err(io::Error::other)?;
+                (Some(journal), loaded)
+            }
+            None => (None, Loaded::default()),
+        };
+        let auth = Arc::new(Auth::load_for_start(&config.auth)?);
+        let acls = SessionAcls::new(auth.has_acl(), metrics.clone());
+        let l = &config.limits;
+        let mut router = Router {
+            limits: SessionLimits {
+                max_inflight: usize::from(l.max_inflight).max(1),
+                max_queued: l.max_queued_messages.max(1),
+                overflow: config.queue_overflow,
+                outbox: OutboxLimits::for_packet_size(l.max_packet_size),
+            },
+            topic_limits: TopicLimits::from_config(l),
+            deny_subscribe: config.deny_subscribe.clone(),
+            metrics,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            by_client: HashMap::new(),
+            by_conn: HashMap::new(),
+            subs: SubscriptionTree::new(),
+            retained: RetainedStore::new(),
+            dirty: Vec::new(),
+            gone: Vec::new(),
+            matches: Vec::new(),
+            next_local: 0,
+            relief,
+            journal,
+            auth,
+            acls,
+        };
+        router.restore(loaded);
+        Ok(router)
+    }
+
+    /// Send a reply that confirms something to the client. With persistence on it
+    /// may wait for the commit (`durable`: it confirms a stored change).
+    pub(super) fn confirm(&mut self, sid: SessionId, packet: Packet, durable: bool) -> Outcome {
+        let session = self.sessions[sid as usize]
+            .as_mut()
+            .expect("session ids in the router's maps point at live sessions");
+        match &self.journal {
+            Some(journal) => journal.confirm(session, packet, durable),
+            None => session.send_packet(&packet),
+        }
+    }
+
+    /// Answer an in-process publish: at once, or after the commit when it changed
+    /// stored state (a persistent session's queue, a retained message).
+    fn confirm_local(&self, done: tokio::sync::oneshot::Sender<()>, durable: bool) {
+        match &self.journal {
+            Some(journal) => journal.confirm_local(done, durable),
+            None => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Changes recorded so far: a difference across a call means it changed stored state.
+    pub(super) fn recorded(&self) -> usize {
+        self.journal.as_ref().map_or(0, |j| j.recorded())
+    }
+
+    pub(super) fn is_persisted(&self, sid: SessionId) -> bool {
+        self.sessions[sid as usize]
+            .as_ref()
+            .is_some_and(|s| s.journal.is_some())
+    }
+
+    /// Handle one event; true means stop.
+    pub fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Connect {
+                conn,
+                connect,
+                outbox,
+            } => self.connect(conn, *connect, outbox),
+            Event::Packets { conn, packets } => self.packets(conn, packets),
+            Event::Closed {
+                conn,
+                graceful,
+                why,
+            } => self.closed(conn, graceful, &why),
+            Event::LocalPublish { msg, done } => {
+                let before = self.recorded();
+                self.route(msg, None, true);
+                self.confirm_local(done, self.recorded() != before);
+            }
+            Event::LocalPublishMany { msgs, done } => {
+                let before = self.recorded();
+                for msg in msgs {
+                    self.route(msg, None, true);
+                }
+                self.confirm_local(done, self.recorded() != before);
+            }
+            Event::LocalSubscribe {
+                filter,
+                qos,
+                tx,
+                done,
+            } => {
+                let result = self.local_subscribe(filter, qos, tx);
+                let _ = done.send(result);
+            }
+            Event::Reload { auth, done } => {
+                self.acls.recompile(&auth);
+                self.auth = auth;
+                let _ = done.send(());
+            }
+            Event::SysTick => self.publish_sys(),
+            Event::Shutdown => return true,
+        }
+        self.reap_gone();
+        false
+    }
+
+    /// Wake every connection that has bytes to write.
+    pub fn wake_dirty(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.flush();
+        }
+        if self.dirty.len() > 1 {
+            self.dirty.sort_unstable();
+            self.dirty.dedup();
+        }
+        for sid in self.dirty.drain(..) {
+            if let Some(outbox) = self
+                .sessions
+                .get(sid as usize)
+                .and_then(|s| s.as_ref())
+                .and_then(|s| s.outbox())
+            {
+                outbox.wake();
+            }
+        }
+    }
+
+    /// Close every connection (shutdown).
+    pub fn close_all(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.close();
+        }
+        for s in self.sessions.iter().flatten() {
+            if let Some(outbox) = s.outbox() {
+                outbox.close();
+            }
+        }
+    }
+
+    pub(super) fn session(&mut self, sid: SessionId) -> &mut Session {
+        self.sessions[sid as usize]
+            .as_mut()
+            .expect("session ids in the router's maps point at live sessions")
+    }
+
+    pub(super) fn account(&mut self, sid: SessionId, out: Outcome) {
+        if out.sent > 0 {
+            metrics::add(&self.metrics.messages_sent, out.sent);
+        }
+        if out.dropped > 0 {
+            metrics::add(&self.metrics.messages_dropped, out.dropped);
+        }
+        if out.dropped_qos0 > 0 {
+            metrics::add(&self.metrics.messages_dropped_qos0, out.dropped_qos0);
+        }
+        if out.wrote {
+            self.dirty.push(sid);
+        }
+        if out.closed {
+            self.gone.push(sid);
+        }
+        if out.relieved {
+            self.relief.notify_waiters();
+        }
+    }
+
+    pub(super) fn insert_session(&mut self, session: Session) -> SessionId {
+        metrics::add(&self.metrics.sessions, 1);
+        match self.free.pop() {
+            Some(sid) => {
+                self.sessions[sid as usize] = Some(session);
+                sid
+            }
+            None => {
+                self.sessions.push(Some(session));
+                (self.sessions.len() - 1) as SessionId
+            }
+        }
+    }
+
+    pub(super) fn remove_session(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions[sid as usize].take() else {
+            return;
+        };
+        let mut removed = 0;
+        for filter in session.subscriptions.keys() {
+            if self.subs.remove(filter, sid) {
+                removed += 1;
+            }
+        }
+        metrics::sub(&self.metrics.subscriptions, removed);
+        self.acls.clear(sid);
+        if let (Some(journal), true) = (&self.journal, session.journal.is_some()) {
+            journal.session_gone(&session.client_id);
+        }
+        if self.by_client.get(&session.client_id) == Some(&sid) {
+            self.by_client.remove(&session.client_id);
+        }
+        metrics::sub(&self.metrics.sessions, 1);
+        self.free.push(sid);
+    }
+
+    fn reap_gone(&mut self) {
+        while let Some(sid) = self.gone.pop() {
+            self.remove_session(sid);
+        }
+    }
+
+    /// Whether a client's topic or filter is within `max_topic_length` and
+    /// `max_topic_levels`; one that is not is counted and logged (at debug: a
+    /// flood of them must not flood the log too).
+    pub(super) fn topic_fits(&self, topic: &str, what: &str, client_id: &str) -> bool {
+        match self.topic_limits.check_topic(topic) {
+            Ok(()) => true,
+            Err(why) => {
+                metrics::add(&self.metrics.topics_refused, 1);
+                debug!(client_id, "{what} refused: {why}");
+                false
+            }
+        }
+    }
+
+    pub(super) fn session_ref(&self, sid: SessionId) -> &Session {
+        self.sessions[sid as usize]
+            .as_ref()
+            .expect("session ids in the router's maps point at live sessions")
+    }
+
+    /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
+    pub(super) fn is_denied(&self, filter: &str) -> bool {
+        self.deny_subscribe.iter().any(|d| filter_within(filter, d))
+    }
+}
+
+/// True when every topic `filter` can match is also matched by `outer`.
+pub(crate) fn filter_within(filter: &str, outer: &str) -> bool {
+    let mut inner = filter.split('/');
+    let mut outer_levels = outer.split('/');
+    loop {
+        match (inner.next(), outer_levels.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            (Some(i), Some("+")) if i != "#" => {}
+            (Some(i), Some(o)) if i == o && i != "+" && i != "#" => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_within;
+
+    #[test]
+    fn a_filter_inside_a_denied_filter_is_denied() {
+        let cases = [
+            ("secret/a", "secret/#", true),
+            ("secret", "secret/#", true),
+            ("secret/+/x", "secret/#", true),
+            ("#", "#", true),
+            ("$SYS/broker/+", "$SYS/#", true),
+            ("a/b", "a/+", true),
+            ("a/+", "a/+", true),
+            ("a/#", "a/+", false),
+            ("a/+", "a/b", false),
+            ("#", "secret/#", false),
+            ("public/a", "secret/#", false),
+            ("a/b/c", "a/+", false),
+        ];
+        for (filter, outer, expected) in cases {
+            assert_eq!(
+                filter_within(filter, outer),
+                expected,
+                "{filter} within {outer}"
+            );
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Packets from a client and the messages they publish: each message goes to
+//! every matching session, and a publisher that fills a subscriber's outbox is
+//! braked until it drains.
+
+use crate::codec::{Packet, Publish, QoS};
+use crate::message::Message;
+use crate::metrics;
+use crate::session::{ConnId, Outcome};
+
+use super::{Router, SessionId};
+
+impl Router {
+    pub(super) fn packets(&mut self, conn: ConnId, packets: Vec<Packet>) {
+        let Some(&sid) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let limits = self.limits;
+        for packet in packets {
+            let out = match packet {
+                Packet::Publish(p) => self.inbound_publish(sid, p),
+                Packet::PubAck(id) => self.session(sid).on_puback(id, &limits),
+                Packet::PubRec(id) => {
+                    // PUBREL waits for the commit: once the client has it, it may
+                    // PUBCOMP and forget the message, so it must not be resent.
+                    self.session(sid).mark_released(id);
+                    let durable = self.is_persisted(sid);
+                    self.confirm(sid, Packet::PubRel(id), durable)
+                }
+                Packet::PubRel(id) => {
+                    self.session(sid).release_incoming_qos2(id);
+                    let durable = self.is_persisted(sid);
+                    self.confirm(sid, Packet::PubComp(id), durable)
+                }
+                Packet::PubComp(id) => self.session(sid).on_pubcomp(id, &limits),
+                Packet::Subscribe(s) => self.subscribe(sid, s),
+                Packet::Unsubscribe(u) => self.unsubscribe(sid, u),
+                // The connection answers PINGREQ and handles CONNECT/DISCONNECT itself,
+                // and closes on packets only a server sends.
+                _ => Outcome::default(),
+            };
+            self.account(sid, out);
+        }
+        if let Some(outbox) = self.session(sid).outbox() {
+            outbox.batch_done();
+        }
+    }
+
+    fn inbound_publish(&mut self, sid: SessionId, p: Publish) -> Outcome {
+        // Too long or too deep: not a protocol violation, so the connection stays;
+        // the message is dropped, counted and still acknowledged (like an ACL refusal),
+        // so that a QoS 1/2 publisher does not resend it or stall its window.
+        if !self.topic_fits(&p.topic, "PUBLISH topic", &self.session_ref(sid).client_id) {
+            return match p.qos {
+                QoS::AtMostOnce => Outcome::default(),
+                QoS::AtLeastOnce => self.confirm(sid, Packet::PubAck(p.pkid), false),
+                QoS::ExactlyOnce => {
+                    // PUBREL will come and must be answered; the id is held as usual.
+                    let before = self.recorded();
+                    self.session(sid).accept_incoming_qos2(p.pkid);
+                    let durable = self.recorded() != before;
+                    self.confirm(sid, Packet::PubRec(p.pkid), durable)
+                }
+            };
+        }
+        let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
+        match p.qos {
+            QoS::AtMostOnce => {
+                self.route(msg, Some(sid), true);
+                Outcome::default()
+            }
+            QoS::AtLeastOnce => {
+                let before = self.recorded();
+                self.route(msg, Some(sid), true);
+                let durable = self.recorded() != before;
+                self.confirm(sid, Packet::PubAck(p.pkid), durable)
+            }
+            QoS::ExactlyOnce => {
+                let before = self.recorded();
+                if self.session(sid).accept_incoming_qos2(p.pkid) {
+                    self.route(msg, Some(sid), true);
+                }
+                let durable = self.recorded() != before;
+                self.confirm(sid, Packet::PubRec(p.pkid), durable)
+            }
+        }
+    }
+
+    /// Send a message to every matching session, once each, at the highest granted QoS.
+    /// `origin` is the publishing session (to brake it when a subscriber is congested);
+    /// `count` says whether the message counts as received from outside.
+    pub(super) fn route(&mut self, msg: Message, origin: Option<SessionId>, count: bool) {
+        // A refused PUBLISH is dropped; the caller still acknowledges it [MQTT-3.3.5-2].
+        if origin.is_some_and(|sid| !self.acls.may_publish(sid, &msg.topic)) {
+            return;
+        }
+        if count {
+            metrics::add(&self.metrics.messages_received, 1);
+        }
+        if msg.retain {
+            if msg.payload.is_empty() {
+                self.retained.remove(&msg.topic);
+            } else {
+                self.retained.insert(&msg.topic, msg.clone());
+            }
+            metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+            if let Some(journal) = &self.journal {
+                journal.retained(&msg);
+            }
+        }
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        self.subs
+            .for_each_match(&msg.topic, |sid, qos| matches.push((sid, qos)));
+        if matches.len() > 1 {
+            matches.sort_unstable_by_key(|m| m.0);
+            matches.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 = kept.1.max(next.1);
+                }
+                same
+            });
+        }
+        let limits = self.limits;
+        for &(sid, granted) in &matches {
+            if !self.acls.can_read(sid, &msg.topic) {
+                continue;
+            }
+            let out = self
+                .session(sid)
+                .deliver(msg.with(msg.qos.min(granted), false), &limits);
+            if out.congested {
+                self.brake(origin, sid);
+            }
+            self.account(sid, out);
+        }
+        self.matches = matches;
+    }
+
+    /// The publisher `origin` filled `target`'s outbox past its soft limit: it waits
+    /// for that outbox to drain before reading more.
+    fn brake(&mut self, origin: Option<SessionId>, target: SessionId) {
+        let Some(origin) = origin.filter(|&o| o != target) else {
+            return;
+        };
+        let target = self.sessions[target as usize]
+            .as_ref()
+            .and_then(|s| s.outbox().cloned());
+        let publisher = self.sessions[origin as usize]
+            .as_ref()
+            .and_then(|s| s.outbox());
+        if let (Some(target), Some(publisher)) = (target, publisher) {
+            publisher.set_brake(target);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The store's thread: takes every command waiting, runs them in one transaction
+//! (group commit), then answers those that wait for the commit.
+//!
+//! `Worker` is defined here with what it keeps; its work is split by what it
+//! deals with: `batch` (the command loop and its transaction), `tail` (recent
+//! messages in memory, fetches and acknowledgements), `room` (appends, the
+//! limits, eviction and blocking) and `expiry` (`max_age` and the summary of
+//! what was dropped).
+
+mod batch;
+mod expiry;
+mod room;
+mod tail;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use super::db::{Db, Opened};
+use super::{Appended, Command, StoreError, StoreStats, COMMAND_QUEUE};
+use crate::config::StoreConfig;
+use crate::message::Message;
+
+/// A recent message, in memory.
+struct Entry {
+    id: u64,
+    message: Arc<Message>,
+    persisted: bool,
+    /// Outputs that still have to send it.
+    pending: u64,
+    /// Outputs whose PUBREC came back.
+    released: u64,
+    size: usize,
+}
+
+/// An append that is waiting for room (`when_full: block`).
+struct Blocked {
+    messages: VecDeque<Arc<Message>>,
+    so_far: Appended,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+struct Worker {
+    db: Db,
+    config: StoreConfig,
+    bits: Vec<u64>,
+    all_bits: u64,
+    connected: Vec<bool>,
+    next_id: u64,
+    /// The highest id outputs may read: everything up to it is committed.
+    committed: u64,
+    count: u64,
+    bytes: u64,
+    cache: VecDeque<Entry>,
+    cache_bytes: usize,
+    blocked: VecDeque<Blocked>,
+    stats: Arc<StoreStats>,
+    committed_tx: watch::Sender<u64>,
+    last_checkpoint: Instant,
+    /// Drop counters as last logged.
+    logged_drops: [u64; 4],
+}
+
+/// Open the file here (so that errors reach the caller) and start the thread.
+pub(super) fn start(
+    config: StoreConfig,
+    names: &[String],
+    stats: Arc<StoreStats>,
+) -> Result<(mpsc::Sender<Command>, watch::Receiver<u64>), StoreError> {
+    let Opened {
+        db,
+        bits,
+        count,
+        bytes,
+        next_id,
+        forgotten,
+    } = Db::open(&config.file, config.synchronous, names)?;
+    for name in forgotten {
+        warn!(
+            store = %config.file.display(),
+            "output {name} is no longer configured: its unsent messages were dropped from the store"
+        );
+    }
+    if count > 0 {
+        info!(
+            store = %config.file.display(),
+            "{count} message(s) ({bytes} bytes) waiting in the store from before"
+        );
+    }
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (committed_tx, committed_rx) = watch::channel(next_id - 1);
+    let worker = Worker {
+        db,
+        all_bits: bits.iter().fold(0, |a, b| a | b),
+        connected: vec![false; bits.len()],
+        bits,
+        next_id,
+        committed: next_id - 1,
+        count,
+        bytes,
+        cache: VecDeque::new(),
+        cache_bytes: 0,
+        blocked: VecDeque::new(),
+        stats,
+        committed_tx,
+        last_checkpoint: Instant::now(),
+        logged_drops: [0; 4],
+        config,
+    };
+    worker.publish_stats();
+    if let Ok(Some(ms)) = worker.db.oldest_ms() {
+        worker.stats.oldest_ms.store(ms, Ordering::Relaxed);
+    }
+    let path = worker.config.file.clone();
+    let ticker = tx.downgrade();
+    std::thread::Builder::new()
+        .name("store-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            match ticker.upgrade() {
+                Some(tx) => {
+                    let _ = tx.try_send(Command::Tick);
+                }
+                None => break,
+            }
+        })
+        .map_err(|e| StoreError::Open {
+            path: path.clone(),
+            cause: format!("cannot start a thread: {e}"),
+        })?;
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || worker.run(rx))
+        .map_err(|e| StoreError::Open {
+            path,
+            cause: format!("cannot start a thread: {e}"),
+        })?;
+    Ok((tx, committed_rx))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

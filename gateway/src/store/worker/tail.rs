@@ -1,0 +1,151 @@
+//! The in-memory tail: recent messages kept for outputs that keep up, read
+//! from before the file is asked, and what outputs have finished with.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::Worker;
+use crate::store::{Fetched, StoreError, Stored};
+
+/// Recent messages kept in memory for outputs that keep up.
+const CACHE_MESSAGES: usize = 16_384;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+impl Worker {
+    pub(super) fn trim_cache(&mut self) {
+        // Messages every output has finished are not needed any more.
+        while let Some(front) = self.cache.front() {
+            if front.pending != 0 || front.id > self.committed {
+                break;
+            }
+            self.cache_bytes -= front.size;
+            self.cache.pop_front();
+        }
+        while self.cache.len() > CACHE_MESSAGES || self.cache_bytes > CACHE_BYTES {
+            let Some(old) = self.cache.pop_front() else {
+                break;
+            };
+            self.cache_bytes -= old.size;
+            if !old.persisted && old.pending != 0 {
+                self.stats
+                    .qos0_dropped
+                    .fetch_add(old.pending.count_ones() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn cache_index(&self, id: u64) -> Option<usize> {
+        let first = self.cache.front()?.id;
+        let i = id.checked_sub(first)? as usize;
+        (i < self.cache.len()).then_some(i)
+    }
+
+    /// A row left the file (evicted, expired): forget it in memory too.
+    pub(super) fn forget(&mut self, id: u64, size: u64) {
+        self.count -= 1;
+        self.bytes -= size;
+        if let Some(i) = self.cache_index(id) {
+            self.cache[i].pending = 0;
+        }
+    }
+
+    pub(super) fn fetch(
+        &mut self,
+        output: usize,
+        after: u64,
+        max: usize,
+    ) -> Result<Fetched, StoreError> {
+        let bit = self.bits[output];
+        let limit = self.committed;
+        let mut items = Vec::new();
+        let mut upto = after;
+        if after >= limit {
+            return Ok(Fetched { items, upto });
+        }
+        let cache_first = self.cache.front().map_or(self.next_id, |e| e.id);
+        if after + 1 < cache_first {
+            let through = limit.min(cache_first - 1);
+            let rows = self.db.fetch(after, through, bit, max)?;
+            let full = rows.len() == max;
+            for row in rows {
+                upto = row.id;
+                items.push(Stored {
+                    id: row.id,
+                    message: Arc::new(row.message),
+                    released: row.released,
+                    persisted: true,
+                });
+            }
+            if full {
+                return Ok(Fetched { items, upto });
+            }
+            upto = through;
+        }
+        let start = (upto + 1).saturating_sub(cache_first) as usize;
+        for e in self.cache.iter_mut().skip(start) {
+            if e.id > limit || items.len() >= max {
+                break;
+            }
+            upto = e.id;
+            if e.pending & bit == 0 {
+                continue;
+            }
+            items.push(Stored {
+                id: e.id,
+                message: e.message.clone(),
+                released: e.released & bit != 0,
+                persisted: e.persisted,
+            });
+            if !e.persisted {
+                // QoS 0 goes at most once.
+                e.pending &= !bit;
+            }
+        }
+        self.trim_cache();
+        Ok(Fetched { items, upto })
+    }
+
+    pub(super) fn done(&mut self, output: usize, ids: &[u64]) -> Result<(), StoreError> {
+        let bit = self.bits[output];
+        for &id in ids {
+            if let Some(i) = self.cache_index(id) {
+                let e = &mut self.cache[i];
+                if e.pending & bit == 0 {
+                    continue;
+                }
+                e.pending &= !bit;
+                if !e.persisted {
+                    continue;
+                }
+            }
+            if let Some(size) = self.db.done(id, bit)? {
+                self.count -= 1;
+                self.bytes -= size;
+            }
+        }
+        self.trim_cache();
+        Ok(())
+    }
+
+    pub(super) fn released(&mut self, output: usize, id: u64, on: bool) -> Result<(), StoreError> {
+        let bit = self.bits[output];
+        self.db.released(id, bit, on)?;
+        if let Some(i) = self.cache_index(id) {
+            if on {
+                self.cache[i].released |= bit;
+            } else {
+                self.cache[i].released &= !bit;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn forget_releases(&mut self, output: usize) -> Result<(), StoreError> {
+        let bit = self.bits[output];
+        self.db.clear_released(bit)?;
+        for e in self.cache.iter_mut() {
+            e.released &= !bit;
+        }
+        Ok(())
+    }
+}
