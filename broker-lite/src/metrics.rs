@@ -73,7 +73,8 @@ counters! {
     wills_published,
     /// CONNECTs refused for their credentials (CONNACK 4 or 5).
     logins_refused,
-    /// PUBLISH packets (and wills) dropped because the ACL refuses the topic.
+    /// PUBLISH packets (and wills) dropped because the ACL refuses the topic, or
+    /// because it starts with `$` (the broker's own); in-process publishes too.
     publishes_denied,
     /// Topic filters refused in SUBACK (0x80) because the ACL refuses them.
     subscriptions_denied,

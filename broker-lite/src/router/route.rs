@@ -93,6 +93,14 @@ impl Router {
         if origin.is_some_and(|sid| !self.acls.may_publish(sid, &msg.topic)) {
             return;
         }
+        // Topics that start with `$` are the broker's own [MQTT-4.7.2-1]: a client's
+        // PUBLISH or will, or an in-process publish, to one is refused the same way
+        // and counted with the ACL refusals; only `$SYS` updates (count false) pass.
+        if count && msg.topic.starts_with('$') {
+            metrics::add(&self.metrics.publishes_denied, 1);
+            tracing::debug!(topic = %msg.topic, "a publish to a $ topic is refused");
+            return;
+        }
         if count {
             metrics::add(&self.metrics.messages_received, 1);
         }
