@@ -51,10 +51,7 @@ fn persistent(client_id: &str, user: &str) -> ConnectBytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_session_gets_what_its_owner_may_read_and_only_its_owner_resumes_it() {
-    let dir = tempfile::Builder::new()
-        .prefix("bl-acl-restart-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let dir = test_support::Scratch::new("bl-acl-restart");
 
     // Before the restart alice leaves two persistent sessions subscribed to alice/#.
     let first = broker(dir.path()).await;

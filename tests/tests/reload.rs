@@ -11,8 +11,8 @@ use std::path::Path;
 use faults_common::{assert_complete, stop_gateway, Rig, QUIET, RATE, WAIT};
 use mqgate_tests::feeder::{wait_upstream_connects, FEED_SOURCE};
 use mqgate_tests::http::{api_status, status_addr};
-use mqgate_tests::mqtt::Subscriber;
-use mqgate_tests::process::Stream;
+use test_support::mosquitto::Subscriber;
+use test_support::process::Stream;
 
 /// The feed's lines published as they are, plus `"v": 2`.
 const V2: &str = "fn map(frame) {\n    let v = json_parse(frame.text);\n    v.v = 2;\n    #{ name: v.id, payload: v }\n}\n";

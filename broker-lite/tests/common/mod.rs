@@ -58,18 +58,10 @@ pub fn unique_id(prefix: &str) -> String {
 
 /// Await `fut`, failing the test if it takes longer than `WAIT`.
 pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
-    }
+    test_support::wait_for(what, WAIT, fut).await
 }
 
 /// Poll `cond` every 10 ms until it holds, failing the test after `WAIT`.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    wait_for(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    test_support::wait_until(what, WAIT, cond).await
 }
