@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
-use common::{publish, pubrel, ConnectBytes, RawClient, QUIET};
+use common::{publish, pubrel, ConnectBytes, RawClient};
 use real::{run_py, TIMEOUT};
 use test_support::mosquitto::{mosquitto_pub, Subscriber};
 use test_support::process::{Proc, SIGTERM};
@@ -310,7 +310,7 @@ async fn outgoing_messages_in_flight_are_resent_after_a_kill_9() {
     let addr = ([127, 0, 0, 1], port).into();
     let (mut sub, present) = RawClient::connect_with(addr, &persistent("inflight-sub")).await;
     assert!(present);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -348,7 +348,7 @@ async fn an_inbound_qos_2_id_awaiting_pubrel_survives_a_kill_9_without_a_duplica
     publisher.expect(Packet::PubRec(7)).await;
     publisher.send(&pubrel(7)).await;
     publisher.expect(Packet::PubComp(7)).await;
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 
     // The id is free again: a new message with it is delivered.
     publisher.publish("once/t", b"a new one", 2, false, 7).await;

@@ -23,8 +23,6 @@ pub use wire::*;
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(5);
-/// How long a test watches for something that should NOT happen.
-pub const QUIET: Duration = Duration::from_millis(300);
 
 /// A config listening on an ephemeral port of 127.0.0.1, with `$SYS` updates off.
 pub fn test_config() -> Config {
