@@ -33,7 +33,10 @@ async fn ten_thousand_qos1_publishes_to_mosquitto_are_acked_in_order_and_deliver
     let (mut conn, _) = connect(&options(broker.addr(), &unique("q1"))).await;
     let acks = publish_window(&mut conn, "m/q1", 10_000, 1024, QoS::AtLeastOnce).await;
     assert_eq!(acks, expected_pkids(10_000));
-    assert_eq!(collect(&mut rx, 10_000).await, numbers(10_000));
+    assert_eq!(
+        collect(&mut rx, 10_000, broker.addr(), "m/q1").await,
+        numbers(10_000)
+    );
 }
 
 #[tokio::test]
@@ -51,10 +54,16 @@ async fn a_qos2_publish_to_mosquitto_completes_with_pubrec_pubrel_pubcomp() {
         wait_for("PUBCOMP", conn.next()).await.expect("PUBCOMP"),
         Ack::PubComp(300)
     );
-    assert_eq!(collect(&mut rx, 1).await, vec!["exactly once".to_string()]);
+    assert_eq!(
+        collect(&mut rx, 1, broker.addr(), "m/q2").await,
+        vec!["exactly once".to_string()]
+    );
     let acks = publish_window(&mut conn, "m/q2", 2000, 256, QoS::ExactlyOnce).await;
     assert_eq!(acks, expected_pkids(2000));
-    assert_eq!(collect(&mut rx, 2000).await, numbers(2000));
+    assert_eq!(
+        collect(&mut rx, 2000, broker.addr(), "m/q2").await,
+        numbers(2000)
+    );
 }
 
 #[tokio::test]
@@ -121,7 +130,10 @@ async fn a_qos2_publish_resent_with_dup_and_the_same_id_after_reconnect_is_deliv
         wait_for("PUBCOMP", conn.next()).await.expect("PUBCOMP"),
         Ack::PubComp(4242)
     );
-    assert_eq!(collect(&mut rx, 1).await, vec!["the one".to_string()]);
+    assert_eq!(
+        collect(&mut rx, 1, broker.addr(), "m/dup").await,
+        vec!["the one".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -143,7 +155,10 @@ async fn a_qos2_message_whose_pubrec_came_back_resumes_with_pubrel_and_is_delive
         wait_for("PUBCOMP", conn.next()).await.expect("PUBCOMP"),
         Ack::PubComp(65535)
     );
-    assert_eq!(collect(&mut rx, 1).await, vec!["the one".to_string()]);
+    assert_eq!(
+        collect(&mut rx, 1, broker.addr(), "m/rel").await,
+        vec!["the one".to_string()]
+    );
 }
 
 /// Messages per second pushed through a window of 1024 (no subscriber).

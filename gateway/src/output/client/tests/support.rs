@@ -11,8 +11,6 @@ use crate::output::client::{Ack, ClientOptions, Connection, QoS};
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
-/// How long a test watches for something that should NOT happen.
-pub const QUIET: Duration = Duration::from_millis(500);
 
 /// Await `fut`, failing the test if it takes longer than `WAIT`.
 pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
@@ -93,8 +91,30 @@ pub fn expected_pkids(count: u32) -> Vec<u16> {
     (1..=count).map(pkid).collect()
 }
 
-/// Collect payloads from a channel until `count` arrived, then watch `QUIET` for more.
-pub async fn collect(rx: &mut mpsc::Receiver<Vec<u8>>, count: usize) -> Vec<String> {
+/// The payload of the marker [`collect`] waits for.
+const FENCE: &[u8] = b"fence";
+
+/// Publishes [`FENCE`] to `topic` at QoS 1 from a client of its own and waits for
+/// the PUBACK: by then the broker has routed it, after all it routed before.
+pub async fn publish_fence(addr: SocketAddr, topic: &str) {
+    let (mut conn, _) = connect(&options(addr, &unique("fence"))).await;
+    conn.publish(1, topic, FENCE, QoS::AtLeastOnce, false, false);
+    match wait_for("the fence's PUBACK", conn.next()).await {
+        Ok(Ack::PubAck(1)) => {}
+        other => panic!("expected the fence's PUBACK, got {other:?}"),
+    }
+    conn.disconnect(WAIT).await;
+}
+
+/// Collect payloads from a channel until `count` arrived, then until a fence
+/// published to `topic` on the broker at `addr` comes: whatever came before the
+/// fence (a duplicate, one too many) is returned too.
+pub async fn collect(
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    count: usize,
+    addr: SocketAddr,
+    topic: &str,
+) -> Vec<String> {
     let mut got = Vec::with_capacity(count);
     while got.len() < count {
         match tokio::time::timeout(WAIT, rx.recv()).await {
@@ -103,10 +123,14 @@ pub async fn collect(rx: &mut mpsc::Receiver<Vec<u8>>, count: usize) -> Vec<Stri
             Err(_) => panic!("subscriber got {} of {count} messages", got.len()),
         }
     }
-    while let Ok(Some(p)) = tokio::time::timeout(QUIET, rx.recv()).await {
-        got.push(String::from_utf8_lossy(&p).into_owned());
+    publish_fence(addr, topic).await;
+    loop {
+        match wait_for("the fence", rx.recv()).await {
+            Some(p) if p == FENCE => return got,
+            Some(p) => got.push(String::from_utf8_lossy(&p).into_owned()),
+            None => panic!("the subscriber ended before the fence; got {got:?}"),
+        }
     }
-    got
 }
 
 /// The payloads `1..=count`.

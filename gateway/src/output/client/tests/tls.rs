@@ -120,7 +120,7 @@ async fn tls_to_mosquitto_works_with_its_ca_and_a_client_certificate_and_fails_w
     assert_eq!(acks, expected_pkids(10_000));
     let mut want = vec!["secret".to_string()];
     want.extend(numbers(10_000));
-    assert_eq!(collect(&mut rx, want.len()).await, want);
+    assert_eq!(collect(&mut rx, want.len(), plain, "tls/ok").await, want);
     conn.disconnect(WAIT).await;
 
     opts.tls = Some(TlsFiles {
