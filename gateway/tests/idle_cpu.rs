@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::modem_sim::{Rak3172Model, Rn2483Model, Sim};
@@ -18,19 +18,17 @@ use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
 use mqgate::source::serial::{self, SerialSettings};
 use mqgate::source::{Feed, SourceState, SourceStatus};
 use test_support::cpu::cpu_seconds;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Mutex, MutexGuard};
 
 /// Held for the whole of each test: the harness runs tests in parallel.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static ALONE: Mutex<()> = Mutex::new(());
-    ALONE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ALONE: Mutex<()> = Mutex::const_new(());
+    ALONE.lock().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning() {
-    let _alone = one_at_a_time();
+    let _alone = one_at_a_time().await;
     let (_dir, link) = temp_link("pty");
     let mut master = plug(&link);
 
@@ -83,7 +81,7 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_every_fault() {
-    let _alone = one_at_a_time();
+    let _alone = one_at_a_time().await;
     let (_dir, link) = temp_link("rn2483");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
@@ -215,7 +213,7 @@ async fn the_rn2483_source_delivers_packets_with_snr_and_rssi_and_recovers_from_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
-    let _alone = one_at_a_time();
+    let _alone = one_at_a_time().await;
     let (_dir, link) = temp_link("rn2483-unplug");
     let sim = Sim::start(&link, Rn2483Model::new());
     let path = link.to_str().expect("utf-8 path");
@@ -248,7 +246,7 @@ async fn an_unplugged_rn2483_is_reopened_and_set_up_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_every_fault() {
-    let _alone = one_at_a_time();
+    let _alone = one_at_a_time().await;
     let (_dir, link) = temp_link("rak3172");
     let sim = Sim::start(&link, Rak3172Model::new(1));
     let mut r = run_rak3172(&link);
