@@ -128,10 +128,7 @@ async fn a_server_that_never_sends_connack_is_a_connect_timeout() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = test_support::free_port();
     let opts = options(SocketAddr::from(([127, 0, 0, 1], port)), "nobody");
     let result = wait_for("connect", Connection::connect(&opts)).await;
     match result {
