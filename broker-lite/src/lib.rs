@@ -21,8 +21,6 @@ mod router;
 mod server;
 mod session;
 pub mod subscriptions;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod topic;
 pub mod yaml_path;
 

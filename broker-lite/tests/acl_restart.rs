@@ -10,7 +10,7 @@ use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::codec::QoS;
 use broker_lite::config::PersistenceConfig;
 use broker_lite::Broker;
-use common::{start_with, wait_for, ConnectBytes, RawClient, QUIET};
+use common::{start_with, wait_for, ConnectBytes, RawClient};
 
 const ACL: &str = "\
 user alice
@@ -51,10 +51,7 @@ fn persistent(client_id: &str, user: &str) -> ConnectBytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_session_gets_what_its_owner_may_read_and_only_its_owner_resumes_it() {
-    let dir = tempfile::Builder::new()
-        .prefix("bl-acl-restart-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let dir = test_support::Scratch::new("bl-acl-restart");
 
     // Before the restart alice leaves two persistent sessions subscribed to alice/#.
     let first = broker(dir.path()).await;
@@ -86,13 +83,22 @@ async fn a_restored_session_gets_what_its_owner_may_read_and_only_its_owner_resu
     let got = alice.recv_publishes_acked(2).await;
     let payloads: Vec<&[u8]> = got.iter().map(|p| &p.payload[..]).collect();
     assert_eq!(payloads, [&b"for alice"[..], &b"also for alice"[..]]);
-    alice.expect_nothing(QUIET).await;
+    alice
+        .expect_nothing_before("alice/fence", async {
+            let publish = handle.publish("alice/fence", "fence", QoS::AtLeastOnce, false);
+            wait_for("the fence", publish).await.expect("routed");
+        })
+        .await;
     alice.disconnect().await;
 
     // bob may read everything, but alice's other session is not his to resume.
     let (mut bob, present) = RawClient::connect_with(addr, &persistent("dev-2", "bob")).await;
     assert!(!present, "bob was handed alice's session after the restart");
-    bob.expect_nothing(QUIET).await;
+    bob.expect_nothing_before("fence/bob", async {
+        let publish = handle.publish("fence/bob", "fence", QoS::AtLeastOnce, false);
+        wait_for("the fence", publish).await.expect("routed");
+    })
+    .await;
     bob.disconnect().await;
     second.shutdown().await;
 }

@@ -11,20 +11,22 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
-use broker_lite::testing::pki::TempDir;
-use real::{mosquitto_pub, mosquitto_pub_status, run_py, MqSub, Proc, TestBroker, TIMEOUT};
+use real::{run_py, TestBroker, TIMEOUT};
+use test_support::mosquitto::{mosquitto_pub, mosquitto_pub_status, Subscriber};
+use test_support::process::{Finished, Proc};
+use test_support::Scratch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
 /// A temporary folder for password and ACL files, removed when dropped.
 struct Files {
-    dir: TempDir,
+    dir: Scratch,
 }
 
 impl Files {
     fn new(name: &str) -> Files {
         Files {
-            dir: TempDir::new(&format!("broker-lite-auth-{name}")),
+            dir: Scratch::new(&format!("broker-lite-auth-{name}")),
         }
     }
 
@@ -94,7 +96,8 @@ fn a_right_password_connects_a_wrong_one_gets_code_4_and_none_gets_code_5() {
         (&["-u", "alice"][..], "bad user name or password"),
         (&[][..], "not authori"),
     ] {
-        let (status, stderr) = mosquitto_pub_status(b.port, &[credentials, &topic].concat());
+        let Finished { status, stderr, .. } =
+            mosquitto_pub_status(b.port, &[credentials, &topic].concat());
         assert!(!status.success(), "{credentials:?} was accepted");
         assert!(
             stderr.to_lowercase().contains(refusal),
@@ -244,7 +247,7 @@ fn the_binary_finds_auth_files_next_to_its_config_and_logs_refusals_without_the_
         .arg("--config")
         .arg(&config);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
-    let line = proc.wait_for_line("listening on", |l| l.contains("listening on "));
+    let line = proc.expect_line("listening on", TIMEOUT, |l| l.contains("listening on "));
     let port: u16 = line
         .rsplit(':')
         .next()
@@ -255,7 +258,7 @@ fn the_binary_finds_auth_files_next_to_its_config_and_logs_refusals_without_the_
         port,
         &["-u", "alice", "-P", "right", "-t", "a/b", "-m", "x"],
     );
-    let (status, _) = mosquitto_pub_status(
+    let Finished { status, .. } = mosquitto_pub_status(
         port,
         &[
             "-i",
@@ -273,7 +276,7 @@ fn the_binary_finds_auth_files_next_to_its_config_and_logs_refusals_without_the_
     assert!(!status.success());
     let deadline = Instant::now() + TIMEOUT;
     while !proc.stderr_text().contains("login refused") {
-        assert!(Instant::now() < deadline, "{}", proc.report());
+        assert!(Instant::now() < deadline, "{}", proc.transcript());
         std::thread::sleep(Duration::from_millis(10));
     }
     let log = proc.stderr_text();
@@ -306,9 +309,8 @@ fn a_bad_acl_or_password_file_stops_the_binary_naming_the_file_and_line() {
     cmd.args(["--listen", "127.0.0.1:0", "--config"])
         .arg(&config);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
-    assert_eq!(status.code(), Some(2), "{}", proc.report());
+    let status = proc.wait_exit(TIMEOUT);
+    assert_eq!(status.code(), Some(2), "{}", proc.transcript());
     let err = proc.stderr_text();
     let passwd = files.path("passwd").display().to_string();
     let acl = files.path("acl").display().to_string();
@@ -367,7 +369,7 @@ fn publish_as(port: u16, who: &[&str], topic: &str, payload: &str, extra: &[&str
 }
 
 /// Topics received before `marker` arrives (published last by the admin).
-fn topics_before_marker(port: u16, sub: &mut MqSub, marker: &str) -> Vec<String> {
+fn topics_before_marker(port: u16, sub: &mut Subscriber, marker: &str) -> Vec<String> {
     publish_as(port, &ADMIN, marker, "end", &[]);
     let (before, _) = sub.msgs_until_topic(marker);
     before.into_iter().map(|m| m.topic).collect()
@@ -377,7 +379,7 @@ fn topics_before_marker(port: u16, sub: &mut MqSub, marker: &str) -> Vec<String>
 fn a_wide_subscription_receives_only_the_topics_the_client_may_read() {
     let files = Files::new("read");
     let b = acl_broker(&files);
-    let mut sub = MqSub::subscribed(b.port, &[&ALICE[..], &["-q", "1", "-t", "#"]].concat());
+    let mut sub = Subscriber::subscribed(b.port, &[&ALICE[..], &["-q", "1", "-t", "#"]].concat());
     for topic in [
         "sensors/temp",
         "sensors/secret/key",
@@ -404,7 +406,7 @@ fn a_wide_subscription_receives_only_the_topics_the_client_may_read() {
 fn a_refused_publish_is_acknowledged_dropped_and_counted() {
     let files = Files::new("write");
     let b = acl_broker(&files);
-    let mut sub = MqSub::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "#"]].concat());
+    let mut sub = Subscriber::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "#"]].concat());
     // QoS 1 and 2: mosquitto_pub exits 0 only once its PUBACK / PUBCOMP came.
     publish_as(b.port, &ALICE, "sensors/temp", "read-only", &[]);
     publish_as(b.port, &ALICE, "sensors/secret/x", "denied", &["-q", "2"]);
@@ -421,7 +423,7 @@ fn a_refused_publish_is_acknowledged_dropped_and_counted() {
 fn a_refused_filter_gets_suback_0x80_and_the_others_are_granted() {
     let files = Files::new("suback");
     let b = acl_broker(&files);
-    let mut sub = MqSub::spawn(
+    let mut sub = Subscriber::spawn(
         b.port,
         &[
             &ALICE[..],
@@ -449,7 +451,7 @@ fn a_refused_filter_gets_suback_0x80_and_the_others_are_granted() {
 fn anonymous_clients_get_the_rules_before_any_user_line() {
     let files = Files::new("anon-acl");
     let b = acl_broker(&files);
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "public/#", "-t", "sensors/#"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "public/#", "-t", "sensors/#"]);
     assert_eq!(paho_connack(b.port, "anon-check", &[]), 0);
     publish_as(b.port, &[], "public/inbox", "from anonymous", &[]);
     publish_as(b.port, &[], "public/news", "not writable", &[]);
@@ -459,7 +461,7 @@ fn anonymous_clients_get_the_rules_before_any_user_line() {
     let got: Vec<(String, String)> = before
         .into_iter()
         .chain([last])
-        .map(|m| (m.topic, m.payload))
+        .map(|m| (m.topic.clone(), m.text()))
         .collect();
     assert_eq!(
         got,
@@ -474,7 +476,7 @@ fn anonymous_clients_get_the_rules_before_any_user_line() {
 fn client_blocks_and_client_id_patterns_follow_the_client_id() {
     let files = Files::new("client");
     let b = acl_broker(&files);
-    let mut sub = MqSub::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "#"]].concat());
+    let mut sub = Subscriber::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "#"]].concat());
     publish_as(
         b.port,
         &BOB,
@@ -509,7 +511,7 @@ fn retained_messages_are_not_sent_to_a_subscriber_that_may_not_read_them() {
     for topic in ["sensors/secret/r", "sensors/r", "cmd/alice"] {
         publish_as(b.port, &ADMIN, topic, "kept", &["-r"]);
     }
-    let mut sub = MqSub::subscribed(b.port, &[&ALICE[..], &["-q", "1", "-t", "#"]].concat());
+    let mut sub = Subscriber::subscribed(b.port, &[&ALICE[..], &["-q", "1", "-t", "#"]].concat());
     publish_as(b.port, &ADMIN, "shared/marker", "end", &[]);
     let (before, _) = sub.msgs_until_topic("shared/marker");
     let got: Vec<(String, bool)> = before.into_iter().map(|m| (m.topic, m.retain)).collect();
@@ -521,7 +523,7 @@ fn a_will_is_published_only_on_a_topic_the_client_may_write() {
     let files = Files::new("will");
     let b = acl_broker(&files);
     let mut watcher =
-        MqSub::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "will/#"]].concat());
+        Subscriber::subscribed(b.port, &[&ADMIN[..], &["-q", "1", "-t", "will/#"]].concat());
     for (id, topic) in [("w-denied", "will/other"), ("w-allowed", "will/alice")] {
         let args = [
             &ALICE[..],
@@ -529,9 +531,9 @@ fn a_will_is_published_only_on_a_topic_the_client_may_write() {
             &["--will-payload", id, "--will-qos", "1"],
         ]
         .concat();
-        let mut client = MqSub::subscribed(b.port, &args);
+        let mut client = Subscriber::subscribed(b.port, &args);
         // SIGKILL: the socket closes without DISCONNECT, so the will is due.
-        client.proc.kill();
+        client.proc_mut().kill();
         if id == "w-denied" {
             wait_metrics(&b, "the denied will counted", |m| m.publishes_denied >= 1);
         }
@@ -541,7 +543,7 @@ fn a_will_is_published_only_on_a_topic_the_client_may_write() {
         before.is_empty(),
         "a refused will was published: {before:?}"
     );
-    assert_eq!(will.payload, "w-allowed");
+    assert_eq!(will.text(), "w-allowed");
     wait_metrics(&b, "one will published", |m| m.wills_published == 1);
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::codec::QoS;
-use common::{start_with, wait_for, ConnectBytes, RawClient, QUIET};
+use common::{start_with, wait_for, ConnectBytes, RawClient};
 
 /// Password and ACL files in a fresh temporary folder, removed when dropped.
 struct Files(PathBuf);
@@ -73,6 +73,10 @@ async fn another_user_resuming_a_client_id_gets_a_new_session_without_the_queue(
     // ...another user does not.
     let (mut bob, present) = RawClient::connect_with(addr, &persistent("dev-1", "bob")).await;
     assert!(!present, "bob was handed alice's session");
-    bob.expect_nothing(QUIET).await;
+    bob.expect_nothing_before("fence/bob", async {
+        let publish = handle.publish("fence/bob", "fence", QoS::AtLeastOnce, false);
+        wait_for("the fence", publish).await.expect("routed");
+    })
+    .await;
     broker.shutdown().await;
 }

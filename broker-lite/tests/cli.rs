@@ -5,7 +5,10 @@ mod real;
 use std::path::PathBuf;
 use std::process::Command;
 
-use real::{free_port, mosquitto_pub, wait_for_listener, MqSub, Proc, TIMEOUT};
+use real::TIMEOUT;
+use test_support::mosquitto::{mosquitto_pub, Subscriber};
+use test_support::process::{Proc, Stream, SIGINT, SIGTERM};
+use test_support::{free_port, wait_for_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
@@ -19,7 +22,9 @@ fn start_binary(extra: &[&str]) -> RunningBroker {
     let mut cmd = Command::new(BIN);
     cmd.args(["--listen", "127.0.0.1:0"]).args(extra);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
-    let line = proc.wait_for_line("listening on ADDR", |l| l.contains("listening on "));
+    let line = proc.expect_line("listening on ADDR", TIMEOUT, |l| {
+        l.contains("listening on ")
+    });
     let port = line
         .rsplit(':')
         .next()
@@ -30,7 +35,7 @@ fn start_binary(extra: &[&str]) -> RunningBroker {
         "the reported port is the requested 0, not the bound one"
     );
     assert!(
-        wait_for_listener(port, TIMEOUT),
+        wait_for_port(port, TIMEOUT),
         "nothing listens on the reported port {port}"
     );
     RunningBroker { proc, port }
@@ -78,13 +83,12 @@ fn config_error(name: &str, text: &str) -> (TempConfig, String) {
         cfg.path_str(),
     ]);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
+    let status = proc.wait_exit(TIMEOUT);
     assert_eq!(
         status.code(),
         Some(2),
         "exit status {status}\n{}",
-        proc.report()
+        proc.transcript()
     );
     let stderr = proc.stderr_text();
     (cfg, stderr)
@@ -93,9 +97,9 @@ fn config_error(name: &str, text: &str) -> (TempConfig, String) {
 #[test]
 fn help_flag_prints_usage_naming_the_options_and_exits_zero() {
     let mut proc = Proc::spawn("broker-lite --help", Command::new(BIN).arg("--help"));
-    let status = proc.expect_exit(TIMEOUT);
-    let out = proc.drain().join("\n");
-    assert!(status.success(), "{}", proc.report());
+    let status = proc.wait_exit(TIMEOUT);
+    let out = proc.stream(Stream::Stdout).join("\n");
+    assert!(status.success(), "{}", proc.transcript());
     assert!(
         out.contains("--listen"),
         "help does not mention --listen:\n{out}"
@@ -109,39 +113,39 @@ fn help_flag_prints_usage_naming_the_options_and_exits_zero() {
 #[test]
 fn binary_serves_a_round_trip_from_mosquitto_pub_to_mosquitto_sub() {
     let broker = start_binary(&[]);
-    let mut sub = MqSub::subscribed(broker.port, &["-q", "1", "-t", "cli/roundtrip"]);
+    let mut sub = Subscriber::subscribed(broker.port, &["-q", "1", "-t", "cli/roundtrip"]);
     mosquitto_pub(
         broker.port,
         &["-q", "1", "-t", "cli/roundtrip", "-m", "over the wire"],
     );
     let msg = sub.expect_msg();
     assert_eq!(msg.topic, "cli/roundtrip");
-    assert_eq!(msg.payload, "over the wire");
+    assert_eq!(msg.text(), "over the wire");
     assert_eq!(msg.qos, 1);
 }
 
-fn exits_zero_on(sig: &str) {
+fn exits_zero_on(sig: &str, signal: i32) {
     let mut broker = start_binary(&[]);
     // A connected client must not keep the broker from shutting down.
-    let _sub = MqSub::subscribed(broker.port, &["-t", "cli/idle"]);
-    broker.proc.signal(sig);
-    let status = broker.proc.expect_exit(TIMEOUT);
+    let _sub = Subscriber::subscribed(broker.port, &["-t", "cli/idle"]);
+    broker.proc.signal(signal);
+    let status = broker.proc.wait_exit(TIMEOUT);
     assert_eq!(
         status.code(),
         Some(0),
         "after SIG{sig}: {status}\n{}",
-        broker.proc.report()
+        broker.proc.transcript()
     );
 }
 
 #[test]
 fn sigterm_makes_the_binary_exit_zero() {
-    exits_zero_on("TERM");
+    exits_zero_on("TERM", SIGTERM);
 }
 
 #[test]
 fn sigint_makes_the_binary_exit_zero() {
-    exits_zero_on("INT");
+    exits_zero_on("INT", SIGINT);
 }
 
 #[test]
@@ -151,7 +155,7 @@ fn valid_config_file_is_applied_by_the_binary() {
         "deny_subscribe:\n  - \"secret/#\"\nsys_interval_secs: 0\n",
     );
     let broker = start_binary(&["--config", cfg.path_str()]);
-    let mut sub = MqSub::spawn(broker.port, &["-t", "secret/a", "-t", "open/a"]);
+    let mut sub = Subscriber::spawn(broker.port, &["-t", "secret/a", "-t", "open/a"]);
     assert_eq!(sub.wait_suback(), vec![0x80, 0]);
 }
 
@@ -200,10 +204,13 @@ fn missing_config_file_is_an_error_naming_the_file() {
     let mut cmd = Command::new(BIN);
     cmd.args(["--listen", "127.0.0.1:0", "--config", &missing]);
     let mut proc = Proc::spawn("broker-lite", &mut cmd);
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
+    let status = proc.wait_exit(TIMEOUT);
     assert!(!status.success(), "a missing config file was accepted");
-    assert!(proc.stderr_text().contains(&missing), "{}", proc.report());
+    assert!(
+        proc.stderr_text().contains(&missing),
+        "{}",
+        proc.transcript()
+    );
 }
 
 #[test]

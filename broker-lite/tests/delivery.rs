@@ -43,7 +43,10 @@ async fn qos1_publish_is_acknowledged_and_delivered_at_qos1_with_rumqttc() {
         .await;
     let p = sub.next_publish().await;
     assert_eq!((&p.payload[..], p.qos), (&b"one"[..], RQoS::AtLeastOnce));
-    assert!(sub.publish_within_quiet().await.is_none(), "one copy only");
+    assert!(
+        sub.publish_before_fence(addr).await.is_none(),
+        "one copy only"
+    );
 }
 
 #[tokio::test]
@@ -62,7 +65,7 @@ async fn qos2_publish_completes_and_is_delivered_exactly_once_with_rumqttc() {
     let p = sub.next_publish().await;
     assert_eq!((&p.payload[..], p.qos), (&b"two"[..], RQoS::ExactlyOnce));
     assert!(
-        sub.publish_within_quiet().await.is_none(),
+        sub.publish_before_fence(addr).await.is_none(),
         "exactly one copy"
     );
 }
@@ -80,7 +83,7 @@ async fn qos2_delivery_to_a_raw_client_runs_the_full_exchange() {
     sub.send(&pubrec(p.pkid)).await;
     sub.expect(Packet::PubRel(p.pkid)).await;
     sub.send(&pubcomp(p.pkid)).await;
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -114,7 +117,7 @@ async fn overlapping_subscriptions_deliver_one_copy_at_highest_qos() {
     publ.publish("ov/a/t", b"x", 2, false, 1).await;
     let got = sub.recv_publishes_acked(1).await;
     assert_eq!(got[0].qos, QoS::ExactlyOnce);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -183,7 +186,7 @@ async fn plus_wildcard_matches_exactly_one_level() {
         (a.topic.as_str(), b.topic.as_str()),
         ("plus/a/t", "plus//t")
     );
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -200,7 +203,7 @@ async fn hash_wildcard_matches_the_parent_and_every_level_below() {
         topics.push(sub.recv_publish().await.topic);
     }
     assert_eq!(topics, ["hash", "hash/a", "hash/a/b/c"]);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -236,7 +239,7 @@ async fn unsubscribe_stops_delivery() {
     publ.publish("unsub/b", b"b", 0, false, 0).await;
     let p = sub.recv_publish().await;
     assert_eq!(p.topic, "unsub/b");
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -264,7 +267,7 @@ async fn denied_filter_gets_suback_0x80_and_no_messages() {
     publ.publish("public/t", b"open", 0, false, 0).await;
     let p = sub.recv_publish_acked().await;
     assert_eq!(p.topic, "public/t");
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -402,7 +405,7 @@ async fn resubscribing_the_same_filter_replaces_its_qos_and_resends_retained() {
         QoS::ExactlyOnce,
         "the new QoS replaced the old one"
     );
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]

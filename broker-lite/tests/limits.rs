@@ -110,17 +110,21 @@ async fn max_inflight_limits_unacked_qos1_publishes_to_one_client() {
     let addr = broker.local_addr();
     let mut sub = RawClient::subscriber(addr, "win/t", 1).await;
     let mut publ = RawClient::connect(addr, "win-pub").await;
+    // Messages the router has handed to a connection so far: all five are routed
+    // (each PUBACK comes from the router), so this counts what the window let out.
+    let sent_before = broker.metrics().snapshot().messages_sent;
+    let sent = || broker.metrics().snapshot().messages_sent - sent_before;
     for i in 0..5u16 {
         publ.publish("win/t", format!("m{i}").as_bytes(), 1, false, i + 1)
             .await;
     }
     let first = sub.recv_publish().await;
     let second = sub.recv_publish().await;
-    sub.expect_nothing(QUIET).await;
+    assert_eq!(sent(), 2, "the rest wait for a free place in the window");
     let mut got = vec![first.clone(), second.clone()];
     sub.send(&puback(first.pkid)).await;
     let third = sub.recv_publish().await;
-    sub.expect_nothing(QUIET).await;
+    assert_eq!(sent(), 3, "one PUBACK lets one more out");
     got.push(third.clone());
     sub.send(&puback(second.pkid)).await;
     sub.send(&puback(third.pkid)).await;
@@ -134,14 +138,17 @@ async fn max_inflight_counts_qos2_publishes_until_pubcomp() {
     let addr = broker.local_addr();
     let mut sub = RawClient::subscriber(addr, "win2/t", 2).await;
     let mut publ = RawClient::connect(addr, "win2-pub").await;
+    // As above: what the router has handed to a connection once all are routed.
+    let sent_before = broker.metrics().snapshot().messages_sent;
+    let sent = || broker.metrics().snapshot().messages_sent - sent_before;
     for i in 0..3u16 {
         publ.publish("win2/t", format!("m{i}").as_bytes(), 2, false, i + 1)
             .await;
     }
     let mut got = Vec::new();
-    for _ in 0..3 {
+    for n in 1..=3 {
         let p = sub.recv_publish().await;
-        sub.expect_nothing(QUIET).await;
+        assert_eq!(sent(), n, "the next waits for the PUBCOMP");
         sub.send(&pubrec(p.pkid)).await;
         sub.expect(Packet::PubRel(p.pkid)).await;
         sub.send(&pubcomp(p.pkid)).await;
@@ -175,7 +182,7 @@ async fn online_queue_past_the_inflight_window_drops_newest_when_full() {
     let mut got = vec![first];
     got.extend(sub.recv_publishes_acked(2).await);
     assert_eq!(payloads(&got), ["m0", "m1", "m2"]);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -203,7 +210,7 @@ async fn online_queue_past_the_inflight_window_drops_oldest_when_full() {
     let mut got = vec![first];
     got.extend(sub.recv_publishes_acked(2).await);
     assert_eq!(payloads(&got), ["m0", "m3", "m4"]);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]

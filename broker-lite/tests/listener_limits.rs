@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use broker_lite::codec::Packet;
-use broker_lite::testing::pki::{Ca, TempDir};
 use broker_lite::{Broker, Config};
 use common::ConnectBytes;
 use streams::*;
+use test_support::pki::Ca;
+use test_support::Scratch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -147,7 +148,7 @@ async fn a_connect_sent_one_byte_every_300_ms_is_cut_off_at_the_connect_timeout(
 
 #[tokio::test]
 async fn tls_and_websocket_handshakes_that_never_finish_are_cut_off_at_the_connect_timeout() {
-    let dir = TempDir::new("broker-lite-stall");
+    let dir = Scratch::new("broker-lite-stall");
     let ca = Ca::new(dir.path(), "ca");
     let server = ca.server("server");
     let tls_cfg = server_tls(&server.cert, &server.key);
@@ -182,7 +183,7 @@ async fn tls_and_websocket_handshakes_that_never_finish_are_cut_off_at_the_conne
 
 #[tokio::test]
 async fn unreadable_or_unusable_certificate_files_stop_the_start_naming_the_file() {
-    let dir = TempDir::new("broker-lite-badcert");
+    let dir = Scratch::new("broker-lite-badcert");
     let ca = Ca::new(dir.path(), "ca");
     let server = ca.server("server");
     let garbage = dir.path().join("garbage.pem");

@@ -14,8 +14,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
-use common::{publish, pubrel, ConnectBytes, RawClient, QUIET};
-use real::{free_port, mosquitto_pub, run_py, wait_for_listener, MqSub, Proc, TIMEOUT};
+use common::{publish, pubrel, ConnectBytes, RawClient};
+use real::{run_py, TIMEOUT};
+use test_support::mosquitto::{mosquitto_pub, Subscriber};
+use test_support::process::{Proc, SIGTERM};
+use test_support::{free_port, wait_for_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
@@ -69,13 +72,15 @@ impl Persistent {
     fn start(&mut self) -> u16 {
         assert!(self.proc.is_none(), "already running");
         let mut proc = Proc::spawn("broker-lite", &mut self.command());
-        let line = proc.wait_for_line("listening on ADDR", |l| l.contains("listening on "));
+        let line = proc.expect_line("listening on ADDR", TIMEOUT, |l| {
+            l.contains("listening on ")
+        });
         self.port = line
             .rsplit(':')
             .next()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        assert!(wait_for_listener(self.port, TIMEOUT), "not listening");
+        assert!(wait_for_port(self.port, TIMEOUT), "not listening");
         self.proc = Some(proc);
         self.port
     }
@@ -83,9 +88,9 @@ impl Persistent {
     /// SIGTERM and a clean exit.
     fn stop(&mut self) {
         let mut proc = self.proc.take().expect("running");
-        proc.signal("TERM");
-        let status = proc.expect_exit(TIMEOUT);
-        assert!(status.success(), "{status}\n{}", proc.report());
+        proc.signal(SIGTERM);
+        let status = proc.wait_exit(TIMEOUT);
+        assert!(status.success(), "{status}\n{}", proc.transcript());
     }
 
     fn kill_9(&mut self) {
@@ -133,14 +138,14 @@ fn wait_until_count(db: &Path, what: &str, sql: &str, want: i64) {
 /// The retained messages a new subscription to `ret/#` gets, sorted by topic;
 /// a live marker publish ends the list.
 fn retained_now(port: u16) -> Vec<(String, String, u8)> {
-    let mut sub = MqSub::subscribed(port, &["-q", "1", "-t", "ret/#", "-t", "marker"]);
+    let mut sub = Subscriber::subscribed(port, &["-q", "1", "-t", "ret/#", "-t", "marker"]);
     mosquitto_pub(port, &["-t", "marker", "-m", "end"]);
     let (before, _) = sub.msgs_until_topic("marker");
     let mut got: Vec<_> = before
         .into_iter()
         .map(|m| {
             assert!(m.retain, "{m:?} came without the retain flag");
-            (m.topic, m.payload, m.qos)
+            (m.topic.clone(), m.text(), m.qos)
         })
         .collect();
     got.sort();
@@ -213,7 +218,7 @@ fn a_persistent_session_gets_what_was_queued_while_away_across_restarts() {
         run.one("connack").int("session_present"),
         1,
         "{}",
-        run.report()
+        run.transcript()
     );
     // paho hands a QoS 2 message over at PUBREL, so only the order per topic is kept.
     let on = |topic: &str| -> Vec<(String, i64)> {
@@ -227,24 +232,24 @@ fn a_persistent_session_gets_what_was_queued_while_away_across_restarts() {
         list.iter().map(|(p, q)| (p.to_string(), *q)).collect()
     };
     let q1 = want(&[("m0", 1), ("m1", 1), ("m2", 1), ("m4", 1)]);
-    assert_eq!(on("away/q1"), q1, "{}", run.report());
+    assert_eq!(on("away/q1"), q1, "{}", run.transcript());
     assert_eq!(
         on("away/q2"),
         want(&[("m3", 2), ("m5", 2)]),
         "{}",
-        run.report()
+        run.transcript()
     );
-    assert!(run.events_named("extra").is_empty(), "{}", run.report());
+    assert!(run.events_named("extra").is_empty(), "{}", run.transcript());
 
     // Every message was acknowledged: after a restart nothing comes again.
     let port = b.restart(true);
     let run = run_py("persist_restart.py", port, &["receive", cid, "0"]);
     assert_eq!(run.one("connack").int("session_present"), 1);
-    assert!(run.events_named("extra").is_empty(), "{}", run.report());
+    assert!(run.events_named("extra").is_empty(), "{}", run.transcript());
     // The subscriptions themselves came back: a live message arrives.
-    let mut watcher = MqSub::subscribed(port, &["-t", "away/#"]);
+    let mut watcher = Subscriber::subscribed(port, &["-t", "away/#"]);
     mosquitto_pub(port, &["-q", "1", "-t", "away/q1", "-m", "live"]);
-    assert_eq!(watcher.expect_msg().payload, "live");
+    assert_eq!(watcher.expect_msg().text(), "live");
     let run = run_py("persist_restart.py", port, &["receive", cid, "1"]);
     assert_eq!(run.events_named("received")[0].str("payload"), "live");
 }
@@ -305,7 +310,7 @@ async fn outgoing_messages_in_flight_are_resent_after_a_kill_9() {
     let addr = ([127, 0, 0, 1], port).into();
     let (mut sub, present) = RawClient::connect_with(addr, &persistent("inflight-sub")).await;
     assert!(present);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -343,7 +348,7 @@ async fn an_inbound_qos_2_id_awaiting_pubrel_survives_a_kill_9_without_a_duplica
     publisher.expect(Packet::PubRec(7)).await;
     publisher.send(&pubrel(7)).await;
     publisher.expect(Packet::PubComp(7)).await;
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 
     // The id is free again: a new message with it is delivered.
     publisher.publish("once/t", b"a new one", 2, false, 7).await;
@@ -370,8 +375,13 @@ fn the_file_holds_no_more_than_the_queue_limit_and_a_clean_connect_deletes_the_s
         .iter()
         .map(|e| e.str("payload"))
         .collect();
-    assert_eq!(got, ["n7", "n8", "n9", "n10", "n11"], "{}", run.report());
-    assert!(run.events_named("extra").is_empty(), "{}", run.report());
+    assert_eq!(
+        got,
+        ["n7", "n8", "n9", "n10", "n11"],
+        "{}",
+        run.transcript()
+    );
+    assert!(run.events_named("extra").is_empty(), "{}", run.transcript());
 
     // A clean-session connect ends the stored session and deletes its rows.
     let (_c, present) = connect_clean(port, cid);
@@ -404,8 +414,7 @@ fn a_damaged_file_is_refused_naming_it_and_left_as_it_was() {
     let garbage = b"not an SQLite file at all\n".repeat(300);
     std::fs::write(b.db(), &garbage).expect("write");
     let mut proc = Proc::spawn("broker-lite", &mut b.command());
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
+    let status = proc.wait_exit(TIMEOUT);
     assert!(!status.success(), "started on a damaged file");
     let stderr = proc.stderr_text();
     assert!(

@@ -29,10 +29,7 @@ fn queued_rows(db: &Path, client: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_publish_for_a_persistent_session_resolves_once_committed() {
     // Removed when dropped, last, also when the test fails.
-    let dir = tempfile::Builder::new()
-        .prefix("bl-persist-local-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let dir = test_support::Scratch::new("bl-persist-local");
     let db = dir.path().join("state.db");
     let yaml = format!(
         "listen: 127.0.0.1:0\nsys_interval_secs: 0\npersistence:\n  file: {}\n  flush_ms: {FLUSH_MS}\n",

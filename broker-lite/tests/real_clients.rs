@@ -4,7 +4,8 @@ mod real;
 
 use std::time::Duration;
 
-use real::{mosquitto_pub, run_py, MqSub, TestBroker, TIMEOUT};
+use real::{run_py, TestBroker, TIMEOUT};
+use test_support::mosquitto::{mosquitto_pub, Subscriber};
 
 fn broker() -> TestBroker {
     TestBroker::start(|_| {})
@@ -15,9 +16,9 @@ fn broker() -> TestBroker {
 #[test]
 fn delivered_qos_is_the_minimum_of_publish_and_subscription_qos() {
     let b = broker();
-    let mut subs: Vec<MqSub> = ["0", "1", "2"]
+    let mut subs: Vec<Subscriber> = ["0", "1", "2"]
         .iter()
-        .map(|q| MqSub::subscribed(b.port, &["-q", q, "-t", "qos/t"]))
+        .map(|q| Subscriber::subscribed(b.port, &["-q", q, "-t", "qos/t"]))
         .collect();
     for q in ["0", "1", "2"] {
         mosquitto_pub(
@@ -29,7 +30,7 @@ fn delivered_qos_is_the_minimum_of_publish_and_subscription_qos() {
         for pub_qos in 0..3u8 {
             let m = sub.expect_msg();
             assert_eq!(
-                m.payload,
+                m.text(),
                 format!("sent-at-{pub_qos}"),
                 "order for sub QoS {sub_qos}"
             );
@@ -46,17 +47,17 @@ fn delivered_qos_is_the_minimum_of_publish_and_subscription_qos() {
 #[test]
 fn mosquitto_sub_with_a_count_exits_zero_after_that_many_messages_in_order() {
     let b = broker();
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "count/t", "-C", "3"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "count/t", "-C", "3"]);
     for i in 0..3 {
         mosquitto_pub(
             b.port,
             &["-q", "1", "-t", "count/t", "-m", &format!("m{i}")],
         );
     }
-    let got: Vec<String> = (0..3).map(|_| sub.expect_msg().payload).collect();
+    let got: Vec<String> = (0..3).map(|_| sub.expect_msg().text()).collect();
     assert_eq!(got, ["m0", "m1", "m2"]);
-    let status = sub.proc.expect_exit(TIMEOUT);
-    assert!(status.success(), "{status}\n{}", sub.proc.report());
+    let status = sub.proc_mut().wait_exit(TIMEOUT);
+    assert!(status.success(), "{status}\n{}", sub.transcript());
 }
 
 #[test]
@@ -66,10 +67,10 @@ fn retained_message_reaches_a_later_subscriber_with_retain_set() {
         b.port,
         &["-q", "1", "-r", "-t", "ret/kept", "-m", "kept value"],
     );
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "ret/#"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "ret/#"]);
     let m = sub.expect_msg();
     assert_eq!(
-        (m.topic.as_str(), m.payload.as_str()),
+        (m.topic.as_str(), m.text().as_str()),
         ("ret/kept", "kept value")
     );
     assert!(
@@ -82,15 +83,15 @@ fn retained_message_reaches_a_later_subscriber_with_retain_set() {
 #[test]
 fn retained_publish_reaches_an_existing_subscriber_with_retain_clear() {
     let b = broker();
-    let mut early = MqSub::subscribed(b.port, &["-t", "ret/live"]);
+    let mut early = Subscriber::subscribed(b.port, &["-t", "ret/live"]);
     mosquitto_pub(b.port, &["-r", "-t", "ret/live", "-m", "v1"]);
     let m = early.expect_msg();
-    assert_eq!(m.payload, "v1");
+    assert_eq!(m.text(), "v1");
     assert!(!m.retain, "a normal delivery carried retain=1");
 
-    let mut late = MqSub::subscribed(b.port, &["-t", "ret/live"]);
+    let mut late = Subscriber::subscribed(b.port, &["-t", "ret/live"]);
     let m = late.expect_msg();
-    assert_eq!(m.payload, "v1");
+    assert_eq!(m.text(), "v1");
     assert!(m.retain, "the stored copy was not sent with retain=1");
 }
 
@@ -99,7 +100,7 @@ fn empty_retained_publish_deletes_the_retained_message() {
     let b = broker();
     mosquitto_pub(b.port, &["-r", "-t", "ret/gone", "-m", "soon deleted"]);
     mosquitto_pub(b.port, &["-r", "-n", "-t", "ret/gone"]);
-    let mut sub = MqSub::subscribed(b.port, &["-t", "ret/gone", "-t", "ret/marker"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-t", "ret/gone", "-t", "ret/marker"]);
     // A retained copy would come right after SUBACK, before anything published later.
     mosquitto_pub(b.port, &["-t", "ret/marker", "-m", "marker"]);
     let (before, marker) = sub.msgs_until_topic("ret/marker");
@@ -113,8 +114,8 @@ fn empty_retained_publish_deletes_the_retained_message() {
 #[test]
 fn will_of_a_sigkilled_mosquitto_sub_is_published() {
     let b = broker();
-    let mut watcher = MqSub::subscribed(b.port, &["-q", "1", "-t", "will/#"]);
-    let mut doomed = MqSub::subscribed(
+    let mut watcher = Subscriber::subscribed(b.port, &["-q", "1", "-t", "will/#"]);
+    let mut doomed = Subscriber::subscribed(
         b.port,
         &[
             "-t",
@@ -127,10 +128,10 @@ fn will_of_a_sigkilled_mosquitto_sub_is_published() {
             "1",
         ],
     );
-    doomed.proc.kill();
+    doomed.proc_mut().kill();
     let m = watcher.expect_msg();
     assert_eq!(
-        (m.topic.as_str(), m.payload.as_str()),
+        (m.topic.as_str(), m.text().as_str()),
         ("will/doomed", "doomed is gone")
     );
     assert_eq!(m.qos, 1);
@@ -139,8 +140,8 @@ fn will_of_a_sigkilled_mosquitto_sub_is_published() {
 #[test]
 fn will_is_not_published_after_a_clean_disconnect() {
     let b = broker();
-    let mut watcher = MqSub::subscribed(b.port, &["-t", "will/#"]);
-    let mut polite = MqSub::spawn(
+    let mut watcher = Subscriber::subscribed(b.port, &["-t", "will/#"]);
+    let mut polite = Subscriber::spawn(
         b.port,
         &[
             "-E",
@@ -152,8 +153,8 @@ fn will_is_not_published_after_a_clean_disconnect() {
             "x",
         ],
     );
-    let status = polite.proc.expect_exit(TIMEOUT);
-    assert!(status.success(), "{}", polite.proc.report());
+    let status = polite.proc_mut().wait_exit(TIMEOUT);
+    assert!(status.success(), "{}", polite.transcript());
     mosquitto_pub(b.port, &["-t", "will/marker", "-m", "marker"]);
     let (before, _) = watcher.msgs_until_topic("will/marker");
     assert!(
@@ -166,10 +167,10 @@ fn will_is_not_published_after_a_clean_disconnect() {
 fn persistent_mosquitto_sub_session_receives_messages_queued_while_away() {
     let b = broker();
     let id = "persistent-mosq";
-    let mut first = MqSub::spawn(b.port, &["-c", "-i", id, "-q", "1", "-t", "away/t", "-E"]);
+    let mut first = Subscriber::spawn(b.port, &["-c", "-i", id, "-q", "1", "-t", "away/t", "-E"]);
     assert_eq!(first.wait_suback(), vec![1]);
-    let status = first.proc.expect_exit(TIMEOUT);
-    assert!(status.success(), "{}", first.proc.report());
+    let status = first.proc_mut().wait_exit(TIMEOUT);
+    assert!(status.success(), "{}", first.transcript());
 
     for i in 0..3 {
         mosquitto_pub(
@@ -179,14 +180,14 @@ fn persistent_mosquitto_sub_session_receives_messages_queued_while_away() {
     }
     mosquitto_pub(b.port, &["-q", "2", "-t", "away/t", "-m", "queued-q2"]);
 
-    let mut back = MqSub::spawn(
+    let mut back = Subscriber::spawn(
         b.port,
         &["-c", "-i", id, "-q", "1", "-t", "away/t", "-C", "4"],
     );
     let got: Vec<(String, u8)> = (0..4)
         .map(|_| {
             let m = back.expect_msg();
-            (m.payload, m.qos)
+            (m.text(), m.qos)
         })
         .collect();
     assert_eq!(
@@ -198,14 +199,14 @@ fn persistent_mosquitto_sub_session_receives_messages_queued_while_away() {
             ("queued-q2".to_string(), 1),
         ]
     );
-    assert!(back.proc.expect_exit(TIMEOUT).success());
+    assert!(back.proc_mut().wait_exit(TIMEOUT).success());
 }
 
 #[test]
 fn sys_topics_reach_an_explicit_sys_subscription_but_not_hash_or_plus() {
     let b = TestBroker::start(|c| c.sys_interval_secs = 1);
-    let mut everything = MqSub::subscribed(b.port, &["-t", "#", "-t", "+/broker/uptime"]);
-    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/#"]);
+    let mut everything = Subscriber::subscribed(b.port, &["-t", "#", "-t", "+/broker/uptime"]);
+    let mut sys = Subscriber::subscribed(b.port, &["-t", "$SYS/#"]);
     // Two uptime messages: at least one tick happened after both subscriptions.
     for _ in 0..2 {
         let mut m = sys.expect_msg();
@@ -225,14 +226,14 @@ fn sys_topics_reach_an_explicit_sys_subscription_but_not_hash_or_plus() {
 #[test]
 fn denied_subscription_gets_suback_0x80_and_mosquitto_sub_gives_up() {
     let b = TestBroker::start(|c| c.deny_subscribe = vec!["secret/#".into()]);
-    let mut sub = MqSub::spawn(b.port, &["-t", "secret/a"]);
+    let mut sub = Subscriber::spawn(b.port, &["-t", "secret/a"]);
     assert_eq!(sub.wait_suback(), vec![0x80]);
-    let status = sub.proc.expect_exit(TIMEOUT);
-    sub.proc.drain();
+    let status = sub.proc_mut().wait_exit(TIMEOUT);
+
     assert!(
-        sub.proc.stderr_text().contains("denied"),
+        sub.proc().stderr_text().contains("denied"),
         "mosquitto_sub did not report the refusal ({status})\n{}",
-        sub.proc.report()
+        sub.transcript()
     );
 }
 
@@ -251,15 +252,12 @@ fn denied_filters_in_a_mixed_subscribe_are_refused_while_the_others_work() {
         "-t",
         "open/t",
     ];
-    let mut sub = MqSub::spawn(b.port, &args);
+    let mut sub = Subscriber::spawn(b.port, &args);
     assert_eq!(sub.wait_suback(), vec![0x80, 0x80, 0x80, 1]);
     mosquitto_pub(b.port, &["-q", "1", "-t", "secret/a/b", "-m", "hidden"]);
     mosquitto_pub(b.port, &["-q", "1", "-t", "open/t", "-m", "visible"]);
     let m = sub.expect_msg();
-    assert_eq!(
-        (m.topic.as_str(), m.payload.as_str()),
-        ("open/t", "visible")
-    );
+    assert_eq!((m.topic.as_str(), m.text().as_str()), ("open/t", "visible"));
 }
 
 #[test]
@@ -268,17 +266,17 @@ fn username_and_password_are_accepted_and_messages_flow() {
     let creds = ["-u", "sensor-7", "-P", "hunter2"];
     let mut args = creds.to_vec();
     args.extend(["-q", "1", "-t", "auth/t"]);
-    let mut sub = MqSub::subscribed(b.port, &args);
+    let mut sub = Subscriber::subscribed(b.port, &args);
     let mut args = creds.to_vec();
     args.extend(["-q", "1", "-t", "auth/t", "-m", "with credentials"]);
     mosquitto_pub(b.port, &args);
-    assert_eq!(sub.expect_msg().payload, "with credentials");
+    assert_eq!(sub.expect_msg().text(), "with credentials");
 }
 
 #[test]
 fn many_messages_from_separate_publishers_arrive_in_publish_order() {
     let b = broker();
-    let mut sub = MqSub::subscribed(b.port, &["-q", "2", "-t", "lines/t", "-C", "50"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "2", "-t", "lines/t", "-C", "50"]);
     for i in 0..50 {
         mosquitto_pub(
             b.port,
@@ -287,10 +285,10 @@ fn many_messages_from_separate_publishers_arrive_in_publish_order() {
     }
     for i in 0..50 {
         let m = sub.expect_msg();
-        assert_eq!(m.payload, format!("line-{i}"));
+        assert_eq!(m.text(), format!("line-{i}"));
         assert_eq!(m.qos, 1);
     }
-    assert!(sub.proc.expect_exit(TIMEOUT).success());
+    assert!(sub.proc_mut().wait_exit(TIMEOUT).success());
 }
 
 // ---- paho-mqtt ----
@@ -304,7 +302,7 @@ fn paho_qos2_round_trip_delivers_each_message_once_in_order() {
         received.len(),
         26,
         "25 messages and the marker\n{}",
-        run.report()
+        run.transcript()
     );
     for (i, e) in received.iter().take(25).enumerate() {
         assert_eq!(e.str("payload"), format!("msg-{i}"));
@@ -326,7 +324,7 @@ fn paho_persistent_session_keeps_subscriptions_and_queues_messages_while_offline
         connacks,
         [0, 1, 0],
         "session present on each connect\n{}",
-        run.report()
+        run.transcript()
     );
     let payloads: Vec<String> = run
         .events_named("received")
@@ -351,7 +349,7 @@ fn paho_overlapping_subscriptions_deliver_one_copy_at_the_highest_qos() {
         ones,
         [2, 2],
         "one copy per client at QoS 2\n{}",
-        run.report()
+        run.transcript()
     );
     run.one("done");
 }
@@ -361,7 +359,7 @@ fn paho_will_is_published_when_the_socket_closes_without_disconnect() {
     let b = broker();
     let run = run_py("will.py", b.port, &[]);
     let wills = run.events_named("received");
-    assert_eq!(wills.len(), 1, "{}", run.report());
+    assert_eq!(wills.len(), 1, "{}", run.transcript());
     assert_eq!(wills[0].str("payload"), "crash-gone");
     run.one("done");
 }
@@ -371,7 +369,7 @@ fn paho_client_sending_only_pings_stays_connected_over_several_keep_alive_period
     let b = broker();
     let run = run_py("keepalive.py", b.port, &["4", "3"]);
     let done = run.one("done");
-    assert!(done.int("pingresps") >= 2, "{}", run.report());
+    assert!(done.int("pingresps") >= 2, "{}", run.transcript());
 }
 
 #[test]
@@ -383,20 +381,20 @@ fn paho_unsubscribe_stops_delivery_on_that_filter_only() {
         .iter()
         .map(|e| e.str("payload"))
         .collect();
-    assert_eq!(payloads, ["before", "marker"], "{}", run.report());
+    assert_eq!(payloads, ["before", "marker"], "{}", run.transcript());
 }
 
 #[test]
 fn idle_mosquitto_sub_with_a_short_keep_alive_is_not_disconnected() {
     let b = broker();
-    let mut idle = MqSub::subscribed(b.port, &["-k", "5", "-t", "idle/t"]);
+    let mut idle = Subscriber::subscribed(b.port, &["-k", "5", "-t", "idle/t"]);
     // Wait for two PINGREQ/PINGRESP exchanges, then check it still receives.
     for _ in 0..2 {
-        idle.proc
-            .wait_for_line_within("PINGRESP", Duration::from_secs(15), |l| {
+        idle.proc_mut()
+            .expect_line("PINGRESP", Duration::from_secs(15), |l| {
                 l.contains("received PINGRESP")
             });
     }
     mosquitto_pub(b.port, &["-t", "idle/t", "-m", "still connected"]);
-    assert_eq!(idle.expect_msg().payload, "still connected");
+    assert_eq!(idle.expect_msg().text(), "still connected");
 }

@@ -44,7 +44,7 @@ async fn retained_message_is_replaced_by_a_newer_one() {
     let mut sub = RawClient::subscriber(addr, "ret/r", 1).await;
     let p = sub.recv_publish_acked().await;
     assert_eq!(&p.payload[..], b"new");
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -55,7 +55,7 @@ async fn empty_retained_payload_deletes_the_retained_message() {
     publ.publish("ret/d", b"x", 1, true, 1).await;
     publ.publish("ret/d", b"", 1, true, 2).await;
     let mut sub = RawClient::subscriber(addr, "ret/d", 1).await;
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -72,7 +72,7 @@ async fn retained_messages_are_sent_for_a_wildcard_subscription() {
     let topics: Vec<&str> = got.iter().map(|p| p.topic.as_str()).collect();
     assert_eq!(topics, ["rw/a", "rw/b/c"]);
     assert!(got.iter().all(|p| p.retain));
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -142,7 +142,7 @@ async fn will_is_not_published_after_disconnect() {
     let connect = ConnectBytes::new("polite").will("will/polite", b"lost", 1, false);
     let (c, _) = RawClient::connect_with(addr, &connect).await;
     c.disconnect().await;
-    watcher.expect_nothing(QUIET).await;
+    watcher.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]

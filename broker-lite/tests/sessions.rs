@@ -76,7 +76,7 @@ async fn clean_session_connect_discards_the_previous_persistent_session() {
     let (mut c, present) = RawClient::connect_with(addr, &ConnectBytes::new("discard")).await;
     assert!(!present, "clean session must not resume the stored one");
     publish_numbered(addr, "discard/t", 1, 1).await;
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
     c.disconnect().await;
     let (_c, present) = persistent(addr, "discard").await;
     assert!(!present, "the clean session ended and left no state");
@@ -91,7 +91,7 @@ async fn clean_session_subscriptions_end_with_the_connection() {
     c.disconnect().await;
     let mut c = RawClient::connect(addr, "short-lived").await;
     publish_numbered(addr, "short/t", 1, 1).await;
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn persistent_session_queues_qos1_and_qos2_while_offline_in_order() {
             QoS::ExactlyOnce
         ]
     );
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn offline_queue_over_max_queued_messages_drops_oldest_and_counts_them() {
     let (mut c, _) = persistent(addr, "overflow-old").await;
     let got = c.recv_publishes_acked(3).await;
     assert_eq!(payloads(&got), ["m2", "m3", "m4"]);
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
     assert_eq!(
         broker.metrics().snapshot().messages_dropped - dropped_before,
         2
@@ -162,7 +162,7 @@ async fn offline_queue_over_max_queued_messages_drops_newest_and_counts_them() {
     let (mut c, _) = persistent(addr, "overflow-new").await;
     let got = c.recv_publishes_acked(3).await;
     assert_eq!(payloads(&got), ["m0", "m1", "m2"]);
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
     assert_eq!(
         broker.metrics().snapshot().messages_dropped - dropped_before,
         2
@@ -203,7 +203,7 @@ async fn persistent_session_resends_unacked_publishes_with_dup_in_order() {
     for m in &again {
         c.ack(m).await;
     }
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn acknowledged_publishes_are_not_resent_on_reconnect() {
     assert_eq!(again.payload, second.payload);
     assert_ne!(again.payload, first.payload);
     c.ack(&again).await;
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -240,7 +240,7 @@ async fn persistent_session_resends_pubrel_for_qos2_received_but_not_completed()
     assert!(present);
     c.expect(Packet::PubRel(got.pkid)).await;
     c.send(&pubcomp(got.pkid)).await;
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -259,7 +259,7 @@ async fn inbound_qos2_resent_with_same_packet_id_before_pubrel_is_delivered_once
     p.expect(Packet::PubComp(7)).await;
     let got = sub.recv_publishes_acked(1).await;
     assert_eq!(payloads(&got), ["once"]);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -293,7 +293,7 @@ async fn inbound_qos2_deduplication_survives_a_reconnect_of_a_persistent_session
     p.expect(Packet::PubComp(9)).await;
     let got = sub.recv_publishes_acked(1).await;
     assert_eq!(payloads(&got), ["once"]);
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -318,7 +318,7 @@ async fn rumqttc_persistent_session_gets_messages_published_while_offline() {
         assert_eq!(p.qos, rumqttc::QoS::ExactlyOnce);
     }
     assert!(
-        c.publish_within_quiet().await.is_none(),
+        c.publish_before_fence(addr).await.is_none(),
         "no duplicate delivery"
     );
 }
@@ -341,7 +341,7 @@ async fn takeover_of_a_persistent_session_resends_unacked_messages_to_the_new_co
     assert_eq!((a.pkid, b.pkid), (first.pkid, second.pkid));
     new.ack(&a).await;
     new.ack(&b).await;
-    new.expect_nothing(QUIET).await;
+    new.expect_nothing_more(addr).await;
 }
 
 #[tokio::test]
@@ -358,5 +358,5 @@ async fn unsubscribe_in_a_persistent_session_lasts_across_reconnect() {
     p.publish("up/b", b"b", 1, false, 2).await;
     let got = c.recv_publish_acked().await;
     assert_eq!(got.topic, "up/b");
-    c.expect_nothing(QUIET).await;
+    c.expect_nothing_more(addr).await;
 }

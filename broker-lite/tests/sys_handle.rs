@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use broker_lite::codec::QoS;
 use broker_lite::HandleError;
 use bytes::Bytes;
-use real::{mosquitto_pub, MqSub, Received, TestBroker, TIMEOUT};
+use real::{TestBroker, TIMEOUT};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use test_support::mosquitto::{mosquitto_pub, Msg, Subscriber};
 
 fn sys_broker() -> TestBroker {
     TestBroker::start(|c| c.sys_interval_secs = 1)
@@ -18,10 +19,10 @@ fn sys_broker() -> TestBroker {
 
 /// Reads `$SYS` messages until `done` accepts the latest values by topic; panics at the deadline.
 fn sys_until(
-    sub: &mut MqSub,
+    sub: &mut Subscriber,
     what: &str,
-    done: impl Fn(&HashMap<String, Received>) -> bool,
-) -> HashMap<String, Received> {
+    done: impl Fn(&HashMap<String, Msg>) -> bool,
+) -> HashMap<String, Msg> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut latest = HashMap::new();
     while Instant::now() < deadline {
@@ -34,20 +35,20 @@ fn sys_until(
     }
     panic!(
         "$SYS never showed {what}; last values: {latest:#?}\n{}",
-        sub.proc.report()
+        sub.transcript()
     );
 }
 
-fn number(values: &HashMap<String, Received>, name: &str) -> Option<u64> {
+fn number(values: &HashMap<String, Msg>, name: &str) -> Option<u64> {
     let m = values.get(&format!("$SYS/broker/{name}"))?;
-    m.payload.split_whitespace().next()?.parse().ok()
+    m.text().split_whitespace().next()?.parse().ok()
 }
 
 #[test]
 fn sys_clients_connected_counts_the_connected_clients() {
     let b = sys_broker();
-    let _idle = MqSub::subscribed(b.port, &["-t", "idle/t"]);
-    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/#"]);
+    let _idle = Subscriber::subscribed(b.port, &["-t", "idle/t"]);
+    let mut sys = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/#"]);
     sys_until(&mut sys, "clients/connected = 2", |v| {
         number(v, "clients/connected") == Some(2)
     });
@@ -56,20 +57,20 @@ fn sys_clients_connected_counts_the_connected_clients() {
 #[test]
 fn sys_version_names_the_crate_version() {
     let b = sys_broker();
-    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/version"]);
+    let mut sys = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/version"]);
     let m = sys.expect_msg();
     let version = env!("CARGO_PKG_VERSION");
     assert!(
-        m.payload == version || m.payload.ends_with(&format!(" {version}")),
+        m.text() == version || m.text().ends_with(&format!(" {version}")),
         "version payload {:?} does not carry {version}",
-        m.payload
+        m.text()
     );
 }
 
 #[test]
 fn sys_uptime_grows_between_updates() {
     let b = sys_broker();
-    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
+    let mut sys = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
     let first = sys_until(&mut sys, "an uptime", |v| number(v, "uptime").is_some());
     let first = number(&first, "uptime").expect("uptime number");
     sys_until(&mut sys, "a larger uptime", |v| {
@@ -81,9 +82,9 @@ fn sys_uptime_grows_between_updates() {
 fn sys_topics_are_retained_for_later_subscribers() {
     let b = sys_broker();
     // Wait for one update to be stored, then subscribe afresh.
-    let mut first = MqSub::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
+    let mut first = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/uptime"]);
     first.expect_msg();
-    let mut later = MqSub::subscribed(b.port, &["-t", "$SYS/broker/#"]);
+    let mut later = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/#"]);
     let m = later.expect_msg();
     assert!(m.retain, "first $SYS message to a new subscriber: {m:?}");
     let names = [
@@ -106,7 +107,7 @@ fn sys_topics_are_retained_for_later_subscribers() {
             assert!(
                 number(&values, n).is_some(),
                 "{n} is not a number: {:?}",
-                m.payload
+                m.text()
             );
         }
     }
@@ -115,7 +116,7 @@ fn sys_topics_are_retained_for_later_subscribers() {
 #[test]
 fn sys_message_and_byte_counters_follow_the_traffic() {
     let b = sys_broker();
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "traffic/t"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "traffic/t"]);
     for i in 0..3 {
         mosquitto_pub(
             b.port,
@@ -125,7 +126,7 @@ fn sys_message_and_byte_counters_follow_the_traffic() {
     for _ in 0..3 {
         sub.expect_msg();
     }
-    let mut sys = MqSub::subscribed(b.port, &["-t", "$SYS/broker/+/+"]);
+    let mut sys = Subscriber::subscribed(b.port, &["-t", "$SYS/broker/+/+"]);
     sys_until(&mut sys, "counters covering 3 messages", |v| {
         number(v, "messages/received").is_some_and(|n| n >= 3)
             && number(v, "messages/sent").is_some_and(|n| n >= 3)
@@ -139,7 +140,7 @@ fn sys_message_and_byte_counters_follow_the_traffic() {
 #[test]
 fn handle_publish_reaches_mosquitto_sub_at_each_qos() {
     let b = TestBroker::start(|_| {});
-    let mut sub = MqSub::subscribed(b.port, &["-q", "2", "-t", "from-handle/#"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "2", "-t", "from-handle/#"]);
     let h = b.handle();
     for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
         .into_iter()
@@ -156,7 +157,7 @@ fn handle_publish_reaches_mosquitto_sub_at_each_qos() {
     for i in 0..3u8 {
         let m = sub.expect_msg();
         assert_eq!(
-            (m.topic, m.payload),
+            (m.topic.clone(), m.text()),
             (format!("from-handle/{i}"), format!("p{i}"))
         );
         assert_eq!(m.qos, i);
@@ -167,7 +168,7 @@ fn handle_publish_reaches_mosquitto_sub_at_each_qos() {
 #[test]
 fn handle_publish_many_delivers_a_batch_in_order_and_refuses_one_with_a_bad_topic() {
     let b = TestBroker::start(|_| {});
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "many/#"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "many/#"]);
     let h = b.handle();
     let batch: Vec<broker_lite::Message> = (0..50)
         .map(|i| {
@@ -183,7 +184,7 @@ fn handle_publish_many_delivers_a_batch_in_order_and_refuses_one_with_a_bad_topi
     for i in 0..50 {
         let m = sub.expect_msg();
         assert_eq!(
-            (m.topic, m.payload),
+            (m.topic.clone(), m.text()),
             (format!("many/{}", i % 3), format!("m{i}"))
         );
     }
@@ -310,9 +311,9 @@ fn retained_publish_from_the_handle_reaches_a_later_mosquitto_sub() {
     let h = b.handle();
     b.run(h.publish("keep/h", Bytes::from("from handle"), QoS::AtLeastOnce, true))
         .expect("handle publish");
-    let mut sub = MqSub::subscribed(b.port, &["-q", "1", "-t", "keep/h"]);
+    let mut sub = Subscriber::subscribed(b.port, &["-q", "1", "-t", "keep/h"]);
     let m = sub.expect_msg();
-    assert_eq!(m.payload, "from handle");
+    assert_eq!(m.text(), "from handle");
     assert!(m.retain);
     assert_eq!(m.qos, 1);
 }
@@ -341,8 +342,8 @@ fn handle_rejects_invalid_topics_and_filters() {
 #[test]
 fn metrics_count_connected_clients_and_received_messages() {
     let b = TestBroker::start(|_| {});
-    let _one = MqSub::subscribed(b.port, &["-t", "m/t"]);
-    let _two = MqSub::subscribed(b.port, &["-t", "m/t"]);
+    let _one = Subscriber::subscribed(b.port, &["-t", "m/t"]);
+    let _two = Subscriber::subscribed(b.port, &["-t", "m/t"]);
     mosquitto_pub(b.port, &["-q", "1", "-t", "m/t", "-m", "x"]);
     let deadline = Instant::now() + TIMEOUT;
     loop {

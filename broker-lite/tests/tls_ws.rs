@@ -11,17 +11,20 @@ use std::process::Command;
 
 use broker_lite::codec::Packet;
 use broker_lite::config::TlsConfig;
-use broker_lite::testing::pki::{Ca, CertKey, TempDir};
 use common::{publish, subscribe, ConnectBytes};
-use real::{mosquitto_pub, python, run_py, MqSub, Proc};
+use real::{python, run_py};
 use streams::*;
+use test_support::mosquitto::{mosquitto_pub, mosquitto_pub_status, Subscriber};
+use test_support::pki::{Ca, CertKey};
+use test_support::process::Proc;
+use test_support::Scratch;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A CA with a server certificate and two client certificates (CN `sensor-1`,
 /// and one without a CN), in a folder removed at the end of the test.
 struct Pki {
-    dir: TempDir,
+    dir: Scratch,
     ca: Ca,
     server: CertKey,
     client: CertKey,
@@ -29,7 +32,7 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let dir = TempDir::new("broker-lite-tls");
+    let dir = Scratch::new("broker-lite-tls");
     let ca = Ca::new(dir.path(), "ca");
     let server = ca.server("server");
     let client = ca.client("client", "/O=broker-lite tests/CN=sensor-1");
@@ -79,17 +82,12 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// mosquitto_pub that is expected to fail; returns its stderr.
 fn mosquitto_pub_fails(port: u16, args: &[&str]) -> String {
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args);
-    let mut proc = Proc::spawn("mosquitto_pub", &mut cmd);
-    let status = proc.expect_exit(real::TIMEOUT);
-    proc.drain();
+    let done = mosquitto_pub_status(port, args);
     assert!(
-        !status.success(),
+        !done.status.success(),
         "mosquitto_pub {args:?} should have failed"
     );
-    proc.stderr_text()
+    done.stderr
 }
 
 #[test]
@@ -98,14 +96,14 @@ fn mosquitto_sub_and_pub_with_a_ca_file_talk_over_tls() {
     let b = Brokers::start(vec![tls(pki.server_tls())], |_| {});
     let port = b.ports[0];
     let ca = pki.ca_arg();
-    let mut sub = MqSub::subscribed(port, &["--cafile", &ca, "-t", "tls/t", "-q", "1"]);
+    let mut sub = Subscriber::subscribed(port, &["--cafile", &ca, "-t", "tls/t", "-q", "1"]);
     mosquitto_pub(
         port,
         &["--cafile", &ca, "-t", "tls/t", "-q", "1", "-m", "over tls"],
     );
     let got = sub.expect_msg();
     assert_eq!(
-        (got.topic.as_str(), got.payload.as_str(), got.qos),
+        (got.topic.as_str(), got.text().as_str(), got.qos),
         ("tls/t", "over tls", 1)
     );
 }
@@ -118,7 +116,7 @@ fn a_required_client_certificate_that_is_missing_is_refused_and_one_that_is_ther
     let with_cert = pki.client_args(&pki.client);
     let mut args = strs(&with_cert);
     args.extend(["-t", "cert/t", "-q", "1"]);
-    let mut sub = MqSub::subscribed(port, &args);
+    let mut sub = Subscriber::subscribed(port, &args);
 
     let before = b.metrics().handshakes_failed;
     mosquitto_pub_fails(
@@ -135,7 +133,8 @@ fn a_required_client_certificate_that_is_missing_is_refused_and_one_that_is_ther
     mosquitto_pub(port, &args);
     let got = sub.expect_msg();
     assert_eq!(
-        got.payload, "with cert",
+        got.text(),
+        "with cert",
         "only the message with a certificate arrives"
     );
 }
@@ -148,7 +147,7 @@ fn with_use_cn_as_username_a_certificate_without_a_common_name_is_refused() {
     let with_cn = pki.client_args(&pki.client);
     let mut args = strs(&with_cn);
     args.extend(["-t", "cn/t", "-q", "1"]);
-    let mut sub = MqSub::subscribed(port, &args);
+    let mut sub = Subscriber::subscribed(port, &args);
 
     let without = pki.client_args(&pki.client_without_cn);
     let mut args = strs(&without);
@@ -170,7 +169,7 @@ fn with_use_cn_as_username_a_certificate_without_a_common_name_is_refused() {
         "cn sensor-1",
     ]);
     mosquitto_pub(port, &args);
-    assert_eq!(sub.expect_msg().payload, "cn sensor-1");
+    assert_eq!(sub.expect_msg().text(), "cn sensor-1");
 }
 
 #[test]
@@ -186,7 +185,7 @@ fn the_certificate_common_name_is_the_user_name_the_acls_see() {
     ];
     let b = Brokers::start(listeners, |c| c.auth.acl_file = Some(acl.clone()));
     let [p_plain, p_cn, p_no_cn] = [b.ports[0], b.ports[1], b.ports[2]];
-    let mut sub = MqSub::subscribed(p_plain, &["-t", "sensors/#", "-q", "1"]);
+    let mut sub = Subscriber::subscribed(p_plain, &["-t", "sensors/#", "-q", "1"]);
     let cert = pki.client_args(&pki.client);
     let publish_as = |port: u16, topic: &str, payload: &str| {
         let mut args = strs(&cert);
@@ -200,7 +199,7 @@ fn the_certificate_common_name_is_the_user_name_the_acls_see() {
     // sensor-1 may not write another sensor's topic.
     publish_as(p_cn, "sensors/sensor-2/t", "not its topic");
     publish_as(p_cn, "sensors/sensor-1/t", "end");
-    let got: Vec<String> = (0..2).map(|_| sub.expect_msg().payload).collect();
+    let got: Vec<String> = (0..2).map(|_| sub.expect_msg().text()).collect();
     assert_eq!(got, ["as sensor-1", "end"]);
     assert_eq!(
         b.metrics().publishes_denied,
@@ -241,7 +240,7 @@ fn ws_listener(port: u16, ca: Option<&str>, topic: &str, count: usize) -> Proc {
     }
     cmd.args(["listen", topic, &count.to_string()]);
     let mut proc = Proc::spawn("ws_client.py listen", &mut cmd);
-    proc.wait_for_line("subscribed", |l| l.contains("\"subscribed\""));
+    proc.expect_line("subscribed", WAIT, |l| l.contains("\"subscribed\""));
     proc
 }
 
@@ -257,8 +256,8 @@ fn messages_cross_between_plain_tls_websocket_and_secure_websocket_listeners() {
     let b = Brokers::start(listeners, |_| {});
     let [p_plain, p_tls, p_ws, p_wss] = [b.ports[0], b.ports[1], b.ports[2], b.ports[3]];
     let ca = pki.ca_arg();
-    let mut sub_plain = MqSub::subscribed(p_plain, &["-t", "x/#", "-q", "1"]);
-    let mut sub_tls = MqSub::subscribed(p_tls, &["--cafile", &ca, "-t", "x/#", "-q", "1"]);
+    let mut sub_plain = Subscriber::subscribed(p_plain, &["-t", "x/#", "-q", "1"]);
+    let mut sub_tls = Subscriber::subscribed(p_tls, &["--cafile", &ca, "-t", "x/#", "-q", "1"]);
     let mut sub_ws = ws_listener(p_ws, None, "x/#", 4);
     let mut sub_wss = ws_listener(p_wss, Some(&ca), "x/#", 4);
 
@@ -276,17 +275,17 @@ fn messages_cross_between_plain_tls_websocket_and_secure_websocket_listeners() {
 
     let want = ["from plain", "from tls", "from ws", "from wss"];
     for sub in [&mut sub_plain, &mut sub_tls] {
-        let got: Vec<String> = (0..4).map(|_| sub.expect_msg().payload).collect();
+        let got: Vec<String> = (0..4).map(|_| sub.expect_msg().text()).collect();
         assert_eq!(got, want);
     }
     for sub in [&mut sub_ws, &mut sub_wss] {
         let got: Vec<String> = (0..4)
-            .map(|_| sub.wait_for_line("received", |l| l.contains("\"received\"")))
+            .map(|_| sub.expect_line("received", WAIT, |l| l.contains("\"received\"")))
             .collect();
         for (line, payload) in got.iter().zip(want) {
             assert!(line.contains(payload), "{line} should carry {payload}");
         }
-        assert!(sub.expect_exit(WAIT).success(), "{}", sub.report());
+        assert!(sub.wait_exit(WAIT).success(), "{}", sub.transcript());
     }
 }
 

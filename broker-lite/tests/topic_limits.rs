@@ -33,7 +33,7 @@ async fn a_publish_over_the_topic_limits_is_dropped_acknowledged_and_counted() {
         ("a/b/c", &b"fits"[..]),
         "only the topic within the limits is delivered"
     );
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
     assert_eq!(broker.metrics().snapshot().topics_refused, 3);
     publisher.ping().await;
 }
@@ -64,7 +64,11 @@ async fn a_will_with_a_topic_over_the_limits_is_not_kept() {
     let (c, _) = RawClient::connect_with(addr, &connect).await;
     assert_eq!(broker.metrics().snapshot().topics_refused, 1);
     drop(c); // no DISCONNECT: a kept will would be published now
-    watcher.expect_nothing(QUIET).await;
+    wait_until("the broker to see the connection end", || {
+        broker.metrics().snapshot().clients_connected == 1
+    })
+    .await;
+    watcher.expect_nothing_more(addr).await;
     assert_serves_new_client(addr).await;
 }
 
@@ -152,5 +156,5 @@ async fn a_full_queue_drops_qos0_first_and_counts_it_apart() {
         ["1", "6", "8", "10", "12"],
         "the newest QoS 1 messages"
     );
-    sub.expect_nothing(QUIET).await;
+    sub.expect_nothing_more(addr).await;
 }

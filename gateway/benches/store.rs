@@ -14,9 +14,8 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use mqgate::message::Message;
 use mqgate::output::client::ClientOptions;
 use mqgate::output::upstream::{self, UpstreamSettings, UpstreamStatus};
 use mqgate::store::{Store, StoreStats};
+use test_support::mosquitto::Mosquitto;
 use tokio::sync::watch;
 
 const APPENDS: usize = 200_000;
@@ -234,54 +234,6 @@ async fn wait_until(stats: &Arc<StoreStats>, done: impl Fn(&StoreStats) -> bool)
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     false
-}
-
-struct Mosquitto {
-    child: Child,
-    port: u16,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\n\
-                 max_queued_messages 0\npersistence false\nset_tcp_nodelay true\n\
-                 log_dest file {}\n",
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .expect("mosquitto.conf");
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts (is it installed?)");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mosquitto listens"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto { child, port }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Drain {
@@ -530,7 +482,10 @@ async fn main() {
         offline.push(append_phase(Synchronous::Normal, false).await);
         online.push(append_phase(Synchronous::Normal, true).await);
         full.push(append_phase(Synchronous::Full, false).await);
-        let broker = Mosquitto::start(&mosq_dir);
+        // Default log types: no line per packet while it is timed.
+        let broker = Mosquitto::start_with("mosquitto", false, |_| {
+            "allow_anonymous true\nset_tcp_nodelay true".into()
+        });
         // Alternate which goes first, ours or Mosquitto's client.
         if round % 2 == 0 {
             d1.push(drain_phase(broker.port, QoS::AtLeastOnce, round).await);

@@ -2,18 +2,15 @@
 //! line, column and field, and all of them come back from one load.
 
 use std::path::Path;
+use test_support::Scratch;
 
 use broker_lite::codec::QoS;
 use mqgate::config::{ConfigError, GatewayConfig, SourceKind};
-use tempfile::TempDir;
 
 /// A fresh folder under the system temp dir holding the given files; removed when
 /// the guard is dropped.
-fn folder(files: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("mqgate-config-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+fn folder(files: &[(&str, &str)]) -> Scratch {
+    let dir = Scratch::new("mqgate-config");
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use test_support::Scratch;
 
 use broker_lite::codec::QoS;
 use mqgate::config::GatewayConfig;
@@ -19,10 +20,7 @@ fn workspace() -> PathBuf {
 #[tokio::test]
 async fn declared_entities_are_published_as_retained_discovery_configs_with_availability() {
     // Removed when dropped, last, after the gateway below.
-    let scratch = tempfile::Builder::new()
-        .prefix("mqgate-ha-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let scratch = Scratch::new("mqgate-ha");
     let dir = scratch.path();
     std::fs::create_dir_all(dir.join("mappings")).unwrap();
     let mapping = std::fs::read_to_string(workspace().join("mappings/json-sensor.yaml"))

@@ -10,14 +10,11 @@ use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::frame::{Frame, Meta};
 use mqgate::mapping::{MapError, Mapped, Mapper, MappingDefaults, MappingError, ScriptLimits};
-use tempfile::TempDir;
+use test_support::scratch::Scratch;
 
 /// A scripts folder holding the given files (paths relative to it).
-fn scripts(files: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("mqgate-lib-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+fn scripts(files: &[(&str, &str)]) -> Scratch {
+    let dir = Scratch::new("mqgate-lib");
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

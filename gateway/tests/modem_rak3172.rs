@@ -5,130 +5,13 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use common::modem_sim::{Rak3172Model, Sim};
 use common::{
-    assert_lpp_readings, connected, cpu_seconds, lpp, map_capture, next_frame, quick_reopen,
-    replay_capture, run_modem, temp_link, wait_until, workspace, Running, WAIT,
+    assert_lpp_readings, connected, lpp, map_capture, next_frame, replay_capture, run_rak3172,
+    temp_link, wait_until, workspace,
 };
 use mqgate::source::modem::rak3172::{Rak3172, Rak3172Settings};
-use mqgate::source::{SourceState, SourceStatus};
-
-fn start(link: &std::path::Path) -> Running {
-    let path = link.to_str().expect("utf-8 path").to_string();
-    let mut settings = Rak3172Settings::new();
-    settings.p2p.frequency_hz = 869_525_000;
-    settings.p2p.spreading_factor = 9;
-    // Long enough for a simulator thread on a loaded machine to answer.
-    settings.reply_timeout = Duration::from_secs(1);
-    settings.reset_wait = Duration::from_millis(100);
-    settings.reinit_initial = Duration::from_millis(50);
-    settings.reinit_max = Duration::from_millis(400);
-    settings.port = Some(Arc::from(path.as_str()));
-    run_modem(
-        "rak",
-        quick_reopen(&path, 115_200, Duration::from_millis(400)),
-        Rak3172::new(settings),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rak3172_source_switches_to_p2p_delivers_packets_and_recovers_from_every_fault() {
-    let (_dir, link) = temp_link("rak3172");
-    let sim = Sim::start(&link, Rak3172Model::new(1));
-    let mut r = start(&link);
-
-    wait_until("the module to be set up", || connected(&r.status)).await;
-    {
-        let log = sim.commands.lock().expect("log").clone();
-        assert_eq!(
-            log,
-            [
-                "AT+PRECV=0",
-                "AT+NWM=?",
-                "AT+NWM=0",
-                "AT+P2P=869525000:9:125:0:8:14",
-                "AT+PRECV=65534"
-            ]
-        );
-    }
-
-    for i in 0..3u8 {
-        sim.packet(&[0xC0, i], -40 - i32::from(i), 10 - i32::from(i));
-    }
-    for i in 0..3u8 {
-        let f = next_frame(&mut r.rx).await;
-        assert_eq!(&f.bytes[..], &[0xC0, i]);
-        assert_eq!(f.meta.rssi, Some(-40.0 - f64::from(i)));
-        assert_eq!(f.meta.snr, Some(10.0 - f64::from(i)));
-        assert_eq!(f.meta.frequency_hz, Some(869_525_000));
-        assert_eq!(f.meta.datarate.as_deref(), Some("SF9BW125"));
-        assert_eq!(f.meta.port.as_deref(), Some(r.path.as_str()));
-    }
-
-    // The receive window closes: it is opened again.
-    let arms = sim.count("AT+PRECV=65534");
-    sim.rx_timeout();
-    wait_until("the receiver to be reopened", || {
-        sim.count("AT+PRECV=65534") == arms + 1
-    })
-    .await;
-    sim.packet(b"after timeout", -50, 3);
-    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after timeout");
-
-    // The module hangs: the next command and the restart go unanswered.
-    let restarts = sim.count("ATZ");
-    sim.mute(2);
-    sim.rx_timeout();
-    wait_until("the error to show", || {
-        matches!(r.status.state(), SourceState::Waiting { last_error, .. } if last_error.contains("AT+PRECV=65534"))
-    })
-    .await;
-    wait_until("the module to be set up again", || connected(&r.status)).await;
-    assert!(sim.count("ATZ") > restarts, "the module was restarted");
-    for i in 0..3u8 {
-        sim.packet(&[0xD0, i], -45, 6);
-    }
-    for i in 0..3u8 {
-        let f = next_frame(&mut r.rx).await;
-        assert_eq!(&f.bytes[..], &[0xD0, i]);
-        assert_eq!((f.meta.rssi, f.meta.snr), (Some(-45.0), Some(6.0)));
-    }
-
-    // Garbage: counted, not fatal.
-    let bad_before = SourceStatus::get(&r.status.bad_frames);
-    sim.raw(b"\x00\xfe@@noise@@\r\n+EVT:RXP2P:-1:x:zz\r\n");
-    sim.packet(b"after garbage", -46, 5);
-    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after garbage");
-    assert_eq!(SourceStatus::get(&r.status.bad_frames) - bad_before, 2);
-
-    // A reboot mid-stream: set up again.
-    let stops = sim.count("AT+PRECV=0");
-    let arms = sim.count("AT+PRECV=65534");
-    sim.reboot();
-    wait_until("a new set-up", || sim.count("AT+PRECV=0") == stops + 1).await;
-    // A real module receives only once told to: wait for the set-up to end with it.
-    wait_until("the module to receive", || {
-        connected(&r.status) && sim.count("AT+PRECV=65534") > arms
-    })
-    .await;
-    sim.packet(b"after reboot", -47, 4);
-    assert_eq!(&next_frame(&mut r.rx).await.bytes[..], b"after reboot");
-
-    let cpu = cpu_seconds();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let used = cpu_seconds() - cpu;
-    assert!(used < 0.2, "{used} s of CPU in 1 s idle");
-
-    r.stop.send(true).expect("shutdown");
-    tokio::time::timeout(WAIT, r.task)
-        .await
-        .expect("the source stops")
-        .expect("no panic");
-    assert_eq!(r.status.state(), SourceState::Finished);
-}
+use mqgate::source::SourceStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
@@ -136,7 +19,7 @@ async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
     let mut model = Rak3172Model::new(0);
     model.two_line_events = true;
     let sim = Sim::start(&link, model);
-    let mut r = start(&link);
+    let mut r = run_rak3172(&link);
     wait_until("the module to be set up", || connected(&r.status)).await;
     assert_eq!(sim.count("AT+NWM=0"), 0, "already in P2P mode: no restart");
     sim.packet(b"\x01\x02\x03", -99, -7);
@@ -206,7 +89,7 @@ fn the_full_example_config_has_both_modems_on_serial_ports() {
 
 #[test]
 fn modem_source_mistakes_are_each_reported_with_their_field() {
-    let dir = common::scratch_dir("modem-config");
+    let dir = test_support::Scratch::new("mqgate-modem-config");
     let file = dir.path().join("mqgate.yaml");
     std::fs::write(
         &file,

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use test_support::Scratch;
 
 use broker_lite::codec::QoS;
 use mqgate::config::GatewayConfig;
@@ -71,10 +72,7 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
 #[tokio::test]
 async fn forwarder_packets_and_status_reach_the_embedded_broker_as_lorawan_messages() {
     // Removed when dropped, last, after the gateway below.
-    let scratch = tempfile::Builder::new()
-        .prefix("mqgate-semtech-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let scratch = Scratch::new("mqgate-semtech");
     let dir = scratch.path();
     let port = free_udp_port();
     let config = GatewayConfig::load(&write_config(dir, port)).expect("the config loads");

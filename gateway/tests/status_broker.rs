@@ -9,8 +9,9 @@ mod http;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::mosquitto::mosquitto_pub_status;
+use test_support::Scratch;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
@@ -90,48 +91,23 @@ async fn publish_as_user(port: u16, topic: &str, payload: &str) -> (Option<i32>,
     mosquitto_pub(port, &args).await
 }
 
-/// One `mosquitto_pub` to the broker on `port` with `args`, killed if it takes
-/// longer than `WAIT`: its exit code and stderr.
+/// One `mosquitto_pub` to the broker on `port` with `args`: its exit code and
+/// stderr. On a blocking thread: the broker runs on this test's runtime.
 async fn mosquitto_pub(port: u16, args: &[&str]) -> (Option<i32>, String) {
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("mosquitto_pub (Debian's mosquitto-clients): {e}"));
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for mosquitto_pub") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("mosquitto_pub did not finish within {WAIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        if let Some(mut stderr) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-        }
-        (status.code(), err)
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let done = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        mosquitto_pub_status(port, &args)
     })
     .await
-    .expect("the mosquitto_pub task")
+    .expect("the mosquitto_pub task");
+    (done.status.code(), done.stderr)
 }
 
 #[tokio::test]
 async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_metrics() {
     // Removed when dropped, also when the test fails.
-    let dir = tempfile::Builder::new()
-        .prefix("mqgate-status-broker-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let dir = Scratch::new("mqgate-status-broker");
     std::fs::create_dir_all(dir.path().join("mappings")).expect("the mappings folder");
     let config = GatewayConfig::load(&write_config(dir.path())).expect("the config loads");
     let (stop, shutdown) = watch::channel(false);

@@ -6,6 +6,7 @@ mod http;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use test_support::{free_port, Scratch};
 
 use http::{get, get_with};
 use mqgate::config::GatewayConfig;
@@ -22,18 +23,11 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A gateway file in a scratch folder (with the gateway's state) that is removed
 /// when this is dropped.
 struct ConfigFile {
     path: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Scratch,
 }
 
 /// A gateway file with one looping replay of `json-sensor.log` as source `sensor`,
@@ -45,10 +39,7 @@ fn write_config(name: &str, outputs: &str) -> ConfigFile {
 /// Like `write_config`, with `status` (YAML lines indented under `status:`) added
 /// and `script` (its text, written next to the file) in place of `json-lines.rhai`.
 fn write_config_with(name: &str, outputs: &str, status: &str, script: Option<&str>) -> ConfigFile {
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("mqgate-status-{name}-"))
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let scratch = Scratch::new(&format!("mqgate-status-{name}"));
     let dir = scratch.path();
     let mappings = dir.join("mappings");
     std::fs::create_dir_all(&mappings).unwrap();
@@ -457,10 +448,7 @@ async fn a_script_error_is_shown_with_its_line_and_the_other_frames_still_map() 
 
 #[tokio::test]
 async fn with_a_token_and_a_password_every_route_asks_for_one_of_them() {
-    let secret = tempfile::Builder::new()
-        .prefix("mqgate-status-secret-")
-        .tempdir()
-        .expect("a scratch folder in the temp dir");
+    let secret = Scratch::new("mqgate-status-secret");
     let password_file = secret.path().join("status-password");
     std::fs::write(&password_file, "hunter2\n").unwrap();
     let status = format!(

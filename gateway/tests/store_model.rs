@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::time::Duration;
+use test_support::Scratch;
 
 use broker_lite::codec::QoS;
 use bytes::Bytes;
@@ -58,11 +59,8 @@ struct Real {
 
 /// A fresh folder for one case's database, removed when dropped: also when a
 /// `prop_assert!` returns early or the case panics.
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("mqgate-store-model-")
-        .tempdir()
-        .expect("scratch dir")
+fn scratch() -> Scratch {
+    Scratch::new("mqgate-store-model")
 }
 
 fn open(cfg: &StoreConfig) -> Real {

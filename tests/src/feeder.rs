@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serialport::TTYPort;
 
 use crate::mqgate::workspace_file;
-use crate::process::{Proc, Stream};
-use crate::scratch::Scratch;
+use test_support::process::{Proc, Stream};
+use test_support::scratch::Scratch;
 
 /// How often the writer looks at its flags when it has nothing due.
 const TICK: Duration = Duration::from_millis(5);

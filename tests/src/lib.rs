@@ -1,15 +1,13 @@
-//! End-to-end test helpers: the `mqgate` binary, child processes that are killed
-//! when dropped, Mosquitto and mosquitto_sub, pseudo-terminals and scratch folders.
+//! End-to-end test helpers specific to mqgate: the `mqgate` binary, the feeder
+//! and the relay, the sequence subscriber, the upstream Mosquitto that restarts,
+//! a browser for the status page. Processes, scratch folders, Mosquitto and
+//! certificates come from `test-support`.
 
 pub mod captures;
 pub mod feeder;
 pub mod http;
 pub mod mqgate;
-pub mod mqtt;
-pub mod process;
 pub mod relay;
-pub mod scratch;
 pub mod seqsub;
-pub mod tls;
 pub mod upstream;
 pub mod webdriver;

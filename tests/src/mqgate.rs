@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::mqtt::{from_hex, Msg};
-use crate::process::{run_to_end, Finished, Proc, Stream};
+use test_support::mosquitto::{from_hex, Msg};
+use test_support::process::{run_to_end, Finished, Proc, Stream};
 
 /// The workspace root (the folder of the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {

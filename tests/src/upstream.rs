@@ -6,8 +6,9 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::mqtt::{wait_for_port, MOSQUITTO};
-use crate::process::{Proc, Stream};
+use test_support::mosquitto::MOSQUITTO;
+use test_support::net::wait_for_port;
+use test_support::process::{Proc, Stream};
 
 /// How long a start waits for the port to answer, and a stop for the process to end.
 const STARTUP: Duration = Duration::from_secs(10);

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
-use crate::process::Proc;
+use test_support::free_port;
+use test_support::process::Proc;
 
 /// Where Debian's `chromium-driver` package installs the driver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -64,7 +65,7 @@ impl Browser {
                 );
             }
         }
-        let port = free_port()?;
+        let port = free_port();
         let mut cmd = Command::new(chromedriver);
         cmd.arg(format!("--port={port}"));
         let driver = Proc::spawn("chromedriver", cmd);
@@ -262,12 +263,6 @@ impl Drop for Browser {
         }
         // `self.driver` is killed when it is dropped, right after this.
     }
-}
-
-/// A loopback port that nothing listens on right now.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// One HTTP/1.1 request with a JSON body to `127.0.0.1:port`; returns the status

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use mqgate::capture::Capture;
 use mqgate_tests::mqgate::{dry_run, mqgate, workspace_file};
-use mqgate_tests::process::Proc;
-use mqgate_tests::scratch::{plug, Scratch};
+use test_support::process::Proc;
+use test_support::pty::plug;
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(15);
 

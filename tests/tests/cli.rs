@@ -4,7 +4,7 @@
 use mqgate_tests::mqgate::{
     dry_run, parse_json_message, replay_counts, run_mqgate, workspace_file,
 };
-use mqgate_tests::scratch::Scratch;
+use test_support::scratch::Scratch;
 
 #[test]
 fn check_accepts_the_demo_configuration() {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
 use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run, workspace_file};
-use mqgate_tests::mqtt::Subscriber;
-use mqgate_tests::process::{run_to_end, Stream};
-use mqgate_tests::scratch::Scratch;
+use test_support::mosquitto::Subscriber;
+use test_support::process::{run_to_end, Stream};
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
 

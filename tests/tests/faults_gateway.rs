@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use faults_common::{count_lines, stop_gateway, Rig, QUIET, RATE, WAIT};
 use mqgate_tests::feeder::{wait_upstream_connects, SeqGateway};
 use mqgate_tests::mqgate::mqgate;
-use mqgate_tests::process::{run_to_end, Stream};
-use mqgate_tests::scratch::{plug, Scratch};
+use test_support::process::{run_to_end, Stream};
+use test_support::pty::plug;
+use test_support::scratch::Scratch;
 
 /// The sequence numbers of the messages in a store file, in store order (opened
 /// read-only; SQLite reads what the write-ahead log holds too).

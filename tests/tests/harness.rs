@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use broker_lite::codec::QoS;
 use mqgate_tests::feeder::{wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway};
 use mqgate_tests::mqgate::start_mqgate_run;
-use mqgate_tests::mqtt::Mosquitto;
 use mqgate_tests::relay::Relay;
-use mqgate_tests::scratch::{plug, Scratch};
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
 use mqgate_tests::upstream::Upstream;
+use test_support::mosquitto::Mosquitto;
+use test_support::pty::plug;
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -100,8 +101,7 @@ fn sequence_stats_count_unique_duplicate_out_of_order_and_missing_numbers() {
 
 #[test]
 fn the_relay_forwards_both_ways_and_counts_the_bytes() {
-    let dir = Scratch::new("relay-fwd");
-    let broker = Mosquitto::start(dir.path());
+    let broker = Mosquitto::start();
     let relay = Relay::start(broker.port);
     let sub = SeqSubscriber::start(relay.port(), SeqOptions::new("relay-fwd", "seq/#"));
     let before = relay.counts();
@@ -123,8 +123,7 @@ fn the_relay_forwards_both_ways_and_counts_the_bytes() {
 
 #[test]
 fn a_stalled_relay_forwards_nothing_until_resumed_and_keep_alive_notices_the_stall() {
-    let dir = Scratch::new("relay-stall");
-    let broker = Mosquitto::start(dir.path());
+    let broker = Mosquitto::start();
     let relay = Relay::start(broker.port);
     let mut options = SeqOptions::new("relay-stall", "seq/#");
     options.keep_alive_secs = 1;
@@ -154,8 +153,7 @@ fn a_stalled_relay_forwards_nothing_until_resumed_and_keep_alive_notices_the_sta
 
 #[test]
 fn a_cut_closes_every_connection_and_the_subscriber_comes_back_with_its_session() {
-    let dir = Scratch::new("relay-cut");
-    let broker = Mosquitto::start(dir.path());
+    let broker = Mosquitto::start();
     let relay = Relay::start(broker.port);
     let sub = SeqSubscriber::start(relay.port(), SeqOptions::new("relay-cut", "seq/#"));
     publish_lines(broker.port, "seq/a", 1, &seq_lines(0..10));

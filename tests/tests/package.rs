@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mqgate_tests::mqgate::{mqgate_bin, workspace_file, workspace_root};
-use mqgate_tests::process::{run_to_end, Finished};
+use test_support::process::{run_to_end, Finished};
 
 const INSTALL_HINT: &str = "install cargo-deb: cargo install cargo-deb --locked";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);

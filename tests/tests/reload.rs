@@ -11,8 +11,8 @@ use std::path::Path;
 use faults_common::{assert_complete, stop_gateway, Rig, QUIET, RATE, WAIT};
 use mqgate_tests::feeder::{wait_upstream_connects, FEED_SOURCE};
 use mqgate_tests::http::{api_status, status_addr};
-use mqgate_tests::mqtt::Subscriber;
-use mqgate_tests::process::Stream;
+use test_support::mosquitto::Subscriber;
+use test_support::process::Stream;
 
 /// The feed's lines published as they are, plus `"v": 2`.
 const V2: &str = "fn map(frame) {\n    let v = json_parse(frame.text);\n    v.v = 2;\n    #{ name: v.id, payload: v }\n}\n";
@@ -81,7 +81,15 @@ fn sighup_swaps_the_script_mid_stream_and_refuses_broken_files_without_losing_a_
         (c >= 2).then_some(c)
     });
     assert_eq!(refused, 2);
-    let s = api_status(status, WAIT);
+    // The gateway logs a reload's outcome, then keeps it for the status page.
+    let deadline = std::time::Instant::now() + WAIT;
+    let s = loop {
+        let s = api_status(status, WAIT);
+        if s["gateway"]["reloads"]["failed"] == 2 || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let reloads = &s["gateway"]["reloads"];
     assert_eq!(reloads["succeeded"], 1, "{reloads}");
     assert_eq!(reloads["failed"], 2, "{reloads}");

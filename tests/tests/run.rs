@@ -8,9 +8,10 @@ use std::time::Duration;
 use mqgate_tests::mqgate::{
     dry_run, embedded_broker_port, gps_mappings, start_mqgate_run, workspace_file,
 };
-use mqgate_tests::mqtt::{retained, Mosquitto, Msg, Subscriber};
-use mqgate_tests::process::Stream;
-use mqgate_tests::scratch::{plug, write_to_port, Scratch};
+use test_support::mosquitto::{retained, Mosquitto, Msg, Subscriber};
+use test_support::process::Stream;
+use test_support::pty::{plug, write_to_port};
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAY_ID: &str = "e2e-gw";
@@ -74,7 +75,7 @@ fn prefixed(msgs: &[Msg]) -> Vec<Msg> {
 #[test]
 fn a_gps_capture_written_to_a_pty_reaches_mosquitto_and_the_embedded_broker_exactly() {
     let dir = Scratch::new("pty-run");
-    let mosquitto = Mosquitto::start(dir.path());
+    let mosquitto = Mosquitto::start();
     let upstream = Subscriber::start("upstream sub", mosquitto.port, "#");
     let link = dir.path().join("ttyGPS");
     let master = plug(&link);
@@ -188,7 +189,7 @@ fn mqgate_run_waits_for_a_missing_serial_port_and_reads_it_once_it_appears() {
 #[test]
 fn qos_2_retained_messages_from_a_pty_arrive_in_order_at_qos_2_and_the_last_of_each_topic_stays() {
     let dir = Scratch::new("pty-qos2");
-    let mosquitto = Mosquitto::start(dir.path());
+    let mosquitto = Mosquitto::start();
     let upstream = Subscriber::start("upstream sub", mosquitto.port, &format!("{PREFIX}gps/#"));
     let link = dir.path().join("ttyGPS");
     let master = plug(&link);

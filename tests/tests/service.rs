@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mqgate_tests::mqgate::{embedded_broker_port, gps_mappings, mqgate};
-use mqgate_tests::process::{Proc, Stream};
-use mqgate_tests::scratch::Scratch;
+use test_support::process::{Proc, Stream};
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAY_ID: &str = "svc-gw";

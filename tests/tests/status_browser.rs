@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqgate_tests::mqgate::{start_mqgate_run, workspace_file, workspace_root};
-use mqgate_tests::process::Proc;
-use mqgate_tests::scratch::Scratch;
 use mqgate_tests::webdriver::{Browser, LogEntry};
 use serde_json::Value;
+use test_support::process::Proc;
+use test_support::scratch::Scratch;
 
 /// How long any one wait may take.
 const WAIT: Duration = Duration::from_secs(20);

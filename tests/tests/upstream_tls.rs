@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mqgate_tests::mqgate::{dry_run, embedded_broker_port, start_mqgate_run, workspace_file};
-use mqgate_tests::mqtt::{Msg, Subscriber};
-use mqgate_tests::process::{Line, Proc, Stream};
-use mqgate_tests::scratch::{plug, write_to_port, Scratch};
-use mqgate_tests::tls::{
-    connections, mosquitto_password_file, retained_tls, BrokerTls, Ca, CertKey, ClientTls,
-    TlsMosquitto, TlsSubscriber,
-};
 use serialport::TTYPort;
+use test_support::mosquitto::{connections, Mosquitto, Msg, Subscriber};
+use test_support::mosquitto_tls::{
+    mosquitto_password_file, retained_tls, BrokerTls, ClientTls, TlsSubscriber,
+};
+use test_support::pki::{Ca, CertKey};
+use test_support::process::{Line, Proc, Stream};
+use test_support::pty::{plug, write_to_port};
+use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAY_ID: &str = "tls-gw";
@@ -283,7 +284,7 @@ fn assert_feeds(got: &[Msg], feeds: &[&Feed], expected: &[Vec<Msg>]) {
 fn mqtts_with_a_client_certificate_and_a_password_file_delivers_every_message_at_its_qos() {
     let dir = Scratch::new("tls-up");
     let pki = Pki::new(dir.path());
-    let broker = TlsMosquitto::start(dir.path(), &pki.broker(dir.path(), &pki.server));
+    let broker = Mosquitto::start_tls(&pki.broker(dir.path(), &pki.server));
     let sub = TlsSubscriber::start("tls sub", broker.port, &pki.reader, "#");
     // The password file's line end is not part of the password.
     let password_file = dir.write("upstream-password", format!("{GATEWAY_PASSWORD}\n"));
@@ -340,7 +341,7 @@ fn mqtts_with_a_client_certificate_and_a_password_file_delivers_every_message_at
 fn a_wrong_password_is_logged_and_retried_with_back_off_while_the_embedded_broker_serves() {
     let dir = Scratch::new("tls-badpass");
     let pki = Pki::new(dir.path());
-    let broker = TlsMosquitto::start(dir.path(), &pki.broker(dir.path(), &pki.server));
+    let broker = Mosquitto::start_tls(&pki.broker(dir.path(), &pki.server));
     let password_file = dir.write("upstream-password", "not the password\n");
     let upstream = upstream_yaml(
         broker.port,
@@ -414,7 +415,7 @@ fn assert_refused_with_a_certificate_log_line_and_retried(
     server: &CertKey,
     client: Option<&CertKey>,
 ) {
-    let broker = TlsMosquitto::start(dir.path(), &pki.broker(dir.path(), server));
+    let broker = Mosquitto::start_tls(&pki.broker(dir.path(), server));
     let upstream = upstream_yaml(broker.port, &pki.ca.cert, client, &password_line());
     let (link, _gps) = gps_port(dir);
     let config = gateway_config(dir, &upstream, false, &[&JSON], Some(&link));
@@ -465,7 +466,7 @@ fn a_missing_client_certificate_is_logged_with_the_broker_refusal_and_retried() 
 fn when_the_replays_end_every_message_still_reaches_the_tls_broker() {
     let dir = Scratch::new("tls-end");
     let pki = Pki::new(dir.path());
-    let broker = TlsMosquitto::start(dir.path(), &pki.broker(dir.path(), &pki.server));
+    let broker = Mosquitto::start_tls(&pki.broker(dir.path(), &pki.server));
     let sub = TlsSubscriber::start("tls sub", broker.port, &pki.reader, "sensors/#");
     let upstream = upstream_yaml(
         broker.port,

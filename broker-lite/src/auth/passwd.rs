@@ -194,17 +194,10 @@ fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
 mod tests {
     use super::super::hash::MIN_ITERATIONS;
     use super::*;
+    use test_support::Scratch;
 
     fn hash(pw: &str) -> PasswordHash {
         PasswordHash::new(pw.as_bytes(), MIN_ITERATIONS).unwrap()
-    }
-
-    /// A fresh, empty folder, removed when dropped (also when the test fails).
-    fn tempdir(name: &str) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&format!("broker-lite-passwd-{name}-"))
-            .tempdir()
-            .unwrap()
     }
 
     #[test]
@@ -244,7 +237,7 @@ mod tests {
 
     #[test]
     fn set_adds_then_replaces_and_keeps_other_lines() {
-        let dir = tempdir("set");
+        let dir = Scratch::new("broker-lite-passwd-set");
         let path = dir.path().join("passwd");
         fs::write(&path, "# keep me\nbob:x\n").unwrap();
         assert_eq!(set(&path, "alice", &hash("one")).unwrap(), Change::Added);
@@ -265,7 +258,7 @@ mod tests {
 
     #[test]
     fn delete_removes_only_that_user() {
-        let dir = tempdir("delete");
+        let dir = Scratch::new("broker-lite-passwd-delete");
         let path = dir.path().join("passwd");
         set(&path, "alice", &hash("a")).unwrap();
         set(&path, "bob", &hash("b")).unwrap();

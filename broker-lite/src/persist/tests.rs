@@ -1,5 +1,4 @@
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,32 +10,7 @@ use super::*;
 use crate::codec::QoS;
 use crate::config::Config;
 use crate::message::Message;
-
-/// A folder of its own under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "broker-lite-persist-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use test_support::Scratch;
 
 fn client(id: &str) -> Arc<str> {
     Arc::from(id)
@@ -79,8 +53,8 @@ fn the_persistence_section_has_defaults_and_its_errors_name_field_and_line() {
 
 #[test]
 fn a_relative_file_is_read_from_the_configuration_files_folder() {
-    let dir = TempDir::new();
-    let yaml = dir.file("broker.yaml");
+    let dir = Scratch::new("broker-lite-persist");
+    let yaml = dir.join("broker.yaml");
     std::fs::write(
         &yaml,
         "persistence:\n  file: data/state.db\n  flush_ms: 20\n",
@@ -88,7 +62,7 @@ fn a_relative_file_is_read_from_the_configuration_files_folder() {
     .unwrap();
     let config = Config::load(&yaml).unwrap();
     let p = config.persistence.unwrap();
-    assert_eq!(p.file, dir.file("data/state.db"));
+    assert_eq!(p.file, dir.join("data/state.db"));
     assert_eq!(p.flush_ms, 20);
 
     std::fs::write(&yaml, "persistence:\n  file: /var/lib/b/state.db\n").unwrap();
@@ -98,8 +72,8 @@ fn a_relative_file_is_read_from_the_configuration_files_folder() {
 
 #[test]
 fn changes_applied_in_a_transaction_are_read_back_after_reopening() {
-    let dir = TempDir::new();
-    let path = dir.file("state.db");
+    let dir = Scratch::new("broker-lite-persist");
+    let path = dir.join("state.db");
     let (mut db, loaded) = open(&path);
     assert!(loaded.retained.is_empty() && loaded.sessions.is_empty());
     let (a, gone) = (client("a"), client("gone"));
@@ -247,8 +221,8 @@ fn changes_applied_in_a_transaction_are_read_back_after_reopening() {
 
 #[test]
 fn a_damaged_file_is_refused_naming_it_and_left_unchanged() {
-    let dir = TempDir::new();
-    let path = dir.file("state.db");
+    let dir = Scratch::new("broker-lite-persist");
+    let path = dir.join("state.db");
     let garbage = b"this is not an SQLite database, it only lies here\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
     let err = Db::open(&path).err().expect("a damaged file was accepted");
@@ -261,12 +235,12 @@ fn a_damaged_file_is_refused_naming_it_and_left_unchanged() {
         "the file was changed"
     );
     assert!(
-        !dir.file("state.db-wal").exists(),
+        !dir.join("state.db-wal").exists(),
         "a -wal file was created"
     );
 
     // A healthy file with a page overwritten in the middle.
-    let path = dir.file("torn.db");
+    let path = dir.join("torn.db");
     let (mut db, _) = open(&path);
     let changes: Vec<Change> = (0..400)
         .map(|i| Change::Retain {
@@ -294,8 +268,8 @@ fn a_damaged_file_is_refused_naming_it_and_left_unchanged() {
 
 #[test]
 fn another_programs_sqlite_file_is_refused() {
-    let dir = TempDir::new();
-    let path = dir.file("other.db");
+    let dir = Scratch::new("broker-lite-persist");
+    let path = dir.join("other.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("CREATE TABLE readings (v REAL); INSERT INTO readings VALUES (1.5);")
         .unwrap();
@@ -317,8 +291,8 @@ fn retained_rows(path: &Path, topic: &str) -> i64 {
 
 #[test]
 fn the_writer_commits_within_the_flush_interval_and_everything_at_close() {
-    let dir = TempDir::new();
-    let path = dir.file("state.db");
+    let dir = Scratch::new("broker-lite-persist");
+    let path = dir.join("state.db");
     let config = PersistenceConfig {
         flush_ms: 50,
         ..PersistenceConfig::new(&path)
@@ -346,7 +320,7 @@ fn the_writer_commits_within_the_flush_interval_and_everything_at_close() {
     journal.close();
     assert_eq!(retained_rows(&path, "w/2"), 1, "not committed at close");
     assert!(
-        std::fs::metadata(dir.file("state.db-wal")).map_or(0, |m| m.len()) == 0,
+        std::fs::metadata(dir.join("state.db-wal")).map_or(0, |m| m.len()) == 0,
         "the WAL was not folded in at close"
     );
 }
@@ -360,8 +334,8 @@ fn open_journal(config: &PersistenceConfig) -> (Journal, Loaded) {
 
 #[test]
 fn a_session_keeps_its_owner_and_a_file_without_owners_is_brought_up_to_date() {
-    let dir = TempDir::new();
-    let path = dir.file("state.db");
+    let dir = Scratch::new("broker-lite-persist");
+    let path = dir.join("state.db");
     // A file as the first schema wrote it: sessions without owners.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();

@@ -23,8 +23,6 @@ pub use wire::*;
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(5);
-/// How long a test watches for something that should NOT happen.
-pub const QUIET: Duration = Duration::from_millis(300);
 
 /// A config listening on an ephemeral port of 127.0.0.1, with `$SYS` updates off.
 pub fn test_config() -> Config {
@@ -58,18 +56,10 @@ pub fn unique_id(prefix: &str) -> String {
 
 /// Await `fut`, failing the test if it takes longer than `WAIT`.
 pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
-    }
+    test_support::wait_for(what, WAIT, fut).await
 }
 
 /// Poll `cond` every 10 ms until it holds, failing the test after `WAIT`.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    wait_for(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    test_support::wait_until(what, WAIT, cond).await
 }

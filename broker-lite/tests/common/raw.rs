@@ -1,5 +1,6 @@
 //! An MQTT client over a plain TCP socket: sends exact bytes, reads whole packets.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +12,10 @@ use tokio::net::TcpStream;
 
 use super::wire::*;
 use super::{unique_id, wait_for, WAIT};
+
+/// The packet id of the fence subscription of [`RawClient::expect_nothing_before`]:
+/// far from the small ids tests use.
+const FENCE_PKID: u16 = 0xFFF0;
 
 /// What a read from the broker gave.
 #[derive(Debug)]
@@ -254,7 +259,43 @@ impl RawClient {
         }
     }
 
-    /// Require `for_how_long` to pass with no packet and the connection still open.
+    /// Shows that nothing is on its way to this client from anything the broker did
+    /// before: subscribes to `topic` (one it may read and nothing else uses), lets
+    /// `fence` publish a marker there (at QoS 1 or through the in-process handle, so
+    /// the router has routed it when `fence` returns, after all it routed before),
+    /// requires the marker to be the next packet, and unsubscribes again.
+    pub async fn expect_nothing_before(&mut self, topic: &str, fence: impl Future<Output = ()>) {
+        self.send(&subscribe(FENCE_PKID, &[(topic, 0)])).await;
+        match self.recv().await {
+            Packet::SubAck(ack) if ack.pkid == FENCE_PKID => assert!(
+                !ack.return_codes.contains(&SubscribeReturnCode::Failure),
+                "the fence subscription to {topic} was refused"
+            ),
+            other => panic!("expected nothing, got {other:?}"),
+        }
+        fence.await;
+        match self.recv().await {
+            Packet::Publish(p) if p.topic == topic => self.ack(&p).await,
+            other => panic!("expected nothing before the fence on {topic}, got {other:?}"),
+        }
+        self.unsubscribe(FENCE_PKID, &[topic]).await;
+    }
+
+    /// [`RawClient::expect_nothing_before`] on a fresh topic, with the marker
+    /// published by a client of its own.
+    pub async fn expect_nothing_more(&mut self, addr: SocketAddr) {
+        let topic = unique_id("fence");
+        self.expect_nothing_before(&topic, async {
+            let mut p = RawClient::connect(addr, &unique_id("fence-pub")).await;
+            p.publish(&topic, b"fence", 1, false, 1).await;
+            p.disconnect().await;
+        })
+        .await;
+    }
+
+    /// Require `for_how_long` to pass with no packet and the connection still open:
+    /// for what is about time (a keep-alive, a timeout); to show that nothing more
+    /// was sent, use [`RawClient::expect_nothing_more`].
     pub async fn expect_nothing(&mut self, for_how_long: Duration) {
         match self.next(for_how_long).await {
             Next::TimedOut => {}

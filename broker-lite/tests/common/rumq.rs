@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{wait_for, QUIET};
+use super::{unique_id, wait_for, RawClient};
 
 /// A rumqttc client whose event loop runs in a background task.
 pub struct Rumq {
@@ -110,19 +110,35 @@ impl Rumq {
         }
     }
 
-    /// Whether an incoming PUBLISH arrives within `QUIET` (no other event is a failure).
-    pub async fn publish_within_quiet(&mut self) -> Option<rumqttc::Publish> {
-        let deadline = tokio::time::Instant::now() + QUIET;
+    /// The first PUBLISH that comes before a fence, or `None`: subscribes to a topic
+    /// of its own, a client of its own publishes a marker there at QoS 1 (routed,
+    /// after all that was routed before, once acknowledged), and every PUBLISH up to
+    /// the marker counts.
+    pub async fn publish_before_fence(&mut self, addr: SocketAddr) -> Option<rumqttc::Publish> {
+        let topic = unique_id("fence");
+        self.client
+            .subscribe(&topic, rumqttc::QoS::AtMostOnce)
+            .await
+            .expect("queue SUBSCRIBE");
+        let mut first = None;
         loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => return None,
-                Ok(Some(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))))) => {
-                    return Some(p)
+            match self.next_event().await {
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => break,
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                    first.get_or_insert(p);
                 }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => panic!("rumqttc connection failed: {e}"),
-                Ok(None) => panic!("rumqttc event loop ended"),
+                _ => {}
             }
+        }
+        let mut fence = RawClient::connect(addr, &unique_id("fence-pub")).await;
+        fence.publish(&topic, b"fence", 1, false, 1).await;
+        fence.disconnect().await;
+        loop {
+            let p = self.next_publish().await;
+            if p.topic == topic {
+                return first;
+            }
+            first.get_or_insert(p);
         }
     }
 }

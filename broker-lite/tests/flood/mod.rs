@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::real::{wait_for_listener, Proc, TIMEOUT};
+use crate::real::TIMEOUT;
+use test_support::process::Proc;
+use test_support::wait_for_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
@@ -38,14 +40,16 @@ impl BinaryBroker {
             .arg(&path)
             .env("RUST_LOG", "warn");
         let mut proc = Proc::spawn(name, &mut cmd);
-        let line = proc.wait_for_line("listening on ADDR", |l| l.starts_with("listening on "));
+        let line = proc.expect_line("listening on ADDR", TIMEOUT, |l| {
+            l.starts_with("listening on ")
+        });
         let addr: SocketAddr = line
             .trim_start_matches("listening on ")
             .trim()
             .parse()
             .unwrap_or_else(|e| panic!("no address in {line:?}: {e}"));
         assert!(
-            wait_for_listener(addr.port(), TIMEOUT),
+            wait_for_port(addr.port(), TIMEOUT),
             "nothing listens on {addr}"
         );
         BinaryBroker { proc, addr, dir }

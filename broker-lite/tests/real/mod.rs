@@ -1,339 +1,20 @@
-//! Helpers for driving broker-lite with real MQTT clients: child processes that are
-//! always killed, line readers with deadlines, mosquitto_pub/mosquitto_sub wrappers,
-//! the paho scripts in `tests/py`, and a small JSON reader for their output.
+//! Helpers for driving broker-lite with real MQTT clients: the paho scripts in
+//! `tests/py` and a small JSON reader for their output, and an in-process broker
+//! for blocking tests. Processes and the Mosquitto clients come from
+//! `test_support`.
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use broker_lite::{Broker, BrokerHandle, Config, MetricsSnapshot};
+use test_support::process::{Proc, Stream};
 
 /// How long a test waits for one expected event.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A TCP port that was free a moment ago: bound on port 0, read, released.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// Waits until something accepts TCP connections on `port`.
-pub fn wait_for_listener(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// A child process that is killed and reaped when dropped, even when the test panics.
-/// Its stdout lines arrive on a channel; its stderr is collected.
-pub struct Proc {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-    stderr_closed: Receiver<()>,
-}
-
-impl Proc {
-    /// Starts `cmd` with piped stdout/stderr.
-    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&stderr);
-        let (closed_tx, stderr_closed) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-            let _ = closed_tx.send(());
-        });
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-            seen: Vec::new(),
-            stderr,
-            stderr_closed,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The next stdout line, or `None` at the deadline or when stdout closed.
-    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
-        match self.lines.recv_timeout(timeout) {
-            Ok(line) => {
-                self.seen.push(line.clone());
-                Some(line)
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
-    }
-
-    /// Reads lines until one satisfies `pred`; panics with everything read so far at the deadline.
-    pub fn wait_for_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        self.wait_for_line_within(what, TIMEOUT, pred)
-    }
-
-    /// `wait_for_line` with a deadline of its own.
-    pub fn wait_for_line_within(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_line(left) {
-                Some(line) if pred(&line) => return line,
-                Some(_) => {}
-                None => panic!(
-                    "{}: no line {what} within {timeout:?}\n{}",
-                    self.name,
-                    self.report()
-                ),
-            }
-        }
-    }
-
-    /// Waits for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Like `wait_exit`, but panics with the output when the process is still running.
-    pub fn expect_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match self.wait_exit(timeout) {
-            Some(status) => status,
-            None => panic!(
-                "{} still running after {timeout:?}\n{}",
-                self.name,
-                self.report()
-            ),
-        }
-    }
-
-    /// All stdout lines left, until the pipe closes, and all of stderr
-    /// (call after the process exited).
-    pub fn drain(&mut self) -> Vec<String> {
-        while self.next_line(Duration::from_secs(2)).is_some() {}
-        let _ = self.stderr_closed.recv_timeout(Duration::from_secs(2));
-        self.seen.clone()
-    }
-
-    /// Sends a signal by name (`TERM`, `INT`, `KILL`) with the `kill` command.
-    pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
-    }
-
-    /// Kills with SIGKILL and reaps.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn stderr_text(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    pub fn seen(&self) -> &[String] {
-        &self.seen
-    }
-
-    /// Stdout lines read so far and the stderr text, for failure messages.
-    pub fn report(&self) -> String {
-        format!(
-            "--- stdout of {} ---\n{}\n--- stderr ---\n{}",
-            self.name,
-            self.seen.join("\n"),
-            self.stderr_text()
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// One message as printed by `mosquitto_sub -F 'MSG %r %q %t %p'`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub retain: bool,
-    pub qos: u8,
-    pub topic: String,
-    pub payload: String,
-}
-
-impl Received {
-    fn parse(line: &str) -> Option<Received> {
-        let rest = line.strip_prefix("MSG ")?;
-        let mut parts = rest.splitn(4, ' ');
-        let retain = parts.next()? == "1";
-        let qos = parts.next()?.parse().ok()?;
-        let topic = parts.next()?.to_string();
-        let payload = parts.next().unwrap_or("").to_string();
-        Some(Received {
-            retain,
-            qos,
-            topic,
-            payload,
-        })
-    }
-}
-
-/// A running `mosquitto_sub -d` whose messages are parsed from its output.
-pub struct MqSub {
-    pub proc: Proc,
-}
-
-impl MqSub {
-    /// Starts mosquitto_sub with `args` (topics, QoS, ...) without waiting for anything.
-    pub fn spawn(port: u16, args: &[&str]) -> MqSub {
-        // Line-buffered: piped stdout would otherwise hold lines until exit.
-        let mut cmd = Command::new("stdbuf");
-        cmd.args([
-            "-oL",
-            "mosquitto_sub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-d",
-        ])
-        .args(["-F", "MSG %r %q %t %p"])
-        .args(args);
-        MqSub {
-            proc: Proc::spawn("mosquitto_sub", &mut cmd),
-        }
-    }
-
-    /// Starts mosquitto_sub and waits until its SUBACK arrived; returns the granted codes.
-    pub fn subscribed(port: u16, args: &[&str]) -> MqSub {
-        let mut sub = MqSub::spawn(port, args);
-        sub.wait_suback();
-        sub
-    }
-
-    /// Waits for the `Subscribed (mid: N): a, b` line and returns the codes.
-    pub fn wait_suback(&mut self) -> Vec<u8> {
-        let line = self
-            .proc
-            .wait_for_line("Subscribed (mid", |l| l.starts_with("Subscribed (mid"));
-        let codes = line.split("): ").nth(1).unwrap_or("");
-        codes
-            .split(", ")
-            .map(|c| {
-                c.trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad SUBACK line {line}"))
-            })
-            .collect()
-    }
-
-    /// The next message, or `None` at the deadline or when the process ended.
-    pub fn next_msg(&mut self, timeout: Duration) -> Option<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.proc.next_line(left)?;
-            if let Some(msg) = Received::parse(&line) {
-                return Some(msg);
-            }
-        }
-    }
-
-    /// The next message; panics with the output when none arrives in time.
-    pub fn expect_msg(&mut self) -> Received {
-        match self.next_msg(TIMEOUT) {
-            Some(m) => m,
-            None => panic!("no message within {TIMEOUT:?}\n{}", self.proc.report()),
-        }
-    }
-
-    /// Messages until one on `topic` arrives; returns those before it and that one.
-    pub fn msgs_until_topic(&mut self, topic: &str) -> (Vec<Received>, Received) {
-        let mut before = Vec::new();
-        loop {
-            let m = self.expect_msg();
-            if m.topic == topic {
-                return (before, m);
-            }
-            before.push(m);
-        }
-    }
-}
-
-/// Runs `mosquitto_pub` with `args` and asserts it succeeded.
-pub fn mosquitto_pub(port: u16, args: &[&str]) {
-    let (status, stderr) = mosquitto_pub_status(port, args);
-    assert!(
-        status.success(),
-        "mosquitto_pub {args:?} failed: {status}\n{stderr}"
-    );
-}
-
-/// Runs `mosquitto_pub` with `args`; its exit status and stderr, whatever they are.
-pub fn mosquitto_pub_status(port: u16, args: &[&str]) -> (ExitStatus, String) {
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args);
-    let mut proc = Proc::spawn("mosquitto_pub", &mut cmd);
-    let status = proc.expect_exit(TIMEOUT);
-    proc.drain();
-    (status, proc.stderr_text())
-}
 
 /// An interpreter that can import paho-mqtt: the system one first, then `python3` on PATH.
 pub fn python() -> &'static str {
@@ -379,12 +60,12 @@ impl PyRun {
             found.len(),
             1,
             "expected one {name:?} event\n{}",
-            self.report()
+            self.transcript()
         );
         found[0]
     }
 
-    pub fn report(&self) -> String {
+    pub fn transcript(&self) -> String {
         format!(
             "status {}\nstdout:\n{}\nstderr:\n{}",
             self.status,
@@ -403,8 +84,8 @@ pub fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
         .args(["127.0.0.1", &port.to_string()])
         .args(args);
     let mut proc = Proc::spawn(script, &mut cmd);
-    let status = proc.expect_exit(Duration::from_secs(60));
-    let stdout = proc.drain();
+    let status = proc.wait_exit(Duration::from_secs(60));
+    let stdout = proc.stream(Stream::Stdout);
     let events = stdout
         .iter()
         .map(|l| Event::parse(l).unwrap_or_else(|| panic!("{script}: not a JSON object: {l:?}")))
@@ -415,7 +96,11 @@ pub fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
         stderr: proc.stderr_text(),
         stdout,
     };
-    assert!(run.status.success(), "{script} failed\n{}", run.report());
+    assert!(
+        run.status.success(),
+        "{script} failed\n{}",
+        run.transcript()
+    );
     run
 }
 

@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::time::Duration;
+use test_support::Scratch;
 
 use broker_lite::codec::QoS;
 use bytes::Bytes;
@@ -25,11 +26,8 @@ fn config(dir: impl AsRef<Path>) -> StoreConfig {
 
 /// A fresh folder `mqgate-store-<label>-…`, removed when the guard is dropped
 /// (after the store, which each test opens later), also when the test fails.
-fn scratch(label: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("mqgate-store-{label}-"))
-        .tempdir()
-        .unwrap()
+fn scratch(label: &str) -> Scratch {
+    Scratch::new(&format!("mqgate-store-{label}"))
 }
 
 fn payloads(items: &[Stored]) -> Vec<String> {

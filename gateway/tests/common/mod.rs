@@ -1,6 +1,6 @@
 //! Helpers shared by the serial and modem integration tests: a pseudo-terminal behind a
-//! symlink, waiting for a frame or a state with a timeout, CPU use, and the LoRa
-//! captures with the payload the example mapping reads from them.
+//! symlink, waiting for a frame or a state with a timeout, and the LoRa captures with
+//! the payload the example mapping reads from them.
 //!
 //! Each test file compiles this module on its own and uses only part of it.
 
@@ -10,7 +10,8 @@ pub mod modem_sim;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use test_support::Scratch;
 
 use mqgate::frame::Frame;
 use mqgate::message::Message;
@@ -18,49 +19,19 @@ use mqgate::source::modem::engine::{self, Sink};
 use mqgate::source::modem::Protocol;
 use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
-use serialport::{SerialPort, TTYPort};
 use tokio::sync::{mpsc, watch};
+
+pub use test_support::pty::plug;
 
 /// How long any one wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A fresh, empty scratch folder `mqgate-<name>-…` in the system temp dir; it is
-/// removed when the returned guard is dropped, also when the test fails.
-pub fn scratch_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("mqgate-{name}-"))
-        .tempdir()
-        .expect("a scratch folder in the temp dir")
-}
-
 /// A fresh path for a device symlink in a scratch folder; keep the folder's guard
 /// alive for as long as the link is used.
-pub fn temp_link(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = scratch_dir(name);
+pub fn temp_link(name: &str) -> (Scratch, PathBuf) {
+    let dir = Scratch::new(&format!("mqgate-{name}"));
     let link = dir.path().join("ttyModem");
     (dir, link)
-}
-
-/// A pseudo-terminal whose device is reachable through `link` (like
-/// /dev/serial/by-id/...); the master side is returned.
-pub fn plug(link: &Path) -> TTYPort {
-    let (master, slave) = TTYPort::pair().expect("a pseudo-terminal pair");
-    let name = slave.name().expect("the slave side has a path");
-    drop(slave);
-    let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(&name, link).expect("symlink to the pty");
-    master
-}
-
-/// CPU time (user + system) this process has used so far, in seconds.
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: f64 =
-        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// The next frame, or a failed test after [`WAIT`].
@@ -72,12 +43,8 @@ pub async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
 }
 
 /// Poll `cond` until it holds, or fail the test after [`WAIT`] naming `what`.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    test_support::wait_until(what, WAIT, cond).await
 }
 
 pub fn connected(status: &SourceStatus) -> bool {
@@ -123,6 +90,25 @@ pub fn run_modem(name: &str, serial: SerialSettings, protocol: impl Protocol + '
         task,
         path,
     }
+}
+
+/// The RAK3172 source on the port behind `link`, with waits short enough for tests.
+pub fn run_rak3172(link: &Path) -> Running {
+    let path = link.to_str().expect("utf-8 path").to_string();
+    let mut settings = mqgate::source::modem::rak3172::Rak3172Settings::new();
+    settings.p2p.frequency_hz = 869_525_000;
+    settings.p2p.spreading_factor = 9;
+    // Long enough for a simulator thread on a loaded machine to answer.
+    settings.reply_timeout = Duration::from_secs(1);
+    settings.reset_wait = Duration::from_millis(100);
+    settings.reinit_initial = Duration::from_millis(50);
+    settings.reinit_max = Duration::from_millis(400);
+    settings.port = Some(Arc::from(path.as_str()));
+    run_modem(
+        "rak",
+        quick_reopen(&path, 115_200, Duration::from_millis(400)),
+        mqgate::source::modem::rak3172::Rak3172::new(settings),
+    )
 }
 
 /// Settings for the port at `path` that reopen it after 50 ms at first, backing off

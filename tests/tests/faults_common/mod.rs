@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use mqgate_tests::feeder::{wait_port_open, FeedPlan, Feeder, SeqGateway};
 use mqgate_tests::mqgate::start_mqgate_run;
-use mqgate_tests::process::{Proc, Stream};
 use mqgate_tests::relay::Relay;
-use mqgate_tests::scratch::{plug, Scratch};
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
 use mqgate_tests::upstream::Upstream;
 use serialport::TTYPort;
+use test_support::process::{Proc, Stream};
+use test_support::pty::plug;
+use test_support::scratch::Scratch;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 /// Lines per second the feeder writes in the streaming tests.

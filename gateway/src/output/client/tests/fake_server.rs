@@ -128,10 +128,7 @@ async fn a_server_that_never_sends_connack_is_a_connect_timeout() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = test_support::free_port();
     let opts = options(SocketAddr::from(([127, 0, 0, 1], port)), "nobody");
     let result = wait_for("connect", Connection::connect(&opts)).await;
     match result {
@@ -157,12 +154,23 @@ async fn queued_packets_reach_the_server_in_order_with_the_flags_given() {
         );
     }
     conn.pubrel(9);
-    let waited = tokio::time::timeout(QUIET, conn.next()).await;
-    assert!(waited.is_err(), "the silent server answered? {waited:?}");
+    // `next` writes what is queued while it waits for an answer that never comes;
+    // the server reads every packet, the PUBREL last.
+    let mut got = Vec::new();
+    let reading = async {
+        while !matches!(got.last(), Some(Packet::PubRel(_))) {
+            got.push(seen.recv().await.expect("the server reads on"));
+        }
+    };
+    tokio::select! {
+        answer = conn.next() => panic!("the silent server answered? {answer:?}"),
+        () = wait_for("every packet at the server", reading) => {}
+    }
     assert_eq!(conn.queued_bytes(), 0);
-    assert!(matches!(seen.recv().await, Some(Packet::Connect(_))));
+    let mut packets = got.into_iter();
+    assert!(matches!(packets.next(), Some(Packet::Connect(_))));
     for id in 1..=300u16 {
-        match wait_for("PUBLISH", seen.recv()).await {
+        match packets.next() {
             Some(Packet::Publish(p)) => {
                 assert_eq!(
                     (p.pkid, p.dup, p.retain, p.qos),
@@ -173,10 +181,7 @@ async fn queued_packets_reach_the_server_in_order_with_the_flags_given() {
             other => panic!("expected PUBLISH {id}, got {other:?}"),
         }
     }
-    assert_eq!(
-        wait_for("PUBREL", seen.recv()).await,
-        Some(Packet::PubRel(9))
-    );
+    assert_eq!(packets.next(), Some(Packet::PubRel(9)));
 }
 
 #[tokio::test]
@@ -214,8 +219,10 @@ async fn a_server_that_reads_but_never_answers_fails_keep_alive_while_publishes_
     );
     assert!(took < Duration::from_millis(3000), "gave up after {took:?}");
     assert!(published >= 15, "only {published} publishes went out");
+    // Closing the socket ends the server's reading: it has seen all there was.
+    drop(conn);
     let mut pings = 0;
-    while let Ok(Some(p)) = tokio::time::timeout(QUIET, seen.recv()).await {
+    while let Some(p) = wait_for("the server to see the connection close", seen.recv()).await {
         pings += u32::from(p == Packet::PingReq);
     }
     assert_eq!(pings, 1);

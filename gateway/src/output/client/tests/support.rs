@@ -2,9 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -14,8 +11,6 @@ use crate::output::client::{Ack, ClientOptions, Connection, QoS};
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
-/// How long a test watches for something that should NOT happen.
-pub const QUIET: Duration = Duration::from_millis(500);
 
 /// Await `fut`, failing the test if it takes longer than `WAIT`.
 pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
@@ -96,8 +91,30 @@ pub fn expected_pkids(count: u32) -> Vec<u16> {
     (1..=count).map(pkid).collect()
 }
 
-/// Collect payloads from a channel until `count` arrived, then watch `QUIET` for more.
-pub async fn collect(rx: &mut mpsc::Receiver<Vec<u8>>, count: usize) -> Vec<String> {
+/// The payload of the marker [`collect`] waits for.
+const FENCE: &[u8] = b"fence";
+
+/// Publishes [`FENCE`] to `topic` at QoS 1 from a client of its own and waits for
+/// the PUBACK: by then the broker has routed it, after all it routed before.
+pub async fn publish_fence(addr: SocketAddr, topic: &str) {
+    let (mut conn, _) = connect(&options(addr, &unique("fence"))).await;
+    conn.publish(1, topic, FENCE, QoS::AtLeastOnce, false, false);
+    match wait_for("the fence's PUBACK", conn.next()).await {
+        Ok(Ack::PubAck(1)) => {}
+        other => panic!("expected the fence's PUBACK, got {other:?}"),
+    }
+    conn.disconnect(WAIT).await;
+}
+
+/// Collect payloads from a channel until `count` arrived, then until a fence
+/// published to `topic` on the broker at `addr` comes: whatever came before the
+/// fence (a duplicate, one too many) is returned too.
+pub async fn collect(
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    count: usize,
+    addr: SocketAddr,
+    topic: &str,
+) -> Vec<String> {
     let mut got = Vec::with_capacity(count);
     while got.len() < count {
         match tokio::time::timeout(WAIT, rx.recv()).await {
@@ -106,10 +123,14 @@ pub async fn collect(rx: &mut mpsc::Receiver<Vec<u8>>, count: usize) -> Vec<Stri
             Err(_) => panic!("subscriber got {} of {count} messages", got.len()),
         }
     }
-    while let Ok(Some(p)) = tokio::time::timeout(QUIET, rx.recv()).await {
-        got.push(String::from_utf8_lossy(&p).into_owned());
+    publish_fence(addr, topic).await;
+    loop {
+        match wait_for("the fence", rx.recv()).await {
+            Some(p) if p == FENCE => return got,
+            Some(p) => got.push(String::from_utf8_lossy(&p).into_owned()),
+            None => panic!("the subscriber ended before the fence; got {got:?}"),
+        }
     }
-    got
 }
 
 /// The payloads `1..=count`.
@@ -165,96 +186,4 @@ pub async fn broker_lite() -> broker_lite::Broker {
     broker_lite::Broker::start(config)
         .await
         .expect("broker-lite starts")
-}
-
-/// A scratch directory, removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(prefix: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Debian's Mosquitto on a free loopback port; killed when dropped.
-pub struct Mosquitto {
-    pub addr: SocketAddr,
-    child: Child,
-    dir: Scratch,
-}
-
-impl Mosquitto {
-    /// Start with `extra` appended to a configuration that allows anonymous
-    /// clients (unless `extra` says otherwise) and keeps no persistence file.
-    pub async fn start(extra: impl Fn(&Path) -> String) -> Mosquitto {
-        Mosquitto::start_logging(extra, "log_type all").await
-    }
-
-    /// Like `start`, with Mosquitto's default log types (not one line per packet).
-    pub async fn start_quiet(extra: impl Fn(&Path) -> String) -> Mosquitto {
-        Mosquitto::start_logging(extra, "").await
-    }
-
-    async fn start_logging(extra: impl Fn(&Path) -> String, log_types: &str) -> Mosquitto {
-        let dir = Scratch::new("mosquitto");
-        // Started as root, Mosquitto drops to its own user, which must still write its log here.
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))
-            .expect("chmod scratch dir");
-        for _attempt in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let conf = dir.0.join("mosquitto.conf");
-            let text = format!(
-                "listener {port} 127.0.0.1\npersistence false\nmax_inflight_messages 0\n\
-                 max_queued_messages 0\nlog_dest file {}\n{log_types}\n{}\n",
-                dir.0.join("log").display(),
-                extra(&dir.0)
-            );
-            std::fs::write(&conf, text).expect("write mosquitto.conf");
-            let mut child = Command::new("/usr/sbin/mosquitto")
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("mosquitto is installed (apt-get install mosquitto)");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            for _ in 0..250 {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return Mosquitto { addr, child, dir };
-                }
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = std::fs::read_to_string(dir.0.join("log")).unwrap_or_default();
-        panic!("mosquitto did not start:\n{log}");
-    }
-
-    /// Mosquitto's log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -1,5 +1,5 @@
 //! Throw-away certificates for TLS tests (broker-lite's and the gateway's), made
-//! with the `openssl` command line tool in a temporary folder: a CA, a server
+//! with the `openssl` command line tool in a scratch folder: a CA, a server
 //! certificate for 127.0.0.1 and localhost, and client certificates with a chosen
 //! subject.
 
@@ -34,30 +34,6 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 ";
 
-/// A folder removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temporary folder");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A certificate and its key, PEM files.
 #[derive(Debug, Clone)]
 pub struct CertKey {
@@ -66,6 +42,7 @@ pub struct CertKey {
 }
 
 /// A CA (P-256) whose files live in `dir`.
+#[derive(Debug)]
 pub struct Ca {
     pub cert: PathBuf,
     key: PathBuf,

@@ -1,11 +1,14 @@
 //! A child process whose stdout and stderr are collected line by line, so a test
 //! can wait for a line with a timeout. The process is killed when dropped.
 
+use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub use libc::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 
 /// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +50,14 @@ pub struct Proc {
     shared: Arc<Shared>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    /// How many stdout lines [`Proc::next_line`] has handed out.
+    read: usize,
 }
 
 impl Proc {
     /// Start `cmd` with stdin closed and stdout/stderr collected.
-    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+    pub fn spawn(name: &str, mut cmd: impl BorrowMut<Command>) -> Proc {
+        let cmd = cmd.borrow_mut();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -72,6 +78,7 @@ impl Proc {
             shared,
             readers,
             status: None,
+            read: 0,
         }
     }
 
@@ -93,6 +100,62 @@ impl Proc {
             .filter(|l| l.stream == stream)
             .map(|l| l.text.clone())
             .collect()
+    }
+
+    /// All of stderr so far, one line after another.
+    pub fn stderr_text(&self) -> String {
+        self.stream(Stream::Stderr).join("\n")
+    }
+
+    /// The next stdout line after those this method returned before, waiting for
+    /// it up to `timeout`; `None` at the deadline or when stdout closed first.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.shared.lock();
+        loop {
+            if let Some(line) = guard
+                .lines
+                .iter()
+                .filter(|l| l.stream == Stream::Stdout)
+                .nth(self.read)
+            {
+                self.read += 1;
+                return Some(line.text.clone());
+            }
+            let now = Instant::now();
+            if guard.open == 0 || now >= deadline {
+                return None;
+            }
+            guard = self
+                .shared
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Reads stdout lines with [`Proc::next_line`] until one satisfies `pred` and
+    /// returns it; panics with the transcript after `timeout`.
+    pub fn expect_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Some(line) if pred(&line) => return line,
+                Some(_) => {}
+                None => panic!(
+                    "{}: no line {what} within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.transcript()
+                ),
+            }
+        }
     }
 
     /// Everything printed so far, for failure messages.
@@ -175,6 +238,14 @@ impl Proc {
         assert_eq!(rc, 0, "{}: kill({pid}, {signal}) failed", self.name);
     }
 
+    /// Kills the process with SIGKILL (if it still runs) and reaps it.
+    pub fn kill(&mut self) {
+        if self.try_exited().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
     /// The exit status if the process has ended, without waiting.
     pub fn try_exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
@@ -208,12 +279,18 @@ impl Proc {
     }
 }
 
+impl std::fmt::Debug for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proc")
+            .field("name", &self.name)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
-        if self.try_exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.kill();
     }
 }
 
