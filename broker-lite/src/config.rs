@@ -4,10 +4,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use mqtt_proto::topic::validate_topic_filter;
 use serde::Deserialize;
 
 pub use crate::persist::PersistenceConfig;
-use crate::topic::validate_topic_filter;
 use crate::yaml_path::{locate, split_error, FieldPath};
 
 pub use crate::listener::{ListenerConfig, TlsConfig};
@@ -258,14 +258,14 @@ impl Config {
                     "max_topic_length",
                     limits.max_topic_length as u64,
                     1,
-                    crate::topic::MAX_TOPIC_LEN as u64,
+                    mqtt_proto::topic::MAX_TOPIC_LEN as u64,
                 ),
                 // A topic of 65535 bytes has at most 65536 levels (all of them empty).
                 limit(
                     "max_topic_levels",
                     limits.max_topic_levels as u64,
                     1,
-                    crate::topic::MAX_TOPIC_LEN as u64 + 1,
+                    mqtt_proto::topic::MAX_TOPIC_LEN as u64 + 1,
                 ),
             ]
             .into_iter()

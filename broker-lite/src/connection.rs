@@ -15,12 +15,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use mqtt_proto::codec::{
+    encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::codec::{encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use crate::listener::Admitted;
 use crate::metrics::{self, Metrics};
 use crate::outbox::{Outbox, OutboxLimits, Taken};

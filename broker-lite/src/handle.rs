@@ -1,13 +1,13 @@
 //! Publish and subscribe from inside the process, without a TCP hop.
 
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::Event;
-use crate::topic;
 
 /// Messages an in-process subscription holds before the broker drops (and counts) more.
 const SUBSCRIPTION_CAPACITY: usize = 1024;

@@ -6,7 +6,6 @@
 //! writes to its socket in one go.
 
 pub mod auth;
-pub mod codec;
 pub mod config;
 mod connection;
 mod handle;
@@ -23,7 +22,7 @@ mod session;
 pub mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod topic;
+mod topic_limits;
 pub mod yaml_path;
 
 pub use config::Config;

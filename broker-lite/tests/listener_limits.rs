@@ -8,10 +8,10 @@ mod streams;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::Packet;
 use broker_lite::testing::pki::{Ca, TempDir};
 use broker_lite::{Broker, Config};
 use common::ConnectBytes;
+use mqtt_proto::codec::Packet;
 use streams::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

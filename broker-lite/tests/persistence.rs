@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
 use common::{publish, pubrel, ConnectBytes, RawClient, QUIET};
+use mqtt_proto::codec::{Packet, QoS, SubscribeReturnCode};
 use real::{free_port, mosquitto_pub, run_py, wait_for_listener, MqSub, Proc, TIMEOUT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");

@@ -6,9 +6,9 @@ mod real;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use broker_lite::HandleError;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 use real::{mosquitto_pub, MqSub, Received, TestBroker, TIMEOUT};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 

@@ -9,10 +9,10 @@ mod streams;
 
 use std::process::Command;
 
-use broker_lite::codec::Packet;
 use broker_lite::config::TlsConfig;
 use broker_lite::testing::pki::{Ca, CertKey, TempDir};
 use common::{publish, subscribe, ConnectBytes};
+use mqtt_proto::codec::Packet;
 use real::{mosquitto_pub, python, run_py, MqSub, Proc};
 use streams::*;
 use tokio::io::AsyncWriteExt;

@@ -21,13 +21,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::config::{StoreConfig, Synchronous};
 use mqgate::message::Message;
 use mqgate::output::client::ClientOptions;
 use mqgate::output::upstream::{self, UpstreamSettings, UpstreamStatus};
 use mqgate::store::{Store, StoreStats};
+use mqtt_proto::codec::QoS;
 use tokio::sync::watch;
 
 const APPENDS: usize = 200_000;

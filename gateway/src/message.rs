@@ -1,7 +1,7 @@
 //! An MQTT message produced by a mapping: what the outputs publish.
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 /// One message to publish. The store and the outputs know this type, not the script engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

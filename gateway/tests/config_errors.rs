@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use broker_lite::codec::QoS;
 use mqgate::config::{ConfigError, GatewayConfig, SourceKind};
+use mqtt_proto::codec::QoS;
 use tempfile::TempDir;
 
 /// A fresh folder under the system temp dir holding the given files; removed when

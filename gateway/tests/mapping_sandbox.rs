@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::frame::{Frame, Meta};
 use mqgate::mapping::{
     dead_letter, MapError, Mapped, Mapper, MappingDefaults, MappingError, ScriptLimits,
 };
 use mqgate::message::Message;
+use mqtt_proto::codec::QoS;
 
 const PATH: &str = "scripts/test.rhai";
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use mqgate::config::GatewayConfig;
 use mqgate::pipeline;
+use mqtt_proto::codec::QoS;
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;

@@ -5,11 +5,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::config::{StoreConfig, WhenFull};
 use mqgate::message::Message;
 use mqgate::store::{OutputQueue, Store, StoreStats, Stored};
+use mqtt_proto::codec::QoS;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

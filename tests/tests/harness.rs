@@ -5,7 +5,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use mqgate_tests::feeder::{wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway};
 use mqgate_tests::mqgate::start_mqgate_run;
 use mqgate_tests::mqtt::Mosquitto;
@@ -13,6 +12,7 @@ use mqgate_tests::relay::Relay;
 use mqgate_tests::scratch::{plug, Scratch};
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
 use mqgate_tests::upstream::Upstream;
+use mqtt_proto::codec::QoS;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 use super::db::{Db, Owner, StoredMessage, StoredSession};
 use super::journal::Change;
 use super::*;
-use crate::codec::QoS;
 use crate::config::Config;
 use crate::message::Message;
 

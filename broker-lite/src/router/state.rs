@@ -2,14 +2,15 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
+use mqtt_proto::codec::{
+    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
+    SubscribeReturnCode, Unsubscribe,
+};
+use mqtt_proto::topic;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::auth::{Auth, SessionAcls};
-use crate::codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
-    SubscribeReturnCode, Unsubscribe,
-};
 use crate::config::Config;
 use crate::connection::End;
 use crate::message::Message;
@@ -19,7 +20,7 @@ use crate::persist::{self, Journal, Loaded, Owner};
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Link, Outcome, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
-use crate::topic::{self, TopicLimits};
+use crate::topic_limits::TopicLimits;
 
 use super::Event;
 
@@ -681,7 +682,9 @@ impl Router {
 
     /// A filter is denied when it lies inside one of the `deny_subscribe` filters.
     fn is_denied(&self, filter: &str) -> bool {
-        self.deny_subscribe.iter().any(|d| filter_within(filter, d))
+        self.deny_subscribe
+            .iter()
+            .any(|d| topic::filter_within(filter, d))
     }
 
     fn local_subscribe(
@@ -739,51 +742,6 @@ impl Router {
             let topic = format!("$SYS/broker/{name}");
             let msg = Message::new(&topic, value.into(), QoS::AtMostOnce, true);
             self.route(msg, None, false);
-        }
-    }
-}
-
-/// True when every topic `filter` can match is also matched by `outer`.
-pub(crate) fn filter_within(filter: &str, outer: &str) -> bool {
-    let mut inner = filter.split('/');
-    let mut outer_levels = outer.split('/');
-    loop {
-        match (inner.next(), outer_levels.next()) {
-            (_, Some("#")) => return true,
-            (None, None) => return true,
-            (Some(i), Some("+")) if i != "#" => {}
-            (Some(i), Some(o)) if i == o && i != "+" && i != "#" => {}
-            _ => return false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::filter_within;
-
-    #[test]
-    fn a_filter_inside_a_denied_filter_is_denied() {
-        let cases = [
-            ("secret/a", "secret/#", true),
-            ("secret", "secret/#", true),
-            ("secret/+/x", "secret/#", true),
-            ("#", "#", true),
-            ("$SYS/broker/+", "$SYS/#", true),
-            ("a/b", "a/+", true),
-            ("a/+", "a/+", true),
-            ("a/#", "a/+", false),
-            ("a/+", "a/b", false),
-            ("#", "secret/#", false),
-            ("public/a", "secret/#", false),
-            ("a/b/c", "a/+", false),
-        ];
-        for (filter, outer, expected) in cases {
-            assert_eq!(
-                filter_within(filter, outer),
-                expected,
-                "{filter} within {outer}"
-            );
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -134,7 +134,7 @@ pub(crate) fn from_value(
         if e.name.trim().is_empty() {
             report.add(&at.key("name"), "must not be empty");
         }
-        if let Err(why) = broker_lite::topic::validate_topic_name(&e.state_topic) {
+        if let Err(why) = mqtt_proto::topic::validate_topic_name(&e.state_topic) {
             report.add(&at.key("state_topic"), why.to_string());
         }
     }

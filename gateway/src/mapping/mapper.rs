@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use broker_lite::codec::QoS;
-use broker_lite::topic::validate_topic_name;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::validate_topic_name;
 use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
 
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};

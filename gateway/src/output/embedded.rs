@@ -40,7 +40,7 @@ pub async fn run(handle: BrokerHandle, mut queue: OutputQueue, stats: Arc<Output
         let mut msgs = Vec::with_capacity(batch.len());
         for stored in &batch {
             let m = &stored.message;
-            match broker_lite::topic::validate_topic_name(&m.topic) {
+            match mqtt_proto::topic::validate_topic_name(&m.topic) {
                 Ok(()) => msgs.push(broker_lite::Message::new(
                     &m.topic,
                     m.payload.clone(),

@@ -2,8 +2,8 @@
 //! files declare, published under `homeassistant/...` when the gateway starts, with
 //! `mqgate/<gateway-id>/status` as their availability topic.
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 use serde_json::{json, Map, Value};
 
 use crate::config::{GatewayConfig, HaEntity};

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::StoreError;

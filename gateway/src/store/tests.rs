@@ -1,8 +1,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 use super::*;
 use crate::config::{Qos0WhileDown, WhenFull};

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 

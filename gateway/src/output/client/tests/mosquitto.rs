@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use super::support::*;
 use crate::output::client::{Ack, ClientError, Connection};

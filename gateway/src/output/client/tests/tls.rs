@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use super::support::*;
 use crate::output::client::{Ack, ClientError, Connection};

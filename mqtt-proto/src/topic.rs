@@ -10,9 +10,6 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-mod limits;
-pub(crate) use limits::TopicLimits;
-
 /// Longest topic in bytes: it travels as a UTF-8 string with a 16-bit length.
 pub const MAX_TOPIC_LEN: usize = 65_535;
 
@@ -106,6 +103,53 @@ pub fn matches(filter: &str, topic: &str) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Whether every topic the valid filter `inner` can match is also matched by
+/// the valid filter `outer` (`a/+` lies within `a/#`, `#` within `#`).
+///
+/// A filter whose first level is a wildcard does not reach topics starting with
+/// `$` [MQTT-4.7.2-1], so `$SYS/#` does not lie within `#` or `+/#`.
+pub fn filter_within(inner: &str, outer: &str) -> bool {
+    if reaches_dollar_past_wildcard(inner, outer) {
+        return false;
+    }
+    let mut inner_levels = inner.split('/');
+    let mut outer_levels = outer.split('/');
+    loop {
+        match (inner_levels.next(), outer_levels.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            (Some(i), Some("+")) if i != "#" => {}
+            (Some(i), Some(o)) if i == o && i != "+" && i != "#" => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether some topic name is matched by both valid filters `a` and `b`.
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    if reaches_dollar_past_wildcard(a, b) || reaches_dollar_past_wildcard(b, a) {
+        return false;
+    }
+    let mut a_levels = a.split('/');
+    let mut b_levels = b.split('/');
+    loop {
+        match (a_levels.next(), b_levels.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (None, None) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(l), Some(r)) if l == r => {}
+            _ => return false,
+        }
+    }
+}
+
+/// `literal` starts with a `$` level and `wild` with a wildcard, which does not
+/// reach `$` topics [MQTT-4.7.2-1].
+fn reaches_dollar_past_wildcard(literal: &str, wild: &str) -> bool {
+    literal.starts_with('$') && (wild.starts_with('+') || wild.starts_with('#'))
 }
 
 /// A validated topic name: what a PUBLISH is sent to.
@@ -334,6 +378,77 @@ mod tests {
         ];
         for (filter, topic, expected) in table {
             assert_eq!(matches(filter, topic), *expected, "{filter:?} vs {topic:?}");
+        }
+    }
+
+    #[test]
+    fn a_filter_lies_within_another_when_every_topic_it_matches_does() {
+        let table: &[(&str, &str, bool)] = &[
+            ("secret/a", "secret/#", true),
+            ("secret", "secret/#", true),
+            ("secret/+/x", "secret/#", true),
+            ("#", "#", true),
+            ("a/b", "a/+", true),
+            ("a/+", "a/+", true),
+            ("a", "a/#", true),
+            ("a/#", "a/+", false),
+            ("a/+", "a/b", false),
+            ("a/#", "a", false),
+            ("#", "secret/#", false),
+            ("public/a", "secret/#", false),
+            ("a/b/c", "a/+", false),
+            ("+/+", "a/#", false),
+        ];
+        for (inner, outer, expected) in table {
+            assert_eq!(
+                filter_within(inner, outer),
+                *expected,
+                "{inner:?} within {outer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dollar_filters_lie_only_within_filters_that_name_their_first_level() {
+        let table: &[(&str, &str, bool)] = &[
+            ("$SYS/#", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS", "+", false),
+            ("$SYS/broker/x", "+/#", false),
+            ("$SYS/broker/x", "$SYS/#", true),
+            ("$SYS/broker/+", "$SYS/#", true),
+            ("$SYS/+", "$SYS/#", true),
+            ("$SYS/x", "$SYS/+", true),
+            ("#", "$SYS/#", false),
+            ("+/x", "$SYS/+", false),
+            ("a/$b", "a/+", true),
+            ("a/$b", "#", true),
+        ];
+        for (inner, outer, expected) in table {
+            assert_eq!(
+                filter_within(inner, outer),
+                *expected,
+                "{inner:?} within {outer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_overlap_when_some_topic_matches_both() {
+        let table: &[(&str, &str, bool)] = &[
+            ("a/b", "a/b", true),
+            ("a/+", "a/b", true),
+            ("a/#", "a", true),
+            ("+/+", "a/#", true),
+            ("a/b/c", "a/+", false),
+            ("a/b", "a/c", false),
+            ("#", "$SYS/#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/+", "$SYS/#", true),
+        ];
+        for (a, b, expected) in table {
+            assert_eq!(filters_overlap(a, b), *expected, "{a:?} overlaps {b:?}");
+            assert_eq!(filters_overlap(b, a), *expected, "{b:?} overlaps {a:?}");
         }
     }
 
