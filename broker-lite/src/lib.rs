@@ -26,7 +26,7 @@ mod topic_limits;
 pub mod yaml_path;
 
 pub use config::Config;
-pub use handle::{BrokerHandle, HandleError, Subscription};
+pub use handle::{BrokerHandle, HandleError, Publication, Subscription};
 pub use message::Message;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use reload::{PreparedReload, ReloadError, Reloaded};

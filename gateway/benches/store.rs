@@ -55,7 +55,7 @@ fn message(i: usize, qos: QoS) -> Message {
         1_764_140_000_000u64 + i as u64
     );
     Message {
-        topic,
+        topic: topic.parse().expect("a valid topic"),
         payload: Bytes::from(payload),
         qos,
         retain: false,

@@ -97,7 +97,7 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
             Op::Append(n) => {
                 let msgs: Vec<Message> = (0..n)
                     .map(|i| Message {
-                        topic: "m".into(),
+                        topic: "m".parse().unwrap(),
                         payload: Bytes::from((model.next_seq + i as u64).to_string()),
                         qos: QoS::AtLeastOnce,
                         retain: false,

@@ -5,7 +5,9 @@
 //! (the rest). `TopicName` and `TopicFilter` can only be built through
 //! validation, so code that holds one does not check again.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 
 use thiserror::Error;
@@ -190,8 +192,27 @@ impl TopicFilter {
     }
 }
 
+/// A string refused as a topic name or filter, handed back with the reason so
+/// that an error message can quote it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{topic:?}: {error}")]
+pub struct InvalidTopic {
+    pub topic: String,
+    pub error: TopicError,
+}
+
 macro_rules! topic_newtype_impls {
     ($ty:ident, $validate:ident) => {
+        impl $ty {
+            /// Validates `topic` and keeps it; on refusal the string comes back.
+            pub fn new(topic: String) -> Result<$ty, InvalidTopic> {
+                match $validate(&topic) {
+                    Ok(()) => Ok($ty(topic)),
+                    Err(error) => Err(InvalidTopic { topic, error }),
+                }
+            }
+        }
+
         impl TryFrom<String> for $ty {
             type Error = TopicError;
 
@@ -215,6 +236,40 @@ macro_rules! topic_newtype_impls {
 
             fn from_str(s: &str) -> Result<Self, TopicError> {
                 $ty::try_from(s)
+            }
+        }
+
+        /// Read access to the text; there is no way to change it.
+        impl Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $ty {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        /// Hashes and compares like its text, so a map keyed by it is searched by `&str`.
+        impl Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
             }
         }
 
@@ -462,6 +517,15 @@ mod tests {
             Err(TopicError::WildcardInName)
         );
         assert_eq!(TopicName::try_from(String::new()), Err(TopicError::Empty));
+
+        let refused = TopicName::new(String::from("a/#")).expect_err("a wildcard in a name");
+        assert_eq!(
+            refused,
+            InvalidTopic {
+                topic: "a/#".into(),
+                error: TopicError::WildcardInName
+            }
+        );
 
         let filter = TopicFilter::try_from(String::from("sensors/+")).expect("valid filter");
         assert!(filter.matches(&name));

@@ -9,7 +9,7 @@ use crate::config::{Qos0WhileDown, WhenFull};
 
 fn msg(n: u64, qos: QoS) -> Message {
     Message {
-        topic: format!("t/{n}"),
+        topic: format!("t/{n}").parse().unwrap(),
         payload: Bytes::from(n.to_string()),
         qos,
         retain: false,
