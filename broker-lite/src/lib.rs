@@ -23,7 +23,6 @@ pub mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topic_limits;
-pub mod yaml_path;
 
 pub use config::Config;
 pub use handle::{BrokerHandle, HandleError, Publication, Subscription};

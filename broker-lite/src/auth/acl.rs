@@ -32,7 +32,7 @@ use mqtt_proto::topic::{filter_within, filters_overlap, validate_topic_filter};
 
 use crate::subscriptions::SubscriptionTree;
 
-use crate::config::ConfigError as FileError;
+use config_report::ConfigError as FileError;
 
 /// What a rule grants, or `Deny`, which takes reading and writing away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl AclFile {
 
     /// Read and check the whole file; every bad line is reported.
     pub fn load(path: &Path) -> Result<AclFile, Vec<FileError>> {
-        let text = fs::read_to_string(path).map_err(|e| vec![FileError::unreadable(path, &e)])?;
+        let text = fs::read_to_string(path).map_err(|e| vec![super::unreadable(path, &e)])?;
         AclFile::parse(&text, path)
     }
 
@@ -137,7 +137,7 @@ impl AclFile {
                 )),
             };
             if let Err(message) = result {
-                errors.push(FileError::at(path, i + 1, message));
+                errors.push(super::line_error(path, i + 1, message));
             }
         }
         if errors.is_empty() {

@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use config_report::{FieldPath, Report};
 use mqtt_proto::codec::QoS;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::homeassistant::HaEntity;
-use super::locate::FieldPath;
-use super::yaml::Report;
 
 /// One loaded mapping file, paths resolved.
 #[derive(Debug, Clone, PartialEq)]
