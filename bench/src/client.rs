@@ -8,11 +8,11 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
-use broker_lite::codec::{
+use bytes::{Buf, BytesMut};
+use mqtt_proto::codec::{
     encode, read_packet, Connect, ConnectReturnCode, Packet, QoS, Subscribe, SubscribeReturnCode,
     PROTOCOL_LEVEL_311,
 };
-use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 

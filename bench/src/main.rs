@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
-use broker_lite::codec::QoS;
 use clap::{Parser, Subcommand};
+use mqtt_proto::codec::QoS;
 
 use report::Json;
 use scenario::{measure, Target};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use broker_lite::codec::{encode, encode_publish, Packet, QoS};
+use mqtt_proto::codec::{encode, encode_publish, Packet, QoS};
 use tokio::time::sleep_until;
 
 use crate::client::Client;

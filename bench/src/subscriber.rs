@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use broker_lite::codec::{encode, Packet, QoS};
+use mqtt_proto::codec::{encode, Packet, QoS};
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use crate::client::Client;

@@ -1,14 +1,13 @@
 //! broker-lite's YAML configuration: typed, defaulted, validated once at load.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use config_report::{parse_file, ConfigError, FieldPath, Report};
+use mqtt_proto::topic::validate_topic_filter;
 use serde::Deserialize;
 
 pub use crate::persist::PersistenceConfig;
-use crate::topic::validate_topic_filter;
-use crate::yaml_path::{locate, split_error, FieldPath};
 
 pub use crate::listener::{ListenerConfig, TlsConfig};
 
@@ -103,55 +102,12 @@ impl Default for Limits {
     }
 }
 
-/// A configuration error: file, line (when known), field path and cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    /// An error about the file as a whole (unreadable, not YAML at all).
-    fn whole_file(file: &str, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    /// `file:line:column: field: message`, leaving out what is not known.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Config {
     /// Read, parse and validate a YAML file; every error found is returned.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![ConfigError::whole_file(&file, format!("cannot read: {e}"))])?;
-        let mut config = Config::from_yaml_str(&text, &file)?;
+            .map_err(|e| vec![ConfigError::whole_file(path, format!("cannot read: {e}"))])?;
+        let mut config = Config::from_yaml_str(&text, &path.display().to_string())?;
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
         config.auth.check_files()?;
         Ok(config)
@@ -169,40 +125,27 @@ impl Config {
         self.auth.resolve_paths(dir);
     }
 
-    /// Parse and validate YAML text; `file` names it in the errors.
+    /// Parse and validate YAML text; `file` names it in the errors. Every bad
+    /// field is reported, not only the first.
     pub fn from_yaml_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
-        let config = match serde_yaml_ng::from_str::<Config>(text) {
-            Ok(config) => config,
-            // A document that is only `~` or `null` means "all defaults", like an empty one.
-            Err(_) if is_null_document(text) => Config::default(),
-            Err(e) => return Err(vec![syntax_error(&e, file)]),
-        };
-        let errors: Vec<ConfigError> = config
-            .problems()
-            .into_iter()
-            .map(|(path, message)| {
-                let (line, column) = match locate(text, &path) {
-                    Some((line, column)) => (Some(line), Some(column)),
-                    None => (None, None),
-                };
-                ConfigError {
-                    file: file.to_string(),
-                    line,
-                    column,
-                    field: path.to_string(),
-                    message,
-                }
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(errors)
+        let file = Path::new(file);
+        // An empty document, or one that is only `~` or `null`, means "all defaults".
+        let value = parse_file(file, text).map_err(|e| vec![e])?;
+        let mut report = Report::new(file, text);
+        if let Some(config) = report.whole::<Config>(&value) {
+            for (path, message) in config.problems() {
+                report.add(&path, message);
+            }
+            if report.is_empty() {
+                return Ok(config);
+            }
         }
+        Err(report.into_errors_as_found())
     }
 
-    /// Every semantic problem: the field path and what is wrong with it.
-    fn problems(&self) -> Vec<(FieldPath, String)> {
+    /// Every semantic problem: the field path (from the top of the file) and
+    /// what is wrong with it. The gateway checks its `broker:` section with these.
+    pub fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut problems = Vec::new();
         for (i, filter) in self.deny_subscribe.iter().enumerate() {
             if let Err(e) = validate_topic_filter(filter) {
@@ -258,14 +201,14 @@ impl Config {
                     "max_topic_length",
                     limits.max_topic_length as u64,
                     1,
-                    crate::topic::MAX_TOPIC_LEN as u64,
+                    mqtt_proto::topic::MAX_TOPIC_LEN as u64,
                 ),
                 // A topic of 65535 bytes has at most 65536 levels (all of them empty).
                 limit(
                     "max_topic_levels",
                     limits.max_topic_levels as u64,
                     1,
-                    crate::topic::MAX_TOPIC_LEN as u64 + 1,
+                    mqtt_proto::topic::MAX_TOPIC_LEN as u64 + 1,
                 ),
             ]
             .into_iter()
@@ -286,26 +229,6 @@ pub const MIN_PACKET_SIZE: u64 = 64;
 
 /// Largest MQTT packet: a 4-byte remaining length of 268,435,455 [MQTT-2.2.3].
 pub const MAX_PACKET_SIZE: u64 = 268_435_455;
-
-fn is_null_document(text: &str) -> bool {
-    matches!(
-        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text),
-        Ok(serde_yaml_ng::Value::Null)
-    )
-}
-
-/// Turns a parse or type error into a `ConfigError` with field and position apart.
-fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
-    let (field, message) = split_error(e);
-    let location = e.location();
-    ConfigError {
-        file: file.to_string(),
-        line: location.as_ref().map(|at| at.line()),
-        column: location.as_ref().map(|at| at.column()),
-        field,
-        message,
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,13 @@
 //! Publish and subscribe from inside the process, without a TCP hop.
 
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::{self, TopicName};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::Event;
-use crate::topic;
 
 /// Messages an in-process subscription holds before the broker drops (and counts) more.
 const SUBSCRIPTION_CAPACITY: usize = 1024;
@@ -18,6 +18,17 @@ pub enum HandleError {
     Stopped,
     #[error("invalid topic: {0}")]
     InvalidTopic(String),
+}
+
+/// A message to publish from inside the process, made from a `TopicName`: its
+/// topic was checked when the name was made, so the broker takes it as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication(Message);
+
+impl Publication {
+    pub fn new(topic: &TopicName, payload: Bytes, qos: QoS, retain: bool) -> Publication {
+        Publication(Message::new(topic, payload, qos, retain))
+    }
 }
 
 /// A cheap, cloneable handle on a running broker.
@@ -51,16 +62,12 @@ impl BrokerHandle {
     }
 
     /// Publish several messages in order with one hand-over to the broker; resolves
-    /// once all are routed. Every topic is checked first: one invalid topic refuses
-    /// the whole batch (check with `topic::validate_topic_name` to sort them out).
-    pub async fn publish_many(&self, msgs: Vec<Message>) -> Result<(), HandleError> {
-        for m in &msgs {
-            topic::validate_topic_name(&m.topic)
-                .map_err(|e| HandleError::InvalidTopic(e.to_string()))?;
-        }
-        if msgs.is_empty() {
+    /// once all are routed.
+    pub async fn publish_many(&self, publications: Vec<Publication>) -> Result<(), HandleError> {
+        if publications.is_empty() {
             return Ok(());
         }
+        let msgs = publications.into_iter().map(|p| p.0).collect();
         let (done, taken) = oneshot::channel();
         self.router
             .send(Event::LocalPublishMany { msgs, done })

@@ -6,7 +6,6 @@
 //! writes to its socket in one go.
 
 pub mod auth;
-pub mod codec;
 pub mod config;
 mod connection;
 mod handle;
@@ -21,11 +20,10 @@ mod router;
 mod server;
 mod session;
 pub mod subscriptions;
-pub mod topic;
-pub mod yaml_path;
+mod topic_limits;
 
 pub use config::Config;
-pub use handle::{BrokerHandle, HandleError, Subscription};
+pub use handle::{BrokerHandle, HandleError, Publication, Subscription};
 pub use message::Message;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use reload::{PreparedReload, ReloadError, Reloaded};

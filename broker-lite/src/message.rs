@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 /// A message in the broker: routed, queued, retained, or handed to an in-process subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use mqtt_proto::codec::{encode, encode_publish, LastWill, Packet, QoS};
 use tokio::sync::mpsc;
 
-use crate::codec::{encode, encode_publish, LastWill, Packet, QoS};
 use crate::config::QueueOverflow;
 use crate::message::Message;
 use crate::outbox::{Outbox, OutboxLimits};

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 type NodeId = usize;
 

@@ -7,10 +7,10 @@ mod common;
 use std::path::Path;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
-use broker_lite::codec::QoS;
 use broker_lite::config::PersistenceConfig;
 use broker_lite::Broker;
 use common::{start_with, wait_for, ConnectBytes, RawClient};
+use mqtt_proto::codec::QoS;
 
 const ACL: &str = "\
 user alice

@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, DEFAULT_ITERATIONS};
-use broker_lite::codec::ConnectReturnCode;
 use common::{start_with, wait_for, ConnectBytes, RawClient};
+use mqtt_proto::codec::ConnectReturnCode;
 
 /// A password file in a fresh temporary folder, removed when dropped.
 struct PasswordFile(std::path::PathBuf);

@@ -6,8 +6,8 @@ mod common;
 use std::path::PathBuf;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
-use broker_lite::codec::QoS;
 use common::{start_with, wait_for, ConnectBytes, RawClient};
+use mqtt_proto::codec::QoS;
 
 /// Password and ACL files in a fresh temporary folder, removed when dropped.
 struct Files(PathBuf);

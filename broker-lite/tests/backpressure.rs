@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use broker_lite::codec::Packet;
 use common::*;
+use mqtt_proto::codec::Packet;
 use tokio::task::JoinHandle;
 
 const MESSAGES: u32 = 20_000;

@@ -184,6 +184,19 @@ fn wrong_config_value_type_exits_2_naming_file_line_and_field() {
 }
 
 #[test]
+fn every_bad_field_of_the_config_file_is_reported_at_once() {
+    let text = "sys_interval_secs: often\nlimits:\n  max_connections: 10\n  max_inflight: lots\n";
+    let (cfg, stderr) = config_error("twobad", text);
+    let path = cfg.path_str();
+    for want in [
+        format!("{path}:1:20: sys_interval_secs: invalid type: string \"often\", expected u64"),
+        format!("{path}:4:3: limits.max_inflight: invalid type: string \"lots\", expected u16"),
+    ] {
+        assert!(stderr.contains(&want), "stderr lacks {want}:\n{stderr}");
+    }
+}
+
+#[test]
 fn invalid_deny_subscribe_filter_exits_2_naming_file_line_and_field() {
     let text = "sys_interval_secs: 0\ndeny_subscribe:\n  - \"ok/#\"\n  - \"bad/#/x\"\n";
     let (cfg, stderr) = config_error("badfilter", text);

@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::{ConnectReturnCode, Packet, QoS, SubscribeReturnCode};
 use common::*;
+use mqtt_proto::codec::{ConnectReturnCode, Packet, QoS, SubscribeReturnCode};
 
 #[tokio::test]
 async fn connect_with_wrong_protocol_name_is_closed_without_connack() {
@@ -28,7 +28,7 @@ async fn connect_with_unknown_protocol_level_gets_connack_1_then_close() {
     let got = c.packets_until_closed().await;
     assert_eq!(
         got,
-        vec![Packet::ConnAck(broker_lite::codec::ConnAck {
+        vec![Packet::ConnAck(mqtt_proto::codec::ConnAck {
             session_present: false,
             code: ConnectReturnCode::UnacceptableProtocolVersion,
         })]
@@ -55,7 +55,7 @@ async fn empty_client_id_with_persistent_session_gets_connack_2_then_close() {
     let got = c.packets_until_closed().await;
     assert_eq!(
         got,
-        vec![Packet::ConnAck(broker_lite::codec::ConnAck {
+        vec![Packet::ConnAck(mqtt_proto::codec::ConnAck {
             session_present: false,
             code: ConnectReturnCode::IdentifierRejected,
         })]

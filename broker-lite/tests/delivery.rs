@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
 use bytes::Bytes;
 use common::*;
+use mqtt_proto::codec::{Packet, QoS, SubscribeReturnCode};
 use rumqttc::QoS as RQoS;
 
 #[tokio::test]

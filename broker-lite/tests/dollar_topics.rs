@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use broker_lite::{Broker, Config};
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::Packet;
 use common::*;
 use flood::{raise_nofile, BinaryBroker};
 use futures_util::stream::{self, StreamExt};
+use mqtt_proto::codec::Packet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,11 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::Packet;
 use broker_lite::config::QueueOverflow;
 use common::*;
+use mqtt_proto::codec::Packet;
 
-fn payloads(ps: &[broker_lite::codec::Publish]) -> Vec<String> {
+fn payloads(ps: &[mqtt_proto::codec::Publish]) -> Vec<String> {
     ps.iter()
         .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
         .collect()
@@ -99,7 +99,7 @@ async fn connection_over_max_connections_is_closed_even_if_it_sends_connect() {
     let _ = extra.try_send(&ConnectBytes::new("second").encode()).await;
     let got = extra.packets_until_closed().await;
     assert!(
-        !got.iter().any(|p| matches!(p, Packet::ConnAck(a) if a.code == broker_lite::codec::ConnectReturnCode::Accepted)),
+        !got.iter().any(|p| matches!(p, Packet::ConnAck(a) if a.code == mqtt_proto::codec::ConnectReturnCode::Accepted)),
         "a connection over the limit must not be accepted: {got:?}"
     );
 }

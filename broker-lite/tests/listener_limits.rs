@@ -8,9 +8,9 @@ mod streams;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::Packet;
 use broker_lite::{Broker, Config};
 use common::ConnectBytes;
+use mqtt_proto::codec::Packet;
 use streams::*;
 use test_support::pki::Ca;
 use test_support::Scratch;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
 use common::{publish, pubrel, ConnectBytes, RawClient};
+use mqtt_proto::codec::{Packet, QoS, SubscribeReturnCode};
 use real::{run_py, TIMEOUT};
 use test_support::mosquitto::{mosquitto_pub, Subscriber};
 use test_support::process::{Proc, SIGTERM};

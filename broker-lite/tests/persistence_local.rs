@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use broker_lite::{Broker, Config};
+use mqtt_proto::codec::QoS;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 /// Far longer than the test needs: a publish answered before its commit would

@@ -12,10 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
-use broker_lite::codec::{ConnectReturnCode, QoS};
 use broker_lite::config::{ListenerConfig, TlsConfig};
 use broker_lite::{Broker, Config};
 use common::{start_with, wait_for, ConnectBytes, RawClient};
+use mqtt_proto::codec::{ConnectReturnCode, QoS};
 use real::TIMEOUT;
 use streams::{connect_tls, server_tls, tls_client};
 use test_support::pki::Ca;

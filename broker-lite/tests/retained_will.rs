@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use common::*;
+use mqtt_proto::codec::QoS;
 
 #[tokio::test]
 async fn retained_message_is_sent_on_subscribe_with_retain_flag() {

@@ -5,9 +5,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use broker_lite::codec::{Packet, QoS};
 use broker_lite::config::QueueOverflow;
 use common::*;
+use mqtt_proto::codec::{Packet, QoS};
 
 /// Connect a persistent session for `id` and return it with its session-present bit.
 async fn persistent(addr: SocketAddr, id: &str) -> (RawClient, bool) {
@@ -24,7 +24,7 @@ async fn publish_numbered(addr: SocketAddr, topic: &str, qos: u8, n: u16) {
     p.disconnect().await;
 }
 
-fn payloads(ps: &[broker_lite::codec::Publish]) -> Vec<String> {
+fn payloads(ps: &[mqtt_proto::codec::Publish]) -> Vec<String> {
     ps.iter()
         .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
         .collect()

@@ -9,9 +9,9 @@ mod streams;
 
 use std::process::Command;
 
-use broker_lite::codec::Packet;
 use broker_lite::config::TlsConfig;
 use common::{publish, subscribe, ConnectBytes};
+use mqtt_proto::codec::Packet;
 use real::{python, run_py};
 use streams::*;
 use test_support::mosquitto::{mosquitto_pub, mosquitto_pub_status, Subscriber};

@@ -3,9 +3,9 @@
 
 mod common;
 
-use broker_lite::codec::{Packet, QoS, SubscribeReturnCode};
 use broker_lite::config::QueueOverflow;
 use common::*;
+use mqtt_proto::codec::{Packet, QoS, SubscribeReturnCode};
 
 const OK0: SubscribeReturnCode = SubscribeReturnCode::Success(QoS::AtMostOnce);
 const FAIL: SubscribeReturnCode = SubscribeReturnCode::Failure;
@@ -53,6 +53,30 @@ async fn a_filter_over_the_topic_limits_gets_0x80_and_is_counted() {
     assert_eq!(codes, [OK0, FAIL, FAIL, OK0]);
     let m = broker.metrics().snapshot();
     assert_eq!((m.topics_refused, m.subscriptions), (2, 2));
+}
+
+#[tokio::test]
+async fn deny_subscribe_of_hash_refuses_every_filter_except_dollar_ones() {
+    // A filter starting with a wildcard does not reach `$` topics [MQTT-4.7.2-1],
+    // so `$SYS/#` does not lie within a denied `#`; only a `$` deny covers it.
+    let broker = start_with(|c| {
+        c.deny_subscribe = vec!["#".into(), "$SYS/broker/uptime".into()];
+    })
+    .await;
+    let mut c = RawClient::connect(broker.local_addr(), "deny-hash").await;
+    let codes = c
+        .subscribe(
+            1,
+            &[
+                ("a/b", 0),
+                ("#", 0),
+                ("+/x", 0),
+                ("$SYS/#", 0),
+                ("$SYS/broker/uptime", 0),
+            ],
+        )
+        .await;
+    assert_eq!(codes, [FAIL, FAIL, FAIL, OK0, FAIL]);
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use broker_lite::codec::QoS;
 use mqgate::config::GatewayConfig;
 use mqgate::pipeline;
+use mqtt_proto::codec::QoS;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 

@@ -9,13 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use broker_lite::codec::{encode, read_packet, Connect, Packet, QoS, Subscribe};
 use bytes::{Bytes, BytesMut};
 use mqgate::config::GatewayConfig;
 use mqgate::frame::{Frame, Meta};
 use mqgate::mapping::{Mapped, Mapper};
 use mqgate::pipeline::{self, build, ReplayOverride};
 use mqgate::source::replay::Speed;
+use mqtt_proto::codec::{encode, read_packet, Connect, Packet, QoS, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;

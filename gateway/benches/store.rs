@@ -20,13 +20,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::config::{StoreConfig, Synchronous};
 use mqgate::message::Message;
 use mqgate::output::client::ClientOptions;
 use mqgate::output::upstream::{self, UpstreamSettings, UpstreamStatus};
 use mqgate::store::{Store, StoreStats};
+use mqtt_proto::codec::QoS;
 use test_support::mosquitto::Mosquitto;
 use tokio::sync::watch;
 
@@ -55,7 +55,7 @@ fn message(i: usize, qos: QoS) -> Message {
         1_764_140_000_000u64 + i as u64
     );
     Message {
-        topic,
+        topic: topic.parse().expect("a valid topic"),
         payload: Bytes::from(payload),
         qos,
         retain: false,

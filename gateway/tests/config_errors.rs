@@ -4,8 +4,8 @@
 use std::path::Path;
 use test_support::Scratch;
 
-use broker_lite::codec::QoS;
 use mqgate::config::{ConfigError, GatewayConfig, SourceKind};
+use mqtt_proto::codec::QoS;
 
 /// A fresh folder under the system temp dir holding the given files; removed when
 /// the guard is dropped.
@@ -475,6 +475,7 @@ fn errors_in_several_files_come_back_together_with_file_line_column_and_field() 
     let all = lines.join("\n");
     let expected = [
         "mqgate.yaml:11:5: sources[1].baud: invalid type: sequence, expected a whole number from 0 to 4294967295",
+        "mappings/a-gps.yaml:2:1: script: script file ",
         "mappings/a-gps.yaml:3:1: qos: invalid value: integer `3`, expected qos 0, 1 or 2",
         "mappings/b-gps.yaml:2:1: source: source `gps` already has a mapping in ",
         "mappings/c-door.yaml:1:1: source: no source `door` in ",
@@ -501,6 +502,36 @@ fn a_missing_script_is_reported_when_its_mapping_is_otherwise_right() {
     ]);
     let message = single(&errors, "gps.yaml", "script", 2, 1);
     assert!(message.contains("nmea.rhai does not exist"), "{message}");
+}
+
+#[test]
+fn a_bad_field_does_not_hide_the_later_problems_of_its_mapping_file() {
+    let errors = errors(&[
+        ("mqgate.yaml", GATEWAY_WITH_SOURCES),
+        ("gps.log", "$GPGGA\n"),
+        (
+            "mappings/gps.yaml",
+            "source: gps\nqos: 7\ntopic: gps/{name\nscript: nmea.rhai\nlimits:\n  max_call_ms: 0\n",
+        ),
+    ]);
+    let shown: Vec<(String, Option<usize>)> =
+        errors.iter().map(|e| (e.field.clone(), e.line)).collect();
+    assert_eq!(
+        shown,
+        [
+            ("qos".to_string(), Some(2)),
+            ("topic".to_string(), Some(3)),
+            ("script".to_string(), Some(4)),
+            ("limits.max_call_ms".to_string(), Some(6)),
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[1].message.contains("unclosed `{`"), "{}", errors[1]);
+    assert!(
+        errors[2].message.contains("nmea.rhai does not exist"),
+        "{}",
+        errors[2]
+    );
 }
 
 #[test]

@@ -597,7 +597,7 @@ fn ubx_script_maps_every_frame_of_the_logs_within_2000_operations() {
     let path = support::workspace().join("scripts/ubx.rhai");
     let defaults = MappingDefaults {
         topic: "gps/ubx/{name}".into(),
-        qos: broker_lite::codec::QoS::AtMostOnce,
+        qos: mqtt_proto::codec::QoS::AtMostOnce,
         retain: false,
         filter: None,
     };

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::frame::{Frame, Meta};
 use mqgate::mapping::{MapError, Mapped, Mapper, MappingDefaults, MappingError, ScriptLimits};
+use mqtt_proto::codec::QoS;
 use test_support::scratch::Scratch;
 
 /// A scripts folder holding the given files (paths relative to it).

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::frame::{Frame, Meta};
 use mqgate::mapping::{
     dead_letter, MapError, Mapped, Mapper, MappingDefaults, MappingError, ScriptLimits,
 };
 use mqgate::message::Message;
+use mqtt_proto::codec::QoS;
 
 const PATH: &str = "scripts/test.rhai";
 
@@ -60,7 +60,7 @@ fn mapper(bad: &str) -> Mapper {
 
 fn ok_message(payload: &str) -> Message {
     Message {
-        topic: "sensors/dev/ok".into(),
+        topic: "sensors/dev/ok".parse().unwrap(),
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos: QoS::AtLeastOnce,
         retain: false,
@@ -389,7 +389,7 @@ fn without_a_script_the_frame_is_published_as_it_is() {
     assert_eq!(
         m.map(&frame(&[1, 2, 3])),
         Mapped::Messages(vec![Message {
-            topic: "raw/dev".into(),
+            topic: "raw/dev".parse().unwrap(),
             payload: Bytes::from_static(&[1, 2, 3]),
             qos: QoS::AtLeastOnce,
             retain: true,

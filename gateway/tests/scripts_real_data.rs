@@ -9,12 +9,12 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use broker_lite::codec::QoS;
 use mqgate::frame::{
     BinaryConfig, BinaryFramer, ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian, LengthField,
     LinesConfig, LinesFramer,
 };
 use mqgate::mapping::Mapped;
+use mqtt_proto::codec::QoS;
 use serde_json::Value;
 use support::{
     assert_value, cut, data, frame, from_hex, json_file, mapping_mapper, messages, nmea_framer,

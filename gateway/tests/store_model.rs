@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use test_support::Scratch;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::config::{StoreConfig, WhenFull};
 use mqgate::message::Message;
 use mqgate::store::{OutputQueue, Store, StoreStats, Stored};
+use mqtt_proto::codec::QoS;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
             Op::Append(n) => {
                 let msgs: Vec<Message> = (0..n)
                     .map(|i| Message {
-                        topic: "m".into(),
+                        topic: "m".parse().unwrap(),
                         payload: Bytes::from((model.next_seq + i as u64).to_string()),
                         qos: QoS::AtLeastOnce,
                         retain: false,

@@ -18,11 +18,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::{
+use bytes::BytesMut;
+use mqtt_proto::codec::{
     encode, read_packet, ConnAck, Connect, ConnectReturnCode, Packet, Publish, QoS, Subscribe,
     SubscribeReturnCode, PROTOCOL_LEVEL_311,
 };
-use bytes::BytesMut;
 
 /// How often the connection thread looks at its flags and the keep-alive clock.
 const TICK: Duration = Duration::from_millis(20);

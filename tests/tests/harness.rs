@@ -5,12 +5,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_lite::codec::QoS;
 use mqgate_tests::feeder::{wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway};
 use mqgate_tests::mqgate::start_mqgate_run;
 use mqgate_tests::relay::Relay;
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
 use mqgate_tests::upstream::Upstream;
+use mqtt_proto::codec::QoS;
 use test_support::mosquitto::Mosquitto;
 use test_support::pty::plug;
 use test_support::scratch::Scratch;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use broker_lite::codec::{encode, Packet};
+use mqtt_proto::codec::{encode, Packet};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use super::{delivery_fields, quiet_time, rate, Target};
 use crate::client::Client;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use crate::report::{process_cpu, self_cpu, Json};
 use crate::subscriber::SubStats;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use super::{delivery_fields, rate, Target};
 use crate::client::Client;

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
-use crate::yaml_path::FieldPath;
+use config_report::{ConfigError, FieldPath};
 
 use super::acl::AclFile;
 use super::passwd::PasswordFile;

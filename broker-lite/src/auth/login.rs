@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mqtt_proto::codec::{Connect, ConnectReturnCode};
 use tracing::warn;
 
-use crate::codec::{Connect, ConnectReturnCode};
 use crate::connection::ConnShared;
 use crate::metrics;
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 use tracing::error;
 
-use crate::config::ConfigError;
+use config_report::ConfigError;
 
 pub use acl::{AclFile, ClientAcl};
 pub use config::AuthConfig;
@@ -130,26 +130,15 @@ fn decoy() -> &'static PasswordHash {
     })
 }
 
-impl ConfigError {
-    /// A problem on one line of a password or ACL file.
-    pub(crate) fn at(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: path.display().to_string(),
-            line: Some(line),
-            column: None,
-            field: String::new(),
-            message: message.into(),
-        }
+/// A problem on one line of a password or ACL file.
+pub(crate) fn line_error(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        line: Some(line),
+        ..ConfigError::whole_file(path, message)
     }
+}
 
-    /// A password or ACL file that cannot be read.
-    pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
-        ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message: format!("cannot read: {e}"),
-        }
-    }
+/// A password or ACL file that cannot be read.
+pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError::whole_file(path, format!("cannot read: {e}"))
 }

@@ -9,7 +9,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::hash::PasswordHash;
-use crate::config::ConfigError as FileError;
+use config_report::ConfigError as FileError;
 
 /// User names and their hashes.
 #[derive(Debug, Default, Clone)]
@@ -20,7 +20,7 @@ pub struct PasswordFile {
 impl PasswordFile {
     /// Read and check the whole file; every bad line is reported.
     pub fn load(path: &Path) -> Result<PasswordFile, Vec<FileError>> {
-        let text = fs::read_to_string(path).map_err(|e| vec![FileError::unreadable(path, &e)])?;
+        let text = fs::read_to_string(path).map_err(|e| vec![super::unreadable(path, &e)])?;
         PasswordFile::parse(&text, path)
     }
 
@@ -29,7 +29,7 @@ impl PasswordFile {
         let mut users = HashMap::new();
         let mut errors = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let at = |message: String| FileError::at(path, i + 1, message);
+            let at = |message: String| super::line_error(path, i + 1, message);
             let Some((user, hash)) = split_line(line) else {
                 continue;
             };

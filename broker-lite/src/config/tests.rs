@@ -1,4 +1,5 @@
 use super::*;
+use config_report::locate;
 
 fn errors_of(text: &str) -> Vec<ConfigError> {
     match Config::from_yaml_str(text, "broker.yaml") {
@@ -66,6 +67,25 @@ fn a_value_of_the_wrong_type_names_the_field_and_line() {
     assert_eq!(
         lines_and_fields(&errors),
         [(Some(2), "limits.max_inflight")]
+    );
+}
+
+#[test]
+fn every_bad_field_of_the_file_is_reported_at_once() {
+    let text = "sys_interval_secs: often
+limits:
+  max_inflight: lots
+queue_overflow: drop_all
+";
+    let shown: Vec<String> = errors_of(text).iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "broker.yaml:1:20: sys_interval_secs: invalid type: string \"often\", expected u64",
+            "broker.yaml:3:3: limits.max_inflight: invalid type: string \"lots\", expected u16",
+            "broker.yaml:4:1: queue_overflow: unknown variant `drop_all`, \
+             expected `drop_oldest` or `drop_newest`",
+        ]
     );
 }
 
@@ -255,7 +275,7 @@ fn the_example_file_shows_every_key() {
         "deny_subscribe",
         "sys_interval_secs",
     ] {
-        let found = locate(text, &crate::yaml_path::parse(path))
+        let found = locate(text, &config_report::path::parse(path))
             .map(|(line, _)| text.lines().nth(line - 1));
         let last = path.rsplit('.').next().unwrap_or(path);
         assert!(

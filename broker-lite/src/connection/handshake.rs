@@ -9,8 +9,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-use crate::codec::{encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use crate::metrics;
+use mqtt_proto::codec::{
+    encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet,
+};
 
 use super::read::{poll_read_some, CONNECT_CHUNK};
 use super::{ConnShared, Peer};

@@ -14,11 +14,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::codec::{encode, read_packet, Packet};
 use crate::metrics;
 use crate::outbox::{Outbox, Taken};
 use crate::router::Event;
 use crate::session::ConnId;
+use mqtt_proto::codec::{encode, read_packet, Packet};
 
 use super::read::{poll_read_some, READ_CHUNK};
 use super::{ConnShared, End};

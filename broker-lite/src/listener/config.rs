@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::yaml_path::FieldPath;
+use config_report::FieldPath;
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::yaml_path::FieldPath;
+use config_report::FieldPath;
 
 /// Where and how often the broker stores retained messages and persistent sessions.
 /// Absent from the configuration: nothing is stored, as before.

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 use rusqlite::{params, Connection};
 
 use super::journal::Change;
 use super::PersistError;
-use crate::codec::QoS;
 use crate::message::Message;
 
 /// Marks a file as broker-lite's (`PRAGMA application_id`, "BLP1"), so that

@@ -8,12 +8,12 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use mqtt_proto::codec::{Packet, QoS};
 use tracing::warn;
 
 use super::config::PersistenceConfig;
 use super::db::Db;
 use super::{writer, PersistError};
-use crate::codec::{Packet, QoS};
 use crate::message::Message;
 use crate::outbox::Outbox;
 use crate::session::{Outcome, Session};

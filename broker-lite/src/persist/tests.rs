@@ -3,11 +3,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 use super::db::{Db, Owner, StoredMessage, StoredSession};
 use super::journal::Change;
 use super::*;
-use crate::codec::QoS;
 use crate::config::Config;
 use crate::message::Message;
 use test_support::Scratch;

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mqtt_proto::codec::encode;
 use tracing::{debug, error, info};
 
 use super::config::PersistenceConfig;
 use super::db::Db;
 use super::journal::{Batch, Change};
 use super::PersistError;
-use crate::codec::encode;
 
 /// Router batches the channel holds before the router waits for the writer.
 const CHANNEL_BATCHES: usize = 64;

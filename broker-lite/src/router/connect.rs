@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use crate::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 use crate::connection::End;
 use crate::message::Message;
 use crate::metrics;
 use crate::outbox::Outbox;
 use crate::session::{ConnId, Link, Session};
+use mqtt_proto::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 
 use super::{Router, SessionId};
 

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
+use mqtt_proto::codec::{Connect, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{Connect, Packet, QoS};
 use crate::connection::End;
 use crate::message::Message;
 use crate::outbox::Outbox;

@@ -24,14 +24,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
 use crate::auth::{Auth, SessionAcls};
-use crate::codec::QoS;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::persist::Journal;
 use crate::retained::RetainedStore;
 use crate::session::{ConnId, Session, SessionLimits};
 use crate::subscriptions::SubscriptionTree;
-use crate::topic::TopicLimits;
+use crate::topic_limits::TopicLimits;
+use mqtt_proto::codec::QoS;
 
 /// Index of a session in the router's slab.
 type SessionId = u32;

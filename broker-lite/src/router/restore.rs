@@ -3,10 +3,10 @@
 
 use tracing::info;
 
-use crate::codec::QoS;
 use crate::metrics;
 use crate::persist::{Loaded, Owner};
 use crate::session::Session;
+use mqtt_proto::codec::QoS;
 
 use super::Router;
 

@@ -2,10 +2,10 @@
 //! every matching session, and a publisher that fills a subscriber's outbox is
 //! braked until it drains.
 
-use crate::codec::{Packet, Publish, QoS};
 use crate::message::Message;
 use crate::metrics;
 use crate::session::{ConnId, Outcome};
+use mqtt_proto::codec::{Packet, Publish, QoS};
 
 use super::{Router, SessionId};
 

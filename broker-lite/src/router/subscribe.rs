@@ -3,11 +3,11 @@
 
 use tracing::debug;
 
-use crate::codec::{Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, Unsubscribe};
 use crate::message::Message;
 use crate::metrics;
 use crate::session::{Link, Outcome, Session};
-use crate::topic;
+use mqtt_proto::codec::{Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, Unsubscribe};
+use mqtt_proto::topic;
 
 use super::{Router, SessionId};
 

@@ -1,7 +1,7 @@
 //! The broker's own figures, published as retained `$SYS/broker/...` messages.
 
-use crate::codec::QoS;
 use crate::message::Message;
+use mqtt_proto::codec::QoS;
 
 use super::Router;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::codec::{read_packet, Publish};
+use mqtt_proto::codec::{read_packet, Publish};
 
 fn limits(max_inflight: usize, max_queued: usize, overflow: QueueOverflow) -> SessionLimits {
     SessionLimits {

@@ -5,8 +5,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use broker_lite::codec::{read_packet, ConnAck, Packet, Publish, SubscribeReturnCode};
 use bytes::BytesMut;
+use mqtt_proto::codec::{read_packet, ConnAck, Packet, Publish, SubscribeReturnCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -62,7 +62,7 @@ impl RawClient {
         let (c, ack) = RawClient::handshake(addr, connect).await;
         assert_eq!(
             ack.code,
-            broker_lite::codec::ConnectReturnCode::Accepted,
+            mqtt_proto::codec::ConnectReturnCode::Accepted,
             "CONNACK refused"
         );
         (c, ack.session_present)
@@ -149,7 +149,7 @@ impl RawClient {
     /// Receive `n` PUBLISH packets, acknowledging each (QoS 2 exchanges may interleave),
     /// and return them in arrival order once every exchange is complete.
     pub async fn recv_publishes_acked(&mut self, n: usize) -> Vec<Publish> {
-        use broker_lite::codec::QoS;
+        use mqtt_proto::codec::QoS;
         let mut got = Vec::new();
         let mut awaiting_rel = std::collections::HashSet::new();
         while got.len() < n || !awaiting_rel.is_empty() {
@@ -174,7 +174,7 @@ impl RawClient {
 
     /// Acknowledge a received PUBLISH: PUBACK for QoS 1; PUBREC, PUBREL, PUBCOMP for QoS 2.
     pub async fn ack(&mut self, p: &Publish) {
-        use broker_lite::codec::QoS;
+        use mqtt_proto::codec::QoS;
         match p.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&puback(p.pkid)).await,
@@ -327,7 +327,7 @@ pub async fn assert_serves_new_client(addr: SocketAddr) {
     assert_eq!(
         codes,
         vec![SubscribeReturnCode::Success(
-            broker_lite::codec::QoS::AtLeastOnce
+            mqtt_proto::codec::QoS::AtLeastOnce
         )]
     );
     c.send(&publish("probe/echo", b"ping", 1, false, false, 10))

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use broker_lite::codec::{read_packet, Packet};
 use broker_lite::config::{ListenerConfig, TlsConfig};
 use broker_lite::{Broker, Config, MetricsSnapshot};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream};
+use mqtt_proto::codec::{read_packet, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::crypto::aws_lc_rs;

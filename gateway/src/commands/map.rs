@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use super::{message_json, EXIT_CONFIG};
 use crate::mapping::{frame_from_hex, Mapped, Mapper, MappingDefaults, ScriptLimits};

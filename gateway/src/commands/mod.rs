@@ -32,7 +32,7 @@ pub fn load_config(path: &Path) -> Result<GatewayConfig, u8> {
 /// is not UTF-8 is written as `payload_hex` instead.
 pub fn message_json(m: &Message) -> String {
     let mut obj = serde_json::Map::new();
-    obj.insert("topic".into(), m.topic.clone().into());
+    obj.insert("topic".into(), m.topic.as_str().into());
     match std::str::from_utf8(&m.payload) {
         Ok(text) => obj.insert("payload".into(), text.into()),
         Err(_) => obj.insert(

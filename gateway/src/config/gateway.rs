@@ -3,18 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use config_report::{parse_file, ConfigError, FieldPath, Report};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::error::ConfigError;
-use super::locate::FieldPath;
 use super::log::{self, LogConfig};
 use super::mapping_file::{self, MappingFile};
 use super::source::{self, SourceConfig};
 use super::status::{self, StatusConfig};
 use super::store::StoreConfig;
 use super::upstream::{self, UpstreamConfig};
-use super::yaml::{keys, kind_of, parse_file, Report};
+use super::yaml::{self, keys, kind_of};
 
 /// The whole configuration: the gateway file and the mapping files it points to.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +82,7 @@ impl GatewayConfig {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut report = Report::new(path, &text);
+        let mut report = yaml::report(path, &text);
         let root = FieldPath::root();
         let Value::Mapping(top) = &value else {
             report.add(
@@ -132,7 +131,7 @@ impl GatewayConfig {
 
         let broker = top
             .get("broker")
-            .and_then(|value| read_broker(value, path, &dir, &mut report));
+            .and_then(|value| read_broker(value, &dir, &mut report));
         let broker_ok = broker.is_some() || !top.contains_key("broker");
         let upstream = top.get("upstream").and_then(|value| {
             report
@@ -202,36 +201,28 @@ impl GatewayConfig {
 /// The `broker:` section, read into broker-lite's own config and checked by its rules.
 /// `broker:` with nothing after it turns the broker on with its defaults.
 /// Its files are relative to `dir`, the gateway file's folder.
-fn read_broker(
-    value: &Value,
-    file: &Path,
-    dir: &Path,
-    report: &mut Report<'_>,
-) -> Option<broker_lite::Config> {
+fn read_broker(value: &Value, dir: &Path, report: &mut Report<'_>) -> Option<broker_lite::Config> {
     let at = FieldPath::root().key("broker");
-    let config: broker_lite::Config = report.piece(&at, value)?;
-    let text = serde_yaml_ng::to_string(value).unwrap_or_default();
-    match broker_lite::Config::from_yaml_str(&text, &file.display().to_string()) {
-        Ok(_) => {
-            // Its files (certificates, password and ACL files, the persistence
-            // file) are relative to the gateway file, like every other path in it.
-            let mut config = config;
-            config.resolve_paths(dir);
-            if let Err(errors) = config.auth.check_files() {
-                for e in errors {
-                    report.add(&at.key("auth"), e.to_string());
-                }
-                return None;
-            }
-            Some(config)
+    let mut config: broker_lite::Config = report.piece(&at, value)?;
+    // Checked by broker-lite's own rules, from the parsed section: each problem
+    // is placed at its field in the gateway file.
+    let problems = config.problems();
+    if !problems.is_empty() {
+        for (path, message) in problems {
+            report.add(&at.join(&path), message);
         }
-        Err(errors) => {
-            for e in errors {
-                report.add(&at.join_str(&e.field), e.message);
-            }
-            None
-        }
+        return None;
     }
+    // Its files (certificates, password and ACL files, the persistence file)
+    // are relative to the gateway file, like every other path in it.
+    config.resolve_paths(dir);
+    if let Err(errors) = config.auth.check_files() {
+        for e in errors {
+            report.add(&at.key("auth"), e.to_string());
+        }
+        return None;
+    }
+    Some(config)
 }
 
 /// Reads the `sources:` list. Also returns every id written in it, even of
@@ -291,7 +282,7 @@ fn read_mappings(
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Vec::new(),
         Err(e) => {
-            let mut report = Report::new(gateway_file, gateway_text);
+            let mut report = yaml::report(gateway_file, gateway_text);
             report.add(
                 &FieldPath::root().key("mappings"),
                 format!("cannot read the mappings folder {}: {e}", folder.display()),
@@ -325,7 +316,7 @@ fn read_mappings(
                 continue;
             }
         };
-        let mut report = Report::new(&file, &text);
+        let mut report = yaml::report(&file, &text);
         let mapping = mapping_file::from_value(&file, &value, &mut report);
         // The source is checked even when other fields are wrong.
         if let Some(source) = value.get("source").and_then(Value::as_str) {

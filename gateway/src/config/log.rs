@@ -1,9 +1,7 @@
 //! The `log:` section: how much mqgate logs. `RUST_LOG`, when set, wins.
 
+use config_report::{FieldPath, Report};
 use serde::Deserialize;
-
-use super::locate::FieldPath;
-use super::yaml::Report;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

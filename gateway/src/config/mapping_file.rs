@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use broker_lite::codec::QoS;
+use config_report::{FieldPath, Report};
+use mqtt_proto::codec::QoS;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::homeassistant::HaEntity;
-use super::locate::FieldPath;
-use super::yaml::Report;
 
 /// One loaded mapping file, paths resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,49 +95,34 @@ pub(crate) fn from_value(
     value: &Value,
     report: &mut Report<'_>,
 ) -> Option<MappingFile> {
-    let root = FieldPath::root();
-    let raw: Raw = report.piece(&root, value)?;
     let folder = path.parent().unwrap_or(Path::new("."));
+    let Some(raw) = report.piece::<Raw>(&FieldPath::root(), value) else {
+        // The fields that do read are checked all the same, so that a bad field
+        // does not hide a bad topic template or a missing script after it.
+        let script = field::<PathBuf>(value, "script").map(|script| folder.join(script));
+        let topic: Option<String> = field(value, "topic");
+        let filter: Option<String> = field(value, "filter");
+        let limits: Option<ScriptLimits> = field(value, "limits");
+        let homeassistant: Option<Vec<HaEntity>> = field(value, "homeassistant");
+        let checked = Checked {
+            script: script.as_deref(),
+            topic: topic.as_deref(),
+            filter: filter.as_deref(),
+            limits: limits.as_ref(),
+            homeassistant: homeassistant.as_deref().unwrap_or_default(),
+        };
+        checked.check(report);
+        return None;
+    };
     let script = raw.script.map(|script| folder.join(script));
-    if let Some(script) = &script {
-        if !script.is_file() {
-            report.add(
-                &root.key("script"),
-                format!("script file {} does not exist", script.display()),
-            );
-        }
-    }
-    if let Err(message) = check_topic_template(&raw.topic) {
-        report.add(&root.key("topic"), message);
-    }
-    if raw.filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
-        report.add(
-            &root.key("filter"),
-            "is empty; leave it out to keep every frame",
-        );
-    }
-    let limits = root.key("limits");
-    for (name, value) in [
-        ("max_operations", raw.limits.max_operations),
-        ("max_call_ms", raw.limits.max_call_ms),
-        ("max_expr_depth", raw.limits.max_expr_depth as u64),
-        ("max_string_size", raw.limits.max_string_size as u64),
-        ("max_array_size", raw.limits.max_array_size as u64),
-        ("max_map_size", raw.limits.max_map_size as u64),
-    ] {
-        if value == 0 {
-            report.add(&limits.key(name), "must be at least 1");
-        }
-    }
-    for (i, e) in raw.homeassistant.iter().enumerate() {
-        let at = root.key("homeassistant").index(i);
-        if e.name.trim().is_empty() {
-            report.add(&at.key("name"), "must not be empty");
-        }
-        if let Err(why) = broker_lite::topic::validate_topic_name(&e.state_topic) {
-            report.add(&at.key("state_topic"), why.to_string());
-        }
-    }
+    let checked = Checked {
+        script: script.as_deref(),
+        topic: Some(&raw.topic),
+        filter: raw.filter.as_deref(),
+        limits: Some(&raw.limits),
+        homeassistant: &raw.homeassistant,
+    };
+    checked.check(report);
     Some(MappingFile {
         path: path.to_path_buf(),
         source: raw.source,
@@ -149,6 +134,69 @@ pub(crate) fn from_value(
         limits: raw.limits,
         homeassistant: raw.homeassistant,
     })
+}
+
+/// The field `key` of a mapping, when it is there and reads as a `T`.
+fn field<T: DeserializeOwned>(value: &Value, key: &str) -> Option<T> {
+    serde_yaml_ng::from_value(value.get(key)?.clone()).ok()
+}
+
+/// The fields of a mapping file that are checked beyond their types; `None`
+/// for one that is absent or did not read (its error is reported already).
+struct Checked<'a> {
+    /// Resolved against the mapping file's folder.
+    script: Option<&'a Path>,
+    topic: Option<&'a str>,
+    filter: Option<&'a str>,
+    limits: Option<&'a ScriptLimits>,
+    homeassistant: &'a [HaEntity],
+}
+
+impl Checked<'_> {
+    fn check(&self, report: &mut Report<'_>) {
+        let root = FieldPath::root();
+        if let Some(script) = self.script {
+            if !script.is_file() {
+                report.add(
+                    &root.key("script"),
+                    format!("script file {} does not exist", script.display()),
+                );
+            }
+        }
+        if let Some(Err(message)) = self.topic.map(check_topic_template) {
+            report.add(&root.key("topic"), message);
+        }
+        if self.filter.is_some_and(|f| f.trim().is_empty()) {
+            report.add(
+                &root.key("filter"),
+                "is empty; leave it out to keep every frame",
+            );
+        }
+        if let Some(l) = self.limits {
+            let at = root.key("limits");
+            for (name, value) in [
+                ("max_operations", l.max_operations),
+                ("max_call_ms", l.max_call_ms),
+                ("max_expr_depth", l.max_expr_depth as u64),
+                ("max_string_size", l.max_string_size as u64),
+                ("max_array_size", l.max_array_size as u64),
+                ("max_map_size", l.max_map_size as u64),
+            ] {
+                if value == 0 {
+                    report.add(&at.key(name), "must be at least 1");
+                }
+            }
+        }
+        for (i, e) in self.homeassistant.iter().enumerate() {
+            let at = root.key("homeassistant").index(i);
+            if e.name.trim().is_empty() {
+                report.add(&at.key("name"), "must not be empty");
+            }
+            if let Err(why) = mqtt_proto::topic::validate_topic_name(&e.state_topic) {
+                report.add(&at.key("state_topic"), why.to_string());
+            }
+        }
+    }
 }
 
 /// A topic template is a topic name with `{placeholder}`s: not empty, no

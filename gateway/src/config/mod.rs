@@ -3,10 +3,8 @@
 //! choice), validated once at load, and every problem in every file reported
 //! together, each with file, line, column and field path.
 
-mod error;
 mod gateway;
 mod homeassistant;
-mod locate;
 mod log;
 mod mapping_file;
 mod qos;
@@ -16,7 +14,7 @@ mod store;
 mod upstream;
 mod yaml;
 
-pub use error::ConfigError;
+pub use config_report::ConfigError;
 pub use gateway::{GatewayConfig, GatewaySection};
 pub use homeassistant::{HaComponent, HaEntity};
 pub use log::LogConfig;

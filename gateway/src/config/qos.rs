@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 /// A whole number in YAML, turned into `T` by `pick`, or an error naming `expected`.

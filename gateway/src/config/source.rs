@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
+use config_report::{FieldPath, Report};
 use serde::{Deserialize, Deserializer};
 use serde_yaml_ng::{Mapping, Value};
 
-use super::locate::FieldPath;
 use super::qos::Number;
-use super::yaml::{kind_of, Report};
+
+use super::yaml::kind_of;
 use crate::frame::FramingConfig;
 use modem::{check_rak3172, check_rn2483};
 pub use modem::{Rak3172Config, Rn2483Config};

@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use config_report::{FieldPath, Report};
 use serde::Deserialize;
-
-use super::locate::FieldPath;
-use super::yaml::Report;
 
 /// The `status:` section: the status page and its API.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use config_report::{FieldPath, Report};
 use serde::{Deserialize, Deserializer};
 
-use super::locate::FieldPath;
 use super::qos::Text;
-use super::yaml::Report;
 
 /// Where and how to connect upstream. Relative file paths are resolved against
 /// the gateway file's folder.

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::TopicName;
 use serde_json::{json, Value};
 
 use super::error::MapError;
@@ -39,7 +40,9 @@ pub fn dead_letter(gateway_id: &str, frame: &Frame, error: &MapError) -> Message
         body.insert("text".into(), json!(text));
     }
     Message {
-        topic: dead_letter_topic(gateway_id, &frame.source),
+        // Both ids were checked at load: letters, digits, `_` and `-`.
+        topic: TopicName::new(dead_letter_topic(gateway_id, &frame.source))
+            .expect("the gateway and source ids are valid topic levels"),
         payload: Bytes::from(Value::Object(body).to_string()),
         qos: QoS::AtLeastOnce,
         retain: false,

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use broker_lite::codec::QoS;
-use broker_lite::topic::validate_topic_name;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::{InvalidTopic, TopicName};
 use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
 
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};
@@ -281,7 +281,12 @@ impl Mapper {
     }
 
     /// The default topic filled from the script's extra keys, `source` and the frame's meta.
-    fn topic(&self, label: &str, fields: Option<&Map>, frame: &Frame) -> Result<String, MapError> {
+    fn topic(
+        &self,
+        label: &str,
+        fields: Option<&Map>,
+        frame: &Frame,
+    ) -> Result<TopicName, MapError> {
         let mut bad_field = None;
         let filled = self.template.fill(|name| {
             if let Some(v) = fields.and_then(|m| m.get(name)) {
@@ -323,15 +328,13 @@ fn meta_field<'a>(meta: &'a Meta, name: &str) -> Option<Cow<'a, str>> {
     }
 }
 
-fn check_topic(label: &str, topic: String) -> Result<String, MapError> {
-    match validate_topic_name(&topic) {
-        Ok(()) => Ok(topic),
-        Err(e) => Err(MapError::BadTopic {
-            at: label.to_string(),
-            topic,
-            why: e.to_string(),
-        }),
-    }
+/// The one place a mapped topic is checked: the message carries a `TopicName` from here on.
+fn check_topic(label: &str, topic: String) -> Result<TopicName, MapError> {
+    TopicName::new(topic).map_err(|InvalidTopic { topic, error }| MapError::BadTopic {
+        at: label.to_string(),
+        topic,
+        why: error.to_string(),
+    })
 }
 
 fn bad_shape(label: &str, why: String) -> MapError {

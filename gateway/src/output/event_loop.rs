@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use tokio::sync::watch;
 use tracing::{info, warn};
 

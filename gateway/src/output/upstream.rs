@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 use super::client::{ClientOptions, Will};
 

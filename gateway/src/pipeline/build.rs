@@ -37,7 +37,7 @@ pub fn build_mappers(config: &GatewayConfig) -> Result<MapperSet, Vec<String>> {
         }
         let defaults = MappingDefaults {
             topic: "sensors/{source}".to_string(),
-            qos: broker_lite::codec::QoS::AtLeastOnce,
+            qos: mqtt_proto::codec::QoS::AtLeastOnce,
             retain: false,
             filter: None,
         };

@@ -2,8 +2,9 @@
 //! files declare, published under `homeassistant/...` when the gateway starts, with
 //! `mqgate/<gateway-id>/status` as their availability topic.
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::TopicName;
 use serde_json::{json, Map, Value};
 
 use crate::config::{GatewayConfig, HaEntity};
@@ -56,11 +57,13 @@ fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
         }),
     );
     Message {
-        topic: format!(
+        // Slugs and component names are lower-case words: valid topic levels.
+        topic: TopicName::new(format!(
             "homeassistant/{}/{}/{object}/config",
             e.component.as_str(),
             slug(gateway_id)
-        ),
+        ))
+        .expect("slugs are valid topic levels"),
         payload: Bytes::from(Value::Object(payload).to_string()),
         qos: QoS::AtLeastOnce,
         retain: true,
@@ -82,7 +85,8 @@ pub fn messages(config: &GatewayConfig) -> Vec<Message> {
         .collect();
     if !out.is_empty() {
         out.push(Message {
-            topic: status_topic(id),
+            // The gateway id was checked at load: letters, digits, `_` and `-`.
+            topic: TopicName::new(status_topic(id)).expect("the gateway id is a valid topic level"),
             payload: Bytes::from_static(b"online"),
             qos: QoS::AtLeastOnce,
             retain: true,

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
+use mqtt_proto::topic::TopicName;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::StoreError;
@@ -62,6 +63,14 @@ pub(super) struct Opened {
 pub(super) struct Db {
     conn: Connection,
     path: PathBuf,
+}
+
+/// A stored topic as it comes back from the file. Only valid names are written,
+/// so a refusal here means the file was changed behind the store's back.
+fn topic_name(text: String) -> rusqlite::Result<TopicName> {
+    TopicName::try_from(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -276,7 +285,7 @@ impl Db {
         stmt.execute(params![
             id as i64,
             created_ms,
-            m.topic,
+            m.topic.as_str(),
             &m.payload[..],
             m.qos as u8,
             m.retain,
@@ -404,7 +413,7 @@ impl Db {
                     Ok(Row {
                         id: r.get::<_, i64>(0)? as u64,
                         message: Message {
-                            topic: r.get(1)?,
+                            topic: topic_name(r.get(1)?)?,
                             payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
                             qos: QoS::from_u8(qos).unwrap_or(QoS::AtLeastOnce),
                             retain: r.get(4)?,

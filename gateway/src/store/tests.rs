@@ -2,15 +2,15 @@ use std::path::Path;
 use std::time::Duration;
 use test_support::Scratch;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
+use mqtt_proto::codec::QoS;
 
 use super::*;
 use crate::config::{Qos0WhileDown, WhenFull};
 
 fn msg(n: u64, qos: QoS) -> Message {
     Message {
-        topic: format!("t/{n}"),
+        topic: format!("t/{n}").parse().unwrap(),
         payload: Bytes::from(n.to_string()),
         qos,
         retain: false,

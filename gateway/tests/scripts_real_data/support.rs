@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use broker_lite::codec::QoS;
 use bytes::Bytes;
 use mqgate::frame::{Frame, Framed, Framer, LinesConfig, LinesFramer, Meta};
 use mqgate::mapping::{Mapped, Mapper, MappingDefaults, ScriptLimits};
 use mqgate::message::Message;
+use mqtt_proto::codec::QoS;
 use serde_json::Value;
 
 #[path = "../common/real_data.rs"]

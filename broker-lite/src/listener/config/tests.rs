@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use config_report::ConfigError;
 
 fn errors(yaml: &str) -> Vec<ConfigError> {
     match Config::from_yaml_str(yaml, "broker.yaml") {

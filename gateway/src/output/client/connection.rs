@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use broker_lite::codec::{
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_proto::codec::{
     encode, encode_publish, read_packet, Connect, ConnectReturnCode, Packet, QoS,
     PROTOCOL_LEVEL_311,
 };
-use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};

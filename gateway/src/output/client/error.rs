@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use broker_lite::codec::{ConnectReturnCode, DecodeError};
+use mqtt_proto::codec::{ConnectReturnCode, DecodeError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]

@@ -24,7 +24,7 @@ pub use connection::{Ack, Connection, MAX_PACKET_SIZE};
 pub use error::{refusal_reason, ClientError};
 pub use options::{ClientOptions, Will};
 
-pub use broker_lite::codec::QoS;
+pub use mqtt_proto::codec::QoS;
 
 #[cfg(test)]
 mod tests;

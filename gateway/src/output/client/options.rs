@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::output::upstream::TlsFiles;
 
 /// The will message the server publishes if the connection ends without DISCONNECT.
-pub use broker_lite::codec::LastWill as Will;
+pub use mqtt_proto::codec::LastWill as Will;
 
 /// Everything `Connection::connect` needs.
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use tokio::sync::oneshot;
 use tracing::warn;
 

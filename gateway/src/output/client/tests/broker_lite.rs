@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use tokio::sync::mpsc;
 
 use super::support::*;

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use broker_lite::codec::{read_packet, ConnectReturnCode, Packet, QoS};
 use bytes::BytesMut;
+use mqtt_proto::codec::{read_packet, ConnectReturnCode, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;

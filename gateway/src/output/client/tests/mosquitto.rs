@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 
 use test_support::mosquitto::Mosquitto;
 use test_support::mosquitto_tls::mosquitto_password_file;

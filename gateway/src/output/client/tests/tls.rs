@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use broker_lite::codec::QoS;
+use mqtt_proto::codec::QoS;
 use test_support::mosquitto::Mosquitto;
 use test_support::pki::{Ca, CertKey};
 use test_support::{free_port, wait_for_port, Scratch};

@@ -5,13 +5,12 @@
 //! (the rest). `TopicName` and `TopicFilter` can only be built through
 //! validation, so code that holds one does not check again.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 
 use thiserror::Error;
-
-mod limits;
-pub(crate) use limits::TopicLimits;
 
 /// Longest topic in bytes: it travels as a UTF-8 string with a 16-bit length.
 pub const MAX_TOPIC_LEN: usize = 65_535;
@@ -108,6 +107,53 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// Whether every topic the valid filter `inner` can match is also matched by
+/// the valid filter `outer` (`a/+` lies within `a/#`, `#` within `#`).
+///
+/// A filter whose first level is a wildcard does not reach topics starting with
+/// `$` [MQTT-4.7.2-1], so `$SYS/#` does not lie within `#` or `+/#`.
+pub fn filter_within(inner: &str, outer: &str) -> bool {
+    if reaches_dollar_past_wildcard(inner, outer) {
+        return false;
+    }
+    let mut inner_levels = inner.split('/');
+    let mut outer_levels = outer.split('/');
+    loop {
+        match (inner_levels.next(), outer_levels.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            (Some(i), Some("+")) if i != "#" => {}
+            (Some(i), Some(o)) if i == o && i != "+" && i != "#" => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether some topic name is matched by both valid filters `a` and `b`.
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    if reaches_dollar_past_wildcard(a, b) || reaches_dollar_past_wildcard(b, a) {
+        return false;
+    }
+    let mut a_levels = a.split('/');
+    let mut b_levels = b.split('/');
+    loop {
+        match (a_levels.next(), b_levels.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (None, None) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(l), Some(r)) if l == r => {}
+            _ => return false,
+        }
+    }
+}
+
+/// `literal` starts with a `$` level and `wild` with a wildcard, which does not
+/// reach `$` topics [MQTT-4.7.2-1].
+fn reaches_dollar_past_wildcard(literal: &str, wild: &str) -> bool {
+    literal.starts_with('$') && (wild.starts_with('+') || wild.starts_with('#'))
+}
+
 /// A validated topic name: what a PUBLISH is sent to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicName(String);
@@ -146,8 +192,27 @@ impl TopicFilter {
     }
 }
 
+/// A string refused as a topic name or filter, handed back with the reason so
+/// that an error message can quote it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{topic:?}: {error}")]
+pub struct InvalidTopic {
+    pub topic: String,
+    pub error: TopicError,
+}
+
 macro_rules! topic_newtype_impls {
     ($ty:ident, $validate:ident) => {
+        impl $ty {
+            /// Validates `topic` and keeps it; on refusal the string comes back.
+            pub fn new(topic: String) -> Result<$ty, InvalidTopic> {
+                match $validate(&topic) {
+                    Ok(()) => Ok($ty(topic)),
+                    Err(error) => Err(InvalidTopic { topic, error }),
+                }
+            }
+        }
+
         impl TryFrom<String> for $ty {
             type Error = TopicError;
 
@@ -171,6 +236,40 @@ macro_rules! topic_newtype_impls {
 
             fn from_str(s: &str) -> Result<Self, TopicError> {
                 $ty::try_from(s)
+            }
+        }
+
+        /// Read access to the text; there is no way to change it.
+        impl Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $ty {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        /// Hashes and compares like its text, so a map keyed by it is searched by `&str`.
+        impl Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
             }
         }
 
@@ -338,6 +437,77 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_lies_within_another_when_every_topic_it_matches_does() {
+        let table: &[(&str, &str, bool)] = &[
+            ("secret/a", "secret/#", true),
+            ("secret", "secret/#", true),
+            ("secret/+/x", "secret/#", true),
+            ("#", "#", true),
+            ("a/b", "a/+", true),
+            ("a/+", "a/+", true),
+            ("a", "a/#", true),
+            ("a/#", "a/+", false),
+            ("a/+", "a/b", false),
+            ("a/#", "a", false),
+            ("#", "secret/#", false),
+            ("public/a", "secret/#", false),
+            ("a/b/c", "a/+", false),
+            ("+/+", "a/#", false),
+        ];
+        for (inner, outer, expected) in table {
+            assert_eq!(
+                filter_within(inner, outer),
+                *expected,
+                "{inner:?} within {outer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dollar_filters_lie_only_within_filters_that_name_their_first_level() {
+        let table: &[(&str, &str, bool)] = &[
+            ("$SYS/#", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS", "+", false),
+            ("$SYS/broker/x", "+/#", false),
+            ("$SYS/broker/x", "$SYS/#", true),
+            ("$SYS/broker/+", "$SYS/#", true),
+            ("$SYS/+", "$SYS/#", true),
+            ("$SYS/x", "$SYS/+", true),
+            ("#", "$SYS/#", false),
+            ("+/x", "$SYS/+", false),
+            ("a/$b", "a/+", true),
+            ("a/$b", "#", true),
+        ];
+        for (inner, outer, expected) in table {
+            assert_eq!(
+                filter_within(inner, outer),
+                *expected,
+                "{inner:?} within {outer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_overlap_when_some_topic_matches_both() {
+        let table: &[(&str, &str, bool)] = &[
+            ("a/b", "a/b", true),
+            ("a/+", "a/b", true),
+            ("a/#", "a", true),
+            ("+/+", "a/#", true),
+            ("a/b/c", "a/+", false),
+            ("a/b", "a/c", false),
+            ("#", "$SYS/#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/+", "$SYS/#", true),
+        ];
+        for (a, b, expected) in table {
+            assert_eq!(filters_overlap(a, b), *expected, "{a:?} overlaps {b:?}");
+            assert_eq!(filters_overlap(b, a), *expected, "{b:?} overlaps {a:?}");
+        }
+    }
+
+    #[test]
     fn newtypes_are_built_only_from_valid_strings() {
         let name = TopicName::try_from("sensors/temp").expect("valid name");
         assert_eq!(name.as_str(), "sensors/temp");
@@ -347,6 +517,15 @@ mod tests {
             Err(TopicError::WildcardInName)
         );
         assert_eq!(TopicName::try_from(String::new()), Err(TopicError::Empty));
+
+        let refused = TopicName::new(String::from("a/#")).expect_err("a wildcard in a name");
+        assert_eq!(
+            refused,
+            InvalidTopic {
+                topic: "a/#".into(),
+                error: TopicError::WildcardInName
+            }
+        );
 
         let filter = TopicFilter::try_from(String::from("sensors/+")).expect("valid filter");
         assert!(filter.matches(&name));

@@ -5,11 +5,11 @@
 //! only protocol level 4, keeps the password as a string, and leaves out an
 //! empty user name or password.
 
-use broker_lite::codec::{
+use bytes::{Bytes, BytesMut};
+use mqtt_proto::codec::{
     encode, read_packet, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet,
     Publish, QoS, SubAck, Subscribe, SubscribeReturnCode, Unsubscribe,
 };
-use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;

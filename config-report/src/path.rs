@@ -1,11 +1,9 @@
-//! Field paths (`sources[1].reopen.max_ms`) and finding them in YAML text, for
-//! configuration errors that name the field, line and column. Used by broker-lite's
-//! own configuration and by the mqgate gateway's.
+//! Field paths (`sources[1].reopen.max_ms`) and finding them in YAML text.
 //!
-//! serde_yaml_ng knows where the first syntax or type error is; for the others
-//! (semantic checks, later pieces of the same file) the position is found by
-//! reading the indentation of block-style YAML. Flow style (`{a: 1}`) is followed
-//! as far as it goes: the deepest step found gives the position.
+//! serde_yaml_ng knows where a syntax or type error is while it reads text; for
+//! the others (semantic checks, pieces read from the parsed tree) the position is
+//! found by reading the indentation of block-style YAML. Flow style (`{a: 1}`) is
+//! followed as far as it goes: the deepest step found gives the position.
 
 use std::fmt;
 
@@ -34,6 +32,13 @@ impl FieldPath {
     pub fn index(&self, index: usize) -> Self {
         let mut path = self.clone();
         path.0.push(Segment::Index(index));
+        path
+    }
+
+    /// This path followed by `relative`.
+    pub fn join(&self, relative: &FieldPath) -> Self {
+        let mut path = self.clone();
+        path.0.extend(relative.0.iter().cloned());
         path
     }
 
@@ -100,6 +105,16 @@ impl Line<'_> {
         self.text == "-" || self.text.starts_with("- ")
     }
 
+    /// The key of a `key: value` line, without quotes.
+    fn key(&self) -> Option<&str> {
+        let (key, _) = self.text.split_once(':')?;
+        let key = key.trim_end();
+        let unquoted = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(open, close)| key.strip_prefix(*open)?.strip_suffix(*close));
+        Some(unquoted.unwrap_or(key))
+    }
+
     /// Whether the line is `key:` (bare or quoted) followed by a value, a comment or nothing.
     fn has_key(&self, key: &str) -> bool {
         let rest = [("", ""), ("\"", "\""), ("'", "'")]
@@ -154,11 +169,38 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<(usize, usize)> {
     if path.0.is_empty() {
         return all.first().map(|l| (l.number, 1));
     }
-    let mut scope: &[Line<'_>] = &all;
+    walk(&all, path).0
+}
+
+/// The first key written twice in the block mapping at `path`, if any.
+pub fn repeated_key(text: &str, path: &FieldPath) -> Option<String> {
+    let all = lines(text);
+    let scope = walk(&all, path).1?;
+    let indent = scope.iter().map(|l| l.indent).min()?;
+    let mut seen: Vec<&str> = Vec::new();
+    for line in scope.iter().filter(|l| l.indent == indent && !l.is_item()) {
+        let Some(key) = line.key() else {
+            continue;
+        };
+        if seen.contains(&key) {
+            return Some(key.to_string());
+        }
+        seen.push(key);
+    }
+    None
+}
+
+/// Follows `path` down the lines: the position of the deepest step found, and
+/// the lines that belong to the whole path when every step was found.
+fn walk<'t, 'l>(
+    all: &'l [Line<'t>],
+    path: &FieldPath,
+) -> (Option<(usize, usize)>, Option<&'l [Line<'t>]>) {
+    let mut scope: &[Line<'_>] = all;
     let mut found = None;
     for segment in &path.0 {
         let Some(indent) = scope.iter().map(|l| l.indent).min() else {
-            break;
+            return (found, None);
         };
         let hit = match segment {
             Segment::Key(key) => scope
@@ -172,7 +214,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<(usize, usize)> {
                 .map(|(i, _)| i),
         };
         let Some(i) = hit else {
-            break;
+            return (found, None);
         };
         let line = scope[i];
         // An item's own position is where its content starts, when on the same line.
@@ -191,49 +233,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<(usize, usize)> {
         let end = rest.iter().position(|l| !belongs(l)).unwrap_or(rest.len());
         scope = &rest[..end];
     }
-    found
-}
-
-/// Splits a serde_yaml_ng error into the field path it names and a message without
-/// its position (the caller has that from `location()`). An unknown or repeated
-/// key is named itself, not the mapping holding it, and "expected struct X"
-/// reads "expected a mapping of keys".
-pub fn split_error(e: &serde_yaml_ng::Error) -> (String, String) {
-    let mut message = e.to_string();
-    if let Some(at) = e.location() {
-        let suffix = format!(" at line {} column {}", at.line(), at.column());
-        message = message.replacen(&suffix, "", 1);
-    }
-    // serde_yaml_ng writes `path: message`; the path is absent at the top level.
-    let mut field = String::new();
-    if let Some((path, rest)) = message.split_once(": ") {
-        let is_path = !path.is_empty()
-            && path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c));
-        if is_path {
-            field = path.to_string();
-            message = rest.to_string();
-        }
-    }
-    for prefix in ["unknown field `", "duplicate field `"] {
-        let key = message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_string());
-        if let Some(key) = key {
-            field = if field.is_empty() {
-                key
-            } else {
-                format!("{field}.{key}")
-            };
-        }
-    }
-    // Users write mappings, not Rust structs.
-    if let Some(at) = message.find("expected struct ") {
-        message.replace_range(at.., "expected a mapping of keys");
-    }
-    (field, message)
+    (found, Some(scope))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// One problem found while loading the configuration. `mqgate check` prints one per line.
+/// One problem found while loading a configuration file; printed one per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file the problem is in, as it was named (not canonicalized).
@@ -19,7 +19,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// An error about a file as a whole (unreadable, not YAML at all).
-    pub(crate) fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
             line: None,

@@ -1,12 +1,12 @@
 //! Property tests for the MQTT codec: every valid packet survives encode then
 //! decode unchanged, and no input bytes make the framer panic.
 
-use broker_lite::codec::{
+use bytes::{Bytes, BytesMut};
+use mqtt_proto::codec::{
     decode, encode, encode_publish, encoded_len, read_packet, ConnAck, Connect, ConnectReturnCode,
     DecodeError, LastWill, Packet, Publish, QoS, SubAck, Subscribe, SubscribeReturnCode,
     Unsubscribe,
 };
-use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;

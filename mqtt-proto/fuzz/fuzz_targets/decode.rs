@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use broker_lite::codec::{encode, encoded_len, read_packet};
+use mqtt_proto::codec::{encode, encoded_len, read_packet};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
