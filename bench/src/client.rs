@@ -22,7 +22,7 @@ const READ_CHUNK: usize = 256 * 1024;
 const MAX_PACKET: usize = 1 << 20;
 
 /// One MQTT connection: socket, read buffer, and the packets queued for sending.
-pub struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     rbuf: BytesMut,
     /// Encoded packets not yet written to the socket.
@@ -31,7 +31,11 @@ pub struct Client {
 
 impl Client {
     /// Open a TCP connection, send CONNECT (clean session) and wait for an accepting CONNACK.
-    pub async fn connect(addr: SocketAddr, client_id: &str, keep_alive: u16) -> Result<Client> {
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        client_id: &str,
+        keep_alive: u16,
+    ) -> Result<Client> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("TCP connect to {addr}"))?;
@@ -64,13 +68,13 @@ impl Client {
     }
 
     /// Give the connection buffers sized for bulk traffic.
-    pub fn grow_buffers(&mut self) {
+    pub(crate) fn grow_buffers(&mut self) {
         self.rbuf.reserve(READ_CHUNK);
         self.wbuf.reserve(64 * 1024);
     }
 
     /// Queue SUBSCRIBE for one filter (packet id 1) without waiting for SUBACK.
-    pub fn queue_subscribe(&mut self, filter: &str, qos: QoS) {
+    pub(crate) fn queue_subscribe(&mut self, filter: &str, qos: QoS) {
         let sub = Subscribe {
             pkid: 1,
             filters: vec![(filter.to_string(), qos)],
@@ -79,7 +83,7 @@ impl Client {
     }
 
     /// Subscribe to one filter and wait for a SUBACK that grants it.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<()> {
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<()> {
         self.queue_subscribe(filter, qos);
         self.flush().await?;
         match self.next_packet().await? {
@@ -92,21 +96,21 @@ impl Client {
     }
 
     /// Send DISCONNECT; errors are ignored because the connection ends either way.
-    pub async fn disconnect(mut self) {
+    pub(crate) async fn disconnect(mut self) {
         encode(&Packet::Disconnect, &mut self.wbuf);
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
     }
 
     /// Write every queued byte, waiting for the socket as needed.
-    pub async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         self.stream.write_all(&self.wbuf).await?;
         self.wbuf.clear();
         Ok(())
     }
 
     /// The next packet from the broker, reading as needed.
-    pub async fn next_packet(&mut self) -> Result<Packet> {
+    pub(crate) async fn next_packet(&mut self) -> Result<Packet> {
         loop {
             if let Some(packet) = self.decode_one()? {
                 return Ok(packet);
@@ -120,12 +124,12 @@ impl Client {
     }
 
     /// One whole packet off the read buffer, if it holds one.
-    pub fn decode_one(&mut self) -> Result<Option<Packet>> {
+    pub(crate) fn decode_one(&mut self) -> Result<Option<Packet>> {
         read_packet(&mut self.rbuf, MAX_PACKET).context("decoding a packet from the broker")
     }
 
     /// Write as much of the queue as the socket takes now; the number of bytes written.
-    pub fn try_flush(&mut self) -> Result<usize> {
+    pub(crate) fn try_flush(&mut self) -> Result<usize> {
         let mut total = 0;
         while !self.wbuf.is_empty() {
             match self.stream.try_write(&self.wbuf) {
@@ -144,7 +148,7 @@ impl Client {
     }
 
     /// Read what the socket holds now into the read buffer; the number of bytes read.
-    pub fn try_fill(&mut self) -> Result<usize> {
+    pub(crate) fn try_fill(&mut self) -> Result<usize> {
         self.rbuf.reserve(READ_CHUNK);
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => bail!("the broker closed the connection"),
@@ -155,7 +159,7 @@ impl Client {
     }
 
     /// Wait until the socket is readable, or writable when packets are queued.
-    pub async fn wait(&self) -> Result<()> {
+    pub(crate) async fn wait(&self) -> Result<()> {
         let interest = if self.wbuf.is_empty() {
             Interest::READABLE
         } else {

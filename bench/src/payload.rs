@@ -5,38 +5,38 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Size of every benchmark payload, in bytes.
-pub const PAYLOAD_LEN: usize = 64;
+pub(crate) const PAYLOAD_LEN: usize = 64;
 
 /// Nanoseconds since the first call in this process (monotonic).
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
     BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// What a payload carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub publisher: u32,
     pub seq: u64,
     pub sent_ns: u64,
 }
 
 /// A payload buffer with filler already in place; `write` only changes the header.
-pub fn blank() -> [u8; PAYLOAD_LEN] {
+pub(crate) fn blank() -> [u8; PAYLOAD_LEN] {
     let mut p = [b'x'; PAYLOAD_LEN];
     p[..20].fill(0);
     p
 }
 
 /// Put the stamp into the first 20 bytes of `payload`.
-pub fn write(payload: &mut [u8; PAYLOAD_LEN], stamp: Stamp) {
+pub(crate) fn write(payload: &mut [u8; PAYLOAD_LEN], stamp: Stamp) {
     payload[0..4].copy_from_slice(&stamp.publisher.to_le_bytes());
     payload[4..12].copy_from_slice(&stamp.seq.to_le_bytes());
     payload[12..20].copy_from_slice(&stamp.sent_ns.to_le_bytes());
 }
 
 /// The stamp in a received payload; `None` when it is not a benchmark payload.
-pub fn read(payload: &[u8]) -> Option<Stamp> {
+pub(crate) fn read(payload: &[u8]) -> Option<Stamp> {
     if payload.len() != PAYLOAD_LEN {
         return None;
     }

@@ -20,14 +20,14 @@ const AWAIT_ACK: u8 = 1;
 const AWAIT_COMP: u8 = 2;
 
 /// One message to send; `update` closures change the stamp and, if needed, the topic.
-pub struct Message {
+pub(crate) struct Message {
     pub topic: String,
     pub payload: [u8; PAYLOAD_LEN],
     pub retain: bool,
 }
 
 impl Message {
-    pub fn new(topic: String, retain: bool) -> Message {
+    pub(crate) fn new(topic: String, retain: bool) -> Message {
         Message {
             topic,
             payload: payload::blank(),
@@ -38,7 +38,7 @@ impl Message {
 
 /// What a publisher did.
 #[derive(Debug, Clone, Copy)]
-pub struct PubStats {
+pub(crate) struct PubStats {
     pub sent: u64,
     pub completed: u64,
     pub first_send: Option<Instant>,
@@ -48,7 +48,7 @@ pub struct PubStats {
 }
 
 /// Session state of one publishing connection.
-pub struct Publisher {
+pub(crate) struct Publisher {
     pub client: Client,
     qos: QoS,
     window: usize,
@@ -62,7 +62,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// `window` bounds the QoS 1/2 messages awaiting acknowledgement (1..=65535).
-    pub fn new(mut client: Client, qos: QoS, window: usize) -> Publisher {
+    pub(crate) fn new(mut client: Client, qos: QoS, window: usize) -> Publisher {
         client.grow_buffers();
         Publisher {
             client,
@@ -189,7 +189,7 @@ impl Publisher {
 
     /// Send `count` messages as fast as the window and the socket allow, and wait
     /// for every acknowledgement. `update(i, msg)` prepares message `i`.
-    pub async fn run(
+    pub(crate) async fn run(
         &mut self,
         count: u64,
         msg: &mut Message,
@@ -217,7 +217,7 @@ impl Publisher {
 
     /// Send `rate` messages per second for `duration`, in bursts against the clock
     /// (message `i` is due at `start + i / rate`, so lateness never accumulates).
-    pub async fn run_paced(
+    pub(crate) async fn run_paced(
         &mut self,
         rate: u64,
         duration: Duration,
@@ -253,7 +253,7 @@ impl Publisher {
 }
 
 /// Prepare a benchmark message: stamp publisher `id`, sequence `seq`, send time now.
-pub fn stamp(msg: &mut Message, id: u32, seq: u64) {
+pub(crate) fn stamp(msg: &mut Message, id: u32, seq: u64) {
     payload::write(
         &mut msg.payload,
         Stamp {

@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 
 /// A flat JSON object built field by field, in insertion order.
 #[derive(Debug, Default, Clone)]
-pub struct Json {
+pub(crate) struct Json {
     body: String,
 }
 
 impl Json {
-    pub fn new() -> Json {
+    pub(crate) fn new() -> Json {
         Json::default()
     }
 
@@ -24,20 +24,20 @@ impl Json {
         self.body.push(':');
     }
 
-    pub fn str(mut self, key: &str, value: &str) -> Json {
+    pub(crate) fn str(mut self, key: &str, value: &str) -> Json {
         self.key(key);
         write_str(&mut self.body, value);
         self
     }
 
-    pub fn int(mut self, key: &str, value: u64) -> Json {
+    pub(crate) fn int(mut self, key: &str, value: u64) -> Json {
         self.key(key);
         let _ = write!(self.body, "{value}");
         self
     }
 
     /// A number; non-finite values become `null`.
-    pub fn num(mut self, key: &str, value: f64) -> Json {
+    pub(crate) fn num(mut self, key: &str, value: f64) -> Json {
         self.key(key);
         if value.is_finite() {
             let _ = write!(self.body, "{value:.3}");
@@ -47,20 +47,20 @@ impl Json {
         self
     }
 
-    pub fn bool(mut self, key: &str, value: bool) -> Json {
+    pub(crate) fn bool(mut self, key: &str, value: bool) -> Json {
         self.key(key);
         self.body.push_str(if value { "true" } else { "false" });
         self
     }
 
-    pub fn null(mut self, key: &str) -> Json {
+    pub(crate) fn null(mut self, key: &str) -> Json {
         self.key(key);
         self.body.push_str("null");
         self
     }
 
     /// Append every field of `other`.
-    pub fn extend(mut self, other: Json) -> Json {
+    pub(crate) fn extend(mut self, other: Json) -> Json {
         if !other.body.is_empty() {
             if !self.body.is_empty() {
                 self.body.push(',');
@@ -70,7 +70,7 @@ impl Json {
         self
     }
 
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!("{{{}}}", self.body)
     }
 }
@@ -91,7 +91,7 @@ fn write_str(out: &mut String, s: &str) {
 }
 
 /// CPU time (user + system) this process has used.
-pub fn self_cpu() -> Duration {
+pub(crate) fn self_cpu() -> Duration {
     // SAFETY: getrusage only writes into the zeroed struct we pass.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -103,7 +103,7 @@ pub fn self_cpu() -> Duration {
 }
 
 /// CPU time (utime + stime) process `pid` has used, from /proc/PID/stat.
-pub fn process_cpu(pid: u32) -> Result<Duration> {
+pub(crate) fn process_cpu(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -125,7 +125,7 @@ pub fn process_cpu(pid: u32) -> Result<Duration> {
 }
 
 /// Resident set size of process `pid` in bytes, from VmRSS in /proc/PID/status.
-pub fn process_rss(pid: u32) -> Result<u64> {
+pub(crate) fn process_rss(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let line = text
@@ -141,7 +141,7 @@ pub fn process_rss(pid: u32) -> Result<u64> {
 }
 
 /// Raise this process's open-file limit to its hard limit; the new soft limit.
-pub fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
@@ -158,7 +158,7 @@ pub fn raise_fd_limit() -> u64 {
 }
 
 /// The value at quantile `q` (0..=1) of sorted samples, nearest-rank.
-pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+pub(crate) fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }

@@ -19,7 +19,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(20);
 
 /// What a subscriber expects: `publishers` senders of `per_publisher` messages each.
 #[derive(Debug, Clone, Copy)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub publishers: u32,
     pub per_publisher: u64,
     /// Stop this long after the publishers finished and nothing more arrived.
@@ -36,7 +36,7 @@ struct Track {
 
 /// What a subscriber saw.
 #[derive(Debug, Default, Clone)]
-pub struct SubStats {
+pub(crate) struct SubStats {
     /// Every PUBLISH received, duplicates included.
     pub received: u64,
     /// Distinct (publisher, sequence) pairs received.
@@ -54,7 +54,7 @@ pub struct SubStats {
 }
 
 /// A subscribing connection that counts what it receives.
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     client: Client,
     expect: Expect,
     tracks: Vec<Track>,
@@ -62,7 +62,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(mut client: Client, expect: Expect) -> Subscriber {
+    pub(crate) fn new(mut client: Client, expect: Expect) -> Subscriber {
         client.grow_buffers();
         let words = expect.per_publisher.div_ceil(64) as usize;
         let tracks = (0..expect.publishers)
@@ -80,7 +80,7 @@ impl Subscriber {
     }
 
     /// Access to the connection, e.g. to queue a SUBSCRIBE before `run`.
-    pub fn client(&mut self) -> &mut Client {
+    pub(crate) fn client(&mut self) -> &mut Client {
         &mut self.client
     }
 
@@ -150,7 +150,7 @@ impl Subscriber {
 
     /// Receive until every expected message arrived, or until the publishers are
     /// done (`publishers_done`) and nothing arrived for `expect.quiet`.
-    pub async fn run(mut self, publishers_done: Arc<AtomicBool>) -> Result<SubStats> {
+    pub(crate) async fn run(mut self, publishers_done: Arc<AtomicBool>) -> Result<SubStats> {
         let total = self.total();
         let mut done_seen_at: Option<Instant> = None;
         let check = sleep_until(TokioInstant::now() + CHECK_EVERY);

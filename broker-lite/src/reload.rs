@@ -32,6 +32,15 @@ pub struct PreparedReload {
     tls: Vec<(usize, TlsAcceptor)>,
 }
 
+impl fmt::Debug for PreparedReload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedReload")
+            .field("auth", &self.auth)
+            .field("tls_listeners", &self.tls.len())
+            .finish()
+    }
+}
+
 /// What a reload put in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reloaded {

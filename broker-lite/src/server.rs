@@ -39,6 +39,15 @@ pub struct Broker {
     accept_tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("local_addrs", &self.local_addrs)
+            .field("listeners", &self.kinds.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Broker {
     /// Bind every listener (`listeners`, or `listen` alone; port 0 picks a free
     /// port) and start serving. TLS files are read here: an unreadable or

@@ -92,30 +92,30 @@ impl Outcome {
 pub(crate) struct Filters(Option<Box<HashMap<Box<str>, QoS>>>);
 
 impl Filters {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |m| m.len())
     }
 
-    pub fn contains_key(&self, filter: &str) -> bool {
+    pub(crate) fn contains_key(&self, filter: &str) -> bool {
         self.0.as_ref().is_some_and(|m| m.contains_key(filter))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Box<str>, &QoS)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Box<str>, &QoS)> {
         self.0.iter().flat_map(|m| m.iter())
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Box<str>> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Box<str>> {
         self.iter().map(|(f, _)| f)
     }
 
-    pub fn insert(&mut self, filter: Box<str>, qos: QoS) {
+    pub(crate) fn insert(&mut self, filter: Box<str>, qos: QoS) {
         self.0
             .get_or_insert_with(Default::default)
             .insert(filter, qos);
     }
 
     /// True when it was there. The last one removed frees the map.
-    pub fn remove(&mut self, filter: &str) -> bool {
+    pub(crate) fn remove(&mut self, filter: &str) -> bool {
         let Some(map) = &mut self.0 else {
             return false;
         };
@@ -163,7 +163,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(client_id: Arc<str>, clean: bool) -> Session {
+    pub(crate) fn new(client_id: Arc<str>, clean: bool) -> Session {
         Session {
             client_id,
             clean,
@@ -184,7 +184,11 @@ impl Session {
     /// A persistent session read back from the file: not connected, its in-flight
     /// messages resent at the next connect. A queue longer than the limit now
     /// configured loses its oldest messages (recorded).
-    pub fn restore(stored: StoredSession, journal: SessionLog, lim: &SessionLimits) -> Session {
+    pub(crate) fn restore(
+        stored: StoredSession,
+        journal: SessionLog,
+        lim: &SessionLimits,
+    ) -> Session {
         let mut session = Session::new(stored.client_id.into(), false);
         session.subscriptions = stored
             .subscriptions
@@ -230,7 +234,7 @@ impl Session {
     }
 
     /// Add or replace a subscription (the router also updates its tree).
-    pub fn add_subscription(&mut self, filter: &str, qos: QoS) {
+    pub(crate) fn add_subscription(&mut self, filter: &str, qos: QoS) {
         if let Some(j) = &self.journal {
             j.subscribed(filter, qos);
         }
@@ -238,7 +242,7 @@ impl Session {
     }
 
     /// Remove a subscription; true when it existed.
-    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+    pub(crate) fn remove_subscription(&mut self, filter: &str) -> bool {
         let removed = self.subscriptions.remove(filter);
         if let (true, Some(j)) = (removed, &self.journal) {
             j.unsubscribed(filter);
@@ -259,14 +263,14 @@ impl Session {
     }
 
     /// The connection this session is attached to, if it is a connected remote client.
-    pub fn conn(&self) -> Option<ConnId> {
+    pub(crate) fn conn(&self) -> Option<ConnId> {
         match &self.link {
             Some(Link::Remote { conn, .. }) => Some(*conn),
             _ => None,
         }
     }
 
-    pub fn outbox(&self) -> Option<&Arc<Outbox>> {
+    pub(crate) fn outbox(&self) -> Option<&Arc<Outbox>> {
         match &self.link {
             Some(Link::Remote { outbox, .. }) => Some(outbox),
             _ => None,
@@ -274,17 +278,17 @@ impl Session {
     }
 
     #[cfg(test)]
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queue.len()
     }
 
     #[cfg(test)]
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.len()
     }
 
     /// Write a control packet (CONNACK, PUBACK, SUBACK, ...) to the connection.
-    pub fn send_packet(&self, packet: &Packet) -> Outcome {
+    pub(crate) fn send_packet(&self, packet: &Packet) -> Outcome {
         match self.outbox() {
             Some(outbox) => {
                 outbox.push_with(|buf| encode(packet, buf));
@@ -298,7 +302,7 @@ impl Session {
     }
 
     /// Deliver a message that matched this session's subscriptions, already at the granted QoS.
-    pub fn deliver(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
+    pub(crate) fn deliver(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
         match &self.link {
             Some(Link::Local(tx)) => match tx.try_send(msg) {
                 Ok(()) => Outcome {
@@ -438,7 +442,7 @@ impl Session {
     }
 
     /// Move queued messages into the window while it has room.
-    pub fn fill_window(&mut self, lim: &SessionLimits) -> Outcome {
+    pub(crate) fn fill_window(&mut self, lim: &SessionLimits) -> Outcome {
         let mut out = Outcome::default();
         let Some(outbox) = self.outbox().cloned() else {
             return out;
@@ -464,7 +468,7 @@ impl Session {
     }
 
     /// After a reconnect: resend the window in order (PUBLISH with DUP, or PUBREL), then fill it.
-    pub fn resume(&mut self, lim: &SessionLimits) -> Outcome {
+    pub(crate) fn resume(&mut self, lim: &SessionLimits) -> Outcome {
         let mut out = Outcome::default();
         if let Some(outbox) = self.outbox() {
             for f in &self.inflight {
@@ -483,7 +487,7 @@ impl Session {
     }
 
     /// PUBACK from the client: QoS 1 delivery done.
-    pub fn on_puback(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
+    pub(crate) fn on_puback(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
         if let Some(i) = self.find(pkid, QoS::AtLeastOnce, InflightState::Published) {
             if let Some(f) = self.inflight.remove(i) {
                 self.log_done(f.seq, f.msg.qos);
@@ -495,14 +499,14 @@ impl Session {
 
     /// PUBREC from the client: answer PUBREL (also for an id we no longer know, which is harmless).
     #[cfg(test)]
-    pub fn on_pubrec(&mut self, pkid: u16) -> Outcome {
+    pub(crate) fn on_pubrec(&mut self, pkid: u16) -> Outcome {
         self.mark_released(pkid);
         self.send_packet(&Packet::PubRel(pkid))
     }
 
     /// PUBREC from the client, without the answer: the router sends PUBREL itself
     /// when it has to wait for the commit of this state.
-    pub fn mark_released(&mut self, pkid: u16) {
+    pub(crate) fn mark_released(&mut self, pkid: u16) {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Published) {
             self.inflight[i].state = InflightState::Released;
             if let Some(j) = &self.journal {
@@ -512,7 +516,7 @@ impl Session {
     }
 
     /// PUBCOMP from the client: QoS 2 delivery done.
-    pub fn on_pubcomp(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
+    pub(crate) fn on_pubcomp(&mut self, pkid: u16, lim: &SessionLimits) -> Outcome {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, InflightState::Released) {
             if let Some(f) = self.inflight.remove(i) {
                 self.log_done(f.seq, f.msg.qos);
@@ -530,7 +534,7 @@ impl Session {
 
     /// Inbound QoS 2 PUBLISH: true if it is new and must be routed, false if it is a
     /// resend of one already routed and not yet released.
-    pub fn accept_incoming_qos2(&mut self, pkid: u16) -> bool {
+    pub(crate) fn accept_incoming_qos2(&mut self, pkid: u16) -> bool {
         let new = self.incoming_qos2.get_or_insert_default().insert(pkid);
         if let (true, Some(j)) = (new, &self.journal) {
             j.qos2_held(pkid);
@@ -539,7 +543,7 @@ impl Session {
     }
 
     /// Inbound PUBREL: forget the id.
-    pub fn release_incoming_qos2(&mut self, pkid: u16) {
+    pub(crate) fn release_incoming_qos2(&mut self, pkid: u16) {
         if let Some(ids) = &mut self.incoming_qos2 {
             if let (true, Some(j)) = (ids.remove(&pkid), &self.journal) {
                 j.qos2_released(pkid);

@@ -40,7 +40,7 @@ impl fmt::Display for TopicLimitError {
 }
 
 impl TopicLimits {
-    pub fn from_config(l: &Limits) -> TopicLimits {
+    pub(crate) fn from_config(l: &Limits) -> TopicLimits {
         TopicLimits {
             max_length: l.max_topic_length,
             max_levels: l.max_topic_levels,
@@ -50,7 +50,7 @@ impl TopicLimits {
 
     /// Check a topic name or filter (already valid MQTT) against the limits.
     /// The length is checked first, so a long topic is never scanned for levels.
-    pub fn check_topic(&self, topic: &str) -> Result<(), TopicLimitError> {
+    pub(crate) fn check_topic(&self, topic: &str) -> Result<(), TopicLimitError> {
         if topic.len() > self.max_length {
             return Err(TopicLimitError::TooLong {
                 length: topic.len(),
@@ -68,7 +68,7 @@ impl TopicLimits {
     }
 
     /// Whether a session holding `held` subscriptions may add a new filter.
-    pub fn may_add_subscription(&self, held: usize) -> bool {
+    pub(crate) fn may_add_subscription(&self, held: usize) -> bool {
         self.max_subscriptions == 0 || held < self.max_subscriptions
     }
 }

@@ -26,6 +26,7 @@ pub fn priority(level: &Level) -> u8 {
 }
 
 /// One journal line: `<priority>target: message key=value...`.
+#[derive(Debug)]
 pub struct Journald;
 
 impl<S, N> FormatEvent<S, N> for Journald

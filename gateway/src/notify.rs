@@ -19,6 +19,7 @@ use tokio::time::MissedTickBehavior;
 use crate::config::GatewayConfig;
 
 /// A socket to the service manager, or nothing when there is none.
+#[derive(Debug)]
 pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     warned: AtomicBool,
@@ -130,6 +131,7 @@ pub fn watchdog_period(
 }
 
 /// The service's conversation with systemd over its life: ready, pinging, stopping.
+#[derive(Debug)]
 pub struct Service {
     notifier: Arc<Notifier>,
     watchdog: Option<Duration>,

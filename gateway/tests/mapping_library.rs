@@ -129,7 +129,7 @@ fn a_module_that_does_not_compile_is_named_with_its_file_and_line() {
         ),
         ("s.rhai", "fn map(frame) { () }\n"),
     ]);
-    let e = load(dir.path(), "s.rhai").err().expect("a compile error");
+    let e = load(dir.path(), "s.rhai").expect_err("a compile error");
     let text = e.to_string();
     let want = format!("{}:4:", dir.path().join("lib/broken.rhai").display());
     assert!(text.starts_with(&want), "{text} should start with {want}");
@@ -238,7 +238,7 @@ fn loading_again_compiles_the_changed_library_and_the_old_mapper_keeps_its_own()
     assert_eq!(payload(&old, &frame(b"", None)), "42");
 
     std::fs::write(dir.path().join("lib/maths.rhai"), "fn twice(x) { x * }\n").unwrap();
-    let e = load(dir.path(), "s.rhai").err().expect("a compile error");
+    let e = load(dir.path(), "s.rhai").expect_err("a compile error");
     assert!(e.to_string().contains("maths.rhai:1:"), "{e}");
 }
 

@@ -176,8 +176,7 @@ fn eval_is_refused_when_the_script_is_compiled() {
         defaults(),
         ScriptLimits::default(),
     )
-    .err()
-    .expect("eval must not compile");
+    .expect_err("eval must not compile");
     assert!(
         matches!(err, MappingError::Compile { line: 1, .. }),
         "{err:?}"
@@ -369,8 +368,7 @@ fn a_top_level_constant_is_refused_because_map_cannot_see_it() {
         defaults(),
         ScriptLimits::default(),
     )
-    .err()
-    .expect("a top-level const must not compile");
+    .expect_err("a top-level const must not compile");
     assert!(
         e.to_string()
             .starts_with("scripts/test.rhai: top-level `const SCALE` is never seen by `fn map`"),

@@ -57,6 +57,7 @@ impl FeedPlan {
     }
 }
 
+#[derive(Debug)]
 struct Shared {
     written: AtomicU64,
     /// Why the writer ended early.
@@ -68,6 +69,7 @@ struct Shared {
 
 /// The writing thread; stops when dropped (the terminal closes with it unless taken
 /// back with `finish`).
+#[derive(Debug)]
 pub struct Feeder {
     plan: FeedPlan,
     shared: Arc<Shared>,

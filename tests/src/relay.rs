@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 /// How often a pump or the listener looks at the control flags.
 const TICK: Duration = Duration::from_millis(10);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counters {
     up: AtomicU64,
     down: AtomicU64,
     accepted: AtomicU64,
 }
 
+#[derive(Debug)]
 struct Control {
     stalled: AtomicBool,
     /// Pumps between a look at `stalled` and the end of forwarding what they read.
@@ -46,6 +47,7 @@ impl Control {
 
 /// A relay from `127.0.0.1:port()` to `127.0.0.1:target`; stops and closes every
 /// connection when dropped.
+#[derive(Debug)]
 pub struct Relay {
     port: u16,
     target: u16,

@@ -207,12 +207,13 @@ impl SeqStats {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     stats: SeqStats,
     subscribed: bool,
 }
 
+#[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
@@ -234,6 +235,7 @@ impl Shared {
 
 /// A persistent-session subscriber on its own thread; stops (without unsubscribing)
 /// when dropped.
+#[derive(Debug)]
 pub struct SeqSubscriber {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,

@@ -46,6 +46,7 @@ impl Default for UpstreamOptions {
 
 /// A Mosquitto broker with persistence in a folder of its own and a fixed port.
 /// Killed when dropped.
+#[derive(Debug)]
 pub struct Upstream {
     port: u16,
     conf: PathBuf,

@@ -40,6 +40,7 @@ pub struct LogEntry {
 
 /// A headless Chromium session; the session is deleted and chromedriver stopped
 /// on drop.
+#[derive(Debug)]
 pub struct Browser {
     driver: Proc,
     port: u16,
@@ -365,8 +366,7 @@ mod tests {
     fn a_missing_chromedriver_fails_with_the_packages_to_install() {
         let missing = Path::new("no-such-folder/chromedriver");
         let err = Browser::start_with(missing, Path::new(CHROMIUM))
-            .err()
-            .expect("no browser without a driver");
+            .expect_err("no browser without a driver");
         let text = format!("{err:#}");
         assert!(
             text.contains("no-such-folder/chromedriver")

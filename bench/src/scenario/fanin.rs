@@ -15,7 +15,7 @@ use crate::subscriber::{Expect, Subscriber};
 /// `pubs` publishers send `messages` in total, each on its own topic under one
 /// prefix; one subscriber takes `prefix/#`. Throughput is what the subscriber got
 /// divided by the time from the first publish to the last receipt.
-pub async fn fanin(t: &Target, pubs: u32, qos: QoS, messages: u64) -> Result<Json> {
+pub(crate) async fn fanin(t: &Target, pubs: u32, qos: QoS, messages: u64) -> Result<Json> {
     let pubs = pubs.max(1);
     let per_publisher = messages.div_ceil(pubs as u64);
     let expected = per_publisher * pubs as u64;

@@ -15,7 +15,7 @@ use crate::subscriber::{Expect, SubStats, Subscriber};
 /// One publisher sends `messages`; each of `subs` subscribers should get all of
 /// them. Throughput is total deliveries divided by the time from the first publish
 /// to the last receipt at any subscriber.
-pub async fn fanout(t: &Target, subs: u32, qos: QoS, messages: u64) -> Result<Json> {
+pub(crate) async fn fanout(t: &Target, subs: u32, qos: QoS, messages: u64) -> Result<Json> {
     let subs = subs.max(1);
     let topic = t.topic("fanout");
     let expect = Expect {

@@ -14,7 +14,12 @@ use crate::report::{process_rss, raise_fd_limit, Json};
 /// Open `count` connections (CONNECT, wait for CONNACK), at most `concurrency`
 /// handshakes at a time; read the broker's VmRSS before and after; then check
 /// with PINGREQ that the broker still serves every connection.
-pub async fn idle(t: &Target, count: u32, concurrency: u32, keep_alive: u16) -> Result<Json> {
+pub(crate) async fn idle(
+    t: &Target,
+    count: u32,
+    concurrency: u32,
+    keep_alive: u16,
+) -> Result<Json> {
     let Some(pid) = t.pid else {
         bail!("the idle scenario needs --pid of the broker");
     };

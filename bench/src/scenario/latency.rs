@@ -17,7 +17,7 @@ use crate::subscriber::{Expect, Subscriber};
 
 /// Publish `rate_per_s` messages per second for `seconds`; messages sent during
 /// the first `warmup` seconds are delivered but left out of the percentiles.
-pub async fn latency(
+pub(crate) async fn latency(
     t: &Target,
     rate_per_s: u64,
     qos: QoS,

@@ -17,15 +17,15 @@ use mqtt_proto::codec::QoS;
 use crate::report::{process_cpu, self_cpu, Json};
 use crate::subscriber::SubStats;
 
-pub use fanin::fanin;
-pub use fanout::fanout;
-pub use idle::idle;
-pub use latency::latency;
-pub use retained::retained;
+pub(crate) use fanin::fanin;
+pub(crate) use fanout::fanout;
+pub(crate) use idle::idle;
+pub(crate) use latency::latency;
+pub(crate) use retained::retained;
 
 /// The broker under test and the settings every scenario uses.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub addr: SocketAddr,
     /// The broker's process id, for its CPU time and memory.
     pub pid: Option<u32>,
@@ -40,11 +40,11 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn client_id(&self, role: &str) -> String {
+    pub(crate) fn client_id(&self, role: &str) -> String {
         format!("{}-{role}", self.run_id)
     }
 
-    pub fn topic(&self, rest: &str) -> String {
+    pub(crate) fn topic(&self, rest: &str) -> String {
         format!("bench/{}/{rest}", self.run_id)
     }
 }
@@ -52,7 +52,7 @@ impl Target {
 /// Run one scenario under the timeout and build its result line: the scenario's
 /// own fields, whether it succeeded, wall time, and the CPU time of the tool and
 /// the broker over the run.
-pub async fn measure(
+pub(crate) async fn measure(
     name: &str,
     target: &Target,
     params: Json,

@@ -18,7 +18,7 @@ use crate::subscriber::{Expect, Subscriber};
 /// Publish `count` retained QoS 1 messages on distinct topics and wait for every
 /// PUBACK; then a new client subscribes to the prefix with `#` at QoS 1, and the
 /// time from SUBSCRIBE to the last retained message is measured.
-pub async fn retained(t: &Target, count: u64) -> Result<Json> {
+pub(crate) async fn retained(t: &Target, count: u64) -> Result<Json> {
     let prefix = t.topic("retained");
     let c = Client::connect(t.addr, &t.client_id("pub"), 0).await?;
     let mut p = Publisher::new(c, QoS::AtLeastOnce, t.window);

@@ -39,7 +39,7 @@ pub(crate) struct SessionAcls {
 }
 
 impl SessionAcls {
-    pub fn new(enforced: bool, metrics: Arc<Metrics>) -> SessionAcls {
+    pub(crate) fn new(enforced: bool, metrics: Arc<Metrics>) -> SessionAcls {
         SessionAcls {
             enforced,
             entries: Vec::new(),
@@ -62,7 +62,7 @@ impl SessionAcls {
     /// again for the user and client id they were compiled for, so that what a
     /// connected client may do changes at once (its subscriptions stay; each
     /// delivery is checked against the new rules).
-    pub fn recompile(&mut self, auth: &super::Auth) {
+    pub(crate) fn recompile(&mut self, auth: &super::Auth) {
         for entry in &mut self.entries {
             if let Entry::Rules {
                 client_id,
@@ -79,7 +79,13 @@ impl SessionAcls {
     }
 
     /// The rules of the client that just connected to session `sid`.
-    pub fn set(&mut self, sid: u32, client_id: &str, user: Option<&str>, acl: Option<ClientAcl>) {
+    pub(crate) fn set(
+        &mut self,
+        sid: u32,
+        client_id: &str,
+        user: Option<&str>,
+        acl: Option<ClientAcl>,
+    ) {
         let entry = match acl {
             Some(acl) => Entry::Rules {
                 client_id: client_id.into(),
@@ -95,7 +101,7 @@ impl SessionAcls {
     /// resuming it must not get what was queued under the other user's rules:
     /// the router starts a new session instead. False without an ACL file, and
     /// for a session read back from a file that did not record its user.
-    pub fn belongs_to_another_user(&self, sid: u32, user: Option<&str>) -> bool {
+    pub(crate) fn belongs_to_another_user(&self, sid: u32, user: Option<&str>) -> bool {
         match self.entry(sid) {
             Entry::Rules { user: last, .. } => last.as_deref() != user,
             _ => false,
@@ -103,12 +109,12 @@ impl SessionAcls {
     }
 
     /// Session `sid` belongs to the broker's own process.
-    pub fn allow_all(&mut self, sid: u32) {
+    pub(crate) fn allow_all(&mut self, sid: u32) {
         self.put(sid, Entry::All);
     }
 
     /// The slot is free again.
-    pub fn clear(&mut self, sid: u32) {
+    pub(crate) fn clear(&mut self, sid: u32) {
         if let Some(e) = self.entries.get_mut(sid as usize) {
             *e = Entry::Unknown;
         }
@@ -120,7 +126,7 @@ impl SessionAcls {
 
     /// May session `sid` receive a message on `topic`? Not counted: a wide
     /// subscription meeting a topic it may not read is the ACL working.
-    pub fn can_read(&self, sid: u32, topic: &str) -> bool {
+    pub(crate) fn can_read(&self, sid: u32, topic: &str) -> bool {
         if !self.enforced {
             return true;
         }
@@ -147,7 +153,7 @@ impl SessionAcls {
     }
 
     /// May session `sid` publish to `topic`? A refusal is counted.
-    pub fn may_publish(&self, sid: u32, topic: &str) -> bool {
+    pub(crate) fn may_publish(&self, sid: u32, topic: &str) -> bool {
         let ok = self.check(sid, "publishing to", topic, |a| a.can_write(topic));
         if !ok {
             metrics::add(&self.metrics.publishes_denied, 1);
@@ -156,7 +162,7 @@ impl SessionAcls {
     }
 
     /// May session `sid` subscribe to `filter`? A refusal is counted.
-    pub fn may_subscribe(&self, sid: u32, filter: &str) -> bool {
+    pub(crate) fn may_subscribe(&self, sid: u32, filter: &str) -> bool {
         let ok = self.check(sid, "subscribing to", filter, |a| a.can_subscribe(filter));
         if !ok {
             metrics::add(&self.metrics.subscriptions_denied, 1);
@@ -166,7 +172,7 @@ impl SessionAcls {
 
     /// May session `sid` leave a will on `topic`? A refusal is counted as a
     /// publish refused and logged: the client is told nothing.
-    pub fn may_leave_will(&self, sid: u32, topic: &str) -> bool {
+    pub(crate) fn may_leave_will(&self, sid: u32, topic: &str) -> bool {
         let ok = self.may_publish(sid, topic);
         if !ok {
             let client_id = match self.entry(sid) {

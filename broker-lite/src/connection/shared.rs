@@ -42,7 +42,7 @@ pub(crate) struct ConnShared {
 
 impl ConnShared {
     /// The passwords and ACL rules in force now.
-    pub fn auth(&self) -> Arc<crate::auth::Auth> {
+    pub(crate) fn auth(&self) -> Arc<crate::auth::Auth> {
         self.auth
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -64,7 +64,7 @@ impl Admitted {
         })
     }
 
-    pub fn shared(&self) -> &ConnShared {
+    pub(crate) fn shared(&self) -> &ConnShared {
         &self.accepting.shared
     }
 }

@@ -2,7 +2,7 @@
 //! own socket, all feeding the same router under shared connection limits.
 
 mod accept;
-pub mod config;
+pub(crate) mod config;
 mod per_ip;
 mod tls;
 mod ws;

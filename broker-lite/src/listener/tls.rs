@@ -25,7 +25,7 @@ pub(crate) struct Tls {
 }
 
 impl Tls {
-    pub fn new(config: &TlsConfig) -> io::Result<Tls> {
+    pub(crate) fn new(config: &TlsConfig) -> io::Result<Tls> {
         Ok(Tls {
             acceptor: RwLock::new(acceptor(config)?),
             config: config.clone(),
@@ -33,14 +33,14 @@ impl Tls {
     }
 
     /// The acceptor for the next connection.
-    pub fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         self.acceptor
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub fn replace(&self, new: TlsAcceptor) {
+    pub(crate) fn replace(&self, new: TlsAcceptor) {
         *self
             .acceptor
             .write()

@@ -32,7 +32,7 @@ const fn default_ack_after_commit() -> bool {
 }
 
 /// Longest `flush_ms` accepted: a minute of changes is already a lot to lose.
-pub const MAX_FLUSH_MS: u64 = 60_000;
+pub(super) const MAX_FLUSH_MS: u64 = 60_000;
 
 impl PersistenceConfig {
     /// Persistence in `file` with the default flush interval.

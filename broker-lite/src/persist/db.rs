@@ -141,7 +141,7 @@ fn from_open(e: sqlite_file::Error) -> PersistError {
 
 impl Db {
     /// Open or create the file and read the state back.
-    pub fn open(path: &Path) -> Result<(Db, Loaded), PersistError> {
+    pub(super) fn open(path: &Path) -> Result<(Db, Loaded), PersistError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 open_error(path, format!("cannot create folder {}: {e}", dir.display()))
@@ -164,7 +164,7 @@ impl Db {
         Ok((db, loaded))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -357,7 +357,7 @@ impl Db {
     }
 
     /// Apply `changes` in one transaction.
-    pub fn apply<'a>(
+    pub(super) fn apply<'a>(
         &mut self,
         changes: impl Iterator<Item = &'a Change>,
     ) -> rusqlite::Result<usize> {
@@ -372,7 +372,7 @@ impl Db {
     }
 
     /// Move the WAL into the main file and truncate it (at a graceful stop).
-    pub fn checkpoint(&self) -> rusqlite::Result<()> {
+    pub(super) fn checkpoint(&self) -> rusqlite::Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
     }

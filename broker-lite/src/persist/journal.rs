@@ -122,7 +122,7 @@ pub(crate) struct SessionLog {
 impl SessionLog {
     /// A client of `user` resumed the session: record it as the owner if the
     /// file does not know one yet (a session stored before owners were kept).
-    pub fn claim(&mut self, user: Option<&str>) {
+    pub(crate) fn claim(&mut self, user: Option<&str>) {
         if !self.owner_known {
             self.owner_known = true;
             self.push(|client| Change::SessionOwner {
@@ -132,7 +132,7 @@ impl SessionLog {
         }
     }
 
-    pub fn queued(&self, seq: u64, msg: &Message, pkid: Option<u16>) {
+    pub(crate) fn queued(&self, seq: u64, msg: &Message, pkid: Option<u16>) {
         self.push(|client| Change::Queued {
             client,
             seq,
@@ -141,27 +141,27 @@ impl SessionLog {
         });
     }
 
-    pub fn sent(&self, seq: u64, pkid: u16) {
+    pub(crate) fn sent(&self, seq: u64, pkid: u16) {
         self.push(|client| Change::Sent { client, seq, pkid });
     }
 
-    pub fn released(&self, seq: u64) {
+    pub(crate) fn released(&self, seq: u64) {
         self.push(|client| Change::Released { client, seq });
     }
 
-    pub fn done(&self, seq: u64) {
+    pub(crate) fn done(&self, seq: u64) {
         self.push(|client| Change::Done { client, seq });
     }
 
-    pub fn qos2_held(&self, pkid: u16) {
+    pub(crate) fn qos2_held(&self, pkid: u16) {
         self.push(|client| Change::Qos2Held { client, pkid });
     }
 
-    pub fn qos2_released(&self, pkid: u16) {
+    pub(crate) fn qos2_released(&self, pkid: u16) {
         self.push(|client| Change::Qos2Released { client, pkid });
     }
 
-    pub fn subscribed(&self, filter: &str, qos: QoS) {
+    pub(crate) fn subscribed(&self, filter: &str, qos: QoS) {
         self.push(|client| Change::Subscribe {
             client,
             filter: filter.into(),
@@ -169,7 +169,7 @@ impl SessionLog {
         });
     }
 
-    pub fn unsubscribed(&self, filter: &str) {
+    pub(crate) fn unsubscribed(&self, filter: &str) {
         self.push(|client| Change::Unsubscribe {
             client,
             filter: filter.into(),
@@ -213,7 +213,7 @@ impl Journal {
     }
 
     /// A log for a new persistent session (records its creation).
-    pub fn new_session(&self, client_id: &str, user: Option<&str>) -> SessionLog {
+    pub(crate) fn new_session(&self, client_id: &str, user: Option<&str>) -> SessionLog {
         let log = self.restored_session(client_id, true);
         push(
             &self.pending,
@@ -226,7 +226,7 @@ impl Journal {
     }
 
     /// A log for a session read back from the file.
-    pub fn restored_session(&self, client_id: &str, owner_known: bool) -> SessionLog {
+    pub(crate) fn restored_session(&self, client_id: &str, owner_known: bool) -> SessionLog {
         SessionLog {
             client: Arc::from(client_id),
             pending: self.pending.clone(),
@@ -234,7 +234,7 @@ impl Journal {
         }
     }
 
-    pub fn session_gone(&self, client_id: &str) {
+    pub(crate) fn session_gone(&self, client_id: &str) {
         push(
             &self.pending,
             Change::SessionGone {
@@ -245,7 +245,7 @@ impl Journal {
 
     /// A retained message was set (or cleared by an empty payload). `$` topics
     /// (`$SYS/...`) are the broker's own and are not stored.
-    pub fn retained(&self, msg: &Message) {
+    pub(crate) fn retained(&self, msg: &Message) {
         if msg.topic.starts_with('$') {
             return;
         }
@@ -261,13 +261,13 @@ impl Journal {
 
     /// Changes recorded and not handed over yet: compare before and after routing
     /// a message to learn whether it changed persistent state.
-    pub fn recorded(&self) -> usize {
+    pub(crate) fn recorded(&self) -> usize {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Write `packet` to the session's client now, or after the commit when it
     /// confirms a stored change (`durable`) or must stay behind replies that wait.
-    pub fn confirm(&self, session: &mut Session, packet: Packet, durable: bool) -> Outcome {
+    pub(crate) fn confirm(&self, session: &mut Session, packet: Packet, durable: bool) -> Outcome {
         let behind = session.reply_barrier > self.committed.load(Ordering::Acquire);
         if !self.ack_after_commit || !(durable || behind) {
             return session.send_packet(&packet);
@@ -288,7 +288,7 @@ impl Journal {
     /// Tell an in-process publisher its messages are taken: now, or once committed
     /// when they changed stored state (`durable`) and acknowledgements wait for
     /// commits. The gateway forgets its own copy of a message when told.
-    pub fn confirm_local(&self, done: tokio::sync::oneshot::Sender<()>, durable: bool) {
+    pub(crate) fn confirm_local(&self, done: tokio::sync::oneshot::Sender<()>, durable: bool) {
         if !self.ack_after_commit || !durable || self.tx.is_none() {
             let _ = done.send(());
             return;
@@ -297,7 +297,7 @@ impl Journal {
     }
 
     /// Hand what was recorded to the writer (end of a router batch).
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let changes = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.is_empty() {
@@ -320,7 +320,7 @@ impl Journal {
     }
 
     /// Hand over the rest, and wait until the writer committed it and stopped.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.flush();
         self.tx = None;
         if let Some(writer) = self.writer.take() {

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 /// Why the persistence file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum PersistError {
+pub(crate) enum PersistError {
     /// The file exists but is not a healthy broker-lite database; it is left as it is.
     #[error(
         "persistence file {path}: damaged, left unchanged (move it away to start empty): {cause}"

@@ -24,12 +24,16 @@ use super::{Event, Router, SessionId};
 impl Router {
     /// The password file and ACL rules, loaded once at start: connections check
     /// their CONNECT against them without asking the router.
-    pub fn auth(&self) -> Arc<Auth> {
+    pub(crate) fn auth(&self) -> Arc<Auth> {
         self.auth.clone()
     }
 
     /// A router; with persistence on, the stored state is read back first.
-    pub fn new(config: &Config, metrics: Arc<Metrics>, relief: Arc<Notify>) -> io::Result<Router> {
+    pub(crate) fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        relief: Arc<Notify>,
+    ) -> io::Result<Router> {
         let (journal, loaded) = match &config.persistence {
             Some(p) => {
                 let (journal, loaded) = persist::open(p).map_err(io::Error::other)?;
@@ -104,7 +108,7 @@ impl Router {
     }
 
     /// Handle one event; true means stop.
-    pub fn handle(&mut self, event: Event) -> bool {
+    pub(crate) fn handle(&mut self, event: Event) -> bool {
         match event {
             Event::Connect {
                 conn,
@@ -151,7 +155,7 @@ impl Router {
     }
 
     /// Wake every connection that has bytes to write.
-    pub fn wake_dirty(&mut self) {
+    pub(crate) fn wake_dirty(&mut self) {
         if let Some(journal) = &mut self.journal {
             journal.flush();
         }
@@ -172,7 +176,7 @@ impl Router {
     }
 
     /// Close every connection (shutdown).
-    pub fn close_all(&mut self) {
+    pub(crate) fn close_all(&mut self) {
         if let Some(journal) = &mut self.journal {
             journal.close();
         }

@@ -19,14 +19,14 @@ const FENCE_PKID: u16 = 0xFFF0;
 
 /// What a read from the broker gave.
 #[derive(Debug)]
-pub enum Next {
+pub(crate) enum Next {
     Packet(Packet),
     Closed,
     TimedOut,
 }
 
 /// An MQTT client over a plain TCP socket: sends exact bytes, reads whole packets.
-pub struct RawClient {
+pub(crate) struct RawClient {
     stream: TcpStream,
     buf: BytesMut,
     closed: bool,
@@ -34,7 +34,7 @@ pub struct RawClient {
 
 impl RawClient {
     /// Open a TCP connection; no MQTT packet is sent.
-    pub async fn tcp(addr: SocketAddr) -> RawClient {
+    pub(crate) async fn tcp(addr: SocketAddr) -> RawClient {
         let stream = match wait_for("TCP connect", TcpStream::connect(addr)).await {
             Ok(s) => s,
             Err(e) => panic!("cannot connect to {addr}: {e}"),
@@ -48,7 +48,10 @@ impl RawClient {
     }
 
     /// Connect with `connect` and return the client and the CONNACK it got.
-    pub async fn handshake(addr: SocketAddr, connect: &ConnectBytes) -> (RawClient, ConnAck) {
+    pub(crate) async fn handshake(
+        addr: SocketAddr,
+        connect: &ConnectBytes,
+    ) -> (RawClient, ConnAck) {
         let mut c = RawClient::tcp(addr).await;
         c.send(&connect.encode()).await;
         match c.recv().await {
@@ -58,7 +61,10 @@ impl RawClient {
     }
 
     /// Connect with `connect`, require CONNACK 0 and return the session-present bit.
-    pub async fn connect_with(addr: SocketAddr, connect: &ConnectBytes) -> (RawClient, bool) {
+    pub(crate) async fn connect_with(
+        addr: SocketAddr,
+        connect: &ConnectBytes,
+    ) -> (RawClient, bool) {
         let (c, ack) = RawClient::handshake(addr, connect).await;
         assert_eq!(
             ack.code,
@@ -69,14 +75,14 @@ impl RawClient {
     }
 
     /// A clean-session client with the given id, accepted by the broker.
-    pub async fn connect(addr: SocketAddr, client_id: &str) -> RawClient {
+    pub(crate) async fn connect(addr: SocketAddr, client_id: &str) -> RawClient {
         RawClient::connect_with(addr, &ConnectBytes::new(client_id))
             .await
             .0
     }
 
     /// A clean-session client subscribed to `filter` at `qos`.
-    pub async fn subscriber(addr: SocketAddr, filter: &str, qos: u8) -> RawClient {
+    pub(crate) async fn subscriber(addr: SocketAddr, filter: &str, qos: u8) -> RawClient {
         let mut c = RawClient::connect(addr, &unique_id("sub")).await;
         let codes = c.subscribe(1, &[(filter, qos)]).await;
         assert!(
@@ -87,20 +93,20 @@ impl RawClient {
     }
 
     /// Write bytes; panics if the socket fails.
-    pub async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         if let Err(e) = self.try_send(bytes).await {
             panic!("send failed: {e}");
         }
     }
 
     /// Write bytes, reporting a failure instead of panicking.
-    pub async fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await
     }
 
     /// The next packet, the end of the connection, or nothing within `within`.
-    pub async fn next(&mut self, within: Duration) -> Next {
+    pub(crate) async fn next(&mut self, within: Duration) -> Next {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match read_packet(&mut self.buf, 64 * 1024 * 1024) {
@@ -123,7 +129,7 @@ impl RawClient {
     }
 
     /// The next packet; fails the test on close or after `WAIT`.
-    pub async fn recv(&mut self) -> Packet {
+    pub(crate) async fn recv(&mut self) -> Packet {
         match self.next(WAIT).await {
             Next::Packet(p) => p,
             Next::Closed => panic!("connection closed while a packet was expected"),
@@ -132,7 +138,7 @@ impl RawClient {
     }
 
     /// The next packet, which must be a PUBLISH.
-    pub async fn recv_publish(&mut self) -> Publish {
+    pub(crate) async fn recv_publish(&mut self) -> Publish {
         match self.recv().await {
             Packet::Publish(p) => p,
             other => panic!("expected PUBLISH, got {other:?}"),
@@ -140,7 +146,7 @@ impl RawClient {
     }
 
     /// The next PUBLISH, acknowledged with PUBACK (QoS 1) or the full QoS 2 exchange.
-    pub async fn recv_publish_acked(&mut self) -> Publish {
+    pub(crate) async fn recv_publish_acked(&mut self) -> Publish {
         let p = self.recv_publish().await;
         self.ack(&p).await;
         p
@@ -148,7 +154,7 @@ impl RawClient {
 
     /// Receive `n` PUBLISH packets, acknowledging each (QoS 2 exchanges may interleave),
     /// and return them in arrival order once every exchange is complete.
-    pub async fn recv_publishes_acked(&mut self, n: usize) -> Vec<Publish> {
+    pub(crate) async fn recv_publishes_acked(&mut self, n: usize) -> Vec<Publish> {
         use mqtt_proto::codec::QoS;
         let mut got = Vec::new();
         let mut awaiting_rel = std::collections::HashSet::new();
@@ -173,7 +179,7 @@ impl RawClient {
     }
 
     /// Acknowledge a received PUBLISH: PUBACK for QoS 1; PUBREC, PUBREL, PUBCOMP for QoS 2.
-    pub async fn ack(&mut self, p: &Publish) {
+    pub(crate) async fn ack(&mut self, p: &Publish) {
         use mqtt_proto::codec::QoS;
         match p.qos {
             QoS::AtMostOnce => {}
@@ -187,13 +193,13 @@ impl RawClient {
     }
 
     /// Require the next packet to be exactly `want`.
-    pub async fn expect(&mut self, want: Packet) {
+    pub(crate) async fn expect(&mut self, want: Packet) {
         let got = self.recv().await;
         assert_eq!(got, want, "unexpected packet");
     }
 
     /// Send SUBSCRIBE and return the SUBACK return codes.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &mut self,
         pkid: u16,
         filters: &[(&str, u8)],
@@ -209,13 +215,20 @@ impl RawClient {
     }
 
     /// Send UNSUBSCRIBE and wait for its UNSUBACK.
-    pub async fn unsubscribe(&mut self, pkid: u16, filters: &[&str]) {
+    pub(crate) async fn unsubscribe(&mut self, pkid: u16, filters: &[&str]) {
         self.send(&unsubscribe(pkid, filters)).await;
         self.expect(Packet::UnsubAck(pkid)).await;
     }
 
     /// Publish at QoS 0, 1 or 2 and complete the acknowledgement exchange.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool, pkid: u16) {
+    pub(crate) async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: u8,
+        retain: bool,
+        pkid: u16,
+    ) {
         self.send(&publish(topic, payload, qos, retain, false, pkid))
             .await;
         match qos {
@@ -230,25 +243,25 @@ impl RawClient {
     }
 
     /// Round trip a PINGREQ, proving every earlier packet was processed.
-    pub async fn ping(&mut self) {
+    pub(crate) async fn ping(&mut self) {
         self.send(&PINGREQ).await;
         self.expect(Packet::PingResp).await;
     }
 
     /// Send DISCONNECT and wait for the broker to close the socket.
-    pub async fn disconnect(mut self) {
+    pub(crate) async fn disconnect(mut self) {
         self.send(&DISCONNECT).await;
         self.expect_closed().await;
     }
 
     /// Require the broker to close the connection within `WAIT`, sending nothing first.
-    pub async fn expect_closed(&mut self) {
+    pub(crate) async fn expect_closed(&mut self) {
         let before = self.packets_until_closed().await;
         assert!(before.is_empty(), "broker sent {before:?} before closing");
     }
 
     /// Collect the packets the broker sends until it closes the connection (within `WAIT`).
-    pub async fn packets_until_closed(&mut self) -> Vec<Packet> {
+    pub(crate) async fn packets_until_closed(&mut self) -> Vec<Packet> {
         let mut got = Vec::new();
         loop {
             match self.next(WAIT).await {
@@ -264,7 +277,11 @@ impl RawClient {
     /// `fence` publish a marker there (at QoS 1 or through the in-process handle, so
     /// the router has routed it when `fence` returns, after all it routed before),
     /// requires the marker to be the next packet, and unsubscribes again.
-    pub async fn expect_nothing_before(&mut self, topic: &str, fence: impl Future<Output = ()>) {
+    pub(crate) async fn expect_nothing_before(
+        &mut self,
+        topic: &str,
+        fence: impl Future<Output = ()>,
+    ) {
         self.send(&subscribe(FENCE_PKID, &[(topic, 0)])).await;
         match self.recv().await {
             Packet::SubAck(ack) if ack.pkid == FENCE_PKID => assert!(
@@ -283,7 +300,7 @@ impl RawClient {
 
     /// [`RawClient::expect_nothing_before`] on a fresh topic, with the marker
     /// published by a client of its own.
-    pub async fn expect_nothing_more(&mut self, addr: SocketAddr) {
+    pub(crate) async fn expect_nothing_more(&mut self, addr: SocketAddr) {
         let topic = unique_id("fence");
         self.expect_nothing_before(&topic, async {
             let mut p = RawClient::connect(addr, &unique_id("fence-pub")).await;
@@ -296,7 +313,7 @@ impl RawClient {
     /// Require `for_how_long` to pass with no packet and the connection still open:
     /// for what is about time (a keep-alive, a timeout); to show that nothing more
     /// was sent, use [`RawClient::expect_nothing_more`].
-    pub async fn expect_nothing(&mut self, for_how_long: Duration) {
+    pub(crate) async fn expect_nothing(&mut self, for_how_long: Duration) {
         match self.next(for_how_long).await {
             Next::TimedOut => {}
             Next::Packet(p) => panic!("expected nothing, got {p:?}"),
@@ -305,7 +322,7 @@ impl RawClient {
     }
 
     /// Whether the broker has closed the connection so far.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 }
@@ -321,7 +338,7 @@ fn is_reset(e: &io::Error) -> bool {
 
 /// Prove the broker still serves clients: a fresh client subscribes, publishes
 /// at QoS 1 to itself, and gets the message back.
-pub async fn assert_serves_new_client(addr: SocketAddr) {
+pub(crate) async fn assert_serves_new_client(addr: SocketAddr) {
     let mut c = RawClient::connect(addr, &unique_id("probe")).await;
     let codes = c.subscribe(9, &[("probe/echo", 1)]).await;
     assert_eq!(

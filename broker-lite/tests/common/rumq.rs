@@ -9,14 +9,14 @@ use tokio::task::JoinHandle;
 use super::{unique_id, wait_for, RawClient};
 
 /// A rumqttc client whose event loop runs in a background task.
-pub struct Rumq {
+pub(crate) struct Rumq {
     pub client: rumqttc::AsyncClient,
     events: mpsc::Receiver<Result<rumqttc::Event, String>>,
     task: JoinHandle<()>,
 }
 
 /// rumqttc options for the broker at `addr`.
-pub fn rumq_options(addr: SocketAddr, client_id: &str) -> rumqttc::MqttOptions {
+pub(crate) fn rumq_options(addr: SocketAddr, client_id: &str) -> rumqttc::MqttOptions {
     let mut o = rumqttc::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
     o.set_keep_alive(Duration::from_secs(30));
     o
@@ -24,7 +24,7 @@ pub fn rumq_options(addr: SocketAddr, client_id: &str) -> rumqttc::MqttOptions {
 
 impl Rumq {
     /// Start the event loop and wait for CONNACK.
-    pub async fn connect(opts: rumqttc::MqttOptions) -> Rumq {
+    pub(crate) async fn connect(opts: rumqttc::MqttOptions) -> Rumq {
         let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
         // Bounded: an event loop that runs ahead of the test waits for it.
         let (tx, events) = mpsc::channel(1024);
@@ -54,12 +54,12 @@ impl Rumq {
     }
 
     /// A clean-session rumqttc client.
-    pub async fn connect_to(addr: SocketAddr, client_id: &str) -> Rumq {
+    pub(crate) async fn connect_to(addr: SocketAddr, client_id: &str) -> Rumq {
         Rumq::connect(rumq_options(addr, client_id)).await
     }
 
     /// The next event; fails the test if the connection fails or after `WAIT`.
-    pub async fn next_event(&mut self) -> rumqttc::Event {
+    pub(crate) async fn next_event(&mut self) -> rumqttc::Event {
         match wait_for("a rumqttc event", self.events.recv()).await {
             Some(Ok(ev)) => ev,
             Some(Err(e)) => panic!("rumqttc connection failed: {e}"),
@@ -68,7 +68,7 @@ impl Rumq {
     }
 
     /// Skip events until an incoming packet matches `pred`, and return it.
-    pub async fn wait_incoming(
+    pub(crate) async fn wait_incoming(
         &mut self,
         what: &str,
         pred: impl Fn(&rumqttc::Packet) -> bool,
@@ -86,7 +86,7 @@ impl Rumq {
     }
 
     /// The next incoming PUBLISH.
-    pub async fn next_publish(&mut self) -> rumqttc::Publish {
+    pub(crate) async fn next_publish(&mut self) -> rumqttc::Publish {
         match self
             .wait_incoming("PUBLISH", |p| matches!(p, rumqttc::Packet::Publish(_)))
             .await
@@ -97,7 +97,7 @@ impl Rumq {
     }
 
     /// Subscribe and wait for the SUBACK.
-    pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> rumqttc::SubAck {
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> rumqttc::SubAck {
         if let Err(e) = self.client.subscribe(filter, qos).await {
             panic!("subscribe request failed: {e}");
         }
@@ -114,7 +114,10 @@ impl Rumq {
     /// of its own, a client of its own publishes a marker there at QoS 1 (routed,
     /// after all that was routed before, once acknowledged), and every PUBLISH up to
     /// the marker counts.
-    pub async fn publish_before_fence(&mut self, addr: SocketAddr) -> Option<rumqttc::Publish> {
+    pub(crate) async fn publish_before_fence(
+        &mut self,
+        addr: SocketAddr,
+    ) -> Option<rumqttc::Publish> {
         let topic = unique_id("fence");
         self.client
             .subscribe(&topic, rumqttc::QoS::AtMostOnce)

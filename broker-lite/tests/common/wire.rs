@@ -1,7 +1,7 @@
 //! Byte builders for MQTT packets, so a test controls every bit it sends.
 
 /// The variable-length "remaining length" field.
-pub fn remaining_length(mut n: usize) -> Vec<u8> {
+pub(crate) fn remaining_length(mut n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let mut b = (n % 128) as u8;
@@ -17,7 +17,7 @@ pub fn remaining_length(mut n: usize) -> Vec<u8> {
 }
 
 /// A whole packet: fixed-header byte, remaining length, body.
-pub fn frame(header: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(header: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![header];
     out.extend(remaining_length(body.len()));
     out.extend_from_slice(body);
@@ -25,20 +25,20 @@ pub fn frame(header: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// A length-prefixed byte field.
-pub fn mqtt_bytes(b: &[u8]) -> Vec<u8> {
+pub(crate) fn mqtt_bytes(b: &[u8]) -> Vec<u8> {
     let mut out = (b.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(b);
     out
 }
 
 /// A length-prefixed UTF-8 string field.
-pub fn mqtt_str(s: &str) -> Vec<u8> {
+pub(crate) fn mqtt_str(s: &str) -> Vec<u8> {
     mqtt_bytes(s.as_bytes())
 }
 
 /// A will for `ConnectBytes`.
 #[derive(Debug, Clone)]
-pub struct Will {
+pub(crate) struct Will {
     pub topic: String,
     pub payload: Vec<u8>,
     pub qos: u8,
@@ -47,7 +47,7 @@ pub struct Will {
 
 /// A CONNECT packet with every field under the test's control.
 #[derive(Debug, Clone)]
-pub struct ConnectBytes {
+pub(crate) struct ConnectBytes {
     pub protocol_name: Vec<u8>,
     pub level: u8,
     pub clean_session: bool,
@@ -62,7 +62,7 @@ pub struct ConnectBytes {
 
 impl ConnectBytes {
     /// MQTT 3.1.1, clean session, keep-alive off.
-    pub fn new(client_id: &str) -> Self {
+    pub(crate) fn new(client_id: &str) -> Self {
         ConnectBytes {
             protocol_name: b"MQTT".to_vec(),
             level: 4,
@@ -76,17 +76,17 @@ impl ConnectBytes {
         }
     }
 
-    pub fn clean(mut self, clean: bool) -> Self {
+    pub(crate) fn clean(mut self, clean: bool) -> Self {
         self.clean_session = clean;
         self
     }
 
-    pub fn keep_alive(mut self, secs: u16) -> Self {
+    pub(crate) fn keep_alive(mut self, secs: u16) -> Self {
         self.keep_alive = secs;
         self
     }
 
-    pub fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Self {
+    pub(crate) fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Self {
         self.will = Some(Will {
             topic: topic.to_string(),
             payload: payload.to_vec(),
@@ -97,7 +97,7 @@ impl ConnectBytes {
     }
 
     /// The connect-flags byte these fields give.
-    pub fn flags(&self) -> u8 {
+    pub(crate) fn flags(&self) -> u8 {
         if let Some(f) = self.flags_override {
             return f;
         }
@@ -120,7 +120,7 @@ impl ConnectBytes {
         f
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut body = mqtt_bytes(&self.protocol_name);
         body.push(self.level);
         body.push(self.flags());
@@ -141,7 +141,7 @@ impl ConnectBytes {
 }
 
 /// A PUBLISH with the given flags; the packet id is written only for QoS 1 and 2.
-pub fn publish(
+pub(crate) fn publish(
     topic: &str,
     payload: &[u8],
     qos: u8,
@@ -159,7 +159,7 @@ pub fn publish(
 }
 
 /// A SUBSCRIBE with (filter, requested QoS byte) pairs.
-pub fn subscribe(pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+pub(crate) fn subscribe(pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
     let mut body = pkid.to_be_bytes().to_vec();
     for (f, q) in filters {
         body.extend(mqtt_str(f));
@@ -168,7 +168,7 @@ pub fn subscribe(pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
     frame(0x82, &body)
 }
 
-pub fn unsubscribe(pkid: u16, filters: &[&str]) -> Vec<u8> {
+pub(crate) fn unsubscribe(pkid: u16, filters: &[&str]) -> Vec<u8> {
     let mut body = pkid.to_be_bytes().to_vec();
     for f in filters {
         body.extend(mqtt_str(f));
@@ -176,21 +176,21 @@ pub fn unsubscribe(pkid: u16, filters: &[&str]) -> Vec<u8> {
     frame(0xA2, &body)
 }
 
-pub fn puback(pkid: u16) -> Vec<u8> {
+pub(crate) fn puback(pkid: u16) -> Vec<u8> {
     frame(0x40, &pkid.to_be_bytes())
 }
 
-pub fn pubrec(pkid: u16) -> Vec<u8> {
+pub(crate) fn pubrec(pkid: u16) -> Vec<u8> {
     frame(0x50, &pkid.to_be_bytes())
 }
 
-pub fn pubrel(pkid: u16) -> Vec<u8> {
+pub(crate) fn pubrel(pkid: u16) -> Vec<u8> {
     frame(0x62, &pkid.to_be_bytes())
 }
 
-pub fn pubcomp(pkid: u16) -> Vec<u8> {
+pub(crate) fn pubcomp(pkid: u16) -> Vec<u8> {
     frame(0x70, &pkid.to_be_bytes())
 }
 
-pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
-pub const DISCONNECT: [u8; 2] = [0xE0, 0x00];
+pub(crate) const PINGREQ: [u8; 2] = [0xC0, 0x00];
+pub(crate) const DISCONNECT: [u8; 2] = [0xE0, 0x00];

@@ -14,7 +14,7 @@ use test_support::wait_for_port;
 const BIN: &str = env!("CARGO_BIN_EXE_broker-lite");
 
 /// The binary, running on a loopback port, with its config in a temporary folder.
-pub struct BinaryBroker {
+pub(crate) struct BinaryBroker {
     pub proc: Proc,
     pub addr: SocketAddr,
     dir: PathBuf,
@@ -23,7 +23,7 @@ pub struct BinaryBroker {
 impl BinaryBroker {
     /// Start the binary with `config` (YAML, without `listen`) and at most
     /// `nofile` open files (through `prlimit` when it is there).
-    pub fn start(name: &str, config: &str, nofile: Option<u64>) -> BinaryBroker {
+    pub(crate) fn start(name: &str, config: &str, nofile: Option<u64>) -> BinaryBroker {
         let dir = std::env::temp_dir().join(format!("broker-lite-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         let path = dir.join("broker.yaml");
@@ -56,7 +56,7 @@ impl BinaryBroker {
     }
 
     /// Resident memory of the broker process, in KiB (`VmRSS`).
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         rss_kib(self.proc.pid())
     }
 }
@@ -69,7 +69,7 @@ impl Drop for BinaryBroker {
 }
 
 /// `VmRSS` of a process, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
     status
@@ -80,7 +80,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Soft and hard open-file limits of this process, from `/proc/self/limits`.
-pub fn nofile_limits() -> (u64, u64) {
+pub(crate) fn nofile_limits() -> (u64, u64) {
     let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
     let line = limits
         .lines()
@@ -101,7 +101,7 @@ pub fn nofile_limits() -> (u64, u64) {
 
 /// Raise this process's soft open-file limit to `want` (at most the hard limit)
 /// with `prlimit --pid`; returns the soft limit in force afterwards.
-pub fn raise_nofile(want: u64) -> u64 {
+pub(crate) fn raise_nofile(want: u64) -> u64 {
     let (soft, hard) = nofile_limits();
     if soft >= want {
         return soft;

@@ -14,10 +14,10 @@ use broker_lite::{Broker, BrokerHandle, Config, MetricsSnapshot};
 use test_support::process::{Proc, Stream};
 
 /// How long a test waits for one expected event.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An interpreter that can import paho-mqtt: the system one first, then `python3` on PATH.
-pub fn python() -> &'static str {
+pub(crate) fn python() -> &'static str {
     static FOUND: OnceLock<&'static str> = OnceLock::new();
     FOUND.get_or_init(|| {
         for candidate in ["/usr/bin/python3", "python3"] {
@@ -37,7 +37,7 @@ pub fn python() -> &'static str {
 }
 
 /// Result of one paho script: exit status, parsed JSON lines and stderr.
-pub struct PyRun {
+pub(crate) struct PyRun {
     pub status: ExitStatus,
     pub events: Vec<Event>,
     pub stderr: String,
@@ -46,7 +46,7 @@ pub struct PyRun {
 
 impl PyRun {
     /// Events whose `event` field equals `name`.
-    pub fn events_named(&self, name: &str) -> Vec<&Event> {
+    pub(crate) fn events_named(&self, name: &str) -> Vec<&Event> {
         self.events
             .iter()
             .filter(|e| e.opt_str("event").as_deref() == Some(name))
@@ -54,7 +54,7 @@ impl PyRun {
     }
 
     /// The single event named `name`; panics when there is not exactly one.
-    pub fn one(&self, name: &str) -> &Event {
+    pub(crate) fn one(&self, name: &str) -> &Event {
         let found = self.events_named(name);
         assert_eq!(
             found.len(),
@@ -65,7 +65,7 @@ impl PyRun {
         found[0]
     }
 
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         format!(
             "status {}\nstdout:\n{}\nstderr:\n{}",
             self.status,
@@ -76,7 +76,7 @@ impl PyRun {
 }
 
 /// Runs `tests/py/<script>` with host, port and `args`; panics when it fails or hangs.
-pub fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
+pub(crate) fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
     let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(python());
     cmd.arg("-B")
@@ -105,7 +105,7 @@ pub fn run_py(script: &str, port: u16, args: &[&str]) -> PyRun {
 }
 
 /// An in-process broker on its own runtime and port, shut down when dropped.
-pub struct TestBroker {
+pub(crate) struct TestBroker {
     rt: tokio::runtime::Runtime,
     broker: Option<Broker>,
     pub port: u16,
@@ -113,7 +113,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     /// Starts a broker on 127.0.0.1:0 with `$SYS` off, after `edit` adjusted the config.
-    pub fn start(edit: impl FnOnce(&mut Config)) -> TestBroker {
+    pub(crate) fn start(edit: impl FnOnce(&mut Config)) -> TestBroker {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -134,11 +134,11 @@ impl TestBroker {
         }
     }
 
-    pub fn handle(&self) -> BrokerHandle {
+    pub(crate) fn handle(&self) -> BrokerHandle {
         self.broker.as_ref().expect("running broker").handle()
     }
 
-    pub fn metrics(&self) -> MetricsSnapshot {
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
         self.broker
             .as_ref()
             .expect("running broker")
@@ -147,7 +147,7 @@ impl TestBroker {
     }
 
     /// Runs `fut` on the broker's runtime; panics when it takes longer than `TIMEOUT`.
-    pub fn run<F: Future>(&self, fut: F) -> F::Output {
+    pub(crate) fn run<F: Future>(&self, fut: F) -> F::Output {
         self.rt
             .block_on(async { tokio::time::timeout(TIMEOUT, fut).await })
             .unwrap_or_else(|_| panic!("an in-process broker call took over {TIMEOUT:?}"))
@@ -166,7 +166,7 @@ impl Drop for TestBroker {
 
 /// One JSON line printed by a paho script (flat, as `json.dumps` writes it); fields by key.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     line: String,
 }
 
@@ -186,7 +186,7 @@ impl Event {
     }
 
     /// A string field, unescaped.
-    pub fn opt_str(&self, key: &str) -> Option<String> {
+    pub(crate) fn opt_str(&self, key: &str) -> Option<String> {
         let mut chars = self.raw(key)?.strip_prefix('"')?.chars();
         let mut out = String::new();
         while let Some(c) = chars.next() {
@@ -208,13 +208,13 @@ impl Event {
     }
 
     /// A string field; panics when missing.
-    pub fn str(&self, key: &str) -> String {
+    pub(crate) fn str(&self, key: &str) -> String {
         self.opt_str(key)
             .unwrap_or_else(|| panic!("no string {key:?} in {}", self.line))
     }
 
     /// An integer field; panics when missing.
-    pub fn int(&self, key: &str) -> i64 {
+    pub(crate) fn int(&self, key: &str) -> i64 {
         let raw = self.raw(key).unwrap_or("");
         let end = raw
             .find(|c: char| !(c.is_ascii_digit() || c == '-'))

@@ -29,15 +29,15 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// How long a test waits for something that should happen.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A plain listener on an ephemeral loopback port.
-pub fn plain() -> ListenerConfig {
+pub(crate) fn plain() -> ListenerConfig {
     ListenerConfig::plain(SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 /// A WebSocket listener on `/mqtt`.
-pub fn websocket(tls: Option<TlsConfig>) -> ListenerConfig {
+pub(crate) fn websocket(tls: Option<TlsConfig>) -> ListenerConfig {
     ListenerConfig {
         tls,
         websocket: true,
@@ -47,7 +47,7 @@ pub fn websocket(tls: Option<TlsConfig>) -> ListenerConfig {
 }
 
 /// A TLS listener.
-pub fn tls(tls: TlsConfig) -> ListenerConfig {
+pub(crate) fn tls(tls: TlsConfig) -> ListenerConfig {
     ListenerConfig {
         tls: Some(tls),
         ..plain()
@@ -55,7 +55,7 @@ pub fn tls(tls: TlsConfig) -> ListenerConfig {
 }
 
 /// TLS with a server certificate and no client certificates.
-pub fn server_tls(cert: &Path, key: &Path) -> TlsConfig {
+pub(crate) fn server_tls(cert: &Path, key: &Path) -> TlsConfig {
     TlsConfig {
         cert_file: cert.to_path_buf(),
         key_file: key.to_path_buf(),
@@ -66,7 +66,7 @@ pub fn server_tls(cert: &Path, key: &Path) -> TlsConfig {
 }
 
 /// A broker with the given listeners on its own runtime; shut down when dropped.
-pub struct Brokers {
+pub(crate) struct Brokers {
     pub rt: tokio::runtime::Runtime,
     broker: Option<Broker>,
     /// The port of each listener, in the order given.
@@ -74,7 +74,7 @@ pub struct Brokers {
 }
 
 impl Brokers {
-    pub fn start(listeners: Vec<ListenerConfig>, edit: impl FnOnce(&mut Config)) -> Brokers {
+    pub(crate) fn start(listeners: Vec<ListenerConfig>, edit: impl FnOnce(&mut Config)) -> Brokers {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,11 +95,11 @@ impl Brokers {
         }
     }
 
-    pub fn metrics(&self) -> MetricsSnapshot {
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
         self.broker.as_ref().expect("running").metrics().snapshot()
     }
 
-    pub fn addr(&self, i: usize) -> SocketAddr {
+    pub(crate) fn addr(&self, i: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports[i]))
     }
 }
@@ -115,11 +115,11 @@ impl Drop for Brokers {
 }
 
 /// A byte stream to the broker: TCP, TLS, WebSocket or WebSocket over TLS.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// TLS client configuration trusting `ca`, with a client certificate if given.
-pub fn tls_client(ca: &Path, client: Option<(&Path, &Path)>) -> TlsConnector {
+pub(crate) fn tls_client(ca: &Path, client: Option<(&Path, &Path)>) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
         roots.add(cert.expect("CA PEM")).expect("add CA");
@@ -145,14 +145,14 @@ pub fn tls_client(ca: &Path, client: Option<(&Path, &Path)>) -> TlsConnector {
 }
 
 /// A TLS connection to `addr` (server name 127.0.0.1).
-pub async fn connect_tls(addr: SocketAddr, tls: &TlsConnector) -> io::Result<Box<dyn Io>> {
+pub(crate) async fn connect_tls(addr: SocketAddr, tls: &TlsConnector) -> io::Result<Box<dyn Io>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::IpAddress(addr.ip().into());
     Ok(Box::new(tls.connect(name, tcp).await?))
 }
 
 /// A WebSocket connection (subprotocol `mqtt`) on `stream` to `path`.
-pub async fn connect_ws<S>(stream: S, addr: SocketAddr, path: &str) -> io::Result<WsIo<S>>
+pub(crate) async fn connect_ws<S>(stream: S, addr: SocketAddr, path: &str) -> io::Result<WsIo<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -178,14 +178,14 @@ where
 }
 
 /// A client WebSocket as bytes; `send_frames` controls how bytes are cut into messages.
-pub struct WsIo<S> {
+pub(crate) struct WsIo<S> {
     pub ws: WebSocketStream<S>,
     pending: Bytes,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsIo<S> {
     /// Send each slice as its own binary message.
-    pub async fn send_frames(&mut self, frames: &[&[u8]]) {
+    pub(crate) async fn send_frames(&mut self, frames: &[&[u8]]) {
         use futures_util::SinkExt;
         for f in frames {
             self.ws
@@ -246,26 +246,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
 }
 
 /// An MQTT client of exact bytes over any stream.
-pub struct Mqtt {
+pub(crate) struct Mqtt {
     pub io: Box<dyn Io>,
     buf: BytesMut,
 }
 
 impl Mqtt {
-    pub fn new(io: Box<dyn Io>) -> Mqtt {
+    pub(crate) fn new(io: Box<dyn Io>) -> Mqtt {
         Mqtt {
             io,
             buf: BytesMut::new(),
         }
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).await.expect("send");
         self.io.flush().await.expect("flush");
     }
 
     /// The next packet; `None` when the broker closed the connection.
-    pub async fn recv(&mut self) -> Option<Packet> {
+    pub(crate) async fn recv(&mut self) -> Option<Packet> {
         let read = async {
             loop {
                 if let Some(p) = read_packet(&mut self.buf, 1 << 28).expect("valid packet") {
@@ -283,7 +283,7 @@ impl Mqtt {
     }
 
     /// Wait until the broker closes the connection; panics on a packet or after `WAIT`.
-    pub async fn expect_closed(&mut self) {
+    pub(crate) async fn expect_closed(&mut self) {
         if let Some(p) = self.recv().await {
             panic!("expected the connection to close, got {p:?}");
         }

@@ -8,6 +8,7 @@ use mqtt_proto::codec::QoS;
 use super::{message_json, EXIT_CONFIG};
 use crate::mapping::{frame_from_hex, Mapped, Mapper, MappingDefaults, ScriptLimits};
 
+#[derive(Debug)]
 pub struct MapArgs<'a> {
     pub script: &'a Path,
     pub hex: &'a str,

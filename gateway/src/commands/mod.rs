@@ -61,6 +61,7 @@ pub enum Asked {
 /// The signals a long-running command answers. The handlers are installed when
 /// this is made, not when first awaited, so a signal that comes in between is
 /// not lost (and SIGHUP, which would end the process by default, never does).
+#[derive(Debug)]
 pub struct Signals {
     hangup: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,

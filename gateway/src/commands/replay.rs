@@ -14,6 +14,7 @@ use crate::source::replay::Speed;
 /// Longest wait for the outputs once the capture has played.
 const REPLAY_DRAIN: Duration = Duration::from_secs(60);
 
+#[derive(Debug)]
 pub struct ReplayArgs<'a> {
     pub config: &'a Path,
     pub source: &'a str,

@@ -15,7 +15,7 @@ use super::qos::Number;
 use super::yaml::kind_of;
 use crate::frame::FramingConfig;
 use modem::{check_rak3172, check_rn2483};
-pub use modem::{Rak3172Config, Rn2483Config};
+pub(super) use modem::{Rak3172Config, Rn2483Config};
 
 mod modem;
 

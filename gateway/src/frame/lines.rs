@@ -35,7 +35,7 @@ pub struct LinesConfig {
 }
 
 /// Default longest line or frame, in bytes.
-pub const DEFAULT_MAX_LENGTH: usize = 4096;
+pub(super) const DEFAULT_MAX_LENGTH: usize = 4096;
 
 impl Default for LinesConfig {
     fn default() -> Self {

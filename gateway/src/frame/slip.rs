@@ -7,13 +7,13 @@ use super::lines::DEFAULT_MAX_LENGTH;
 use super::{BadKind, Framed, Framer};
 
 /// SLIP's frame end.
-pub const END: u8 = 0xC0;
+pub(super) const END: u8 = 0xC0;
 /// SLIP's escape.
-pub const ESC: u8 = 0xDB;
+pub(super) const ESC: u8 = 0xDB;
 /// After ESC: an END byte of the payload.
-pub const ESC_END: u8 = 0xDC;
+pub(super) const ESC_END: u8 = 0xDC;
 /// After ESC: an ESC byte of the payload.
-pub const ESC_ESC: u8 = 0xDD;
+pub(super) const ESC_ESC: u8 = 0xDD;
 
 /// `type: slip` — packets in SLIP (RFC 1055): each ends with END (0xC0); inside a packet
 /// 0xC0 is sent as ESC ESC_END (0xDB 0xDC) and 0xDB as ESC ESC_ESC (0xDB 0xDD). A frame

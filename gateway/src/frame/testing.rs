@@ -4,7 +4,7 @@
 use super::{Framed, FramingConfig};
 
 /// Everything a fresh framer produces for `chunks`, then `finish`.
-pub fn run(config: &FramingConfig, chunks: &[&[u8]]) -> Vec<Framed> {
+pub(crate) fn run(config: &FramingConfig, chunks: &[&[u8]]) -> Vec<Framed> {
     let mut framer = config.build();
     let mut out = Vec::new();
     for c in chunks {
@@ -16,7 +16,7 @@ pub fn run(config: &FramingConfig, chunks: &[&[u8]]) -> Vec<Framed> {
 
 /// Asserts that `data` split at every single position (two pushes) and byte by byte gives
 /// the same output as one push; returns that output.
-pub fn assert_split_invariant(config: &FramingConfig, data: &[u8]) -> Vec<Framed> {
+pub(crate) fn assert_split_invariant(config: &FramingConfig, data: &[u8]) -> Vec<Framed> {
     let whole = run(config, &[data]);
     for at in 0..=data.len() {
         let (a, b) = data.split_at(at);
@@ -28,7 +28,7 @@ pub fn assert_split_invariant(config: &FramingConfig, data: &[u8]) -> Vec<Framed
 }
 
 /// `data` cut at the given positions (sorted, clamped, duplicates give empty pushes).
-pub fn split_at_cuts<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+pub(crate) fn split_at_cuts<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(data.len())).collect();
     cuts.sort_unstable();
     let mut parts = Vec::with_capacity(cuts.len() + 1);
@@ -42,12 +42,12 @@ pub fn split_at_cuts<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 }
 
 /// A frame holding `bytes`.
-pub fn frame(bytes: &[u8]) -> Framed {
+pub(crate) fn frame(bytes: &[u8]) -> Framed {
     Framed::Frame(bytes::Bytes::copy_from_slice(bytes))
 }
 
 /// The kind of each output: `None` for a frame, the bad kind otherwise.
-pub fn kinds(out: &[Framed]) -> Vec<Option<super::BadKind>> {
+pub(crate) fn kinds(out: &[Framed]) -> Vec<Option<super::BadKind>> {
     out.iter()
         .map(|f| match f {
             Framed::Frame(_) => None,

@@ -9,7 +9,7 @@ use super::time::{rfc3339, unix_millis};
 use crate::frame::{Frame, Meta};
 
 /// The `frame` map a script receives (see the module documentation for its keys).
-pub fn frame_to_dynamic(frame: &Frame) -> Dynamic {
+pub(super) fn frame_to_dynamic(frame: &Frame) -> Dynamic {
     let mut map = Map::new();
     map.insert("bytes".into(), Dynamic::from_blob(frame.bytes.to_vec()));
     let text = match std::str::from_utf8(&frame.bytes) {
@@ -51,7 +51,7 @@ fn meta_to_map(meta: &Meta) -> Map {
 }
 
 /// A parsed JSON value as Rhai values; integers that fit stay integers.
-pub fn json_to_dynamic(v: Value) -> Dynamic {
+pub(super) fn json_to_dynamic(v: Value) -> Dynamic {
     match v {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(b),
@@ -74,12 +74,12 @@ pub fn json_to_dynamic(v: Value) -> Dynamic {
 /// Append `v` as compact JSON to `out`, written directly without building a tree.
 /// Blobs become arrays of byte values; map keys come out sorted. A float that is not
 /// finite, or a value of a type JSON cannot hold, is an error naming the type.
-pub fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
+pub(super) fn write_json(v: &Dynamic, out: &mut Vec<u8>) -> Result<(), String> {
     write_nested(v, out, 0)
 }
 
 /// Deepest nesting of arrays and maps written as JSON (the same as serde_json reads).
-pub const MAX_JSON_DEPTH: usize = 128;
+pub(super) const MAX_JSON_DEPTH: usize = 128;
 
 fn write_nested(v: &Dynamic, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     if depth > MAX_JSON_DEPTH {
@@ -150,7 +150,7 @@ fn write_int(i: INT, out: &mut Vec<u8>) {
 
 /// A returned `payload`: map/array → JSON, string → as is, blob → bytes,
 /// numbers and bools → their JSON text.
-pub fn payload_bytes(v: Dynamic) -> Result<Bytes, String> {
+pub(super) fn payload_bytes(v: Dynamic) -> Result<Bytes, String> {
     if v.is_blob() {
         return Ok(Bytes::from(v.cast::<Blob>()));
     }
@@ -167,7 +167,7 @@ pub fn payload_bytes(v: Dynamic) -> Result<Bytes, String> {
 }
 
 /// A placeholder value's text: strings as is, other scalars as printed.
-pub fn placeholder_text(v: &Dynamic) -> Result<String, String> {
+pub(super) fn placeholder_text(v: &Dynamic) -> Result<String, String> {
     if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
         Ok(v.to_string())
     } else {

@@ -138,7 +138,7 @@ impl ModuleResolver for NoImports {
 }
 
 /// An engine with every sandbox setting and helper in place.
-pub fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
+pub(super) fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits.max_operations)

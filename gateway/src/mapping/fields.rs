@@ -9,7 +9,7 @@ use super::helpers::fail;
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// Register the field helpers on `engine`.
-pub fn register(engine: &mut Engine) {
+pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("float_or_null", |s: ImmutableString| {
         float_or_null(&s, "float_or_null")
     });
@@ -27,7 +27,7 @@ pub fn register(engine: &mut Engine) {
 }
 
 /// A decimal number, `()` when the field is empty; `what` names the field in errors.
-pub fn float_or_null(s: &str, what: &str) -> Res<Dynamic> {
+pub(super) fn float_or_null(s: &str, what: &str) -> Res<Dynamic> {
     let t = s.trim();
     if t.is_empty() {
         return Ok(Dynamic::UNIT);
@@ -39,7 +39,7 @@ pub fn float_or_null(s: &str, what: &str) -> Res<Dynamic> {
 }
 
 /// An integer, `()` when the field is empty; `what` names the field in errors.
-pub fn int_or_null(s: &str, what: &str) -> Res<Dynamic> {
+pub(super) fn int_or_null(s: &str, what: &str) -> Res<Dynamic> {
     let t = s.trim();
     if t.is_empty() {
         return Ok(Dynamic::UNIT);

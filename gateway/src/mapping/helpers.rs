@@ -108,7 +108,7 @@ fn fport(frame: &Map) -> Res<INT> {
 }
 
 /// Register every helper on `engine`.
-pub fn register(engine: &mut Engine) {
+pub(super) fn register(engine: &mut Engine) {
     int_reader!(engine, "u8", 1, be, false);
     int_reader!(engine, "i8", 1, be, true);
     int_reader!(engine, "u16be", 2, be, false);
@@ -178,7 +178,7 @@ pub fn register(engine: &mut Engine) {
 }
 
 /// `count` bits of `value` starting at bit `lowest` (bit 0 is the least significant).
-pub fn bits(value: INT, lowest: INT, count: INT) -> Res<INT> {
+pub(super) fn bits(value: INT, lowest: INT, count: INT) -> Res<INT> {
     if !(0..64).contains(&lowest) || !(1..=64).contains(&count) || lowest + count > 64 {
         return fail(format!(
             "bits: lowest bit {lowest} and count {count} must lie within 64 bits (count ≥ 1)"
@@ -194,7 +194,7 @@ pub fn bits(value: INT, lowest: INT, count: INT) -> Res<INT> {
 }
 
 /// Lower-case hex, two digits per byte.
-pub fn hex(b: &[u8]) -> String {
+pub(super) fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for &x in b {
@@ -205,7 +205,7 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// Bytes from hex digits; spaces, `:` and `-` between bytes are ignored.
-pub fn from_hex(s: &str) -> Res<Blob> {
+pub(super) fn from_hex(s: &str) -> Res<Blob> {
     let digits: Vec<u8> = s
         .bytes()
         .filter(|c| !matches!(c, b' ' | b':' | b'-' | b'\t'))
@@ -231,7 +231,7 @@ pub fn from_hex(s: &str) -> Res<Blob> {
 }
 
 /// Standard base64, with or without padding.
-pub fn from_base64(s: &str) -> Res<Blob> {
+pub(super) fn from_base64(s: &str) -> Res<Blob> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -251,7 +251,7 @@ static CRC8_SMBUS: Crc<u8> = Crc::<u8>::new(&CRC_8_SMBUS);
 static CRC8_MAXIM: Crc<u8> = Crc::<u8>::new(&CRC_8_MAXIM_DOW);
 
 /// CRC-16 of `b` in one of the named variants.
-pub fn crc16(b: &[u8], variant: &str) -> Res<INT> {
+pub(super) fn crc16(b: &[u8], variant: &str) -> Res<INT> {
     let crc = match variant {
         "modbus" => &CRC16_MODBUS,
         "ccitt_false" => &CRC16_CCITT_FALSE,
@@ -268,7 +268,7 @@ pub fn crc16(b: &[u8], variant: &str) -> Res<INT> {
 }
 
 /// CRC-8 of `b` in one of the named variants.
-pub fn crc8(b: &[u8], variant: &str) -> Res<INT> {
+pub(super) fn crc8(b: &[u8], variant: &str) -> Res<INT> {
     let crc = match variant {
         "smbus" => &CRC8_SMBUS,
         "maxim" => &CRC8_MAXIM,
@@ -278,7 +278,7 @@ pub fn crc8(b: &[u8], variant: &str) -> Res<INT> {
 }
 
 /// A JSON text as Rhai values: objects become maps, arrays arrays, null `()`.
-pub fn json_parse(s: &str) -> Res<Dynamic> {
+pub(super) fn json_parse(s: &str) -> Res<Dynamic> {
     match serde_json::from_str::<serde_json::Value>(s) {
         Ok(v) => Ok(json_to_dynamic(v)),
         Err(e) => fail(format!("json_parse: {e}")),
@@ -286,14 +286,14 @@ pub fn json_parse(s: &str) -> Res<Dynamic> {
 }
 
 /// A Rhai value as compact JSON text.
-pub fn json(v: &Dynamic) -> Res<String> {
+pub(super) fn json(v: &Dynamic) -> Res<String> {
     let mut out = Vec::with_capacity(64);
     write_json(v, &mut out).or_else(|e| fail(format!("json: {e}")))?;
     String::from_utf8(out).or_else(|e| fail(format!("json: {e}")))
 }
 
 /// `x` rounded to `digits` decimal places (half away from zero).
-pub fn round(x: FLOAT, digits: INT) -> Res<FLOAT> {
+pub(super) fn round(x: FLOAT, digits: INT) -> Res<FLOAT> {
     if !(0..=15).contains(&digits) {
         return fail(format!("round: digits must be 0..=15, got {digits}"));
     }
@@ -303,7 +303,7 @@ pub fn round(x: FLOAT, digits: INT) -> Res<FLOAT> {
 }
 
 /// `len` bytes of `b` from `from`.
-pub fn slice(b: &mut Blob, from: INT, len: INT) -> Res<Blob> {
+pub(super) fn slice(b: &mut Blob, from: INT, len: INT) -> Res<Blob> {
     if len < 0 {
         return fail(format!("slice: negative length {len}"));
     }

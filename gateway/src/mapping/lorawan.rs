@@ -13,7 +13,7 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 /// MIC length at the end of every frame except Proprietary.
 const MIC: usize = 4;
 
-pub fn register(engine: &mut Engine) {
+pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("lorawan_header", |b: &mut Blob| header(b));
 }
 
@@ -42,7 +42,7 @@ fn int(v: u64) -> Dynamic {
 }
 
 /// The header fields of a PHYPayload as a map.
-pub fn header(b: &[u8]) -> Res<Dynamic> {
+pub(super) fn header(b: &[u8]) -> Res<Dynamic> {
     let Some(&mhdr) = b.first() else {
         return fail("lorawan_header: empty payload".into());
     };

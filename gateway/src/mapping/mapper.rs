@@ -36,6 +36,7 @@ pub enum Mapped {
     Failed(MapError),
 }
 
+#[derive(Debug)]
 struct Script {
     ast: AST,
     label: String,
@@ -43,6 +44,7 @@ struct Script {
 
 /// Turns a source's frames into messages. Compiled once; `map` is safe to call from
 /// several threads at once.
+#[derive(Debug)]
 pub struct Mapper {
     source: String,
     engine: Engine,

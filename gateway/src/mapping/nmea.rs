@@ -10,7 +10,7 @@ use super::helpers::fail;
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// Register the NMEA helpers on `engine`.
-pub fn register(engine: &mut Engine) {
+pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("nmea_sentence", |line: ImmutableString| sentence(&line));
     engine.register_fn("nmea_sentence", |_: ()| -> Res<Dynamic> {
         fail("nmea_sentence: the frame is not text".into())
@@ -32,7 +32,7 @@ pub fn register(engine: &mut Engine) {
 /// `$GPGGA,...*hh` → `#{talker: "GP", type: "GGA", fields: ["GPGGA", ...]}`, so that
 /// `fields[i]` is field `i` of the sentence as the NMEA tables number them. A blank
 /// line is `()`. A checksum, when present, must match.
-pub fn sentence(line: &str) -> Res<Dynamic> {
+pub(super) fn sentence(line: &str) -> Res<Dynamic> {
     let line = line.trim();
     let Some(first) = line.chars().next() else {
         return Ok(Dynamic::UNIT);
@@ -85,7 +85,7 @@ pub fn sentence(line: &str) -> Res<Dynamic> {
 
 /// `[d]ddmm.mmmm` with its hemisphere letter as signed decimal degrees (south and
 /// west negative); `()` when the field is empty.
-pub fn degrees(v: &str, hemisphere: &str, what: &str) -> Res<Dynamic> {
+pub(super) fn degrees(v: &str, hemisphere: &str, what: &str) -> Res<Dynamic> {
     let t = v.trim();
     if t.is_empty() {
         return Ok(Dynamic::UNIT);
@@ -110,7 +110,7 @@ pub fn degrees(v: &str, hemisphere: &str, what: &str) -> Res<Dynamic> {
 }
 
 /// `hhmmss[.fff]` → `hh:mm:ss[.fff]` as the receiver sent it; `()` when empty.
-pub fn time(v: &str) -> Res<Dynamic> {
+pub(super) fn time(v: &str) -> Res<Dynamic> {
     let t = v.trim();
     if t.is_empty() {
         return Ok(Dynamic::UNIT);
@@ -132,7 +132,7 @@ pub fn time(v: &str) -> Res<Dynamic> {
 
 /// `ddmmyy` → `yyyy-mm-dd` (two-digit years 80–99 are 19xx, the rest 20xx); `()`
 /// when empty.
-pub fn date(v: &str) -> Res<Dynamic> {
+pub(super) fn date(v: &str) -> Res<Dynamic> {
     let t = v.trim();
     if t.is_empty() {
         return Ok(Dynamic::UNIT);

@@ -10,14 +10,14 @@ enum Part {
 
 /// A parsed topic template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub(super) struct Template {
     source: String,
     parts: Vec<Part>,
 }
 
 impl Template {
     /// Parse `s`; `{name}` is a placeholder, a `{` or `}` outside one is an error.
-    pub fn parse(s: &str) -> Result<Template, String> {
+    pub(super) fn parse(s: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = s;
         while !rest.is_empty() {
@@ -62,13 +62,13 @@ impl Template {
     }
 
     /// The template as written.
-    pub fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         &self.source
     }
 
     /// The topic with each placeholder replaced by `value(name)`; the first name
     /// without a value is the error.
-    pub fn fill<'a, F>(&self, mut value: F) -> Result<String, String>
+    pub(super) fn fill<'a, F>(&self, mut value: F) -> Result<String, String>
     where
         F: FnMut(&str) -> Option<Cow<'a, str>>,
     {

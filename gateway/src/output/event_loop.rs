@@ -18,7 +18,7 @@ use crate::backoff::Backoff;
 use crate::store::{packet_id, OutputQueue, StoreError, Stored, CONTROL_PACKET_ID};
 
 /// Messages in flight at most.
-pub const WINDOW: usize = 1024;
+pub(super) const WINDOW: usize = 1024;
 /// Bytes written and not yet taken by the socket, at most, before reading more.
 const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// Packet ids repeat every 65,534 messages: never have two in flight that far apart.

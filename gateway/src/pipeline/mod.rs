@@ -46,6 +46,7 @@ const BATCH_QUEUE: usize = 64;
 const APPEND_BATCH: usize = 1024;
 
 /// What the status page and the tests can read while the gateway runs.
+#[derive(Debug)]
 pub struct Running {
     /// `gateway.id` of the configuration.
     pub gateway_id: String,
@@ -286,7 +287,7 @@ pub async fn start(
 }
 
 /// A capture to play instead of a source's own input (`mqgate replay`).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ReplayOverride {
     pub chunks: Arc<[replay::Chunk]>,
     pub speed: replay::Speed,

@@ -24,6 +24,15 @@ pub struct Feed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineClosed;
 
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("source", &self.source)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Feed {
     pub fn new(
         source: &str,

@@ -15,7 +15,11 @@ use base64::Engine as _;
 use crate::config::StatusAuth;
 
 /// Let the request through when it carries valid credentials (or none are set).
-pub async fn require(State(auth): State<Arc<StatusAuth>>, req: Request, next: Next) -> Response {
+pub(super) async fn require(
+    State(auth): State<Arc<StatusAuth>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if auth.is_open() || allowed(&auth, &req) {
         return next.run(req).await;
     }

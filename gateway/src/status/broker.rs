@@ -88,7 +88,7 @@ impl BrokerRefusals {
 
 /// The handles a broker snapshot is read from: cheap to clone and keep in the
 /// HTTP server while the gateway owns the broker.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WatchedBroker {
     pub metrics: Arc<Metrics>,
     pub listeners: Vec<SocketAddr>,

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::snapshot::Watched;
 
 /// Samples kept: an hour at one a second (about 50 KB).
-pub const SAMPLES: usize = 3600;
-pub const STEP: Duration = Duration::from_secs(1);
+pub(super) const SAMPLES: usize = 3600;
+pub(super) const STEP: Duration = Duration::from_secs(1);
 
 /// `/api/history`: oldest sample first; the last was taken at `end_ms`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,10 +37,14 @@ impl History {
     }
 }
 
-pub type SharedHistory = Arc<Mutex<History>>;
+pub(super) type SharedHistory = Arc<Mutex<History>>;
 
 /// Sample `watched` every `STEP` into `history` until `stop` turns true.
-pub async fn sample(watched: Watched, history: SharedHistory, mut stop: watch::Receiver<bool>) {
+pub(super) async fn sample(
+    watched: Watched,
+    history: SharedHistory,
+    mut stop: watch::Receiver<bool>,
+) {
     let total = |w: &Watched| -> u64 {
         w.mappings
             .iter()

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::snapshot::Snapshot;
 
 /// The `Content-Type` of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Writes one metric family: its `# HELP` and `# TYPE` lines, then its samples.
 pub(super) struct Family<'a> {

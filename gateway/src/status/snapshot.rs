@@ -166,7 +166,7 @@ pub struct OutputSnapshot {
 
 /// The shared counters a snapshot is read from: cheap handles, so that the HTTP
 /// server can keep them while the gateway owns `Running`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Watched {
     pub gateway_id: String,
     pub started: Instant,

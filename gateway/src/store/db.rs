@@ -100,7 +100,11 @@ fn from_open(e: sqlite_file::Error) -> StoreError {
 
 impl Db {
     /// Open (or create) the file, check it, and register the outputs.
-    pub fn open(path: &Path, sync: Synchronous, outputs: &[String]) -> Result<Opened, StoreError> {
+    pub(super) fn open(
+        path: &Path,
+        sync: Synchronous,
+        outputs: &[String],
+    ) -> Result<Opened, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
@@ -182,7 +186,7 @@ impl Db {
         })
     }
 
-    pub fn err(&self, e: rusqlite::Error) -> StoreError {
+    pub(super) fn err(&self, e: rusqlite::Error) -> StoreError {
         if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
             return StoreError::DiskFull {
                 path: self.path.clone(),
@@ -255,19 +259,19 @@ impl Db {
         Ok((bits, forgotten.into_iter().map(|(n, _)| n).collect()))
     }
 
-    pub fn begin(&self) -> Result<(), StoreError> {
+    pub(super) fn begin(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))
     }
 
-    pub fn commit(&self) -> Result<(), StoreError> {
+    pub(super) fn commit(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 
-    pub fn rollback(&self) {
+    pub(super) fn rollback(&self) {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 
-    pub fn insert(
+    pub(super) fn insert(
         &self,
         id: u64,
         created_ms: i64,
@@ -298,7 +302,7 @@ impl Db {
 
     /// This output is done with `id`: the row goes when no output needs it any more.
     /// Returns the size of the deleted row, if it was deleted.
-    pub fn done(&self, id: u64, bit: u64) -> Result<Option<u64>, StoreError> {
+    pub(super) fn done(&self, id: u64, bit: u64) -> Result<Option<u64>, StoreError> {
         let on = |e| self.err(e);
         let deleted: Option<i64> = self
             .conn
@@ -319,7 +323,7 @@ impl Db {
     }
 
     /// Set (or clear) this output's released mark on `id`.
-    pub fn released(&self, id: u64, bit: u64, on: bool) -> Result<(), StoreError> {
+    pub(super) fn released(&self, id: u64, bit: u64, on: bool) -> Result<(), StoreError> {
         let sql = if on {
             "UPDATE messages SET released = released | ?2 WHERE id = ?1"
         } else {
@@ -334,7 +338,7 @@ impl Db {
     }
 
     /// Clear this output's released mark on every row.
-    pub fn clear_released(&self, bit: u64) -> Result<(), StoreError> {
+    pub(super) fn clear_released(&self, bit: u64) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "UPDATE messages SET released = released & ~?1 WHERE released & ?1 != 0",
@@ -346,7 +350,7 @@ impl Db {
     }
 
     /// Delete the oldest row; its id and size.
-    pub fn evict_oldest(&self) -> Result<Option<(u64, u64)>, StoreError> {
+    pub(super) fn evict_oldest(&self) -> Result<Option<(u64, u64)>, StoreError> {
         self.conn
             .prepare_cached(
                 "DELETE FROM messages WHERE id = (SELECT min(id) FROM messages) RETURNING id, size",
@@ -360,7 +364,7 @@ impl Db {
     }
 
     /// Delete rows created before `cut_ms`, oldest first, at most `max`; their ids and sizes.
-    pub fn expire(&self, cut_ms: i64, max: usize) -> Result<Vec<(u64, u64)>, StoreError> {
+    pub(super) fn expire(&self, cut_ms: i64, max: usize) -> Result<Vec<(u64, u64)>, StoreError> {
         let on = |e| self.err(e);
         let mut stmt = self
             .conn
@@ -390,7 +394,7 @@ impl Db {
     }
 
     /// Rows after `after` up to `through` (inclusive) that `bit` still has to send, in order.
-    pub fn fetch(
+    pub(super) fn fetch(
         &self,
         after: u64,
         through: u64,
@@ -427,7 +431,7 @@ impl Db {
     }
 
     /// Creation time of the oldest row, if any.
-    pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
+    pub(super) fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
         self.conn
             .prepare_cached("SELECT created_ms FROM messages ORDER BY id LIMIT 1")
             .map_err(|e| self.err(e))?
@@ -436,7 +440,7 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
+    pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .map_err(|e| self.err(e))
@@ -444,7 +448,7 @@ impl Db {
 
     /// Tests: make the file "full" at its current size plus `pages` pages.
     #[cfg(test)]
-    pub fn limit_pages(&self, pages: u64) {
+    pub(super) fn limit_pages(&self, pages: u64) {
         let now: u64 = self
             .conn
             .query_row("PRAGMA page_count", [], |r| r.get(0))

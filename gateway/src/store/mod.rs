@@ -162,6 +162,7 @@ pub(crate) enum Command {
     LimitPages(u64),
 }
 
+#[derive(Debug)]
 pub(crate) struct Fetched {
     items: Vec<Stored>,
     /// Everything up to here has been looked at.
@@ -169,7 +170,7 @@ pub(crate) struct Fetched {
 }
 
 /// The store: clone it freely; the thread stops on `close` or when every clone is gone.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Store {
     tx: mpsc::Sender<Command>,
     stats: Arc<StoreStats>,
@@ -266,6 +267,7 @@ impl Store {
 }
 
 /// One output's reading position in the store.
+#[derive(Debug)]
 pub struct OutputQueue {
     index: usize,
     tx: mpsc::Sender<Command>,
@@ -382,6 +384,7 @@ impl OutputQueue {
 }
 
 /// Marks an output's QoS 2 messages released (see `OutputQueue::released`).
+#[derive(Debug)]
 pub struct Releaser {
     index: usize,
     tx: mpsc::Sender<Command>,

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-pub mod modem_sim;
+pub(crate) mod modem_sim;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,21 +21,21 @@ use mqgate::source::serial::SerialSettings;
 use mqgate::source::{SourceState, SourceStatus};
 use tokio::sync::{mpsc, watch};
 
-pub use test_support::pty::plug;
+pub(crate) use test_support::pty::plug;
 
 /// How long any one wait in these tests may take.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A fresh path for a device symlink in a scratch folder; keep the folder's guard
 /// alive for as long as the link is used.
-pub fn temp_link(name: &str) -> (Scratch, PathBuf) {
+pub(crate) fn temp_link(name: &str) -> (Scratch, PathBuf) {
     let dir = Scratch::new(&format!("mqgate-{name}"));
     let link = dir.path().join("ttyModem");
     (dir, link)
 }
 
 /// The next frame, or a failed test after [`WAIT`].
-pub async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
+pub(crate) async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("a frame within the timeout")
@@ -43,20 +43,23 @@ pub async fn next_frame(rx: &mut mpsc::Receiver<Frame>) -> Frame {
 }
 
 /// Poll `cond` until it holds, or fail the test after [`WAIT`] naming `what`.
-pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
     test_support::wait_until(what, WAIT, cond).await
 }
 
-pub fn connected(status: &SourceStatus) -> bool {
+pub(crate) fn connected(status: &SourceStatus) -> bool {
     matches!(status.state(), SourceState::Connected { .. })
 }
 
-pub fn waiting(status: &SourceStatus) -> bool {
+pub(crate) fn waiting(status: &SourceStatus) -> bool {
     matches!(status.state(), SourceState::Waiting { .. })
 }
 
 /// A modem sink named `source`, with its status and the receiving end of its frames.
-pub fn sink(source: &str, capacity: usize) -> (Sink, Arc<SourceStatus>, mpsc::Receiver<Frame>) {
+pub(crate) fn sink(
+    source: &str,
+    capacity: usize,
+) -> (Sink, Arc<SourceStatus>, mpsc::Receiver<Frame>) {
     let status = Arc::new(SourceStatus::new(source));
     let (tx, rx) = mpsc::channel(capacity);
     let sink = Sink {
@@ -68,7 +71,7 @@ pub fn sink(source: &str, capacity: usize) -> (Sink, Arc<SourceStatus>, mpsc::Re
 }
 
 /// A modem source running on a serial port.
-pub struct Running {
+pub(crate) struct Running {
     pub status: Arc<SourceStatus>,
     pub rx: mpsc::Receiver<Frame>,
     pub stop: watch::Sender<bool>,
@@ -78,7 +81,11 @@ pub struct Running {
 }
 
 /// `protocol` driving the modem on `serial`'s port, as the source `name`.
-pub fn run_modem(name: &str, serial: SerialSettings, protocol: impl Protocol + 'static) -> Running {
+pub(crate) fn run_modem(
+    name: &str,
+    serial: SerialSettings,
+    protocol: impl Protocol + 'static,
+) -> Running {
     let (sink, status, rx) = sink(name, 64);
     let path = serial.path.clone();
     let (stop, shutdown) = watch::channel(false);
@@ -93,7 +100,7 @@ pub fn run_modem(name: &str, serial: SerialSettings, protocol: impl Protocol + '
 }
 
 /// The RAK3172 source on the port behind `link`, with waits short enough for tests.
-pub fn run_rak3172(link: &Path) -> Running {
+pub(crate) fn run_rak3172(link: &Path) -> Running {
     let path = link.to_str().expect("utf-8 path").to_string();
     let mut settings = mqgate::source::modem::rak3172::Rak3172Settings::new();
     settings.p2p.frequency_hz = 869_525_000;
@@ -113,7 +120,7 @@ pub fn run_rak3172(link: &Path) -> Running {
 
 /// Settings for the port at `path` that reopen it after 50 ms at first, backing off
 /// to `reopen_max`.
-pub fn quick_reopen(path: &str, baud: u32, reopen_max: Duration) -> SerialSettings {
+pub(crate) fn quick_reopen(path: &str, baud: u32, reopen_max: Duration) -> SerialSettings {
     let mut serial = SerialSettings::new(path, baud);
     serial.reopen_initial = Duration::from_millis(50);
     serial.reopen_max = reopen_max;
@@ -121,13 +128,13 @@ pub fn quick_reopen(path: &str, baud: u32, reopen_max: Duration) -> SerialSettin
 }
 
 /// The workspace root (the captures and examples live there).
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The Cayenne LPP payload of the captures' packet `i`: temperature, humidity and
 /// analog input.
-pub fn lpp(i: u8) -> Vec<u8> {
+pub(crate) fn lpp(i: u8) -> Vec<u8> {
     let t = (210 + 5 * i16::from(i)).to_be_bytes();
     let a = (330 - i16::from(i)).to_be_bytes();
     vec![
@@ -147,7 +154,7 @@ pub fn lpp(i: u8) -> Vec<u8> {
 
 /// Every frame `protocol` makes of the capture `tests/captures/<capture>`, played
 /// once as fast as possible, and the status of the source that played it.
-pub async fn replay_capture(
+pub(crate) async fn replay_capture(
     capture: &str,
     protocol: impl Protocol + 'static,
 ) -> (Vec<Frame>, Arc<SourceStatus>) {
@@ -176,7 +183,7 @@ pub async fn replay_capture(
 
 /// Every message the demo configuration's source `source_id` makes of the capture
 /// `tests/captures/<capture>` through its mapping.
-pub async fn map_capture(source_id: &str, capture: &str) -> Vec<Message> {
+pub(crate) async fn map_capture(source_id: &str, capture: &str) -> Vec<Message> {
     let config = mqgate::config::GatewayConfig::load(&workspace().join("examples/demo.yaml"))
         .expect("the demo config loads");
     let chunks =
@@ -204,7 +211,7 @@ pub async fn map_capture(source_id: &str, capture: &str) -> Vec<Message> {
 
 /// The three readings of each packet, in order, under `lora-p2p/<source_id>/...`,
 /// with the values [`lpp`] encodes.
-pub fn assert_lpp_readings(got: &[Message], source_id: &str) {
+pub(crate) fn assert_lpp_readings(got: &[Message], source_id: &str) {
     assert_eq!(got.len(), 18, "three readings in each of six packets");
     for (i, readings) in (0u8..).zip(got.chunks(3)) {
         let topics: Vec<&str> = readings.iter().map(|m| m.topic.as_str()).collect();

@@ -16,7 +16,7 @@ use serialport::{SerialPort, TTYPort};
 
 /// A packet the simulated radio receives.
 #[derive(Debug, Clone)]
-pub struct Packet {
+pub(crate) struct Packet {
     pub payload: Vec<u8>,
     pub rssi: i32,
     pub snr: i32,
@@ -37,7 +37,7 @@ enum Control {
 }
 
 /// The behaviour of one kind of modem.
-pub trait Model: Send + 'static {
+pub(crate) trait Model: Send + 'static {
     /// Answer one command line; the lines to write back.
     fn command(&mut self, line: &str) -> Vec<String>;
     /// The radio got a packet: the lines to write, or `None` while not receiving.
@@ -51,7 +51,7 @@ pub trait Model: Send + 'static {
 }
 
 /// A running simulated modem; its device is reachable through the symlink.
-pub struct Sim {
+pub(crate) struct Sim {
     control: mpsc::Sender<Control>,
     /// Every command line it received, in order.
     pub commands: Arc<Mutex<Vec<String>>>,
@@ -60,7 +60,7 @@ pub struct Sim {
 
 impl Sim {
     /// A pseudo-terminal whose device is `link`, driven by `model`.
-    pub fn start(link: &Path, model: impl Model) -> Sim {
+    pub(crate) fn start(link: &Path, model: impl Model) -> Sim {
         let master = super::plug(link);
         let (control, rx) = mpsc::channel();
         let commands = Arc::new(Mutex::new(Vec::new()));
@@ -73,7 +73,7 @@ impl Sim {
         }
     }
 
-    pub fn packet(&self, payload: &[u8], rssi: i32, snr: i32) {
+    pub(crate) fn packet(&self, payload: &[u8], rssi: i32, snr: i32) {
         let p = Packet {
             payload: payload.to_vec(),
             rssi,
@@ -82,24 +82,24 @@ impl Sim {
         let _ = self.control.send(Control::Packet(p));
     }
 
-    pub fn raw(&self, bytes: &[u8]) {
+    pub(crate) fn raw(&self, bytes: &[u8]) {
         let _ = self.control.send(Control::Raw(bytes.to_vec()));
     }
 
-    pub fn mute(&self, commands: usize) {
+    pub(crate) fn mute(&self, commands: usize) {
         let _ = self.control.send(Control::Mute(commands));
     }
 
-    pub fn reboot(&self) {
+    pub(crate) fn reboot(&self) {
         let _ = self.control.send(Control::Reboot);
     }
 
-    pub fn rx_timeout(&self) {
+    pub(crate) fn rx_timeout(&self) {
         let _ = self.control.send(Control::RxTimeout);
     }
 
     /// How many times `command` was received so far.
-    pub fn count(&self, command: &str) -> usize {
+    pub(crate) fn count(&self, command: &str) -> usize {
         let log = self.commands.lock().expect("command log");
         log.iter().filter(|c| c.as_str() == command).count()
     }
@@ -186,7 +186,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// An RN2483 (firmware 1.0.5) in raw radio mode.
-pub struct Rn2483Model {
+pub(crate) struct Rn2483Model {
     receiving: bool,
     last: Option<Packet>,
     /// Firmware before 1.0.5 has no `radio get rssi`.
@@ -194,7 +194,7 @@ pub struct Rn2483Model {
 }
 
 impl Rn2483Model {
-    pub fn new() -> Rn2483Model {
+    pub(crate) fn new() -> Rn2483Model {
         Rn2483Model {
             receiving: false,
             last: None,
@@ -203,7 +203,7 @@ impl Rn2483Model {
     }
 }
 
-pub const RN2483_BANNER: &str = "RN2483 1.0.5 Oct 31 2018 15:06:52";
+pub(crate) const RN2483_BANNER: &str = "RN2483 1.0.5 Oct 31 2018 15:06:52";
 
 impl Model for Rn2483Model {
     fn command(&mut self, line: &str) -> Vec<String> {
@@ -249,7 +249,7 @@ impl Model for Rn2483Model {
 }
 
 /// A RAK3172 with RUI3 firmware.
-pub struct Rak3172Model {
+pub(crate) struct Rak3172Model {
     /// 0 = LoRa P2P, 1 = LoRaWAN.
     pub mode: u8,
     receiving: bool,
@@ -258,7 +258,7 @@ pub struct Rak3172Model {
 }
 
 impl Rak3172Model {
-    pub fn new(mode: u8) -> Rak3172Model {
+    pub(crate) fn new(mode: u8) -> Rak3172Model {
         Rak3172Model {
             mode,
             receiving: false,

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// `rel` inside the real-data folder.
-pub fn real_data(rel: &str) -> PathBuf {
+pub(crate) fn real_data(rel: &str) -> PathBuf {
     let dir = env!("MQGATE_REAL_DATA_DIR");
     assert!(
         !dir.is_empty(),

@@ -8,12 +8,12 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// `GET path` over a fresh connection: the status code, the headers and the body.
-pub async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     get_with(addr, path, "").await
 }
 
 /// `GET path` with `headers` (each line ending in `\r\n`) added.
-pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+pub(crate) async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let r = test_support::http::get_async(addr, path, headers, WAIT).await;
     assert!(
         !r.head

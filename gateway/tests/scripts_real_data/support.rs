@@ -15,26 +15,26 @@ use serde_json::Value;
 #[path = "../common/real_data.rs"]
 mod real_data;
 
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A file of the shared test data; fails clearly when the folder is missing.
-pub fn data(rel: &str) -> PathBuf {
+pub(crate) fn data(rel: &str) -> PathBuf {
     real_data::real_data(rel)
 }
 
-pub fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-pub fn json_file(rel: &str) -> Value {
+pub(crate) fn json_file(rel: &str) -> Value {
     let path = data(rel);
     serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A mapper for `scripts/<script>` with a topic template, default limits.
-pub fn script_mapper(source: &str, script: &str, topic: &str) -> Mapper {
+pub(crate) fn script_mapper(source: &str, script: &str, topic: &str) -> Mapper {
     let path = workspace().join("scripts").join(script);
     let defaults = MappingDefaults {
         topic: topic.to_string(),
@@ -52,7 +52,7 @@ pub fn script_mapper(source: &str, script: &str, topic: &str) -> Mapper {
 }
 
 /// The mapper a mapping file describes (script resolved against the file's folder).
-pub fn mapping_mapper(name: &str) -> Mapper {
+pub(crate) fn mapping_mapper(name: &str) -> Mapper {
     let path = workspace().join("mappings").join(name);
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -99,7 +99,7 @@ pub fn mapping_mapper(name: &str) -> Mapper {
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-pub fn frame(source: &str, bytes: &[u8], extra: &[(&str, &str)]) -> Frame {
+pub(crate) fn frame(source: &str, bytes: &[u8], extra: &[(&str, &str)]) -> Frame {
     Frame {
         source: Arc::from(source),
         received_at: SystemTime::now(),
@@ -114,19 +114,19 @@ pub fn frame(source: &str, bytes: &[u8], extra: &[(&str, &str)]) -> Frame {
     }
 }
 
-pub fn messages(mapper: &Mapper, frame: &Frame, what: &str) -> Vec<Message> {
+pub(crate) fn messages(mapper: &Mapper, frame: &Frame, what: &str) -> Vec<Message> {
     match mapper.map(frame) {
         Mapped::Messages(m) => m,
         other => panic!("{what}: expected messages, got {other:?}"),
     }
 }
 
-pub fn payload(m: &Message) -> Value {
+pub(crate) fn payload(m: &Message) -> Value {
     serde_json::from_slice(&m.payload)
         .unwrap_or_else(|e| panic!("payload on {} is not JSON: {e}", m.topic))
 }
 
-pub fn from_hex(s: &str) -> Vec<u8> {
+pub(crate) fn from_hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
@@ -134,7 +134,7 @@ pub fn from_hex(s: &str) -> Vec<u8> {
 }
 
 /// Frames of `bytes` cut by `framer`, and how many bad-frame reports it gave.
-pub fn cut(mut framer: Box<dyn Framer>, bytes: &[u8]) -> (Vec<Bytes>, usize) {
+pub(crate) fn cut(mut framer: Box<dyn Framer>, bytes: &[u8]) -> (Vec<Bytes>, usize) {
     let mut out = Vec::new();
     framer.push(bytes, &mut out);
     framer.finish(&mut out);
@@ -149,7 +149,7 @@ pub fn cut(mut framer: Box<dyn Framer>, bytes: &[u8]) -> (Vec<Bytes>, usize) {
     (frames, bad)
 }
 
-pub fn nmea_framer() -> Box<dyn Framer> {
+pub(crate) fn nmea_framer() -> Box<dyn Framer> {
     Box::new(LinesFramer::new(LinesConfig {
         nmea_checksum: true,
         skip_comments: true,
@@ -158,7 +158,7 @@ pub fn nmea_framer() -> Box<dyn Framer> {
 }
 
 /// `expected` within `tol`: numbers (or arrays of numbers) compared by value.
-pub fn assert_value(what: &str, actual: &Value, expected: &Value, tol: f64) {
+pub(crate) fn assert_value(what: &str, actual: &Value, expected: &Value, tol: f64) {
     match (actual, expected) {
         (Value::Array(a), Value::Array(e)) => {
             assert_eq!(a.len(), e.len(), "{what}: {actual} vs {expected}");

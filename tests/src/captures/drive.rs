@@ -72,7 +72,7 @@ impl Noise {
         Noise(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -81,7 +81,7 @@ impl Noise {
 
     /// A value in [-1, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 }
 
@@ -141,7 +141,7 @@ pub fn epochs(count: usize) -> Vec<Epoch> {
             let satellites = SKY
                 .iter()
                 .map(|&(prn, elevation, azimuth, cno)| {
-                    let tracked = !under_bridge && !(COLD_START.contains(&i) && elevation < 30);
+                    let tracked = !under_bridge && (!COLD_START.contains(&i) || elevation >= 30);
                     let jitter = (noise.unit() * 2.5).round() as i32;
                     Satellite {
                         prn,

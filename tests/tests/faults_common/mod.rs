@@ -18,14 +18,14 @@ use test_support::process::{Proc, Stream};
 use test_support::pty::plug;
 use test_support::scratch::Scratch;
 
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// Lines per second the feeder writes in the streaming tests.
-pub const RATE: f64 = 500.0;
+pub(crate) const RATE: f64 = 500.0;
 /// Long enough for a late duplicate to show up.
-pub const QUIET: Duration = Duration::from_millis(800);
+pub(crate) const QUIET: Duration = Duration::from_millis(800);
 
 /// Mosquitto, the subscriber (already subscribed) and a gateway file, for one test.
-pub struct Rig {
+pub(crate) struct Rig {
     pub dir: Scratch,
     pub up: Upstream,
     pub relay: Option<Relay>,
@@ -38,7 +38,7 @@ pub struct Rig {
 impl Rig {
     /// The gateway publishes at `qos` (straight to Mosquitto, or through a relay)
     /// with `store_yaml` appended to its file; the subscriber listens at `qos`.
-    pub fn new(label: &str, qos: u8, via_relay: bool, store_yaml: &str) -> Rig {
+    pub(crate) fn new(label: &str, qos: u8, via_relay: bool, store_yaml: &str) -> Rig {
         let dir = Scratch::new(label);
         let up = Upstream::start(dir.path());
         let relay = via_relay.then(|| Relay::start(up.port()));
@@ -64,35 +64,35 @@ impl Rig {
     }
 
     /// Starts `mqgate run` and waits until it reads the serial port.
-    pub fn start_gateway(&self) -> Proc {
+    pub(crate) fn start_gateway(&self) -> Proc {
         let gw = start_mqgate_run(&self.config);
         wait_port_open(&gw, WAIT);
         gw
     }
 
     /// Starts writing `count` lines at `per_second` (the gateway must have the port open).
-    pub fn feed(&mut self, count: u64, per_second: f64) -> Feeder {
+    pub(crate) fn feed(&mut self, count: u64, per_second: f64) -> Feeder {
         let master = self.master.take().expect("one feeder per rig");
         Feeder::start(master, FeedPlan::new(count, per_second))
     }
 
-    pub fn store_file(&self) -> PathBuf {
+    pub(crate) fn store_file(&self) -> PathBuf {
         SeqGateway::state_dir(&self.dir).join("messages.db")
     }
 
     /// The text the gateway logs when it loses (or cannot reach) the upstream broker.
-    pub fn upstream_error_marker(&self) -> String {
+    pub(crate) fn upstream_error_marker(&self) -> String {
         format!("upstream 127.0.0.1:{}:", self.spec.upstream_port)
     }
 }
 
 /// Lines of the gateway's stderr containing `marker`.
-pub fn count_lines(gw: &Proc, marker: &str) -> usize {
+pub(crate) fn count_lines(gw: &Proc, marker: &str) -> usize {
     gw.count_lines(Stream::Stderr, &[marker])
 }
 
 /// Waits until the gateway has logged at least `n` lines containing `marker`.
-pub fn wait_lines(gw: &Proc, marker: &str, n: usize) {
+pub(crate) fn wait_lines(gw: &Proc, marker: &str, n: usize) {
     gw.wait_until(&format!("{n} line(s) with {marker:?}"), WAIT, |lines| {
         let c = lines
             .iter()
@@ -103,14 +103,14 @@ pub fn wait_lines(gw: &Proc, marker: &str, n: usize) {
 }
 
 /// Stops the gateway with SIGTERM and checks that it exits 0.
-pub fn stop_gateway(mut gw: Proc) {
+pub(crate) fn stop_gateway(mut gw: Proc) {
     gw.signal(libc::SIGTERM);
     let exit = gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
 }
 
 /// No number of `0..n` is missing; at QoS 2 none came twice from the publisher's side.
-pub fn assert_complete(stats: &SeqStats, n: u64, qos: u8) {
+pub(crate) fn assert_complete(stats: &SeqStats, n: u64, qos: u8) {
     assert_eq!(stats.missing_runs(0..n), [], "{}", stats.summary());
     assert_eq!(stats.bad_payloads, 0, "{}", stats.summary());
     if qos == 2 {

@@ -67,7 +67,7 @@ pub struct Rak3172Config {
 /// `AT+P2P=<frequency_hz>:<spreading_factor>:<bandwidth_khz>:<coding_rate>:<preamble>:<tx_power>`;
 /// RUI3's defaults are 868000000, 7, 125, 0 (4/5), 8 and 14. The keys are the
 /// settings the source sends, read as they are.
-pub type P2pConfig = crate::source::modem::rak3172::P2pParams;
+pub(super) type P2pConfig = crate::source::modem::rak3172::P2pParams;
 
 const fn default_rn2483_baud() -> u32 {
     57_600

@@ -149,7 +149,7 @@ fn kind_name(kind: ChecksumKind) -> &'static str {
 }
 
 /// The 8-bit Fletcher checksum of u-blox UBX: two running sums modulo 256.
-pub fn fletcher8(bytes: &[u8]) -> (u8, u8) {
+pub(super) fn fletcher8(bytes: &[u8]) -> (u8, u8) {
     bytes.iter().fold((0u8, 0u8), |(a, b), &x| {
         let a = a.wrapping_add(x);
         (a, b.wrapping_add(a))

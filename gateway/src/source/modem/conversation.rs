@@ -9,6 +9,7 @@ use tracing::warn;
 use super::Action;
 use crate::backoff::Backoff;
 
+#[derive(Debug)]
 pub(crate) struct Conversation {
     /// What the messages call the device: "modem" or "module".
     device: &'static str,

@@ -27,6 +27,7 @@ pub const MAX_LINE: usize = 1024;
 const MIN_PASS: Duration = Duration::from_secs(1);
 
 /// Where a modem source sends its frames and reports.
+#[derive(Debug)]
 pub struct Sink {
     pub source: Arc<str>,
     pub tx: mpsc::Sender<Frame>,

@@ -128,6 +128,7 @@ enum Step {
 }
 
 /// The RAK3172 (RUI3) conversation.
+#[derive(Debug)]
 pub struct Rak3172 {
     settings: Rak3172Settings,
     step: Step,

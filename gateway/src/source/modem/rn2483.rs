@@ -93,6 +93,7 @@ enum Step {
 }
 
 /// The RN2483 / RN2903 conversation.
+#[derive(Debug)]
 pub struct Rn2483 {
     settings: Rn2483Settings,
     step: Step,

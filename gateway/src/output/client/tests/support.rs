@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 use crate::output::client::{Ack, ClientOptions, Connection, QoS};
 
 /// How long a test waits for something that should happen.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(super) const WAIT: Duration = Duration::from_secs(10);
 
 /// Await `fut`, failing the test if it takes longer than `WAIT`.
-pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(super) async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(WAIT, fut).await {
         Ok(v) => v,
         Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
@@ -21,7 +21,7 @@ pub async fn wait_for<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 /// A name nobody else in this test process uses.
-pub fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!(
         "{prefix}-{}-{}",
@@ -31,13 +31,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Client options for a plain-TCP broker at `addr`.
-pub fn options(addr: SocketAddr, client_id: &str) -> ClientOptions {
+pub(super) fn options(addr: SocketAddr, client_id: &str) -> ClientOptions {
     let mut o = ClientOptions::new(addr.ip().to_string(), addr.port(), client_id);
     o.connect_timeout = WAIT;
     o
 }
 
-pub async fn connect(opts: &ClientOptions) -> (Connection, bool) {
+pub(super) async fn connect(opts: &ClientOptions) -> (Connection, bool) {
     match wait_for("CONNACK", Connection::connect(opts)).await {
         Ok(c) => c,
         Err(e) => panic!("connect to {}:{} failed: {e}", opts.host, opts.port),
@@ -45,14 +45,14 @@ pub async fn connect(opts: &ClientOptions) -> (Connection, bool) {
 }
 
 /// The packet id the store gives row `id` (1-based).
-pub fn pkid(id: u32) -> u16 {
+pub(super) fn pkid(id: u32) -> u16 {
     ((id - 1) % 65535 + 1) as u16
 }
 
 /// Publish messages `1..=count` to `topic` (payload: the number), at most
 /// `window` unacknowledged at once, answering PUBREC with PUBREL. Returns the
 /// packet ids of the final acknowledgements in the order they came.
-pub async fn publish_window(
+pub(super) async fn publish_window(
     conn: &mut Connection,
     topic: &str,
     count: u32,
@@ -87,7 +87,7 @@ pub async fn publish_window(
 }
 
 /// The ids `1..=count` as packet ids.
-pub fn expected_pkids(count: u32) -> Vec<u16> {
+pub(super) fn expected_pkids(count: u32) -> Vec<u16> {
     (1..=count).map(pkid).collect()
 }
 
@@ -96,7 +96,7 @@ const FENCE: &[u8] = b"fence";
 
 /// Publishes [`FENCE`] to `topic` at QoS 1 from a client of its own and waits for
 /// the PUBACK: by then the broker has routed it, after all it routed before.
-pub async fn publish_fence(addr: SocketAddr, topic: &str) {
+pub(super) async fn publish_fence(addr: SocketAddr, topic: &str) {
     let (mut conn, _) = connect(&options(addr, &unique("fence"))).await;
     conn.publish(1, topic, FENCE, QoS::AtLeastOnce, false, false);
     match wait_for("the fence's PUBACK", conn.next()).await {
@@ -109,7 +109,7 @@ pub async fn publish_fence(addr: SocketAddr, topic: &str) {
 /// Collect payloads from a channel until `count` arrived, then until a fence
 /// published to `topic` on the broker at `addr` comes: whatever came before the
 /// fence (a duplicate, one too many) is returned too.
-pub async fn collect(
+pub(super) async fn collect(
     rx: &mut mpsc::Receiver<Vec<u8>>,
     count: usize,
     addr: SocketAddr,
@@ -134,12 +134,12 @@ pub async fn collect(
 }
 
 /// The payloads `1..=count`.
-pub fn numbers(count: u32) -> Vec<String> {
+pub(super) fn numbers(count: u32) -> Vec<String> {
     (1..=count).map(|i| i.to_string()).collect()
 }
 
 /// A rumqttc subscriber at QoS 2 on `filter`; its payloads come out of the channel.
-pub async fn rumqttc_subscriber(addr: SocketAddr, filter: &str) -> mpsc::Receiver<Vec<u8>> {
+pub(super) async fn rumqttc_subscriber(addr: SocketAddr, filter: &str) -> mpsc::Receiver<Vec<u8>> {
     let mut o = rumqttc::MqttOptions::new(unique("sub"), addr.ip().to_string(), addr.port());
     o.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(o, 16);
@@ -176,7 +176,7 @@ pub async fn rumqttc_subscriber(addr: SocketAddr, filter: &str) -> mpsc::Receive
 
 /// An in-process broker-lite on an ephemeral loopback port; its session
 /// queues hold a whole test's messages for a subscriber that falls behind.
-pub async fn broker_lite() -> broker_lite::Broker {
+pub(super) async fn broker_lite() -> broker_lite::Broker {
     let mut config = broker_lite::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sys_interval_secs: 0,
