@@ -14,7 +14,7 @@ pub fn date_time(secs: i64) -> String {
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     // Shift to a calendar whose years start on 1 March, in 400-year eras.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

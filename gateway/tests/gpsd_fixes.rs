@@ -32,7 +32,7 @@ use mqgate::capture::Capture;
 use mqgate::frame::FramingConfig;
 use mqgate::mapping::Mapped;
 use serde_json::Value;
-use support::{cut, data, frame, mapping_mapper, messages, nmea_framer, payload, read};
+use support::{cut, data, frame, mapping_mapper, messages, nmea_framer, payload, read, ubx_frame};
 
 const NMEA_LOGS: [&str; 6] = [
     "bu353-glonass.log",
@@ -505,18 +505,6 @@ fn ubx_script_gives_gpsds_time_and_position_for_every_tpv_of_every_ubx_log() {
     for name in NMEA_LOGS {
         assert!(ubx_frames(name).is_empty(), "{name}: UBX in an NMEA log");
     }
-}
-
-/// A UBX frame around `payload`, with its Fletcher-8 checksum.
-fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0xB5, 0x62, class, id];
-    f.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-    f.extend_from_slice(payload);
-    let (a, b) = f[2..].iter().fold((0u8, 0u8), |(a, b), &x| {
-        (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
-    });
-    f.extend_from_slice(&[a, b]);
-    f
 }
 
 /// NAV-POSLLH and NAV-TIMEUTC do not occur in the logs: build them from the first

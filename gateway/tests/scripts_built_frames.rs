@@ -20,13 +20,7 @@ checksum: { kind: fletcher8, from: 2 }
 /// A UBX frame around `payload` with its Fletcher-8 checksum, passed through the
 /// gateway's UBX framer (which drops a frame whose checksum is wrong).
 fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0xB5, 0x62, class, id];
-    f.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-    f.extend_from_slice(payload);
-    let (a, b) = f[2..].iter().fold((0u8, 0u8), |(a, b), &x| {
-        (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
-    });
-    f.extend_from_slice(&[a, b]);
+    let f = support::ubx_frame(class, id, payload);
     let config: FramingConfig = serde_yaml_ng::from_str(UBX).unwrap();
     let (frames, bad) = cut(config.build(), &f);
     assert_eq!(

@@ -3,6 +3,7 @@
 //! against gpsd's own decoding, every Cayenne LPP vector, every uplink example of the
 //! LoRaWAN devices that have a decoder here, and the demo captures.
 
+#[allow(dead_code)]
 #[path = "scripts_real_data/support.rs"]
 mod support;
 

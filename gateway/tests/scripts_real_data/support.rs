@@ -183,3 +183,15 @@ pub(crate) fn assert_value(what: &str, actual: &Value, expected: &Value, tol: f6
         _ => assert_eq!(actual, expected, "{what}"),
     }
 }
+
+/// A UBX frame around `payload`, with its Fletcher-8 checksum.
+pub(crate) fn ubx_frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0xB5, 0x62, class, id];
+    f.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    f.extend_from_slice(payload);
+    let (a, b) = f[2..].iter().fold((0u8, 0u8), |(a, b), &x| {
+        (a.wrapping_add(x), b.wrapping_add(a.wrapping_add(x)))
+    });
+    f.extend_from_slice(&[a, b]);
+    f
+}

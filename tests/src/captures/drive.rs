@@ -183,18 +183,8 @@ pub fn epochs(count: usize) -> Vec<Epoch> {
 
 /// UTC civil date and time of a Unix time: (year, month, day, hour, minute, second).
 pub fn civil(unix: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = unix.div_euclid(86_400);
+    let (year, month, day) = mqgate::utc::civil_from_days(unix.div_euclid(86_400));
     let rest = unix.rem_euclid(86_400);
-    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
     (
         year,
         month,
