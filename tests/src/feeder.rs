@@ -5,7 +5,7 @@
 //! What is written while the gateway is not reading (killed, restarting) waits in
 //! the terminal for the next reader, as it would in a USB adapter's buffer.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serialport::TTYPort;
 
 use crate::mqgate::workspace_file;
+use crate::seqsub::{SeqStats, SeqSubscriber};
 use test_support::process::{Proc, Stream};
 use test_support::scratch::Scratch;
 
@@ -55,6 +56,30 @@ impl FeedPlan {
     pub fn line(&self, seq: u64) -> String {
         format!("{{\"id\":\"{}\",\"{}\":{seq}}}\n", self.id, self.field)
     }
+
+    /// A fence line: the same topic as the feed's lines, no sequence number.
+    pub fn fence_line(&self, k: u64) -> String {
+        format!("{{\"id\":\"{}\",\"fence\":{k}}}\n", self.id)
+    }
+}
+
+/// Writes fence `k` after everything the feeder wrote and waits until `sub` has it.
+/// The gateway keeps a source's order up to the broker, and the broker a session's
+/// order down to `sub`, so once the fence is there every line written before it has
+/// arrived, resends and duplicates included: what the returned stats say is final.
+/// (Instead of waiting for a quiet spell, which proves nothing on a busy machine.)
+pub fn fence(
+    master: &mut TTYPort,
+    plan: &FeedPlan,
+    sub: &SeqSubscriber,
+    k: u64,
+    timeout: Duration,
+) -> SeqStats {
+    master
+        .write_all(plan.fence_line(k).as_bytes())
+        .and_then(|()| master.flush())
+        .expect("write the fence to the pseudo-terminal");
+    sub.wait_until(&format!("fence {k}"), timeout, |s| s.fence >= k)
 }
 
 #[derive(Debug)]

@@ -83,6 +83,9 @@ pub struct SeqStats {
     pub redeliveries: u64,
     /// Payloads without a usable sequence number.
     pub bad_payloads: u64,
+    /// The highest fence seen: a payload `{"fence": k}` (see `feeder::fence`), which
+    /// is counted here and nowhere else.
+    pub fence: u64,
     /// Messages by the QoS they arrived with.
     pub by_qos: [u64; 3],
     /// Successful connections (CONNACK accepted).
@@ -175,10 +178,17 @@ impl SeqStats {
     /// Records one payload as it arrived with `qos` and the `dup` flag, reading the
     /// number from `field`.
     pub fn record(&mut self, payload: &[u8], field: &str, qos: QoS, dup: bool) {
+        let value = serde_json::from_slice::<serde_json::Value>(payload).ok();
+        if let Some(k) = value
+            .as_ref()
+            .and_then(|v| v.get("fence").and_then(serde_json::Value::as_u64))
+        {
+            self.fence = self.fence.max(k);
+            return;
+        }
         self.by_qos[qos as usize] += 1;
         self.last_message_at = Some(Instant::now());
-        let seq = serde_json::from_slice::<serde_json::Value>(payload)
-            .ok()
+        let seq = value
             .and_then(|v| v.get(field).and_then(serde_json::Value::as_u64))
             .filter(|&s| s <= MAX_SEQ);
         let Some(seq) = seq else {

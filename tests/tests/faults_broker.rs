@@ -7,8 +7,8 @@ mod faults_common;
 
 use std::time::{Duration, Instant};
 
-use faults_common::{assert_complete, stop_gateway, wait_lines, Rig, QUIET, RATE, WAIT};
-use mqgate_tests::feeder::wait_upstream_connects;
+use faults_common::{assert_complete, stop_gateway, wait_lines, Rig, RATE, WAIT};
+use mqgate_tests::feeder::{fence, wait_upstream_connects};
 
 /// How the upstream broker goes away in `broker_outage_mid_stream`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,9 +62,10 @@ fn broker_outage_mid_stream(label: &str, qos: u8, outage: Outage) {
     rig.sub
         .wait_until("the backlog to drain", WAIT, |s| s.has_all(0..written));
     let drained_in = reconnected.elapsed();
-    let _master = feeder.finish(WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     rig.sub.wait_for_all(n, WAIT);
-    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
     eprintln!(
         "{label}: {written_while_down} lines written while the broker was down; backlog of {} \
          drained in {drained_in:?}; {} duplicates ({} resent by Mosquitto with DUP)",
@@ -149,9 +150,10 @@ fn every_qos_2_message_arrives_once_when_the_network_stalls_until_keep_alive_not
     );
     relay.resume();
     wait_upstream_connects(&gw, 2, WAIT);
-    let _master = feeder.finish(WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     rig.sub.wait_for_all(n, WAIT);
-    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
     eprintln!(
         "stall-q2: keep-alive noticed the stall after {noticed_in:?}; {} duplicates, {} \
          resends answered without counting; relay accepted {} connections",

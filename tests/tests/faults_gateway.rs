@@ -6,8 +6,8 @@ mod faults_common;
 
 use std::path::{Path, PathBuf};
 
-use faults_common::{count_lines, stop_gateway, Rig, QUIET, RATE, WAIT};
-use mqgate_tests::feeder::{wait_upstream_connects, SeqGateway};
+use faults_common::{count_lines, stop_gateway, Rig, RATE, WAIT};
+use mqgate_tests::feeder::{fence, wait_upstream_connects, SeqGateway};
 use mqgate_tests::mqgate::mqgate;
 use test_support::process::{run_to_end, Stream};
 use test_support::pty::plug;
@@ -89,12 +89,13 @@ fn gateway_killed_mid_stream(label: &str, stall_first: bool) {
         );
     }
     wait_upstream_connects(&gw, 1, WAIT);
-    let _master = feeder.finish(WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     rig.sub
         .wait_until("what was committed and the last line", WAIT, |s| {
             s.has_all(0..committed + 1) && s.count_of(n - 1) > 0
         });
-    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
     let gaps = stats.missing_runs(0..n);
     eprintln!(
         "{label}: {} delivered and {} in the store at the kill (highest committed {committed}, \
@@ -158,7 +159,9 @@ fn store_fills_while_offline(label: &str, when_full: &str) {
     // The subscriber's session waits in the stopped broker.
     assert!(rig.up.stop().success());
     let gw = rig.start_gateway();
-    let _master = rig.feed(n, 1000.0).finish(WAIT);
+    let feeder = rig.feed(n, 1000.0);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     let (dropped, kept, counted) = match when_full {
         "drop_oldest" => (0..n - max, n - max..n, format!("{} evicted", n - max)),
         "drop_newest" => (
@@ -186,7 +189,7 @@ fn store_fills_while_offline(label: &str, when_full: &str) {
     wait_upstream_connects(&gw, 1, WAIT);
     rig.sub
         .wait_until("the messages kept", WAIT, |s| s.has_all(kept.clone()));
-    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
     assert_eq!(stats.missing_runs(0..n), [dropped], "{}", stats.summary());
     assert_eq!(stats.unique, max, "{}", stats.summary());
     assert_eq!(stats.duplicates, 0, "{}", stats.summary());

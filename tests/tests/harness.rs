@@ -5,7 +5,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mqgate_tests::feeder::{wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway};
+use mqgate_tests::feeder::{
+    fence, wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway,
+};
 use mqgate_tests::mqgate::start_mqgate_run;
 use mqgate_tests::relay::Relay;
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
@@ -78,7 +80,9 @@ fn sequence_stats_count_unique_duplicate_out_of_order_and_missing_numbers() {
         r#"{"n":2}"#,
         r#"{"seq":3}"#,
         "not json",
+        r#"{"id":"feed","fence":2}"#,
         r#"{"n":5}"#,
+        r#"{"id":"feed","fence":1}"#,
     ] {
         s.record(payload.as_bytes(), "n", QoS::ExactlyOnce, false);
     }
@@ -95,6 +99,7 @@ fn sequence_stats_count_unique_duplicate_out_of_order_and_missing_numbers() {
     assert_eq!(s.duplicated(), [(2, 2)]);
     assert_eq!(s.arrivals, [0, 2, 1, 2, 5]);
     assert_eq!(s.by_qos, [0, 0, 7]);
+    assert_eq!(s.fence, 2, "fences count only as fences, the highest kept");
     assert!(s.has_all(0..3) && !s.has_all(0..4) && s.has_all(5..6));
     assert_eq!(s.contiguous, 3);
 }
@@ -263,9 +268,10 @@ fn feed_through_mqgate(label: &str, qos: u8, n: u64, via_relay: bool) {
     wait_upstream_connects(&gw, 1, WAIT);
     let feeder = Feeder::start(master, FeedPlan::new(n, 200.0));
     sub.wait_for_all(n, WAIT);
-    let _master = feeder.finish(WAIT);
-    // Nothing more comes: a late duplicate would within this time.
-    let stats = sub.wait_quiet(Duration::from_millis(500), WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
+    // Nothing more comes: a late duplicate would arrive before the fence.
+    let stats = fence(&mut master, &plan, &sub, 1, WAIT);
     assert_exactly_once(&stats, n);
     assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
     assert_eq!(stats.by_qos[usize::from(qos)], n, "{}", stats.summary());
@@ -318,9 +324,10 @@ fn the_feeder_goes_on_writing_while_the_gateway_is_killed_and_the_next_one_reads
     feeder.wait_written(written + 20, WAIT);
     let gw = start_mqgate_run(&config);
     wait_port_open(&gw, WAIT);
-    let _master = feeder.finish(WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     sub.wait_for_all(300, WAIT);
-    let stats = sub.wait_quiet(Duration::from_millis(500), WAIT);
+    let stats = fence(&mut master, &plan, &sub, 1, WAIT);
     assert_exactly_once(&stats, 300);
     assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
     drop(gw);

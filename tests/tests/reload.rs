@@ -8,8 +8,8 @@ mod faults_common;
 
 use std::path::Path;
 
-use faults_common::{assert_complete, stop_gateway, Rig, QUIET, RATE, WAIT};
-use mqgate_tests::feeder::{wait_upstream_connects, FEED_SOURCE};
+use faults_common::{assert_complete, stop_gateway, Rig, RATE, WAIT};
+use mqgate_tests::feeder::{fence, wait_upstream_connects, FEED_SOURCE};
 use mqgate_tests::http::{api_status, status_addr};
 use test_support::mosquitto::Subscriber;
 use test_support::process::Stream;
@@ -99,14 +99,20 @@ fn sighup_swaps_the_script_mid_stream_and_refuses_broken_files_without_losing_a_
     assert!(gw.try_exited().is_none(), "the gateway runs on");
 
     // Every line arrives once, whatever happened to the mappings meanwhile.
-    let _master = feeder.finish(WAIT);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(WAIT);
     rig.sub.wait_for_all(n, WAIT);
-    let stats = rig.sub.wait_quiet(QUIET, WAIT);
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
     assert_complete(&stats, n, 2);
 
     // The old script up to one line, the new one from the next line on: the
     // running (new) script stayed through both refused reloads.
     let messages = shapes.wait_until("every line", WAIT, |m| m.len() as u64 >= n);
+    // The fence is not one of the feed's lines.
+    let messages: Vec<_> = messages
+        .iter()
+        .filter(|m| !m.text().contains("\"fence\""))
+        .collect();
     let mut first_v2 = None;
     for (i, m) in messages.iter().enumerate() {
         let v: serde_json::Value =

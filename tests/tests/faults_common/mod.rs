@@ -21,8 +21,6 @@ use test_support::scratch::Scratch;
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// Lines per second the feeder writes in the streaming tests.
 pub(crate) const RATE: f64 = 500.0;
-/// Long enough for a late duplicate to show up.
-pub(crate) const QUIET: Duration = Duration::from_millis(800);
 
 /// Mosquitto, the subscriber (already subscribed) and a gateway file, for one test.
 pub(crate) struct Rig {
