@@ -41,6 +41,19 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
         self.collected.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Waits until the output changes or `until` comes, whichever is first.
+    fn wait_changed<'a>(
+        &self,
+        guard: std::sync::MutexGuard<'a, Collected>,
+        until: Instant,
+    ) -> std::sync::MutexGuard<'a, Collected> {
+        let left = until.saturating_duration_since(Instant::now());
+        self.changed
+            .wait_timeout(guard, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
 }
 
 /// A running child process; killed (and reaped) on drop.
@@ -126,12 +139,7 @@ impl Proc {
             if guard.open == 0 || now >= deadline {
                 return None;
             }
-            guard = self
-                .shared
-                .changed
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            guard = self.shared.wait_changed(guard, deadline);
         }
     }
 
@@ -200,12 +208,7 @@ impl Proc {
                     self.transcript()
                 );
             }
-            guard = self
-                .shared
-                .changed
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            guard = self.shared.wait_changed(guard, deadline);
         }
     }
 
