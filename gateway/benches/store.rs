@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqgate::config::{StoreConfig, Synchronous};
+use mqgate::config::{StoreConfig, Synchronous, DEFAULT_MAX_INFLIGHT};
 use mqgate::message::Message;
 use mqgate::output::client::ClientOptions;
 use mqgate::output::upstream::{self, UpstreamSettings, UpstreamStatus};
@@ -258,6 +258,7 @@ async fn drain_phase(port: u16, qos: QoS, round: usize) -> Drain {
         gateway_id: "bench".into(),
         reconnect_initial: Duration::from_millis(50),
         reconnect_max: Duration::from_secs(1),
+        max_inflight: DEFAULT_MAX_INFLIGHT as usize,
     };
     let status = Arc::new(UpstreamStatus::default());
     let (stop, shutdown) = watch::channel(false);

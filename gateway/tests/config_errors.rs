@@ -371,6 +371,26 @@ fn upstream_defaults_fill_in_the_client_id_and_port() {
     assert_eq!((upstream.url.tls, upstream.url.port), (true, 8883));
     assert!(!upstream.clean_session);
     assert_eq!(upstream.keep_alive_secs, 30);
+    assert_eq!(upstream.max_inflight, 100);
+}
+
+#[test]
+fn upstream_max_inflight_must_be_1_to_30000() {
+    for bad in ["0", "30001"] {
+        let text = format!("{HEAD}upstream:\n  url: mqtt://127.0.0.1\n  max_inflight: {bad}\n");
+        let message = single(
+            &errors(&[("mqgate.yaml", &text)]),
+            "mqgate.yaml",
+            "upstream.max_inflight",
+            5,
+            3,
+        );
+        assert!(message.contains("must be 1 to 30000"), "{message}");
+        assert!(message.contains(&format!("got {bad}")), "{message}");
+    }
+    let text = format!("{HEAD}upstream:\n  url: mqtt://127.0.0.1\n  max_inflight: 2000\n");
+    let upstream = load(&[("mqgate.yaml", &text)]).unwrap().upstream.unwrap();
+    assert_eq!(upstream.max_inflight, 2000);
 }
 
 const GATEWAY_WITH_SOURCES: &str = "gateway:

@@ -25,4 +25,4 @@ pub use source::{
 };
 pub use status::{StatusAuth, StatusConfig};
 pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
-pub use upstream::{BrokerUrl, UpstreamConfig};
+pub use upstream::{BrokerUrl, UpstreamConfig, DEFAULT_MAX_INFLIGHT, MAX_INFLIGHT_LIMIT};

@@ -39,10 +39,25 @@ pub struct UpstreamConfig {
     /// Put in front of every topic sent upstream, e.g. `site1/` (empty: nothing).
     #[serde(default)]
     pub topic_prefix: String,
+    /// QoS 1 and 2 messages sent and not yet acknowledged (PUBACK, PUBCOMP), at most.
+    /// The default suits every broker tried with its default limits; a link with a
+    /// long round trip needs more (messages/s ≈ max_inflight / round-trip time).
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: u32,
 }
 
 const fn default_keep_alive() -> u16 {
     30
+}
+
+/// Within EMQX's default `max_awaiting_rel` (100), the smallest limit of the brokers
+/// tried (aedes closes the connection past 1,000 QoS 2 messages awaiting PUBREL).
+pub const DEFAULT_MAX_INFLIGHT: u32 = 100;
+/// Packet ids wrap after 65,535: far fewer may be in flight at once.
+pub const MAX_INFLIGHT_LIMIT: u32 = 30_000;
+
+const fn default_max_inflight() -> u32 {
+    DEFAULT_MAX_INFLIGHT
 }
 
 /// A parsed `mqtt://` or `mqtts://` URL.
@@ -176,6 +191,15 @@ pub(crate) fn check(
                 format!("needs an mqtts:// url; got {}", config.url),
             );
         }
+    }
+    if !(1..=MAX_INFLIGHT_LIMIT).contains(&config.max_inflight) {
+        report.add(
+            &at.key("max_inflight"),
+            format!(
+                "must be 1 to {MAX_INFLIGHT_LIMIT} (messages awaiting PUBACK or PUBCOMP), got {}",
+                config.max_inflight
+            ),
+        );
     }
     if let Some(c) = config
         .topic_prefix

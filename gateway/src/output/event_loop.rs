@@ -1,12 +1,12 @@
 //! The upstream output's loop: connect, resend what was in flight, then keep a
-//! window of messages in flight between the store and the broker.
+//! window of messages in flight between the store and the broker (`window`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mqtt_proto::codec::QoS;
 use tokio::sync::watch;
@@ -14,11 +14,14 @@ use tracing::{info, warn};
 
 use super::client::{Ack, ClientError, Connection};
 use super::upstream::{UpstreamSettings, UpstreamStatus};
+use super::window::Window;
 use crate::backoff::Backoff;
 use crate::store::{packet_id, OutputQueue, StoreError, Stored, CONTROL_PACKET_ID};
 
-/// Messages in flight at most.
-pub(super) const WINDOW: usize = 1024;
+/// A connection that lived this long without being cut off on a full window was
+/// healthy: the next reconnect starts from the shortest delay again. Shorter ones
+/// (a broker that accepts and drops us at once) keep the delays growing.
+const HEALTHY: Duration = Duration::from_secs(2);
 /// Bytes written and not yet taken by the socket, at most, before reading more.
 const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// Packet ids repeat every 65,534 messages: never have two in flight that far apart.
@@ -45,6 +48,11 @@ struct Link {
     input_finished: bool,
     /// The broker kept our session on the last connect.
     session_present: bool,
+    window: Window,
+    /// Connected at least once since the start.
+    connected_before: bool,
+    /// QoS 2 messages whose PUBREC came and whose PUBREL is not yet sent.
+    awaiting_release: usize,
 }
 
 enum Ended {
@@ -66,6 +74,11 @@ pub async fn run(
 ) {
     let options = settings.options();
     let mut backoff = Backoff::new(settings.reconnect_initial, settings.reconnect_max);
+    let window = Window::new(settings.max_inflight);
+    status
+        .max_inflight
+        .store(settings.max_inflight as u64, Ordering::Relaxed);
+    status.window.store(window.size() as u64, Ordering::Relaxed);
     let mut link = Link {
         settings,
         status,
@@ -74,6 +87,9 @@ pub async fn run(
         done: Vec::new(),
         input_finished: false,
         session_present: false,
+        window,
+        connected_before: false,
+        awaiting_release: 0,
     };
     loop {
         if *shutdown.borrow() {
@@ -87,21 +103,21 @@ pub async fn run(
             Ok(c) => c,
             Err(e) => {
                 link.lost(&e);
+                link.window.connect_failed();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => continue,
                     _ = shutdown.changed() => break,
                 }
             }
         };
-        backoff.reset();
         info!(
             host = %link.settings.client.host,
             port = link.settings.client.port,
             session_present,
             "connected upstream"
         );
-        link.status.connected.store(true, Ordering::Relaxed);
-        link.status.connects.fetch_add(1, Ordering::Relaxed);
+        link.connected(session_present);
+        let connected_at = Instant::now();
         queue.set_connected(true).await;
         conn.publish(
             CONTROL_PACKET_ID,
@@ -124,6 +140,10 @@ pub async fn run(
         match ended {
             Ended::Lost(e) => {
                 link.lost(&e);
+                link.window.lost(&e, link.in_flight.len());
+                if connected_at.elapsed() >= HEALTHY && !link.window.suspects_cutoff() {
+                    backoff.reset();
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = shutdown.changed() => break,
@@ -152,6 +172,35 @@ pub async fn run(
 }
 
 impl Link {
+    /// The broker accepted a connect: count it, and learn from it whether the last
+    /// connection was cut off on a full window.
+    fn connected(&mut self, session_present: bool) {
+        let status = &self.status;
+        status.connected.store(true, Ordering::Relaxed);
+        status.connects.fetch_add(1, Ordering::Relaxed);
+        if self.connected_before && !session_present && !self.settings.client.clean_session {
+            status.sessions_lost.fetch_add(1, Ordering::Relaxed);
+        }
+        self.connected_before = true;
+        let (cutoff, halved) = self.window.connected();
+        if cutoff {
+            status.cutoffs.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(h) = halved {
+            status.window.store(h.to as u64, Ordering::Relaxed);
+            warn!(
+                "upstream {}:{}: the broker closed the connection again right after a burst of \
+                 messages in flight: it appears to limit the messages a client has in flight; \
+                 at most {} in flight from now on (was {}; upstream.max_inflight: {})",
+                self.settings.client.host,
+                self.settings.client.port,
+                h.to,
+                h.from,
+                self.settings.max_inflight
+            );
+        }
+    }
+
     fn lost(&self, e: &ClientError) {
         let text = e.to_string();
         warn!(
@@ -197,6 +246,7 @@ impl Link {
                 let m = &f.stored.message;
                 let topic = format!("{}{}", self.settings.topic_prefix, m.topic);
                 conn.publish(pkid, &topic, &m.payload, m.qos, m.retain, true);
+                possible_duplicate(&self.status, self.session_present, m.qos);
             }
             self.status.resent.fetch_add(1, Ordering::Relaxed);
         }
@@ -211,7 +261,7 @@ impl Link {
                 return 0;
             }
         }
-        WINDOW.saturating_sub(self.in_flight.len())
+        self.window.size().saturating_sub(self.in_flight.len())
     }
 
     /// Send a fresh batch from the store.
@@ -237,6 +287,9 @@ impl Link {
                 conn.pubrel(pkid);
             } else {
                 conn.publish(pkid, &topic, &m.payload, m.qos, m.retain, resuming);
+                if resuming {
+                    possible_duplicate(&self.status, self.session_present, m.qos);
+                }
             }
             if resuming {
                 self.status.resent.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +300,14 @@ impl Link {
         self.status
             .in_flight
             .store(self.in_flight.len() as u64, Ordering::Relaxed);
+    }
+
+    /// PUBRECs came for `n` more messages whose PUBREL waits for the commit.
+    fn awaiting_release(&mut self, n: usize) {
+        self.awaiting_release += n;
+        self.status
+            .awaiting_release_max
+            .fetch_max(self.awaiting_release as u64, Ordering::Relaxed);
     }
 
     fn finished(&mut self, pkid: u16) {
@@ -276,6 +337,7 @@ impl Link {
         let mut releasing: Option<Releasing> = None;
         let mut to_release: Vec<u64> = Vec::new();
         let mut stopping: Option<tokio::time::Instant> = None;
+        self.awaiting_release = 0;
         loop {
             self.flush_done(queue).await;
             if releasing.is_none() && !to_release.is_empty() {
@@ -303,6 +365,7 @@ impl Link {
                     Ok(Ack::PubRec(pkid)) => {
                         if let Some(&id) = self.by_packet.get(&pkid) {
                             to_release.push(id);
+                            self.awaiting_release(1);
                         }
                     }
                     Err(e) => return Ended::Lost(e),
@@ -318,6 +381,7 @@ impl Link {
                     if let Err(e) = result {
                         return Ended::StoreGone(e);
                     }
+                    self.awaiting_release -= ids.len();
                     for id in ids {
                         if let Some(f) = self.in_flight.get_mut(&id) {
                             f.released = true;
@@ -334,5 +398,13 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+/// A PUBLISH sent again may arrive twice: at QoS 1 always, at QoS 2 when the broker
+/// has no session to recognise its packet id by.
+fn possible_duplicate(status: &UpstreamStatus, session_present: bool, qos: QoS) {
+    if qos == QoS::AtLeastOnce || !session_present {
+        status.possible_duplicates.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -30,6 +30,9 @@ pub struct UpstreamSettings {
     pub gateway_id: String,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
+    /// Messages awaiting PUBACK or PUBCOMP at most (`upstream.max_inflight`); fewer
+    /// after the broker has cut the connection on a full window (see `window`).
+    pub max_inflight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,23 @@ pub struct UpstreamStatus {
     pub in_flight: AtomicU64,
     /// Messages sent again after a reconnect or a restart.
     pub resent: AtomicU64,
+    /// Resends that may arrive twice: every QoS 1 resend, and a QoS 2 resend whose
+    /// PUBLISH goes again because the broker had lost our session.
+    pub possible_duplicates: AtomicU64,
     pub connects: AtomicU64,
+    /// Connects on which the broker had lost the session it was to keep
+    /// (`clean_session: false`, the session present flag unset).
+    pub sessions_lost: AtomicU64,
+    /// `upstream.max_inflight` as configured.
+    pub max_inflight: AtomicU64,
+    /// Messages allowed in flight now: `max_inflight`, halved after cut-offs.
+    pub window: AtomicU64,
+    /// Connections the broker closed right after a burst (with at least half the
+    /// window in flight) and accepted again at once.
+    pub cutoffs: AtomicU64,
+    /// Most QoS 2 messages at once whose PUBREC had come and whose PUBREL was not
+    /// yet sent (it waits for the PUBREC's commit).
+    pub awaiting_release_max: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 

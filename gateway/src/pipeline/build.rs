@@ -166,5 +166,6 @@ pub(super) fn upstream_settings(
         gateway_id: config.gateway.id.clone(),
         reconnect_initial: Duration::from_millis(500),
         reconnect_max: Duration::from_secs(30),
+        max_inflight: up.max_inflight as usize,
     })
 }

@@ -263,7 +263,7 @@ pub fn render(s: &Snapshot) -> String {
         f.sample(&[("output", &out.name)], out.published as f64);
     }
     type OutputValue = fn(&super::snapshot::OutputSnapshot) -> Option<u64>;
-    let optional: [(&str, &str, &str, OutputValue); 4] = [
+    let optional: [(&str, &str, &str, OutputValue); 10] = [
         (
             "mqgate_output_failed_total",
             "counter",
@@ -283,10 +283,46 @@ pub fn render(s: &Snapshot) -> String {
             |x| x.resent,
         ),
         (
+            "mqgate_output_possible_duplicates_total",
+            "counter",
+            "Messages sent again that may arrive twice: QoS 1 resends, and QoS 2 resends after the broker lost the session.",
+            |x| x.possible_duplicates,
+        ),
+        (
             "mqgate_output_connects_total",
             "counter",
             "Connections made to the broker.",
             |x| x.connects,
+        ),
+        (
+            "mqgate_output_sessions_lost_total",
+            "counter",
+            "Connects on which the broker had lost the persistent session.",
+            |x| x.sessions_lost,
+        ),
+        (
+            "mqgate_output_max_inflight",
+            "gauge",
+            "Messages awaiting acknowledgement at most, as configured (upstream.max_inflight).",
+            |x| x.max_inflight,
+        ),
+        (
+            "mqgate_output_window",
+            "gauge",
+            "Messages allowed in flight now: max_inflight, halved after the broker cut the connection on a full window.",
+            |x| x.window,
+        ),
+        (
+            "mqgate_output_cutoffs_total",
+            "counter",
+            "Connections the broker closed right after a burst of messages in flight.",
+            |x| x.cutoffs,
+        ),
+        (
+            "mqgate_output_awaiting_release_max",
+            "gauge",
+            "Most QoS 2 messages at once whose PUBREC came and whose PUBREL was not yet sent.",
+            |x| x.awaiting_release_max,
         ),
     ];
     for (name, kind, help, get) in optional {
@@ -372,7 +408,13 @@ mod tests {
                 failed: None,
                 in_flight: Some(2),
                 resent: Some(0),
+                possible_duplicates: Some(0),
                 connects: Some(1),
+                sessions_lost: Some(0),
+                max_inflight: Some(100),
+                window: Some(50),
+                cutoffs: Some(2),
+                awaiting_release_max: Some(7),
                 last_error: Some("refused".into()),
             }],
             broker: None,
@@ -421,6 +463,10 @@ mod tests {
             "mqgate_store_evicted_total{reason=\"max_age\"} 0",
             "mqgate_output_connected{output=\"upstream\"} 0",
             "mqgate_output_in_flight{output=\"upstream\"} 2",
+            "mqgate_output_window{output=\"upstream\"} 50",
+            "mqgate_output_max_inflight{output=\"upstream\"} 100",
+            "mqgate_output_cutoffs_total{output=\"upstream\"} 2",
+            "mqgate_output_awaiting_release_max{output=\"upstream\"} 7",
             "mqgate_uptime_seconds 12.5",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");

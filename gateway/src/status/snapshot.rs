@@ -160,7 +160,19 @@ pub struct OutputSnapshot {
     pub failed: Option<u64>,
     pub in_flight: Option<u64>,
     pub resent: Option<u64>,
+    /// Resends that may arrive twice (QoS 1, or QoS 2 after the broker lost our session).
+    pub possible_duplicates: Option<u64>,
     pub connects: Option<u64>,
+    /// Connects on which the broker had lost our persistent session.
+    pub sessions_lost: Option<u64>,
+    /// `upstream.max_inflight` as configured.
+    pub max_inflight: Option<u64>,
+    /// Messages allowed in flight now (halved after cut-offs).
+    pub window: Option<u64>,
+    /// Connections the broker closed right after a burst.
+    pub cutoffs: Option<u64>,
+    /// Most QoS 2 messages at once awaiting our PUBREL.
+    pub awaiting_release_max: Option<u64>,
     pub last_error: Option<String>,
 }
 
@@ -348,7 +360,13 @@ fn embedded(e: &OutputStats) -> OutputSnapshot {
         failed: Some(e.failed.load(Relaxed)),
         in_flight: None,
         resent: None,
+        possible_duplicates: None,
         connects: None,
+        sessions_lost: None,
+        max_inflight: None,
+        window: None,
+        cutoffs: None,
+        awaiting_release_max: None,
         last_error: None,
     }
 }
@@ -362,7 +380,13 @@ fn upstream(u: &UpstreamStatus) -> OutputSnapshot {
         failed: None,
         in_flight: Some(u.in_flight.load(Relaxed)),
         resent: Some(u.resent.load(Relaxed)),
+        possible_duplicates: Some(u.possible_duplicates.load(Relaxed)),
         connects: Some(u.connects.load(Relaxed)),
+        sessions_lost: Some(u.sessions_lost.load(Relaxed)),
+        max_inflight: Some(u.max_inflight.load(Relaxed)),
+        window: Some(u.window.load(Relaxed)),
+        cutoffs: Some(u.cutoffs.load(Relaxed)),
+        awaiting_release_max: Some(u.awaiting_release_max.load(Relaxed)),
         last_error: u
             .last_error
             .lock()
