@@ -1,7 +1,7 @@
 //! The upstream output's loop: connect, resend what was in flight, then keep a
 //! window of messages in flight between the store and the broker (`window`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -43,6 +43,9 @@ struct Link {
     settings: UpstreamSettings,
     status: Arc<UpstreamStatus>,
     in_flight: BTreeMap<u64, InFlight>,
+    /// Messages in flight that wait, in order, to be sent again on this connection:
+    /// after a reconnect the window may be smaller than what was in flight.
+    waiting: VecDeque<u64>,
     by_packet: HashMap<u16, u64>,
     done: Vec<u64>,
     input_finished: bool,
@@ -83,6 +86,7 @@ pub async fn run(
         settings,
         status,
         in_flight: BTreeMap::new(),
+        waiting: VecDeque::new(),
         by_packet: HashMap::new(),
         done: Vec::new(),
         input_finished: false,
@@ -140,7 +144,8 @@ pub async fn run(
         match ended {
             Ended::Lost(e) => {
                 link.lost(&e);
-                link.window.lost(&e, link.in_flight.len());
+                link.window
+                    .lost(&e, link.in_flight.len().saturating_sub(link.waiting.len()));
                 if connected_at.elapsed() >= HEALTHY && !link.window.suspects_cutoff() {
                     backoff.reset();
                 }
@@ -234,9 +239,28 @@ impl Link {
 
     /// After a (re)connect: what was in flight goes again, in order — the PUBREL of a
     /// released QoS 2 message if the broker kept the session, else the PUBLISH with DUP.
+    /// Only as many as the window allows go at once; the others wait in `waiting`.
     fn resend(&mut self, conn: &mut Connection) {
-        for (id, f) in self.in_flight.iter_mut() {
-            let pkid = packet_id(*id);
+        self.waiting.clear();
+        for &id in self.in_flight.keys() {
+            self.waiting.push_back(id);
+        }
+        self.resend_waiting(conn);
+    }
+
+    /// Send what waits to go again while the window has room.
+    fn resend_waiting(&mut self, conn: &mut Connection) {
+        let window = self.window.size();
+        while self.in_flight.len().saturating_sub(self.waiting.len()) < window
+            && conn.queued_bytes() < MAX_QUEUED_BYTES
+        {
+            let Some(id) = self.waiting.pop_front() else {
+                break;
+            };
+            let Some(f) = self.in_flight.get_mut(&id) else {
+                continue;
+            };
+            let pkid = packet_id(id);
             if f.released && self.session_present {
                 conn.pubrel(pkid);
             } else {
@@ -313,6 +337,9 @@ impl Link {
     fn finished(&mut self, pkid: u16) {
         if let Some(id) = self.by_packet.remove(&pkid) {
             self.in_flight.remove(&id);
+            if let Some(at) = self.waiting.iter().position(|&w| w == id) {
+                self.waiting.remove(at);
+            }
             self.done.push(id);
             self.status.published.fetch_add(1, Ordering::Relaxed);
             self.status
@@ -340,6 +367,9 @@ impl Link {
         self.awaiting_release = 0;
         loop {
             self.flush_done(queue).await;
+            if stopping.is_none() && !self.waiting.is_empty() {
+                self.resend_waiting(conn);
+            }
             if releasing.is_none() && !to_release.is_empty() {
                 let ids = std::mem::take(&mut to_release);
                 let q = queue.releaser();
