@@ -5,8 +5,8 @@
 // Default options and in-memory persistence: sessions live as long as the
 // process, none survives a restart. Prints `listening on HOST:PORT` on stdout
 // once the server accepts connections; logs each client's connection, error and
-// close, with the reason, on stderr; exits 0 on SIGTERM or SIGINT after closing
-// the server and the broker.
+// close, with the reason, on stderr (an error one client repeats as a count);
+// exits 0 on SIGTERM or SIGINT after closing the server and the broker.
 
 import net from 'node:net'
 import { parseArgs } from 'node:util'
@@ -31,9 +31,32 @@ const server = net.createServer(broker.handle)
 const who = (client) => String(client?.id ?? '(not connected)').slice(0, 64)
 const log = (line) => process.stderr.write(`aedes: ${line}\n`)
 
+// A client's error can repeat for every packet it had already sent (aedes
+// reports maxInflightInbound for each PUBLISH past the limit): the first is
+// logged, the repeats counted and logged as one line when the client goes or
+// has another error.
+const repeats = new WeakMap()
+function flushRepeats (client) {
+  const last = repeats.get(client)
+  if (last?.count > 0) log(`client ${who(client)}: the same error ${last.count} more time(s)`)
+  if (last) last.count = 0
+}
+
 broker.on('client', (client) => log(`client ${who(client)} connected`))
-broker.on('clientDisconnect', (client) => log(`client ${who(client)} disconnected`))
-broker.on('clientError', (client, err) => log(`client ${who(client)} error: ${err.message}`))
+broker.on('clientDisconnect', (client) => {
+  flushRepeats(client)
+  log(`client ${who(client)} disconnected`)
+})
+broker.on('clientError', (client, err) => {
+  const last = repeats.get(client)
+  if (last?.message === err.message) {
+    last.count++
+    return
+  }
+  flushRepeats(client)
+  repeats.set(client, { message: err.message, count: 0 })
+  log(`client ${who(client)} error: ${err.message}`)
+})
 broker.on('connectionError', (client, err) => log(`connection error: ${err.message}`))
 broker.on('keepaliveTimeout', (client) => log(`client ${who(client)} keep-alive timeout`))
 
