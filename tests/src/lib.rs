@@ -1,8 +1,10 @@
 //! End-to-end test helpers specific to mqgate: the `mqgate` binary, the feeder
 //! and the relay, the sequence subscriber, the upstream Mosquitto that restarts,
-//! a browser for the status page. Processes, scratch folders, Mosquitto and
+//! the other brokers tested as upstream (aedes, amqtt, broker-lite), a browser
+//! for the status page. Processes, scratch folders, Mosquitto and
 //! certificates come from `test-support`.
 
+pub mod brokers;
 pub mod captures;
 pub mod feeder;
 pub mod http;

@@ -30,25 +30,27 @@ pub fn workspace_file(relative: &str) -> PathBuf {
 /// tests always run the current code (a no-op when it is up to date).
 pub fn mqgate_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let (target_dir, profile) = target_dir_and_profile();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "mqgate", "--bin", "mqgate"])
-            .arg("--profile")
-            .arg(cargo_profile_name(&profile))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(workspace_root());
-        let done = run_to_end("cargo build -p mqgate", cmd, Duration::from_secs(900));
-        assert!(
-            done.status.success(),
-            "cargo build -p mqgate failed:\n{}",
-            done.stderr
-        );
-        let bin = target_dir.join(&profile).join("mqgate");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| build_workspace_bin("mqgate", "mqgate"))
+}
+
+/// Builds binary `bin` of workspace package `package` with this test binary's
+/// profile into the same target folder (a no-op when it is up to date) and returns
+/// its path. Callers keep the path in a `OnceLock`, to build once per process.
+pub fn build_workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let (target_dir, profile) = target_dir_and_profile();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--profile")
+        .arg(cargo_profile_name(&profile))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(workspace_root());
+    let what = format!("cargo build -p {package}");
+    let done = run_to_end(&what, cmd, Duration::from_secs(900));
+    assert!(done.status.success(), "{what} failed:\n{}", done.stderr);
+    let path = target_dir.join(&profile).join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// The target folder and the profile folder name this test binary was built into

@@ -355,15 +355,36 @@ impl SeqSubscriber {
         *self.shared.port.lock().unwrap_or_else(|p| p.into_inner()) = port;
     }
 
+    /// Waits until the subscriber has connected again after its `connects`-th
+    /// connection and the broker holds its subscription: the session was resumed, or
+    /// the subscription made again was acknowledged. After a broker restart, what is
+    /// published from then on reaches it.
+    pub fn wait_subscribed_after(&self, connects: u64, timeout: Duration) -> SeqStats {
+        self.wait_state(
+            &format!("a subscription after connection {connects}"),
+            timeout,
+            |s| s.stats.connects > connects && s.stats.connected && s.subscribed,
+        )
+    }
+
     fn wait_subscribed(&self, timeout: Duration) {
+        self.wait_state("a SUBACK", timeout, |s| s.subscribed);
+    }
+
+    fn wait_state(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&State) -> bool,
+    ) -> SeqStats {
         let deadline = Instant::now() + timeout;
         let mut guard = self.shared.lock();
-        while !guard.subscribed {
+        while !done(&guard) {
             let now = Instant::now();
             if now >= deadline {
                 let summary = guard.stats.summary();
                 drop(guard);
-                panic!("{}: no SUBACK within {timeout:?}: {summary}", self.name);
+                panic!("{}: no {what} within {timeout:?}: {summary}", self.name);
             }
             guard = self
                 .shared
@@ -372,6 +393,7 @@ impl SeqSubscriber {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        guard.stats.clone()
     }
 }
 
@@ -517,6 +539,8 @@ fn session(
             }
         }
         subscribed = s.subscribed && session_present;
+        // A broker that lost the session lost the subscription with it.
+        s.subscribed = subscribed;
     });
     let qos = QoS::from_u8(o.qos).expect("QoS 1 or 2");
     if !subscribed {
