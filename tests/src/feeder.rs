@@ -294,6 +294,8 @@ pub struct SeqGateway {
     pub embedded_broker: bool,
     /// YAML appended to the file as it is, e.g. a `store:` section.
     pub extra_yaml: String,
+    /// `upstream.max_inflight`; `None` leaves the default.
+    pub max_inflight: Option<u32>,
 }
 
 /// The serial source's id in the gateway file.
@@ -313,6 +315,7 @@ impl SeqGateway {
             port_link: port_link.to_path_buf(),
             embedded_broker: false,
             extra_yaml: String::new(),
+            max_inflight: None,
         }
     }
 
@@ -354,6 +357,7 @@ impl SeqGateway {
                  {broker}\
                  upstream:\n  url: mqtt://127.0.0.1:{port}\n  client_id: {client}\n\
                  \x20 keep_alive_secs: {ka}\n  clean_session: {clean}\n  topic_prefix: \"{prefix}\"\n\
+                 {max_inflight}\
                  status:\n  listen: 127.0.0.1:0\n\
                  mappings: {mappings}\n\
                  sources:\n  - id: {FEED_SOURCE}\n    type: serial\n    path: {link}\n    baud: 115200\n\
@@ -367,6 +371,9 @@ impl SeqGateway {
                 ka = self.keep_alive_secs,
                 clean = self.clean_session,
                 prefix = self.topic_prefix,
+                max_inflight = self
+                    .max_inflight
+                    .map_or_else(String::new, |n| format!("  max_inflight: {n}\n")),
                 mappings = dir.path().join("seq-mappings").display(),
                 link = self.port_link.display(),
             ),

@@ -30,6 +30,7 @@ use mqgate_tests::mqgate::start_mqgate_run;
 use mqgate_tests::relay::Relay;
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
 use serde_json::Value;
+use test_support::http::get;
 use test_support::mosquitto::mosquitto_pub;
 use test_support::process::Proc;
 use test_support::pty::plug;
@@ -135,6 +136,15 @@ impl Rig {
     /// Starts everything; returns with the gateway connected and the terminal's
     /// master side to feed.
     fn start(kind: BrokerKind, qos: u8) -> (Rig, serialport::TTYPort) {
+        Rig::start_with(kind, qos, None)
+    }
+
+    /// `start` with `upstream.max_inflight` set (`None`: the default).
+    fn start_with(
+        kind: BrokerKind,
+        qos: u8,
+        max_inflight: Option<u32>,
+    ) -> (Rig, serialport::TTYPort) {
         let label = format!("{}-q{qos}", kind.name());
         let dir = Scratch::new(&label);
         let broker = PeerBroker::start(kind, dir.path());
@@ -144,6 +154,7 @@ impl Rig {
         let mut spec = SeqGateway::new(relay.port(), &link);
         spec.qos = qos;
         spec.client_id = format!("{label}-gw");
+        spec.max_inflight = max_inflight;
         let config = spec.write(&dir);
         let mut options = SeqOptions::new(&format!("{label}-sub"), &spec.filter());
         options.qos = qos;
@@ -474,4 +485,111 @@ fn amqtt_qos_1_a_fast_feed_is_not_cut_off_and_every_message_arrives_across_resta
 fn amqtt_qos_2_a_fast_feed_is_not_cut_off_and_only_reported_possible_duplicates_arrive_twice_across_restarts(
 ) {
     live_outage_and_restart(BrokerKind::Amqtt, 2);
+}
+
+/// The gateway's log line when it halves the window.
+const HALVED: &str = "appears to limit the messages a client has in flight";
+/// Lines of the backlog in `a_window_above_what_the_broker_takes_...`.
+const OVER_LIMIT_BACKLOG: u64 = 6_000;
+
+/// `upstream.max_inflight: 2000` against aedes, which closes the connection (and
+/// drops the session) once 1,000 QoS 2 messages await PUBREL. Draining a backlog,
+/// the gateway is cut off twice, halves its window once to 1,000, says so once in
+/// its log, on `/api/status` and in `/metrics`, and from then on drains without
+/// another cut-off; every message arrives, twice only where the gateway counted a
+/// possible duplicate.
+#[test]
+fn aedes_qos_2_a_window_above_its_limit_is_halved_after_two_cutoffs_and_every_message_arrives() {
+    let (mut rig, master) = Rig::start_with(BrokerKind::Aedes, 2, Some(2000));
+    let label = rig.label.clone();
+    let appended = store_appended(&api_status(rig.status, WAIT));
+    let stopped = rig.broker.stop();
+    assert_stopped(&rig, stopped);
+    wait_status(rig.status, "the gateway to lose the broker", WAIT, |s| {
+        s["outputs"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|o| o["name"] == "upstream" && o["connected"] == false)
+        })
+    });
+    let plan = FeedPlan::new(OVER_LIMIT_BACKLOG, BACKLOG_RATE);
+    let mut master = Feeder::start(master, plan.clone()).finish(DRAIN_WAIT);
+    wait_status(rig.status, "the backlog in the store", WAIT, |s| {
+        store_appended(s) >= appended + OVER_LIMIT_BACKLOG
+    });
+    let back = Instant::now();
+    rig.restart_broker();
+    rig.sub.wait_for_all(OVER_LIMIT_BACKLOG, DRAIN_WAIT);
+    let drained_in = back.elapsed();
+    let stats = fence(&mut master, &plan, &rig.sub, 1, WAIT);
+    let end = Figures::read(rig.status);
+    let broker_cutoffs = rig
+        .broker
+        .transcript()
+        .matches("maxInflightInbound exceeded")
+        .count();
+    eprintln!(
+        "{label} window: {OVER_LIMIT_BACKLOG} drained in {drained_in:.2?}; connects {}, \
+         cut-offs {}, window {} of {}, resends {}, possible duplicates {}, duplicates seen {}; \
+         the broker logged {broker_cutoffs} maxInflightInbound cut-off(s)",
+        end.connects,
+        shown(end.cutoffs),
+        shown(end.window),
+        shown(end.max_inflight),
+        end.resent,
+        shown(end.possible_duplicates),
+        stats.duplicates,
+    );
+    assert_eq!(
+        stats.missing_runs(0..OVER_LIMIT_BACKLOG),
+        [],
+        "{}",
+        rig.context()
+    );
+    assert_eq!(
+        (end.window, end.max_inflight, end.cutoffs),
+        (Some(1000), Some(2000), Some(2)),
+        "{}",
+        rig.context()
+    );
+    assert!(
+        broker_cutoffs >= 1,
+        "aedes said why it closed: {}",
+        rig.context()
+    );
+    // One connect before the outage, one after, one after each cut-off.
+    assert_eq!(end.connects, 4, "{}", rig.context());
+    let said = rig
+        .gw
+        .count_lines(test_support::process::Stream::Stderr, &[HALVED]);
+    assert_eq!(said, 1, "{}", rig.context());
+    rig.gw.wait_for_line(
+        test_support::process::Stream::Stderr,
+        &[
+            HALVED,
+            "at most 1000 in flight from now on (was 2000; upstream.max_inflight: 2000)",
+        ],
+        WAIT,
+    );
+    let possible = end.possible_duplicates.expect("possible_duplicates");
+    assert!(
+        stats.duplicates <= possible && possible > 0,
+        "{} duplicates, {possible} possible: {:?}",
+        stats.duplicates,
+        stats.duplicated()
+    );
+    let metrics = get(rig.status, "/metrics", WAIT).body;
+    for line in [
+        "mqgate_output_window{output=\"upstream\"} 1000",
+        "mqgate_output_max_inflight{output=\"upstream\"} 2000",
+        "mqgate_output_cutoffs_total{output=\"upstream\"} 2",
+        &format!("mqgate_output_possible_duplicates_total{{output=\"upstream\"}} {possible}"),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
+    rig.gw.signal(libc::SIGTERM);
+    let exit = rig.gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "{}", rig.context());
 }
