@@ -558,6 +558,17 @@ fn aedes_qos_2_a_window_above_its_limit_is_halved_after_two_cutoffs_and_every_me
     );
     // One connect before the outage, one after, one after each cut-off.
     assert_eq!(end.connects, 4, "{}", rig.context());
+    // No fast reconnect loop: a connection cut at once does not reset the delay,
+    // so the second reconnect after a cut-off waits longer than the first.
+    let at = connect_times(&rig.gw);
+    assert_eq!(at.len(), 4, "{}", rig.context());
+    let gap = |a: usize, b: usize| (at[b] - at[a]).rem_euclid(86_400.0);
+    let (first, second) = (gap(1, 2), gap(2, 3));
+    assert!(
+        first >= 0.375 && second > first,
+        "reconnects after the cut-offs came {first:.3} s and {second:.3} s apart\n{}",
+        rig.context()
+    );
     let said = rig
         .gw
         .count_lines(test_support::process::Stream::Stderr, &[HALVED]);
@@ -592,4 +603,24 @@ fn aedes_qos_2_a_window_above_its_limit_is_halved_after_two_cutoffs_and_every_me
     rig.gw.signal(libc::SIGTERM);
     let exit = rig.gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "{}", rig.context());
+}
+
+/// When the gateway logged each `connected upstream`, in seconds of the day (its
+/// log lines start with an RFC 3339 time in UTC when stderr is not a terminal).
+fn connect_times(gw: &Proc) -> Vec<f64> {
+    gw.stream(test_support::process::Stream::Stderr)
+        .iter()
+        .filter(|l| l.contains("connected upstream"))
+        .map(|l| {
+            let time = l
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.split_once('T'))
+                .and_then(|(_, t)| t.strip_suffix('Z'))
+                .unwrap_or_else(|| panic!("no time at the start of {l:?}"));
+            time.split(':')
+                .map(|part| part.parse::<f64>().expect("a number"))
+                .fold(0.0, |acc, part| acc * 60.0 + part)
+        })
+        .collect()
 }
