@@ -372,6 +372,33 @@ fn upstream_defaults_fill_in_the_client_id_and_port() {
     assert!(!upstream.clean_session);
     assert_eq!(upstream.keep_alive_secs, 30);
     assert_eq!(upstream.max_inflight, 100);
+    assert_eq!(
+        (upstream.reconnect.initial_ms, upstream.reconnect.max_ms),
+        (500, 5_000)
+    );
+}
+
+#[test]
+fn upstream_reconnect_takes_the_keys_of_a_sources_reopen_and_cannot_loop_busily() {
+    let text = format!(
+        "{HEAD}upstream:\n  url: mqtt://127.0.0.1\n  reconnect: {{ initial_ms: 0, max_ms: 2000 }}\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "upstream.reconnect.initial_ms",
+        5,
+        3,
+    );
+    assert!(message.contains("no busy retry loop"), "{message}");
+    let text = format!(
+        "{HEAD}upstream:\n  url: mqtt://127.0.0.1\n  reconnect: {{ initial_ms: 200, max_ms: 2000 }}\n"
+    );
+    let upstream = load(&[("mqgate.yaml", &text)]).unwrap().upstream.unwrap();
+    assert_eq!(
+        (upstream.reconnect.initial_ms, upstream.reconnect.max_ms),
+        (200, 2000)
+    );
 }
 
 #[test]

@@ -189,7 +189,8 @@ impl From<FlowControl> for tokio_serial::FlowControl {
     }
 }
 
-/// Reopen back-off: the first wait, doubled (with jitter) up to the longest.
+/// A back-off (a source's `reopen:`, the upstream's `reconnect:`): the first wait,
+/// doubled (with jitter) up to the longest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReopenConfig {
@@ -282,23 +283,27 @@ fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -
     if config.baud == 0 {
         report.add(&at.key("baud"), "must be at least 1");
     }
-    let reopen = at.key("reopen");
-    if config.reopen.initial_ms == 0 {
+    check_backoff(&config.reopen, &at.key("reopen"), report);
+    SourceKind::Serial(config)
+}
+
+/// A back-off (`reopen:` of a source, `reconnect:` upstream) that cannot loop busily.
+pub(super) fn check_backoff(backoff: &ReopenConfig, at: &FieldPath, report: &mut Report<'_>) {
+    if backoff.initial_ms == 0 {
         report.add(
-            &reopen.key("initial_ms"),
-            "must be at least 1 (no busy reopen loop)",
+            &at.key("initial_ms"),
+            "must be at least 1 (no busy retry loop)",
         );
     }
-    if config.reopen.max_ms < config.reopen.initial_ms {
+    if backoff.max_ms < backoff.initial_ms {
         report.add(
-            &reopen.key("max_ms"),
+            &at.key("max_ms"),
             format!(
                 "must be at least initial_ms ({}), got {}",
-                config.reopen.initial_ms, config.reopen.max_ms
+                backoff.initial_ms, backoff.max_ms
             ),
         );
     }
-    SourceKind::Serial(config)
 }
 
 fn check_replay(

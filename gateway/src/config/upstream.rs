@@ -7,6 +7,7 @@ use config_report::{FieldPath, Report};
 use serde::{Deserialize, Deserializer};
 
 use super::qos::Text;
+use super::source::{check_backoff, ReopenConfig};
 
 /// Where and how to connect upstream. Relative file paths are resolved against
 /// the gateway file's folder.
@@ -44,6 +45,17 @@ pub struct UpstreamConfig {
     /// long round trip needs more (messages/s ≈ max_inflight / round-trip time).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: u32,
+    /// Waits between connect attempts: `initial_ms`, doubled (with jitter) up to
+    /// `max_ms`. The longest wait is how late mqgate may notice a broker is back.
+    #[serde(default = "default_reconnect")]
+    pub reconnect: ReopenConfig,
+}
+
+const fn default_reconnect() -> ReopenConfig {
+    ReopenConfig {
+        initial_ms: 500,
+        max_ms: 5_000,
+    }
 }
 
 const fn default_keep_alive() -> u16 {
@@ -192,6 +204,7 @@ pub(crate) fn check(
             );
         }
     }
+    check_backoff(&config.reconnect, &at.key("reconnect"), report);
     if !(1..=MAX_INFLIGHT_LIMIT).contains(&config.max_inflight) {
         report.add(
             &at.key("max_inflight"),

@@ -164,8 +164,8 @@ pub(super) fn upstream_settings(
         },
         topic_prefix: up.topic_prefix.clone(),
         gateway_id: config.gateway.id.clone(),
-        reconnect_initial: Duration::from_millis(500),
-        reconnect_max: Duration::from_secs(30),
+        reconnect_initial: Duration::from_millis(up.reconnect.initial_ms),
+        reconnect_max: Duration::from_millis(up.reconnect.max_ms),
         max_inflight: up.max_inflight as usize,
     })
 }

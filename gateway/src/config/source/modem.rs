@@ -4,7 +4,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{check_replay, FieldPath, ReopenConfig, ReplayConfig, Report, SourceKind};
+use super::{
+    check_backoff, check_replay, FieldPath, ReopenConfig, ReplayConfig, Report, SourceKind,
+};
 
 /// A Microchip RN2483 (868 MHz) or RN2903 (915 MHz) on a UART, receiving LoRa
 /// packets in raw radio (P2P) mode. Give `path` (the modem) or `replay` (a capture
@@ -136,18 +138,7 @@ impl ModemKeys<'_> {
         if self.baud == 0 {
             report.add(&at.key("baud"), "must be at least 1");
         }
-        if self.reopen.initial_ms == 0 {
-            report.add(
-                &at.key("reopen").key("initial_ms"),
-                "must be at least 1 (no busy reopen loop)",
-            );
-        }
-        if self.reopen.max_ms < self.reopen.initial_ms {
-            report.add(
-                &at.key("reopen").key("max_ms"),
-                format!("must be at least initial_ms ({})", self.reopen.initial_ms),
-            );
-        }
+        check_backoff(self.reopen, &at.key("reopen"), report);
         if let Some(replay) = replay {
             if let SourceKind::Replay(r) = check_replay(replay, &at.key("replay"), dir, report) {
                 *self.replay = Some(r);
