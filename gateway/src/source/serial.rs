@@ -123,10 +123,7 @@ impl PortKeeper {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         warn!(source = %status.id, "{error}; reopening with back-off");
-        status.set_state(SourceState::Waiting {
-            since: SystemTime::now(),
-            last_error: error,
-        });
+        status.set_waiting(error);
         let delay = self.backoff.next_delay();
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,

@@ -100,11 +100,57 @@ impl SourceStatus {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
+    /// The device is gone, or still gone after another attempt: `since` stays the
+    /// time it went away, whatever the attempts since then said.
+    pub fn set_waiting(&self, last_error: String) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let since = match &*state {
+            SourceState::Waiting { since, .. } => *since,
+            _ => SystemTime::now(),
+        };
+        *state = SourceState::Waiting { since, last_error };
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn since(s: &SourceStatus) -> SystemTime {
+        match s.state() {
+            SourceState::Waiting { since, .. } => since,
+            other => panic!("expected Waiting, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn waiting_keeps_the_time_the_device_went_away_across_attempts() {
+        let s = SourceStatus::new("gps");
+        let connected = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        s.set_state(SourceState::Connected { since: connected });
+        s.set_waiting("read failed".into());
+        let gone = since(&s);
+        assert!(gone > connected);
+        for attempt in 0..3 {
+            s.set_waiting(format!("cannot open /dev/ttyUSB0 (attempt {attempt})"));
+            assert_eq!(since(&s), gone, "attempt {attempt} moved the time");
+        }
+        match s.state() {
+            SourceState::Waiting { last_error, .. } => assert!(last_error.contains("attempt 2")),
+            other => panic!("{other:?}"),
+        }
+        s.set_state(SourceState::Connected {
+            since: SystemTime::now(),
+        });
+        s.set_waiting("gone again".into());
+        assert!(since(&s) >= gone, "a new absence starts a new time");
     }
 }

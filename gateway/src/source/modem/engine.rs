@@ -65,10 +65,7 @@ impl Sink {
                 SourceStatus::add(&self.status.bad_frames, 1);
                 debug!(source = %self.source, "bad frame: {why}");
             }
-            Action::Trouble(why) if live => self.status.set_state(SourceState::Waiting {
-                since: SystemTime::now(),
-                last_error: why,
-            }),
+            Action::Trouble(why) if live => self.status.set_waiting(why),
             Action::Ready if live => {
                 info!(source = %self.source, "modem receiving");
                 self.status.set_state(SourceState::Connected {
