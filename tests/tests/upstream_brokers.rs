@@ -114,6 +114,14 @@ fn wait_status(addr: SocketAddr, what: &str, timeout: Duration, done: impl Fn(&V
     }
 }
 
+/// The upstream output's entry in `/api/status`.
+fn upstream_of(status: &Value) -> &Value {
+    status["outputs"]
+        .as_array()
+        .and_then(|outputs| outputs.iter().find(|o| o["name"] == "upstream"))
+        .unwrap_or_else(|| panic!("no upstream output in /api/status: {status}"))
+}
+
 fn store_appended(status: &Value) -> u64 {
     status["store"]["appended"].as_u64().unwrap_or(0)
 }
@@ -306,6 +314,11 @@ fn live_outage_and_restart(kind: BrokerKind, qos: u8) {
                 .any(|o| o["name"] == "upstream" && o["connected"] == false)
         })
     });
+    // Down: the error says why, and when.
+    wait_status(rig.status, "the upstream error with its time", WAIT, |s| {
+        let up = upstream_of(s);
+        up["last_error"].is_string() && up["last_error_at_ms"].as_i64().is_some_and(|t| t > 0)
+    });
     let backlog_plan = FeedPlan {
         first: LIVE,
         ..FeedPlan::new(BACKLOG, BACKLOG_RATE)
@@ -436,6 +449,19 @@ fn live_outage_and_restart(kind: BrokerKind, qos: u8) {
     ] {
         assert!(value.is_some(), "the status reports {name}: {end:?}");
     }
+    // The error of the outage said why the gateway could not connect; connected
+    // again, it is gone.
+    wait_status(
+        rig.status,
+        "a connected upstream without an error",
+        WAIT,
+        |s| {
+            let up = upstream_of(s);
+            up["connected"] == true
+                && up["last_error"].is_null()
+                && up["last_error_at_ms"].is_null()
+        },
+    );
     rig.gw.signal(libc::SIGTERM);
     let exit = rig.gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "{}", rig.context());

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_proto::codec::QoS;
 use tokio::sync::watch;
@@ -183,6 +183,8 @@ impl Link {
         let status = &self.status;
         status.connected.store(true, Ordering::Relaxed);
         status.connects.fetch_add(1, Ordering::Relaxed);
+        // The error said why it could not connect: no longer true.
+        *status.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.connected_before && !session_present && !self.settings.client.clean_session {
             status.sessions_lost.fetch_add(1, Ordering::Relaxed);
         }
@@ -219,7 +221,7 @@ impl Link {
             .status
             .last_error
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(text);
+            .unwrap_or_else(|p| p.into_inner()) = Some((text, SystemTime::now()));
     }
 
     /// A broker without our session has forgotten the QoS 2 messages it acknowledged

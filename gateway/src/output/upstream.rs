@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use mqtt_proto::codec::QoS;
@@ -69,7 +69,8 @@ pub struct UpstreamStatus {
     /// Most QoS 2 messages at once whose PUBREC had come and whose PUBREL was not
     /// yet sent (it waits for the PUBREC's commit).
     pub awaiting_release_max: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
+    /// Why the connection failed last, and when; cleared once connected again.
+    pub last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl UpstreamSettings {

@@ -75,6 +75,7 @@ mod tests {
                 cutoffs: None,
                 awaiting_release_max: None,
                 last_error: None,
+                last_error_at_ms: None,
             }],
             broker: None,
         }

@@ -416,6 +416,7 @@ mod tests {
                 cutoffs: Some(2),
                 awaiting_release_max: Some(7),
                 last_error: Some("refused".into()),
+                last_error_at_ms: Some(1_000),
             }],
             broker: None,
         }

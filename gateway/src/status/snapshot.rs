@@ -173,7 +173,10 @@ pub struct OutputSnapshot {
     pub cutoffs: Option<u64>,
     /// Most QoS 2 messages at once awaiting our PUBREL.
     pub awaiting_release_max: Option<u64>,
+    /// Why the upstream connection failed last; `None` once connected again.
     pub last_error: Option<String>,
+    /// When that was (Unix milliseconds).
+    pub last_error_at_ms: Option<i64>,
 }
 
 /// The shared counters a snapshot is read from: cheap handles, so that the HTTP
@@ -368,11 +371,17 @@ fn embedded(e: &OutputStats) -> OutputSnapshot {
         cutoffs: None,
         awaiting_release_max: None,
         last_error: None,
+        last_error_at_ms: None,
     }
 }
 
 fn upstream(u: &UpstreamStatus) -> OutputSnapshot {
     use std::sync::atomic::Ordering::Relaxed;
+    let error = u
+        .last_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     OutputSnapshot {
         name: "upstream".to_string(),
         connected: u.connected.load(Relaxed),
@@ -387,11 +396,8 @@ fn upstream(u: &UpstreamStatus) -> OutputSnapshot {
         window: Some(u.window.load(Relaxed)),
         cutoffs: Some(u.cutoffs.load(Relaxed)),
         awaiting_release_max: Some(u.awaiting_release_max.load(Relaxed)),
-        last_error: u
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        last_error: error.as_ref().map(|(text, _)| text.clone()),
+        last_error_at_ms: error.as_ref().map(|(_, at)| unix_ms(*at)),
     }
 }
 
