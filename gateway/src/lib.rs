@@ -6,7 +6,7 @@
 //! them; `config` is what users edit. `pipeline` wires these together and is what
 //! runs; `status` (the status page) reads the running pipeline, while `notify` tells
 //! systemd only what it is handed and imports nothing above it. `commands` are the
-//! CLI's subcommands.
+//! CLI's subcommands; `state_lock` keeps them to one process per state folder.
 
 pub mod backoff;
 pub mod capture;
@@ -20,6 +20,7 @@ pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod source;
+pub mod state_lock;
 pub mod status;
 pub mod store;
 pub mod utc;

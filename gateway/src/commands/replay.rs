@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::{load_config, message_json, EXIT_CONFIG};
 use crate::pipeline::{self, build, ReplayOverride};
 use crate::source::replay::Speed;
+use crate::state_lock::StateLock;
 
 /// Longest wait for the outputs once the capture has played.
 const REPLAY_DRAIN: Duration = Duration::from_secs(60);
@@ -48,6 +49,18 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
     let over = ReplayOverride {
         chunks,
         speed: args.speed,
+    };
+    // Publishing uses the state folder's store: never under a running gateway.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match StateLock::acquire(&config.gateway.state_dir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("mqgate: {e:#}");
+                return 1;
+            }
+        }
     };
     let (stop, shutdown) = watch::channel(false);
     let (tap, mut printed) = mpsc::channel(1024);

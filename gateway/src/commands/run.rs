@@ -10,6 +10,7 @@ use super::{load_config, Asked, Signals};
 
 /// Longest wait at shutdown for the outputs to hand over what is in flight.
 const DRAIN: Duration = Duration::from_secs(5);
+use crate::state_lock::StateLock;
 use crate::{notify, pipeline, status};
 
 pub async fn run(config_path: &Path) -> u8 {
@@ -23,6 +24,23 @@ pub async fn run(config_path: &Path) -> u8 {
         Err(e) => {
             eprintln!("mqgate: {e:#}");
             return super::EXIT_CONFIG;
+        }
+    };
+    // One process per state folder, and every port bound before the gateway
+    // connects anywhere: a second gateway, or a busy port, stops here without
+    // having disturbed the one that runs.
+    let _lock = match StateLock::acquire(&config.gateway.state_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("mqgate: {e:#}");
+            return 1;
+        }
+    };
+    let status_listener = match status::bind(config.status.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mqgate: {e:#}");
+            return 1;
         }
     };
     // Signals are caught from here on, before anything says the gateway is ready.
@@ -44,7 +62,7 @@ pub async fn run(config_path: &Path) -> u8 {
         println!("embedded broker listening on {}", broker.local_addr());
     }
     let watched = status::Watched::new(&running);
-    match status::start(config.status.listen, auth, watched, stop.subscribe()).await {
+    match status::serve(status_listener, auth, watched, stop.subscribe()) {
         Ok((addr, _task)) => println!("status page on http://{addr}/"),
         Err(e) => {
             eprintln!("mqgate: {e:#}");

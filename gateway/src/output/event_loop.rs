@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::client::{Ack, ClientError, Connection};
 use super::upstream::{UpstreamSettings, UpstreamStatus};
-use super::window::Window;
+use super::window::{closed_by_server, Window};
 use crate::backoff::Backoff;
 use crate::store::{packet_id, OutputQueue, StoreError, Stored, CONTROL_PACKET_ID};
 
@@ -22,6 +22,11 @@ use crate::store::{packet_id, OutputQueue, StoreError, Stored, CONTROL_PACKET_ID
 /// healthy: the next reconnect starts from the shortest delay again. Shorter ones
 /// (a broker that accepts and drops us at once) keep the delays growing.
 const HEALTHY: Duration = Duration::from_secs(2);
+/// A connection the broker closes this soon after accepting it, with no burst in
+/// flight, was most likely taken over by another client with the same client id.
+const TAKEN_OVER: Duration = Duration::from_secs(1);
+/// Such drops in a row before the log says so.
+const TAKEOVERS_TO_WARN: u32 = 2;
 /// Bytes written and not yet taken by the socket, at most, before reading more.
 const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// Packet ids repeat every 65,534 messages: never have two in flight that far apart.
@@ -56,6 +61,8 @@ struct Link {
     connected_before: bool,
     /// QoS 2 messages whose PUBREC came and whose PUBREL is not yet sent.
     awaiting_release: usize,
+    /// Connections in a row the broker closed right after accepting them.
+    quick_drops: u32,
 }
 
 enum Ended {
@@ -94,6 +101,7 @@ pub async fn run(
         window,
         connected_before: false,
         awaiting_release: 0,
+        quick_drops: 0,
     };
     loop {
         if *shutdown.borrow() {
@@ -146,6 +154,7 @@ pub async fn run(
                 link.lost(&e);
                 link.window
                     .lost(&e, link.in_flight.len().saturating_sub(link.waiting.len()));
+                link.dropped_at_once(&e, connected_at.elapsed());
                 if connected_at.elapsed() >= HEALTHY && !link.window.suspects_cutoff() {
                     backoff.reset();
                 }
@@ -206,6 +215,36 @@ impl Link {
                 self.settings.max_inflight
             );
         }
+    }
+
+    /// Count connections the broker closes at once without a burst in flight; from
+    /// the second in a row the status page says the likely cause, and the log once.
+    fn dropped_at_once(&mut self, e: &ClientError, lived: Duration) {
+        if !(lived < TAKEN_OVER && closed_by_server(e) && !self.window.suspects_cutoff()) {
+            self.quick_drops = 0;
+            return;
+        }
+        self.quick_drops += 1;
+        if self.quick_drops < TAKEOVERS_TO_WARN {
+            return;
+        }
+        let text = format!(
+            "the broker closed the connection right after accepting it, {} times in a row: \
+             another client with the same client id ({:?}), e.g. a second mqgate with this \
+             configuration, is the likely cause",
+            self.quick_drops, self.settings.client.client_id
+        );
+        if self.quick_drops == TAKEOVERS_TO_WARN {
+            warn!(
+                "upstream {}:{}: {text}",
+                self.settings.client.host, self.settings.client.port
+            );
+        }
+        *self
+            .status
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((text, SystemTime::now()));
     }
 
     fn lost(&self, e: &ClientError) {

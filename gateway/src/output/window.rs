@@ -59,16 +59,9 @@ impl Window {
     /// acknowledgement. Only the server closing the connection on a full window
     /// looks like a limit; a keep-alive timeout or a protocol error does not.
     pub(super) fn lost(&mut self, error: &ClientError, in_flight: usize) {
-        let closed_by_server = matches!(error, ClientError::Closed)
-            || matches!(error, ClientError::Io(e) if matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-            ));
         // "Right after a burst": at least half the window was out.
         let burst = in_flight > self.floor() && in_flight * 2 >= self.current;
-        self.suspect = closed_by_server && burst;
+        self.suspect = closed_by_server(error) && burst;
         if !self.suspect {
             self.streak = 0;
         }
@@ -106,6 +99,18 @@ impl Window {
             }),
         )
     }
+}
+
+/// The server closed the connection (an end of stream or a reset), rather than the
+/// network going silent or the server breaking the protocol.
+pub(super) fn closed_by_server(error: &ClientError) -> bool {
+    matches!(error, ClientError::Closed)
+        || matches!(error, ClientError::Io(e) if matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        ))
 }
 
 #[cfg(test)]

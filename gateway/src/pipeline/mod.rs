@@ -112,6 +112,7 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let mappers = build_mappers(config).map_err(MappingErrors)?;
+    let mut upstream_to_start = None;
     let (msg_tx, msg_rx) = mpsc::channel::<Vec<Message>>(BATCH_QUEUE);
     let mut running = Running {
         gateway_id: config.gateway.id.clone(),
@@ -168,17 +169,12 @@ pub async fn start(
                 running.broker = Some(broker);
             }
             if let Some(up) = &config.upstream {
+                // Connected last, once every port is bound (below).
                 let settings = build::upstream_settings(config, up)?;
                 let status = Arc::new(UpstreamStatus::default());
                 let queue = store.output("upstream").expect("registered above");
-                let task = tokio::spawn(upstream::run(
-                    settings,
-                    queue,
-                    status.clone(),
-                    shutdown.clone(),
-                ));
-                running.outputs.push(task);
-                running.upstream = Some(status);
+                running.upstream = Some(status.clone());
+                upstream_to_start = Some((settings, queue, status));
             }
             // Home Assistant discovery (and `online` for its availability) first.
             let discovery = discovery::messages(config);
@@ -278,6 +274,12 @@ pub async fn start(
             }
         }
         running.sources.push(status);
+    }
+    // Everything that can fail to start has started: only now connect upstream, so
+    // that a gateway that cannot start never kicks a running one off the broker.
+    if let Some((settings, queue, status)) = upstream_to_start {
+        let task = tokio::spawn(upstream::run(settings, queue, status, shutdown.clone()));
+        running.outputs.push(task);
     }
     info!(
         sources = running.sources.len(),

@@ -20,7 +20,7 @@ pub use broker::{BrokerRefusals, BrokerSnapshot, WatchedBroker};
 pub use health::problems;
 pub use history::History;
 pub use metrics::render as render_metrics;
-pub use server::{router, start};
+pub use server::{bind, router, serve, start};
 pub use snapshot::{
     Evictions, FramePreview, GatewayInfo, MappingSnapshot, OutputSnapshot, Reloads,
     ScriptErrorSnapshot, Snapshot, SourceSnapshot, StoreSnapshot, Watched,

@@ -77,11 +77,26 @@ pub async fn start(
     listen: SocketAddr,
     auth: StatusAuth,
     watched: Watched,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    serve(bind(listen).await?, auth, watched, shutdown)
+}
+
+/// Bind the status page's port: `mqgate run` does it before it connects anywhere,
+/// so that a busy port stops it before it has disturbed anything.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("status server on {listen}"))
+}
+
+/// Serve on a bound `listener` (see `start`).
+pub fn serve(
+    listener: TcpListener,
+    auth: StatusAuth,
+    watched: Watched,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("status server on {listen}"))?;
     let addr = listener.local_addr()?;
     if auth.is_open() && !addr.ip().is_loopback() {
         tracing::warn!(
