@@ -5,8 +5,9 @@
 //! (`flock`), so it goes with the process however it ends; the file keeps the PID of
 //! the holder for the message a second process prints.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The lock file's name inside the state folder.
@@ -36,9 +37,9 @@ impl StateLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
@@ -54,9 +55,7 @@ impl StateLock {
                     path.display()
                 );
             }
-            Err(TryLockError::Error(e)) => {
-                anyhow::bail!("cannot lock {}: {e}", path.display())
-            }
+            Err(e) => anyhow::bail!("cannot lock {}: {e}", path.display()),
         }
         file.set_len(0)?;
         file.rewind()?;
@@ -67,6 +66,22 @@ impl StateLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// An exclusive `flock` without waiting: `false` when another open file holds it.
+/// (`File::try_lock` does this from Rust 1.89; the workspace builds with 1.85.)
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock only reads the descriptor number, which `file` keeps open.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }
 

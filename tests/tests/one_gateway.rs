@@ -143,12 +143,12 @@ fn a_gateway_whose_status_port_is_busy_stops_before_it_connects_upstream() {
 fn two_gateways_with_one_client_id_are_told_the_likely_cause() {
     let dir = Scratch::new("one-gateway-same-id");
     let broker = Mosquitto::start();
-    let (mut gw, _status, spec) = first_gateway(&dir, &broker);
+    let (gw, _status, spec) = first_gateway(&dir, &broker);
     let other = Scratch::new("one-gateway-same-id-2");
     let mut spec2 = spec.clone();
     spec2.port_link = other.path().join("ttyFEED");
     std::mem::forget(plug(&spec2.port_link));
-    let mut gw2 = start_mqgate_run(&spec2.write(&other));
+    let gw2 = start_mqgate_run(&spec2.write(&other));
     let hint = "another client with the same client id (\"one-gw\")";
     // Each takes the session from the other; both reconnect, more and more slowly.
     let deadline = Instant::now() + Duration::from_secs(60);
