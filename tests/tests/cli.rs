@@ -345,3 +345,75 @@ fn under_systemd_the_log_lines_carry_their_syslog_priority_and_no_time() {
         "no level words or time stamps, the journal has its own:\n{text}"
     );
 }
+
+/// Every kind of script that does not compile is a configuration error: exit 2 from
+/// every command that loads it (systemd restarts mqgate on a failure, but not on 2).
+#[test]
+fn every_command_exits_2_for_each_kind_of_script_that_does_not_compile() {
+    let kinds = [
+        (
+            "a syntax error",
+            "fn map(frame) {\n    let out = #{;\n    out\n}\n",
+        ),
+        ("no fn map", "fn decode(frame) {\n    #{ payload: 1 }\n}\n"),
+        (
+            "a top-level const",
+            "const LIMIT = 10;\nfn map(frame) {\n    #{ payload: LIMIT }\n}\n",
+        ),
+    ];
+    for (kind, text) in kinds {
+        let dir = Scratch::new("script-exit-2");
+        let config = dir.write(
+            "mqgate.yaml",
+            "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: /dev/null\n",
+        );
+        dir.write(
+            "mappings/probe.yaml",
+            "source: probe\nscript: ../scripts/probe.rhai\n",
+        );
+        let script = dir.write("scripts/probe.rhai", text);
+        let capture = dir.write("capture.bin", "1\n2\n");
+        let c = config.as_os_str();
+        let commands: [(&str, Vec<&std::ffi::OsStr>); 4] = [
+            ("check", vec!["check".as_ref(), "--config".as_ref(), c]),
+            ("run", vec!["run".as_ref(), "--config".as_ref(), c]),
+            (
+                "replay --dry-run",
+                vec![
+                    "replay".as_ref(),
+                    "--dry-run".as_ref(),
+                    "--fast".as_ref(),
+                    "--source".as_ref(),
+                    "probe".as_ref(),
+                    "--config".as_ref(),
+                    c,
+                    capture.as_os_str(),
+                ],
+            ),
+            (
+                "map",
+                vec![
+                    "map".as_ref(),
+                    "--script".as_ref(),
+                    script.as_os_str(),
+                    "--hex".as_ref(),
+                    "01".as_ref(),
+                ],
+            ),
+        ];
+        for (name, args) in commands {
+            let done = run_mqgate(&args);
+            assert_eq!(
+                done.code(),
+                2,
+                "{name} with {kind}: stderr:\n{}",
+                done.stderr
+            );
+            assert!(
+                done.stderr.contains("probe.rhai"),
+                "{name} with {kind} names the script:\n{}",
+                done.stderr
+            );
+        }
+    }
+}

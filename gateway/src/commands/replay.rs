@@ -70,7 +70,12 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("mqgate: {e:#}");
-                return 1;
+                // A script that does not compile is a configuration error.
+                return if e.is::<pipeline::MappingErrors>() {
+                    EXIT_CONFIG
+                } else {
+                    1
+                };
             }
         };
     if args.dry_run {
