@@ -132,3 +132,30 @@ fn sighup_swaps_the_script_mid_stream_and_refuses_broken_files_without_losing_a_
     eprintln!("the new script took over at line {first_v2} of {n}");
     stop_gateway(gw);
 }
+
+/// A reload that leaves part of the change for a restart says so as a warning.
+#[test]
+fn a_reload_with_changes_that_need_a_restart_warns() {
+    let dir = test_support::scratch::Scratch::new("reload-warn");
+    let text = |baud: u32| {
+        format!(
+            "gateway:\n  id: warn\n  state_dir: {}\nstatus:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: probe\n    type: serial\n    path: {}\n    baud: {baud}\n",
+            dir.path().join("state").display(),
+            dir.path().join("no-such-tty").display()
+        )
+    };
+    let config = dir.write("mqgate.yaml", text(9600));
+    let mut gw = mqgate_tests::mqgate::start_mqgate_run(&config);
+    gw.wait_for_line(Stream::Stderr, &["gateway warn running"], WAIT);
+    dir.write("mqgate.yaml", text(19200));
+    gw.signal(libc::SIGHUP);
+    let line = gw.wait_for_line(
+        Stream::Stderr,
+        &["changed but not applied until a restart: sources"],
+        WAIT,
+    );
+    assert!(line.contains("WARN"), "{line}");
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+}

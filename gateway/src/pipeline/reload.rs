@@ -103,7 +103,12 @@ impl Running {
         match &result {
             Ok(outcome) => {
                 let summary = outcome.summary();
-                tracing::info!("{summary}");
+                if outcome.need_restart.is_empty() {
+                    tracing::info!("{summary}");
+                } else {
+                    // Part of what the user changed is not in force: worth a warning.
+                    tracing::warn!("{summary}");
+                }
                 self.reloads.record(true, summary);
             }
             Err(errors) => {
