@@ -19,16 +19,19 @@ struct Cli {
 enum Command {
     /// Run the gateway until SIGINT or SIGTERM.
     Run {
+        /// The gateway file (mqgate.yaml); mappings and scripts are found from it.
         #[arg(long)]
         config: PathBuf,
     },
     /// Validate the gateway file and every mapping, and compile every script.
     Check {
+        /// The gateway file (mqgate.yaml); mappings and scripts are found from it.
         #[arg(long)]
         config: PathBuf,
     },
     /// Play a capture through one source's framer and mapping.
     Replay {
+        /// The gateway file (mqgate.yaml); mappings and scripts are found from it.
         #[arg(long)]
         config: PathBuf,
         /// The source whose framing and mapping to use.
@@ -48,6 +51,7 @@ enum Command {
     },
     /// Run one script on one frame and print the messages as JSON lines.
     Map {
+        /// The Rhai script with `fn map(frame)`.
         #[arg(long)]
         script: PathBuf,
         /// The frame's bytes in hex.
@@ -65,10 +69,13 @@ enum Command {
     },
     /// Record a serial port's output into a capture file.
     Capture {
+        /// The serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...
         #[arg(long)]
         port: String,
+        /// Its speed in baud, e.g. 9600.
         #[arg(long)]
         baud: u32,
+        /// The capture file to write (timestamped chunks, for `replay`).
         #[arg(long)]
         out: PathBuf,
     },

@@ -417,3 +417,24 @@ fn every_command_exits_2_for_each_kind_of_script_that_does_not_compile() {
         }
     }
 }
+
+/// Every option of every command says what it is in `--help`.
+#[test]
+fn every_option_in_help_has_a_description() {
+    for command in ["run", "check", "replay", "map", "capture"] {
+        let done = run_mqgate(&[command, "--help"]);
+        assert_eq!(done.code(), 0, "{command} --help: {}", done.stderr);
+        let options = done
+            .stdout
+            .split("Options:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command} --help has options:\n{}", done.stdout));
+        for line in options.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let described = line
+                .trim()
+                .split_once("  ")
+                .is_some_and(|(_, text)| !text.trim().is_empty());
+            assert!(described, "{command}: `{}` has no description", line.trim());
+        }
+    }
+}
