@@ -438,3 +438,34 @@ fn every_option_in_help_has_a_description() {
         }
     }
 }
+
+/// A serial device that is not there is a warning from `check`, not an error: it
+/// may be plugged in later.
+#[test]
+fn check_warns_about_a_serial_device_that_does_not_exist() {
+    let dir = Scratch::new("check-missing-device");
+    let missing = dir
+        .path()
+        .join("serial/by-id/usb-FTDI_no_such_device-if00-port0");
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: {}\n",
+            missing.display()
+        ),
+    );
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(done.stdout.contains(": ok ("), "{}", done.stdout);
+    let expected = format!(
+        "warning: source probe: serial device {} does not exist (yet)",
+        missing.display()
+    );
+    assert!(done.stderr.contains(&expected), "{}", done.stderr);
+    // Once it is there, no warning.
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    std::fs::write(&missing, "").unwrap();
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(!done.stderr.contains("warning"), "{}", done.stderr);
+}

@@ -1,11 +1,12 @@
 //! `mqgate check --config FILE`: validate the gateway file and every mapping file,
 //! and compile every script. All errors are printed, those of the scripts too when
-//! the configuration has errors of its own; the exit code is non-zero on any.
+//! the configuration has errors of its own; the exit code is non-zero on any. A
+//! serial device that is not there is a warning only.
 
 use std::path::Path;
 
 use super::EXIT_CONFIG;
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, SourceKind};
 use crate::pipeline::build;
 
 pub fn run(config_path: &Path) -> u8 {
@@ -25,6 +26,9 @@ pub fn run(config_path: &Path) -> u8 {
     }
     match loaded {
         Ok(config) if errors.is_empty() => {
+            for warning in missing_devices(&config) {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok ({} sources, {} mappings, {scripts} scripts compiled)",
                 config_path.display(),
@@ -41,4 +45,28 @@ pub fn run(config_path: &Path) -> u8 {
             EXIT_CONFIG
         }
     }
+}
+
+/// Serial devices that are not there now: not an error (a device may be plugged in
+/// later, and `run` waits for it), but easy to get wrong with `/dev/serial/by-id/`.
+fn missing_devices(config: &GatewayConfig) -> Vec<String> {
+    config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let path = match &s.kind {
+                SourceKind::Serial(c) => Some(c.path.as_str()),
+                SourceKind::Rn2483(c) => c.path.as_deref(),
+                SourceKind::Rak3172(c) => c.path.as_deref(),
+                SourceKind::Replay(_) | SourceKind::SemtechUdp(_) => None,
+            }?;
+            (!Path::new(path).exists()).then(|| {
+                format!(
+                    "source {}: serial device {path} does not exist (yet); `mqgate run` waits \
+                     for it and opens it once it appears",
+                    s.id
+                )
+            })
+        })
+        .collect()
 }
