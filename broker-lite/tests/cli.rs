@@ -238,3 +238,34 @@ fn every_invalid_value_in_a_config_file_is_reported_not_only_the_first() {
     }
     assert!(stderr.contains("max_inflight"), "{stderr}");
 }
+
+/// 50 connections that open with garbage: 50 malformed packets counted, one log
+/// line about them (the others summarised once a minute), not 50.
+#[test]
+fn repeated_malformed_connects_are_logged_once_and_then_counted() {
+    use std::io::{Read, Write};
+    let mut broker = start_binary(&[]);
+    for _ in 0..50 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+        // A CONNECT whose protocol name is wrong.
+        s.write_all(&[
+            0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'X', b'X', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00,
+        ])
+        .expect("write");
+        let mut rest = Vec::new();
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        // The broker closes the connection.
+        let _ = s.read_to_end(&mut rest);
+    }
+    // A fence: a well-formed client after them all.
+    mosquitto_pub(broker.port, &["-t", "fence", "-m", "x"]);
+    broker.proc.signal(SIGTERM);
+    broker.proc.wait_exit(TIMEOUT);
+    let malformed = broker
+        .proc
+        .stream(Stream::Stderr)
+        .iter()
+        .filter(|l| l.contains("malformed CONNECT"))
+        .count();
+    assert_eq!(malformed, 1, "{}", broker.proc.transcript());
+}

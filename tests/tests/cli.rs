@@ -469,3 +469,48 @@ fn check_warns_about_a_serial_device_that_does_not_exist() {
     assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
     assert!(!done.stderr.contains("warning"), "{}", done.stderr);
 }
+
+/// 200 frames a broken script fails on: 200 dead letters, but one log line (with
+/// the others counted once a minute), not 200.
+#[test]
+fn repeated_dead_letters_are_logged_once_and_then_counted() {
+    let dir = Scratch::new("dead-letter-log");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: /dev/null\n",
+    );
+    dir.write(
+        "mappings/probe.yaml",
+        "source: probe\nscript: ../scripts/probe.rhai\n",
+    );
+    dir.write(
+        "scripts/probe.rhai",
+        "fn map(frame) {\n    throw `no reading in ${frame.bytes.len()} bytes`;\n}\n",
+    );
+    let lines: String = (0..200).map(|i| format!("T={i};H=40\n")).collect();
+    let capture = dir.write("bad.bin", lines);
+    let done = run_mqgate(&[
+        "replay".as_ref(),
+        "--dry-run".as_ref(),
+        "--fast".as_ref(),
+        "--source".as_ref(),
+        "probe".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture.as_os_str(),
+    ]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let dead = done
+        .stdout
+        .lines()
+        .filter(|l| l.contains("/deadletter/probe"))
+        .count();
+    assert_eq!(dead, 200, "{}", done.stdout);
+    let logged: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("frame to the dead-letter topic"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{}", done.stderr);
+    assert!(logged[0].contains("no reading in"), "{}", logged[0]);
+}

@@ -1,6 +1,7 @@
 //! The authentication step of a connection, right after its CONNECT is decoded:
 //! decide whether the client may connect, and with which CONNACK code if not.
 
+use log_limit::LogLimit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,12 +34,17 @@ pub(crate) async fn login(
         Ok(()) => Ok(()),
         Err((code, why)) => {
             metrics::add(&shared.metrics.logins_refused, 1);
-            warn!(
-                client_id = connect.client_id,
-                user = user.unwrap_or(""),
-                %peer,
-                "login refused: {why}"
-            );
+            // Someone guessing passwords would otherwise fill the log.
+            static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
+            if let Some(skipped) = REFUSED.check() {
+                warn!(
+                    client_id = connect.client_id,
+                    user = user.unwrap_or(""),
+                    %peer,
+                    "login refused: {why}{}",
+                    log_limit::suppressed(skipped)
+                );
+            }
             Err(code)
         }
     }

@@ -1,6 +1,7 @@
 //! The CONNECT handshake: wait for the CONNECT packet within the CONNECT
 //! timeout, check what the router cannot, and answer refusals with a CONNACK.
 
+use log_limit::LogLimit;
 use std::future::poll_fn;
 use std::io;
 use std::time::Duration;
@@ -57,7 +58,10 @@ where
         }
         Ok(Err(ReadError::Decode(e))) => {
             metrics::add(&shared.metrics.malformed_packets, 1);
-            warn!("malformed CONNECT: {e}");
+            static MALFORMED: LogLimit = LogLimit::new(log_limit::MINUTE);
+            if let Some(skipped) = MALFORMED.check() {
+                warn!("malformed CONNECT: {e}{}", log_limit::suppressed(skipped));
+            }
             return None;
         }
         Ok(Ok(p)) => p,
@@ -66,10 +70,14 @@ where
         Packet::Connect(c) => c,
         other => {
             metrics::add(&shared.metrics.malformed_packets, 1);
-            warn!(
-                "[MQTT-3.1.0-1] first packet is {} instead of CONNECT",
-                other.name()
-            );
+            static NOT_CONNECT: LogLimit = LogLimit::new(log_limit::MINUTE);
+            if let Some(skipped) = NOT_CONNECT.check() {
+                warn!(
+                    "[MQTT-3.1.0-1] first packet is {} instead of CONNECT{}",
+                    other.name(),
+                    log_limit::suppressed(skipped)
+                );
+            }
             return None;
         }
     };

@@ -2,6 +2,7 @@
 //! after accept, then the TLS and WebSocket handshakes within the CONNECT
 //! timeout, then the MQTT connection.
 
+use log_limit::LogLimit;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,7 +103,10 @@ pub(crate) async fn accept_loop(
             Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: wait a little instead of spinning.
-                warn!("accept failed: {e}");
+                static ACCEPT: LogLimit = LogLimit::new(log_limit::MINUTE);
+                if let Some(skipped) = ACCEPT.check() {
+                    warn!("accept failed: {e}{}", log_limit::suppressed(skipped));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

@@ -2,6 +2,7 @@
 //! the takeover of a client id that connects again, the end of a connection
 //! and the will it leaves.
 
+use log_limit::LogLimit;
 use std::sync::Arc;
 
 use tracing::{debug, info, warn};
@@ -100,7 +101,17 @@ impl Router {
         };
         let client_id = &*self.session(sid).client_id;
         match why {
-            End::Protocol(_) => warn!(conn, client_id, "closed the connection: {why}"),
+            End::Protocol(_) => {
+                static PROTOCOL: LogLimit = LogLimit::new(log_limit::MINUTE);
+                if let Some(skipped) = PROTOCOL.check() {
+                    warn!(
+                        conn,
+                        client_id,
+                        "closed the connection: {why}{}",
+                        log_limit::suppressed(skipped)
+                    );
+                }
+            }
             End::KeepAliveExpired => info!(conn, client_id, "{why}"),
             _ => debug!(conn, client_id, "connection ended: {why}"),
         }

@@ -1,5 +1,6 @@
 //! One mapping thread per source: frames in, messages (and dead letters) out.
 
+use log_limit::LogLimit;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -35,6 +36,8 @@ pub struct MappingStats {
     files: Mutex<MappingFiles>,
     /// The last frame that could not be mapped, and why.
     last_error: Mutex<Option<LastMapError>>,
+    /// Dead letters are logged once a minute at most, with a count of the others.
+    dead_letter_log: LogLimit,
 }
 
 /// Which files a mapping was built from.
@@ -163,7 +166,13 @@ fn map_one(
         Mapped::Failed(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             stats.set_last_error(&error);
-            warn!(source = %frame.source, "frame to the dead-letter topic: {error}");
+            if let Some(skipped) = stats.dead_letter_log.check() {
+                warn!(
+                    source = %frame.source,
+                    "frame to the dead-letter topic: {error}{}",
+                    log_limit::suppressed(skipped)
+                );
+            }
             out.push(dead_letter(gateway_id, frame, &error));
         }
     }

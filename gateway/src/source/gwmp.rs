@@ -275,6 +275,8 @@ pub async fn run(
         since: SystemTime::now(),
     });
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Whoever can reach the port can send garbage: one line a minute about it.
+    let not_understood = log_limit::LogLimit::default();
     loop {
         let (n, peer) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -291,7 +293,14 @@ pub async fn run(
             Ok(d) => d,
             Err(e) => {
                 SourceStatus::add(&status.bad_frames, 1);
-                warn!(source = %source, %peer, "GWMP datagram not understood: {e}");
+                if let Some(skipped) = not_understood.check() {
+                    warn!(
+                        source = %source,
+                        %peer,
+                        "GWMP datagram not understood: {e}{}",
+                        log_limit::suppressed(skipped)
+                    );
+                }
                 continue;
             }
         };
