@@ -159,8 +159,9 @@ pub fn parse_json_message(line: &str) -> Msg {
     }
 }
 
-/// The `source ID: N frames, M bad` counts that `mqgate replay` prints on stderr.
-pub fn replay_counts(stderr: &str, source: &str) -> (u64, u64) {
+/// The `source ID: N frames, M bad, K dead-lettered` counts that `mqgate replay`
+/// prints on stderr.
+pub fn replay_counts(stderr: &str, source: &str) -> (u64, u64, u64) {
     let prefix = format!("source {source}: ");
     let line = stderr
         .lines()
@@ -172,10 +173,13 @@ pub fn replay_counts(stderr: &str, source: &str) -> (u64, u64) {
         .map(|s| s.parse().expect("digits"))
         .collect();
     assert!(
-        numbers.len() == 2 && line.contains("frames") && line.contains("bad"),
+        numbers.len() == 3
+            && line.contains("frames")
+            && line.contains("bad")
+            && line.contains("dead-lettered"),
         "unexpected counts line {line:?}"
     );
-    (numbers[0], numbers[1])
+    (numbers[0], numbers[1], numbers[2])
 }
 
 /// A mappings folder inside `dir` holding the repository's `mappings/nmea-gps.yaml`

@@ -268,8 +268,8 @@ fn replay_dry_run_survives_garbage_and_an_overlong_line_and_maps_the_good_senten
     assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
     assert_eq!(
         replay_counts(&done.stderr, "gps"),
-        (4, 4),
-        "4 frames (3 good, 1 not text), 4 bad; stderr:\n{}",
+        (4, 4, 1),
+        "4 frames (3 good, 1 not text), 4 bad, the one not text dead-lettered; stderr:\n{}",
         done.stderr
     );
     let msgs: Vec<_> = done.stdout.lines().map(parse_json_message).collect();
@@ -513,4 +513,55 @@ fn repeated_dead_letters_are_logged_once_and_then_counted() {
         .collect();
     assert_eq!(logged.len(), 1, "{}", done.stderr);
     assert!(logged[0].contains("no reading in"), "{}", logged[0]);
+    assert_eq!(replay_counts(&done.stderr, "probe"), (200, 0, 200));
+    // A replay is not a gateway running.
+    assert!(
+        done.stderr
+            .contains("replaying a capture through source probe"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("gateway test running"),
+        "{}",
+        done.stderr
+    );
+}
+
+/// SIGINT during a replay at the recorded pace: the log says it stopped before the
+/// end of the capture, not that it finished.
+#[test]
+fn a_replay_stopped_before_the_end_says_so() {
+    let dir = Scratch::new("replay-stopped");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: probe\n    type: serial\n    path: /dev/null\n",
+    );
+    // Two lines a minute apart.
+    let capture = dir.write(
+        "slow.log",
+        "# mqgate capture v1\n0 543d310a\n60000000 543d320a\n",
+    );
+    let mut cmd = mqgate_tests::mqgate::mqgate();
+    cmd.args(["replay", "--dry-run", "--source", "probe", "--config"])
+        .arg(&config)
+        .arg(&capture);
+    let mut replay = test_support::process::Proc::spawn("mqgate replay", cmd);
+    replay.wait_for_line(
+        test_support::process::Stream::Stdout,
+        &["\"topic\""],
+        std::time::Duration::from_secs(20),
+    );
+    replay.signal(libc::SIGINT);
+    let status = replay.wait_exit(std::time::Duration::from_secs(20));
+    let log = replay
+        .stream(test_support::process::Stream::Stderr)
+        .join("\n");
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("source probe: 1 frames"), "{log}");
+    assert!(
+        log.contains("replay stopped before the end of the capture"),
+        "{log}"
+    );
+    assert!(!log.contains("replay finished"), "{log}");
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{load_config, message_json, EXIT_CONFIG};
+use super::{load_config, message_json, Asked, Signals, EXIT_CONFIG};
+
+/// Stopped by SIGINT or SIGTERM before the end of the capture (128 + SIGINT, as a
+/// shell reports a command it interrupted).
+const EXIT_INTERRUPTED: u8 = 130;
 use crate::pipeline::{self, build, ReplayOverride};
 use crate::source::replay::Speed;
 use crate::state_lock::StateLock;
@@ -62,6 +66,9 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
             }
         }
     };
+    // Ctrl-C stops the replay where it is; what was read so far still goes through.
+    let mut signals = Signals::install();
+    let mut interrupted = false;
     let (stop, shutdown) = watch::channel(false);
     let (tap, mut printed) = mpsc::channel(1024);
     let tap = args.dry_run.then_some(tap);
@@ -83,7 +90,16 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
         // stdout is closed (`| head`): then quietly.
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        while let Some(m) = printed.recv().await {
+        loop {
+            let m = tokio::select! {
+                m = printed.recv() => m,
+                Asked::Stop = signals.next(), if !interrupted => {
+                    interrupted = true;
+                    let _ = stop.send(true);
+                    continue;
+                }
+            };
+            let Some(m) = m else { break };
             if writeln!(out, "{}", message_json(&m)).is_err() {
                 return 0;
             }
@@ -92,10 +108,15 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
         // The outputs finish once the capture has played and every message is
         // through; an upstream broker that cannot be reached does not keep the
         // command waiting for ever: what it did not take stays in the store.
-        if tokio::time::timeout(REPLAY_DRAIN, running.outputs_finished())
-            .await
-            .is_err()
-        {
+        let finished = tokio::select! {
+            r = tokio::time::timeout(REPLAY_DRAIN, running.outputs_finished()) => r.is_ok(),
+            Asked::Stop = signals.next() => {
+                interrupted = true;
+                let _ = stop.send(true);
+                tokio::time::timeout(REPLAY_DRAIN, running.outputs_finished()).await.is_ok()
+            }
+        };
+        if !finished {
             eprintln!(
                 "mqgate: outputs still busy after {REPLAY_DRAIN:?}; what they did not take stays in the store"
             );
@@ -107,12 +128,21 @@ pub async fn run(args: &ReplayArgs<'_>) -> u8 {
         }
     }
     for s in &running.sources {
+        let dead = running
+            .mappings
+            .iter()
+            .find(|m| m.source == s.id)
+            .map_or(0, |m| crate::pipeline::MappingStats::get(&m.failed));
         eprintln!(
-            "source {}: {} frames, {} bad",
+            "source {}: {} frames, {} bad, {dead} dead-lettered",
             s.id,
             crate::source::SourceStatus::get(&s.frames),
             crate::source::SourceStatus::get(&s.bad_frames)
         );
     }
-    0
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    }
 }

@@ -281,10 +281,13 @@ pub async fn start(
         let task = tokio::spawn(upstream::run(settings, queue, status, shutdown.clone()));
         running.outputs.push(task);
     }
-    info!(
-        sources = running.sources.len(),
-        "gateway {} running", config.gateway.id
-    );
+    match (only_source, running.sources.is_empty()) {
+        (Some(id), false) => info!("replaying a capture through source {id}"),
+        _ => info!(
+            sources = running.sources.len(),
+            "gateway {} running", config.gateway.id
+        ),
+    }
     Ok(running)
 }
 

@@ -47,10 +47,10 @@ pub async fn run(
                 let at = start + scale(*at, factor);
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => {}
-                    _ = shutdown.changed() => return status.set_state(SourceState::Finished),
+                    _ = shutdown.changed() => return stopped(&status),
                 }
             } else if *shutdown.borrow() {
-                return status.set_state(SourceState::Finished);
+                return stopped(&status);
             }
             if feed.push(bytes).await.is_err() {
                 return status.set_state(SourceState::Finished);
@@ -64,7 +64,7 @@ pub async fn run(
                         let quiet = start + scale(*at + gap, factor);
                         tokio::select! {
                             _ = tokio::time::sleep_until(quiet) => {}
-                            _ = shutdown.changed() => return status.set_state(SourceState::Finished),
+                            _ = shutdown.changed() => return stopped(&status),
                         }
                     }
                     if feed.idle().await.is_err() {
@@ -87,7 +87,7 @@ pub async fn run(
                 let pass = scale(recorded.max(MIN_PASS), factor);
                 tokio::select! {
                     _ = tokio::time::sleep_until(start + pass) => {}
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.changed() => return stopped(&status),
                 }
             }
             // A fast loop still lets other tasks run between passes.
@@ -168,4 +168,10 @@ mod tests {
         );
         assert_eq!(times[4], Duration::from_secs(4));
     }
+}
+
+/// Shutdown came before the end of the capture.
+fn stopped(status: &SourceStatus) {
+    info!(source = %status.id, "replay stopped before the end of the capture");
+    status.set_state(SourceState::Finished);
 }
