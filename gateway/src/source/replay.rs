@@ -105,6 +105,12 @@ fn scale(at: Duration, factor: f64) -> Duration {
     Duration::from_secs_f64(at.as_secs_f64() / factor)
 }
 
+/// Shutdown came before the end of the capture.
+fn stopped(status: &SourceStatus) {
+    info!(source = %status.id, "replay stopped before the end of the capture");
+    status.set_state(SourceState::Finished);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,10 +174,4 @@ mod tests {
         );
         assert_eq!(times[4], Duration::from_secs(4));
     }
-}
-
-/// Shutdown came before the end of the capture.
-fn stopped(status: &SourceStatus) {
-    info!(source = %status.id, "replay stopped before the end of the capture");
-    status.set_state(SourceState::Finished);
 }
