@@ -52,20 +52,24 @@ enum Command {
     /// Run one script on one frame and print the messages as JSON lines.
     Map {
         /// The Rhai script with `fn map(frame)`.
+        #[arg(long, required_unless_present = "mapping", conflicts_with = "mapping")]
+        script: Option<PathBuf>,
+        /// A mapping file instead: its script, topic template, qos, retain and filter,
+        /// so that the output is what `mqgate run` would publish.
         #[arg(long)]
-        script: PathBuf,
+        mapping: Option<PathBuf>,
         /// The frame's bytes in hex.
         #[arg(long)]
         hex: String,
         /// Frame metadata, e.g. `--meta rssi=-71 --meta fport=2`.
         #[arg(long, value_parser = parse_meta)]
         meta: Vec<(String, String)>,
-        /// The source id the frame seems to come from.
-        #[arg(long, default_value = "map")]
-        source: String,
-        /// Topic template for messages that do not set their topic.
-        #[arg(long, default_value = "sensors/{source}")]
-        topic: String,
+        /// The source id the frame seems to come from [default: the mapping's source, or `map`].
+        #[arg(long)]
+        source: Option<String>,
+        /// Topic template for messages that do not set their topic [default: sensors/{source}].
+        #[arg(long, conflicts_with = "mapping")]
+        topic: Option<String>,
     },
     /// Record a serial port's output into a capture file.
     Capture {
@@ -128,16 +132,18 @@ fn main() -> ExitCode {
             }
             Command::Map {
                 script,
+                mapping,
                 hex,
                 meta,
                 source,
                 topic,
             } => commands::map::run(&commands::map::MapArgs {
-                script,
+                script: script.as_deref(),
+                mapping: mapping.as_deref(),
                 hex,
                 meta,
-                source,
-                topic,
+                source: source.as_deref(),
+                topic: topic.as_deref(),
             }),
             Command::Capture { port, baud, out } => commands::capture::run(port, *baud, out).await,
         }

@@ -565,3 +565,51 @@ fn a_replay_stopped_before_the_end_says_so() {
     );
     assert!(!log.contains("replay finished"), "{log}");
 }
+
+/// `map --mapping` uses the mapping file's topic template, qos and retain (and its
+/// script, relative to the mapping file), so it prints what `run` would publish.
+#[test]
+fn map_with_a_mapping_file_prints_what_run_would_publish() {
+    let dir = Scratch::new("map-mapping");
+    dir.write(
+        "scripts/thp.rhai",
+        "fn map(frame) {\n    let out = #{};\n    for part in frame.text.split(\";\") {\n        \
+         let kv = part.split(\"=\");\n        out[kv[0]] = parse_float(kv[1]);\n    }\n    \
+         #{ payload: out }\n}\n",
+    );
+    let mapping = dir.write(
+        "mappings/weather.yaml",
+        "source: weather\nscript: ../scripts/thp.rhai\ntopic: \"site-7/{source}/thp\"\nqos: 2\nretain: true\n",
+    );
+    let hex: String = b"T=21.5;H=40;P=1013.2"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--mapping".as_ref(),
+        mapping.as_os_str(),
+        "--hex".as_ref(),
+        hex.as_str().as_ref(),
+    ]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let m = parse_json_message(done.stdout.trim());
+    assert_eq!(m.topic, "site-7/weather/thp");
+    assert_eq!((m.qos, m.retain), (2, true));
+    let payload: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+    assert_eq!(payload["P"], 1013.2, "{payload}");
+    // A mistake in the mapping file is a configuration error, with its line.
+    dir.write(
+        "mappings/weather.yaml",
+        "source: weather\nscript: ../scripts/thp.rhai\nqos: 7\n",
+    );
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--mapping".as_ref(),
+        mapping.as_os_str(),
+        "--hex".as_ref(),
+        hex.as_str().as_ref(),
+    ]);
+    assert_eq!(done.code(), 2, "{}", done.stderr);
+    assert!(done.stderr.contains("weather.yaml:3:"), "{}", done.stderr);
+}

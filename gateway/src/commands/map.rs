@@ -1,49 +1,51 @@
-//! `mqgate map --script FILE --hex HEX [--meta key=value ...]`: run one script on
-//! one frame and print the messages as JSON lines — to try a decoder before deploying it.
+//! `mqgate map (--script FILE | --mapping FILE) --hex HEX [--meta key=value ...]`: run
+//! one script on one frame and print the messages as JSON lines — to try a decoder
+//! before deploying it. With `--mapping`, the mapping file's topic template, qos,
+//! retain and filter apply too, so the output is what `mqgate run` would publish.
 
 use std::path::Path;
 
 use mqtt_proto::codec::QoS;
 
 use super::{message_json, EXIT_CONFIG};
+use crate::config::load_mapping_file;
 use crate::mapping::{frame_from_hex, Mapped, Mapper, MappingDefaults, ScriptLimits};
+use crate::pipeline::build;
+
+/// The topic template without a mapping file or `--topic`.
+const DEFAULT_TOPIC: &str = "sensors/{source}";
+/// The source id without a mapping file or `--source`.
+const DEFAULT_SOURCE: &str = "map";
 
 #[derive(Debug)]
 pub struct MapArgs<'a> {
-    pub script: &'a Path,
+    pub script: Option<&'a Path>,
+    pub mapping: Option<&'a Path>,
     pub hex: &'a str,
     pub meta: &'a [(String, String)],
-    pub source: &'a str,
-    pub topic: &'a str,
+    pub source: Option<&'a str>,
+    pub topic: Option<&'a str>,
 }
 
 pub fn run(args: &MapArgs<'_>) -> u8 {
-    let text = match std::fs::read_to_string(args.script) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: cannot read: {e}", args.script.display());
+    let (mapper, source) = match (args.mapping, args.script) {
+        (Some(path), _) => match from_mapping(path) {
+            Ok((mapper, source)) => (mapper, args.source.unwrap_or(&source).to_string()),
+            Err(code) => return code,
+        },
+        (None, Some(script)) => {
+            let source = args.source.unwrap_or(DEFAULT_SOURCE);
+            match from_script(script, source, args.topic.unwrap_or(DEFAULT_TOPIC)) {
+                Ok(mapper) => (mapper, source.to_string()),
+                Err(code) => return code,
+            }
+        }
+        (None, None) => {
+            eprintln!("mqgate: give --script FILE or --mapping FILE");
             return EXIT_CONFIG;
         }
     };
-    let defaults = MappingDefaults {
-        topic: args.topic.to_string(),
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        filter: None,
-    };
-    let mapper = match Mapper::new(
-        args.source,
-        Some((args.script, &text)),
-        defaults,
-        ScriptLimits::default(),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let frame = match frame_from_hex(args.source, args.hex, args.meta) {
+    let frame = match frame_from_hex(&source, args.hex, args.meta) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("mqgate: {e}");
@@ -58,7 +60,7 @@ pub fn run(args: &MapArgs<'_>) -> u8 {
             0
         }
         Mapped::Filtered => {
-            eprintln!("mqgate: the script filtered this frame out (no message)");
+            eprintln!("mqgate: the mapping filtered this frame out (no message)");
             0
         }
         Mapped::Failed(e) => {
@@ -66,4 +68,42 @@ pub fn run(args: &MapArgs<'_>) -> u8 {
             1
         }
     }
+}
+
+/// The mapping file's mapper, as `run` builds it, and its source id.
+fn from_mapping(path: &Path) -> Result<(Mapper, String), u8> {
+    let mapping = load_mapping_file(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        EXIT_CONFIG
+    })?;
+    let mapper = build::compile(&mapping).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_CONFIG
+    })?;
+    Ok((mapper, mapping.source))
+}
+
+fn from_script(script: &Path, source: &str, topic: &str) -> Result<Mapper, u8> {
+    let text = std::fs::read_to_string(script).map_err(|e| {
+        eprintln!("{}: cannot read: {e}", script.display());
+        EXIT_CONFIG
+    })?;
+    let defaults = MappingDefaults {
+        topic: topic.to_string(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        filter: None,
+    };
+    Mapper::new(
+        source,
+        Some((script, &text)),
+        defaults,
+        ScriptLimits::default(),
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        EXIT_CONFIG
+    })
 }

@@ -89,6 +89,25 @@ fn default_topic() -> String {
     "sensors/{source}".to_string()
 }
 
+/// One mapping file on its own (for `mqgate map --mapping`): its fields checked,
+/// its script's path resolved; the source is not checked against a gateway file.
+pub fn load_one(path: &Path) -> Result<MappingFile, Vec<config_report::ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![config_report::ConfigError::whole_file(
+            path,
+            format!("cannot read: {e}"),
+        )]
+    })?;
+    let value = config_report::parse_file(path, &text).map_err(|e| vec![e])?;
+    let mut report = super::yaml::report(path, &text);
+    let mapping = from_value(path, &value, &mut report);
+    let errors = report.into_errors();
+    match mapping {
+        Some(m) if errors.is_empty() => Ok(m),
+        _ => Err(errors),
+    }
+}
+
 /// Reads one mapping file's value; problems go to `report`.
 pub(crate) fn from_value(
     path: &Path,

@@ -18,7 +18,7 @@ pub use config_report::ConfigError;
 pub use gateway::{GatewayConfig, GatewaySection};
 pub use homeassistant::{HaComponent, HaEntity};
 pub use log::LogConfig;
-pub use mapping_file::{MappingFile, ScriptLimits};
+pub use mapping_file::{load_one as load_mapping_file, MappingFile, ScriptLimits};
 pub use source::{
     DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,
     SourceConfig, SourceKind, StopBits,
