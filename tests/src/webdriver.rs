@@ -130,6 +130,16 @@ impl Browser {
         )
     }
 
+    /// A Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`), e.g.
+    /// `Network.setBlockedURLs`.
+    pub fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        self.session_command(
+            "POST",
+            "/goog/cdp/execute",
+            &json!({ "cmd": cmd, "params": params }),
+        )
+    }
+
     /// Opens `url` and waits for the page to load.
     pub fn goto(&self, url: &str) -> anyhow::Result<()> {
         self.session_command("POST", "/url", &json!({ "url": url }))

@@ -527,3 +527,39 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
     let exit = gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
 }
+
+/// With the event stream held back (as some proxies and tunnels do), the page still
+/// shows the gateway at once, from `/api/status`.
+#[test]
+fn chromium_shows_the_state_at_once_even_when_the_event_stream_is_held_back() {
+    let dir = Scratch::new("browser-no-events");
+    let (config, source_ids) = demo_copy(&dir);
+    let mut gw = start_mqgate_run(&config);
+    let url = status_url(&gw);
+    let browser = Browser::start().unwrap_or_else(|e| panic!("{e:#}"));
+    browser
+        .cdp("Network.enable", serde_json::json!({}))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    browser
+        .cdp(
+            "Network.setBlockedURLs",
+            serde_json::json!({ "urls": ["*/events*"] }),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    browser
+        .goto(&url)
+        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    browser
+        .wait_for(
+            "the sources on the page",
+            WAIT,
+            "const t = document.getElementById(\"sources\"); return !!t && t.rows.length > 1;",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    let view = View::read(&browser);
+    assert_eq!(View::ids(&view.sources, SOURCE_ID), source_ids);
+    assert!(view.uptime.starts_with("up "), "{view:#?}");
+    assert_ne!(view.live, "live", "the event stream was blocked: {view:#?}");
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+}
