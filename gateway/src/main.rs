@@ -82,6 +82,15 @@ enum Command {
         /// The capture file to write (timestamped chunks, for `replay`).
         #[arg(long)]
         out: PathBuf,
+        /// Data bits: 5, 6, 7 or 8.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(5..=8))]
+        data_bits: u8,
+        /// Parity.
+        #[arg(long, value_enum, default_value = "none")]
+        parity: commands::capture::ParityArg,
+        /// Stop bits: 1 or 2.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        stop_bits: u8,
     },
 }
 
@@ -145,7 +154,24 @@ fn main() -> ExitCode {
                 source: source.as_deref(),
                 topic: topic.as_deref(),
             }),
-            Command::Capture { port, baud, out } => commands::capture::run(port, *baud, out).await,
+            Command::Capture {
+                port,
+                baud,
+                out,
+                data_bits,
+                parity,
+                stop_bits,
+            } => {
+                commands::capture::run(&commands::capture::CaptureArgs {
+                    port,
+                    baud: *baud,
+                    out,
+                    data_bits: *data_bits,
+                    parity: *parity,
+                    stop_bits: *stop_bits,
+                })
+                .await
+            }
         }
     });
     ExitCode::from(code)

@@ -78,3 +78,57 @@ fn capture_records_every_read_of_a_port_and_replay_plays_it_back() {
     );
     drop(master);
 }
+
+/// The line settings go into the port and the file's header; the command says what
+/// it records and how to stop; a port another mqgate holds is named as the likely
+/// reason it cannot be opened.
+#[test]
+fn capture_takes_the_line_settings_says_what_it_records_and_names_a_busy_port() {
+    let scratch = Scratch::new("capture-settings");
+    let link = scratch.path().join("ttyMETER");
+    let _master = plug(&link);
+    let out = scratch.path().join("meter.cap");
+    let mut cmd = mqgate();
+    cmd.args(["capture", "--port"])
+        .arg(&link)
+        .args(["--baud", "19200", "--data-bits", "7", "--parity", "even"])
+        .args(["--stop-bits", "2", "--out"])
+        .arg(&out);
+    let mut capture = Proc::spawn("mqgate capture", cmd);
+    let line = capture.wait_for_line(
+        test_support::process::Stream::Stderr,
+        &["recording", "Ctrl-C stops"],
+        WAIT,
+    );
+    assert!(line.contains("at 19200 7E2"), "{line}");
+
+    // The port is held for exclusive use: a second capture is refused with the hint.
+    let mut second = mqgate();
+    second
+        .args(["capture", "--port"])
+        .arg(&link)
+        .args(["--baud", "19200", "--out"])
+        .arg(scratch.path().join("second.cap"));
+    let done = test_support::process::run_to_end("second capture", second, WAIT);
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("a running mqgate may hold it"),
+        "{}",
+        done.stderr
+    );
+
+    capture.signal(libc::SIGINT);
+    assert!(
+        capture.wait_exit(WAIT).success(),
+        "{}",
+        capture.transcript()
+    );
+    let recorded = Capture::load(&out).expect("the capture loads");
+    assert_eq!(recorded.header.baud, Some(19200));
+    assert_eq!(recorded.header.data_bits, Some(7));
+    assert_eq!(recorded.header.stop_bits, Some(2));
+    assert_eq!(
+        recorded.header.parity.map(|p| p.to_string()).as_deref(),
+        Some("even")
+    );
+}

@@ -1,5 +1,6 @@
-//! `mqgate capture --port PATH --baud N --out FILE`: record what a serial port
-//! sends, each read with its time, until SIGINT/SIGTERM or the port goes away.
+//! `mqgate capture --port PATH --baud N --out FILE [--data-bits N] [--parity P]
+//! [--stop-bits N]`: record what a serial port sends, each read with its time, until
+//! SIGINT/SIGTERM or the port goes away.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,12 +11,58 @@ use super::wait_for_signal;
 use crate::capture::{format_utc, CaptureHeader, CaptureWriter, Parity};
 use crate::source::serial::SerialSettings;
 
-pub async fn run(port: &str, baud: u32, out: &Path) -> u8 {
-    let settings = SerialSettings::new(port, baud);
+/// `--parity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ParityArg {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug)]
+pub struct CaptureArgs<'a> {
+    pub port: &'a str,
+    pub baud: u32,
+    pub out: &'a Path,
+    pub data_bits: u8,
+    pub parity: ParityArg,
+    pub stop_bits: u8,
+}
+
+pub async fn run(args: &CaptureArgs<'_>) -> u8 {
+    let (port, baud, out) = (args.port, args.baud, args.out);
+    let mut settings = SerialSettings::new(port, baud);
+    settings.data_bits = match args.data_bits {
+        5 => tokio_serial::DataBits::Five,
+        6 => tokio_serial::DataBits::Six,
+        7 => tokio_serial::DataBits::Seven,
+        _ => tokio_serial::DataBits::Eight,
+    };
+    let (parity, letter) = match args.parity {
+        ParityArg::None => (Parity::None, 'N'),
+        ParityArg::Even => (Parity::Even, 'E'),
+        ParityArg::Odd => (Parity::Odd, 'O'),
+    };
+    settings.parity = match args.parity {
+        ParityArg::None => tokio_serial::Parity::None,
+        ParityArg::Even => tokio_serial::Parity::Even,
+        ParityArg::Odd => tokio_serial::Parity::Odd,
+    };
+    settings.stop_bits = if args.stop_bits == 2 {
+        tokio_serial::StopBits::Two
+    } else {
+        tokio_serial::StopBits::One
+    };
     let mut serial = match settings.open() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("mqgate: {e}");
+            // mqgate opens its ports for exclusive use: a second open is refused.
+            let hint = if e.contains("busy") || e.contains("exclusive") {
+                " (a running mqgate may hold it: stop it first, e.g. `sudo systemctl stop mqgate`)"
+            } else {
+                ""
+            };
+            eprintln!("mqgate: {e}{hint}");
             return 1;
         }
     };
@@ -29,9 +76,9 @@ pub async fn run(port: &str, baud: u32, out: &Path) -> u8 {
     let header = CaptureHeader {
         port: Some(port.to_string()),
         baud: Some(baud),
-        data_bits: Some(8),
-        parity: Some(Parity::None),
-        stop_bits: Some(1),
+        data_bits: Some(args.data_bits),
+        parity: Some(parity),
+        stop_bits: Some(args.stop_bits),
         started_at: Some(format_utc(std::time::SystemTime::now())),
     };
     let mut writer = match CaptureWriter::new(std::io::BufWriter::new(file), header) {
@@ -41,6 +88,12 @@ pub async fn run(port: &str, baud: u32, out: &Path) -> u8 {
             return 1;
         }
     };
+    eprintln!(
+        "mqgate: recording {port} at {baud} {}{letter}{} into {}; Ctrl-C stops",
+        args.data_bits,
+        args.stop_bits,
+        out.display()
+    );
     let start = Instant::now();
     let mut buf = vec![0u8; 4096];
     let mut total = 0usize;
