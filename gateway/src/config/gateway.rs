@@ -1,5 +1,6 @@
 //! The gateway file: its sections, and loading it with every mapping file.
 
+use super::paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -79,7 +80,7 @@ impl GatewayConfig {
             .map_err(|e| vec![ConfigError::whole_file(path, format!("cannot read: {e}"))])?;
         let value = parse_file(path, &text).map_err(|e| vec![e])?;
         let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            Some(dir) if !dir.as_os_str().is_empty() => paths::tidy(dir),
             _ => PathBuf::from("."),
         };
         let mut report = yaml::report(path, &text);
@@ -123,7 +124,7 @@ impl GatewayConfig {
                             ),
                         );
                     }
-                    gateway.state_dir = dir.join(&gateway.state_dir);
+                    gateway.state_dir = paths::join(&dir, &gateway.state_dir);
                     gateway
                 }),
         };
@@ -160,10 +161,10 @@ impl GatewayConfig {
         let (sources, known_ids) = read_sources(top.get("sources"), &dir, &mut report);
 
         let mappings_dir = match top.get("mappings") {
-            None => Some(dir.join("mappings")),
+            None => Some(paths::join(&dir, "mappings")),
             Some(value) => report
                 .piece::<PathBuf>(&root.key("mappings"), value)
-                .map(|folder| dir.join(folder)),
+                .map(|folder| paths::join(&dir, folder)),
         };
         let mut errors = report.into_errors();
         let mappings = match &mappings_dir {
@@ -179,7 +180,7 @@ impl GatewayConfig {
             (Some(gateway), Some(status), Some(log), Some(mappings_dir), Some(mut store))
                 if errors.is_empty() && broker_ok && upstream_ok =>
             {
-                store.file = gateway.state_dir.join(&store.file);
+                store.file = paths::join(&gateway.state_dir, &store.file);
                 Ok(GatewayConfig {
                     gateway,
                     broker,

@@ -1,6 +1,7 @@
 //! A mapping file (`mappings/*.yaml`): which source it maps, with which script,
 //! and the defaults of the messages it produces.
 
+use super::paths;
 use std::path::{Path, PathBuf};
 
 use config_report::{FieldPath, Report};
@@ -118,7 +119,7 @@ pub(crate) fn from_value(
     let Some(raw) = report.piece::<Raw>(&FieldPath::root(), value) else {
         // The fields that do read are checked all the same, so that a bad field
         // does not hide a bad topic template or a missing script after it.
-        let script = field::<PathBuf>(value, "script").map(|script| folder.join(script));
+        let script = field::<PathBuf>(value, "script").map(|script| paths::join(folder, script));
         let topic: Option<String> = field(value, "topic");
         let filter: Option<String> = field(value, "filter");
         let limits: Option<ScriptLimits> = field(value, "limits");
@@ -133,7 +134,7 @@ pub(crate) fn from_value(
         checked.check(report);
         return None;
     };
-    let script = raw.script.map(|script| folder.join(script));
+    let script = raw.script.map(|script| paths::join(folder, script));
     let checked = Checked {
         script: script.as_deref(),
         topic: Some(&raw.topic),

@@ -7,6 +7,7 @@ mod gateway;
 mod homeassistant;
 mod log;
 mod mapping_file;
+mod paths;
 mod qos;
 mod source;
 mod status;

@@ -4,6 +4,7 @@
 //! Adding a kind of source: a variant in [`SourceKind`], its config struct, and one
 //! arm in `SourceKind::read` and in `SourceKind::type_name`.
 
+use super::paths;
 use std::path::{Path, PathBuf};
 
 use config_report::{FieldPath, Report};
@@ -312,7 +313,7 @@ fn check_replay(
     dir: &Path,
     report: &mut Report<'_>,
 ) -> SourceKind {
-    config.file = dir.join(&config.file);
+    config.file = paths::join(dir, &config.file);
     if !config.file.is_file() {
         report.add(
             &at.key("file"),

@@ -1,5 +1,6 @@
 //! The `status:` section: where the status page listens, and who may read it.
 
+use super::paths;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -93,8 +94,8 @@ pub(crate) fn check(mut c: StatusConfig, dir: &Path, report: &mut Report<'_>) ->
     if c.token.as_deref() == Some("") {
         report.add(&at.key("token"), "the token is empty");
     }
-    c.token_file = c.token_file.map(|f| dir.join(f));
-    c.password_file = c.password_file.map(|f| dir.join(f));
+    c.token_file = c.token_file.map(|f| paths::join(dir, f));
+    c.password_file = c.password_file.map(|f| paths::join(dir, f));
     c
 }
 

@@ -1,5 +1,6 @@
 //! The `upstream:` section: an MQTT broker the gateway publishes to.
 
+use super::paths;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -190,7 +191,7 @@ pub(crate) fn check(
         ("key_file", &mut config.key_file),
     ] {
         let Some(file) = file else { continue };
-        *file = dir.join(&*file);
+        *file = paths::join(dir, &*file);
         if !file.is_file() {
             report.add(
                 &at.key(name),
