@@ -95,7 +95,14 @@ pub fn run_mqgate<S: AsRef<OsStr>>(args: &[S]) -> Finished {
     run_to_end("mqgate", cmd, Duration::from_secs(30))
 }
 
-/// Starts `mqgate run --config CONFIG` in the background.
+/// Runs `mqgate ARGS` to its end (at most 30 s) in the folder `dir`, as a user
+/// who types relative paths does.
+pub fn run_mqgate_in<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Finished {
+    let mut cmd = mqgate();
+    cmd.current_dir(dir).args(args);
+    run_to_end("mqgate", cmd, Duration::from_secs(30))
+}
+
 /// The embedded broker's port, from the line `mqgate run` prints when it listens
 /// (`embedded broker listening on ADDR`).
 pub fn embedded_broker_port(gw: &Proc, timeout: Duration) -> u16 {

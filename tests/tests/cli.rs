@@ -2,7 +2,7 @@
 //! `replay --dry-run` on good and bad input.
 
 use mqgate_tests::mqgate::{
-    dry_run, parse_json_message, replay_counts, run_mqgate, workspace_file,
+    dry_run, parse_json_message, replay_counts, run_mqgate, run_mqgate_in, workspace_file,
 };
 use test_support::scratch::Scratch;
 
@@ -360,6 +360,10 @@ fn every_command_exits_2_for_each_kind_of_script_that_does_not_compile() {
             "a top-level const",
             "const LIMIT = 10;\nfn map(frame) {\n    #{ payload: LIMIT }\n}\n",
         ),
+        (
+            "a call to a function nothing defines",
+            "fn map(frame) {\n    #{ payload: flaot_or_null(frame.text) }\n}\n",
+        ),
     ];
     for (kind, text) in kinds {
         let dir = Scratch::new("script-exit-2");
@@ -416,6 +420,115 @@ fn every_command_exits_2_for_each_kind_of_script_that_does_not_compile() {
             );
         }
     }
+}
+
+/// `check` finds a misspelt helper before any frame reaches it, names the line and
+/// the helper meant; a filter calling one is named by its mapping file.
+#[test]
+fn check_reports_a_call_to_a_function_nothing_defines() {
+    let dir = Scratch::new("check-unknown-fn");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: env\n    type: serial\n    path: /dev/null\n",
+    );
+    dir.write(
+        "mappings/env.yaml",
+        "source: env\nscript: ../scripts/env.rhai\n",
+    );
+    // Only a frame without `T=` reaches the misspelt call: a test with good frames
+    // would never see it.
+    dir.write(
+        "scripts/env.rhai",
+        "fn map(frame) {\n    if frame.text.starts_with(\"T=\") {\n        return #{ payload: frame.text };\n    }\n    #{ payload: flaot_or_null(frame.text) }\n}\n",
+    );
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    let script = dir.path().join("scripts/env.rhai");
+    let expected = format!(
+        "{}:5:17: calls `flaot_or_null`, a function that neither the script, its library, \
+         mqgate's helpers nor Rhai defines; did you mean `float_or_null`?",
+        script.display()
+    );
+    assert!(done.stderr.contains(&expected), "{}", done.stderr);
+
+    dir.write(
+        "scripts/env.rhai",
+        "fn map(frame) {\n    #{ payload: frame.text }\n}\n",
+    );
+    dir.write(
+        "mappings/env.yaml",
+        "source: env\nscript: ../scripts/env.rhai\nfilter: is_emtpy(frame.text)\n",
+    );
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    let mapping = dir.path().join("mappings/env.yaml");
+    assert!(
+        done.stderr.contains(&format!(
+            "{}: filter \"is_emtpy(frame.text)\":1:1: calls `is_emtpy`",
+            mapping.display()
+        )),
+        "{}",
+        done.stderr
+    );
+}
+
+/// `check` says each problem once, names the mapping file of a filter that does not
+/// compile, and prints paths tidied (no `./` or `mappings/../`).
+#[test]
+fn check_says_each_problem_once_with_tidy_paths() {
+    let dir = Scratch::new("check-tidy");
+    dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nmappings: ./mappings\nsources:\n  - id: env\n    type: serial\n    path: /dev/null\n",
+    );
+    dir.write(
+        "mappings/env.yaml",
+        "source: env\ntopic: \"sensors/{source/x\"\nscript: ../scripts/env.rhai\n",
+    );
+    dir.write(
+        "scripts/env.rhai",
+        "fn map(frame) {\n    #{ payload: ;\n}\n",
+    );
+    // From the folder of the gateway file, as a user types it.
+    let done = run_mqgate_in(dir.path(), &["check", "--config", "./mqgate.yaml"]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    let lines: Vec<&str> = done.stderr.lines().collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("unclosed")).count(),
+        1,
+        "the bad template once:\n{}",
+        done.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("mappings/env.yaml:2:1: topic: unclosed `{`")),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("scripts/env.rhai:2:")),
+        "the script by its tidy path:\n{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("./"), "{}", done.stderr);
+
+    dir.write(
+        "mappings/env.yaml",
+        "source: env\nscript: ../scripts/env.rhai\nfilter: \"frame.text.len( > 0\"\n",
+    );
+    dir.write(
+        "scripts/env.rhai",
+        "fn map(frame) {\n    #{ payload: 1 }\n}\n",
+    );
+    let done = run_mqgate_in(dir.path(), &["check", "--config", "./mqgate.yaml"]);
+    assert_eq!(done.code(), 2, "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("mappings/env.yaml: filter \"frame.text.len( > 0\":1:"),
+        "the filter's error names its mapping file:\n{}",
+        done.stderr
+    );
 }
 
 /// Every option of every command says what it is in `--help`.

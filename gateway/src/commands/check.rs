@@ -20,8 +20,11 @@ pub fn run(config_path: &Path) -> u8 {
         if m.script.is_some() {
             scripts += 1;
         }
-        if let Err(e) = build::compile(m) {
-            errors.push(e);
+        match build::compile(m) {
+            // A template error that loading the file reported already (with its line) is
+            // not said twice; were loading ever to let one through, it is said here.
+            Err(e) if !(e.reported_by_config() && loaded.is_err()) => errors.push(e.to_string()),
+            _ => {}
         }
     }
     match loaded {

@@ -25,6 +25,16 @@ pub enum MappingError {
         keyword: &'static str,
         name: String,
     },
+    /// A call to a function that neither mqgate, Rhai nor the script defines.
+    #[error("{at}:{line}:{column}: calls `{name}`, a function that neither the script, its library, mqgate's helpers nor Rhai defines{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownFunction {
+        /// The script file, or `filter "…"`.
+        at: String,
+        line: usize,
+        column: usize,
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("filter {expr:?}:{line}:{column}: {message}")]
     Filter {
         expr: String,
@@ -41,6 +51,17 @@ pub enum MappingError {
 }
 
 impl MappingError {
+    pub(crate) fn unknown_call(at: String, call: super::calls::UnknownCall) -> MappingError {
+        let (line, column) = line_col(call.position);
+        MappingError::UnknownFunction {
+            at,
+            line,
+            column,
+            name: call.name,
+            suggestion: call.suggestion,
+        }
+    }
+
     pub(crate) fn compile(path: &str, e: &ParseError) -> MappingError {
         let (line, column) = line_col(e.position());
         let mut message = e.0.to_string();

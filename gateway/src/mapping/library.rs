@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use rhai::module_resolvers::ModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared, AST};
 
+use super::calls::first_unknown_call;
 use super::engine::{refuse_import, DeadlineGuard, ScriptLimits};
 use super::error::{from_eval, MappingError};
 
@@ -39,6 +40,9 @@ pub(crate) fn install(
         let mut ast = engine
             .compile(&text)
             .map_err(|e| MappingError::compile(&label, &e))?;
+        if let Some(call) = first_unknown_call(engine, &ast) {
+            return Err(MappingError::unknown_call(label, call));
+        }
         ast.set_source(label.as_str());
         sources.insert(name, (label, ast));
     }

@@ -7,6 +7,7 @@ use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::{InvalidTopic, TopicName};
 use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
 
+use super::calls::first_unknown_call;
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};
 use super::engine::{sandboxed_engine, DeadlineGuard, ScriptLimits};
 use super::error::{from_eval, MapError, MappingError};
@@ -69,10 +70,6 @@ impl Mapper {
         limits: ScriptLimits,
     ) -> Result<Mapper, MappingError> {
         let mut engine = sandboxed_engine(source_id, &limits);
-        let template = Template::parse(&defaults.topic).map_err(|why| MappingError::Template {
-            template: defaults.topic.clone(),
-            why,
-        })?;
         let script = match script {
             None => None,
             Some((path, text)) => {
@@ -94,6 +91,9 @@ impl Mapper {
                         name: name.to_string(),
                     });
                 }
+                if let Some(call) = first_unknown_call(&engine, &ast) {
+                    return Err(MappingError::unknown_call(label, call));
+                }
                 ast.set_source(label.as_str());
                 Some(Script { ast, label })
             }
@@ -110,9 +110,18 @@ impl Mapper {
                         column: e.position().position().unwrap_or(0),
                         message: e.0.to_string(),
                     })?;
+                if let Some(call) = first_unknown_call(&engine, &ast) {
+                    return Err(MappingError::unknown_call(format!("filter {expr:?}"), call));
+                }
                 Some(ast)
             }
         };
+        // Last: loading the mapping file reports a bad template already, so the
+        // script's and the filter's own errors are the ones worth finding here.
+        let template = Template::parse(&defaults.topic).map_err(|why| MappingError::Template {
+            template: defaults.topic.clone(),
+            why,
+        })?;
         Ok(Mapper {
             source: source_id.to_string(),
             engine,

@@ -17,9 +17,11 @@
 //! sizes and time per call (thread CPU time); `eval` and `sleep` are refused, and
 //! `import` of anything but a module of the `lib/` folder beside the script
 //! (compiled with the script, see `library.rs`); `print` and `debug` go to tracing.
+//! A call to a function nothing defines is a compile error (`calls.rs`).
 //! A failed frame becomes a `MapError` and, through [`dead_letter`], a message on
 //! the dead-letter topic. See `docs/mapping.md`.
 
+mod calls;
 mod convert;
 mod deadletter;
 mod engine;

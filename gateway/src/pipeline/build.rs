@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::capture::Capture;
 use crate::config::{GatewayConfig, MappingFile, SerialConfig, UpstreamConfig};
-use crate::mapping::{Mapper, MappingDefaults, ScriptLimits};
+use crate::mapping::{Mapper, MappingDefaults, MappingError, ScriptLimits};
 use crate::output::client::ClientOptions;
 use crate::output::upstream::{TlsFiles, UpstreamSettings};
 use crate::source::replay::Chunk;
@@ -28,7 +28,7 @@ pub fn build_mappers(config: &GatewayConfig) -> Result<MapperSet, Vec<String>> {
             Ok(mapper) => {
                 set.insert(m.source.clone(), Arc::new(mapper));
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     for source in &config.sources {
@@ -66,8 +66,54 @@ pub fn files_of(config: &GatewayConfig, source: &str) -> super::MappingFiles {
     }
 }
 
+/// Why a mapping file's mapper could not be built.
+#[derive(Debug)]
+pub enum CompileError {
+    /// The script file cannot be read; the message names it.
+    Read(String),
+    /// The script, filter or topic template does not compile.
+    Mapping {
+        /// The mapping file, named in errors that are not about the script file.
+        file: std::path::PathBuf,
+        error: MappingError,
+    },
+}
+
+impl CompileError {
+    /// Whether loading the mapping file reports this problem already, with its
+    /// line (a bad topic template): `check` then does not say it twice.
+    pub fn reported_by_config(&self) -> bool {
+        matches!(
+            self,
+            CompileError::Mapping {
+                error: MappingError::Template { .. },
+                ..
+            }
+        )
+    }
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileError::Read(message) => f.write_str(message),
+            // Errors in the script name the script's file and line; the others
+            // are about fields of the mapping file.
+            CompileError::Mapping { file, error } => match error {
+                MappingError::Filter { .. } | MappingError::Template { .. } => {
+                    write!(f, "{}: {error}", file.display())
+                }
+                MappingError::UnknownFunction { at, .. } if at.starts_with("filter ") => {
+                    write!(f, "{}: {error}", file.display())
+                }
+                _ => write!(f, "{error}"),
+            },
+        }
+    }
+}
+
 /// Compile one mapping file's script.
-pub fn compile(m: &MappingFile) -> Result<Mapper, String> {
+pub fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
     let defaults = MappingDefaults {
         topic: m.topic.clone(),
         qos: m.qos,
@@ -85,14 +131,14 @@ pub fn compile(m: &MappingFile) -> Result<Mapper, String> {
     let text = match &m.script {
         Some(path) => Some(
             std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+                .map_err(|e| CompileError::Read(format!("{}: cannot read: {e}", path.display())))?,
         ),
         None => None,
     };
     let script = m.script.as_deref().zip(text.as_deref());
-    Mapper::new(&m.source, script, defaults, limits).map_err(|e| match &m.script {
-        Some(_) => e.to_string(),
-        None => format!("{}: {e}", m.path.display()),
+    Mapper::new(&m.source, script, defaults, limits).map_err(|error| CompileError::Mapping {
+        file: m.path.clone(),
+        error,
     })
 }
 
