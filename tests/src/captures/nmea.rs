@@ -35,9 +35,17 @@ pub fn sentence(body: &str) -> String {
 
 /// The whole log file.
 pub fn log() -> Vec<u8> {
-    let epochs = drive::epochs(EPOCHS);
     let mut out = HEADER.as_bytes().to_vec();
+    seconds().iter().for_each(|s| out.extend_from_slice(s));
+    out
+}
+
+/// What the receiver sends in each second of the drive, in order.
+pub fn seconds() -> Vec<Vec<u8>> {
+    let epochs = drive::epochs(EPOCHS);
+    let mut seconds = Vec::with_capacity(EPOCHS);
     for (i, e) in epochs.iter().enumerate() {
+        let mut out = Vec::new();
         let mut lines = vec![gga(e), gsa(e)];
         if i % 5 == 0 {
             lines.extend(gsv(e));
@@ -68,8 +76,9 @@ pub fn log() -> Vec<u8> {
                 out.extend_from_slice(line.as_bytes());
             }
         }
+        seconds.push(out);
     }
-    out
+    seconds
 }
 
 fn hhmmss(unix: i64) -> String {

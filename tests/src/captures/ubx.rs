@@ -38,11 +38,21 @@ pub fn frame(class: u8, id: u8, payload: &[u8]) -> Vec<u8> {
 
 /// The whole log file.
 pub fn log() -> Vec<u8> {
-    let epochs = drive::epochs(EPOCHS);
     let mut out = HEADER.as_bytes().to_vec();
-    // The recording starts in the middle of a frame: its last two bytes.
-    out.extend_from_slice(&[0x4E, 0x0B]);
+    seconds().iter().for_each(|s| out.extend_from_slice(s));
+    out
+}
+
+/// What the receiver sends in each second of the drive, in order.
+pub fn seconds() -> Vec<Vec<u8>> {
+    let epochs = drive::epochs(EPOCHS);
+    let mut seconds = Vec::with_capacity(EPOCHS);
     for (i, e) in epochs.iter().enumerate() {
+        let mut out = Vec::new();
+        if i == 0 {
+            // The recording starts in the middle of a frame: its last two bytes.
+            out.extend_from_slice(&[0x4E, 0x0B]);
+        }
         let mut pvt = frame(0x01, 0x07, &nav_pvt(e));
         if i == BAD_CHECKSUM_EPOCH {
             let last = pvt.len() - 1;
@@ -52,6 +62,7 @@ pub fn log() -> Vec<u8> {
             out.extend_from_slice(&pvt[..40]);
             out.extend_from_slice(sentence("GNTXT,01,02,02,SIMGNSS UBX 2.1").as_bytes());
             out.extend_from_slice(sentence("GNTXT,02,02,02,ANTENNA OK").as_bytes());
+            seconds.push(out);
             continue;
         }
         let mut frames = vec![pvt, frame(0x01, 0x14, &nav_hpposllh(e))];
@@ -69,8 +80,9 @@ pub fn log() -> Vec<u8> {
         } else {
             frames.iter().for_each(|f| out.extend_from_slice(f));
         }
+        seconds.push(out);
     }
-    out
+    seconds
 }
 
 fn itow_ms(e: &Epoch) -> u32 {
