@@ -209,6 +209,7 @@ async fn the_three_endpoints_report_a_running_gateway_with_counters_that_grow() 
         "\"in_flight\"",
         "\"recent\"",
         "\"last_frame_ms\"",
+        "\"last_bad_frame\"",
         "\"reloads\"",
         "\"last_error\"",
     ] {

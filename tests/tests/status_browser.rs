@@ -427,6 +427,28 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
         "the GPS source's last frame: {gps:?}"
     );
 
+    // What a source's bad frames are: the UBX capture starts with the last two
+    // bytes of a frame, so from its first second the page says why under its row.
+    let shown = browser
+        .wait_for(
+            "the UBX source's last bad frame",
+            WAIT,
+            "const c = document.querySelector('#sources tr[data-key=\"ubx-bad\"] [data-col=\"last_bad_frame\"]');\
+             return c ? c.textContent : null;",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    let shown = shown.as_str().expect("text").to_string();
+    let api = browser.execute_async(API_STATUS, &[]).expect("/api/status");
+    let ubx = api["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["id"] == "ubx"))
+        .unwrap_or_else(|| panic!("no ubx source: {api}"));
+    let why = ubx["last_bad_frame"]["why"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with("last bad frame: ") && !why.is_empty() && shown.contains(why),
+        "the page says {shown:?}, the API {why:?}"
+    );
+
     // A later snapshot, once the charts have a few points.
     let samples = if updating_docs() {
         DOCS_SAMPLES

@@ -99,7 +99,11 @@ impl Feed {
                     self.tx.send(frame).await.map_err(|_| PipelineClosed)?;
                 }
                 Framed::Bad(bad) => {
-                    SourceStatus::add(&self.status.bad_frames, 1);
+                    self.status.bad_frame(
+                        format!("{}: {}", bad.kind, bad.detail),
+                        bad.len,
+                        &bad.preview,
+                    );
                     debug!(source = %self.source, kind = ?bad.kind, len = bad.len, "bad frame: {}", bad.detail);
                 }
             }

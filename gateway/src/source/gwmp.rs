@@ -292,7 +292,7 @@ pub async fn run(
         let datagram = match parse(&buf[..n]) {
             Ok(d) => d,
             Err(e) => {
-                SourceStatus::add(&status.bad_frames, 1);
+                status.bad_frame(format!("datagram not understood: {e}"), n, &buf[..n]);
                 if let Some(skipped) = not_understood.check() {
                     warn!(
                         source = %source,
@@ -314,8 +314,12 @@ pub async fn run(
         };
         let received = frames(&datagram.gateway_eui, body);
         for why in &received.bad {
-            SourceStatus::add(&status.bad_frames, 1);
             debug!(source = %source, gateway = %datagram.gateway_eui, "bad packet: {why}");
+            status.bad_frame(
+                format!("packet from gateway {}: {why}", datagram.gateway_eui),
+                0,
+                &[],
+            );
         }
         let received_at = SystemTime::now();
         for (bytes, meta) in received.packets.into_iter().chain(received.stats) {

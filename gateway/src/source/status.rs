@@ -24,6 +24,18 @@ pub struct RecentFrame {
     pub head: Bytes,
 }
 
+/// The last bytes a source could not make a frame of, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadFrameNote {
+    pub at: SystemTime,
+    /// E.g. `checksum: NMEA checksum 0x4A, computed 0x4B`.
+    pub why: String,
+    /// How many bytes were rejected.
+    pub len: usize,
+    /// Their first `PREVIEW_BYTES` bytes.
+    pub head: Bytes,
+}
+
 /// Where a source is in its life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceState {
@@ -53,6 +65,8 @@ pub struct SourceStatus {
     pub reopens: AtomicU64,
     /// The last few frames mapped, oldest first.
     recent: Mutex<VecDeque<RecentFrame>>,
+    /// The last bad frame (counted in `bad_frames`).
+    last_bad: Mutex<Option<BadFrameNote>>,
 }
 
 impl SourceStatus {
@@ -65,7 +79,29 @@ impl SourceStatus {
             bad_frames: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
+            last_bad: Mutex::new(None),
         }
+    }
+
+    /// Counts a bad frame and keeps it, with why, as the last one: the status page
+    /// says what the count is made of.
+    pub fn bad_frame(&self, why: String, len: usize, start: &[u8]) {
+        Self::add(&self.bad_frames, 1);
+        let note = BadFrameNote {
+            at: SystemTime::now(),
+            why,
+            len,
+            head: Bytes::copy_from_slice(&start[..start.len().min(PREVIEW_BYTES)]),
+        };
+        *self.last_bad.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);
+    }
+
+    /// The last bad frame, if there was one.
+    pub fn last_bad_frame(&self) -> Option<BadFrameNote> {
+        self.last_bad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Keep the last of `frames` (the ones before are pushed out); called once per

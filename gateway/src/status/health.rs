@@ -56,6 +56,7 @@ mod tests {
                     reopens: 0,
                     last_frame_ms: None,
                     recent: Vec::new(),
+                    last_bad_frame: None,
                 })
                 .collect(),
             mappings: Vec::new(),

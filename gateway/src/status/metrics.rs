@@ -377,6 +377,7 @@ mod tests {
                 reopens: 0,
                 last_frame_ms: None,
                 recent: Vec::new(),
+                last_bad_frame: None,
             }],
             mappings: vec![MappingSnapshot {
                 source: "gps".into(),

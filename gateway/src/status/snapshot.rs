@@ -72,6 +72,19 @@ pub struct SourceSnapshot {
     pub last_frame_ms: Option<i64>,
     /// The last few frames, oldest first.
     pub recent: Vec<FramePreview>,
+    /// The last bad frame and why it was bad; `None` before the first.
+    #[serde(default)]
+    pub last_bad_frame: Option<BadFrameSnapshot>,
+}
+
+/// What a source could not make a frame of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadFrameSnapshot {
+    /// E.g. `checksum: NMEA checksum 0x4A, computed 0x4B`.
+    pub why: String,
+    /// When, and the first bytes (empty where the source reports no bytes).
+    #[serde(flatten)]
+    pub frame: FramePreview,
 }
 
 /// The start of a recent frame, as hex and as text.
@@ -268,6 +281,14 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
         reopens: SourceStatus::get(&s.reopens),
         last_frame_ms: recent.last().map(|f| unix_ms(f.received_at)),
         recent: recent.iter().map(preview).collect(),
+        last_bad_frame: s.last_bad_frame().map(|bad| BadFrameSnapshot {
+            frame: preview(&RecentFrame {
+                received_at: bad.at,
+                len: bad.len,
+                head: bad.head,
+            }),
+            why: bad.why,
+        }),
     }
 }
 
@@ -422,6 +443,27 @@ mod tests {
             reloads: Arc::new(ReloadStatus::default()),
             broker: None,
         }
+    }
+
+    #[test]
+    fn a_bad_frame_is_counted_and_kept_with_why_and_its_first_bytes() {
+        let w = watched();
+        assert_eq!(Snapshot::of(&w).sources[0].last_bad_frame, None);
+        w.sources[0].bad_frame("garbage: 2 bytes before a sync".into(), 2, &[0x4e, 0x0b]);
+        let long = vec![b'x'; 200];
+        w.sources[0].bad_frame("overlong: longer than 100 bytes".into(), 101, &long);
+        let source = &Snapshot::of(&w).sources[0];
+        assert_eq!(source.bad_frames, 2);
+        let bad = source.last_bad_frame.as_ref().expect("the last bad frame");
+        assert_eq!(bad.why, "overlong: longer than 100 bytes");
+        assert_eq!(bad.frame.len, 101);
+        assert_eq!(bad.frame.text, "x".repeat(64), "its first 64 bytes");
+        let json = serde_json::to_value(source).unwrap();
+        assert_eq!(
+            json["last_bad_frame"]["why"],
+            "overlong: longer than 100 bytes"
+        );
+        assert_eq!(json["last_bad_frame"]["len"], 101);
     }
 
     #[test]

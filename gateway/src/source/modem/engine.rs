@@ -62,8 +62,8 @@ impl Sink {
                 }
             }
             Action::Bad(why) => {
-                SourceStatus::add(&self.status.bad_frames, 1);
                 debug!(source = %self.source, "bad frame: {why}");
+                self.status.bad_frame(why, 0, &[]);
             }
             Action::Trouble(why) if live => self.status.set_waiting(why),
             Action::Ready if live => {
