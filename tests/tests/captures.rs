@@ -140,3 +140,59 @@ fn the_ubx_log_has_the_same_drive_with_its_faults() {
     assert_eq!(count((0x01, 0x35)), 18, "NAV-SAT");
     assert_eq!(count((0x01, 0x20)), 9, "NAV-TIMEGPS");
 }
+
+/// The demo plays its captures at the pace the devices sent them: every replay
+/// source of `examples/demo.yaml` plays a capture with its timing (not a raw file,
+/// which plays all at once), and what it publishes, spread over the recording, is
+/// a device's pace, not a firehose.
+#[test]
+fn the_demo_plays_every_capture_at_the_pace_its_device_sent_it() {
+    use mqgate::config::{GatewayConfig, SourceKind};
+    let demo = workspace_file("examples/demo.yaml");
+    let config = GatewayConfig::load(&demo).expect("the demo loads");
+    let mut total_rate = 0.0;
+    for source in &config.sources {
+        let replay = match &source.kind {
+            SourceKind::Replay(r) => r,
+            SourceKind::Rn2483(m) => match &m.replay {
+                Some(r) => r,
+                None => continue,
+            },
+            SourceKind::Rak3172(m) => match &m.replay {
+                Some(r) => r,
+                None => continue,
+            },
+            _ => continue,
+        };
+        let capture = Capture::load(&replay.file).expect("the capture loads");
+        if capture.chunks.is_empty() {
+            continue; // the empty LPP capture: nothing to play
+        }
+        assert!(
+            !replay.fast && replay.speed.unwrap_or(1.0) == 1.0,
+            "{}: plays at the recorded pace",
+            source.id
+        );
+        let recorded = capture.chunks.last().expect("chunks").at.as_secs_f64();
+        assert!(
+            recorded >= 30.0,
+            "{}: {} plays its {} bytes in {recorded} s",
+            source.id,
+            replay.file.display(),
+            capture.bytes().len()
+        );
+        let messages = mqgate_tests::mqgate::dry_run(&demo, &source.id, &replay.file).len();
+        let rate = messages as f64 / recorded;
+        eprintln!("{}: {messages} messages in {recorded:.0} s", source.id);
+        assert!(
+            rate <= 6.0,
+            "{}: {messages} messages in {recorded:.0} s",
+            source.id
+        );
+        total_rate += rate;
+    }
+    assert!(
+        total_rate <= 15.0,
+        "the demo publishes {total_rate:.1} messages a second"
+    );
+}
