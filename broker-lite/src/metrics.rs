@@ -73,6 +73,9 @@ counters! {
     wills_published,
     /// CONNECTs refused for their credentials (CONNACK 4 or 5).
     logins_refused,
+    /// CONNECTs refused (CONNACK 2) because their client id belongs to a session
+    /// another user made.
+    client_ids_refused,
     /// PUBLISH packets (and wills) dropped because the ACL refuses the topic, or
     /// because it starts with `$` (the broker's own); in-process publishes too.
     publishes_denied,

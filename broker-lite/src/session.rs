@@ -143,6 +143,10 @@ pub(crate) struct Session {
     /// Boxed: most sessions have none, and sessions are many.
     pub will: Option<Box<LastWill>>,
     pub link: Option<Link>,
+    /// The user name the session was made under; `None` for an anonymous client,
+    /// or a session read back without one. A client logged in under another name
+    /// may not take it over.
+    pub owner: Option<Box<str>>,
     inflight: VecDeque<Inflight>,
     /// Messages with their `seq`.
     queue: VecDeque<(u64, Message)>,
@@ -170,6 +174,7 @@ impl Session {
             subscriptions: Filters::default(),
             will: None,
             link: None,
+            owner: None,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_qos0: 0,

@@ -12,7 +12,7 @@ use crate::message::Message;
 use crate::metrics;
 use crate::outbox::Outbox;
 use crate::session::{ConnId, Link, Session};
-use mqtt_proto::codec::{ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
+use mqtt_proto::codec::{encode, ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 
 use super::{Router, SessionId};
 
@@ -21,6 +21,12 @@ impl Router {
         let mut session_present = false;
         let user = connect.username.as_deref();
         let existing = self.by_client.get(connect.client_id.as_str()).copied();
+        if let Some(sid) = existing {
+            if let Some(owner) = self.another_users(sid, user) {
+                self.refuse_client_id(conn, &connect, &owner, &outbox);
+                return;
+            }
+        }
         let sid = match existing {
             Some(sid) => {
                 self.take_over(sid);
@@ -31,8 +37,12 @@ impl Router {
                     self.new_session(&connect)
                 } else {
                     session_present = true;
-                    if let Some(log) = &mut self.session(sid).journal {
+                    let session = self.session(sid);
+                    if let Some(log) = &mut session.journal {
                         log.claim(user);
+                    }
+                    if session.owner.is_none() {
+                        session.owner = user.map(Into::into);
                     }
                     sid
                 }
@@ -64,9 +74,46 @@ impl Router {
         self.account(sid, out);
     }
 
+    /// The owner of session `sid` when it is a user other than `user`: a client
+    /// may not take over (close, send the will of, or replace) a session another
+    /// user made. A session made anonymously, or read back without its user, may
+    /// be taken by anyone, as before.
+    fn another_users(&mut self, sid: SessionId, user: Option<&str>) -> Option<Box<str>> {
+        let owner = self.session(sid).owner.as_deref()?;
+        (Some(owner) != user).then(|| owner.into())
+    }
+
+    /// CONNACK 2 (identifier rejected) to a client that asked for another user's
+    /// client id; the owner's connection, will and session stay as they are.
+    fn refuse_client_id(&mut self, conn: ConnId, connect: &Connect, owner: &str, outbox: &Outbox) {
+        metrics::add(&self.metrics.client_ids_refused, 1);
+        static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
+        if let Some(skipped) = REFUSED.check() {
+            warn!(
+                conn,
+                client_id = %log_limit::shorten(&connect.client_id),
+                user = %log_limit::shorten(connect.username.as_deref().unwrap_or("")),
+                owner = %log_limit::shorten(owner),
+                "CONNECT refused: the client id belongs to another user's session{}",
+                log_limit::suppressed(skipped)
+            );
+        }
+        outbox.push_with(|buf| {
+            encode(
+                &Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ConnectReturnCode::IdentifierRejected,
+                }),
+                buf,
+            )
+        });
+        outbox.close();
+    }
+
     fn new_session(&mut self, connect: &Connect) -> SessionId {
         let client_id: Arc<str> = connect.client_id.as_str().into();
         let mut session = Session::new(client_id.clone(), connect.clean_session);
+        session.owner = connect.username.as_deref().map(Into::into);
         if let (Some(journal), false) = (&self.journal, connect.clean_session) {
             let user = connect.username.as_deref();
             session.journal = Some(Box::new(journal.new_session(&connect.client_id, user)));

@@ -26,7 +26,11 @@ impl Router {
             let owner = std::mem::take(&mut stored.owner);
             let known = matches!(owner, Owner::User(_));
             let log = journal.restored_session(&stored.client_id, known);
-            restored.push((Session::restore(stored, log, &self.limits), owner));
+            let mut session = Session::restore(stored, log, &self.limits);
+            if let Owner::User(Some(user)) = &owner {
+                session.owner = Some(user.as_str().into());
+            }
+            restored.push((session, owner));
         }
         for (session, owner) in restored {
             let client_id = session.client_id.clone();
