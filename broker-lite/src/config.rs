@@ -59,6 +59,30 @@ pub struct Limits {
     /// Subscriptions one session may hold; filters past it get SUBACK 0x80 and are
     /// counted. Replacing an existing filter does not count twice. 0 = no limit.
     pub max_subscriptions_per_client: usize,
+    /// Bytes (topic and payload) queued per session; past it the queue gives up
+    /// messages as `queue_overflow` says, as past `max_queued_messages`.
+    pub max_queued_bytes: usize,
+    /// Bytes queued in all sessions together: the memory budget for messages
+    /// waiting for clients. Past it a message that would be queued is dropped and
+    /// counted (one sent at once to a connected client with room is not).
+    pub max_queued_bytes_total: usize,
+    /// Persistent sessions (clean session 0) kept in all, connected or not. A
+    /// CONNECT that would make one more is refused with CONNACK 3 and counted.
+    pub max_sessions: usize,
+    /// Persistent sessions one user name may hold (anonymous clients together
+    /// count as one user); past it as `max_sessions`.
+    pub max_sessions_per_user: usize,
+    /// Retained messages kept in all. A retained PUBLISH that would make one more
+    /// is dropped (not retained, not delivered; still acknowledged) and counted;
+    /// one that replaces or clears a retained message always passes if it fits.
+    pub max_retained_messages: usize,
+    /// Bytes (topic and payload) of the retained messages in all; as above.
+    pub max_retained_bytes: usize,
+    /// Retained messages one user name's clients may have set (anonymous clients
+    /// together count as one user); as above.
+    pub max_retained_messages_per_user: usize,
+    /// Bytes of the retained messages one user name's clients may have set.
+    pub max_retained_bytes_per_user: usize,
 }
 
 /// Which message a full session queue gives up.
@@ -98,9 +122,19 @@ impl Default for Limits {
             max_topic_length: DEFAULT_MAX_TOPIC_LENGTH,
             max_topic_levels: 32,
             max_subscriptions_per_client: 100,
+            max_queued_bytes: 8 * MIB,
+            max_queued_bytes_total: 128 * MIB,
+            max_sessions: 10_000,
+            max_sessions_per_user: 1_000,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 64 * MIB,
+            max_retained_messages_per_user: 1_000,
+            max_retained_bytes_per_user: 16 * MIB,
         }
     }
 }
+
+const MIB: usize = 1024 * 1024;
 
 impl Config {
     /// Read, parse and validate a YAML file; every error found is returned.
@@ -202,6 +236,49 @@ impl Config {
                     limits.max_topic_length as u64,
                     1,
                     mqtt_proto::topic::MAX_TOPIC_LEN as u64,
+                ),
+                limit(
+                    "max_queued_bytes",
+                    limits.max_queued_bytes as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit(
+                    "max_queued_bytes_total",
+                    limits.max_queued_bytes_total as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit("max_sessions", limits.max_sessions as u64, 1, u64::MAX),
+                limit(
+                    "max_sessions_per_user",
+                    limits.max_sessions_per_user as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit(
+                    "max_retained_messages",
+                    limits.max_retained_messages as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit(
+                    "max_retained_bytes",
+                    limits.max_retained_bytes as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit(
+                    "max_retained_messages_per_user",
+                    limits.max_retained_messages_per_user as u64,
+                    1,
+                    u64::MAX,
+                ),
+                limit(
+                    "max_retained_bytes_per_user",
+                    limits.max_retained_bytes_per_user as u64,
+                    1,
+                    u64::MAX,
                 ),
                 // A topic of 65535 bytes has at most 65536 levels (all of them empty).
                 limit(

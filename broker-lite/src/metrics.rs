@@ -76,6 +76,16 @@ counters! {
     /// CONNECTs refused (CONNACK 2) because their client id belongs to a session
     /// another user made.
     client_ids_refused,
+    /// CONNECTs refused (CONNACK 3) because a new persistent session would pass
+    /// `max_sessions` or `max_sessions_per_user`.
+    sessions_refused,
+    /// Retained PUBLISH packets and wills dropped because they would pass a
+    /// retained limit (`max_retained_*`).
+    retained_refused,
+    /// Messages dropped because the queues together held `max_queued_bytes_total`.
+    queue_budget_drops,
+    /// Bytes (topic and payload) queued in all sessions.
+    queued_bytes,
     /// PUBLISH packets (and wills) dropped because the ACL refuses the topic, or
     /// because it starts with `$` (the broker's own); in-process publishes too.
     publishes_denied,

@@ -31,6 +31,11 @@ pub(crate) enum Link {
 pub(crate) struct SessionLimits {
     pub max_inflight: usize,
     pub max_queued: usize,
+    /// Bytes (topic and payload) the queue may hold.
+    pub max_queued_bytes: usize,
+    /// The queues together hold `max_queued_bytes_total`: a message that would be
+    /// queued is dropped instead (set by the router for each message it routes).
+    pub budget_full: bool,
     pub overflow: QueueOverflow,
     /// When publishers are braked and when QoS 0 messages are dropped.
     pub outbox: OutboxLimits,
@@ -62,6 +67,8 @@ pub(crate) struct Outcome {
     pub dropped: u64,
     /// The QoS 0 ones among `dropped`.
     pub dropped_qos0: u64,
+    /// The ones among `dropped` given up because the queues' budget was full.
+    pub dropped_budget: u64,
     /// Something was written to the outbox: the connection must be woken.
     pub wrote: bool,
     /// An in-process receiver is gone: the session can be removed.
@@ -77,6 +84,7 @@ impl Outcome {
         self.sent += other.sent;
         self.dropped += other.dropped;
         self.dropped_qos0 += other.dropped_qos0;
+        self.dropped_budget += other.dropped_budget;
         self.wrote |= other.wrote;
         self.closed |= other.closed;
         self.congested |= other.congested;
@@ -153,6 +161,8 @@ pub(crate) struct Session {
     /// How many messages in `queue` are QoS 0: a full queue drops those first,
     /// and the count spares it a search when there are none.
     queued_qos0: u32,
+    /// Bytes (topic and payload) of the messages in `queue`.
+    queued_bytes: usize,
     /// Boxed: most sessions never receive QoS 2, and a box is 8 bytes where an
     /// empty set is 48, in every one of many sessions.
     #[allow(clippy::box_collection)]
@@ -178,6 +188,7 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_qos0: 0,
+            queued_bytes: 0,
             incoming_qos2: None,
             last_pkid: 0,
             next_seq: 0,
@@ -216,15 +227,10 @@ impl Session {
                         },
                     });
                 }
-                None => {
-                    if m.msg.qos == QoS::AtMostOnce {
-                        session.queued_qos0 += 1;
-                    }
-                    session.queue.push_back((m.seq, m.msg));
-                }
+                None => session.push_queued(m.seq, m.msg),
             }
         }
-        while session.queue.len() > lim.max_queued {
+        while session.queue.len() > lim.max_queued || session.queued_bytes > lim.max_queued_bytes {
             if let Some((seq, msg)) = session.pop_queued() {
                 if msg.qos != QoS::AtMostOnce {
                     journal.done(seq);
@@ -306,6 +312,11 @@ impl Session {
         }
     }
 
+    /// A client's session over the network (not an in-process subscriber's).
+    pub(crate) fn is_remote(&self) -> bool {
+        !matches!(self.link, Some(Link::Local(_)))
+    }
+
     /// Deliver a message that matched this session's subscriptions, already at the granted QoS.
     pub(crate) fn deliver(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
         match &self.link {
@@ -353,50 +364,74 @@ impl Session {
         }
     }
 
-    /// Queue a message behind the window. A full queue gives up QoS 0 messages
-    /// before any QoS 1/2 one: the oldest queued QoS 0 message (or the new one,
-    /// with `drop_newest`, or when it is QoS 0 and nothing queued is); only a queue
-    /// of QoS 1/2 messages alone follows `queue_overflow` for them.
+    /// Queue a message behind the window. A queue full (in messages or in bytes)
+    /// gives up QoS 0 messages before any QoS 1/2 one: the oldest queued QoS 0
+    /// message (or the new one, with `drop_newest`, or when it is QoS 0 and nothing
+    /// queued is); only a queue of QoS 1/2 messages alone follows `queue_overflow`
+    /// for them. With the queues' budget full, the new message is given up.
     fn enqueue(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
         let mut out = Outcome::default();
-        if self.queue.len() >= lim.max_queued {
+        let new_is_qos0 = msg.qos == QoS::AtMostOnce;
+        if lim.budget_full {
             out.dropped = 1;
-            let new_is_qos0 = msg.qos == QoS::AtMostOnce;
+            out.dropped_qos0 = u64::from(new_is_qos0);
+            out.dropped_budget = 1;
+            return out;
+        }
+        let size = message_bytes(&msg);
+        while self.queue.len() >= lim.max_queued || self.queued_bytes + size > lim.max_queued_bytes
+        {
+            out.dropped += 1;
             if new_is_qos0 && (lim.overflow == QueueOverflow::DropNewest || self.queued_qos0 == 0) {
-                out.dropped_qos0 = 1;
+                out.dropped_qos0 += 1;
                 return out;
             }
             if self.queued_qos0 > 0 {
                 self.drop_oldest_qos0();
-                out.dropped_qos0 = 1;
+                out.dropped_qos0 += 1;
             } else {
                 match lim.overflow {
                     QueueOverflow::DropNewest => return out,
-                    QueueOverflow::DropOldest => {
-                        if let Some((seq, old)) = self.pop_queued() {
-                            self.log_done(seq, old.qos);
-                        }
-                    }
+                    QueueOverflow::DropOldest => match self.pop_queued() {
+                        Some((seq, old)) => self.log_done(seq, old.qos),
+                        // Nothing left to give up: the message alone is too big.
+                        None => return out,
+                    },
                 }
             }
         }
         let seq = self.take_seq();
-        if msg.qos == QoS::AtMostOnce {
-            self.queued_qos0 += 1;
-        } else if let Some(j) = &self.journal {
-            j.queued(seq, &msg, None);
+        if msg.qos != QoS::AtMostOnce {
+            if let Some(j) = &self.journal {
+                j.queued(seq, &msg, None);
+            }
         }
-        self.queue.push_back((seq, msg));
+        self.push_queued(seq, msg);
         out
     }
 
-    /// Take the message at the head of the queue, keeping the QoS 0 count right.
+    /// Put a message at the end of the queue, keeping the counts right.
+    fn push_queued(&mut self, seq: u64, msg: Message) {
+        if msg.qos == QoS::AtMostOnce {
+            self.queued_qos0 += 1;
+        }
+        self.queued_bytes += message_bytes(&msg);
+        self.queue.push_back((seq, msg));
+    }
+
+    /// Take the message at the head of the queue, keeping the counts right.
     fn pop_queued(&mut self) -> Option<(u64, Message)> {
         let front = self.queue.pop_front()?;
         if front.1.qos == QoS::AtMostOnce {
             self.queued_qos0 -= 1;
         }
+        self.queued_bytes -= message_bytes(&front.1);
         Some(front)
+    }
+
+    /// Bytes (topic and payload) of the queued messages.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Remove the oldest queued QoS 0 message (never recorded, so nothing to log).
@@ -406,7 +441,9 @@ impl Session {
             .iter()
             .position(|(_, m)| m.qos == QoS::AtMostOnce)
         {
-            self.queue.remove(i);
+            if let Some((_, msg)) = self.queue.remove(i) {
+                self.queued_bytes -= message_bytes(&msg);
+            }
             self.queued_qos0 -= 1;
         }
     }
@@ -583,6 +620,12 @@ fn write_publish(buf: &mut BytesMut, msg: &Message, pkid: u16, dup: bool) {
         dup,
         pkid,
     );
+}
+
+/// What a queued message costs, as the byte limits count it: its topic and
+/// payload (a payload several sessions queue is counted in each).
+fn message_bytes(msg: &Message) -> usize {
+    msg.topic.len() + msg.payload.len()
 }
 
 #[cfg(test)]

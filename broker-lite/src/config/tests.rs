@@ -231,6 +231,7 @@ sys_interval_secs: 0
             max_topic_length: 1024,
             max_topic_levels: 32,
             max_subscriptions_per_client: 100,
+            ..Limits::default()
         },
         queue_overflow: QueueOverflow::DropNewest,
         deny_subscribe: vec!["#".into(), "$SYS/#".into()],

@@ -14,6 +14,7 @@ use crate::outbox::Outbox;
 use crate::session::{ConnId, Link, Session};
 use mqtt_proto::codec::{encode, ConnAck, Connect, ConnectReturnCode, LastWill, Packet};
 
+use super::quota::UserKey;
 use super::{Router, SessionId};
 
 impl Router {
@@ -24,6 +25,11 @@ impl Router {
         if let Some(sid) = existing {
             if let Some(owner) = self.another_users(sid, user) {
                 self.refuse_client_id(conn, &connect, &owner, &outbox);
+                return;
+            }
+        } else if !connect.clean_session {
+            if let Err(limit) = self.quotas.admits_session(user) {
+                self.refuse_session(conn, &connect, limit, &outbox);
                 return;
             }
         }
@@ -41,8 +47,11 @@ impl Router {
                     if let Some(log) = &mut session.journal {
                         log.claim(user);
                     }
-                    if session.owner.is_none() {
+                    if session.owner.is_none() && user.is_some() {
+                        // Counted against its new owner from now on.
                         session.owner = user.map(Into::into);
+                        self.quotas.session_removed(None);
+                        self.quotas.session_added(user);
                     }
                     sid
                 }
@@ -83,6 +92,23 @@ impl Router {
         (Some(owner) != user).then(|| owner.into())
     }
 
+    /// CONNACK 3 (server unavailable) to a client whose new persistent session
+    /// would pass `max_sessions` or `max_sessions_per_user`.
+    fn refuse_session(&mut self, conn: ConnId, connect: &Connect, limit: &str, outbox: &Outbox) {
+        metrics::add(&self.metrics.sessions_refused, 1);
+        static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
+        if let Some(skipped) = REFUSED.check() {
+            warn!(
+                conn,
+                client_id = %log_limit::shorten(&connect.client_id),
+                user = %log_limit::shorten(connect.username.as_deref().unwrap_or("")),
+                "CONNECT refused: {limit} persistent sessions are kept already{}",
+                log_limit::suppressed(skipped)
+            );
+        }
+        refuse(outbox, ConnectReturnCode::ServerUnavailable);
+    }
+
     /// CONNACK 2 (identifier rejected) to a client that asked for another user's
     /// client id; the owner's connection, will and session stay as they are.
     fn refuse_client_id(&mut self, conn: ConnId, connect: &Connect, owner: &str, outbox: &Outbox) {
@@ -98,16 +124,7 @@ impl Router {
                 log_limit::suppressed(skipped)
             );
         }
-        outbox.push_with(|buf| {
-            encode(
-                &Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ConnectReturnCode::IdentifierRejected,
-                }),
-                buf,
-            )
-        });
-        outbox.close();
+        refuse(outbox, ConnectReturnCode::IdentifierRejected);
     }
 
     fn new_session(&mut self, connect: &Connect) -> SessionId {
@@ -134,10 +151,11 @@ impl Router {
         }
         session.link = None;
         let will = session.will.take();
+        let owner = session.owner.clone();
         self.by_conn.remove(&old_conn);
         metrics::sub(&self.metrics.clients_connected, 1);
         if let Some(will) = will {
-            self.publish_will(*will);
+            self.publish_will(*will, owner);
         }
     }
 
@@ -167,9 +185,10 @@ impl Router {
         session.link = None;
         let will = session.will.take();
         let clean = session.clean;
+        let owner = session.owner.clone();
         if !graceful {
             if let Some(will) = will {
-                self.publish_will(*will);
+                self.publish_will(*will, owner);
             }
         }
         if clean {
@@ -177,9 +196,24 @@ impl Router {
         }
     }
 
-    fn publish_will(&mut self, will: LastWill) {
+    /// A will counts against its client's user like a PUBLISH of it would.
+    fn publish_will(&mut self, will: LastWill, owner: UserKey) {
         metrics::add(&self.metrics.wills_published, 1);
         let msg = Message::new(&will.topic, will.payload, will.qos, will.retain);
-        self.route(msg, None, true);
+        self.route(msg, None, true, Some(owner));
     }
+}
+
+/// Answer a CONNECT with a refusal, then close the connection.
+fn refuse(outbox: &Outbox, code: ConnectReturnCode) {
+    outbox.push_with(|buf| {
+        encode(
+            &Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+            }),
+            buf,
+        )
+    });
+    outbox.close();
 }

@@ -48,6 +48,8 @@ impl Router {
             limits: SessionLimits {
                 max_inflight: usize::from(l.max_inflight).max(1),
                 max_queued: l.max_queued_messages.max(1),
+                max_queued_bytes: l.max_queued_bytes.max(1),
+                budget_full: false,
                 overflow: config.queue_overflow,
                 outbox: OutboxLimits::for_packet_size(l.max_packet_size),
             },
@@ -60,6 +62,7 @@ impl Router {
             by_conn: HashMap::new(),
             subs: SubscriptionTree::new(),
             retained: RetainedStore::new(),
+            quotas: super::quota::Quotas::new(l),
             dirty: Vec::new(),
             gone: Vec::new(),
             matches: Vec::new(),
@@ -123,13 +126,13 @@ impl Router {
             } => self.closed(conn, graceful, &why),
             Event::LocalPublish { msg, done } => {
                 let before = self.recorded();
-                self.route(msg, None, true);
+                self.route(msg, None, true, None);
                 self.confirm_local(done, self.recorded() != before);
             }
             Event::LocalPublishMany { msgs, done } => {
                 let before = self.recorded();
                 for msg in msgs {
-                    self.route(msg, None, true);
+                    self.route(msg, None, true, None);
                 }
                 self.confirm_local(done, self.recorded() != before);
             }
@@ -194,6 +197,13 @@ impl Router {
     }
 
     pub(super) fn account(&mut self, sid: SessionId, out: Outcome) {
+        if let Some(session) = self.sessions[sid as usize].as_ref() {
+            let total = self.quotas.queued(sid as usize, session.queued_bytes());
+            metrics::set(&self.metrics.queued_bytes, total as u64);
+        }
+        if out.dropped_budget > 0 {
+            metrics::add(&self.metrics.queue_budget_drops, out.dropped_budget);
+        }
         if out.sent > 0 {
             metrics::add(&self.metrics.messages_sent, out.sent);
         }
@@ -216,6 +226,16 @@ impl Router {
 
     pub(super) fn insert_session(&mut self, session: Session) -> SessionId {
         metrics::add(&self.metrics.sessions, 1);
+        if !session.clean {
+            self.quotas.session_added(session.owner.as_deref());
+        }
+        let queued = session.queued_bytes();
+        let sid = self.insert_slot(session);
+        self.quotas.queued(sid as usize, queued);
+        sid
+    }
+
+    fn insert_slot(&mut self, session: Session) -> SessionId {
         match self.free.pop() {
             Some(sid) => {
                 self.sessions[sid as usize] = Some(session);
@@ -240,6 +260,11 @@ impl Router {
         }
         metrics::sub(&self.metrics.subscriptions, removed);
         self.acls.clear(sid);
+        if !session.clean {
+            self.quotas.session_removed(session.owner.as_deref());
+        }
+        let total = self.quotas.queued(sid as usize, 0);
+        metrics::set(&self.metrics.queued_bytes, total as u64);
         if let (Some(journal), true) = (&self.journal, session.journal.is_some()) {
             journal.session_gone(&session.client_id);
         }
@@ -274,6 +299,13 @@ impl Router {
         self.sessions[sid as usize]
             .as_ref()
             .expect("session ids in the router's maps point at live sessions")
+    }
+
+    /// A topic no client may receive: one of the `deny_subscribe` filters matches it.
+    pub(super) fn topic_denied(&self, topic: &str) -> bool {
+        self.deny_subscribe
+            .iter()
+            .any(|d| mqtt_proto::topic::matches(d, topic))
     }
 
     /// A filter is denied when it lies inside one of the `deny_subscribe` filters.

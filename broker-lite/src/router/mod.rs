@@ -11,6 +11,7 @@
 mod connect;
 mod dispatch;
 mod event;
+mod quota;
 mod restore;
 mod route;
 mod subscribe;
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
 use crate::auth::{Auth, SessionAcls};
-use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::persist::Journal;
 use crate::retained::RetainedStore;
@@ -48,7 +48,9 @@ pub(crate) struct Router {
     by_client: HashMap<Arc<str>, SessionId>,
     by_conn: HashMap<ConnId, SessionId>,
     subs: SubscriptionTree<SessionId>,
-    retained: RetainedStore<Message>,
+    retained: RetainedStore<quota::RetainedEntry>,
+    /// Sessions, retained messages and queued bytes against their limits.
+    quotas: quota::Quotas,
     /// Sessions whose outbox got bytes during this batch.
     dirty: Vec<SessionId>,
     /// In-process sessions whose receiver is gone.

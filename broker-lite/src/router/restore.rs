@@ -18,7 +18,12 @@ impl Router {
         };
         let (retained, sessions) = (loaded.retained.len(), loaded.sessions.len());
         for msg in loaded.retained {
-            self.retained.insert(&msg.topic.clone(), msg);
+            // The file does not say who set it: it counts in the totals only.
+            let entry = super::quota::RetainedEntry { msg, owner: None };
+            self.quotas.retained_added(&entry);
+            if let Some(old) = self.retained.insert(&entry.msg.topic.clone(), entry) {
+                self.quotas.retained_removed(&old);
+            }
         }
         metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
         let mut restored = Vec::with_capacity(sessions);

@@ -2,6 +2,10 @@
 //! every matching session, and a publisher that fills a subscriber's outbox is
 //! braked until it drains.
 
+use log_limit::LogLimit;
+use tracing::warn;
+
+use super::quota::{retained_bytes, RetainedEntry, UserKey};
 use crate::message::Message;
 use crate::metrics;
 use crate::session::{ConnId, Outcome};
@@ -65,19 +69,21 @@ impl Router {
         let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
         match p.qos {
             QoS::AtMostOnce => {
-                self.route(msg, Some(sid), true);
+                self.route(msg, Some(sid), true, self.owner_of(sid));
                 Outcome::default()
             }
             QoS::AtLeastOnce => {
                 let before = self.recorded();
-                self.route(msg, Some(sid), true);
+                let owner = self.owner_of(sid);
+                self.route(msg, Some(sid), true, owner);
                 let durable = self.recorded() != before;
                 self.confirm(sid, Packet::PubAck(p.pkid), durable)
             }
             QoS::ExactlyOnce => {
                 let before = self.recorded();
                 if self.session(sid).accept_incoming_qos2(p.pkid) {
-                    self.route(msg, Some(sid), true);
+                    let owner = self.owner_of(sid);
+                    self.route(msg, Some(sid), true, owner);
                 }
                 let durable = self.recorded() != before;
                 self.confirm(sid, Packet::PubRec(p.pkid), durable)
@@ -85,10 +91,22 @@ impl Router {
         }
     }
 
+    /// The user a session's messages are counted against.
+    fn owner_of(&self, sid: SessionId) -> Option<UserKey> {
+        Some(self.session_ref(sid).owner.clone())
+    }
+
     /// Send a message to every matching session, once each, at the highest granted QoS.
     /// `origin` is the publishing session (to brake it when a subscriber is congested);
-    /// `count` says whether the message counts as received from outside.
-    pub(super) fn route(&mut self, msg: Message, origin: Option<SessionId>, count: bool) {
+    /// `count` says whether the message counts as received from outside; `owner` is
+    /// the user a retained message counts against (`None`: the broker's own).
+    pub(super) fn route(
+        &mut self,
+        msg: Message,
+        origin: Option<SessionId>,
+        count: bool,
+        owner: Option<UserKey>,
+    ) {
         // A refused PUBLISH is dropped; the caller still acknowledges it [MQTT-3.3.5-2].
         if origin.is_some_and(|sid| !self.acls.may_publish(sid, &msg.topic)) {
             return;
@@ -101,14 +119,37 @@ impl Router {
             tracing::debug!(topic = %msg.topic, "a publish to a $ topic is refused");
             return;
         }
+        // A retained message a client's limits have no room for is dropped whole
+        // (not retained, not delivered); the caller still acknowledges it.
+        if msg.retain && !msg.payload.is_empty() {
+            if let Some(user) = &owner {
+                let replacing = self.retained.get(&msg.topic);
+                let bytes = retained_bytes(&msg);
+                if let Err(limit) = self
+                    .quotas
+                    .admits_retained(user.as_deref(), bytes, replacing)
+                {
+                    self.refuse_retained(&msg, user.as_deref(), limit);
+                    return;
+                }
+            }
+        }
         if count {
             metrics::add(&self.metrics.messages_received, 1);
         }
         if msg.retain {
-            if msg.payload.is_empty() {
-                self.retained.remove(&msg.topic);
+            let old = if msg.payload.is_empty() {
+                self.retained.remove(&msg.topic)
             } else {
-                self.retained.insert(&msg.topic, msg.clone());
+                let entry = RetainedEntry {
+                    msg: msg.clone(),
+                    owner,
+                };
+                self.quotas.retained_added(&entry);
+                self.retained.insert(&msg.topic, entry)
+            };
+            if let Some(old) = old {
+                self.quotas.retained_removed(&old);
             }
             metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
             if let Some(journal) = &self.journal {
@@ -129,9 +170,14 @@ impl Router {
                 same
             });
         }
-        let limits = self.limits;
+        let mut limits = self.limits;
+        limits.budget_full = self.quotas.queues_full();
+        // `deny_subscribe` holds at delivery too: a wider filter (`#`) that was
+        // granted does not carry a denied topic to a client.
+        let denied = self.topic_denied(&msg.topic);
         for &(sid, granted) in &matches {
-            if !self.acls.can_read(sid, &msg.topic) {
+            if !self.acls.can_read(sid, &msg.topic) || (denied && self.session_ref(sid).is_remote())
+            {
                 continue;
             }
             let out = self
@@ -143,6 +189,20 @@ impl Router {
             self.account(sid, out);
         }
         self.matches = matches;
+    }
+
+    fn refuse_retained(&self, msg: &Message, user: Option<&str>, limit: &str) {
+        metrics::add(&self.metrics.retained_refused, 1);
+        static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
+        if let Some(skipped) = REFUSED.check() {
+            warn!(
+                topic = %log_limit::shorten(&msg.topic),
+                user = %log_limit::shorten(user.unwrap_or("")),
+                bytes = retained_bytes(msg),
+                "retained message dropped: {limit} reached{}",
+                log_limit::suppressed(skipped)
+            );
+        }
     }
 
     /// The publisher `origin` filled `target`'s outbox past its soft limit: it waits

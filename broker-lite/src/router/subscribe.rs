@@ -52,10 +52,13 @@ impl Router {
     /// Retained messages for a new subscription, with the retain flag set.
     fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
         let mut found = Vec::new();
-        self.retained.for_each_match(filter, |_, msg| {
-            found.push(msg.with(msg.qos.min(granted), true));
+        self.retained.for_each_match(filter, |_, kept| {
+            found.push(kept.msg.with(kept.msg.qos.min(granted), true));
         });
-        found.retain(|m| self.acls.can_read(sid, &m.topic));
+        let remote = self.session_ref(sid).is_remote();
+        found.retain(|m| {
+            self.acls.can_read(sid, &m.topic) && !(remote && self.topic_denied(&m.topic))
+        });
         let limits = self.limits;
         for msg in found {
             let out = self.session(sid).deliver(msg, &limits);

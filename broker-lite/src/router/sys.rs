@@ -39,7 +39,7 @@ impl Router {
         for (name, value) in values {
             let topic = format!("$SYS/broker/{name}");
             let msg = Message::new(&topic, value.into(), QoS::AtMostOnce, true);
-            self.route(msg, None, false);
+            self.route(msg, None, false, None);
         }
     }
 }

@@ -5,6 +5,8 @@ fn limits(max_inflight: usize, max_queued: usize, overflow: QueueOverflow) -> Se
     SessionLimits {
         max_inflight,
         max_queued,
+        max_queued_bytes: usize::MAX,
+        budget_full: false,
         overflow,
         outbox: OutboxLimits {
             soft: 1 << 16,
