@@ -43,8 +43,13 @@ pub struct Limits {
     pub max_queued_messages: usize,
     /// Outgoing QoS 1/2 messages awaiting acknowledgement per session.
     pub max_inflight: u16,
-    /// Upper bound on the keep-alive the server enforces, in seconds.
+    /// Upper bound on the keep-alive the server enforces, in seconds. A client
+    /// asking for none (keep-alive 0) gets this one: a silent connection does
+    /// not stay forever.
     pub max_keep_alive: u16,
+    /// Largest CONNECT packet accepted, in bytes: what a connection may make the
+    /// broker hold before it has logged in (client id, user name, password, will).
+    pub max_connect_size: usize,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
     /// Connections open at once from one IP address, across listeners; 0 = no limit.
@@ -117,6 +122,7 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_inflight: 32,
             max_keep_alive: 65535,
+            max_connect_size: 16 * 1024,
             connect_timeout_secs: 10,
             max_connections_per_ip: 64,
             max_topic_length: DEFAULT_MAX_TOPIC_LENGTH,
@@ -225,6 +231,12 @@ impl Config {
                 ),
                 limit("max_inflight", limits.max_inflight.into(), 1, u64::MAX),
                 limit("max_keep_alive", limits.max_keep_alive.into(), 1, u64::MAX),
+                limit(
+                    "max_connect_size",
+                    limits.max_connect_size as u64,
+                    MIN_PACKET_SIZE,
+                    MAX_PACKET_SIZE,
+                ),
                 limit(
                     "connect_timeout_secs",
                     limits.connect_timeout_secs,

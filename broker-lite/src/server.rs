@@ -74,6 +74,7 @@ impl Broker {
             max_packet_size: config.limits.max_packet_size,
             connect_timeout: Duration::from_secs(config.limits.connect_timeout_secs.max(1)),
             max_keep_alive: config.limits.max_keep_alive,
+            max_connect_size: config.limits.max_connect_size,
             shutdown: shutdown_rx.clone(),
             outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
             relief,

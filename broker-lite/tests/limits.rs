@@ -227,6 +227,49 @@ async fn keep_alive_above_max_keep_alive_is_enforced_at_the_maximum() {
     );
 }
 
+/// Finding: keep-alive 0 escaped `max_keep_alive`, so a silent authenticated
+/// connection lived forever. A client that asks for none gets the cap.
+#[tokio::test]
+async fn keep_alive_0_is_capped_by_max_keep_alive_like_any_other() {
+    let broker = start_with(|c| c.limits.max_keep_alive = 1).await;
+    let connect = ConnectBytes::new("never-speaks").keep_alive(0);
+    let (mut c, _) = RawClient::connect_with(broker.local_addr(), &connect).await;
+    let started = Instant::now();
+    c.expect_closed().await;
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1400) && after <= Duration::from_millis(3000),
+        "closed after {after:?}; the 1 s cap should close it near 1.5 s"
+    );
+}
+
+/// Finding: up to 1 MiB per connection before authentication (1,024 stalled
+/// partial CONNECTs raised RSS by 1 GB). A CONNECT may be `max_connect_size` at
+/// most: one announced larger is refused from its fixed header, before its
+/// bytes are read or held, and counted.
+#[tokio::test]
+async fn a_connect_larger_than_max_connect_size_is_refused_from_its_header() {
+    let broker = start_with(|c| c.limits.max_connect_size = 4096).await;
+    let addr = broker.local_addr();
+    // A CONNECT with a 3 KiB will payload fits.
+    let fits = ConnectBytes::new("fits").will("w/t", &[1u8; 3 * 1024], 0, false);
+    let (c, _) = RawClient::connect_with(addr, &fits).await;
+    c.disconnect().await;
+    // One of 1 MiB is refused when only its fixed header has arrived.
+    let before = broker.metrics().snapshot().malformed_packets;
+    let mut c = RawClient::tcp(addr).await;
+    let mut header = vec![0x10];
+    header.extend(remaining_length(1024 * 1024));
+    c.send(&header).await;
+    c.expect_closed().await;
+    assert_eq!(broker.metrics().snapshot().malformed_packets, before + 1);
+    // Once logged in, packets up to max_packet_size pass as before.
+    let mut sub = RawClient::subscriber(addr, "big/t", 0).await;
+    let mut p = RawClient::connect(addr, "big-pub").await;
+    p.publish("big/t", &[2u8; 64 * 1024], 0, false, 0).await;
+    assert_eq!(sub.recv_publish().await.payload.len(), 64 * 1024);
+}
+
 #[tokio::test]
 async fn metrics_count_messages_and_bytes_both_ways() {
     let broker = start().await;

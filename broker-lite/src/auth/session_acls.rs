@@ -179,7 +179,11 @@ impl SessionAcls {
                 Entry::Rules { client_id, .. } => &**client_id,
                 _ => "",
             };
-            warn!(client_id, topic, "will dropped: the ACL refuses its topic");
+            warn!(
+                client_id = %log_limit::shorten(client_id),
+                topic = %log_limit::shorten(topic),
+                "will dropped: the ACL refuses its topic"
+            );
         }
         ok
     }

@@ -140,8 +140,10 @@ async fn read_one<S>(
 where
     S: AsyncRead + Unpin,
 {
+    // Before the login a connection may only make the broker hold a CONNECT.
+    let max = shared.max_connect_size.min(shared.max_packet_size);
     loop {
-        if let Some(p) = read_packet(rbuf, shared.max_packet_size).map_err(ReadError::Decode)? {
+        if let Some(p) = read_packet(rbuf, max).map_err(ReadError::Decode)? {
             return Ok(p);
         }
         let read = poll_fn(|cx| poll_read_some(stream, cx, rbuf, CONNECT_CHUNK)).await;
@@ -153,12 +155,11 @@ where
     }
 }
 
-/// The keep-alive the server enforces: the client's, capped; `None` when off.
+/// The keep-alive the server enforces: the client's, capped; a client that asks
+/// for none (0) gets the cap, so that a silent connection does not stay forever.
 pub(super) fn effective_keep_alive(client: u16, cap: u16) -> Option<Duration> {
-    if client == 0 {
-        return None;
-    }
-    let secs = client.min(cap.max(1));
+    let cap = cap.max(1);
+    let secs = if client == 0 { cap } else { client.min(cap) };
     // [MQTT-3.1.2-24]: one and a half times the keep-alive period.
     Some(Duration::from_millis(u64::from(secs) * 1500))
 }

@@ -30,6 +30,8 @@ pub(crate) struct ConnShared {
     pub router: mpsc::Sender<Event>,
     pub metrics: Arc<Metrics>,
     pub max_packet_size: usize,
+    /// Largest CONNECT: what a connection may send before it has logged in.
+    pub max_connect_size: usize,
     pub connect_timeout: Duration,
     pub max_keep_alive: u16,
     pub shutdown: watch::Receiver<bool>,

@@ -171,13 +171,15 @@ impl Router {
                 if let Some(skipped) = PROTOCOL.check() {
                     warn!(
                         conn,
-                        client_id,
+                        client_id = %log_limit::shorten(client_id),
                         "closed the connection: {why}{}",
                         log_limit::suppressed(skipped)
                     );
                 }
             }
-            End::KeepAliveExpired => info!(conn, client_id, "{why}"),
+            End::KeepAliveExpired => {
+                info!(conn, client_id = %log_limit::shorten(client_id), "{why}")
+            }
             _ => debug!(conn, client_id, "connection ended: {why}"),
         }
         metrics::sub(&self.metrics.clients_connected, 1);
