@@ -8,7 +8,7 @@ use super::Router;
 impl Router {
     pub(super) fn publish_sys(&mut self) {
         let m = self.metrics.snapshot();
-        let values: [(&str, String); 17] = [
+        let values: [(&str, String); 21] = [
             ("clients/connected", m.clients_connected.to_string()),
             ("clients/total", m.sessions.to_string()),
             ("messages/received", m.messages_received.to_string()),
@@ -16,6 +16,13 @@ impl Router {
             ("messages/dropped", m.messages_dropped.to_string()),
             ("messages/dropped qos0", m.messages_dropped_qos0.to_string()),
             ("limits/topics refused", m.topics_refused.to_string()),
+            ("limits/sessions refused", m.sessions_refused.to_string()),
+            ("limits/retained refused", m.retained_refused.to_string()),
+            (
+                "limits/queue budget drops",
+                m.queue_budget_drops.to_string(),
+            ),
+            ("messages/queued bytes", m.queued_bytes.to_string()),
             (
                 "limits/subscriptions refused",
                 m.subscriptions_refused.to_string(),

@@ -46,6 +46,14 @@ pub struct BrokerSnapshot {
 pub struct BrokerRefusals {
     /// CONNECTs refused for their credentials (CONNACK 4 or 5).
     pub login: u64,
+    /// CONNECTs refused (CONNACK 2): the client id belongs to another user's session.
+    pub client_id: u64,
+    /// CONNECTs refused (CONNACK 3) by `max_sessions` / `max_sessions_per_user`.
+    pub session_limit: u64,
+    /// Retained publishes and wills dropped by the `max_retained_*` limits.
+    pub retained_limit: u64,
+    /// Messages dropped because the queues held `max_queued_bytes_total`.
+    pub queue_budget: u64,
     /// PUBLISH packets (and wills) dropped because the ACL refuses the topic.
     pub publish_acl: u64,
     /// Topic filters refused in SUBACK because the ACL refuses them.
@@ -66,9 +74,13 @@ pub struct BrokerRefusals {
 
 impl BrokerRefusals {
     /// Each reason with its count, as the metric's `reason` label.
-    pub fn by_reason(&self) -> [(&'static str, u64); 9] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 13] {
         [
             ("login", self.login),
+            ("client_id", self.client_id),
+            ("session_limit", self.session_limit),
+            ("retained_limit", self.retained_limit),
+            ("queue_budget", self.queue_budget),
             ("publish_acl", self.publish_acl),
             ("subscribe_acl", self.subscribe_acl),
             ("topic_limit", self.topic_limit),
@@ -127,6 +139,10 @@ impl BrokerSnapshot {
             wills_published: m.wills_published,
             refusals: BrokerRefusals {
                 login: m.logins_refused,
+                client_id: m.client_ids_refused,
+                session_limit: m.sessions_refused,
+                retained_limit: m.retained_refused,
+                queue_budget: m.queue_budget_drops,
                 publish_acl: m.publishes_denied,
                 subscribe_acl: m.subscriptions_denied,
                 topic_limit: m.topics_refused,
@@ -174,6 +190,10 @@ mod tests {
         m.subscriptions_denied = 21;
         m.topics_refused = 22;
         m.subscriptions_refused = 23;
+        m.client_ids_refused = 24;
+        m.sessions_refused = 25;
+        m.retained_refused = 26;
+        m.queue_budget_drops = 27;
         m
     }
 
@@ -207,6 +227,10 @@ mod tests {
             s.refusals.by_reason(),
             [
                 ("login", 19),
+                ("client_id", 24),
+                ("session_limit", 25),
+                ("retained_limit", 26),
+                ("queue_budget", 27),
                 ("publish_acl", 20),
                 ("subscribe_acl", 21),
                 ("topic_limit", 22),
@@ -217,7 +241,10 @@ mod tests {
                 ("malformed", 9),
             ]
         );
-        assert_eq!(s.refusals.total(), 19 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9);
+        assert_eq!(
+            s.refusals.total(),
+            19 + 24 + 25 + 26 + 27 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9
+        );
     }
 
     #[test]
