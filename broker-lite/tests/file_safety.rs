@@ -59,7 +59,15 @@ fn the_persistence_file_and_its_wal_and_shm_are_not_world_readable_under_a_permi
     // Its PUBACK comes once the retained message is committed, so the WAL has it.
     mosquitto_pub(
         port,
-        &["-q", "1", "-r", "-t", "private/x", "-m", "only for subscribers"],
+        &[
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            "private/x",
+            "-m",
+            "only for subscribers",
+        ],
     );
     let wal = beside(&state, "-wal");
     assert!(

@@ -54,7 +54,10 @@ fn a_new_database_and_its_wal_and_shm_are_not_world_readable_whatever_the_umask(
     }
     // And so are the ones SQLite makes again after a clean close removed them.
     drop(conn);
-    assert!(!beside(&path, "-wal").exists(), "a clean close keeps the WAL");
+    assert!(
+        !beside(&path, "-wal").exists(),
+        "the WAL is still there after a clean close"
+    );
     let conn = sqlite_file::open(&path, &APP).unwrap();
     write_something(&conn);
     for file in [path.clone(), beside(&path, "-wal"), beside(&path, "-shm")] {

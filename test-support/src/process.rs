@@ -86,7 +86,9 @@ impl Proc {
         } else {
             Stdio::null()
         };
-        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));

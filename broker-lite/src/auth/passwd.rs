@@ -323,7 +323,15 @@ mod tests {
     fn every_name_the_writer_takes_is_read_back_as_that_name() {
         let dir = Scratch::new("broker-lite-passwd-names");
         let path = dir.path().join("passwd");
-        let names = ["alice", "a#b", "with space", "bob/inbox", "x+y", "Ünïcode", "é:"];
+        let names = [
+            "alice",
+            "a#b",
+            "with space",
+            "bob/inbox",
+            "x+y",
+            "Ünïcode",
+            "é:",
+        ];
         for name in names {
             match set(&path, name, &hash(name)) {
                 Ok(_) => {
