@@ -1,6 +1,7 @@
 //! The password file: one `user:hash` per line, `#` comments and blank lines
 //! allowed. Read into a map at start; rewritten by `broker-lite passwd`, which
-//! keeps every other line as it was and replaces the file atomically.
+//! keeps every other line as it was and the file's owner, group and mode, and
+//! replaces the file atomically.
 
 use std::collections::HashMap;
 use std::fs;
