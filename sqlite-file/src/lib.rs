@@ -8,7 +8,15 @@
 //! file, or another program's, is refused and left exactly as it was. Then the
 //! file is opened for writing in WAL mode, and one without an id (a new file)
 //! gets the program's. Schemas and their versions stay with each program.
+//!
+//! The files hold what clients were allowed to read, so a new file is created
+//! with mode 0600 whatever the umask, before SQLite opens it; SQLite's unix VFS
+//! gives the `-wal` and `-shm` files it creates the main file's mode. An existing
+//! file keeps the mode its owner gave it.
 
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -117,11 +125,11 @@ pub fn check(path: &Path, app: &App) -> Result<(), Error> {
     }
 }
 
-/// Open `path` for reading and writing in WAL mode, creating it when absent; an
-/// existing file is `check`ed first. A file without an application id gets
-/// `app`'s. The folder must exist.
+/// Open `path` for reading and writing in WAL mode, creating it (mode 0600)
+/// when absent; an existing file is `check`ed first. A file without an
+/// application id gets `app`'s. The folder must exist.
 pub fn open(path: &Path, app: &App) -> Result<Connection, Error> {
-    if path.exists() {
+    if !create_private(path)? {
         check(path, app)?;
     }
     let on = |e| Error::classify(path, e);
@@ -143,6 +151,32 @@ pub fn open(path: &Path, app: &App) -> Result<Connection, Error> {
             .map_err(on)?;
     }
     Ok(conn)
+}
+
+/// Create `path` empty with mode 0600 (an empty file is a new database to
+/// SQLite); `false` when it already exists, which is left as it is.
+fn create_private(path: &Path) -> Result<bool, Error> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    let file = match created {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(cannot_create(path, &e)),
+    };
+    // The mode given to open(2) is filtered by the umask; this is not.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| cannot_create(path, &e))?;
+    Ok(true)
+}
+
+fn cannot_create(path: &Path, e: &io::Error) -> Error {
+    Error::CannotOpen {
+        path: path.to_path_buf(),
+        cause: format!("cannot create: {e}"),
+    }
 }
 
 fn damaged(path: &Path, cause: String) -> Error {

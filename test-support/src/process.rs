@@ -69,14 +69,36 @@ pub struct Proc {
 
 impl Proc {
     /// Start `cmd` with stdin closed and stdout/stderr collected.
-    pub fn spawn(name: &str, mut cmd: impl BorrowMut<Command>) -> Proc {
+    pub fn spawn(name: &str, cmd: impl BorrowMut<Command>) -> Proc {
+        Proc::start(name, cmd, None)
+    }
+
+    /// Start `cmd` with `input` on its stdin (then closed) and stdout/stderr
+    /// collected. A process that exits without reading it all is not an error.
+    pub fn spawn_with_input(name: &str, cmd: impl BorrowMut<Command>, input: &[u8]) -> Proc {
+        Proc::start(name, cmd, Some(input.to_vec()))
+    }
+
+    fn start(name: &str, mut cmd: impl BorrowMut<Command>, input: Option<Vec<u8>>) -> Proc {
         let cmd = cmd.borrow_mut();
-        cmd.stdin(Stdio::null())
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // On a thread: a pipe holds only so much until the child reads it.
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&input);
+            });
+        }
         let shared = Arc::new(Shared::default());
         shared.lock().open = 2;
         let out = child.stdout.take().expect("stdout is piped");
@@ -316,7 +338,15 @@ impl Finished {
 
 /// Runs `cmd` to its end within `timeout`.
 pub fn run_to_end(name: &str, cmd: Command, timeout: Duration) -> Finished {
-    let mut p = Proc::spawn(name, cmd);
+    finish(Proc::spawn(name, cmd), timeout)
+}
+
+/// Runs `cmd` with `input` on its stdin to its end within `timeout`.
+pub fn run_with_input(name: &str, cmd: Command, input: &[u8], timeout: Duration) -> Finished {
+    finish(Proc::spawn_with_input(name, cmd, input), timeout)
+}
+
+fn finish(mut p: Proc, timeout: Duration) -> Finished {
     let status = p.wait_exit(timeout);
     let join = |s| p.stream(s).join("\n");
     Finished {

@@ -205,15 +205,21 @@ fn parse_rule(rest: &str, pattern: bool) -> Result<Rule, String> {
     })
 }
 
+/// What a user name or client id must not bring into a pattern's filter: `/`
+/// would add levels (user `bob/inbox` reaching `users/bob/inbox/#` through
+/// `users/%u/#`), `+` and `#` would be wildcards, NUL is never in a topic.
+const NOT_SUBSTITUTED: [char; 4] = ['/', '+', '#', '\0'];
+
 /// A pattern rule's filter for one client, or `None` when it does not apply:
 /// `%u` for an anonymous client, or a grant whose user name or client id holds
-/// a wildcard character (it would grant more than the pattern means). A deny
-/// rule in that case turns the whole level into `+`, which only denies more.
+/// one of `NOT_SUBSTITUTED` (it would grant more than the pattern means). A
+/// deny rule in that case only denies more: the level becomes `+`, or, when
+/// the value holds a `/` (so stands for any number of levels), `#`.
 fn substitute(rule: &Rule, user: Option<&str>, client_id: &str) -> Option<String> {
     if !rule.filter.contains('%') {
         return Some(rule.filter.clone());
     }
-    let wild = |s: &str| s.contains(['+', '#']);
+    let refused = |s: &str| s.contains(NOT_SUBSTITUTED);
     let mut levels = Vec::new();
     for level in rule.filter.split('/') {
         let uses_user = level.contains("%u");
@@ -221,11 +227,17 @@ fn substitute(rule: &Rule, user: Option<&str>, client_id: &str) -> Option<String
         if uses_user && user.is_none() {
             return None;
         }
-        let value_is_wild =
-            (uses_user && user.is_some_and(wild)) || (uses_client && wild(client_id));
-        if value_is_wild {
+        let values = [
+            user.filter(|_| uses_user),
+            Some(client_id).filter(|_| uses_client),
+        ];
+        if values.into_iter().flatten().any(refused) {
             if rule.access != Access::Deny {
                 return None;
+            }
+            if values.into_iter().flatten().any(|v| v.contains('/')) {
+                levels.push("#".to_string());
+                break;
             }
             levels.push("+".to_string());
             continue;
@@ -394,6 +406,46 @@ topic deny devices/%c/locked/#
             .compile(None, "a+b");
         assert!(!acl.can_write("devices/anyone/x"));
         assert!(acl.can_write("devices"));
+    }
+
+    #[test]
+    fn a_slash_in_a_user_name_or_client_id_does_not_reach_other_levels_through_a_pattern() {
+        let file = example();
+        // (user, client id, topic, readable)
+        let cases = [
+            (Some("bob/inbox"), "c", "users/bob/inbox/x", false),
+            (Some("bob/inbox"), "c", "users/bob/inbox", false),
+            (Some("bob/inbox"), "c", "users/bob/x", false),
+            (Some("bob"), "c", "users/bob/inbox/x", true),
+            (
+                None,
+                "phone/config/x",
+                "devices/phone/config/x/config",
+                false,
+            ),
+            (None, "phone", "devices/phone/config", true),
+            (Some("nul\0"), "c", "users/nul\0/x", false),
+        ];
+        for (user, client_id, topic, readable) in cases {
+            let acl = file.compile(user, client_id);
+            assert_eq!(
+                acl.can_read(topic),
+                readable,
+                "{user:?} {client_id:?} {topic}"
+            );
+            if !readable {
+                assert!(!acl.can_write(topic), "{user:?} {client_id:?} {topic}");
+                assert!(!acl.can_subscribe(topic), "{user:?} {client_id:?} {topic}");
+            }
+        }
+        // A deny pattern still applies, to every topic under its fixed levels.
+        let text = "topic readwrite devices/#\npattern deny devices/%c/locked\n";
+        let acl = AclFile::parse(text, Path::new("acl"))
+            .unwrap()
+            .compile(None, "a/b");
+        for topic in ["devices/a/b/locked", "devices/a/b", "devices/other/x"] {
+            assert!(!acl.can_write(topic), "{topic}");
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The password file: one `user:hash` per line, `#` comments and blank lines
 //! allowed. Read into a map at start; rewritten by `broker-lite passwd`, which
-//! keeps every other line as it was and replaces the file atomically.
+//! keeps every other line as it was and the file's owner, group and mode, and
+//! replaces the file atomically.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::hash::PasswordHash;
@@ -76,11 +77,20 @@ fn split_line(line: &str) -> Option<(&str, &str)> {
     Some(line.split_once(':').unwrap_or((line, "")))
 }
 
-/// A user name the file can hold: not empty, no `:`, no control characters,
-/// no spaces at either end (they would be invisible in the file).
+/// A user name the file can hold, so that the reader gets back the name the
+/// writer was given: not empty, not starting with `#` (the line would be a
+/// comment), no `:` (it ends the name), no control characters (a line break
+/// would split the line), and no whitespace but inner spaces (a tab or
+/// a no-break space cannot be told from a space, and spaces at either end are
+/// invisible). The reader applies the same rule.
 pub fn check_user_name(user: &str) -> Result<(), String> {
     if user.is_empty() {
         return Err("empty user name".into());
+    }
+    if user.starts_with('#') {
+        return Err(format!(
+            "user name {user:?} starts with '#', which makes its line a comment"
+        ));
     }
     if user.contains(':') {
         return Err(format!("user name {user:?} contains ':'"));
@@ -89,7 +99,12 @@ pub fn check_user_name(user: &str) -> Result<(), String> {
         return Err(format!("user name {user:?} contains a control character"));
     }
     if user.trim() != user {
-        return Err(format!("user name {user:?} starts or ends with a space"));
+        return Err(format!("user name {user:?} starts or ends with whitespace"));
+    }
+    if user.chars().any(|c| c.is_whitespace() && c != ' ') {
+        return Err(format!(
+            "user name {user:?} contains whitespace other than a space"
+        ));
     }
     Ok(())
 }
@@ -132,6 +147,7 @@ pub fn set(path: &Path, user: &str, hash: &PasswordHash) -> io::Result<Change> {
 
 /// Remove `user`'s line(s). The file is left untouched when the user is not there.
 pub fn delete(path: &Path, user: &str) -> io::Result<Change> {
+    check_user_name(user).map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
     let text = fs::read_to_string(path)?;
     let kept: Vec<String> = text
         .lines()
@@ -153,8 +169,11 @@ fn read_or_empty(path: &Path) -> io::Result<String> {
     }
 }
 
-/// Write the lines to a new file (mode 0600) next to `path`, sync it, and rename
-/// it over `path`: a reader sees the old file or the new one, never half of one.
+/// Write the lines to a new file next to `path`, sync it, and rename it over
+/// `path`: a reader sees the old file or the new one, never half of one. The
+/// new file gets the owner, group and permissions of the one it replaces (a
+/// broker running as a service user must still read it), or mode 0600 when
+/// there was none.
 fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -163,6 +182,11 @@ fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let previous = match fs::metadata(path) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
@@ -174,11 +198,18 @@ fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // The mode above is filtered by the umask; this is not.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
         let mut text = lines.join("\n");
         text.push('\n');
         file.write_all(text.as_bytes())?;
+        let mode = match &previous {
+            Some(meta) => {
+                keep_owner(&file, meta)?;
+                meta.mode() & 0o777
+            }
+            None => 0o600,
+        };
+        // After the owner: chown may clear mode bits. Not filtered by the umask.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         // Make the rename itself durable.
@@ -188,6 +219,27 @@ fn write_atomically(path: &Path, lines: &[String]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Give `file` the owner and group of `previous`. Only root can give a file to
+/// another user: anyone else rewriting another user's file gets an error and
+/// the file stays as it was, rather than a file its owner may no longer read.
+fn keep_owner(file: &fs::File, previous: &fs::Metadata) -> io::Result<()> {
+    let ours = file.metadata()?;
+    if (ours.uid(), ours.gid()) == (previous.uid(), previous.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(previous.uid()), Some(previous.gid())).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot give the new file the owner and group of the old one \
+                 (uid {}, gid {}): {e}; nothing changed",
+                previous.uid(),
+                previous.gid()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -249,10 +301,53 @@ mod tests {
         let alice = PasswordHash::parse(lines[2].strip_prefix("alice:").unwrap()).unwrap();
         assert!(alice.verify(b"two"));
         assert!(!alice.verify(b"one"));
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        dir.close().unwrap();
+    }
+
+    #[test]
+    fn a_new_file_is_0600_and_a_rewrite_keeps_the_mode_of_the_file_it_replaces() {
+        let dir = Scratch::new("broker-lite-passwd-mode");
+        let path = dir.path().join("passwd");
+        set(&path, "alice", &hash("a")).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        set(&path, "bob", &hash("b")).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        delete(&path, "alice").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        dir.close().unwrap();
+    }
+
+    #[test]
+    fn every_name_the_writer_takes_is_read_back_as_that_name() {
+        let dir = Scratch::new("broker-lite-passwd-names");
+        let path = dir.path().join("passwd");
+        let names = [
+            "alice",
+            "a#b",
+            "with space",
+            "bob/inbox",
+            "x+y",
+            "Ünïcode",
+            "é:",
+        ];
+        for name in names {
+            match set(&path, name, &hash(name)) {
+                Ok(_) => {
+                    let file = PasswordFile::load(&path).unwrap();
+                    let read = file.get(name).unwrap_or_else(|| panic!("{name:?} lost"));
+                    assert!(read.verify(name.as_bytes()), "{name:?}");
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name:?}: {e}");
+                    assert!(check_user_name(name).is_err(), "{name:?}");
+                }
+            }
+        }
+        let file = PasswordFile::load(&path).unwrap();
+        assert_eq!(file.len(), names.len() - 1, "only \"é:\" is refused");
         dir.close().unwrap();
     }
 
@@ -272,7 +367,20 @@ mod tests {
 
     #[test]
     fn user_names_that_would_break_the_file_are_refused() {
-        for bad in ["", "a:b", "new\nline", " padded", "tab\t"] {
+        for bad in [
+            "",
+            "#",
+            "#alice",
+            "a:b",
+            "new\nline",
+            "cr\r",
+            " padded",
+            "padded ",
+            "tab\t",
+            "in\tside",
+            "no\u{a0}break",
+            "nul\0",
+        ] {
             assert!(check_user_name(bad).is_err(), "{bad:?}");
         }
         for good in ["alice", "user@example.com", "Ünïcode", "with space"] {

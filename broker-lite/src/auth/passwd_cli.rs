@@ -25,6 +25,7 @@ pub fn passwd_command(file: &Path, user: &str, delete: bool) -> ExitCode {
 
 fn run(file: &Path, user: &str, delete: bool) -> Result<String, String> {
     let shown = file.display();
+    passwd::check_user_name(user).map_err(|why| format!("{why}; {shown} not changed"))?;
     if delete {
         return match passwd::delete(file, user) {
             Ok(Change::NotFound) => Err(format!("no user {user:?} in {shown}")),
@@ -32,7 +33,6 @@ fn run(file: &Path, user: &str, delete: bool) -> Result<String, String> {
             Err(e) => Err(format!("{shown}: {e}")),
         };
     }
-    passwd::check_user_name(user)?;
     let password = read_password()?;
     let hash = PasswordHash::new(password.as_bytes(), DEFAULT_ITERATIONS)
         .map_err(|e| format!("no random salt: {e}"))?;

@@ -146,6 +146,19 @@ impl TestBroker {
             .snapshot()
     }
 
+    /// Waits until `cond` holds for the broker's metrics; panics with them after `TIMEOUT`.
+    pub(crate) fn wait_metrics(&self, what: &str, cond: impl Fn(&MetricsSnapshot) -> bool) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !cond(&self.metrics()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: metrics {:?}",
+                self.metrics()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Runs `fut` on the broker's runtime; panics when it takes longer than `TIMEOUT`.
     pub(crate) fn run<F: Future>(&self, fut: F) -> F::Output {
         self.rt
