@@ -62,7 +62,8 @@ pub async fn run(config_path: &Path) -> u8 {
         println!("embedded broker listening on {}", broker.local_addr());
     }
     let watched = status::Watched::new(&running);
-    match status::serve(status_listener, auth, watched, stop.subscribe()) {
+    let limits = config.status.limits();
+    match status::serve(status_listener, auth, limits, watched, stop.subscribe()) {
         Ok((addr, _task)) => println!("status page on http://{addr}/"),
         Err(e) => {
             eprintln!("mqgate: {e:#}");
