@@ -709,6 +709,35 @@ fn status_credentials_and_the_log_level_are_checked_with_their_position() {
 }
 
 #[test]
+fn an_empty_status_password_is_refused_like_an_empty_token() {
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  username: admin\n  password: \"\"\n",
+    )]);
+    let message = single(&e, "mqgate.yaml", "status.password", 5, 3);
+    assert!(message.contains("the password is empty"), "{message}");
+
+    let e = errors(&[("mqgate.yaml", "gateway:\n  id: pi\nstatus:\n  token: ''\n")]);
+    let message = single(&e, "mqgate.yaml", "status.token", 4, 3);
+    assert!(message.contains("the token is empty"), "{message}");
+
+    // An empty password file is refused when it is read (at start).
+    let dir = folder(&[
+        (
+            "mqgate.yaml",
+            "gateway:\n  id: pi\nstatus:\n  username: admin\n  password_file: secret\n",
+        ),
+        ("secret", "\n"),
+    ]);
+    let config = GatewayConfig::load(&dir.path().join("mqgate.yaml")).expect("loads");
+    let e = config
+        .status
+        .auth()
+        .expect_err("an empty password file is refused");
+    assert!(e.to_string().contains("is empty"), "{e}");
+}
+
+#[test]
 fn the_status_servers_limits_have_defaults_and_are_checked_with_their_position() {
     let config = load(&[("mqgate.yaml", HEAD)]).unwrap();
     let limits = config.status.limits();

@@ -137,6 +137,9 @@ pub(crate) fn check(mut c: StatusConfig, dir: &Path, report: &mut Report<'_>) ->
     if c.token.as_deref() == Some("") {
         report.add(&at.key("token"), "the token is empty");
     }
+    if c.password.as_deref() == Some("") {
+        report.add(&at.key("password"), "the password is empty");
+    }
     if !(1..=MAX_STATUS_CONNECTIONS).contains(&c.max_connections) {
         report.add(
             &at.key("max_connections"),
