@@ -6,7 +6,8 @@
 //! place of the oldest one that has not sent a whole request yet (a slow or
 //! half-open client), so a flood of half requests cannot lock `/healthz` out;
 //! when every connection has sent one (pages, `/events` streams) the new one is
-//! answered 503 and closed at once. Each connection is served by hyper's HTTP/1
+//! answered 503 at once and closed (at most `MAX_REFUSING` of those are kept, each
+//! for at most `REFUSE_LINGER`, so that the client reads the answer). Each connection is served by hyper's HTTP/1
 //! with its header read timeout (which also ends a keep-alive connection idle
 //! between requests), and closed after `idle_timeout` without a byte read or
 //! written (a client that stopped reading).
