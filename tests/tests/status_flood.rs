@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mqgate_tests::http::status_addr;
 use mqgate_tests::mqgate::{embedded_broker_port, mqgate_bin, workspace_file};
 use test_support::http::get;
-use test_support::process::{run_to_end, Proc};
+use test_support::process::{run_to_end, Proc, Stream};
 use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -202,6 +202,12 @@ fn a_flood_of_half_sent_requests_on_the_status_page_leaves_the_broker_and_health
         "{}",
         gw.stderr_text()
     );
+    // The hard limit kept the gateway from raising its own: it said so at start.
+    gw.wait_for_line(
+        Stream::Stderr,
+        &["only 1024 file descriptors", "LimitNOFILE="],
+        WAIT,
+    );
     eprintln!(
         "{} attack connections opened in {opened_in:?} ({refused} refused at connect); \
          gateway descriptors: {before} before, {during} during, {fds_after_checks} after the checks; \
@@ -209,6 +215,47 @@ fn a_flood_of_half_sent_requests_on_the_status_page_leaves_the_broker_and_health
         attackers.len()
     );
     drop(attackers);
+    gw.signal(libc::SIGTERM);
+    let exit = gw.wait_exit(WAIT);
+    assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
+}
+
+#[test]
+fn mqgate_run_raises_its_soft_descriptor_limit_to_what_its_connection_limits_need() {
+    let dir = Scratch::new("status-fd-limit");
+    let config = config(&dir);
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=1024:8192")
+        .arg("--")
+        .arg(mqgate_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let mut gw = Proc::spawn("mqgate run (prlimit 1024:8192)", cmd);
+    status_addr(&gw, WAIT);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.pid()))
+        .expect("read /proc/PID/limits");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let soft: u64 = open_files
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no soft limit in {open_files:?}"));
+    // The broker's 1024 and the status page's 64, and room for the rest.
+    assert!(
+        (1024 + 64..=8192).contains(&soft),
+        "soft limit {soft}: {open_files}"
+    );
+    assert!(
+        !gw.stderr_text().contains("file descriptors (hard limit)"),
+        "{}",
+        gw.stderr_text()
+    );
     gw.signal(libc::SIGTERM);
     let exit = gw.wait_exit(WAIT);
     assert_eq!(exit.code(), Some(0), "output:\n{}", gw.transcript());
