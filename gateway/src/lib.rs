@@ -6,12 +6,14 @@
 //! them; `config` is what users edit. `pipeline` wires these together and is what
 //! runs; `status` (the status page) reads the running pipeline, while `notify` tells
 //! systemd only what it is handed and imports nothing above it. `commands` are the
-//! CLI's subcommands; `state_lock` keeps them to one process per state folder.
+//! CLI's subcommands; `state_lock` keeps them to one process per state folder, and
+//! `fd_limit` raises the file descriptor limit to what the connection limits need.
 
 pub mod backoff;
 pub mod capture;
 pub mod commands;
 pub mod config;
+pub mod fd_limit;
 pub mod frame;
 pub mod logging;
 pub mod mapping;

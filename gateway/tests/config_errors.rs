@@ -709,6 +709,87 @@ fn status_credentials_and_the_log_level_are_checked_with_their_position() {
 }
 
 #[test]
+fn an_empty_status_password_is_refused_like_an_empty_token() {
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  username: admin\n  password: \"\"\n",
+    )]);
+    let message = single(&e, "mqgate.yaml", "status.password", 5, 3);
+    assert!(message.contains("the password is empty"), "{message}");
+
+    let e = errors(&[("mqgate.yaml", "gateway:\n  id: pi\nstatus:\n  token: ''\n")]);
+    let message = single(&e, "mqgate.yaml", "status.token", 4, 3);
+    assert!(message.contains("the token is empty"), "{message}");
+
+    // An empty password file is refused when it is read (at start).
+    let dir = folder(&[
+        (
+            "mqgate.yaml",
+            "gateway:\n  id: pi\nstatus:\n  username: admin\n  password_file: secret\n",
+        ),
+        ("secret", "\n"),
+    ]);
+    let config = GatewayConfig::load(&dir.path().join("mqgate.yaml")).expect("loads");
+    let e = config
+        .status
+        .auth()
+        .expect_err("an empty password file is refused");
+    assert!(e.to_string().contains("is empty"), "{e}");
+}
+
+#[test]
+fn the_status_servers_limits_have_defaults_and_are_checked_with_their_position() {
+    let config = load(&[("mqgate.yaml", HEAD)]).unwrap();
+    let limits = config.status.limits();
+    assert_eq!(limits.max_connections, 64);
+    assert_eq!(limits.header_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(60));
+    assert!(limits.allowed_hosts.is_empty());
+
+    let config = load(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  max_connections: 8\n  header_timeout_secs: 3\n\
+         \x20 idle_timeout_secs: 30\n  allowed_hosts: [Gateway.LAN, pi-1]\n",
+    )])
+    .unwrap();
+    let limits = config.status.limits();
+    assert_eq!(limits.max_connections, 8);
+    assert_eq!(limits.header_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(limits.allowed_hosts, ["gateway.lan", "pi-1"]);
+
+    let e = errors(&[(
+        "mqgate.yaml",
+        "gateway:\n  id: pi\nstatus:\n  max_connections: 0\n  header_timeout_secs: 0\n\
+         \x20 idle_timeout_secs: 2\n  allowed_hosts: [\"gateway.lan:8080\", \"\"]\n",
+    )]);
+    let found: Vec<(String, Option<usize>, String)> = e
+        .iter()
+        .map(|e| (e.field.clone(), e.line, e.message.clone()))
+        .collect();
+    let expect = [
+        ("status.max_connections", 4, "0 is out of range: 1 … 1024"),
+        (
+            "status.header_timeout_secs",
+            5,
+            "0 is out of range: 1 … 3600",
+        ),
+        ("status.idle_timeout_secs", 6, "2 is out of range: 5 … 3600"),
+        ("status.allowed_hosts[0]", 7, "is not a host name"),
+        ("status.allowed_hosts[1]", 7, "an empty host name"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (field, line, text) in expect {
+        assert!(
+            found
+                .iter()
+                .any(|(f, l, m)| f == field && *l == Some(line) && m.contains(text)),
+            "no {field} at line {line} ({text}) in {found:#?}"
+        );
+    }
+}
+
+#[test]
 fn the_embedded_broker_files_are_relative_to_the_gateway_file_and_checked_at_load() {
     let files = [
         (

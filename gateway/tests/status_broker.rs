@@ -122,6 +122,7 @@ async fn a_refused_login_and_a_publish_the_acl_denies_show_on_api_status_and_met
     let (addr, _task) = status::start(
         config.status.listen,
         config.status.auth().expect("no credentials to read"),
+        config.status.limits(),
         status::Watched::new(&running),
         stop.subscribe(),
     )

@@ -37,6 +37,28 @@ fn check_names_the_file_and_line_of_an_unknown_key() {
 }
 
 #[test]
+fn an_empty_status_password_stops_check_and_run_with_exit_code_2_naming_the_field() {
+    let dir = Scratch::new("check-empty-password");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\n  state_dir: state\nstatus:\n  listen: 127.0.0.1:0\n  username: admin\n  password: \"\"\n",
+    );
+    let expected = format!(
+        "{}:7:3: status.password: the password is empty",
+        config.display()
+    );
+    for command in ["check", "run"] {
+        let done = run_mqgate(&[command.as_ref(), "--config".as_ref(), config.as_os_str()]);
+        assert_eq!(done.code(), 2, "{command}, stderr:\n{}", done.stderr);
+        assert!(
+            done.stderr.contains(&expected),
+            "{command}: no {expected:?} in\n{}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
 fn check_names_the_rhai_file_and_line_of_a_script_that_does_not_compile() {
     let dir = Scratch::new("check-script");
     let config = dir.write(

@@ -2,7 +2,8 @@
 //! (`--no-build`, with this build's profile: no release build in CI), then read back
 //! with `dpkg-deb`: its files and modes, its conffiles and maintainer scripts, the
 //! extracted binary checking the packaged configuration, and the packaged unit under
-//! `systemd-analyze verify` where systemd is installed.
+//! `systemd-analyze verify` where systemd is installed. Also the units in
+//! `systemd/` themselves: broker-lite's, and the descriptor limits of both.
 //!
 //! cargo-deb clears `<target>/debian/mqgate_*.deb` whenever it runs, so running these
 //! tests removes a package built earlier into the same target folder.
@@ -14,8 +15,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use mqgate_tests::mqgate::{mqgate_bin, workspace_file, workspace_root};
+use mqgate_tests::mqgate::{build_workspace_bin, mqgate_bin, workspace_file, workspace_root};
 use test_support::process::{run_to_end, Finished};
+use test_support::scratch::Scratch;
 
 const INSTALL_HINT: &str = "install cargo-deb: cargo install cargo-deb --locked";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -419,23 +421,98 @@ fn the_extracted_binary_runs_and_accepts_the_packaged_configuration() {
 
 #[test]
 fn systemd_analyze_accepts_the_packaged_unit() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: systemd-analyze is not installed (Debian package systemd)");
+    if !has_systemd_analyze() {
         return;
     }
     let root = root_dir();
     // verify wants ExecStart's program to exist: point it at the extracted one.
     let unit = read(&root.join("usr/lib/systemd/system/mqgate.service"));
-    let bin = root.join("usr/bin/mqgate");
-    let rewritten = unit.replace("/usr/bin/mqgate", bin.to_str().expect("a UTF-8 path"));
-    assert_ne!(rewritten, unit, "the unit runs /usr/bin/mqgate");
-    let dir = package().dir.join("verify");
-    std::fs::create_dir_all(&dir).expect("create the verify folder");
-    let copy = dir.join("mqgate.service");
+    verify_unit(
+        "mqgate.service",
+        &unit,
+        "/usr/bin/mqgate",
+        &root.join("usr/bin/mqgate"),
+        &package().dir.join("verify"),
+    );
+}
+
+#[test]
+fn broker_lite_service_has_a_writable_state_directory_for_persistence_and_systemd_analyze_accepts_it(
+) {
+    let unit = read(&workspace_file("systemd/broker-lite.service"));
+    for line in [
+        "DynamicUser=true",
+        "StateDirectory=broker-lite",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit has {line:?}");
+    }
+    assert!(
+        !unit.contains("keeps nothing on disk"),
+        "the unit's comments say where the state goes"
+    );
+    assert!(unit.contains("/var/lib/broker-lite/broker-state.db"));
+    let example = read(&workspace_file("broker-lite/broker.example.yaml"));
+    assert!(example.contains("/var/lib/broker-lite/broker-state.db"));
+    let readme = read(&workspace_file("README.md"));
+    assert!(readme.contains("/var/lib/broker-lite/"));
+
+    if !has_systemd_analyze() {
+        return;
+    }
+    let bin = build_workspace_bin("broker-lite", "broker-lite");
+    let dir = Scratch::new("verify-broker-lite");
+    verify_unit(
+        "broker-lite.service",
+        &unit,
+        "/usr/bin/broker-lite",
+        &bin,
+        dir.path(),
+    );
+}
+
+#[test]
+fn the_units_raise_the_file_descriptor_limit_above_the_connections_they_allow() {
+    // Each connection is a descriptor: the broker's default connection limit, the
+    // status page's highest, and room for the rest (files, listeners, journal).
+    let broker = broker_lite::config::Limits::default().max_connections;
+    let rest = 64;
+    for (name, needs) in [
+        (
+            "mqgate.service",
+            broker + mqgate::config::MAX_STATUS_CONNECTIONS + rest,
+        ),
+        ("broker-lite.service", broker + rest),
+    ] {
+        let unit = read(&workspace_file(&format!("systemd/{name}")));
+        let limit: usize = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("LimitNOFILE="))
+            .unwrap_or_else(|| panic!("{name} has no LimitNOFILE="))
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: LimitNOFILE= is not one number: {e}"));
+        assert!(limit >= needs, "{name}: LimitNOFILE={limit}, needs {needs}");
+    }
+}
+
+fn has_systemd_analyze() -> bool {
+    let found = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        eprintln!("skipped: systemd-analyze is not installed (Debian package systemd)");
+    }
+    found
+}
+
+/// `systemd-analyze verify` on a copy of `unit` (named `name`, in `dir`) whose
+/// `program` is replaced by `bin` (verify wants ExecStart's program to exist).
+fn verify_unit(name: &str, unit: &str, program: &str, bin: &Path, dir: &Path) {
+    let rewritten = unit.replace(program, bin.to_str().expect("a UTF-8 path"));
+    assert_ne!(rewritten, unit, "the unit runs {program}");
+    std::fs::create_dir_all(dir).expect("create the verify folder");
+    let copy = dir.join(name);
     std::fs::write(&copy, rewritten).expect("write the unit copy");
 
     let mut cmd = Command::new("systemd-analyze");
@@ -447,11 +524,11 @@ fn systemd_analyze_accepts_the_packaged_unit() {
         .stdout
         .lines()
         .chain(done.stderr.lines())
-        .filter(|l| l.contains("mqgate.service"))
+        .filter(|l| l.contains(name))
         .collect();
     assert!(
         done.status.success() && complaints.is_empty(),
-        "systemd-analyze verify: {:?}\n{}\n{}",
+        "systemd-analyze verify {name}: {:?}\n{}\n{}",
         done.status,
         done.stdout,
         done.stderr

@@ -26,6 +26,20 @@ pub async fn run(config_path: &Path) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
+    // Each connection is a file descriptor: a limit below what the broker and the
+    // status page may hold would let one starve the other.
+    let needed = crate::fd_limit::needed(&config);
+    match crate::fd_limit::raise_to(needed) {
+        Ok((limit, true)) => tracing::warn!(
+            "only {limit} file descriptors (hard limit) for about {needed} that the \
+             broker's limits.max_connections and status.max_connections need: raise \
+             LimitNOFILE= (or ulimit -n) or lower those limits"
+        ),
+        Ok((limit, false)) => {
+            tracing::debug!("file descriptor limit {limit} (need about {needed})")
+        }
+        Err(e) => tracing::warn!("cannot read or raise the file descriptor limit: {e}"),
+    }
     // One process per state folder, and every port bound before the gateway
     // connects anywhere: a second gateway, or a busy port, stops here without
     // having disturbed the one that runs.
@@ -62,7 +76,8 @@ pub async fn run(config_path: &Path) -> u8 {
         println!("embedded broker listening on {}", broker.local_addr());
     }
     let watched = status::Watched::new(&running);
-    match status::serve(status_listener, auth, watched, stop.subscribe()) {
+    let limits = config.status.limits();
+    match status::serve(status_listener, auth, limits, watched, stop.subscribe()) {
         Ok((addr, _task)) => println!("status page on http://{addr}/"),
         Err(e) => {
             eprintln!("mqgate: {e:#}");

@@ -24,6 +24,6 @@ pub use source::{
     DataBits, FlowControl, Parity, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,
     SourceConfig, SourceKind, StopBits,
 };
-pub use status::{StatusAuth, StatusConfig};
+pub use status::{StatusAuth, StatusConfig, StatusLimits, MAX_STATUS_CONNECTIONS};
 pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
 pub use upstream::{BrokerUrl, UpstreamConfig, DEFAULT_MAX_INFLIGHT, MAX_INFLIGHT_LIMIT};

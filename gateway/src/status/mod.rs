@@ -1,7 +1,8 @@
 //! The status page and API over HTTP (axum), read-only: `/` (the page),
 //! `/events` (live snapshots), `/api/status` (JSON), `/api/history` (the charts'
 //! last hour), `/metrics` (Prometheus text format) and `/healthz`; optionally
-//! behind a token or basic authentication.
+//! behind a token or basic authentication; only for its own host names, over
+//! connections bounded in number and time.
 //!
 //! The stages publish their counters in shared atomics, and so does the embedded
 //! broker (broker-lite's `Metrics`); a `Snapshot` reads them all at one moment,
@@ -10,8 +11,10 @@
 mod auth;
 mod broker;
 mod broker_metrics;
+mod conns;
 mod health;
 mod history;
+mod host;
 mod metrics;
 mod server;
 mod snapshot;

@@ -1,4 +1,6 @@
-//! The HTTP server: read-only routes over the current snapshot.
+//! The HTTP server: read-only routes over the current snapshot, for the hosts
+//! it answers (`host`), to whoever has the credentials (`auth`), over connections
+//! bounded in number and time (`conns`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,9 +20,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::history::{self, History, SharedHistory};
+use super::host::Hosts;
 use super::snapshot::{Snapshot, Watched};
-use super::{auth, health, metrics};
-use crate::config::StatusAuth;
+use super::{auth, conns, health, host, metrics};
+use crate::config::{StatusAuth, StatusLimits};
 
 /// The page, embedded in the binary: no build step, no files to install.
 const PAGE: &str = include_str!("page.html");
@@ -35,7 +38,8 @@ struct AppState {
     stop: watch::Receiver<bool>,
 }
 
-/// The routes, reading from `watched` on every request (no history, no auth).
+/// The routes, reading from `watched` on every request (no history, no auth,
+/// any `Host`).
 pub fn router(watched: Watched) -> Router {
     let history = SharedHistory::default();
     router_until(
@@ -44,6 +48,20 @@ pub fn router(watched: Watched) -> Router {
         StatusAuth::default(),
         watch::channel(false).1,
     )
+}
+
+/// `router_until`, answering only the hosts in `hosts`.
+fn router_for(
+    watched: Watched,
+    history: SharedHistory,
+    auth: StatusAuth,
+    hosts: Hosts,
+    stop: watch::Receiver<bool>,
+) -> Router {
+    router_until(watched, history, auth, stop).layer(axum::middleware::from_fn_with_state(
+        Arc::new(hosts),
+        host::require,
+    ))
 }
 
 fn router_until(
@@ -71,15 +89,16 @@ fn router_until(
 }
 
 /// Bind `listen` and serve until `shutdown` turns true, asking for `auth`'s
-/// credentials when it has any. Returns the bound address (useful with port 0)
-/// and the server task.
+/// credentials when it has any, within `limits`. Returns the bound address
+/// (useful with port 0) and the server task.
 pub async fn start(
     listen: SocketAddr,
     auth: StatusAuth,
+    limits: StatusLimits,
     watched: Watched,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    serve(bind(listen).await?, auth, watched, shutdown)
+    serve(bind(listen).await?, auth, limits, watched, shutdown)
 }
 
 /// Bind the status page's port: `mqgate run` does it before it connects anywhere,
@@ -94,8 +113,9 @@ pub async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
 pub fn serve(
     listener: TcpListener,
     auth: StatusAuth,
+    limits: StatusLimits,
     watched: Watched,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
     if auth.is_open() && !addr.ip().is_loopback() {
@@ -110,18 +130,12 @@ pub fn serve(
         history.clone(),
         shutdown.clone(),
     ));
-    let app = router_until(watched, history, auth, shutdown.clone());
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!("status server on {addr}: {e}");
-        }
-    });
+    let hosts = Hosts {
+        bound: addr.ip(),
+        names: limits.allowed_hosts.clone(),
+    };
+    let app = router_for(watched, history, auth, hosts, shutdown.clone());
+    let task = tokio::spawn(conns::serve(listener, app, limits, shutdown));
     Ok((addr, task))
 }
 

@@ -1,6 +1,8 @@
 //! GETs for the status server's tests: `test_support::http` with this server's
 //! own rule that bodies are sent with a length, never chunked.
 
+pub(crate) mod gateway;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
