@@ -209,15 +209,29 @@ async fn probe_once(addr: SocketAddr, n: u64) -> anyhow::Result<()> {
     let topic = format!("probe/{n}");
     let mut c = Client::connect(addr, &format!("probe-{n}"), true).await?;
     c.subscribe(&topic).await?;
-    c.publish(&topic, Bytes::from_static(b"are you there"), false)
-        .await?;
-    loop {
-        if let Packet::Publish(p) = c.recv().await? {
-            if p.topic == topic {
-                return Ok(());
+    let pkid = c.pkid();
+    c.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: topic.clone(),
+        pkid,
+        payload: Bytes::from_static(b"are you there"),
+    }))
+    .await?;
+    // Its PUBACK and its delivery, in either order.
+    let (mut acked, mut delivered) = (false, false);
+    while !(acked && delivered) {
+        match c.recv().await? {
+            Packet::PubAck(id) if id == pkid => acked = true,
+            Packet::Publish(p) if p.topic == topic => {
+                c.send(&Packet::PubAck(p.pkid)).await?;
+                delivered = true;
             }
+            _ => {}
         }
     }
+    Ok(())
 }
 
 #[derive(Default)]
