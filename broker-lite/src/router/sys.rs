@@ -8,7 +8,7 @@ use super::Router;
 impl Router {
     pub(super) fn publish_sys(&mut self) {
         let m = self.metrics.snapshot();
-        let values: [(&str, String); 16] = [
+        let values: [(&str, String); 18] = [
             ("clients/connected", m.clients_connected.to_string()),
             ("clients/total", m.sessions.to_string()),
             ("messages/received", m.messages_received.to_string()),
@@ -25,6 +25,8 @@ impl Router {
             ("retained messages/count", m.retained_messages.to_string()),
             ("uptime", format!("{} seconds", m.uptime_secs)),
             ("auth/logins refused", m.logins_refused.to_string()),
+            ("auth/logins throttled", m.logins_throttled.to_string()),
+            ("auth/logins timed out", m.logins_timed_out.to_string()),
             ("auth/publishes denied", m.publishes_denied.to_string()),
             (
                 "auth/subscriptions denied",
