@@ -282,6 +282,26 @@ mod tests {
         assert_eq!(a.failures().tracked(), (0, 0));
     }
 
+    #[tokio::test]
+    async fn a_reload_keeps_the_failures_seen_and_applies_the_new_limits() {
+        let a = auth(true, None);
+        for _ in 0..3 {
+            assert_eq!(code(&a, Some("alice"), pw("wrong")).await, Some(4));
+        }
+        let stricter = AuthConfig {
+            max_failures_per_ip: 3,
+            ..AuthConfig::default()
+        };
+        let mut reloaded = Auth::reload(&stricter, &a).unwrap();
+        // The same users as before (`auth` does not write a file).
+        reloaded.passwords = a.passwords.clone();
+        reloaded.allow_anonymous = false;
+        let reloaded = Arc::new(reloaded);
+        let r = check(&reloaded, Some("alice"), pw("wrong"), false, HOME).await;
+        assert_eq!(r, Err(Refusal::Throttled(Blocked::Ip)));
+        assert!(Arc::ptr_eq(&reloaded.verify_slots, &a.verify_slots));
+    }
+
     #[test]
     fn refusal_codes_are_the_mqtt_ones() {
         assert_eq!(BadUserNameOrPassword as u8, 4);
