@@ -46,6 +46,11 @@ pub struct BrokerSnapshot {
 pub struct BrokerRefusals {
     /// CONNECTs refused for their credentials (CONNACK 4 or 5).
     pub login: u64,
+    /// CONNECTs refused before a password check: their address or user name
+    /// failed too often lately (CONNACK 5).
+    pub login_throttled: u64,
+    /// CONNECTs that found no password check free in time (CONNACK 3).
+    pub login_timed_out: u64,
     /// PUBLISH packets (and wills) dropped because the ACL refuses the topic.
     pub publish_acl: u64,
     /// Topic filters refused in SUBACK because the ACL refuses them.
@@ -66,9 +71,11 @@ pub struct BrokerRefusals {
 
 impl BrokerRefusals {
     /// Each reason with its count, as the metric's `reason` label.
-    pub fn by_reason(&self) -> [(&'static str, u64); 9] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 11] {
         [
             ("login", self.login),
+            ("login_throttled", self.login_throttled),
+            ("login_timed_out", self.login_timed_out),
             ("publish_acl", self.publish_acl),
             ("subscribe_acl", self.subscribe_acl),
             ("topic_limit", self.topic_limit),
@@ -127,6 +134,8 @@ impl BrokerSnapshot {
             wills_published: m.wills_published,
             refusals: BrokerRefusals {
                 login: m.logins_refused,
+                login_throttled: m.logins_throttled,
+                login_timed_out: m.logins_timed_out,
                 publish_acl: m.publishes_denied,
                 subscribe_acl: m.subscriptions_denied,
                 topic_limit: m.topics_refused,
@@ -174,6 +183,8 @@ mod tests {
         m.subscriptions_denied = 21;
         m.topics_refused = 22;
         m.subscriptions_refused = 23;
+        m.logins_throttled = 24;
+        m.logins_timed_out = 25;
         m
     }
 
@@ -207,6 +218,8 @@ mod tests {
             s.refusals.by_reason(),
             [
                 ("login", 19),
+                ("login_throttled", 24),
+                ("login_timed_out", 25),
                 ("publish_acl", 20),
                 ("subscribe_acl", 21),
                 ("topic_limit", 22),
@@ -217,7 +230,10 @@ mod tests {
                 ("malformed", 9),
             ]
         );
-        assert_eq!(s.refusals.total(), 19 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9);
+        assert_eq!(
+            s.refusals.total(),
+            19 + 24 + 25 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9
+        );
     }
 
     #[test]
