@@ -86,6 +86,13 @@ counters! {
     queue_budget_drops,
     /// Bytes (topic and payload) queued in all sessions.
     queued_bytes,
+    /// CONNECTs refused without a password check because their IP address, or
+    /// their user name from an address with failures, failed too often lately
+    /// (CONNACK 5; `auth.max_failures_per_ip`, `auth.max_failures_per_user`).
+    logins_throttled,
+    /// CONNECTs refused because no password check was free within
+    /// `auth.max_login_wait_ms` (CONNACK 3).
+    logins_timed_out,
     /// PUBLISH packets (and wills) dropped because the ACL refuses the topic, or
     /// because it starts with `$` (the broker's own); in-process publishes too.
     publishes_denied,

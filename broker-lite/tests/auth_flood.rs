@@ -31,19 +31,21 @@ impl Drop for PasswordFile {
     }
 }
 
-fn login(client_id: &str, user: &str, password: &str) -> ConnectBytes {
-    let mut c = ConnectBytes::new(client_id);
-    c.username = Some(user.as_bytes().to_vec());
-    c.password = Some(password.as_bytes().to_vec());
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_logins_does_not_stall_connected_clients() {
     let file = PasswordFile::new("alice", "right");
-    let broker = start_with(|c| c.auth.password_file = Some(file.path())).await;
+    let broker = start_with(|c| {
+        c.auth.password_file = Some(file.path());
+        // Every guess is checked here, however long it waits.
+        c.auth.max_login_wait_ms = 60_000;
+    })
+    .await;
     let addr = broker.local_addr();
-    let (mut alice, _) = RawClient::connect_with(addr, &login("alice", "alice", "right")).await;
+    let (mut alice, _) = RawClient::connect_with(
+        addr,
+        &ConnectBytes::new("alice").credentials("alice", "right"),
+    )
+    .await;
 
     // Each check takes a few tens of ms (a few hundred in a debug build); the
     // checks run one per core at a time.
@@ -53,7 +55,11 @@ async fn a_flood_of_bad_logins_does_not_stall_connected_clients() {
         .map(|i| {
             tokio::spawn(async move {
                 let id = format!("bad-{i}");
-                let (_, ack) = RawClient::handshake(addr, &login(&id, "alice", "wrong")).await;
+                let (_, ack) = RawClient::handshake(
+                    addr,
+                    &ConnectBytes::new(&id).credentials("alice", "wrong"),
+                )
+                .await;
                 ack.code
             })
         })

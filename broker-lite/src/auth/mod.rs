@@ -6,6 +6,11 @@
 //! (`Broker::reload`, SIGHUP). A connection checks the password right after CONNECT, on a blocking thread (a slow hash must not
 //! stall the runtime); the router compiles the client's ACL when it takes the
 //! CONNECT and checks it on every PUBLISH, SUBSCRIBE and delivery.
+//!
+//! Password checks run one per core (`verify_queue`). Failed logins are
+//! remembered per address and user name (`throttle`): an address or name that
+//! failed too often is refused without a check, and a login from an address
+//! without recent failures waits in front of the others, for a bounded time.
 
 pub mod acl;
 mod config;
@@ -14,11 +19,13 @@ mod login;
 pub mod passwd;
 mod passwd_cli;
 mod session_acls;
+mod throttle;
+mod verify_queue;
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tracing::error;
 
 use config_report::ConfigError;
@@ -31,6 +38,8 @@ pub use passwd_cli::passwd_command;
 pub(crate) use session_acls::SessionAcls;
 
 use hash::{PasswordHash, DEFAULT_ITERATIONS};
+use throttle::{FailureLimits, Failures};
+use verify_queue::VerifyQueue;
 
 /// The loaded password and ACL files and the anonymous policy.
 #[derive(Debug)]
@@ -40,7 +49,11 @@ pub struct Auth {
     allow_anonymous: bool,
     /// Password checks running at once; more wait their turn, so that a flood of
     /// logins cannot take every core from the router.
-    verify_slots: Arc<Semaphore>,
+    verify_slots: Arc<VerifyQueue>,
+    /// Recent failed logins per address and user name.
+    failures: Arc<Mutex<Failures>>,
+    /// Longest a login waits for a slot.
+    max_login_wait: Duration,
 }
 
 impl Auth {
@@ -59,16 +72,31 @@ impl Auth {
             passwords,
             acl,
             allow_anonymous: config.allows_anonymous(),
-            verify_slots: Arc::new(Semaphore::new(cores.max(1))),
+            verify_slots: VerifyQueue::new(cores),
+            failures: Arc::new(Mutex::new(Failures::new(FailureLimits::from_config(
+                config,
+            )))),
+            max_login_wait: Duration::from_millis(config.max_login_wait_ms.max(1)),
         })
     }
 
-    /// `load` again for a reload: the new files, the same limit on password
-    /// checks running at once (shared with the checks still under way).
+    /// `load` again for a reload: the new files, the same password-check slots
+    /// (shared with the checks still under way) and the failures remembered so
+    /// far, under the new limits.
     pub(crate) fn reload(config: &AuthConfig, previous: &Auth) -> Result<Auth, Vec<ConfigError>> {
         let mut auth = Auth::load(config)?;
         auth.verify_slots = previous.verify_slots.clone();
+        auth.failures = previous.failures.clone();
+        auth.failures()
+            .set_limits(FailureLimits::from_config(config));
         Ok(auth)
+    }
+
+    /// The failure tables, locked (never across an await).
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What is in force, for the log: users in the password file and ACL rules.

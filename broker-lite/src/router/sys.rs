@@ -8,7 +8,7 @@ use super::Router;
 impl Router {
     pub(super) fn publish_sys(&mut self) {
         let m = self.metrics.snapshot();
-        let values: [(&str, String); 21] = [
+        let values: [(&str, String); 23] = [
             ("clients/connected", m.clients_connected.to_string()),
             ("clients/total", m.sessions.to_string()),
             ("messages/received", m.messages_received.to_string()),
@@ -33,6 +33,8 @@ impl Router {
             ("uptime", format!("{} seconds", m.uptime_secs)),
             ("auth/logins refused", m.logins_refused.to_string()),
             ("auth/client ids refused", m.client_ids_refused.to_string()),
+            ("auth/logins throttled", m.logins_throttled.to_string()),
+            ("auth/logins timed out", m.logins_timed_out.to_string()),
             ("auth/publishes denied", m.publishes_denied.to_string()),
             (
                 "auth/subscriptions denied",

@@ -47,6 +47,28 @@ impl RawClient {
         }
     }
 
+    /// Open a TCP connection from `local` (a loopback address: Linux routes all
+    /// of 127/8 to `lo`, so a test can play clients on many IP addresses).
+    pub(crate) async fn tcp_from(
+        local: std::net::IpAddr,
+        addr: SocketAddr,
+    ) -> io::Result<RawClient> {
+        let socket = match local {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        stream.set_nodelay(true).ok();
+        Ok(RawClient {
+            stream,
+            buf: BytesMut::with_capacity(256),
+            closed: false,
+        })
+    }
+
     /// Connect with `connect` and return the client and the CONNACK it got.
     pub(crate) async fn handshake(
         addr: SocketAddr,

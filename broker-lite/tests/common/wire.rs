@@ -81,6 +81,13 @@ impl ConnectBytes {
         self
     }
 
+    /// With a user name and a password.
+    pub(crate) fn credentials(mut self, user: &str, password: &str) -> Self {
+        self.username = Some(user.as_bytes().to_vec());
+        self.password = Some(password.as_bytes().to_vec());
+        self
+    }
+
     pub(crate) fn keep_alive(mut self, secs: u16) -> Self {
         self.keep_alive = secs;
         self

@@ -46,6 +46,11 @@ pub struct BrokerSnapshot {
 pub struct BrokerRefusals {
     /// CONNECTs refused for their credentials (CONNACK 4 or 5).
     pub login: u64,
+    /// CONNECTs refused before a password check: their address or user name
+    /// failed too often lately (CONNACK 5).
+    pub login_throttled: u64,
+    /// CONNECTs that found no password check free in time (CONNACK 3).
+    pub login_timed_out: u64,
     /// CONNECTs refused (CONNACK 2): the client id belongs to another user's session.
     pub client_id: u64,
     /// CONNECTs refused (CONNACK 3) by `max_sessions` / `max_sessions_per_user`.
@@ -74,9 +79,11 @@ pub struct BrokerRefusals {
 
 impl BrokerRefusals {
     /// Each reason with its count, as the metric's `reason` label.
-    pub fn by_reason(&self) -> [(&'static str, u64); 13] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 15] {
         [
             ("login", self.login),
+            ("login_throttled", self.login_throttled),
+            ("login_timed_out", self.login_timed_out),
             ("client_id", self.client_id),
             ("session_limit", self.session_limit),
             ("retained_limit", self.retained_limit),
@@ -139,6 +146,8 @@ impl BrokerSnapshot {
             wills_published: m.wills_published,
             refusals: BrokerRefusals {
                 login: m.logins_refused,
+                login_throttled: m.logins_throttled,
+                login_timed_out: m.logins_timed_out,
                 client_id: m.client_ids_refused,
                 session_limit: m.sessions_refused,
                 retained_limit: m.retained_refused,
@@ -194,6 +203,8 @@ mod tests {
         m.sessions_refused = 25;
         m.retained_refused = 26;
         m.queue_budget_drops = 27;
+        m.logins_throttled = 28;
+        m.logins_timed_out = 29;
         m
     }
 
@@ -227,6 +238,8 @@ mod tests {
             s.refusals.by_reason(),
             [
                 ("login", 19),
+                ("login_throttled", 28),
+                ("login_timed_out", 29),
                 ("client_id", 24),
                 ("session_limit", 25),
                 ("retained_limit", 26),
@@ -243,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             s.refusals.total(),
-            19 + 24 + 25 + 26 + 27 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9
+            19 + 28 + 29 + 24 + 25 + 26 + 27 + 20 + 21 + 22 + 23 + 4 + 5 + 6 + 9
         );
     }
 

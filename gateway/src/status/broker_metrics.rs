@@ -102,7 +102,8 @@ pub(super) fn render(out: &mut String, b: &BrokerSnapshot) {
         "mqgate_broker_refusals_total",
         "counter",
         "What the embedded broker refused, by reason: login (bad credentials), \
-         publish_acl and subscribe_acl (the ACL), topic_limit, subscription_limit, \
+         login_throttled (refused unchecked after repeated failures), login_timed_out \
+         (no password check free in time), publish_acl and subscribe_acl (the ACL), topic_limit, subscription_limit, \
          connection_limit, connection_limit_per_ip, handshake (TLS or WebSocket), \
          malformed (a protocol violation).",
     );

@@ -523,7 +523,7 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("mqgate_broker_refusals_total{"))
             .count();
-        assert_eq!(reasons, 13, "one sample per reason:\n{text}");
+        assert_eq!(reasons, 15, "one sample per reason:\n{text}");
     }
 
     #[test]
