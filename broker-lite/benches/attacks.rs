@@ -69,19 +69,26 @@ impl Broker {
             .expect("start broker-lite");
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        loop {
+        let addr = loop {
             line.clear();
-            let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read stdout");
-            assert!(n > 0, "broker-lite ended before it listened");
-            if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                let addr = addr.parse().expect("an address");
-                std::thread::spawn(move || {
-                    // Keep the pipe drained.
-                    let _ = std::io::copy(&mut out, &mut std::io::sink());
-                });
-                return Broker { child, addr, dir };
+            match std::io::BufRead::read_line(&mut out, &mut line) {
+                Ok(n) if n > 0 => {}
+                _ => break None,
             }
-        }
+            if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                break addr.parse::<SocketAddr>().ok();
+            }
+        };
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("broker-lite did not say where it listens");
+        };
+        std::thread::spawn(move || {
+            // Keep the pipe drained.
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        Broker { child, addr, dir }
     }
 
     fn rss_kib(&self) -> u64 {
@@ -287,7 +294,9 @@ async fn offline_sessions(addr: SocketAddr) -> anyhow::Result<()> {
         for i in 0..3 {
             // Distinct payloads: a queued copy cannot share another's memory.
             let payload = Bytes::from(vec![(n + i) as u8; MIB - 64]);
-            publisher.publish(&format!("q/{i}/{n}"), payload, false).await?;
+            publisher
+                .publish(&format!("q/{i}/{n}"), payload, false)
+                .await?;
         }
     }
     Ok(())

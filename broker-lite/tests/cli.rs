@@ -269,3 +269,68 @@ fn repeated_malformed_connects_are_logged_once_and_then_counted() {
         .count();
     assert_eq!(malformed, 1, "{}", broker.proc.transcript());
 }
+
+/// Finding: unauthenticated log flooding. CONNECTs with a 60 KB client id and user
+/// name and a wrong password were each logged at WARN with both in full (31,023
+/// attempts wrote 4 GB in 10 s). Now one line a minute per kind of refusal, with
+/// the values cut to 64 characters.
+#[test]
+fn refused_logins_with_huge_client_ids_and_user_names_write_a_few_short_lines() {
+    use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
+    use std::io::{Read, Write};
+    let hash = PasswordHash::new(b"right", MIN_ITERATIONS).expect("a hash");
+    let config = TempConfig::new(
+        "log-flood",
+        "limits:\n  max_connect_size: 262144\nauth:\n  password_file: passwd\n  allow_anonymous: true\n",
+    );
+    std::fs::write(config.dir.join("passwd"), format!("alice:{hash}\n")).expect("passwd");
+    let mut broker = start_binary(&["--config", config.path_str()]);
+    let huge = "x".repeat(60_000);
+    for _ in 0..30 {
+        let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0xC2, 0x00, 0x3c];
+        for field in [huge.as_bytes(), huge.as_bytes(), b"wrong".as_slice()] {
+            body.extend((field.len() as u16).to_be_bytes());
+            body.extend(field);
+        }
+        let mut packet = vec![0x10];
+        let mut len = body.len();
+        loop {
+            let mut byte = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                byte |= 0x80;
+            }
+            packet.push(byte);
+            if len == 0 {
+                break;
+            }
+        }
+        packet.extend(body);
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+        s.write_all(&packet).expect("write");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert_eq!(answer.first(), Some(&0x20), "a CONNACK refusing it");
+    }
+    // The fence is anonymous: the address itself is throttled by now.
+    mosquitto_pub(broker.port, &["-t", "fence", "-m", "x"]);
+    broker.proc.signal(SIGTERM);
+    broker.proc.wait_exit(TIMEOUT);
+    let stderr = broker.proc.stream(Stream::Stderr);
+    let refused: Vec<&String> = stderr
+        .iter()
+        .filter(|l| l.contains("login refused"))
+        .collect();
+    assert!(
+        !refused.is_empty() && refused.len() <= 3,
+        "one line per kind of refusal: {refused:?}"
+    );
+    let written: usize = stderr.iter().map(|l| l.len() + 1).sum();
+    assert!(
+        written < 4096,
+        "{written} bytes of log:\n{}",
+        broker.proc.transcript()
+    );
+    assert!(refused[0].contains("…(+59936 bytes)"), "{}", refused[0]);
+}

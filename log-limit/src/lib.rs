@@ -113,8 +113,7 @@ pub struct Shortened<'a>(&'a str);
 
 impl std::fmt::Display for Shortened<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut shown = 0;
-        for (i, c) in self.0.char_indices() {
+        for (shown, (i, c)) in self.0.char_indices().enumerate() {
             if shown == SHOWN_CHARS {
                 return write!(f, "…(+{} bytes)", self.0.len() - i);
             }
@@ -123,7 +122,6 @@ impl std::fmt::Display for Shortened<'_> {
             } else {
                 write!(f, "{c}")?;
             }
-            shown += 1;
         }
         Ok(())
     }

@@ -80,11 +80,9 @@ pub(crate) async fn login(
                 auth.max_login_wait
             ),
         };
-        let user: String = user.unwrap_or("").chars().take(64).collect();
-        let client_id: String = connect.client_id.chars().take(64).collect();
         warn!(
-            client_id,
-            user,
+            client_id = %log_limit::shorten(&connect.client_id),
+            user = %log_limit::shorten(user.unwrap_or("")),
             %peer,
             "login refused: {why}{}",
             log_limit::suppressed(skipped)
