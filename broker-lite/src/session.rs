@@ -348,7 +348,11 @@ impl Session {
                 }
                 let outbox = outbox.clone();
                 let mut out = self.enqueue(msg, lim);
-                if self.queue.len() > lim.max_queued / 2 {
+                // Half full, in messages or in bytes: the publishers are braked
+                // before the queue has to give anything up.
+                if self.queue.len() > lim.max_queued / 2
+                    || self.queued_bytes > lim.max_queued_bytes / 2
+                {
                     out.congested = outbox.queue_long();
                 }
                 out
@@ -503,7 +507,7 @@ impl Session {
                 break;
             }
         }
-        if self.queue.len() <= lim.max_queued / 4 {
+        if self.queue.len() <= lim.max_queued / 4 && self.queued_bytes <= lim.max_queued_bytes / 4 {
             out.relieved = outbox.queue_short();
         }
         out
