@@ -286,26 +286,20 @@ fn refused_logins_with_huge_client_ids_and_user_names_write_a_few_short_lines() 
     std::fs::write(config.dir.join("passwd"), format!("alice:{hash}\n")).expect("passwd");
     let mut broker = start_binary(&["--config", config.path_str()]);
     let huge = "x".repeat(60_000);
+    let mut packet = bytes::BytesMut::new();
+    mqtt_proto::codec::encode(
+        &mqtt_proto::codec::Packet::Connect(mqtt_proto::codec::Connect {
+            protocol_level: 4,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: huge.clone(),
+            will: None,
+            username: Some(huge.clone()),
+            password: Some(bytes::Bytes::from_static(b"wrong")),
+        }),
+        &mut packet,
+    );
     for _ in 0..30 {
-        let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0xC2, 0x00, 0x3c];
-        for field in [huge.as_bytes(), huge.as_bytes(), b"wrong".as_slice()] {
-            body.extend((field.len() as u16).to_be_bytes());
-            body.extend(field);
-        }
-        let mut packet = vec![0x10];
-        let mut len = body.len();
-        loop {
-            let mut byte = (len % 128) as u8;
-            len /= 128;
-            if len > 0 {
-                byte |= 0x80;
-            }
-            packet.push(byte);
-            if len == 0 {
-                break;
-            }
-        }
-        packet.extend(body);
         let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
         s.write_all(&packet).expect("write");
         s.set_read_timeout(Some(TIMEOUT)).expect("timeout");

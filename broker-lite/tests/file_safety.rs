@@ -5,11 +5,11 @@
 mod real;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use broker_lite::auth::PasswordFile;
 use real::TIMEOUT;
+use test_support::files::{beside, mode};
 use test_support::mosquitto::mosquitto_pub;
 use test_support::process::{run_with_input, Finished, Proc};
 use test_support::{wait_for_port, Scratch};
@@ -21,19 +21,6 @@ fn passwd(args: &[&str], stdin: &str) -> Finished {
     let mut cmd = Command::new(BIN);
     cmd.arg("passwd").args(args);
     run_with_input("broker-lite passwd", cmd, stdin.as_bytes(), TIMEOUT)
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .mode()
-        & 0o777
-}
-
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 #[test]

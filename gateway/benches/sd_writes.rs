@@ -11,6 +11,8 @@
 //! `cargo bench -p mqgate --bench sd_writes` (`MQGATE_BENCH_SECONDS=N` shortens
 //! every run to N seconds). Loopback only; every run is bounded in time.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,20 +88,11 @@ fn capture(path: &Path, rate: u32, seconds: u32) -> usize {
     n
 }
 
+/// What the process wrote, less what it did not need to (pages of files removed
+/// before they were written back).
 fn io_written(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .strip_prefix(": ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    field("write_bytes").saturating_sub(field("cancelled_write_bytes"))
+    let io = common::proc_io(&pid.to_string());
+    io.write_bytes.saturating_sub(io.cancelled)
 }
 
 fn status(addr: SocketAddr) -> serde_json::Value {

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    append_all, batches, cell, config, message, scratch, wait_until, BATCH, LIMIT, OUTPUT,
+    append_all, batches, cell, config, message, proc_io, scratch, wait_until, BATCH, LIMIT, OUTPUT,
 };
 use mqgate::config::Synchronous;
 use mqgate::message::Message;
@@ -28,35 +28,6 @@ const APPENDS: usize = 200_000;
 const MEMORY_SMALL: usize = 100_000;
 const MEMORY_LARGE: usize = 1_000_000;
 const CHILD_ENV: &str = "MQGATE_STORE_BENCH_MEMORY";
-
-/// `wchar` (bytes handed to write()) and `write_bytes` (page-cache pages this process
-/// dirtied, which the kernel charges when they are dirtied, not at writeback).
-#[derive(Clone, Copy)]
-struct Io {
-    wchar: u64,
-    write_bytes: u64,
-    cancelled: u64,
-}
-
-fn io() -> Io {
-    let text = std::fs::read_to_string("/proc/self/io").expect("/proc/self/io");
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .strip_prefix(": ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    Io {
-        wchar: field("wchar"),
-        write_bytes: field("write_bytes"),
-        cancelled: field("cancelled_write_bytes"),
-    }
-}
 
 fn status_kib(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -91,7 +62,7 @@ struct AppendFigures {
 async fn append_phase(synchronous: Synchronous, online: bool) -> AppendFigures {
     let dir = scratch(if online { "online" } else { "offline" });
     let work = batches(APPENDS, QoS::AtLeastOnce);
-    let before = io();
+    let before = proc_io("self");
     let store = Store::open(&config(&dir, synchronous), &[OUTPUT]).expect("store opens");
     let reader = online.then(|| {
         let mut q = store.output(OUTPUT).expect("output");
@@ -127,7 +98,7 @@ async fn append_phase(synchronous: Synchronous, online: bool) -> AppendFigures {
     store.close().await;
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
-    let after = io();
+    let after = proc_io("self");
     let _ = std::fs::remove_dir_all(&dir);
     let written =
         (after.write_bytes - before.write_bytes).saturating_sub(after.cancelled - before.cancelled);

@@ -2,29 +2,13 @@
 //! only, even under a umask that lets everyone read. The umask belongs to the
 //! whole process: this test has a binary of its own.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-
 use bytes::Bytes;
 use mqgate::config::StoreConfig;
 use mqgate::message::Message;
 use mqgate::store::Store;
 use mqtt_proto::codec::QoS;
+use test_support::files::{beside, mode};
 use test_support::Scratch;
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
 
 #[tokio::test]
 async fn the_message_store_and_its_wal_and_shm_are_not_world_readable_under_a_permissive_umask() {

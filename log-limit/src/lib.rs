@@ -99,10 +99,10 @@ pub fn suppressed(n: u64) -> String {
 /// Characters of an outside value (a client id, a user name) a log line shows.
 pub const SHOWN_CHARS: usize = 64;
 
-/// An outside value as a log line shows it: at most [`SHOWN_CHARS`] characters,
-/// then how many bytes were left out, and control characters escaped so that a
-/// value cannot start a line of its own. Whoever sends a 64 KB client id then
-/// writes 64 characters to the log, not 64 KB.
+/// An outside value as a log line shows it: quoted, at most [`SHOWN_CHARS`]
+/// characters, then how many bytes were left out, with quotes and control
+/// characters escaped so that a value cannot start a line (or a field) of its own.
+/// Whoever sends a 64 KB client id then writes 64 characters to the log, not 64 KB.
 pub fn shorten(value: &str) -> Shortened<'_> {
     Shortened(value)
 }
@@ -113,17 +113,14 @@ pub struct Shortened<'a>(&'a str);
 
 impl std::fmt::Display for Shortened<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"")?;
         for (shown, (i, c)) in self.0.char_indices().enumerate() {
             if shown == SHOWN_CHARS {
-                return write!(f, "…(+{} bytes)", self.0.len() - i);
+                return write!(f, "\"…(+{} bytes)", self.0.len() - i);
             }
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
+            write!(f, "{}", c.escape_debug())?;
         }
-        Ok(())
+        f.write_str("\"")
     }
 }
 
@@ -133,13 +130,17 @@ mod tests {
 
     #[test]
     fn a_long_value_is_cut_and_control_characters_are_escaped() {
-        assert_eq!(shorten("sensor-7").to_string(), "sensor-7");
+        assert_eq!(shorten("sensor-7").to_string(), "\"sensor-7\"");
         let long = "x".repeat(65_536);
         let shown = shorten(&long).to_string();
-        assert_eq!(shown, format!("{}…(+65472 bytes)", "x".repeat(64)));
-        assert_eq!(shorten("a\nb\rc").to_string(), "a\\nb\\rc");
+        assert_eq!(shown, format!("\"{}\"…(+65472 bytes)", "x".repeat(64)));
+        assert_eq!(shorten("a\nb\"c").to_string(), "\"a\\nb\\\"c\"");
         let exactly = "é".repeat(64);
-        assert_eq!(shorten(&exactly).to_string(), exactly, "64 characters fit");
+        assert_eq!(
+            shorten(&exactly).to_string(),
+            format!("\"{exactly}\""),
+            "64 characters fit"
+        );
     }
 
     #[test]

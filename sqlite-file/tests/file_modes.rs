@@ -6,9 +6,9 @@
 //! their own, and every test in it wants the same permissive one.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
+use test_support::files::{beside, mode};
 
 const APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x4d4f_4445,
@@ -20,20 +20,6 @@ const APP: sqlite_file::App = sqlite_file::App {
 fn permissive_umask() {
     // SAFETY: umask(2) only sets the process's file creation mask.
     unsafe { libc::umask(0) };
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Write through `conn`, so that SQLite has its `-wal` and `-shm` open.

@@ -1,11 +1,12 @@
 //! Helpers shared by the workspace's tests: child processes that are killed when
 //! dropped, scratch folders, free ports, waits with a deadline, plain HTTP GETs,
 //! Mosquitto and its command line clients, throw-away TLS certificates,
-//! pseudo-terminals and per-thread CPU time.
+//! pseudo-terminals, per-thread CPU time and file modes.
 //!
 //! A dev-dependency only: nothing here is built into a shipped binary.
 
 pub mod cpu;
+pub mod files;
 pub mod http;
 pub mod mosquitto;
 pub mod mosquitto_tls;

@@ -125,3 +125,34 @@ pub(crate) fn cell(v: &[f64], decimals: usize) -> String {
         hi
     )
 }
+
+/// A process's write counters from `/proc/<who>/io` (`who`: `self` or a PID):
+/// `wchar` (bytes handed to write()) and `write_bytes` (page-cache pages it
+/// dirtied, which the kernel charges when they are dirtied, not at writeback),
+/// less `cancelled` (dirtied pages of files truncated or deleted before writeback).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Io {
+    pub(crate) wchar: u64,
+    pub(crate) write_bytes: u64,
+    pub(crate) cancelled: u64,
+}
+
+pub(crate) fn proc_io(who: &str) -> Io {
+    let text = std::fs::read_to_string(format!("/proc/{who}/io")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(": ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    Io {
+        wchar: field("wchar"),
+        write_bytes: field("write_bytes"),
+        cancelled: field("cancelled_write_bytes"),
+    }
+}
