@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::codec::{encode, read_packet, Connect, Packet, Publish, QoS, Subscribe};
+use mqtt_proto::codec::{
+    encode, put_remaining_length, read_packet, Connect, Packet, Publish, QoS, Subscribe,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -92,13 +94,7 @@ impl Broker {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        rss_of(self.child.id())
     }
 
     fn stop(mut self) {
@@ -315,19 +311,8 @@ async fn retained_flood(addr: SocketAddr, count: usize) -> anyhow::Result<()> {
 /// 1,000 connections each announce a CONNECT of 1 MiB and send most of it.
 async fn stalled_connects(addr: SocketAddr) -> anyhow::Result<Vec<TcpStream>> {
     let mut held = Vec::new();
-    let mut header = vec![0x10u8];
-    let mut len = MIB - 8;
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        header.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
+    let mut header = BytesMut::from(&[0x10u8][..]);
+    put_remaining_length(&mut header, MIB - 8);
     let body = vec![0u8; MIB - 64 * 1024];
     for _ in 0..1000 {
         let mut s = TcpStream::connect(addr).await?;

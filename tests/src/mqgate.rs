@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use test_support::mosquitto::{from_hex, Msg};
 use test_support::process::{run_to_end, Finished, Proc, Stream};
+use test_support::scratch::Scratch;
 
 /// The workspace root (the folder of the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {
@@ -203,4 +204,31 @@ pub fn gps_mappings(dir: &Path) -> PathBuf {
     std::os::unix::fs::symlink(workspace_file("scripts"), dir.join("scripts"))
         .expect("link scripts/");
     mappings
+}
+
+/// A gateway in `dir` (`mqgate.yaml`, its mapping and state folder) with the
+/// embedded broker and the status page on free loopback ports, `broker_extra`
+/// (YAML lines indented under `broker:`) added to the broker section, and one
+/// source `json-sensor` looping `tests/captures/json-sensor.log` through
+/// `scripts/json-lines.rhai` to `sensors/json-sensor/<name>` at QoS 1.
+pub fn json_sensor_gateway(dir: &Scratch, id: &str, broker_extra: &str) -> PathBuf {
+    dir.write(
+        "mappings/json-sensor.yaml",
+        format!(
+            "source: json-sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
+            workspace_file("scripts/json-lines.rhai").display()
+        ),
+    );
+    dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: {id}\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n{broker_extra}\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: json-sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
+             \x20   framing: {{ type: lines }}\n",
+            state = dir.path().join("state").display(),
+            capture = workspace_file("tests/captures/json-sensor.log").display(),
+        ),
+    )
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
-use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run, workspace_file};
+use mqgate_tests::mqgate::{embedded_broker_port, json_sensor_gateway, start_mqgate_run};
 use test_support::mosquitto::Subscriber;
 use test_support::process::{run_to_end, Stream};
 use test_support::scratch::Scratch;
@@ -28,25 +28,10 @@ fn config(dir: &Scratch) -> PathBuf {
         "acl",
         "user reader\ntopic read sensors/#\n\nuser nosy\ntopic read other/#\n",
     );
-    dir.write(
-        "mappings/json-sensor.yaml",
-        format!(
-            "source: json-sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
-            workspace_file("scripts/json-lines.rhai").display()
-        ),
-    );
-    dir.write(
-        "mqgate.yaml",
-        format!(
-            "gateway:\n  id: auth-gw\n  state_dir: {state}\n\
-             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
-             \x20 auth:\n    password_file: users\n    acl_file: acl\n\
-             status:\n  listen: 127.0.0.1:0\n\
-             sources:\n  - id: json-sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
-             \x20   framing: {{ type: lines }}\n",
-            state = dir.path().join("state").display(),
-            capture = workspace_file("tests/captures/json-sensor.log").display(),
-        ),
+    json_sensor_gateway(
+        dir,
+        "auth-gw",
+        "  auth:\n    password_file: users\n    acl_file: acl\n",
     )
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mqgate_tests::http::status_addr;
-use mqgate_tests::mqgate::{embedded_broker_port, mqgate_bin, workspace_file};
+use mqgate_tests::mqgate::{embedded_broker_port, json_sensor_gateway, mqgate_bin};
 use test_support::http::get;
 use test_support::process::{run_to_end, Proc, Stream};
 use test_support::scratch::Scratch;
@@ -29,25 +29,7 @@ const STATUS_MAX_CONNECTIONS: usize = 64;
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 fn config(dir: &Scratch) -> PathBuf {
-    dir.write(
-        "mappings/json-sensor.yaml",
-        format!(
-            "source: json-sensor\nscript: {}\ntopic: \"sensors/{{source}}/{{name}}\"\nqos: 1\n",
-            workspace_file("scripts/json-lines.rhai").display()
-        ),
-    );
-    dir.write(
-        "mqgate.yaml",
-        format!(
-            "gateway:\n  id: flood-gw\n  state_dir: {state}\n\
-             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
-             status:\n  listen: 127.0.0.1:0\n\
-             sources:\n  - id: json-sensor\n    type: replay\n    file: {capture}\n    loop: true\n\
-             \x20   framing: {{ type: lines }}\n",
-            state = dir.path().join("state").display(),
-            capture = workspace_file("tests/captures/json-sensor.log").display(),
-        ),
-    )
+    json_sensor_gateway(dir, "flood-gw", "")
 }
 
 /// `mqgate run` with soft and hard file descriptor limits of 1024.

@@ -97,15 +97,8 @@ impl Router {
     fn refuse_session(&mut self, conn: ConnId, connect: &Connect, limit: &str, outbox: &Outbox) {
         metrics::add(&self.metrics.sessions_refused, 1);
         static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
-        if let Some(skipped) = REFUSED.check() {
-            warn!(
-                conn,
-                client_id = %log_limit::shorten(&connect.client_id),
-                user = %log_limit::shorten(connect.username.as_deref().unwrap_or("")),
-                "CONNECT refused: {limit} persistent sessions are kept already{}",
-                log_limit::suppressed(skipped)
-            );
-        }
+        let why = format_args!("{limit} persistent sessions are kept already");
+        log_refusal(&REFUSED, conn, connect, why);
         refuse(outbox, ConnectReturnCode::ServerUnavailable);
     }
 
@@ -114,16 +107,9 @@ impl Router {
     fn refuse_client_id(&mut self, conn: ConnId, connect: &Connect, owner: &str, outbox: &Outbox) {
         metrics::add(&self.metrics.client_ids_refused, 1);
         static REFUSED: LogLimit = LogLimit::new(log_limit::MINUTE);
-        if let Some(skipped) = REFUSED.check() {
-            warn!(
-                conn,
-                client_id = %log_limit::shorten(&connect.client_id),
-                user = %log_limit::shorten(connect.username.as_deref().unwrap_or("")),
-                owner = %log_limit::shorten(owner),
-                "CONNECT refused: the client id belongs to another user's session{}",
-                log_limit::suppressed(skipped)
-            );
-        }
+        let owner = log_limit::shorten(owner);
+        let why = format_args!("the client id belongs to the session of user {owner}");
+        log_refusal(&REFUSED, conn, connect, why);
         refuse(outbox, ConnectReturnCode::IdentifierRejected);
     }
 
@@ -203,6 +189,19 @@ impl Router {
         metrics::add(&self.metrics.wills_published, 1);
         let msg = Message::new(&will.topic, will.payload, will.qos, will.retain);
         self.route(msg, None, true, Some(owner));
+    }
+}
+
+/// A refused CONNECT, logged once per `limit`'s interval with the count left out.
+fn log_refusal(limit: &LogLimit, conn: ConnId, connect: &Connect, why: std::fmt::Arguments<'_>) {
+    if let Some(skipped) = limit.check() {
+        warn!(
+            conn,
+            client_id = %log_limit::shorten(&connect.client_id),
+            user = %log_limit::shorten(connect.username.as_deref().unwrap_or("")),
+            "CONNECT refused: {why}{}",
+            log_limit::suppressed(skipped)
+        );
     }
 }
 

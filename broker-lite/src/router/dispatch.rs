@@ -197,9 +197,11 @@ impl Router {
     }
 
     pub(super) fn account(&mut self, sid: SessionId, out: Outcome) {
-        if let Some(session) = self.sessions[sid as usize].as_ref() {
-            let total = self.quotas.queued(sid as usize, session.queued_bytes());
-            metrics::set(&self.metrics.queued_bytes, total as u64);
+        if let Some(bytes) = self.sessions[sid as usize]
+            .as_ref()
+            .map(Session::queued_bytes)
+        {
+            self.note_queued(sid, bytes);
         }
         if out.dropped_budget > 0 {
             metrics::add(&self.metrics.queue_budget_drops, out.dropped_budget);
@@ -231,8 +233,15 @@ impl Router {
         }
         let queued = session.queued_bytes();
         let sid = self.insert_slot(session);
-        self.quotas.queued(sid as usize, queued);
+        self.note_queued(sid, queued);
         sid
+    }
+
+    /// Session `sid` now queues `bytes`: the total against the budget, and its gauge.
+    fn note_queued(&mut self, sid: SessionId, bytes: usize) {
+        if let Some(total) = self.quotas.queued(sid as usize, bytes) {
+            metrics::set(&self.metrics.queued_bytes, total as u64);
+        }
     }
 
     fn insert_slot(&mut self, session: Session) -> SessionId {
@@ -263,8 +272,7 @@ impl Router {
         if !session.clean {
             self.quotas.session_removed(session.owner.as_deref());
         }
-        let total = self.quotas.queued(sid as usize, 0);
-        metrics::set(&self.metrics.queued_bytes, total as u64);
+        self.note_queued(sid, 0);
         if let (Some(journal), true) = (&self.journal, session.journal.is_some()) {
             journal.session_gone(&session.client_id);
         }

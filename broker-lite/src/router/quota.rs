@@ -177,15 +177,19 @@ impl Quotas {
         }
     }
 
-    /// Session slot `sid` now queues `bytes`; returns the total of all queues.
-    pub(crate) fn queued(&mut self, sid: usize, bytes: usize) -> usize {
+    /// Session slot `sid` now queues `bytes`: the new total of all queues, or
+    /// `None` when it did not change (most deliveries go out at once).
+    pub(crate) fn queued(&mut self, sid: usize, bytes: usize) -> Option<usize> {
         if self.queued_seen.len() <= sid {
             self.queued_seen.resize(sid + 1, 0);
         }
         let seen = &mut self.queued_seen[sid];
+        if *seen == bytes {
+            return None;
+        }
         self.queued_total = self.queued_total - *seen + bytes;
         *seen = bytes;
-        self.queued_total
+        Some(self.queued_total)
     }
 
     /// Whether the queues together hold their budget: a message that would be
@@ -294,12 +298,13 @@ mod tests {
     #[test]
     fn the_queues_total_follows_each_sessions_bytes() {
         let mut q = Quotas::new(&limits());
-        assert_eq!(q.queued(3, 20), 20);
-        assert_eq!(q.queued(0, 25), 45);
+        assert_eq!(q.queued(3, 20), Some(20));
+        assert_eq!(q.queued(0, 25), Some(45));
+        assert_eq!(q.queued(0, 25), None, "unchanged");
         assert!(!q.queues_full());
-        assert_eq!(q.queued(3, 30), 55);
+        assert_eq!(q.queued(3, 30), Some(55));
         assert!(q.queues_full());
-        assert_eq!(q.queued(3, 0), 25);
+        assert_eq!(q.queued(3, 0), Some(25));
         assert!(!q.queues_full());
     }
 }

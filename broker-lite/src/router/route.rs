@@ -66,15 +66,17 @@ impl Router {
                 }
             };
         }
+        // Only a retained message counts against its user: the owner is looked up
+        // (and copied) for those alone, not for every PUBLISH.
+        let owner = p.retain.then(|| self.session_ref(sid).owner.clone());
         let msg = Message::new(&p.topic, p.payload, p.qos, p.retain);
         match p.qos {
             QoS::AtMostOnce => {
-                self.route(msg, Some(sid), true, self.owner_of(sid));
+                self.route(msg, Some(sid), true, owner);
                 Outcome::default()
             }
             QoS::AtLeastOnce => {
                 let before = self.recorded();
-                let owner = self.owner_of(sid);
                 self.route(msg, Some(sid), true, owner);
                 let durable = self.recorded() != before;
                 self.confirm(sid, Packet::PubAck(p.pkid), durable)
@@ -82,7 +84,6 @@ impl Router {
             QoS::ExactlyOnce => {
                 let before = self.recorded();
                 if self.session(sid).accept_incoming_qos2(p.pkid) {
-                    let owner = self.owner_of(sid);
                     self.route(msg, Some(sid), true, owner);
                 }
                 let durable = self.recorded() != before;
@@ -91,15 +92,11 @@ impl Router {
         }
     }
 
-    /// The user a session's messages are counted against.
-    fn owner_of(&self, sid: SessionId) -> Option<UserKey> {
-        Some(self.session_ref(sid).owner.clone())
-    }
-
     /// Send a message to every matching session, once each, at the highest granted QoS.
     /// `origin` is the publishing session (to brake it when a subscriber is congested);
     /// `count` says whether the message counts as received from outside; `owner` is
-    /// the user a retained message counts against (`None`: the broker's own).
+    /// the user a retained message counts against (`None`: the broker's own, or a
+    /// message that is not retained).
     pub(super) fn route(
         &mut self,
         msg: Message,

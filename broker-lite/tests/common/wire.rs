@@ -1,19 +1,10 @@
 //! Byte builders for MQTT packets, so a test controls every bit it sends.
 
 /// The variable-length "remaining length" field.
-pub(crate) fn remaining_length(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
+pub(crate) fn remaining_length(n: usize) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    mqtt_proto::codec::put_remaining_length(&mut out, n);
+    out.to_vec()
 }
 
 /// A whole packet: fixed-header byte, remaining length, body.

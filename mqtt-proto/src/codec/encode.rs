@@ -207,7 +207,10 @@ pub(super) fn varint_len(len: usize) -> usize {
     }
 }
 
-fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
+/// Append `len` as a fixed header's remaining length (1 to 4 bytes, 7 bits each
+/// [MQTT-2.2.3]): for writing a packet's header by hand, e.g. one that announces
+/// more than will be sent.
+pub fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
     debug_assert!(len <= MAX_REMAINING_LENGTH, "packet body over 256 MiB");
     loop {
         let mut byte = (len % 128) as u8;

@@ -10,7 +10,7 @@ mod framing;
 mod packet;
 
 pub use decode::decode;
-pub use encode::{encode, encode_publish, encoded_len};
+pub use encode::{encode, encode_publish, encoded_len, put_remaining_length};
 pub use error::DecodeError;
 pub use framing::read_packet;
 pub use packet::*;

@@ -15,9 +15,9 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
-use mqgate::capture::{CaptureHeader, CaptureWriter, Parity};
+use mqgate::capture::{format_utc, CaptureHeader, CaptureWriter, Parity};
 
 pub mod drive;
 pub mod nmea;
@@ -97,15 +97,14 @@ fn committed(name: &str) -> Vec<u8> {
 /// `i`'s bytes start at `i` s and arrive at the line's pace (10 bits a byte), in
 /// reads of at most `READ_SIZE` bytes, each at the time its last byte arrived.
 fn timed(what: &str, port: &str, baud: u32, started_unix: i64, seconds: &[Vec<u8>]) -> Vec<u8> {
-    let (year, month, day, hour, minute, second) = drive::civil(started_unix);
     let header = CaptureHeader {
         port: Some(port.to_string()),
         baud: Some(baud),
         data_bits: Some(8),
         parity: Some(Parity::None),
         stop_bits: Some(1),
-        started_at: Some(format!(
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.000000Z"
+        started_at: Some(format_utc(
+            UNIX_EPOCH + Duration::from_secs(started_unix as u64),
         )),
     };
     let buffer = Buffer::default();
