@@ -1,13 +1,16 @@
-//! The store against a model: random sequences of append / read / ack / crash and
-//! reopen / eviction, checked against a `VecDeque` of the messages not yet
-//! acknowledged. Nothing is lost, the order is kept, the counts are right.
+//! The store against a model: random sequences of append / read / ack / close,
+//! crash or power cut and reopen / eviction / the output going down and up / the
+//! write-behind window passing, in both durability modes, checked against a
+//! `VecDeque` of the messages not yet acknowledged. Nothing is lost but what the
+//! mode allows (a power cut loses the write-behind messages not yet in the
+//! file, nothing else), the order is kept, the counts are right.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 use test_support::Scratch;
 
 use bytes::Bytes;
-use mqgate::config::{StoreConfig, WhenFull};
+use mqgate::config::{Durability, StoreConfig, WhenFull};
 use mqgate::message::Message;
 use mqgate::store::{OutputQueue, Store, StoreStats, Stored};
 use mqtt_proto::codec::QoS;
@@ -24,7 +27,15 @@ enum Op {
     /// Acknowledge every message in flight.
     AckAll,
     /// Stop the store without telling the outputs and open it again.
-    CrashAndReopen,
+    CloseAndReopen,
+    /// The process is killed (`kill -9`) and started again.
+    Crash,
+    /// The power goes: the process dies and the journal in memory is gone.
+    PowerCut,
+    /// The output connects or goes down.
+    Up(bool),
+    /// The write-behind window of every message in the journal passes.
+    WindowPasses,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,15 +44,22 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1usize..30).prop_map(Op::Read),
         3 => any::<usize>().prop_map(Op::Ack),
         1 => Just(Op::AckAll),
-        1 => Just(Op::CrashAndReopen),
+        1 => Just(Op::CloseAndReopen),
+        1 => Just(Op::Crash),
+        1 => Just(Op::PowerCut),
+        2 => any::<bool>().prop_map(Op::Up),
+        1 => Just(Op::WindowPasses),
     ]
 }
 
 /// What the store should hold.
 #[derive(Default)]
 struct Model {
-    /// Sequence numbers not acknowledged, in order.
-    kept: VecDeque<u64>,
+    /// Sequence numbers not acknowledged, in order, and whether each is in the
+    /// file (`false`: only in the write-behind journal).
+    kept: VecDeque<(u64, bool)>,
+    /// The output is connected.
+    up: bool,
     /// How many of `kept` (from the front, skipping in-flight ones) were read since the last reopen.
     read: Vec<u64>,
     in_flight: Vec<u64>,
@@ -80,12 +98,39 @@ fn seq_of(s: &Stored) -> u64 {
         .expect("a number")
 }
 
-async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
+impl Model {
+    fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.kept.iter().map(|(s, _)| *s)
+    }
+
+    fn forget(&mut self, seq: u64) {
+        self.kept.retain(|(s, _)| *s != seq);
+        self.read.retain(|s| *s != seq);
+        self.in_flight.retain(|s| *s != seq);
+    }
+
+    /// The store starts again: the output is down, nothing is read.
+    fn restarted(&mut self) {
+        self.read.clear();
+        self.in_flight.clear();
+        self.evicted = 0;
+        self.up = false;
+        // What was in the journal was taken over into the file.
+        for (_, in_file) in &mut self.kept {
+            *in_file = true;
+        }
+    }
+}
+
+async fn run(ops: Vec<Op>, max_messages: u64, durability: Durability) -> Result<(), TestCaseError> {
     let dir = scratch();
     let cfg = StoreConfig {
         file: dir.path().join("m.db"),
         max_messages,
         when_full: WhenFull::DropOldest,
+        // The window passes only when the test says so.
+        write_behind_ms: 3_600_000,
+        write_behind_dir: dir.path().to_path_buf(),
         ..StoreConfig::default()
     };
     let mut real = open(&cfg);
@@ -101,16 +146,21 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
                         retain: false,
                     })
                     .collect();
-                let appended = real.store.append(msgs).await.expect("append");
+                let msgs = msgs.into_iter().map(std::sync::Arc::new).collect();
+                let appended = real
+                    .store
+                    .append_shared(msgs, durability)
+                    .await
+                    .expect("append");
                 prop_assert_eq!(appended.accepted, n);
+                let in_file = durability == Durability::OnReceipt || !model.up;
                 for _ in 0..n {
-                    model.kept.push_back(model.next_seq);
+                    model.kept.push_back((model.next_seq, in_file));
                     model.next_seq += 1;
                     while model.kept.len() as u64 > max_messages {
-                        let gone = model.kept.pop_front().expect("non-empty");
+                        let (gone, _) = model.kept.pop_front().expect("non-empty");
                         model.evicted += 1;
-                        model.in_flight.retain(|s| *s != gone);
-                        model.read.retain(|s| *s != gone);
+                        model.forget(gone);
                         real.ids.retain(|(s, _)| *s != gone);
                     }
                 }
@@ -118,11 +168,9 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
             Op::Read(n) => {
                 // The next unread messages, in order.
                 let expected: Vec<u64> = model
-                    .kept
-                    .iter()
+                    .seqs()
                     .filter(|s| !model.read.contains(s))
                     .take(n)
-                    .copied()
                     .collect();
                 if expected.is_empty() {
                     continue;
@@ -151,25 +199,53 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
                     .expect("id known");
                 let (_, id) = real.ids.remove(pos);
                 real.queue.done(vec![id]).await.expect("done");
-                model.kept.retain(|s| *s != seq);
-                model.read.retain(|s| *s != seq);
+                model.forget(seq);
             }
             Op::AckAll => {
                 let ids: Vec<u64> = real.ids.drain(..).map(|(_, id)| id).collect();
                 real.queue.done(ids).await.expect("done");
-                for seq in model.in_flight.drain(..) {
-                    model.kept.retain(|s| *s != seq);
-                    model.read.retain(|s| *s != seq);
+                for seq in std::mem::take(&mut model.in_flight) {
+                    model.forget(seq);
                 }
             }
-            Op::CrashAndReopen => {
+            Op::CloseAndReopen => {
                 real.store.close().await;
                 drop(real);
                 real = open(&cfg);
                 // Whatever was read but not acknowledged comes again.
-                model.read.clear();
-                model.in_flight.clear();
-                model.evicted = 0;
+                model.restarted();
+            }
+            Op::Crash | Op::PowerCut => {
+                let journal = real.store.journal_path().map(|p| p.to_path_buf());
+                real.store.crash().await;
+                drop(real);
+                if matches!(op, Op::PowerCut) {
+                    // The journal lived in memory.
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut name = journal.clone().expect("a journal").into_os_string();
+                        name.push(suffix);
+                        let _ = std::fs::remove_file(name);
+                    }
+                    model.kept.retain(|(_, in_file)| *in_file);
+                }
+                real = open(&cfg);
+                model.restarted();
+            }
+            Op::Up(up) => {
+                real.queue.set_connected(up).await;
+                if model.up && !up {
+                    // It will not acknowledge soon: its messages go to the file.
+                    for (_, in_file) in &mut model.kept {
+                        *in_file = true;
+                    }
+                }
+                model.up = up;
+            }
+            Op::WindowPasses => {
+                real.store.write_behind_now().await;
+                for (_, in_file) in &mut model.kept {
+                    *in_file = true;
+                }
             }
         }
         real.store.sync().await;
@@ -190,7 +266,7 @@ async fn run(ops: Vec<Op>, max_messages: u64) -> Result<(), TestCaseError> {
         prop_assert!(!got.is_empty());
         all.extend(got.iter().map(seq_of));
     }
-    prop_assert_eq!(all, model.kept.iter().copied().collect::<Vec<_>>());
+    prop_assert_eq!(all, model.seqs().collect::<Vec<_>>());
     real.store.close().await;
     Ok(())
 }
@@ -202,11 +278,17 @@ proptest! {
     fn the_store_keeps_what_the_model_keeps(
         ops in proptest::collection::vec(op(), 1..60),
         max_messages in 5u64..200,
+        write_behind in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(run(ops, max_messages))?;
+        let durability = if write_behind {
+            Durability::WriteBehind
+        } else {
+            Durability::OnReceipt
+        };
+        rt.block_on(run(ops, max_messages, durability))?;
     }
 }

@@ -25,5 +25,5 @@ pub use source::{
     SourceConfig, SourceKind, StopBits,
 };
 pub use status::{StatusAuth, StatusConfig, StatusLimits, MAX_STATUS_CONNECTIONS};
-pub use store::{parse_duration, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
+pub use store::{parse_duration, Durability, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};
 pub use upstream::{BrokerUrl, UpstreamConfig, DEFAULT_MAX_INFLIGHT, MAX_INFLIGHT_LIMIT};

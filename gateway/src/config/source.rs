@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::qos::Number;
+use super::store::Durability;
 
 use super::yaml::kind_of;
 use crate::frame::FramingConfig;
@@ -28,6 +29,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// How its bytes are cut into frames; `type: lines` when left out.
     pub framing: FramingConfig,
+    /// When its messages reach the store file; `store.durability` when left out.
+    pub durability: Option<Durability>,
 }
 
 /// What a source reads from, chosen by its `type` key.
@@ -396,6 +399,12 @@ pub(crate) fn read(
             framing
         }
     };
+    let durability = match map.get("durability") {
+        None => Some(None),
+        Some(value) => report
+            .piece::<Durability>(&at.key("durability"), value)
+            .map(Some),
+    };
     let types = SourceKind::TYPES.join(", ");
     let kind = match map.get("type") {
         None => {
@@ -405,7 +414,7 @@ pub(crate) fn read(
         Some(Value::String(kind)) => {
             let body: Mapping = map
                 .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), Some("id" | "type" | "framing")))
+                .filter(|(k, _)| !matches!(k.as_str(), Some("id" | "type" | "framing" | "durability")))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             match SourceKind::read(kind, &Value::Mapping(body), at, dir, report) {
@@ -445,5 +454,6 @@ pub(crate) fn read(
         id: id?,
         kind: kind?,
         framing: framing?,
+        durability: durability?,
     })
 }

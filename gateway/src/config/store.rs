@@ -28,6 +28,15 @@ pub struct StoreConfig {
     pub qos0_while_down: Qos0WhileDown,
     /// Seconds between WAL checkpoints (the WAL also checkpoints itself as it grows).
     pub checkpoint_secs: u64,
+    /// When a message reaches the file, for sources that do not say (`durability:`
+    /// on a source): `write_behind` (default) or `on_receipt`.
+    pub durability: Durability,
+    /// `write_behind`: a message every output acknowledged within this many
+    /// milliseconds is never written to the file. Default 1000.
+    pub write_behind_ms: u64,
+    /// `write_behind`: the folder, in memory (tmpfs), of the journal that keeps
+    /// those messages across a crash of the process. Default `/dev/shm`.
+    pub write_behind_dir: PathBuf,
 }
 
 impl Default for StoreConfig {
@@ -41,8 +50,24 @@ impl Default for StoreConfig {
             max_age: None,
             qos0_while_down: Qos0WhileDown::Drop,
             checkpoint_secs: 60,
+            durability: Durability::WriteBehind,
+            write_behind_ms: 1000,
+            write_behind_dir: PathBuf::from("/dev/shm"),
         }
     }
+}
+
+/// When a source's messages are written to the store file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Kept in memory (and in a journal in memory, which survives a crash of the
+    /// process but not a power cut) while the outputs acknowledge them within
+    /// `write_behind_ms`; written to the file after that, or at once while an
+    /// output is down. For sources that cannot be asked to send again.
+    WriteBehind,
+    /// Written to the file before it counts as taken.
+    OnReceipt,
 }
 
 /// SQLite's `synchronous` level for the store.

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::MessageBatch;
+use crate::config::Durability;
 use crate::frame::Frame;
 use crate::mapping::{dead_letter, Mapped, Mapper};
 use crate::message::Message;
@@ -110,7 +112,8 @@ pub(super) fn spawn(
     stats: Arc<MappingStats>,
     gateway_id: &str,
     mut frames: mpsc::Receiver<Frame>,
-    out: mpsc::Sender<Vec<Message>>,
+    durability: Durability,
+    out: mpsc::Sender<MessageBatch>,
 ) -> anyhow::Result<()> {
     let source = status.id.clone();
     let gateway_id = gateway_id.to_string();
@@ -136,7 +139,11 @@ pub(super) fn spawn(
                 for frame in waiting.drain(..) {
                     map_one(&mapper, &gateway_id, &stats, &frame, &mut batch);
                 }
-                if !batch.is_empty() && out.blocking_send(batch).is_err() {
+                let batch = MessageBatch {
+                    durability,
+                    messages: batch,
+                };
+                if !batch.messages.is_empty() && out.blocking_send(batch).is_err() {
                     break;
                 }
             }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::backoff::Backoff;
-use crate::config::{GatewayConfig, SourceKind};
+use crate::config::{Durability, GatewayConfig, SourceKind};
 use crate::frame::Frame;
 use crate::message::Message;
 use crate::output::embedded::{self, OutputStats};
@@ -99,6 +99,13 @@ impl Running {
 #[error("{}", .0.join("\n"))]
 pub struct MappingErrors(pub Vec<String>);
 
+/// The messages of a source's frames, mapped together.
+pub(crate) struct MessageBatch {
+    /// The source's (when they reach the store file).
+    pub durability: Durability,
+    pub messages: Vec<Message>,
+}
+
 /// Where messages go instead of the outputs (for `replay --dry-run`).
 pub type Tap = mpsc::Sender<Message>;
 
@@ -113,7 +120,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let mappers = build_mappers(config).map_err(MappingErrors)?;
     let mut upstream_to_start = None;
-    let (msg_tx, msg_rx) = mpsc::channel::<Vec<Message>>(BATCH_QUEUE);
+    let (msg_tx, msg_rx) = mpsc::channel::<MessageBatch>(BATCH_QUEUE);
     let mut running = Running {
         gateway_id: config.gateway.id.clone(),
         started: std::time::Instant::now(),
@@ -209,6 +216,7 @@ pub async fn start(
             stats.clone(),
             &config.gateway.id,
             frame_rx,
+            source.durability.unwrap_or(config.store.durability),
             msg_tx.clone(),
         )?;
         running.slots.insert(source.id.clone(), slot);
@@ -299,9 +307,9 @@ pub struct ReplayOverride {
 }
 
 /// `replay --dry-run`: every message to the tap, in order.
-async fn pass_to_tap(mut rx: mpsc::Receiver<Vec<Message>>, tap: Tap) {
+async fn pass_to_tap(mut rx: mpsc::Receiver<MessageBatch>, tap: Tap) {
     while let Some(batch) = rx.recv().await {
-        for msg in batch {
+        for msg in batch.messages {
             if tap.send(msg).await.is_err() {
                 return;
             }
@@ -312,7 +320,7 @@ async fn pass_to_tap(mut rx: mpsc::Receiver<Vec<Message>>, tap: Tap) {
 /// Append the mappings' messages to the store in batches; a batch the store could
 /// not commit (a full disk...) is tried again with back-off, while the pipeline
 /// behind waits: nothing is dropped here.
-async fn feed_store(mut rx: mpsc::Receiver<Vec<Message>>, store: Store) {
+async fn feed_store(mut rx: mpsc::Receiver<MessageBatch>, store: Store) {
     let mut batches = Vec::with_capacity(APPEND_BATCH);
     let mut batch: Vec<Arc<Message>> = Vec::with_capacity(APPEND_BATCH);
     let mut backoff = Backoff::new(
@@ -320,20 +328,28 @@ async fn feed_store(mut rx: mpsc::Receiver<Vec<Message>>, store: Store) {
         std::time::Duration::from_secs(10),
     );
     while rx.recv_many(&mut batches, BATCH_QUEUE).await > 0 {
-        batch.extend(batches.drain(..).flatten().map(Arc::new));
-        loop {
-            match store.append_shared(batch.clone()).await {
-                Ok(_) => {
-                    backoff.reset();
-                    break;
-                }
-                Err(crate::store::StoreError::Closed) => return,
-                Err(e) => {
-                    tracing::error!("{e}; trying again");
-                    tokio::time::sleep(backoff.next_delay()).await;
+        let mut from = batches.drain(..).peekable();
+        // One append per run of batches of the same durability, in order.
+        while let Some(first) = from.next() {
+            let durability = first.durability;
+            batch.extend(first.messages.into_iter().map(Arc::new));
+            while let Some(next) = from.next_if(|b| b.durability == durability) {
+                batch.extend(next.messages.into_iter().map(Arc::new));
+            }
+            loop {
+                match store.append_shared(batch.clone(), durability).await {
+                    Ok(_) => {
+                        backoff.reset();
+                        break;
+                    }
+                    Err(crate::store::StoreError::Closed) => return,
+                    Err(e) => {
+                        tracing::error!("{e}; trying again");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                 }
             }
+            batch.clear();
         }
-        batch.clear();
     }
 }

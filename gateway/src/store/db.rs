@@ -20,6 +20,16 @@ const APP: sqlite_file::App = sqlite_file::App {
     program: "mqgate",
     unmarked_tables: &["meta", "outputs", "messages"],
 };
+/// Marks the write-behind journal ("MQGJ"): the same `messages` table, in memory.
+const JOURNAL_APP: sqlite_file::App = sqlite_file::App {
+    application_id: 0x4D51_474A,
+    program: "mqgate (write-behind journal)",
+    unmarked_tables: &[],
+};
+/// The write-ahead log keeps this much room after a checkpoint instead of
+/// shrinking to nothing, so that deletes (acknowledgements) and checkpoints can
+/// still be written when the disk is full.
+const WAL_KEEP_BYTES: i64 = 4 * 1024 * 1024;
 /// Version of the schema below, kept in `meta`.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -46,6 +56,26 @@ pub(super) struct Row {
     pub id: u64,
     pub message: Message,
     pub released: bool,
+}
+
+/// The output marks of a row: who still has to send it, whose PUBREC came back.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Marks {
+    pub pending: u64,
+    pub released: u64,
+}
+
+/// A journal row as it is moved into the file.
+struct JournalRow {
+    id: i64,
+    created_ms: i64,
+    topic: String,
+    payload: Vec<u8>,
+    qos: i64,
+    retain: bool,
+    pending: i64,
+    released: i64,
+    size: i64,
 }
 
 /// What `open` found in the file.
@@ -104,6 +134,7 @@ impl Db {
         path: &Path,
         sync: Synchronous,
         outputs: &[String],
+        journal: Option<&Db>,
     ) -> Result<Opened, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
@@ -135,7 +166,8 @@ impl Db {
             Synchronous::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-4096;"
+            "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-4096; \
+             PRAGMA journal_size_limit={WAL_KEEP_BYTES};"
         ))
         .map_err(on)?;
         conn.execute_batch(SCHEMA).map_err(on)?;
@@ -167,6 +199,9 @@ impl Db {
             conn,
             path: path.to_path_buf(),
         };
+        if let Some(journal) = journal {
+            db.take_over(journal)?;
+        }
         let (bits, forgotten) = db.register_outputs(outputs)?;
         let (count, bytes, max_id): (u64, u64, u64) = db
             .conn
@@ -184,6 +219,125 @@ impl Db {
             forgotten,
             db,
         })
+    }
+
+    /// Open (or create) the write-behind journal at `path`: the store's table in
+    /// a file that lives in memory, written without syncing.
+    pub(super) fn open_journal(path: &Path) -> Result<Db, StoreError> {
+        let conn = sqlite_file::open(path, &JOURNAL_APP).map_err(from_open)?;
+        let on = |e| classify(path, e);
+        conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-1024;")
+            .map_err(on)?;
+        conn.execute_batch(SCHEMA).map_err(on)?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Move the messages a crashed run left in the journal into this file (a
+    /// message already here wins: it was moved before the crash), in one
+    /// transaction, then empty the journal.
+    fn take_over(&self, journal: &Db) -> Result<(), StoreError> {
+        let rows: Vec<JournalRow> = {
+            let mut stmt = journal
+                .conn
+                .prepare(
+                    "SELECT id, created_ms, topic, payload, qos, retain, pending, released, size \
+                     FROM messages ORDER BY id",
+                )
+                .map_err(|e| journal.err(e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(JournalRow {
+                        id: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        topic: r.get(2)?,
+                        payload: r.get(3)?,
+                        qos: r.get(4)?,
+                        retain: r.get(5)?,
+                        pending: r.get(6)?,
+                        released: r.get(7)?,
+                        size: r.get(8)?,
+                    })
+                })
+                .map_err(|e| journal.err(e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| journal.err(e))?
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let moved = rows.iter().try_for_each(|r| {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages \
+                     (id, created_ms, topic, payload, qos, retain, pending, released, size) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    r.id,
+                    r.created_ms,
+                    r.topic,
+                    r.payload,
+                    r.qos,
+                    r.retain,
+                    r.pending,
+                    r.released,
+                    r.size
+                ])
+                .map(|_| ())
+        });
+        if let Err(e) = moved.map_err(|e| self.err(e)).and_then(|()| self.commit()) {
+            self.rollback();
+            return Err(e);
+        }
+        tracing::info!(
+            store = %self.path.display(),
+            "{} message(s) taken over from the write-behind journal {} (left by a run that did not stop cleanly)",
+            rows.len(),
+            journal.path.display()
+        );
+        journal
+            .conn
+            .execute_batch("DELETE FROM messages")
+            .map_err(|e| journal.err(e))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows and bytes in the file.
+    pub(super) fn totals(&self) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remove rows from `id` on (appends of a batch that was rolled back).
+    pub(super) fn delete_from(&self, id: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM messages WHERE id >= ?1", [id as i64])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Close and delete the file with its write-ahead log (the journal, empty,
+    /// at a clean stop).
+    pub(super) fn remove(self) {
+        let path = self.path.clone();
+        drop(self.conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
     }
 
     pub(super) fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -276,14 +430,15 @@ impl Db {
         id: u64,
         created_ms: i64,
         m: &Message,
-        pending: u64,
+        marks: Marks,
         size: u64,
     ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "INSERT INTO messages (id, created_ms, topic, payload, qos, retain, pending, size) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO messages \
+                 (id, created_ms, topic, payload, qos, retain, pending, released, size) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(|e| self.err(e))?;
         stmt.execute(params![
@@ -293,10 +448,21 @@ impl Db {
             &m.payload[..],
             m.qos as u8,
             m.retain,
-            pending as i64,
+            marks.pending as i64,
+            marks.released as i64,
             size as i64
         ])
         .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Remove the row `id` (moved to the file, or evicted from the journal).
+    pub(super) fn delete(&self, id: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM messages WHERE id = ?1")
+            .map_err(|e| self.err(e))?
+            .execute([id as i64])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -440,9 +606,12 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
+    /// Copy the write-ahead log into the file and start it over: it keeps up to
+    /// `WAL_KEEP_BYTES` of room (see there), or none with `truncate` (closing).
+    pub(super) fn checkpoint(&self, truncate: bool) -> Result<(), StoreError> {
+        let mode = if truncate { "TRUNCATE" } else { "RESTART" };
         self.conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute_batch(&format!("PRAGMA wal_checkpoint({mode})"))
             .map_err(|e| self.err(e))
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::StoreConfig;
+use crate::config::{Durability, StoreConfig};
 use crate::message::Message;
 
 /// Commands waiting for the store's thread.
@@ -97,8 +97,9 @@ pub struct Stored {
     pub message: Arc<Message>,
     /// The output's PUBREC came back before: send PUBREL, not the PUBLISH.
     pub released: bool,
-    /// In the file: the output must call `done` when it is through with it. QoS 0
-    /// messages that were never written to the file need no `done`.
+    /// Kept by the store (in its file or its write-behind journal): the output
+    /// must call `done` when it is through with it. QoS 0 messages kept nowhere
+    /// need no `done`.
     pub persisted: bool,
 }
 
@@ -125,6 +126,7 @@ pub struct Appended {
 pub(crate) enum Command {
     Append {
         messages: Vec<Arc<Message>>,
+        durability: Durability,
         reply: oneshot::Sender<Result<Appended, StoreError>>,
     },
     Fetch {
@@ -160,6 +162,18 @@ pub(crate) enum Command {
     /// Tests: the file may grow by this many pages only (a full disk).
     #[cfg(test)]
     LimitPages(u64),
+    /// Tests: the thread waits until this is sent to (or dropped), so that the
+    /// commands sent meanwhile run in one batch.
+    #[cfg(test)]
+    Hold(std::sync::mpsc::Receiver<()>),
+    /// Move every message of the journal to the file now, as if its window passed.
+    WriteBehindNow {
+        reply: oneshot::Sender<()>,
+    },
+    /// Stop the thread at once, as a killed process would: nothing more is written.
+    Crash {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 #[derive(Debug)]
@@ -178,6 +192,7 @@ pub struct Store {
     input_done: Arc<watch::Sender<bool>>,
     names: Arc<[String]>,
     path: PathBuf,
+    journal: Option<PathBuf>,
     /// The last id that was in the file when it was opened.
     opened_upto: u64,
 }
@@ -188,7 +203,7 @@ impl Store {
     pub fn open(config: &StoreConfig, outputs: &[&str]) -> Result<Store, StoreError> {
         let names: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
         let stats = Arc::new(StoreStats::default());
-        let (tx, committed) = worker::start(config.clone(), &names, stats.clone())?;
+        let (tx, committed, journal) = worker::start(config.clone(), &names, stats.clone())?;
         let (input_done, _) = watch::channel(false);
         let opened_upto = *committed.borrow();
         Ok(Store {
@@ -199,6 +214,7 @@ impl Store {
             input_done: Arc::new(input_done),
             names: names.into(),
             path: config.file.clone(),
+            journal,
         })
     }
 
@@ -213,17 +229,32 @@ impl Store {
     /// Take messages, in order. Resolves once they are committed (or, for QoS 0 while
     /// every output is up, queued in memory), or once they were refused as the
     /// `when_full` policy says. With `when_full: block` it waits for room.
+    ///
+    /// Written to the file before it resolves (`on_receipt`): write-behind is for
+    /// the sources, through `append_shared`.
     pub async fn append(&self, messages: Vec<Message>) -> Result<Appended, StoreError> {
-        self.append_shared(messages.into_iter().map(Arc::new).collect())
-            .await
+        self.append_shared(
+            messages.into_iter().map(Arc::new).collect(),
+            Durability::OnReceipt,
+        )
+        .await
     }
 
-    /// `append` for messages already shared: a caller that may have to try again
-    /// (a failed commit) keeps its batch and hands over cheap copies.
-    pub async fn append_shared(&self, messages: Vec<Arc<Message>>) -> Result<Appended, StoreError> {
+    /// `append` for messages already shared (a caller that may have to try again
+    /// after a failed commit keeps its batch and hands over cheap copies), with
+    /// the durability of their source.
+    pub async fn append_shared(
+        &self,
+        messages: Vec<Arc<Message>>,
+        durability: Durability,
+    ) -> Result<Appended, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Append { messages, reply })
+            .send(Command::Append {
+                messages,
+                durability,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -253,6 +284,31 @@ impl Store {
     pub async fn sync(&self) {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Sync { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The write-behind journal's file (`None`: write-behind is off).
+    pub fn journal_path(&self) -> Option<&std::path::Path> {
+        self.journal.as_deref()
+    }
+
+    /// Move every message waiting in the write-behind journal to the file now,
+    /// as if every window had passed (tests).
+    #[doc(hidden)]
+    pub async fn write_behind_now(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::WriteBehindNow { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stop the store's thread as a `kill -9` would stop the process: what is in
+    /// memory is gone, what was written stays (tests).
+    #[doc(hidden)]
+    pub async fn crash(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Crash { reply }).await.is_ok() {
             let _ = rx.await;
         }
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use mqtt_proto::codec::QoS;
 
 use super::*;
-use crate::config::{Qos0WhileDown, WhenFull};
+use crate::config::{Durability, Qos0WhileDown, WhenFull};
 
 fn msg(n: u64, qos: QoS) -> Message {
     Message {
@@ -20,6 +20,9 @@ fn msg(n: u64, qos: QoS) -> Message {
 fn config(dir: impl AsRef<Path>) -> StoreConfig {
     StoreConfig {
         file: dir.as_ref().join("messages.db"),
+        // In the test's folder, removed with it (the journal's semantics do not
+        // depend on where it is; /dev/shm is what makes it cost no disk writes).
+        write_behind_dir: dir.as_ref().to_path_buf(),
         ..StoreConfig::default()
     }
 }
@@ -433,5 +436,210 @@ async fn forgetting_releases_makes_every_qos_2_message_start_over() {
     let mut q = store.output("up").unwrap();
     let items = next(&mut q, 3).await;
     assert!(items.iter().all(|s| !s.released));
+    store.close().await;
+}
+
+/// Rows in the store file itself (not the journal), read as another process would.
+fn rows_in_file(path: &Path) -> u64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn shared(range: std::ops::RangeInclusive<u64>, qos: QoS) -> Vec<Arc<Message>> {
+    range.map(|n| Arc::new(msg(n, qos))).collect()
+}
+
+#[tokio::test]
+async fn write_behind_messages_acknowledged_within_the_window_never_reach_the_file() {
+    let dir = scratch("behind-acked");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    q.set_connected(true).await;
+    let appended = store
+        .append_shared(shared(1..=20, QoS::AtLeastOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    assert_eq!(appended.accepted, 20);
+    assert_eq!(StoreStats::get(&store.stats().depth), 20);
+    let journal = store.journal_path().expect("a journal").to_path_buf();
+    assert!(journal.starts_with(dir.path()), "{}", journal.display());
+    let items = next(&mut q, 20).await;
+    assert!(items.iter().all(|s| s.persisted), "the output must say done");
+    q.done(items.iter().map(|s| s.id).collect()).await.unwrap();
+    store.sync().await;
+    assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    assert_eq!(rows_in_file(&cfg.file), 0);
+    store.close().await;
+    assert_eq!(rows_in_file(&cfg.file), 0);
+    assert!(!journal.exists(), "an empty journal goes at a clean stop");
+}
+
+#[tokio::test]
+async fn write_behind_messages_not_acknowledged_within_the_window_go_to_the_file() {
+    let dir = scratch("behind-late");
+    let cfg = StoreConfig {
+        write_behind_ms: 40,
+        ..config(&dir)
+    };
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    q.set_connected(true).await;
+    store
+        .append_shared(shared(1..=5, QoS::ExactlyOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    let items = next(&mut q, 5).await;
+    // A PUBREC came back for the first: the mark goes with it into the file.
+    q.released(vec![items[0].id]).await.unwrap();
+    q.done(vec![items[1].id]).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rows_in_file(&cfg.file) < 4 {
+        assert!(std::time::Instant::now() < deadline, "moved within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rows_in_file(&cfg.file), 4, "the acknowledged one stays out");
+    assert_eq!(StoreStats::get(&store.stats().depth), 4);
+    // Acknowledged from the file now.
+    q.done(vec![items[2].id]).await.unwrap();
+    store.sync().await;
+    assert_eq!(rows_in_file(&cfg.file), 3);
+    store.crash().await;
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    let again = next(&mut q, 10).await;
+    assert_eq!(payloads(&again), ["1", "4", "5"]);
+    assert!(again[0].released && !again[1].released);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn write_behind_goes_to_the_file_at_once_while_an_output_is_down() {
+    let dir = scratch("behind-down");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up", "embedded"]).unwrap();
+    let up = store.output("up").unwrap();
+    let embedded = store.output("embedded").unwrap();
+    embedded.set_connected(true).await;
+    store
+        .append_shared(shared(1..=3, QoS::AtLeastOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    assert_eq!(rows_in_file(&cfg.file), 3, "`up` is down");
+    up.set_connected(true).await;
+    store
+        .append_shared(shared(4..=6, QoS::AtLeastOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    assert_eq!(rows_in_file(&cfg.file), 3, "both up: in the journal");
+    up.set_connected(false).await;
+    store.sync().await;
+    assert_eq!(rows_in_file(&cfg.file), 6, "`up` went down: all in the file");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_crash_loses_no_write_behind_message_and_a_power_cut_only_those_in_the_window() {
+    let dir = scratch("behind-crash");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    q.set_connected(true).await;
+    store
+        .append_shared(shared(1..=4, QoS::AtLeastOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    let items = next(&mut q, 4).await;
+    q.done(vec![items[0].id]).await.unwrap();
+    let journal = store.journal_path().unwrap().to_path_buf();
+    store.crash().await;
+    assert_eq!(rows_in_file(&cfg.file), 0);
+    // Killed: the journal is taken over into the file at the next start.
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    assert_eq!(rows_in_file(&cfg.file), 3);
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["2", "3", "4"]);
+    q.set_connected(true).await;
+    store
+        .append_shared(shared(5..=6, QoS::AtLeastOnce), Durability::WriteBehind)
+        .await
+        .unwrap();
+    store.crash().await;
+    // The power goes: the journal in memory with it; what was in the file stays.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = journal.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    let mut q = store.output("up").unwrap();
+    assert_eq!(payloads(&next(&mut q, 10).await), ["2", "3", "4"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn acknowledgements_are_written_while_appends_fail_on_a_full_disk() {
+    let dir = scratch("full-acks");
+    let cfg = config(&dir);
+    let store = Store::open(&cfg, &["up"]).unwrap();
+    store
+        .append((1..=10).map(|n| msg(n, QoS::AtLeastOnce)).collect())
+        .await
+        .unwrap();
+    let mut q = store.output("up").unwrap();
+    let items = next(&mut q, 10).await;
+    store.tx.send(Command::LimitPages(0)).await.unwrap();
+    let big: Vec<Message> = (11..=40)
+        .map(|n| Message {
+            payload: Bytes::from(vec![b'x'; 3000]),
+            ..msg(n, QoS::AtLeastOnce)
+        })
+        .collect();
+    // The acknowledgements and an append that cannot fit, in one batch.
+    let (release, hold) = std::sync::mpsc::channel();
+    store.tx.send(Command::Hold(hold)).await.unwrap();
+    q.done(items.iter().map(|s| s.id).collect()).await.unwrap();
+    let append = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(big).await }
+    });
+    // The append is queued once the store's queue holds it.
+    while store.tx.capacity() > COMMAND_QUEUE - 3 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    let e = append.await.unwrap().expect_err("the disk is full");
+    assert!(matches!(e, StoreError::DiskFull { .. }), "{e:?}");
+    // The sender tries again: every later batch holds a failing append too.
+    let (release, hold) = std::sync::mpsc::channel();
+    store.tx.send(Command::Hold(hold)).await.unwrap();
+    let again = tokio::spawn({
+        let store = store.clone();
+        let big: Vec<Message> = (41..=70)
+            .map(|n| Message {
+                payload: Bytes::from(vec![b'x'; 3000]),
+                ..msg(n, QoS::AtLeastOnce)
+            })
+            .collect();
+        async move { store.append(big).await }
+    });
+    while store.tx.capacity() > COMMAND_QUEUE - 2 {
+        tokio::task::yield_now().await;
+    }
+    let synced = tokio::spawn({
+        let store = store.clone();
+        async move { store.sync().await }
+    });
+    while store.tx.capacity() > COMMAND_QUEUE - 3 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    assert!(again.await.unwrap().is_err());
+    synced.await.unwrap();
+    assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    assert_eq!(rows_in_file(&cfg.file), 0, "the acknowledged rows are gone");
     store.close().await;
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
-use super::{Blocked, Reply, Worker};
+use super::{Blocked, Kept, Reply, Worker};
 use crate::store::{Appended, Command, StoreError};
 
 /// Commands run in one transaction, at most.
@@ -29,26 +29,48 @@ impl Worker {
                 }
             }
             if self.run_batch(&mut batch) {
+                let crashed = self.crashed.take();
+                // Answered once the files are closed, as after a killed process.
+                drop(self);
+                if let Some(reply) = crashed {
+                    let _ = reply.send(());
+                }
                 return;
             }
         }
     }
 
     fn shut_down(&mut self) {
-        if let Err(e) = self.db.checkpoint() {
+        // What waits in the journal goes to the file: the journal is for crashes.
+        self.write_behind_due(true);
+        if let Err(e) = self.db.checkpoint(true) {
             warn!("{e}");
+        }
+        if self.journal_ids.is_empty() {
+            if let Some(journal) = self.journal.take() {
+                journal.remove();
+            }
         }
     }
 
     /// Run the commands in one transaction; `true` when the store is to close.
     fn run_batch(&mut self, batch: &mut Vec<Command>) -> bool {
-        let before = (self.next_id, self.count, self.bytes, self.cache.len());
+        let before = (self.next_id, self.cache.len());
         let mut appends = Vec::new();
         let mut waiting: Vec<Reply> = Vec::new();
         let mut syncs = Vec::new();
         let mut close = None;
+        let mut crash = None;
         let mut checkpoint = false;
+        let mut housekeeping = false;
+        let mut all_behind = false;
         let mut failed = self.db.begin().err();
+        if let (None, Some(journal)) = (&failed, &self.journal) {
+            failed = journal.begin().err();
+        }
+        if failed.is_none() {
+            failed = self.redo_unsaved_done().err();
+        }
         for cmd in batch.drain(..) {
             if failed.is_some() {
                 // Still answer everyone below.
@@ -61,15 +83,22 @@ impl Worker {
                     Command::Sync { reply } => syncs.push(reply),
                     Command::Close { reply } => close = Some(reply),
                     Command::Done { .. } | Command::Connected { .. } | Command::Tick => {}
+                    Command::WriteBehindNow { reply } => syncs.push(reply),
+                    Command::Crash { reply } => crash = Some(reply),
                     #[cfg(test)]
-                    Command::LimitPages(_) => {}
+                    Command::LimitPages(_) | Command::Hold(_) => {}
                 }
                 continue;
             }
             let result = match cmd {
-                Command::Append { messages, reply } => {
+                Command::Append {
+                    messages,
+                    durability,
+                    reply,
+                } => {
                     let blocked = Blocked {
                         messages: messages.into(),
+                        durability,
                         so_far: Appended::default(),
                         reply,
                     };
@@ -109,12 +138,21 @@ impl Worker {
                     if let Some(c) = self.connected.get_mut(output) {
                         *c = up;
                     }
+                    // It will not acknowledge soon: its messages go to the file now.
+                    all_behind |= !up;
                     Ok(())
                 }
                 Command::Tick => {
-                    checkpoint = self.last_checkpoint.elapsed()
-                        >= Duration::from_secs(self.config.checkpoint_secs.max(1));
-                    self.tick()
+                    housekeeping = true;
+                    if self.last_housekeeping.elapsed() >= Duration::from_secs(1) {
+                        self.last_housekeeping = Instant::now();
+                        checkpoint = self.disk_dirty
+                            && self.last_checkpoint.elapsed()
+                                >= Duration::from_secs(self.config.checkpoint_secs.max(1));
+                        self.tick()
+                    } else {
+                        Ok(())
+                    }
                 }
                 Command::Sync { reply } => {
                     syncs.push(reply);
@@ -127,6 +165,20 @@ impl Worker {
                 #[cfg(test)]
                 Command::LimitPages(pages) => {
                     self.db.limit_pages(pages);
+                    Ok(())
+                }
+                #[cfg(test)]
+                Command::Hold(until) => {
+                    let _ = until.recv();
+                    Ok(())
+                }
+                Command::WriteBehindNow { reply } => {
+                    all_behind = true;
+                    syncs.push(reply);
+                    Ok(())
+                }
+                Command::Crash { reply } => {
+                    crash = Some(reply);
                     Ok(())
                 }
             };
@@ -146,11 +198,26 @@ impl Worker {
                 }
             }
         }
+        if let Some(reply) = crash {
+            // As a killed process: the open transactions are never committed.
+            self.db.rollback();
+            if let Some(journal) = &self.journal {
+                journal.rollback();
+            }
+            self.crashed = Some(reply);
+            return true;
+        }
+        // The journal first: should the file's commit fail, the appends it
+        // took are removed from it again below.
+        if let (None, Some(journal)) = (&failed, &self.journal) {
+            failed = journal.commit().err();
+        }
         if failed.is_none() {
             failed = self.db.commit().err();
         }
         match failed {
             None => {
+                self.file_done.clear();
                 self.committed = self.next_id - 1;
                 self.committed_tx.send_replace(self.committed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -165,21 +232,25 @@ impl Worker {
             Some(e) => {
                 self.db.rollback();
                 error!("{e}");
-                *self
-                    .stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.set_error(&e);
                 // Undo what the transaction would have added; the senders try again.
-                let (next_id, count, bytes, cached) = before;
+                let (next_id, cached) = before;
+                if let Some(journal) = &self.journal {
+                    journal.rollback();
+                    if let Err(e) = journal.delete_from(next_id) {
+                        warn!("{e}");
+                    }
+                }
+                while self.journal_ids.back().is_some_and(|(id, _)| *id >= next_id) {
+                    self.journal_ids.pop_back();
+                }
                 self.next_id = next_id;
-                self.count = count;
-                self.bytes = bytes;
                 while self.cache.len() > cached {
                     if let Some(entry) = self.cache.pop_back() {
                         self.cache_bytes -= entry.size;
                     }
                 }
+                self.recount();
                 for (reply, _) in appends {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -190,23 +261,86 @@ impl Worker {
                 for reply in waiting {
                     let _ = reply.send(Err(e.clone()));
                 }
+                // Acknowledgements always make progress, even while appends fail.
+                self.unsaved_done.append(&mut self.file_done);
+                self.save_done_alone();
             }
+        }
+        if housekeeping || all_behind || self.overfull {
+            self.write_behind_due(all_behind || self.overfull);
+            self.overfull = false;
+            self.trim_cache();
         }
         for reply in syncs {
             let _ = reply.send(());
         }
-        if checkpoint || close.is_some() {
+        if checkpoint && self.disk_dirty {
             self.last_checkpoint = Instant::now();
-            if let Err(e) = self.db.checkpoint() {
+            self.disk_dirty = false;
+            if let Err(e) = self.db.checkpoint(false) {
                 warn!("{e}");
             }
         }
         if let Some(reply) = close {
+            self.shut_down();
             self.log_drops(true);
             let _ = reply.send(());
             return true;
         }
         false
+    }
+
+    /// Write the acknowledgements a rolled-back batch lost, first in the next one.
+    fn redo_unsaved_done(&mut self) -> Result<(), StoreError> {
+        for (output, id) in std::mem::take(&mut self.unsaved_done) {
+            self.file_done.push((output, id));
+            self.done_in_file(output, id)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed batch: the acknowledgements alone, in a transaction of their
+    /// own, once the write-ahead log was started over (it keeps its room, so that
+    /// deletes fit when the disk is full). Kept for the next batch if even that fails.
+    fn save_done_alone(&mut self) {
+        if self.unsaved_done.is_empty() {
+            return;
+        }
+        let _ = self.db.checkpoint(false);
+        let result = self
+            .db
+            .begin()
+            .and_then(|()| self.redo_unsaved_done())
+            .and_then(|()| self.db.commit());
+        match result {
+            Ok(()) => {
+                self.file_done.clear();
+                self.disk_dirty = true;
+                self.publish_stats();
+            }
+            Err(e) => {
+                self.db.rollback();
+                self.recount();
+                self.unsaved_done.append(&mut self.file_done);
+                warn!("acknowledgements not written yet, tried again with the next batch: {e}");
+            }
+        }
+    }
+
+    /// Count again what the store holds, after a rollback: the file's rows, and
+    /// the messages only in the journal.
+    fn recount(&mut self) {
+        match self.db.totals() {
+            Ok((count, bytes)) => {
+                let behind = self
+                    .cache
+                    .iter()
+                    .filter(|e| e.kept == Kept::Journal && e.pending != 0);
+                self.count = count + behind.clone().count() as u64;
+                self.bytes = bytes + behind.map(|e| e.size as u64).sum::<u64>();
+            }
+            Err(e) => warn!("{e}"),
+        }
     }
 
     pub(super) fn publish_stats(&self) {

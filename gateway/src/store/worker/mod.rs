@@ -4,32 +4,48 @@
 //! `Worker` is defined here with what it keeps; its work is split by what it
 //! deals with: `batch` (the command loop and its transaction), `tail` (recent
 //! messages in memory, fetches and acknowledgements), `room` (appends, the
-//! limits, eviction and blocking) and `expiry` (`max_age` and the summary of
-//! what was dropped).
+//! limits, eviction and blocking), `behind` (the write-behind journal and what
+//! leaves it for the file) and `expiry` (`max_age` and the summary of what was
+//! dropped).
 
 mod batch;
+mod behind;
 mod expiry;
 mod room;
 mod tail;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use super::db::{Db, Opened};
 use super::{Appended, Command, StoreError, StoreStats, COMMAND_QUEUE};
-use crate::config::StoreConfig;
+use crate::config::{Durability, StoreConfig};
 use crate::message::Message;
+
+/// Where a message in memory is kept besides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// In the store file.
+    File,
+    /// In the write-behind journal (in memory), until every output acknowledged
+    /// it or its window passed.
+    Journal,
+    /// Nowhere: QoS 0 while every output is up.
+    Nowhere,
+}
 
 /// A recent message, in memory.
 struct Entry {
     id: u64,
     message: Arc<Message>,
-    persisted: bool,
+    kept: Kept,
+    created_ms: i64,
     /// Outputs that still have to send it.
     pending: u64,
     /// Outputs whose PUBREC came back.
@@ -40,6 +56,7 @@ struct Entry {
 /// An append that is waiting for room (`when_full: block`).
 struct Blocked {
     messages: VecDeque<Arc<Message>>,
+    durability: Durability,
     so_far: Appended,
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
@@ -48,6 +65,22 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 
 struct Worker {
     db: Db,
+    /// The write-behind journal; `None`: every message goes to the file at once.
+    journal: Option<Db>,
+    /// Ids in the journal, oldest first, with when they arrived.
+    journal_ids: VecDeque<(u64, Instant)>,
+    /// Written to the file since the last checkpoint.
+    disk_dirty: bool,
+    /// Acknowledgements whose writes were rolled back (a full disk): tried again
+    /// before anything else, so that they always make progress.
+    unsaved_done: Vec<(usize, u64)>,
+    /// Acknowledgements of messages in the file written in this batch.
+    file_done: Vec<(usize, u64)>,
+    /// Memory is full of messages only in the journal: they go to the file.
+    overfull: bool,
+    /// Tests: stopped as a killed process; answered once the files are closed.
+    crashed: Option<oneshot::Sender<()>>,
+    last_housekeeping: Instant,
     config: StoreConfig,
     bits: Vec<u64>,
     all_bits: u64,
@@ -72,7 +105,9 @@ pub(super) fn start(
     config: StoreConfig,
     names: &[String],
     stats: Arc<StoreStats>,
-) -> Result<(mpsc::Sender<Command>, watch::Receiver<u64>), StoreError> {
+) -> Result<(mpsc::Sender<Command>, watch::Receiver<u64>, Option<PathBuf>), StoreError> {
+    let journal = behind::open_journal(&config);
+    let journal_path = journal.as_ref().map(|j| j.path().to_path_buf());
     let Opened {
         db,
         bits,
@@ -80,7 +115,7 @@ pub(super) fn start(
         bytes,
         next_id,
         forgotten,
-    } = Db::open(&config.file, config.synchronous, names)?;
+    } = Db::open(&config.file, config.synchronous, names, journal.as_ref())?;
     for name in forgotten {
         warn!(
             store = %config.file.display(),
@@ -97,6 +132,14 @@ pub(super) fn start(
     let (committed_tx, committed_rx) = watch::channel(next_id - 1);
     let worker = Worker {
         db,
+        journal,
+        journal_ids: VecDeque::new(),
+        disk_dirty: false,
+        unsaved_done: Vec::new(),
+        file_done: Vec::new(),
+        overfull: false,
+        crashed: None,
+        last_housekeeping: Instant::now(),
         all_bits: bits.iter().fold(0, |a, b| a | b),
         connected: vec![false; bits.len()],
         bits,
@@ -119,10 +162,11 @@ pub(super) fn start(
     }
     let path = worker.config.file.clone();
     let ticker = tx.downgrade();
+    let period = worker.tick_period();
     std::thread::Builder::new()
         .name("store-tick".into())
         .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(period);
             match ticker.upgrade() {
                 Some(tx) => {
                     let _ = tx.try_send(Command::Tick);
@@ -141,7 +185,7 @@ pub(super) fn start(
             path,
             cause: format!("cannot start a thread: {e}"),
         })?;
-    Ok((tx, committed_rx))
+    Ok((tx, committed_rx, journal_path))
 }
 
 fn now_ms() -> i64 {

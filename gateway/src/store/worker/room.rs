@@ -8,9 +8,10 @@ use mqtt_proto::codec::QoS;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::{now_ms, Blocked, Entry, Worker};
-use crate::config::{Qos0WhileDown, WhenFull};
+use super::{now_ms, Blocked, Entry, Kept, Worker};
+use crate::config::{Durability, Qos0WhileDown, WhenFull};
 use crate::message::Message;
+use crate::store::db::Marks;
 use crate::store::{Appended, StoreError};
 
 impl Worker {
@@ -45,7 +46,11 @@ impl Worker {
     /// `Ok(true)` when the rest has to wait for room.
     fn append_some(&mut self, b: &mut Blocked) -> Result<bool, StoreError> {
         let created = now_ms();
+        let arrived = std::time::Instant::now();
         let any_down = self.connected.iter().any(|up| !up);
+        // While every output is up, a write-behind message waits in the journal.
+        let behind =
+            b.durability == Durability::WriteBehind && self.journal.is_some() && !any_down;
         while let Some(m) = b.messages.pop_front() {
             let size = (m.topic.len() + m.payload.len()) as u64;
             let persist = m.qos != QoS::AtMostOnce
@@ -53,11 +58,7 @@ impl Worker {
             if persist && !self.fits(size) {
                 match self.config.when_full {
                     WhenFull::DropOldest => {
-                        while !self.fits(size) {
-                            let Some((id, gone)) = self.db.evict_oldest()? else {
-                                break;
-                            };
-                            self.forget(id, gone);
+                        while !self.fits(size) && self.evict_oldest()? {
                             self.stats.evicted_oldest.fetch_add(1, Ordering::Relaxed);
                         }
                         if !self.fits(size) {
@@ -84,8 +85,24 @@ impl Worker {
             }
             let id = self.next_id;
             self.next_id += 1;
+            let marks = Marks {
+                pending: self.all_bits,
+                released: 0,
+            };
+            let kept = match (persist, &self.journal) {
+                (false, _) => Kept::Nowhere,
+                (true, Some(journal)) if behind => {
+                    journal.insert(id, created, &m, marks, size)?;
+                    self.journal_ids.push_back((id, arrived));
+                    Kept::Journal
+                }
+                (true, _) => {
+                    self.db.insert(id, created, &m, marks, size)?;
+                    self.disk_dirty = true;
+                    Kept::File
+                }
+            };
             if persist {
-                self.db.insert(id, created, &m, self.all_bits, size)?;
                 self.count += 1;
                 self.bytes += size;
                 if self.count == 1 {
@@ -108,12 +125,39 @@ impl Worker {
             self.cache.push_back(Entry {
                 id,
                 message: m,
-                persisted: persist,
+                kept,
+                created_ms: created,
                 pending,
                 released: 0,
                 size: size as usize,
             });
             self.trim_cache();
+        }
+        Ok(false)
+    }
+
+    /// Make room: the oldest message of the file goes, or, with nothing in the
+    /// file, the oldest in the journal. `false` when there is nothing to evict.
+    fn evict_oldest(&mut self) -> Result<bool, StoreError> {
+        if let Some((id, size)) = self.db.evict_oldest()? {
+            self.disk_dirty = true;
+            self.forget(id, size);
+            return Ok(true);
+        }
+        while let Some((id, _)) = self.journal_ids.pop_front() {
+            let Some(i) = self.cache_index(id) else {
+                continue;
+            };
+            let e = &self.cache[i];
+            if e.kept != Kept::Journal || e.pending == 0 {
+                continue;
+            }
+            let size = e.size as u64;
+            if let Some(journal) = &self.journal {
+                journal.delete(id)?;
+            }
+            self.forget(id, size);
+            return Ok(true);
         }
         Ok(false)
     }

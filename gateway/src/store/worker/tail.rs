@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::Worker;
+use super::{Kept, Worker};
 use crate::store::{Fetched, StoreError, Stored};
 
 /// Recent messages kept in memory for outputs that keep up.
@@ -22,11 +22,19 @@ impl Worker {
             self.cache.pop_front();
         }
         while self.cache.len() > CACHE_MESSAGES || self.cache_bytes > CACHE_BYTES {
+            let Some(front) = self.cache.front() else {
+                break;
+            };
+            if front.kept == Kept::Journal && front.pending != 0 {
+                // Only in the journal: it goes to the file first (after this batch).
+                self.overfull = true;
+                break;
+            }
             let Some(old) = self.cache.pop_front() else {
                 break;
             };
             self.cache_bytes -= old.size;
-            if !old.persisted && old.pending != 0 {
+            if old.kept == Kept::Nowhere && old.pending != 0 {
                 self.stats
                     .qos0_dropped
                     .fetch_add(old.pending.count_ones() as u64, Ordering::Relaxed);
@@ -34,7 +42,7 @@ impl Worker {
         }
     }
 
-    fn cache_index(&self, id: u64) -> Option<usize> {
+    pub(super) fn cache_index(&self, id: u64) -> Option<usize> {
         let first = self.cache.front()?.id;
         let i = id.checked_sub(first)? as usize;
         (i < self.cache.len()).then_some(i)
@@ -94,9 +102,9 @@ impl Worker {
                 id: e.id,
                 message: e.message.clone(),
                 released: e.released & bit != 0,
-                persisted: e.persisted,
+                persisted: e.kept != Kept::Nowhere,
             });
-            if !e.persisted {
+            if e.kept == Kept::Nowhere {
                 // QoS 0 goes at most once.
                 e.pending &= !bit;
             }
@@ -105,6 +113,8 @@ impl Worker {
         Ok(Fetched { items, upto })
     }
 
+    /// Acknowledgements of messages in the file are also noted in `file_done`, to
+    /// be written again should this batch be rolled back.
     pub(super) fn done(&mut self, output: usize, ids: &[u64]) -> Result<(), StoreError> {
         let bit = self.bits[output];
         for &id in ids {
@@ -114,22 +124,49 @@ impl Worker {
                     continue;
                 }
                 e.pending &= !bit;
-                if !e.persisted {
-                    continue;
+                let (kept, last, size) = (e.kept, e.pending == 0, e.size as u64);
+                match (kept, &self.journal) {
+                    (Kept::Nowhere, _) => continue,
+                    (Kept::Journal, Some(journal)) => {
+                        journal.done(id, bit)?;
+                        if last {
+                            self.count -= 1;
+                            self.bytes -= size;
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
             }
-            if let Some(size) = self.db.done(id, bit)? {
-                self.count -= 1;
-                self.bytes -= size;
-            }
+            self.file_done.push((output, id));
+            self.done_in_file(output, id)?;
         }
         self.trim_cache();
         Ok(())
     }
 
+    /// Write that `output` is done with `id`, a message in the file.
+    pub(super) fn done_in_file(&mut self, output: usize, id: u64) -> Result<(), StoreError> {
+        if let Some(size) = self.db.done(id, self.bits[output])? {
+            self.count -= 1;
+            self.bytes -= size;
+        }
+        self.disk_dirty = true;
+        Ok(())
+    }
+
     pub(super) fn released(&mut self, output: usize, id: u64, on: bool) -> Result<(), StoreError> {
         let bit = self.bits[output];
-        self.db.released(id, bit, on)?;
+        let in_journal = self
+            .cache_index(id)
+            .is_some_and(|i| self.cache[i].kept == Kept::Journal);
+        match (&self.journal, in_journal) {
+            (Some(journal), true) => journal.released(id, bit, on)?,
+            _ => {
+                self.db.released(id, bit, on)?;
+                self.disk_dirty = true;
+            }
+        }
         if let Some(i) = self.cache_index(id) {
             if on {
                 self.cache[i].released |= bit;
@@ -143,6 +180,10 @@ impl Worker {
     pub(super) fn forget_releases(&mut self, output: usize) -> Result<(), StoreError> {
         let bit = self.bits[output];
         self.db.clear_released(bit)?;
+        self.disk_dirty = true;
+        if let Some(journal) = &self.journal {
+            journal.clear_released(bit)?;
+        }
         for e in self.cache.iter_mut() {
             e.released &= !bit;
         }
