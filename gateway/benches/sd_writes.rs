@@ -2,9 +2,12 @@
 //! (the release binary) with a replay source that plays ~45-byte JSON lines at 1,
 //! 10, 100 and 1,000 a second for a fixed time, mapped as they are to a Mosquitto
 //! upstream at QoS 1; once with the upstream up throughout ("online") and once with
-//! it stopped for the middle third of the run ("outage"). For each run it prints the
+//! it stopped for the middle third of the run ("outage"), each in both durability
+//! modes of the source (`on_receipt`, `write_behind` with its journal in /dev/shm
+//! and the default window). For each run it prints the
 //! bytes the gateway process wrote (`write_bytes` minus `cancelled_write_bytes` of
-//! `/proc/PID/io`, read after `sync` once every message was acknowledged), per
+//! `/proc/PID/io`, from once it started, after a `sync`, to once every message
+//! was acknowledged, after another `sync`), per
 //! message; the fsync and fdatasync calls per message (counted by `strace -c`
 //! attached to the process); and the messages the upstream acknowledged.
 //!
@@ -108,9 +111,9 @@ struct Run {
     depth: u64,
 }
 
-fn run(mode: &str, rate: u32, seconds: u32) -> Run {
+fn run(durability: &str, mode: &str, rate: u32, seconds: u32) -> Run {
     let dir = std::env::temp_dir().join(format!(
-        "mqgate-sd-writes-{}-{mode}-{rate}",
+        "mqgate-sd-writes-{}-{durability}-{mode}-{rate}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -123,6 +126,7 @@ fn run(mode: &str, rate: u32, seconds: u32) -> Run {
         &config,
         format!(
             "gateway:\n  id: bench\n  state_dir: state\nupstream:\n  url: mqtt://127.0.0.1:{port}\n\
+             store:\n  durability: {durability}\n\
              status:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nmappings: mappings\n\
              sources:\n  - id: sensor\n    type: replay\n    file: sensor.cap\n    framing:\n      type: lines\n"
         ),
@@ -142,6 +146,10 @@ fn run(mode: &str, rate: u32, seconds: u32) -> Run {
         .and_then(|a| a.trim().trim_end_matches('/').parse().ok())
         .expect("the status address");
     let pid = gw.pid();
+    // What starting wrote (creating the store file) is not the run's: written
+    // back now and left out.
+    let _ = Command::new("sync").status();
+    let at_start = io_written(pid);
     let strace_out = dir.join("strace.txt");
     let mut strace = Command::new("strace")
         .args(["-f", "-c", "-e", "trace=fsync,fdatasync", "-o"])
@@ -178,7 +186,7 @@ fn run(mode: &str, rate: u32, seconds: u32) -> Run {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = Command::new("sync").status();
-    let written = io_written(pid);
+    let written = io_written(pid) - at_start;
     if let Some(s) = &mut strace {
         // SAFETY: a signal to a child process of ours.
         unsafe { libc::kill(s.id() as i32, libc::SIGINT) };
@@ -209,14 +217,19 @@ fn main() {
     let short: Option<u32> = std::env::var("MQGATE_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok());
-    println!("| mode | rate | messages | acknowledged | written per message | fsyncs per message | depth at the end |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for mode in ["online", "outage"] {
+    println!("| durability | upstream | rate | messages | acknowledged | written per message | fsyncs per message | depth at the end |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (durability, mode) in [
+        ("write_behind", "online"),
+        ("on_receipt", "online"),
+        ("write_behind", "outage"),
+        ("on_receipt", "outage"),
+    ] {
         for (rate, seconds) in [(1, 60), (10, 30), (100, 30), (1000, 20)] {
             let seconds = short.unwrap_or(seconds);
-            let r = run(mode, rate, seconds);
+            let r = run(durability, mode, rate, seconds);
             println!(
-                "| {mode} | {rate}/s | {} | {} | {:.0} bytes | {:.2} | {} |",
+                "| {durability} | {mode} | {rate}/s | {} | {} | {:.0} bytes | {:.2} | {} |",
                 r.messages,
                 r.acked,
                 r.written as f64 / r.messages as f64,

@@ -153,7 +153,7 @@ async fn run(ops: Vec<Op>, max_messages: u64, durability: Durability) -> Result<
                     .await
                     .expect("append");
                 prop_assert_eq!(appended.accepted, n);
-                let in_file = durability == Durability::OnReceipt || !model.up;
+                let in_file = durability == Durability::OnReceipt;
                 for _ in 0..n {
                     model.kept.push_back((model.next_seq, in_file));
                     model.next_seq += 1;

@@ -5,6 +5,7 @@
 mod faults_common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use faults_common::{count_lines, stop_gateway, Rig, RATE, WAIT};
 use mqgate_tests::feeder::{fence, wait_upstream_connects, SeqGateway};
@@ -16,6 +17,9 @@ use test_support::scratch::Scratch;
 /// The sequence numbers of the messages in a store file, in store order (opened
 /// read-only; SQLite reads what the write-ahead log holds too).
 fn stored_seqs(path: &Path) -> Vec<u64> {
+    if !path.exists() {
+        return Vec::new();
+    }
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
@@ -38,12 +42,40 @@ fn stored_seqs(path: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// The `store:` section of a fault test in this durability mode; write-behind
+/// keeps its journal in `shm/` beside the gateway file.
+fn store_section(durability: &str) -> String {
+    format!("store:\n  durability: {durability}\n  write_behind_dir: shm\n")
+}
+
+/// The messages in the store's file and in its write-behind journal, in order.
+fn kept_seqs(rig: &Rig) -> Vec<u64> {
+    let mut seqs = stored_seqs(&rig.store_file());
+    let journals = std::fs::read_dir(rig.dir.path().join("shm"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for journal in journals {
+        if journal.extension().is_some_and(|e| e == "journal") {
+            seqs.extend(stored_seqs(&journal));
+        }
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    seqs
+}
+
 /// Streams `n` lines through a gateway and kills it with SIGKILL after 500 arrived;
 /// with `stall_first` the network to Mosquitto stalls for a while before, so that
 /// hundreds of messages wait in the store and in flight, in every stage of QoS 2.
-fn gateway_killed_mid_stream(label: &str, stall_first: bool) {
+/// In `write_behind` mode those kept are in the journal (in memory), and the
+/// restarted gateway takes them over: a killed process loses nothing either way.
+fn gateway_killed_mid_stream(label: &str, stall_first: bool, durability: &str) {
     let n = 2500;
-    let mut rig = Rig::new(label, 2, stall_first, "");
+    let mut rig = Rig::new(label, 2, stall_first, &store_section(durability));
     let mut gw = rig.start_gateway();
     wait_upstream_connects(&gw, 1, WAIT);
     let feeder = rig.feed(n, RATE);
@@ -61,15 +93,18 @@ fn gateway_killed_mid_stream(label: &str, stall_first: bool) {
     );
     // Lines written from now on wait for the next reader.
     let written_at_kill = feeder.written();
-    let stored = stored_seqs(&rig.store_file());
+    let stored = kept_seqs(&rig);
     // What the subscriber has now came through the first gateway: it was committed.
     let delivered = rig.sub.stats();
     let committed = stored.iter().copied().chain(delivered.max()).max();
     let committed = committed.expect("something was committed");
-    assert!(
-        stored.windows(2).all(|w| w[0] < w[1]),
-        "the store keeps the feed's order: {stored:?}"
-    );
+    if durability == "on_receipt" {
+        let in_file = stored_seqs(&rig.store_file());
+        assert!(
+            in_file.windows(2).all(|w| w[0] < w[1]),
+            "the store keeps the feed's order: {in_file:?}"
+        );
+    }
     if let Some(relay) = &rig.relay {
         assert!(stored.len() >= 300, "a backlog: {}", stored.len());
         // What waited in the relay is lost with the old connection.
@@ -137,12 +172,22 @@ fn gateway_killed_mid_stream(label: &str, stall_first: bool) {
 
 #[test]
 fn every_qos_2_message_committed_before_mqgate_is_killed_arrives_once_after_it_restarts() {
-    gateway_killed_mid_stream("kill-gw-q2", false);
+    gateway_killed_mid_stream("kill-gw-q2", false, "on_receipt");
 }
 
 #[test]
 fn a_backlog_in_flight_when_mqgate_is_killed_arrives_once_after_it_restarts() {
-    gateway_killed_mid_stream("kill-gw-backlog-q2", true);
+    gateway_killed_mid_stream("kill-gw-backlog-q2", true, "on_receipt");
+}
+
+#[test]
+fn every_qos_2_message_taken_write_behind_before_mqgate_is_killed_arrives_once_after_it_restarts() {
+    gateway_killed_mid_stream("kill-gw-wb-q2", false, "write_behind");
+}
+
+#[test]
+fn a_write_behind_backlog_in_flight_when_mqgate_is_killed_arrives_once_after_it_restarts() {
+    gateway_killed_mid_stream("kill-gw-wb-backlog-q2", true, "write_behind");
 }
 
 /// Lines a gateway holds in memory at most between the serial port and the store:
@@ -366,4 +411,100 @@ fn a_folder_in_place_of_the_store_file_stops_mqgate_naming_it_and_is_left_as_it_
         "names the file: {stderr}"
     );
     assert!(file.is_dir() && std::fs::read(file.join("keep")).is_ok_and(|b| b == b"x"));
+}
+
+/// A small file system in memory mounted (as root) over a folder, unmounted when
+/// dropped; `Err` with the reason where it cannot be mounted.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(SmallDisk(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The number before `marker` in the gateway's closing line, e.g. "12 evicted".
+fn closing_count(line: &str, marker: &str) -> u64 {
+    let before = line
+        .split(marker)
+        .next()
+        .unwrap_or_else(|| panic!("{marker:?} in {line}"));
+    before
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count before {marker:?} in {line}"))
+}
+
+/// The store on a 3 MB file system while the upstream is down and a burst comes
+/// in: below `min_free_bytes` the store counts as full and evicts the oldest
+/// (counted) before the file system refuses anything; with the upstream back,
+/// everything kept is delivered, acknowledgements free the store, and new lines
+/// still go through.
+#[test]
+fn a_store_on_a_full_small_disk_evicts_the_oldest_and_recovers_when_the_upstream_returns() {
+    let n = 60_000u64;
+    let store_yaml = "store:\n  min_free_bytes: 1048576\n  when_full: drop_oldest\n";
+    let mut rig = Rig::new("small-disk", 1, false, store_yaml);
+    let _disk = match SmallDisk::mount(&SeqGateway::state_dir(&rig.dir), "3m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: a tmpfs cannot be mounted here (it needs root): {why}");
+            return;
+        }
+    };
+    assert!(rig.up.stop().success());
+    let gw = rig.start_gateway();
+    let feeder = rig.feed(n, 5000.0);
+    let plan = feeder.plan().clone();
+    let mut master = feeder.finish(Duration::from_secs(60));
+    let low = gw.wait_for_line(Stream::Stderr, &["less than store.min_free_bytes"], WAIT);
+    assert!(
+        low.contains("WARN") && low.contains("when_full: drop_oldest"),
+        "{low}"
+    );
+    assert_eq!(
+        count_lines(&gw, "the disk is full"),
+        0,
+        "the reserve keeps the file system from refusing writes"
+    );
+
+    rig.up.restart();
+    wait_upstream_connects(&gw, 1, WAIT);
+    // New lines go through behind what was kept.
+    let stats = fence(&mut master, &plan, &rig.sub, 1, Duration::from_secs(60));
+    let mut gw = gw;
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+    let closed = gw.wait_for_line(Stream::Stderr, &["closed: "], WAIT);
+    let evicted = closing_count(&closed, " evicted (store full)");
+    eprintln!("small disk: {evicted} evicted; {}", stats.summary());
+    assert!(evicted > 0, "the disk filled up: {closed}");
+    assert!(
+        closed.contains("0 message(s) in the store;"),
+        "every acknowledged message left the store: {closed}"
+    );
+    // Exactly the oldest were evicted; every other line arrived, in order.
+    let missing = stats.missing_runs(0..n);
+    assert_eq!(missing, [0..evicted], "{}", stats.summary());
+    assert_eq!(stats.unique, n - evicted, "{}", stats.summary());
+    assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
 }

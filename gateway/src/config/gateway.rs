@@ -181,6 +181,7 @@ impl GatewayConfig {
                 if errors.is_empty() && broker_ok && upstream_ok =>
             {
                 store.file = paths::join(&gateway.state_dir, &store.file);
+                store.write_behind_dir = paths::join(&dir, &store.write_behind_dir);
                 Ok(GatewayConfig {
                     gateway,
                     broker,

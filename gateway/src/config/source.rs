@@ -414,7 +414,9 @@ pub(crate) fn read(
         Some(Value::String(kind)) => {
             let body: Mapping = map
                 .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), Some("id" | "type" | "framing" | "durability")))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), Some("id" | "type" | "framing" | "durability"))
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             match SourceKind::read(kind, &Value::Mapping(body), at, dir, report) {

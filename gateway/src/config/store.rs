@@ -21,6 +21,10 @@ pub struct StoreConfig {
     pub max_bytes: u64,
     /// What to do when a new message does not fit.
     pub when_full: WhenFull,
+    /// Free space kept on the store's file system: below it the store counts as
+    /// full (`when_full` applies) before the file system refuses a write, so that
+    /// acknowledgements and checkpoints can always be written. Default 64 MiB.
+    pub min_free_bytes: u64,
     /// Messages older than this are dropped (and counted), e.g. `7d`, `12h`, `30m`.
     #[serde(deserialize_with = "optional_duration")]
     pub max_age: Option<Duration>,
@@ -35,7 +39,8 @@ pub struct StoreConfig {
     /// milliseconds is never written to the file. Default 1000.
     pub write_behind_ms: u64,
     /// `write_behind`: the folder, in memory (tmpfs), of the journal that keeps
-    /// those messages across a crash of the process. Default `/dev/shm`.
+    /// those messages across a crash of the process. Default `/dev/shm`; a
+    /// relative path is relative to the gateway file's folder.
     pub write_behind_dir: PathBuf,
 }
 
@@ -47,6 +52,7 @@ impl Default for StoreConfig {
             max_messages: 1_000_000,
             max_bytes: 256 * 1024 * 1024,
             when_full: WhenFull::DropOldest,
+            min_free_bytes: 64 * 1024 * 1024,
             max_age: None,
             qos0_while_down: Qos0WhileDown::Drop,
             checkpoint_secs: 60,
@@ -88,6 +94,17 @@ pub enum WhenFull {
     DropNewest,
     /// Make the pipeline wait, back to the sources, until there is room.
     Block,
+}
+
+impl WhenFull {
+    /// As written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenFull::DropOldest => "drop_oldest",
+            WhenFull::DropNewest => "drop_newest",
+            WhenFull::Block => "block",
+        }
+    }
 }
 
 /// QoS 0 messages while an output cannot take them.

@@ -20,6 +20,17 @@ pub fn problems(s: &Snapshot) -> Vec<String> {
             other => out.push(format!("source {}: {other}", src.id)),
         }
     }
+    if let Some(st) = &s.store {
+        if let Some(error) = &st.last_error {
+            out.push(format!("store: {error}"));
+        }
+        if st.disk_low {
+            out.push(format!(
+                "store: only {} bytes free on its disk: it counts as full",
+                st.disk_free_bytes
+            ));
+        }
+    }
     for o in &s.outputs {
         if !o.connected {
             let error = o.last_error.as_deref().unwrap_or("no connection yet");
@@ -109,5 +120,29 @@ mod tests {
         let mut s = healthy();
         s.sources[1].state = "starting".into();
         assert_eq!(problems(&s), vec!["source s-finished: starting"]);
+    }
+
+    #[test]
+    fn a_failing_store_and_a_nearly_full_disk_are_named() {
+        let mut s = healthy();
+        s.store = Some(StoreSnapshot {
+            depth: 0,
+            bytes: 0,
+            oldest_age_secs: None,
+            appended: 0,
+            commits: 0,
+            evicted: Evictions::default(),
+            blocked: false,
+            disk_free_bytes: 1000,
+            disk_low: true,
+            last_error: Some("message store /s/m.db: the disk is full (x)".into()),
+        });
+        assert_eq!(
+            problems(&s),
+            [
+                "store: message store /s/m.db: the disk is full (x)",
+                "store: only 1000 bytes free on its disk: it counts as full"
+            ]
+        );
     }
 }

@@ -242,6 +242,20 @@ pub fn render(s: &Snapshot) -> String {
             "1 while the pipeline waits for room in a full store (when_full: block).",
         )
         .sample(&[], flag(st.blocked));
+        Family::new(
+            o,
+            "mqgate_store_disk_free_bytes",
+            "gauge",
+            "Free bytes on the store's file system.",
+        )
+        .sample(&[], st.disk_free_bytes as f64);
+        Family::new(
+            o,
+            "mqgate_store_disk_low",
+            "gauge",
+            "1 while less than store.min_free_bytes is free (the store counts as full).",
+        )
+        .sample(&[], flag(st.disk_low));
     }
 
     let mut f = Family::new(
@@ -400,6 +414,8 @@ mod tests {
                     ..Evictions::default()
                 },
                 blocked: false,
+                disk_free_bytes: 1 << 30,
+                disk_low: false,
                 last_error: None,
             }),
             outputs: vec![OutputSnapshot {
@@ -461,6 +477,8 @@ mod tests {
             "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
             "mqgate_store_messages 3",
             "mqgate_store_bytes 300",
+            "mqgate_store_disk_free_bytes 1073741824",
+            "mqgate_store_disk_low 0",
             "mqgate_store_evicted_total{reason=\"drop_oldest\"} 5",
             "mqgate_store_evicted_total{reason=\"max_age\"} 0",
             "mqgate_output_connected{output=\"upstream\"} 0",

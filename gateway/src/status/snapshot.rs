@@ -133,6 +133,11 @@ pub struct StoreSnapshot {
     pub commits: u64,
     pub evicted: Evictions,
     pub blocked: bool,
+    /// Free bytes on the store's file system.
+    pub disk_free_bytes: u64,
+    /// Less than `store.min_free_bytes` is free: the store counts as full.
+    pub disk_low: bool,
+    /// Why the last write to the store failed; `None` once it writes again.
     pub last_error: Option<String>,
 }
 
@@ -366,6 +371,8 @@ fn store(s: &StoreStats, now_ms: i64) -> StoreSnapshot {
             qos0_while_down: StoreStats::get(&s.qos0_dropped),
         },
         blocked: s.blocked.load(Relaxed),
+        disk_free_bytes: s.disk_free.load(Relaxed),
+        disk_low: s.disk_low.load(Relaxed),
         last_error: s
             .last_error
             .lock()

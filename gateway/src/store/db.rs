@@ -30,6 +30,14 @@ const JOURNAL_APP: sqlite_file::App = sqlite_file::App {
 /// shrinking to nothing, so that deletes (acknowledgements) and checkpoints can
 /// still be written when the disk is full.
 const WAL_KEEP_BYTES: i64 = 4 * 1024 * 1024;
+/// Pages the write-ahead log holds at most before it is checkpointed (and
+/// starts over): 8 MiB, and never more than a quarter of `min_free_bytes`, so
+/// that the log cannot eat the reserve kept for it.
+pub(super) fn wal_pages(min_free_bytes: u64) -> u32 {
+    (min_free_bytes / 4 / 4096).clamp(16, 2000) as u32
+}
+/// The most while the disk is short of room: the log stays small.
+pub(super) const WAL_PAGES_SHORT: u32 = 64;
 /// Version of the schema below, kept in `meta`.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -133,6 +141,7 @@ impl Db {
     pub(super) fn open(
         path: &Path,
         sync: Synchronous,
+        wal_pages: u32,
         outputs: &[String],
         journal: Option<&Db>,
     ) -> Result<Opened, StoreError> {
@@ -166,7 +175,7 @@ impl Db {
             Synchronous::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-4096; \
+            "PRAGMA synchronous={level}; PRAGMA wal_autocheckpoint={wal_pages}; PRAGMA cache_size=-4096; \
              PRAGMA journal_size_limit={WAL_KEEP_BYTES};"
         ))
         .map_err(on)?;
@@ -262,8 +271,7 @@ impl Db {
                     })
                 })
                 .map_err(|e| journal.err(e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| journal.err(e))?
+            rows.collect::<Result<_, _>>().map_err(|e| journal.err(e))?
         };
         if rows.is_empty() {
             return Ok(());
@@ -307,6 +315,16 @@ impl Db {
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checkpoint the write-ahead log whenever it holds this many pages (it then
+    /// starts over and reuses its room).
+    pub(super) fn autocheckpoint(&self, pages: u32) {
+        let _ = self.conn.query_row(
+            &format!("PRAGMA wal_autocheckpoint={pages}"),
+            [],
+            |_| Ok(()),
+        );
     }
 
     /// Rows and bytes in the file.

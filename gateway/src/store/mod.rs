@@ -72,6 +72,10 @@ pub struct StoreStats {
     pub commits: AtomicU64,
     /// `append` is waiting for room (`when_full: block`).
     pub blocked: AtomicBool,
+    /// Free bytes on the store's file system, as last looked at.
+    pub disk_free: AtomicU64,
+    /// Less than `min_free_bytes` is free: the store counts as full.
+    pub disk_low: AtomicBool,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -298,7 +302,12 @@ impl Store {
     #[doc(hidden)]
     pub async fn write_behind_now(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::WriteBehindNow { reply }).await.is_ok() {
+        if self
+            .tx
+            .send(Command::WriteBehindNow { reply })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::{Blocked, Kept, Reply, Worker};
 use crate::store::{Appended, Command, StoreError};
@@ -56,6 +56,7 @@ impl Worker {
     /// Run the commands in one transaction; `true` when the store is to close.
     fn run_batch(&mut self, batch: &mut Vec<Command>) -> bool {
         let before = (self.next_id, self.cache.len());
+        let counters = self.counters();
         let mut appends = Vec::new();
         let mut waiting: Vec<Reply> = Vec::new();
         let mut syncs = Vec::new();
@@ -136,10 +137,11 @@ impl Worker {
                 }
                 Command::Connected { output, up } => {
                     if let Some(c) = self.connected.get_mut(output) {
+                        // Gone down: it will not acknowledge soon, so what waits in
+                        // the journal goes to the file now.
+                        all_behind |= *c && !up;
                         *c = up;
                     }
-                    // It will not acknowledge soon: its messages go to the file now.
-                    all_behind |= !up;
                     Ok(())
                 }
                 Command::Tick => {
@@ -218,6 +220,16 @@ impl Worker {
         match failed {
             None => {
                 self.file_done.clear();
+                if self.failing && !appends.is_empty() {
+                    // The cause is gone: the status page stops showing it.
+                    self.failing = false;
+                    *self
+                        .stats
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = None;
+                    info!(store = %self.config.file.display(), "the store writes again");
+                }
                 self.committed = self.next_id - 1;
                 self.committed_tx.send_replace(self.committed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -233,6 +245,13 @@ impl Worker {
                 self.db.rollback();
                 error!("{e}");
                 self.set_error(&e);
+                self.failing = true;
+                self.look_at_space(true);
+                if matches!(e, StoreError::DiskFull { .. }) {
+                    // Start the write-ahead log over: it reuses its own room.
+                    let _ = self.db.checkpoint(false);
+                }
+                self.restore_counters(&counters);
                 // Undo what the transaction would have added; the senders try again.
                 let (next_id, cached) = before;
                 if let Some(journal) = &self.journal {
@@ -241,7 +260,11 @@ impl Worker {
                         warn!("{e}");
                     }
                 }
-                while self.journal_ids.back().is_some_and(|(id, _)| *id >= next_id) {
+                while self
+                    .journal_ids
+                    .back()
+                    .is_some_and(|(id, _)| *id >= next_id)
+                {
                     self.journal_ids.pop_back();
                 }
                 self.next_id = next_id;
@@ -274,7 +297,11 @@ impl Worker {
         for reply in syncs {
             let _ = reply.send(());
         }
-        if checkpoint && self.disk_dirty {
+        // Short of room, the write-ahead log starts over every second instead
+        // of growing until it checkpoints itself.
+        let short =
+            self.space_cap.is_some() && self.last_checkpoint.elapsed() >= Duration::from_secs(1);
+        if (checkpoint || short) && self.disk_dirty {
             self.last_checkpoint = Instant::now();
             self.disk_dirty = false;
             if let Err(e) = self.db.checkpoint(false) {
@@ -324,6 +351,34 @@ impl Worker {
                 self.unsaved_done.append(&mut self.file_done);
                 warn!("acknowledgements not written yet, tried again with the next batch: {e}");
             }
+        }
+    }
+
+    /// The counters a batch adds to, to be put back when it is rolled back (a
+    /// sender tries the same messages again: they count once).
+    fn counters(&self) -> [u64; 4] {
+        let s = &self.stats;
+        [
+            &s.appended,
+            &s.evicted_oldest,
+            &s.refused_full,
+            &s.qos0_dropped,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn restore_counters(&self, before: &[u64; 4]) {
+        let s = &self.stats;
+        for (c, v) in [
+            &s.appended,
+            &s.evicted_oldest,
+            &s.refused_full,
+            &s.qos0_dropped,
+        ]
+        .into_iter()
+        .zip(before)
+        {
+            c.store(*v, Ordering::Relaxed);
         }
     }
 

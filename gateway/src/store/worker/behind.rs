@@ -54,7 +54,13 @@ fn in_memory(dir: &Path) -> Option<bool> {
 pub(super) fn open_journal(config: &StoreConfig) -> Option<Db> {
     let dir = &config.write_behind_dir;
     let path = journal_path(dir, &config.file);
-    match Db::open_journal(&path) {
+    let opened = std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Open {
+            path: path.clone(),
+            cause: format!("cannot create the folder {}: {e}", dir.display()),
+        })
+        .and_then(|()| Db::open_journal(&path));
+    match opened {
         Ok(db) => {
             if in_memory(dir) == Some(false) {
                 warn!(
@@ -165,7 +171,10 @@ mod tests {
 
     #[test]
     fn each_store_file_has_its_own_journal_named_after_it() {
-        let a = journal_path(Path::new("/dev/shm"), Path::new("/var/lib/mqgate/messages.db"));
+        let a = journal_path(
+            Path::new("/dev/shm"),
+            Path::new("/var/lib/mqgate/messages.db"),
+        );
         let b = journal_path(Path::new("/dev/shm"), Path::new("/srv/other/messages.db"));
         assert_ne!(a, b);
         let name = a.file_name().unwrap().to_string_lossy().into_owned();
@@ -173,7 +182,10 @@ mod tests {
         assert!(name.ends_with(".journal"), "{name}");
         assert_eq!(
             a,
-            journal_path(Path::new("/dev/shm"), Path::new("/var/lib/mqgate/messages.db"))
+            journal_path(
+                Path::new("/dev/shm"),
+                Path::new("/var/lib/mqgate/messages.db")
+            )
         );
     }
 

@@ -13,6 +13,7 @@ const EXPIRE_PER_TICK: usize = 50_000;
 
 impl Worker {
     pub(super) fn tick(&mut self) -> Result<(), StoreError> {
+        self.look_at_space(true);
         if let Some(max_age) = self.config.max_age {
             let cut = now_ms() - max_age.as_millis() as i64;
             let gone = self.db.expire(cut, EXPIRE_PER_TICK)?;

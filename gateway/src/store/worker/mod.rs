@@ -12,6 +12,7 @@ mod batch;
 mod behind;
 mod expiry;
 mod room;
+mod space;
 mod tail;
 
 use std::collections::VecDeque;
@@ -23,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use super::db::{Db, Opened};
+use super::db::{wal_pages, Db, Opened};
 use super::{Appended, Command, StoreError, StoreStats, COMMAND_QUEUE};
 use crate::config::{Durability, StoreConfig};
 use crate::message::Message;
@@ -78,6 +79,12 @@ struct Worker {
     file_done: Vec<(usize, u64)>,
     /// Memory is full of messages only in the journal: they go to the file.
     overfull: bool,
+    /// The last batch failed (its error is on the status page until one commits).
+    failing: bool,
+    /// Free space was last looked at.
+    space_looked: Instant,
+    /// Less than `min_free_bytes` is free: the store holds no more bytes than this.
+    space_cap: Option<u64>,
     /// Tests: stopped as a killed process; answered once the files are closed.
     crashed: Option<oneshot::Sender<()>>,
     last_housekeeping: Instant,
@@ -115,7 +122,13 @@ pub(super) fn start(
         bytes,
         next_id,
         forgotten,
-    } = Db::open(&config.file, config.synchronous, names, journal.as_ref())?;
+    } = Db::open(
+        &config.file,
+        config.synchronous,
+        wal_pages(config.min_free_bytes),
+        names,
+        journal.as_ref(),
+    )?;
     for name in forgotten {
         warn!(
             store = %config.file.display(),
@@ -139,6 +152,9 @@ pub(super) fn start(
         file_done: Vec::new(),
         overfull: false,
         crashed: None,
+        failing: false,
+        space_looked: Instant::now(),
+        space_cap: None,
         last_housekeeping: Instant::now(),
         all_bits: bits.iter().fold(0, |a, b| a | b),
         connected: vec![false; bits.len()],
@@ -156,6 +172,8 @@ pub(super) fn start(
         logged_drops: [0; 4],
         config,
     };
+    let mut worker = worker;
+    worker.look_at_space(true);
     worker.publish_stats();
     if let Ok(Some(ms)) = worker.db.oldest_ms() {
         worker.stats.oldest_ms.store(ms, Ordering::Relaxed);

@@ -18,6 +18,7 @@ impl Worker {
     fn fits(&self, size: u64) -> bool {
         self.count < self.config.max_messages
             && (self.config.max_bytes == 0 || self.bytes + size <= self.config.max_bytes)
+            && self.space_cap.is_none_or(|cap| self.bytes + size <= cap)
     }
 
     /// Append what fits; a remainder waits in `blocked` (`when_full: block`). The
@@ -48,9 +49,12 @@ impl Worker {
         let created = now_ms();
         let arrived = std::time::Instant::now();
         let any_down = self.connected.iter().any(|up| !up);
-        // While every output is up, a write-behind message waits in the journal.
-        let behind =
-            b.durability == Durability::WriteBehind && self.journal.is_some() && !any_down;
+        // A write-behind message waits in the journal for its window, also while
+        // an output is down: what arrives in one window is committed together.
+        let behind = b.durability == Durability::WriteBehind && self.journal.is_some();
+        if !behind {
+            self.look_at_space(false);
+        }
         while let Some(m) = b.messages.pop_front() {
             let size = (m.topic.len() + m.payload.len()) as u64;
             let persist = m.qos != QoS::AtMostOnce

@@ -1,0 +1,72 @@
+//! Free space on the store's file system: below `min_free_bytes` the store
+//! counts as full at the size it has, so that `when_full` applies (evict,
+//! refuse or wait, counted) before the file system refuses a write, and the
+//! room left is there for acknowledgements and checkpoints.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::Worker;
+use crate::store::db::{wal_pages, WAL_PAGES_SHORT};
+
+/// How often free space is looked at while messages are written to the file.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// Bytes available to this process on the file system holding `path`.
+pub(super) fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `fs` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut fs) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some(fs.f_bavail as u64 * fs.f_frsize as u64)
+}
+
+impl Worker {
+    /// Look at the free space again if it is time (`now`: whatever the time).
+    pub(super) fn look_at_space(&mut self, now: bool) {
+        if !now && self.space_looked.elapsed() < LOOK_EVERY {
+            return;
+        }
+        self.space_looked = Instant::now();
+        let Some(free) = free_bytes(&self.config.file) else {
+            return;
+        };
+        self.stats.disk_free.store(free, Ordering::Relaxed);
+        let reserve = self.config.min_free_bytes;
+        match self.space_cap {
+            None if free < reserve => {
+                self.space_cap = Some(self.bytes);
+                self.db
+                    .autocheckpoint(WAL_PAGES_SHORT.min(wal_pages(reserve)));
+                self.stats.disk_low.store(true, Ordering::Relaxed);
+                warn!(
+                    store = %self.config.file.display(),
+                    "the disk of the store has {free} bytes free, less than store.min_free_bytes \
+                     ({reserve}): the store counts as full at {} message(s) ({} bytes) until there \
+                     is room again (when_full: {})",
+                    self.count,
+                    self.bytes,
+                    self.config.when_full.name()
+                );
+            }
+            // A little more than the reserve, so as not to flap.
+            Some(_) if free >= reserve + reserve / 8 => {
+                self.space_cap = None;
+                self.db.autocheckpoint(wal_pages(reserve));
+                self.stats.disk_low.store(false, Ordering::Relaxed);
+                info!(
+                    store = %self.config.file.display(),
+                    "the disk of the store has room again ({free} bytes free)"
+                );
+            }
+            _ => {}
+        }
+    }
+}
