@@ -12,7 +12,8 @@
 //! attached to the process); and the messages the upstream acknowledged.
 //!
 //! `cargo bench -p mqgate --bench sd_writes` (`MQGATE_BENCH_SECONDS=N` shortens
-//! every run to N seconds). Loopback only; every run is bounded in time.
+//! every run to N seconds; `MQGATE_BENCH_ONLY=write_behind/outage` runs only the
+//! runs whose `durability/upstream` contains that). Loopback only; every run is bounded in time.
 
 mod common;
 
@@ -225,6 +226,10 @@ fn main() {
         ("write_behind", "outage"),
         ("on_receipt", "outage"),
     ] {
+        let only = std::env::var("MQGATE_BENCH_ONLY").unwrap_or_default();
+        if !format!("{durability}/{mode}").contains(&only) {
+            continue;
+        }
         for (rate, seconds) in [(1, 60), (10, 30), (100, 30), (1000, 20)] {
             let seconds = short.unwrap_or(seconds);
             let r = run(durability, mode, rate, seconds);

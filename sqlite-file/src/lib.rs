@@ -32,6 +32,8 @@ pub struct App {
     /// no id whose tables are all among these is the program's (and is marked
     /// when opened), not another program's. Empty when every file was marked.
     pub unmarked_tables: &'static [&'static str],
+    /// `PRAGMA page_size` of new files; 0 leaves SQLite's default (4096).
+    pub page_size: u32,
 }
 
 /// Why a file was not opened. Each names the file; the caller words it for its users.
@@ -129,11 +131,17 @@ pub fn check(path: &Path, app: &App) -> Result<(), Error> {
 /// when absent; an existing file is `check`ed first. A file without an
 /// application id gets `app`'s. The folder must exist.
 pub fn open(path: &Path, app: &App) -> Result<Connection, Error> {
-    if !create_private(path)? {
+    let created = create_private(path)?;
+    if !created {
         check(path, app)?;
     }
     let on = |e| Error::classify(path, e);
     let conn = Connection::open(path).map_err(on)?;
+    if created && app.page_size != 0 {
+        // Only an empty file takes it, before anything is written.
+        conn.execute_batch(&format!("PRAGMA page_size={}", app.page_size))
+            .map_err(on)?;
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(on)?;
@@ -194,6 +202,7 @@ mod tests {
         application_id: 0x5445_5354,
         program: "the test program",
         unmarked_tables: &["notes"],
+        page_size: 0,
     };
 
     fn application_id(path: &Path) -> i32 {

@@ -14,6 +14,7 @@ const APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x4d4f_4445,
     program: "the mode test",
     unmarked_tables: &["t"],
+    page_size: 0,
 };
 
 /// Nothing masked: a file created with SQLite's default 0644 stays 0644.

@@ -457,8 +457,8 @@ fn closing_count(line: &str, marker: &str) -> u64 {
 /// The store on a 3 MB file system while the upstream is down and a burst comes
 /// in: below `min_free_bytes` the store counts as full and evicts the oldest
 /// (counted) before the file system refuses anything; with the upstream back,
-/// everything kept is delivered, acknowledgements free the store, and new lines
-/// still go through.
+/// everything kept is delivered, acknowledgements free the store, new lines
+/// still go through, and the file gives its room back to the disk.
 #[test]
 fn a_store_on_a_full_small_disk_evicts_the_oldest_and_recovers_when_the_upstream_returns() {
     let n = 60_000u64;
@@ -491,6 +491,14 @@ fn a_store_on_a_full_small_disk_evicts_the_oldest_and_recovers_when_the_upstream
     wait_upstream_connects(&gw, 1, WAIT);
     // New lines go through behind what was kept.
     let stats = fence(&mut master, &plan, &rig.sub, 1, Duration::from_secs(60));
+    // Delivered, the file gives its room back, and the store stops counting as full.
+    gw.wait_for_line(Stream::Stderr, &["gave", "bytes of free pages back"], WAIT);
+    let room = gw.wait_for_line(
+        Stream::Stderr,
+        &["the disk of the store has room again"],
+        WAIT,
+    );
+    assert!(room.contains("INFO"), "{room}");
     let mut gw = gw;
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());

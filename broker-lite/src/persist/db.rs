@@ -19,6 +19,7 @@ const APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x424C_5031,
     program: "broker-lite",
     unmarked_tables: &[],
+    page_size: 0,
 };
 /// Version of the schema below (`PRAGMA user_version`). Version 1 had no owner
 /// columns in `sessions`; it is brought up to date when opened.

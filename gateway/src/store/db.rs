@@ -19,12 +19,18 @@ const APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x4D51_4753,
     program: "mqgate",
     unmarked_tables: &["meta", "outputs", "messages"],
+    page_size: PAGE_SIZE,
 };
+/// Page size of new store files. Measured (BENCHMARKS.md, bytes written to the
+/// disk): every commit writes whole pages, so small pages write less per commit
+/// at a Pi's rates.
+const PAGE_SIZE: u32 = 4096;
 /// Marks the write-behind journal ("MQGJ"): the same `messages` table, in memory.
 const JOURNAL_APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x4D51_474A,
     program: "mqgate (write-behind journal)",
     unmarked_tables: &[],
+    page_size: 0,
 };
 /// The write-ahead log keeps this much room after a checkpoint instead of
 /// shrinking to nothing, so that deletes (acknowledgements) and checkpoints can
@@ -325,6 +331,27 @@ impl Db {
             [],
             |_| Ok(()),
         );
+    }
+
+    /// Bytes of the file's free pages (deleted rows whose room the file keeps),
+    /// and of the pages in use.
+    pub(super) fn pages(&self) -> Result<(u64, u64), StoreError> {
+        let get = |pragma: &str| -> Result<u64, StoreError> {
+            self.conn
+                .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let size = get("page_size")?;
+        let free = get("freelist_count")?;
+        let all = get("page_count")?;
+        Ok((free * size, all.saturating_sub(free) * size))
+    }
+
+    /// Give the free pages back to the file system: the file is rewritten with
+    /// what it holds, then the log is emptied.
+    pub(super) fn shrink(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM").map_err(|e| self.err(e))?;
+        self.checkpoint(true)
     }
 
     /// Rows and bytes in the file.

@@ -308,6 +308,9 @@ impl Worker {
                 warn!("{e}");
             }
         }
+        if let Some(free) = self.shrink_due.take() {
+            self.give_back_room(free);
+        }
         if let Some(reply) = close {
             self.shut_down();
             self.log_drops(true);

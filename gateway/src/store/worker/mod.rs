@@ -85,6 +85,8 @@ struct Worker {
     space_looked: Instant,
     /// Less than `min_free_bytes` is free: the store holds no more bytes than this.
     space_cap: Option<u64>,
+    /// Short of room: see after the batch whether the file can shrink (free bytes).
+    shrink_due: Option<u64>,
     /// Tests: stopped as a killed process; answered once the files are closed.
     crashed: Option<oneshot::Sender<()>>,
     last_housekeeping: Instant,
@@ -155,6 +157,7 @@ pub(super) fn start(
         failing: false,
         space_looked: Instant::now(),
         space_cap: None,
+        shrink_due: None,
         last_housekeeping: Instant::now(),
         all_bits: bits.iter().fold(0, |a, b| a | b),
         connected: vec![false; bits.len()],

@@ -66,7 +66,33 @@ impl Worker {
                     "the disk of the store has room again ({free} bytes free)"
                 );
             }
-            _ => {}
+            // Out of the batch's transaction (VACUUM cannot run in one).
+            Some(_) => self.shrink_due = Some(free),
+            None => {}
+        }
+    }
+
+    /// Short of room with much of the file free (the backlog that filled the disk
+    /// was delivered): the file shrinks to what it holds, if that fits twice in
+    /// what is free, so that the disk has room again.
+    pub(super) fn give_back_room(&mut self, free: u64) {
+        let Ok((unused, used)) = self.db.pages() else {
+            return;
+        };
+        if unused < (self.config.min_free_bytes / 8).max(64 * 1024) || used * 2 > free {
+            return;
+        }
+        match self.db.shrink() {
+            Ok(()) => {
+                info!(
+                    store = %self.config.file.display(),
+                    "the store file gave {unused} bytes of free pages back to the disk"
+                );
+                self.last_checkpoint = Instant::now();
+                self.disk_dirty = false;
+                self.space_looked = Instant::now() - LOOK_EVERY;
+            }
+            Err(e) => warn!("cannot shrink the store file: {e}"),
         }
     }
 }
