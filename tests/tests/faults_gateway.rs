@@ -511,8 +511,8 @@ fn a_store_on_a_full_small_disk_evicts_the_oldest_and_recovers_when_the_upstream
         "every acknowledged message left the store: {closed}"
     );
     // Exactly the oldest were evicted; every other line arrived, in order.
-    let missing = stats.missing_runs(0..n);
-    assert_eq!(missing, [0..evicted], "{}", stats.summary());
+    let oldest = 0..evicted;
+    assert_eq!(stats.missing_runs(0..n), [oldest], "{}", stats.summary());
     assert_eq!(stats.unique, n - evicted, "{}", stats.summary());
     assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
 }

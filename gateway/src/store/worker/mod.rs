@@ -109,12 +109,15 @@ struct Worker {
     logged_drops: [u64; 4],
 }
 
+/// A started store thread: its commands, the `committed` watch, the journal's path.
+pub(super) type Started = (mpsc::Sender<Command>, watch::Receiver<u64>, Option<PathBuf>);
+
 /// Open the file here (so that errors reach the caller) and start the thread.
 pub(super) fn start(
     config: StoreConfig,
     names: &[String],
     stats: Arc<StoreStats>,
-) -> Result<(mpsc::Sender<Command>, watch::Receiver<u64>, Option<PathBuf>), StoreError> {
+) -> Result<Started, StoreError> {
     let journal = behind::open_journal(&config);
     let journal_path = journal.as_ref().map(|j| j.path().to_path_buf());
     let Opened {
