@@ -12,6 +12,10 @@ use crate::store::{Appended, Command, StoreError};
 
 /// Commands run in one transaction, at most.
 const BATCH: usize = 512;
+/// Acknowledgements written in one transaction after a failed batch.
+const SAVE_ALONE: usize = 1_000;
+/// Acknowledgements of messages in the file put off at most (then written at the next tick).
+const DEFERRED_DONE: usize = 16_384;
 
 impl Worker {
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -146,23 +150,24 @@ impl Worker {
                 }
                 Command::Tick => {
                     housekeeping = true;
-                    if self.last_housekeeping.elapsed() >= Duration::from_secs(1) {
+                    if self.last_housekeeping.elapsed() >= Duration::from_secs(1)
+                        || self.deferred_done.len() >= DEFERRED_DONE
+                    {
                         self.last_housekeeping = Instant::now();
-                        checkpoint = self.disk_dirty
-                            && self.last_checkpoint.elapsed()
-                                >= Duration::from_secs(self.config.checkpoint_secs.max(1));
-                        self.tick()
+                        checkpoint = self.last_checkpoint.elapsed()
+                            >= Duration::from_secs(self.config.checkpoint_secs.max(1));
+                        self.apply_deferred_done().and_then(|()| self.tick())
                     } else {
                         Ok(())
                     }
                 }
                 Command::Sync { reply } => {
                     syncs.push(reply);
-                    Ok(())
+                    self.apply_deferred_done()
                 }
                 Command::Close { reply } => {
                     close = Some(reply);
-                    Ok(())
+                    self.apply_deferred_done()
                 }
                 #[cfg(test)]
                 Command::LimitPages(pages) => {
@@ -333,26 +338,33 @@ impl Worker {
     /// own, once the write-ahead log was started over (it keeps its room, so that
     /// deletes fit when the disk is full). Kept for the next batch if even that fails.
     fn save_done_alone(&mut self) {
-        if self.unsaved_done.is_empty() {
-            return;
-        }
-        let _ = self.db.checkpoint(false);
-        let result = self
-            .db
-            .begin()
-            .and_then(|()| self.redo_unsaved_done())
-            .and_then(|()| self.db.commit());
-        match result {
-            Ok(()) => {
-                self.file_done.clear();
-                self.disk_dirty = true;
-                self.publish_stats();
-            }
-            Err(e) => {
-                self.db.rollback();
-                self.recount();
-                self.unsaved_done.append(&mut self.file_done);
-                warn!("acknowledgements not written yet, tried again with the next batch: {e}");
+        // In small transactions, each with the log started over: a full disk has
+        // room for a few pages of deletes at a time, not for thousands of rows.
+        while !self.unsaved_done.is_empty() {
+            let _ = self.db.checkpoint(false);
+            let rest = self
+                .unsaved_done
+                .split_off(self.unsaved_done.len().min(SAVE_ALONE));
+            let result = self
+                .db
+                .begin()
+                .and_then(|()| self.redo_unsaved_done())
+                .and_then(|()| self.db.commit());
+            self.unsaved_done = rest;
+            match result {
+                Ok(()) => {
+                    self.file_done.clear();
+                    self.disk_dirty = true;
+                    self.publish_stats();
+                }
+                Err(e) => {
+                    self.db.rollback();
+                    self.recount();
+                    self.file_done.append(&mut self.unsaved_done);
+                    self.unsaved_done = std::mem::take(&mut self.file_done);
+                    warn!("acknowledgements not written yet, tried again with the next batch: {e}");
+                    return;
+                }
             }
         }
     }

@@ -77,6 +77,9 @@ struct Worker {
     unsaved_done: Vec<(usize, u64)>,
     /// Acknowledgements of messages in the file written in this batch.
     file_done: Vec<(usize, u64)>,
+    /// Acknowledgements of messages in the file not written yet: deleted together
+    /// with the next write to the file, at the latest at the next second's tick.
+    deferred_done: Vec<(usize, u64)>,
     /// Memory is full of messages only in the journal: they go to the file.
     overfull: bool,
     /// The last batch failed (its error is on the status page until one commits).
@@ -155,6 +158,7 @@ pub(super) fn start(
         disk_dirty: false,
         unsaved_done: Vec::new(),
         file_done: Vec::new(),
+        deferred_done: Vec::new(),
         overfull: false,
         crashed: None,
         failing: false,

@@ -54,17 +54,21 @@ impl Worker {
         let behind = b.durability == Durability::WriteBehind && self.journal.is_some();
         if !behind {
             self.look_at_space(false);
+            // The file is written anyway: the put-off deletes go with it.
+            self.apply_deferred_done()?;
         }
         while let Some(m) = b.messages.pop_front() {
             let size = (m.topic.len() + m.payload.len()) as u64;
             let persist = m.qos != QoS::AtMostOnce
                 || (self.config.qos0_while_down == Qos0WhileDown::Keep && any_down);
+            if persist && !self.fits(size) && !self.deferred_done.is_empty() {
+                // Delivered messages make room first.
+                self.apply_deferred_done()?;
+            }
             if persist && !self.fits(size) {
                 match self.config.when_full {
                     WhenFull::DropOldest => {
-                        while !self.fits(size) && self.evict_oldest()? {
-                            self.stats.evicted_oldest.fetch_add(1, Ordering::Relaxed);
-                        }
+                        while !self.fits(size) && self.evict_oldest()? {}
                         if !self.fits(size) {
                             // Larger than the whole store.
                             self.refuse(&m, &mut b.so_far);
@@ -146,6 +150,7 @@ impl Worker {
         if let Some((id, size)) = self.db.evict_oldest()? {
             self.disk_dirty = true;
             self.forget(id, size);
+            self.stats.evicted_oldest.fetch_add(1, Ordering::Relaxed);
             return Ok(true);
         }
         while let Some((id, _)) = self.journal_ids.pop_front() {
@@ -161,6 +166,7 @@ impl Worker {
                 journal.delete(id)?;
             }
             self.forget(id, size);
+            self.stats.evicted_oldest.fetch_add(1, Ordering::Relaxed);
             return Ok(true);
         }
         Ok(false)

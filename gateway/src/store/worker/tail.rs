@@ -72,6 +72,8 @@ impl Worker {
         }
         let cache_first = self.cache.front().map_or(self.next_id, |e| e.id);
         if after + 1 < cache_first {
+            // The file must not hand out what was acknowledged already.
+            self.apply_deferred_done()?;
             let through = limit.min(cache_first - 1);
             let rows = self.db.fetch(after, through, bit, max)?;
             let full = rows.len() == max;
@@ -113,8 +115,7 @@ impl Worker {
         Ok(Fetched { items, upto })
     }
 
-    /// Acknowledgements of messages in the file are also noted in `file_done`, to
-    /// be written again should this batch be rolled back.
+    /// Acknowledgements of messages in the file wait in `deferred_done`.
     pub(super) fn done(&mut self, output: usize, ids: &[u64]) -> Result<(), StoreError> {
         let bit = self.bits[output];
         for &id in ids {
@@ -138,10 +139,29 @@ impl Worker {
                     _ => {}
                 }
             }
+            // Deleted with the next write to the file, at most a second later
+            // (see `apply_deferred_done`); at once while the disk is short of
+            // room, where one large transaction of deletes would not fit.
+            if self.space_cap.is_some() {
+                self.file_done.push((output, id));
+                self.done_in_file(output, id)?;
+            } else {
+                self.deferred_done.push((output, id));
+            }
+        }
+        self.trim_cache();
+        Ok(())
+    }
+
+    /// Write the acknowledgements of messages in the file that were put off: many
+    /// deletes in one commit instead of one commit each. Until then the rows stay
+    /// (a crash sends those messages again: QoS 1 at least once; a QoS 2 message
+    /// whose PUBREC came back goes again as PUBREL only, as its mark was written).
+    pub(super) fn apply_deferred_done(&mut self) -> Result<(), StoreError> {
+        for (output, id) in std::mem::take(&mut self.deferred_done) {
             self.file_done.push((output, id));
             self.done_in_file(output, id)?;
         }
-        self.trim_cache();
         Ok(())
     }
 
