@@ -21,10 +21,13 @@ const APP: sqlite_file::App = sqlite_file::App {
     unmarked_tables: &["meta", "outputs", "messages"],
     page_size: PAGE_SIZE,
 };
-/// Page size of new store files. Measured (BENCHMARKS.md, bytes written to the
-/// disk): every commit writes whole pages, so small pages write less per commit
-/// at a Pi's rates.
-const PAGE_SIZE: u32 = 4096;
+/// Page size of new store files (an existing file keeps its own). Every commit
+/// writes whole pages, so at a Pi's rates smaller pages write less: measured
+/// (BENCHMARKS.md, "bytes written to the disk"), 1024 writes about a third of
+/// what 4096 wrote per message during an outage, 512 a little less again but
+/// with 25 % less throughput at saturation than 1024 and payloads over 477 bytes
+/// spilling into overflow pages; 1024 keeps rows of up to ~990 bytes in one page.
+const PAGE_SIZE: u32 = 1024;
 /// Marks the write-behind journal ("MQGJ"): the same `messages` table, in memory.
 const JOURNAL_APP: sqlite_file::App = sqlite_file::App {
     application_id: 0x4D51_474A,
