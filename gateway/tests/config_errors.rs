@@ -820,3 +820,34 @@ fn the_embedded_broker_files_are_relative_to_the_gateway_file_and_checked_at_loa
         e[0]
     );
 }
+
+#[test]
+fn a_source_chooses_its_durability_and_a_bad_one_is_named_with_its_position() {
+    use mqgate::config::Durability;
+    let text = format!(
+        "{HEAD}store:\n  durability: on_receipt\n  write_behind_dir: journal\n\
+         sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    durability: write_behind\n\
+         \x20 - id: gps\n    type: serial\n    path: /dev/ttyACM0\n"
+    );
+    let dir = folder(&[("mqgate.yaml", &text)]);
+    let config = GatewayConfig::load(&dir.path().join("mqgate.yaml")).unwrap();
+    assert_eq!(config.store.durability, Durability::OnReceipt);
+    assert_eq!(config.sources[0].durability, Some(Durability::WriteBehind));
+    assert_eq!(config.sources[1].durability, None, "the store's default");
+    assert_eq!(config.store.write_behind_dir, dir.path().join("journal"));
+
+    let text = format!(
+        "{HEAD}sources:\n  - id: meter\n    type: serial\n    path: /dev/ttyUSB0\n    durability: sometimes\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].durability",
+        7,
+        5,
+    );
+    assert!(
+        message.contains("write_behind") && message.contains("on_receipt"),
+        "{message}"
+    );
+}
