@@ -370,13 +370,9 @@ async fn a_full_disk_fails_the_append_with_its_cause_and_keeps_what_was_stored()
         .await
         .unwrap();
     store.tx.send(Command::LimitPages(4)).await.unwrap();
-    let big = |n: u64| Message {
-        payload: Bytes::from(vec![b'x'; 3000]),
-        ..msg(n, QoS::AtLeastOnce)
-    };
     let mut failure = None;
     for n in 11..200 {
-        if let Err(e) = store.append(vec![big(n)]).await {
+        if let Err(e) = store.append(big(n..=n)).await {
             failure = Some(e);
             break;
         }
@@ -446,6 +442,32 @@ fn rows_in_file(path: &Path) -> u64 {
             .unwrap();
     conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
         .unwrap()
+}
+
+/// What a power cut does to the journal: it was in memory.
+fn power_cut(journal: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = journal.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// Messages of 3,000 bytes: a few fill a store limited to a few pages.
+fn big(range: std::ops::RangeInclusive<u64>) -> Vec<Message> {
+    range
+        .map(|n| Message {
+            payload: Bytes::from(vec![b'x'; 3000]),
+            ..msg(n, QoS::AtLeastOnce)
+        })
+        .collect()
+}
+
+/// Waits until the store's command queue holds `n` commands.
+async fn queued(store: &Store, n: usize) {
+    while store.tx.capacity() > COMMAND_QUEUE - n {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn shared(range: std::ops::RangeInclusive<u64>, qos: QoS) -> Vec<Arc<Message>> {
@@ -596,11 +618,7 @@ async fn a_crash_loses_no_write_behind_message_and_a_power_cut_only_those_in_the
         .unwrap();
     store.crash().await;
     // The power goes: the journal in memory with it; what was in the file stays.
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = journal.clone().into_os_string();
-        name.push(suffix);
-        let _ = std::fs::remove_file(name);
-    }
+    power_cut(&journal);
     let store = Store::open(&cfg, &["up"]).unwrap();
     let mut q = store.output("up").unwrap();
     assert_eq!(payloads(&next(&mut q, 10).await), ["2", "3", "4"]);
@@ -619,24 +637,15 @@ async fn acknowledgements_are_written_while_appends_fail_on_a_full_disk() {
     let mut q = store.output("up").unwrap();
     let items = next(&mut q, 10).await;
     store.tx.send(Command::LimitPages(0)).await.unwrap();
-    let big: Vec<Message> = (11..=40)
-        .map(|n| Message {
-            payload: Bytes::from(vec![b'x'; 3000]),
-            ..msg(n, QoS::AtLeastOnce)
-        })
-        .collect();
     // The acknowledgements and an append that cannot fit, in one batch.
     let (release, hold) = std::sync::mpsc::channel();
     store.tx.send(Command::Hold(hold)).await.unwrap();
     q.done(items.iter().map(|s| s.id).collect()).await.unwrap();
     let append = tokio::spawn({
         let store = store.clone();
-        async move { store.append(big).await }
+        async move { store.append(big(11..=40)).await }
     });
-    // The append is queued once the store's queue holds it.
-    while store.tx.capacity() > COMMAND_QUEUE - 3 {
-        tokio::task::yield_now().await;
-    }
+    queued(&store, 3).await;
     release.send(()).unwrap();
     let e = append.await.unwrap().expect_err("the disk is full");
     assert!(matches!(e, StoreError::DiskFull { .. }), "{e:?}");
@@ -645,24 +654,14 @@ async fn acknowledgements_are_written_while_appends_fail_on_a_full_disk() {
     store.tx.send(Command::Hold(hold)).await.unwrap();
     let again = tokio::spawn({
         let store = store.clone();
-        let big: Vec<Message> = (41..=70)
-            .map(|n| Message {
-                payload: Bytes::from(vec![b'x'; 3000]),
-                ..msg(n, QoS::AtLeastOnce)
-            })
-            .collect();
-        async move { store.append(big).await }
+        async move { store.append(big(41..=70)).await }
     });
-    while store.tx.capacity() > COMMAND_QUEUE - 2 {
-        tokio::task::yield_now().await;
-    }
+    queued(&store, 2).await;
     let synced = tokio::spawn({
         let store = store.clone();
         async move { store.sync().await }
     });
-    while store.tx.capacity() > COMMAND_QUEUE - 3 {
-        tokio::task::yield_now().await;
-    }
+    queued(&store, 3).await;
     release.send(()).unwrap();
     assert!(again.await.unwrap().is_err());
     synced.await.unwrap();
