@@ -666,6 +666,15 @@ async fn acknowledgements_are_written_while_appends_fail_on_a_full_disk() {
     assert!(again.await.unwrap().is_err());
     synced.await.unwrap();
     assert_eq!(StoreStats::get(&store.stats().depth), 0);
+    // Counted once each, not per attempt: the refused appends not at all.
+    assert_eq!(StoreStats::get(&store.stats().appended), 10);
+    let error = store.stats().last_error.lock().unwrap().clone();
+    assert!(error.is_some_and(|e| e.contains("the disk is full")));
     assert_eq!(rows_in_file(&cfg.file), 0, "the acknowledged rows are gone");
+    // Room again: the next append goes in and the error is cleared.
+    store.tx.send(Command::LimitPages(10_000)).await.unwrap();
+    store.append(big(71..=72)).await.unwrap();
+    assert_eq!(StoreStats::get(&store.stats().appended), 12);
+    assert_eq!(*store.stats().last_error.lock().unwrap(), None);
     store.close().await;
 }
