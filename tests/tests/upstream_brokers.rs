@@ -585,13 +585,16 @@ fn aedes_qos_2_a_window_above_its_limit_is_halved_after_two_cutoffs_and_every_me
     // One connect before the outage, one after, one after each cut-off.
     assert_eq!(end.connects, 4, "{}", rig.context());
     // No fast reconnect loop: a connection cut at once does not reset the delay,
-    // so the second reconnect after a cut-off waits longer than the first.
+    // so the second reconnect after a cut-off waits longer than the first, or
+    // both wait about the longest delay (5 s, less up to a quarter of jitter)
+    // when the outage before had already grown it that far.
     let at = connect_times(&rig.gw);
     assert_eq!(at.len(), 4, "{}", rig.context());
     let gap = |a: usize, b: usize| (at[b] - at[a]).rem_euclid(86_400.0);
     let (first, second) = (gap(1, 2), gap(2, 3));
+    let at_the_cap = |gap: f64| gap >= 3.75;
     assert!(
-        first >= 0.375 && second > first,
+        first >= 0.375 && (second > first || (at_the_cap(first) && at_the_cap(second))),
         "reconnects after the cut-offs came {first:.3} s and {second:.3} s apart\n{}",
         rig.context()
     );

@@ -48,6 +48,44 @@ fn in_memory(dir: &Path) -> Option<bool> {
     Some(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
 }
 
+/// An existing journal must be a plain file of this user that no one else may
+/// read or write: /dev/shm is open to every local user, and what a journal
+/// holds is taken over into the store and published.
+fn ours(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                cause: e.to_string(),
+            })
+        }
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            cause: format!(
+                "not a journal of this user (a {}, owner uid {}, mode {:o}; expected a file of \
+                 uid {me} with mode 0600): left as it is and not read",
+                if meta.file_type().is_symlink() {
+                    "link"
+                } else if meta.is_dir() {
+                    "folder"
+                } else {
+                    "file"
+                },
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Open the journal of this store (taking over what a crashed run left is done
 /// by `Db::open`). Without one, write-behind sources are written on receipt,
 /// which is said once here.
@@ -59,6 +97,7 @@ pub(super) fn open_journal(config: &StoreConfig) -> Option<Db> {
             path: path.clone(),
             cause: format!("cannot create the folder {}: {e}", dir.display()),
         })
+        .and_then(|()| ours(&path))
         .and_then(|()| Db::open_journal(&path));
     match opened {
         Ok(db) => {
@@ -187,6 +226,27 @@ mod tests {
                 Path::new("/var/lib/mqgate/messages.db")
             )
         );
+    }
+
+    #[test]
+    fn a_journal_someone_else_may_write_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_support::Scratch::new("mqgate-journal-owner");
+        let path = dir.path().join("j.journal");
+        assert!(ours(&path).is_ok(), "absent: created by us");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(ours(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = ours(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("not a journal of this user") && e.contains("mode 666"),
+            "{e}"
+        );
+        let link = dir.path().join("l.journal");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = ours(&link).unwrap_err().to_string();
+        assert!(e.contains("a link"), "{e}");
     }
 
     #[test]
