@@ -122,13 +122,14 @@ pub async fn run(
                 }
             }
         };
+        // Counted first: whoever reads the log line finds it on the status page.
+        link.connected(session_present);
         info!(
             host = %link.settings.client.host,
             port = link.settings.client.port,
             session_present,
             "connected upstream"
         );
-        link.connected(session_present);
         let connected_at = Instant::now();
         queue.set_connected(true).await;
         conn.publish(

@@ -45,6 +45,18 @@ impl Worker {
     }
 
     fn shut_down(&mut self) {
+        // Acknowledgements put off are written (`Close` did already).
+        if !self.deferred_done.is_empty() {
+            let written = self
+                .db
+                .begin()
+                .and_then(|()| self.apply_deferred_done())
+                .and_then(|()| self.db.commit());
+            if let Err(e) = written {
+                self.db.rollback();
+                warn!("{e}");
+            }
+        }
         // What waits in the journal goes to the file: the journal is for crashes.
         self.write_behind_due(true);
         if let Err(e) = self.db.checkpoint(true) {
