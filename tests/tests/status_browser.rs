@@ -585,3 +585,35 @@ fn chromium_shows_the_state_at_once_even_when_the_event_stream_is_held_back() {
     gw.signal(libc::SIGTERM);
     gw.wait_exit(WAIT);
 }
+
+/// A disk with less free space than `store.min_free_bytes` (here: more than any
+/// disk has) is named on the page as the reason the store counts as full.
+#[test]
+fn chromium_shows_when_the_stores_disk_is_nearly_full() {
+    let dir = Scratch::new("browser-disk-low");
+    let (config, _) = demo_copy(&dir);
+    let mut text = std::fs::read_to_string(&config).expect("the demo copy");
+    assert!(
+        !text.contains("\nstore:"),
+        "the demo has no store section yet"
+    );
+    text.push_str("store:\n  min_free_bytes: 1000000000000000000\n");
+    std::fs::write(&config, text).expect("write the demo copy");
+    let mut gw = start_mqgate_run(&config);
+    let url = status_url(&gw);
+    let browser = Browser::start().unwrap_or_else(|e| panic!("{e:#}"));
+    browser
+        .goto(&url)
+        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    browser
+        .wait_for(
+            "the disk named on the page",
+            WAIT,
+            "const d = document.getElementById(\"disk-low\"); \
+             return !!d && d.textContent.includes(\"disk nearly full\");",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+}
