@@ -215,19 +215,18 @@ async fn run(ops: Vec<Op>, max_messages: u64, durability: Durability) -> Result<
                 // Whatever was read but not acknowledged comes again.
                 model.restarted();
             }
-            Op::Crash | Op::PowerCut => {
-                let journal = real.store.journal_path().map(|p| p.to_path_buf());
+            Op::Crash => {
                 real.store.crash().await;
                 drop(real);
-                if matches!(op, Op::PowerCut) {
-                    // The journal lived in memory.
-                    for suffix in ["", "-wal", "-shm"] {
-                        let mut name = journal.clone().expect("a journal").into_os_string();
-                        name.push(suffix);
-                        let _ = std::fs::remove_file(name);
-                    }
-                    model.kept.retain(|(_, in_file)| *in_file);
-                }
+                real = open(&cfg);
+                model.restarted();
+            }
+            Op::PowerCut => {
+                // The journal lived in memory.
+                real.store.journal_path().expect("a journal");
+                real.store.power_cut().await;
+                drop(real);
+                model.kept.retain(|(_, in_file)| *in_file);
                 real = open(&cfg);
                 model.restarted();
             }

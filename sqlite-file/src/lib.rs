@@ -161,6 +161,16 @@ pub fn open(path: &Path, app: &App) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Delete the database at `path` with its `-wal` and `-shm` files (those
+/// absent are no error). Nothing may have it open.
+pub fn remove(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = fs::remove_file(name);
+    }
+}
+
 /// Create `path` empty with mode 0600 (an empty file is a new database to
 /// SQLite); `false` when it already exists, which is left as it is.
 fn create_private(path: &Path) -> Result<bool, Error> {

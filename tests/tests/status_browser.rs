@@ -145,6 +145,16 @@ fn status_url(gw: &Proc) -> String {
     format!("http://{addr}/")
 }
 
+/// Headless Chromium on the gateway's status page.
+fn open_page(gw: &Proc) -> Browser {
+    let url = status_url(gw);
+    let browser = Browser::start().unwrap_or_else(|e| panic!("{e:#}"));
+    browser
+        .goto(&url)
+        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    browser
+}
+
 /// One table row: cell text by column (`data-col` hook or heading).
 type Row = BTreeMap<String, String>;
 
@@ -339,11 +349,7 @@ fn chromium_shows_the_demo_live_with_moving_numbers_drawn_charts_and_no_console_
     let (config, source_ids) = demo_copy(&dir);
     assert!(source_ids.len() >= 2, "demo sources: {source_ids:?}");
     let mut gw = start_mqgate_run(&config);
-    let url = status_url(&gw);
-    let browser = Browser::start().unwrap_or_else(|e| panic!("{e:#}"));
-    browser
-        .goto(&url)
-        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    let browser = open_page(&gw);
 
     browser
         .wait_for("the first snapshot on the page", WAIT, FIRST_SNAPSHOT)
@@ -600,11 +606,7 @@ fn chromium_shows_when_the_stores_disk_is_nearly_full() {
     text.push_str("store:\n  min_free_bytes: 1000000000000000000\n");
     std::fs::write(&config, text).expect("write the demo copy");
     let mut gw = start_mqgate_run(&config);
-    let url = status_url(&gw);
-    let browser = Browser::start().unwrap_or_else(|e| panic!("{e:#}"));
-    browser
-        .goto(&url)
-        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    let browser = open_page(&gw);
     browser
         .wait_for(
             "the disk named on the page",

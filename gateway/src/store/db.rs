@@ -379,13 +379,8 @@ impl Db {
     /// Close and delete the file with its write-ahead log (the journal, empty,
     /// at a clean stop).
     pub(super) fn remove(self) {
-        let path = self.path.clone();
         drop(self.conn);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.clone().into_os_string();
-            name.push(suffix);
-            let _ = std::fs::remove_file(name);
-        }
+        sqlite_file::remove(&self.path);
     }
 
     pub(super) fn err(&self, e: rusqlite::Error) -> StoreError {

@@ -322,6 +322,15 @@ impl Store {
         }
     }
 
+    /// `crash`, and the journal in memory is gone with the power (tests).
+    #[doc(hidden)]
+    pub async fn power_cut(&self) {
+        self.crash().await;
+        if let Some(journal) = &self.journal {
+            sqlite_file::remove(journal);
+        }
+    }
+
     /// Commit, checkpoint and stop the thread. Later calls fail with `Closed`.
     pub async fn close(&self) {
         let (reply, rx) = oneshot::channel();

@@ -1,7 +1,7 @@
 //! The command loop: every command waiting runs in one transaction, and the
 //! replies that wait for the commit are answered after it (or all get its error).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -240,11 +240,7 @@ impl Worker {
                 if self.failing && !appends.is_empty() {
                     // The cause is gone: the status page stops showing it.
                     self.failing = false;
-                    *self
-                        .stats
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = None;
+                    self.set_error(None);
                     info!(store = %self.config.file.display(), "the store writes again");
                 }
                 self.committed = self.next_id - 1;
@@ -261,7 +257,7 @@ impl Worker {
             Some(e) => {
                 self.db.rollback();
                 error!("{e}");
-                self.set_error(&e);
+                self.set_error(Some(&e));
                 self.failing = true;
                 self.look_at_space(true);
                 if matches!(e, StoreError::DiskFull { .. }) {
@@ -339,11 +335,8 @@ impl Worker {
 
     /// Write the acknowledgements a rolled-back batch lost, first in the next one.
     fn redo_unsaved_done(&mut self) -> Result<(), StoreError> {
-        for (output, id) in std::mem::take(&mut self.unsaved_done) {
-            self.file_done.push((output, id));
-            self.done_in_file(output, id)?;
-        }
-        Ok(())
+        let unsaved = std::mem::take(&mut self.unsaved_done);
+        self.all_done_in_file(unsaved)
     }
 
     /// After a failed batch: the acknowledgements alone, in a transaction of their
@@ -383,7 +376,7 @@ impl Worker {
 
     /// The counters a batch adds to, to be put back when it is rolled back (a
     /// sender tries the same messages again: they count once).
-    fn counters(&self) -> [u64; 4] {
+    fn batch_counters(&self) -> [&AtomicU64; 4] {
         let s = &self.stats;
         [
             &s.appended,
@@ -391,22 +384,25 @@ impl Worker {
             &s.refused_full,
             &s.qos0_dropped,
         ]
-        .map(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn counters(&self) -> [u64; 4] {
+        self.batch_counters().map(|c| c.load(Ordering::Relaxed))
     }
 
     fn restore_counters(&self, before: &[u64; 4]) {
-        let s = &self.stats;
-        for (c, v) in [
-            &s.appended,
-            &s.evicted_oldest,
-            &s.refused_full,
-            &s.qos0_dropped,
-        ]
-        .into_iter()
-        .zip(before)
-        {
+        for (c, v) in self.batch_counters().into_iter().zip(before) {
             c.store(*v, Ordering::Relaxed);
         }
+    }
+
+    /// The store's error on the status page; `None` clears it.
+    pub(super) fn set_error(&self, e: Option<&StoreError>) {
+        *self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = e.map(ToString::to_string);
     }
 
     /// Count again what the store holds, after a rollback: the file's rows, and

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
+use super::space::statfs;
 use super::{Kept, Worker};
 use crate::config::StoreConfig;
 use crate::store::db::{Db, Marks};
@@ -36,15 +37,8 @@ pub(super) fn journal_path(dir: &Path, store: &Path) -> PathBuf {
 
 /// Whether `dir` is on a file system in memory; `None` when it cannot be told.
 fn in_memory(dir: &Path) -> Option<bool> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `fs` a writable statfs.
-    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
-        return None;
-    }
     #[allow(clippy::unnecessary_cast)]
-    let kind = fs.f_type as i64;
+    let kind = statfs(dir)?.f_type as i64;
     Some(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
 }
 
@@ -175,7 +169,7 @@ impl Worker {
         if let Err(e) = result {
             self.db.rollback();
             error!("{e}; the messages stay in the write-behind journal and are tried again");
-            self.set_error(&e);
+            self.set_error(Some(&e));
             return;
         }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -193,14 +187,6 @@ impl Worker {
             journal.rollback();
             warn!("{e}");
         }
-    }
-
-    pub(super) fn set_error(&self, e: &StoreError) {
-        *self
-            .stats
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
 }
 

@@ -15,17 +15,26 @@ use crate::store::db::{wal_pages, WAL_PAGES_SHORT};
 /// How often free space is looked at while messages are written to the file.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
-/// Bytes available to this process on the file system holding `path`.
-pub(super) fn free_bytes(path: &Path) -> Option<u64> {
+/// `statfs(2)` of the file system holding `path`; `None` when it fails.
+pub(super) fn statfs(path: &Path) -> Option<libc::statfs> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `fs` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut fs) } != 0 {
-        return None;
-    }
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `fs` a writable statfs.
+    (unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0).then_some(fs)
+}
+
+/// Bytes available to this process on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let fs = statfs(path)?;
+    // The counts are in fragments (`f_frsize`), or in blocks where it is not set.
+    let unit = if fs.f_frsize != 0 {
+        fs.f_frsize
+    } else {
+        fs.f_bsize
+    };
     #[allow(clippy::unnecessary_cast)]
-    Some(fs.f_bavail as u64 * fs.f_frsize as u64)
+    Some(fs.f_bavail as u64 * unit as u64)
 }
 
 impl Worker {
@@ -90,7 +99,7 @@ impl Worker {
                 );
                 self.last_checkpoint = Instant::now();
                 self.disk_dirty = false;
-                self.space_looked = Instant::now() - LOOK_EVERY;
+                self.look_at_space(true);
             }
             Err(e) => warn!("cannot shrink the store file: {e}"),
         }

@@ -143,7 +143,6 @@ impl Worker {
             // (see `apply_deferred_done`); at once while the disk is short of
             // room, where one large transaction of deletes would not fit.
             if self.space_cap.is_some() {
-                self.file_done.push((output, id));
                 self.done_in_file(output, id)?;
             } else {
                 self.deferred_done.push((output, id));
@@ -158,15 +157,19 @@ impl Worker {
     /// (a crash sends those messages again: QoS 1 at least once; a QoS 2 message
     /// whose PUBREC came back goes again as PUBREL only, as its mark was written).
     pub(super) fn apply_deferred_done(&mut self) -> Result<(), StoreError> {
-        for (output, id) in std::mem::take(&mut self.deferred_done) {
-            self.file_done.push((output, id));
-            self.done_in_file(output, id)?;
-        }
-        Ok(())
+        let deferred = std::mem::take(&mut self.deferred_done);
+        self.all_done_in_file(deferred)
     }
 
-    /// Write that `output` is done with `id`, a message in the file.
-    pub(super) fn done_in_file(&mut self, output: usize, id: u64) -> Result<(), StoreError> {
+    pub(super) fn all_done_in_file(&mut self, done: Vec<(usize, u64)>) -> Result<(), StoreError> {
+        done.into_iter()
+            .try_for_each(|(output, id)| self.done_in_file(output, id))
+    }
+
+    /// Write that `output` is done with `id`, a message in the file (noted in
+    /// `file_done`, to be written again should the batch be rolled back).
+    fn done_in_file(&mut self, output: usize, id: u64) -> Result<(), StoreError> {
+        self.file_done.push((output, id));
         if let Some(size) = self.db.done(id, self.bits[output])? {
             self.count -= 1;
             self.bytes -= size;
@@ -177,9 +180,8 @@ impl Worker {
 
     pub(super) fn released(&mut self, output: usize, id: u64, on: bool) -> Result<(), StoreError> {
         let bit = self.bits[output];
-        let in_journal = self
-            .cache_index(id)
-            .is_some_and(|i| self.cache[i].kept == Kept::Journal);
+        let cached = self.cache_index(id);
+        let in_journal = cached.is_some_and(|i| self.cache[i].kept == Kept::Journal);
         match (&self.journal, in_journal) {
             (Some(journal), true) => journal.released(id, bit, on)?,
             _ => {
@@ -187,7 +189,7 @@ impl Worker {
                 self.disk_dirty = true;
             }
         }
-        if let Some(i) = self.cache_index(id) {
+        if let Some(i) = cached {
             if on {
                 self.cache[i].released |= bit;
             } else {
