@@ -31,6 +31,25 @@ impl Publication {
     }
 }
 
+/// How an in-process subscription behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Leave out what this process publishes through a handle (MQTT 5's No Local):
+    /// a gateway that takes commands never takes its own messages back.
+    pub no_local: bool,
+    /// Send the retained messages that match, first (default true).
+    pub retained: bool,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            no_local: false,
+            retained: true,
+        }
+    }
+}
+
 /// A cheap, cloneable handle on a running broker.
 #[derive(Debug, Clone)]
 pub struct BrokerHandle {
@@ -79,12 +98,24 @@ impl BrokerHandle {
     /// Subscribe inside the process. Retained messages that match come first.
     /// Messages that arrive while the subscription's buffer is full are dropped and counted.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, HandleError> {
+        self.subscribe_with(filter, qos, SubscribeOptions::default())
+            .await
+    }
+
+    /// Subscribe inside the process with `options`.
+    pub async fn subscribe_with(
+        &self,
+        filter: &str,
+        qos: QoS,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, HandleError> {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_CAPACITY);
         let (done, answer) = oneshot::channel();
         self.router
             .send(Event::LocalSubscribe {
                 filter: filter.to_string(),
                 qos,
+                options,
                 tx,
                 done,
             })

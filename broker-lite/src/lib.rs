@@ -23,7 +23,7 @@ pub mod subscriptions;
 mod topic_limits;
 
 pub use config::Config;
-pub use handle::{BrokerHandle, HandleError, Publication, Subscription};
+pub use handle::{BrokerHandle, HandleError, Publication, SubscribeOptions, Subscription};
 pub use message::Message;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use reload::{PreparedReload, ReloadError, Reloaded};

@@ -155,6 +155,9 @@ pub(crate) struct Session {
     /// or a session read back without one. A client logged in under another name
     /// may not take it over.
     pub owner: Option<Box<str>>,
+    /// An in-process subscriber that does not take what the in-process handle
+    /// publishes (the gateway's own messages), as MQTT 5's No Local.
+    pub no_local: bool,
     inflight: VecDeque<Inflight>,
     /// Messages with their `seq`.
     queue: VecDeque<(u64, Message)>,
@@ -185,6 +188,7 @@ impl Session {
             will: None,
             link: None,
             owner: None,
+            no_local: false,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_qos0: 0,

@@ -6,7 +6,7 @@ mod real;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use broker_lite::{HandleError, Publication};
+use broker_lite::{HandleError, Publication, SubscribeOptions};
 use bytes::Bytes;
 use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::TopicName;
@@ -342,4 +342,40 @@ fn metrics_count_connected_clients_and_received_messages() {
         assert!(Instant::now() < deadline, "metrics never settled: {m:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_no_local_subscription_skips_the_handles_own_publishes_and_retained_messages() {
+    let b = TestBroker::start(|_| {});
+    mosquitto_pub(b.port, &["-r", "-q", "1", "-t", "cmd/kept", "-m", "old"]);
+    let h = b.handle();
+    let options = SubscribeOptions {
+        no_local: true,
+        retained: false,
+    };
+    let mut sub = b
+        .run(h.subscribe_with("cmd/#", QoS::AtLeastOnce, options))
+        .expect("handle subscribe");
+    b.run(h.publish("cmd/own", Bytes::from("mine"), QoS::AtLeastOnce, false))
+        .expect("handle publish");
+    // A client's message is taken; it is the fence: the handle's own publish,
+    // routed before it, would have come first.
+    mosquitto_pub(b.port, &["-q", "1", "-t", "cmd/client", "-m", "theirs"]);
+    let m = b
+        .run(async { tokio::time::timeout(TIMEOUT, sub.recv()).await })
+        .expect("the client's message within the timeout")
+        .expect("subscription open");
+    assert_eq!(&*m.topic, "cmd/client");
+    assert_eq!(m.payload, Bytes::from("theirs"));
+    assert!(!m.retain);
+    // A plain subscription still gets both kinds.
+    let mut plain = b
+        .run(h.subscribe("cmd/#", QoS::AtLeastOnce))
+        .expect("handle subscribe");
+    let first = b.run(plain.recv()).expect("subscription open");
+    assert_eq!(&*first.topic, "cmd/kept", "retained first");
+    b.run(h.publish("cmd/own", Bytes::from("mine"), QoS::AtLeastOnce, false))
+        .expect("handle publish");
+    let own = b.run(plain.recv()).expect("subscription open");
+    assert_eq!(own.payload, Bytes::from("mine"));
 }

@@ -139,10 +139,11 @@ impl Router {
             Event::LocalSubscribe {
                 filter,
                 qos,
+                options,
                 tx,
                 done,
             } => {
-                let result = self.local_subscribe(filter, qos, tx);
+                let result = self.local_subscribe(filter, qos, options, tx);
                 let _ = done.send(result);
             }
             Event::Reload { auth, done } => {

@@ -42,6 +42,7 @@ pub(crate) enum Event {
     LocalSubscribe {
         filter: String,
         qos: QoS,
+        options: crate::handle::SubscribeOptions,
         tx: mpsc::Sender<Message>,
         done: oneshot::Sender<Result<(), String>>,
     },

@@ -104,6 +104,9 @@ impl Router {
         count: bool,
         owner: Option<UserKey>,
     ) {
+        // Only the in-process handle routes with no session, no owner, and counted
+        // (a will has an owner, `$SYS` is not counted).
+        let from_handle = origin.is_none() && owner.is_none() && count;
         // A refused PUBLISH is dropped; the caller still acknowledges it [MQTT-3.3.5-2].
         if origin.is_some_and(|sid| !self.acls.may_publish(sid, &msg.topic)) {
             return;
@@ -173,7 +176,10 @@ impl Router {
         // granted does not carry a denied topic to a client.
         let denied = self.topic_denied(&msg.topic);
         for &(sid, granted) in &matches {
-            if !self.acls.can_read(sid, &msg.topic) || (denied && self.session_ref(sid).is_remote())
+            let session = self.session_ref(sid);
+            if !self.acls.can_read(sid, &msg.topic)
+                || (denied && session.is_remote())
+                || (from_handle && session.no_local)
             {
                 continue;
             }

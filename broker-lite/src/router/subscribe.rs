@@ -96,12 +96,14 @@ impl Router {
         &mut self,
         filter: String,
         qos: QoS,
+        options: crate::handle::SubscribeOptions,
         tx: tokio::sync::mpsc::Sender<Message>,
     ) -> Result<(), String> {
         topic::validate_topic_filter(&filter).map_err(|e| e.to_string())?;
         self.next_local += 1;
         let mut session = Session::new(format!("$local/{}", self.next_local).into(), true);
         session.link = Some(Link::Local(tx));
+        session.no_local = options.no_local;
         let sid = self.insert_session(session);
         self.acls.allow_all(sid);
         if self.subs.insert(&filter, sid, qos) {
@@ -110,7 +112,9 @@ impl Router {
         self.session(sid)
             .subscriptions
             .insert(filter.clone().into_boxed_str(), qos);
-        self.send_retained(sid, &filter, qos);
+        if options.retained {
+            self.send_retained(sid, &filter, qos);
+        }
         Ok(())
     }
 }
