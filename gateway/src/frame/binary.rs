@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 mod checksum;
+mod encode;
 mod framer;
 
 pub use framer::BinaryFramer;

@@ -7,9 +7,9 @@
 use ::cobs::{DecodeResult, DecoderState};
 use serde::{Deserialize, Serialize};
 
-use super::delimited::{validate_max_length, Packet};
+use super::delimited::{check_packet, validate_max_length, Packet};
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadKind, Framed, Framer};
+use super::{BadKind, EncodeError, Framed, Framer};
 
 /// `type: cobs` — packets encoded with COBS (Consistent Overhead Byte Stuffing), each
 /// ended by a 0x00 byte, which COBS never sends inside a packet. A frame is the decoded
@@ -49,6 +49,14 @@ impl Default for CobsConfig {
 impl CobsConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
         validate_max_length(self.max_length)
+    }
+
+    /// `payload` as one packet, with a delimiter before it (so the device drops any bytes
+    /// it held) and after it.
+    pub(super) fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        check_packet(payload, self.max_length)?;
+        cobs_encode(payload, out);
+        Ok(())
     }
 }
 

@@ -1,10 +1,10 @@
 //! What the delimiter framers (COBS, SLIP) and the lines framer share: the `max_length`
 //! check, and the bounded packet buffer with its reports (garbage before the first
-//! delimiter, overlong, truncated).
+//! delimiter, overlong, truncated), and what a packet written through them must be.
 
 use bytes::Bytes;
 
-use super::{BadFrame, BadKind, Framed, PREVIEW_LEN};
+use super::{BadFrame, BadKind, EncodeError, Framed, PREVIEW_LEN};
 
 /// The problems of a `max_length` setting.
 pub(super) fn validate_max_length(max_length: usize) -> Vec<(String, String)> {
@@ -13,6 +13,22 @@ pub(super) fn validate_max_length(max_length: usize) -> Vec<(String, String)> {
         problems.push(("max_length".to_string(), "must be at least 1".to_string()));
     }
     problems
+}
+
+/// Whether `payload` can be written as one packet that the framer reads back: not empty
+/// (empty packets are skipped) and not longer than `max_length`.
+pub(super) fn check_packet(payload: &[u8], max_length: usize) -> Result<(), EncodeError> {
+    if payload.is_empty() {
+        return Err(EncodeError::Empty("packets"));
+    }
+    if payload.len() > max_length {
+        return Err(EncodeError::TooLong {
+            what: "payload",
+            len: payload.len(),
+            max: max_length,
+        });
+    }
+    Ok(())
 }
 
 /// The bytes since the last delimiter of a packet stream.

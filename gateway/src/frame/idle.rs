@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadFrame, BadKind, Framed, Framer, PREVIEW_LEN};
+use super::{BadFrame, BadKind, EncodeError, Framed, Framer, PREVIEW_LEN};
 
 /// `type: idle_gap` — a frame is a burst of bytes followed by silence: it ends once no
 /// byte has come for `gap_chars` character times (10 bits at the port's baud rate, as
@@ -83,6 +83,37 @@ impl IdleGapConfig {
         }
         p
     }
+
+    /// `payload` as it is: the silence after it, [`IdleGapConfig::gap`], ends the frame.
+    pub(super) fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if payload.is_empty() {
+            return Err(EncodeError::Empty("bursts"));
+        }
+        if payload.len() > self.max_length {
+            let (len, max) = (payload.len(), self.max_length);
+            return Err(EncodeError::TooLong {
+                what: "payload",
+                len,
+                max,
+            });
+        }
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// The silence that ends a frame, on a port whose characters take `port_char_time`:
+    /// `gap_chars` characters (at `baud` when set), at least `min_gap_ms`.
+    pub fn gap(&self, port_char_time: Option<Duration>) -> Duration {
+        let char_time = self.baud.map(char_time_8n1).or(port_char_time);
+        let floor = Duration::from_millis(self.min_gap_ms);
+        let chars = match char_time {
+            Some(t) if self.gap_chars.is_finite() && self.gap_chars > 0.0 => {
+                t.mul_f64(self.gap_chars.min(1e6))
+            }
+            _ => Duration::ZERO,
+        };
+        chars.max(floor).min(MAX_GAP)
+    }
 }
 
 /// Cuts a byte stream into bursts separated by silence; see [`IdleGapConfig`].
@@ -99,31 +130,17 @@ pub struct IdleGapFramer {
 
 impl IdleGapFramer {
     pub fn new(config: IdleGapConfig) -> Self {
-        let mut framer = IdleGapFramer {
-            gap: Duration::ZERO,
+        IdleGapFramer {
+            gap: config.gap(None),
             config,
             frame: Vec::new(),
             skipped: 0,
-        };
-        let char_time = framer.config.baud.map(char_time_8n1);
-        framer.set_gap(char_time);
-        framer
+        }
     }
 
     /// The silence that ends a frame.
     pub fn gap(&self) -> Duration {
         self.gap
-    }
-
-    fn set_gap(&mut self, char_time: Option<Duration>) {
-        let floor = Duration::from_millis(self.config.min_gap_ms);
-        let chars = match char_time {
-            Some(t) if self.config.gap_chars.is_finite() && self.config.gap_chars > 0.0 => {
-                t.mul_f64(self.config.gap_chars.min(1e6))
-            }
-            _ => Duration::ZERO,
-        };
-        self.gap = chars.max(floor).min(MAX_GAP);
     }
 }
 
@@ -185,9 +202,7 @@ impl Framer for IdleGapFramer {
     }
 
     fn set_char_time(&mut self, char_time: Duration) {
-        if self.config.baud.is_none() {
-            self.set_gap(Some(char_time));
-        }
+        self.gap = self.config.gap(Some(char_time));
     }
 }
 

@@ -1,11 +1,11 @@
 //! The lines framer: text lines ended by CR, LF or CRLF, with an optional NMEA 0183
-//! checksum check.
+//! checksum check; and the way back, a command written as one line.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::delimited::validate_max_length;
-use super::{BadFrame, BadKind, Framed, Framer};
+use super::{BadFrame, BadKind, EncodeError, Framed, Framer};
 
 /// `type: lines` — one frame per text line, without its line end.
 ///
@@ -18,6 +18,7 @@ use super::{BadFrame, BadKind, Framed, Framer};
 ///   max_length: 256      # longer lines are reported as overlong and skipped
 ///   nmea_checksum: true  # `$...*HH` / `!...*HH` only, with a good checksum
 ///   skip_comments: true  # drop lines starting with `#` (gpsd logs)
+///   line_ending: crlf    # written after each command sent to the device
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +33,29 @@ pub struct LinesConfig {
     pub nmea_checksum: bool,
     /// Drop lines starting with `#` without reporting them (default false).
     pub skip_comments: bool,
+    /// What ends a command written to the device: `crlf` (default), `lf` or `cr`. Reading
+    /// accepts any of them whatever this says.
+    pub line_ending: LineEnding,
+}
+
+/// The end of a written line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEnding {
+    #[default]
+    Crlf,
+    Lf,
+    Cr,
+}
+
+impl LineEnding {
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            LineEnding::Crlf => b"\r\n",
+            LineEnding::Lf => b"\n",
+            LineEnding::Cr => b"\r",
+        }
+    }
 }
 
 /// Default longest line or frame, in bytes.
@@ -43,6 +67,7 @@ impl Default for LinesConfig {
             max_length: DEFAULT_MAX_LENGTH,
             nmea_checksum: false,
             skip_comments: false,
+            line_ending: LineEnding::Crlf,
         }
     }
 }
@@ -51,6 +76,76 @@ impl LinesConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
         validate_max_length(self.max_length)
     }
+
+    /// `payload` as one line the framer reads back as a frame. Under `nmea_checksum` a
+    /// sentence without `*HH` gets it appended (the frame read back then ends with it);
+    /// one with `*HH` must carry the right checksum.
+    pub(super) fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if payload.is_empty() {
+            return Err(EncodeError::Empty("lines"));
+        }
+        if let Some(at) = payload.iter().position(|&b| b == b'\r' || b == b'\n') {
+            return Err(EncodeError::LineEnd { at });
+        }
+        if self.skip_comments && payload[0] == b'#' {
+            return Err(EncodeError::Comment);
+        }
+        let suffix = if self.nmea_checksum {
+            nmea_suffix(payload)?
+        } else {
+            None
+        };
+        let len = payload.len() + suffix.map_or(0, |s| s.len());
+        if len > self.max_length {
+            let max = self.max_length;
+            return Err(EncodeError::TooLong {
+                what: "line",
+                len,
+                max,
+            });
+        }
+        out.extend_from_slice(payload);
+        if let Some(suffix) = suffix {
+            out.extend_from_slice(&suffix);
+        }
+        out.extend_from_slice(self.line_ending.as_bytes());
+        Ok(())
+    }
+}
+
+/// The `*HH` an NMEA sentence needs appended: none when it already ends with the right one.
+fn nmea_suffix(sentence: &[u8]) -> Result<Option<[u8; 3]>, EncodeError> {
+    if !matches!(sentence[0], b'$' | b'!') {
+        return Err(EncodeError::NotNmea);
+    }
+    let n = sentence.len();
+    // Where the reader looks for a checksum: `*` third from the end.
+    if n >= 4 && sentence[n - 3] == b'*' {
+        let computed = nmea_xor(&sentence[1..n - 3]);
+        let given = match (hex_digit(sentence[n - 2]), hex_digit(sentence[n - 1])) {
+            (Some(h), Some(l)) => Some(h << 4 | l),
+            _ => None,
+        };
+        if given != Some(computed) {
+            return Err(EncodeError::NmeaChecksum {
+                given: String::from_utf8_lossy(&sentence[n - 2..]).into_owned(),
+                computed,
+            });
+        }
+        return Ok(None);
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let x = nmea_xor(&sentence[1..]);
+    Ok(Some([
+        b'*',
+        HEX[(x >> 4) as usize],
+        HEX[(x & 0xF) as usize],
+    ]))
+}
+
+/// The NMEA checksum of the bytes between `$`/`!` and `*`.
+fn nmea_xor(body: &[u8]) -> u8 {
+    body.iter().fold(0u8, |acc, b| acc ^ b)
 }
 
 /// Cuts a byte stream into lines; see [`LinesConfig`].
@@ -188,7 +283,7 @@ pub fn check_nmea(line: &[u8]) -> Result<(), (BadKind, String)> {
             ))
         }
     };
-    let computed = line[1..n - 3].iter().fold(0u8, |acc, b| acc ^ b);
+    let computed = nmea_xor(&line[1..n - 3]);
     if given == computed {
         Ok(())
     } else {

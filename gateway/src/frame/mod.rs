@@ -1,8 +1,12 @@
 //! Frames and framers. A framer is pure and synchronous: bytes in, split anywhere,
 //! frames out; no I/O. A bad frame is reported as an event, never a panic.
 //!
-//! Adding a framer: one file with its config struct (serde) and a type implementing
-//! [`Framer`], and one variant in [`FramingConfig`] with its arms in `build` and `validate`.
+//! Commands written down to a device go through the same framing in reverse:
+//! [`FramingConfig::encode`] gives bytes that the source's own framer reads back.
+//!
+//! Adding a framer: one file with its config struct (serde), its `encode`, and a type
+//! implementing [`Framer`]; and one variant in [`FramingConfig`] with its arms in `build`,
+//! `validate`, `encode` and `quiet_after`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use serde::{Deserialize, Serialize};
 mod binary;
 mod cobs;
 mod delimited;
+mod encode;
 mod idle;
 mod lines;
 mod slip;
@@ -22,8 +27,9 @@ pub use binary::{
     BinaryConfig, BinaryFramer, ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian, LengthField,
 };
 pub use cobs::{cobs_encode, CobsConfig, CobsFramer};
+pub use encode::EncodeError;
 pub use idle::{IdleGapConfig, IdleGapFramer};
-pub use lines::{check_nmea, LinesConfig, LinesFramer};
+pub use lines::{check_nmea, LineEnding, LinesConfig, LinesFramer};
 pub use slip::{slip_encode, SlipConfig, SlipFramer};
 
 /// One unit of data from a source: a line, a packet, a radio message.
@@ -211,7 +217,35 @@ impl FramingConfig {
             FramingConfig::IdleGap(c) => c.validate(),
         }
     }
+
+    /// The bytes to write for one command payload: the framing in reverse, so that this
+    /// source's own framer would read back exactly `payload`. Two framings add to what is
+    /// read back: `lines` with `nmea_checksum` appends `*HH` to a sentence without one,
+    /// and `binary` reads back the whole packet, of which `payload` is the part that is
+    /// neither sync, length field nor checksum (see `BinaryConfig::encode`).
+    pub fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            FramingConfig::Lines(c) => c.encode(payload, out),
+            FramingConfig::Binary(c) => c.encode(payload, out),
+            FramingConfig::Slip(c) => c.encode(payload, out),
+            FramingConfig::Cobs(c) => c.encode(payload, out),
+            FramingConfig::IdleGap(c) => c.encode(payload, out),
+        }
+    }
+
+    /// How long the line must stay silent after a write (idle_gap: its gap, so the
+    /// device sees the end of the frame), else None. `char_time` is the port's time per
+    /// character; a configured `baud` wins over it, as when reading.
+    pub fn quiet_after(&self, char_time: Duration) -> Option<Duration> {
+        match self {
+            FramingConfig::IdleGap(c) => Some(c.gap(Some(char_time))),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod encode_tests;

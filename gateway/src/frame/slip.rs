@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::delimited::{validate_max_length, Packet};
+use super::delimited::{check_packet, validate_max_length, Packet};
 use super::lines::DEFAULT_MAX_LENGTH;
-use super::{BadKind, Framed, Framer};
+use super::{BadKind, EncodeError, Framed, Framer};
 
 /// SLIP's frame end.
 pub(super) const END: u8 = 0xC0;
@@ -54,6 +54,14 @@ impl Default for SlipConfig {
 impl SlipConfig {
     pub(super) fn validate(&self) -> Vec<(String, String)> {
         validate_max_length(self.max_length)
+    }
+
+    /// `payload` as one packet, with a delimiter before it (so the device drops any bytes
+    /// it held) and after it.
+    pub(super) fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        check_packet(payload, self.max_length)?;
+        slip_encode(payload, out);
+        Ok(())
     }
 }
 

@@ -1,12 +1,14 @@
 //! Checksums of the binary framer: where they sit in a frame and how they are computed.
 
+use std::ops::Range;
+
 use crc::CRC_16_XMODEM;
 use crc::{Crc, CRC_16_ARC, CRC_16_DNP, CRC_16_GENIBUS, CRC_16_IBM_3740, CRC_16_IBM_SDLC};
 use crc::{CRC_16_KERMIT, CRC_16_MAXIM_DOW, CRC_16_MCRF4XX, CRC_16_MODBUS, CRC_16_USB};
 
 use super::{ChecksumConfig, ChecksumKind, Crc16Algorithm, Endian};
 
-/// A checksum ready to check frames.
+/// A checksum ready to check frames, and to write them.
 pub(super) struct Checker {
     config: ChecksumConfig,
     crc: Option<Crc<u16>>,
@@ -77,12 +79,46 @@ impl Checker {
 
     /// Checks a whole frame: `Ok` when it is good, else a text for the report.
     pub(super) fn check(&self, frame: &[u8]) -> Result<(), String> {
-        let c = &self.config;
-        let size = c.kind.size();
+        let size = self.config.kind.size();
         if size == 0 {
             return Ok(());
         }
-        let n = frame.len();
+        let (at, covered) = self.place(frame.len())?;
+        let given = self.stored(&frame[at..at + size]);
+        let computed = self.compute(&frame[covered])?;
+        if given == computed {
+            Ok(())
+        } else {
+            let w = size * 2;
+            Err(format!(
+                "{} checksum 0x{given:0w$X}, computed 0x{computed:0w$X}",
+                kind_name(self.config.kind)
+            ))
+        }
+    }
+
+    /// Writes the checksum into a frame whose other bytes are final. The encoder and
+    /// [`Checker::check`] share `place` and `compute`, so a written frame checks.
+    pub(super) fn seal(&self, frame: &mut [u8]) -> Result<(), String> {
+        let size = self.config.kind.size();
+        if size == 0 {
+            return Ok(());
+        }
+        let (at, covered) = self.place(frame.len())?;
+        let value = self.compute(&frame[covered])?;
+        let bytes = match (self.config.kind, self.config.endian) {
+            (ChecksumKind::Crc16, Endian::Little) => (value as u16).to_le_bytes().to_vec(),
+            (ChecksumKind::Xor, _) => vec![value as u8],
+            _ => (value as u16).to_be_bytes().to_vec(),
+        };
+        frame[at..at + size].copy_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Where the checksum of a frame of `n` bytes sits, and the bytes it covers.
+    pub(super) fn place(&self, n: usize) -> Result<(usize, Range<usize>), String> {
+        let c = &self.config;
+        let size = c.kind.size();
         let at = match c.at {
             Some(a) => resolve(a, n),
             None => n.checked_sub(size),
@@ -95,47 +131,41 @@ impl Checker {
             Some(t) => resolve(t, n),
             None => Some(at),
         };
-        let range = match (from, to) {
-            (Some(f), Some(t)) if f <= t => f..t,
-            _ => {
-                return Err(format!(
-                    "frame of {n} bytes is too short for the checksum range"
-                ))
-            }
-        };
-        let covered = &frame[range];
-        let stored = &frame[at..at + size];
-        let (given, computed) = match c.kind {
-            ChecksumKind::None => return Ok(()),
-            ChecksumKind::Xor => (
-                stored[0] as u32,
-                covered.iter().fold(0u8, |a, b| a ^ b) as u32,
-            ),
+        match (from, to) {
+            (Some(f), Some(t)) if f <= t => Ok((at, f..t)),
+            _ => Err(format!(
+                "frame of {n} bytes is too short for the checksum range"
+            )),
+        }
+    }
+
+    /// The checksum as stored in its bytes (Fletcher-8 as CK_A CK_B, big-endian).
+    fn stored(&self, stored: &[u8]) -> u32 {
+        match self.config.kind {
+            ChecksumKind::None => 0,
+            ChecksumKind::Xor => stored[0] as u32,
+            ChecksumKind::Fletcher8 => u16::from_be_bytes([stored[0], stored[1]]) as u32,
+            ChecksumKind::Crc16 => match self.config.endian {
+                Endian::Big => u16::from_be_bytes([stored[0], stored[1]]) as u32,
+                Endian::Little => u16::from_le_bytes([stored[0], stored[1]]) as u32,
+            },
+        }
+    }
+
+    /// The checksum of `covered`, as [`Checker::stored`] reads it.
+    fn compute(&self, covered: &[u8]) -> Result<u32, String> {
+        Ok(match self.config.kind {
+            ChecksumKind::None => 0,
+            ChecksumKind::Xor => covered.iter().fold(0u8, |a, b| a ^ b) as u32,
             ChecksumKind::Fletcher8 => {
                 let (a, b) = fletcher8(covered);
-                (
-                    u16::from_be_bytes([stored[0], stored[1]]) as u32,
-                    u16::from_be_bytes([a, b]) as u32,
-                )
+                u16::from_be_bytes([a, b]) as u32
             }
             ChecksumKind::Crc16 => {
                 let crc = self.crc.as_ref().ok_or("crc16 without an algorithm")?;
-                let given = match c.endian {
-                    Endian::Big => u16::from_be_bytes([stored[0], stored[1]]),
-                    Endian::Little => u16::from_le_bytes([stored[0], stored[1]]),
-                };
-                (given as u32, crc.checksum(covered) as u32)
+                crc.checksum(covered) as u32
             }
-        };
-        if given == computed {
-            Ok(())
-        } else {
-            let w = size * 2;
-            Err(format!(
-                "{} checksum 0x{given:0w$X}, computed 0x{computed:0w$X}",
-                kind_name(c.kind)
-            ))
-        }
+        })
     }
 }
 

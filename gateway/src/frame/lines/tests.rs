@@ -9,6 +9,7 @@ fn lines(max_length: usize, nmea_checksum: bool, skip_comments: bool) -> Framing
         max_length,
         nmea_checksum,
         skip_comments,
+        ..LinesConfig::default()
     })
 }
 
