@@ -1,14 +1,16 @@
 //! mqgate: serial and radio frames → Rhai mappings → MQTT.
 //!
-//! Ground floor: `frame` (Frame and the framers) and `message` (Message) are plain
-//! data with no I/O. `mapping` turns frames into messages; `source` reads devices
-//! and captures into frames; `store` keeps messages until `output` has published
-//! them; `config` is what users edit. `pipeline` wires these together and is what
-//! runs; `status` (the status page) reads the running pipeline, while `notify` tells
-//! systemd only what it is handed and imports nothing above it. `commands` are the
-//! CLI's subcommands; `state_lock` keeps them to one process per state folder, and
+//! Ground floor: `frame` (Frame and the framers), `message` (Message) and
+//! `airtime` (LoRa time on air and the duty-cycle budget) are plain data with no
+//! I/O. `mapping` turns frames into messages; `source` reads devices and captures
+//! into frames; `store` keeps messages until `output` has published them; `config`
+//! is what users edit. `pipeline` wires these together and is what runs; `status`
+//! (the status page) reads the running pipeline, while `notify` tells systemd only
+//! what it is handed and imports nothing above it. `commands` are the CLI's
+//! subcommands; `state_lock` keeps them to one process per state folder, and
 //! `fd_limit` raises the file descriptor limit to what the connection limits need.
 
+pub mod airtime;
 pub mod backoff;
 pub mod capture;
 pub mod commands;
