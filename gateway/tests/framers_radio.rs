@@ -436,7 +436,7 @@ mod sources {
     use mqgate::frame::Frame;
     use mqgate::source::replay::{self, Chunk, Speed};
     use mqgate::source::serial::{self, SerialSettings};
-    use mqgate::source::{Feed, SourceState, SourceStatus};
+    use mqgate::source::{DeviceSide, Feed, SourceState, SourceStatus};
     use serialport::{SerialPort, TTYPort};
     use std::io::Write;
     use tokio::sync::{mpsc, watch};
@@ -469,6 +469,7 @@ mod sources {
                 speed,
                 false,
                 feed,
+                replay::CommandSink::none(),
                 status,
                 shutdown,
             ));
@@ -504,7 +505,14 @@ mod sources {
         let (feed, status, mut rx) = feed("type: idle_gap\nmin_gap_ms: 30");
         let settings = SerialSettings::new(&path, 115_200);
         let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(serial::run(settings, feed, status.clone(), shutdown));
+        let writer = serial::Writer::new(FramingConfig::default(), DeviceSide::none());
+        let task = tokio::spawn(serial::run(
+            settings,
+            feed,
+            writer,
+            status.clone(),
+            shutdown,
+        ));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !matches!(status.state(), SourceState::Connected { .. }) {
             assert!(

@@ -16,7 +16,7 @@ use common::{
 use mqgate::frame::FramingConfig;
 use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
 use mqgate::source::serial::{self, SerialSettings};
-use mqgate::source::{Feed, SourceState, SourceStatus};
+use mqgate::source::{DeviceSide, Feed, SourceState, SourceStatus};
 use test_support::cpu::cpu_seconds;
 use tokio::sync::{mpsc, watch, Mutex, MutexGuard};
 
@@ -45,7 +45,14 @@ async fn the_serial_source_reopens_an_unplugged_port_and_waits_without_spinning(
     settings.reopen_initial = Duration::from_millis(50);
     settings.reopen_max = Duration::from_millis(400);
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(serial::run(settings, feed, status.clone(), shutdown));
+    let writer = serial::Writer::new(FramingConfig::default(), DeviceSide::none());
+    let task = tokio::spawn(serial::run(
+        settings,
+        feed,
+        writer,
+        status.clone(),
+        shutdown,
+    ));
 
     wait_until("the port to open", || connected(&status)).await;
     master.write_all(b"one\r\ntwo\n").expect("write to the pty");

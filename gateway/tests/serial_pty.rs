@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{wait_until, waiting, WAIT};
 use mqgate::frame::FramingConfig;
 use mqgate::source::serial::{self, SerialSettings};
-use mqgate::source::{Feed, SourceState, SourceStatus};
+use mqgate::source::{DeviceSide, Feed, SourceState, SourceStatus};
 use tokio::sync::{mpsc, watch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +28,14 @@ async fn a_missing_port_is_reported_with_its_path_and_retried() {
     let mut settings = SerialSettings::new(path.to_str().expect("utf-8"), 9600);
     settings.reopen_initial = Duration::from_millis(20);
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(serial::run(settings, feed, status.clone(), shutdown));
+    let writer = serial::Writer::new(FramingConfig::default(), DeviceSide::none());
+    let task = tokio::spawn(serial::run(
+        settings,
+        feed,
+        writer,
+        status.clone(),
+        shutdown,
+    ));
     wait_until("the source to report the missing port", || waiting(&status)).await;
     match status.state() {
         SourceState::Waiting { last_error, .. } => assert!(

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use super::commands::CommandsConfig;
 use super::homeassistant::HaEntity;
 
 /// One loaded mapping file, paths resolved.
@@ -31,6 +32,8 @@ pub struct MappingFile {
     pub limits: ScriptLimits,
     /// Entities announced to Home Assistant (MQTT discovery).
     pub homeassistant: Vec<HaEntity>,
+    /// Commands from MQTT down to the source's device (its `script` resolved).
+    pub commands: Option<CommandsConfig>,
 }
 
 /// The sandbox a mapping's script runs in.
@@ -84,6 +87,7 @@ struct Raw {
     limits: ScriptLimits,
     #[serde(default)]
     homeassistant: Vec<HaEntity>,
+    commands: Option<CommandsConfig>,
 }
 
 fn default_topic() -> String {
@@ -124,23 +128,27 @@ pub(crate) fn from_value(
         let filter: Option<String> = field(value, "filter");
         let limits: Option<ScriptLimits> = field(value, "limits");
         let homeassistant: Option<Vec<HaEntity>> = field(value, "homeassistant");
+        let commands = field::<CommandsConfig>(value, "commands").map(|c| resolve(c, folder));
         let checked = Checked {
             script: script.as_deref(),
             topic: topic.as_deref(),
             filter: filter.as_deref(),
             limits: limits.as_ref(),
             homeassistant: homeassistant.as_deref().unwrap_or_default(),
+            commands: commands.as_ref(),
         };
         checked.check(report);
         return None;
     };
     let script = raw.script.map(|script| paths::join(folder, script));
+    let commands = raw.commands.map(|c| resolve(c, folder));
     let checked = Checked {
         script: script.as_deref(),
         topic: Some(&raw.topic),
         filter: raw.filter.as_deref(),
         limits: Some(&raw.limits),
         homeassistant: &raw.homeassistant,
+        commands: commands.as_ref(),
     };
     checked.check(report);
     Some(MappingFile {
@@ -153,7 +161,14 @@ pub(crate) fn from_value(
         filter: raw.filter,
         limits: raw.limits,
         homeassistant: raw.homeassistant,
+        commands,
     })
+}
+
+/// The commands' script resolved against the mapping file's folder.
+fn resolve(mut commands: CommandsConfig, folder: &Path) -> CommandsConfig {
+    commands.script = commands.script.map(|s| paths::join(folder, s));
+    commands
 }
 
 /// The field `key` of a mapping, when it is there and reads as a `T`.
@@ -170,6 +185,7 @@ struct Checked<'a> {
     filter: Option<&'a str>,
     limits: Option<&'a ScriptLimits>,
     homeassistant: &'a [HaEntity],
+    commands: Option<&'a CommandsConfig>,
 }
 
 impl Checked<'_> {
@@ -206,6 +222,18 @@ impl Checked<'_> {
                     report.add(&at.key(name), "must be at least 1");
                 }
             }
+        }
+        if let Some(c) = self.commands {
+            let at = root.key("commands");
+            if let Some(script) = &c.script {
+                if !script.is_file() {
+                    report.add(
+                        &at.key("script"),
+                        format!("script file {} does not exist", script.display()),
+                    );
+                }
+            }
+            c.check(&at, report);
         }
         for (i, e) in self.homeassistant.iter().enumerate() {
             let at = root.key("homeassistant").index(i);

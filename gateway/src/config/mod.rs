@@ -3,6 +3,7 @@
 //! choice), validated once at load, and every problem in every file reported
 //! together, each with file, line, column and field path.
 
+mod commands;
 mod gateway;
 mod homeassistant;
 mod log;
@@ -15,6 +16,7 @@ mod store;
 mod upstream;
 mod yaml;
 
+pub use commands::{parse_expiry, CommandFrom, CommandsConfig};
 pub use config_report::ConfigError;
 pub use gateway::{GatewayConfig, GatewaySection};
 pub use homeassistant::{HaComponent, HaEntity};

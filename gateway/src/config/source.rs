@@ -226,6 +226,11 @@ pub struct ReplayConfig {
     /// Start again at the end, forever.
     #[serde(default, rename = "loop")]
     pub looping: bool,
+    /// Where commands to this source go: a file they are appended to (through the
+    /// source's framing, as a device would get them; resolved against the gateway
+    /// file's folder), or `discard`. Default `discard`.
+    #[serde(default)]
+    pub commands_to: Option<PathBuf>,
 }
 
 impl ReplayConfig {
@@ -317,6 +322,19 @@ fn check_replay(
     report: &mut Report<'_>,
 ) -> SourceKind {
     config.file = paths::join(dir, &config.file);
+    config.commands_to = config
+        .commands_to
+        .take()
+        .filter(|p| p.as_os_str() != "discard")
+        .map(|p| paths::join(dir, &p));
+    if let Some(folder) = config.commands_to.as_deref().and_then(Path::parent) {
+        if !folder.as_os_str().is_empty() && !folder.is_dir() {
+            report.add(
+                &at.key("commands_to"),
+                format!("folder {} does not exist", folder.display()),
+            );
+        }
+    }
     if !config.file.is_file() {
         report.add(
             &at.key("file"),

@@ -49,6 +49,36 @@ pub fn dead_letter(gateway_id: &str, frame: &Frame, error: &MapError) -> Message
     }
 }
 
+/// The dead-letter message for a command whose `encode` failed: the same topic as
+/// the source's frames, with `command_topic` in place of `received_at`'s frame.
+pub fn command_dead_letter(
+    gateway_id: &str,
+    source: &str,
+    command_topic: &str,
+    payload: &[u8],
+    error: &MapError,
+) -> Message {
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), Value::String(error.to_string()));
+    body.insert("source".into(), Value::String(source.to_string()));
+    body.insert("command_topic".into(), json!(command_topic));
+    body.insert(
+        "received_at".into(),
+        Value::String(rfc3339(SystemTime::now())),
+    );
+    body.insert("bytes_hex".into(), Value::String(helpers::hex(payload)));
+    if let Ok(text) = std::str::from_utf8(payload) {
+        body.insert("text".into(), json!(text));
+    }
+    Message {
+        topic: TopicName::new(dead_letter_topic(gateway_id, source))
+            .expect("the gateway and source ids are valid topic levels"),
+        payload: Bytes::from(Value::Object(body).to_string()),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    }
+}
+
 /// A bad `--hex` or `--meta` argument.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameInputError {

@@ -19,6 +19,8 @@ pub enum MappingError {
     },
     #[error("{path}: no `fn map(frame)` found; a mapping script defines `fn map(frame)` and returns its messages")]
     NoMapFunction { path: String },
+    #[error("{path}: no `fn encode(command)` found; a commands script defines `fn encode(command)` and returns the bytes to send")]
+    NoEncodeFunction { path: String },
     #[error("{path}: top-level `{keyword} {name}` is never seen by `fn map`: statements outside functions are not run; declare it inside the function that uses it")]
     TopLevelVariable {
         path: String,

@@ -24,6 +24,7 @@
 mod calls;
 mod convert;
 mod deadletter;
+mod encode;
 mod engine;
 mod error;
 mod fields;
@@ -35,7 +36,10 @@ mod nmea;
 mod template;
 mod time;
 
-pub use deadletter::{dead_letter, dead_letter_topic, frame_from_hex, FrameInputError};
+pub use deadletter::{
+    command_dead_letter, dead_letter, dead_letter_topic, frame_from_hex, FrameInputError,
+};
+pub use encode::{Encoded, Encoder, MAX_DELAY_MS, MAX_PARTS};
 pub use engine::{ScriptLimits, MAX_CALL_LEVELS};
 pub use error::{MapError, MappingError};
 pub use mapper::{Mapped, Mapper, MappingDefaults};

@@ -32,7 +32,7 @@ use crate::frame::Frame;
 use crate::message::Message;
 use crate::output::embedded::{self, OutputStats};
 use crate::output::upstream::{self, UpstreamStatus};
-use crate::source::{gwmp, modem, replay, serial, Feed, SourceStatus};
+use crate::source::{gwmp, modem, replay, serial, DeviceSide, Feed, SourceStatus};
 use crate::store::Store;
 
 /// Frames one source may have waiting for its mapping thread.
@@ -64,6 +64,8 @@ pub struct Running {
     pub upstream: Option<Arc<UpstreamStatus>>,
     pub broker: Option<broker_lite::Broker>,
     pub store: Option<Store>,
+    /// Each source's commands (those with a `commands:` section), in mapping order.
+    pub commands: Vec<Arc<crate::downlink::CommandStats>>,
     /// The task that appends the mappings' messages to the store.
     feeder: Option<tokio::task::JoinHandle<()>>,
     /// The output tasks: they end once they have read everything after the input
@@ -133,9 +135,17 @@ pub async fn start(
         upstream: None,
         broker: None,
         store: None,
+        commands: Vec::new(),
         feeder: None,
         outputs: Vec::new(),
     };
+    // Commands are taken only by a gateway that runs (not by `replay`), from the
+    // embedded broker.
+    let takes_commands = tap.is_none() && replay_override.is_none();
+    if takes_commands {
+        crate::downlink::check(config).map_err(MappingErrors)?;
+    }
+    let mut links = HashMap::new();
     match tap {
         Some(tap) => {
             running.feeder = Some(tokio::spawn(pass_to_tap(msg_rx, tap)));
@@ -221,6 +231,17 @@ pub async fn start(
         )?;
         running.slots.insert(source.id.clone(), slot);
         running.mappings.push(stats);
+        let has_commands = config
+            .mappings
+            .iter()
+            .any(|m| m.source == source.id && m.commands.is_some());
+        let device = if takes_commands && has_commands {
+            let (link, device) = crate::source::link();
+            links.insert(source.id.clone(), link);
+            device
+        } else {
+            DeviceSide::none()
+        };
         let feed = |port: Option<String>| {
             Feed::new(
                 &source.id,
@@ -246,6 +267,7 @@ pub async fn start(
                     over.speed,
                     false,
                     f,
+                    replay::CommandSink::none(),
                     status.clone(),
                     shutdown.clone(),
                 ));
@@ -253,7 +275,14 @@ pub async fn start(
             (SourceKind::Serial(s), None) => {
                 let settings = build::serial_settings(s);
                 let f = feed(Some(s.path.clone()));
-                tokio::spawn(serial::run(settings, f, status.clone(), shutdown.clone()));
+                let writer = serial::Writer::new(source.framing.clone(), device);
+                tokio::spawn(serial::run(
+                    settings,
+                    f,
+                    writer,
+                    status.clone(),
+                    shutdown.clone(),
+                ));
             }
             (SourceKind::SemtechUdp(u), None) => {
                 let socket = gwmp::bind(u.listen)
@@ -271,17 +300,30 @@ pub async fn start(
                 // The configuration has resolved the path already.
                 let chunks = build::load_chunks(&r.file)?;
                 let f = feed(None);
+                let sink =
+                    replay::CommandSink::new(r.commands_to.clone(), source.framing.clone(), device);
                 tokio::spawn(replay::run(
                     chunks,
                     r.playback(),
                     r.looping,
                     f,
+                    sink,
                     status.clone(),
                     shutdown.clone(),
                 ));
             }
         }
         running.sources.push(status);
+    }
+    if let Some(broker) = running.broker.as_ref().filter(|_| !links.is_empty()) {
+        running.commands = crate::downlink::start(
+            config,
+            &broker.handle(),
+            links,
+            msg_tx.clone(),
+            shutdown.clone(),
+        )
+        .await?;
     }
     // Everything that can fail to start has started: only now connect upstream, so
     // that a gateway that cannot start never kicks a running one off the broker.

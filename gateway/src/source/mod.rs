@@ -4,10 +4,12 @@
 
 mod feed;
 pub mod gwmp;
+pub mod link;
 pub mod modem;
 pub mod replay;
 pub mod serial;
 mod status;
 
 pub use feed::Feed;
+pub use link::{link, CommandLink, DeviceSide, TxOutcome, TxRequest};
 pub use status::{RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES};

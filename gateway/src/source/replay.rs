@@ -9,8 +9,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
 
+use std::path::PathBuf;
+
 use super::feed::Feed;
+use super::link::{DeviceSide, TxOutcome, TxRequest};
 use super::{SourceState, SourceStatus};
+use crate::frame::FramingConfig;
+use crate::message::Part;
 use bytes::Bytes;
 
 /// Shortest pass of a looping replay at recorded speed (1×).
@@ -28,8 +33,95 @@ pub enum Speed {
 /// One recorded read: its time since the start of the capture, and its bytes.
 pub type Chunk = (Duration, Bytes);
 
-/// Play `chunks` into `feed` until their end (or forever when looping), or shutdown.
+/// Where a replay source's commands go: appended to a file through the source's
+/// framing (as a device would get them), or nowhere; either way they count as sent.
+#[derive(Debug)]
+pub struct CommandSink {
+    file: Option<PathBuf>,
+    framing: FramingConfig,
+    device: DeviceSide,
+}
+
+impl CommandSink {
+    pub fn new(file: Option<PathBuf>, framing: FramingConfig, device: DeviceSide) -> CommandSink {
+        CommandSink {
+            file,
+            framing,
+            device,
+        }
+    }
+
+    /// A replay that takes no commands (`mqgate replay`).
+    pub fn none() -> CommandSink {
+        CommandSink::new(None, FramingConfig::default(), DeviceSide::none())
+    }
+
+    /// Take commands until the end of time (the source task stops it).
+    async fn serve(&mut self, source: &str) {
+        self.device.set_ready(true);
+        loop {
+            let TxRequest { parts, reply } = self.device.next().await;
+            let _ = reply.send(self.write(source, &parts).await);
+        }
+    }
+
+    async fn write(&self, source: &str, parts: &[Part]) -> TxOutcome {
+        let mut out = Vec::new();
+        for part in parts {
+            if let Err(e) = self.framing.encode(&part.bytes, &mut out) {
+                return TxOutcome::Failed(format!("source {source}: {e}"));
+            }
+        }
+        let Some(path) = &self.file else {
+            return TxOutcome::Sent;
+        };
+        let file = path.clone();
+        let appended = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)?
+                .write_all(&out)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match appended {
+            Ok(()) => TxOutcome::Sent,
+            Err(e) => TxOutcome::Failed(format!(
+                "source {source}: cannot write to {}: {e}",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Play `chunks` into `feed` until their end (or forever when looping), or shutdown;
+/// commands go to `sink` all the while, and after the end until shutdown.
 pub async fn run(
+    chunks: Arc<[Chunk]>,
+    speed: Speed,
+    looping: bool,
+    feed: Feed,
+    mut sink: CommandSink,
+    status: Arc<SourceStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let id = status.id.clone();
+    tokio::select! {
+        _ = play(chunks, speed, looping, feed, status, shutdown.clone()) => {}
+        _ = sink.serve(&id) => {}
+    }
+    if sink.device.is_linked() {
+        // The capture has ended; the "device" still takes commands.
+        tokio::select! {
+            _ = sink.serve(&id) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn play(
     chunks: Arc<[Chunk]>,
     speed: Speed,
     looping: bool,
@@ -138,7 +230,15 @@ mod tests {
         );
         let (_stop, shutdown) = watch::channel(false);
         let start = Instant::now();
-        tokio::spawn(run(chunks(), speed, looping, feed, status, shutdown));
+        tokio::spawn(run(
+            chunks(),
+            speed,
+            looping,
+            feed,
+            CommandSink::none(),
+            status,
+            shutdown,
+        ));
         let mut times = Vec::new();
         while times.len() < frames {
             rx.recv().await.expect("a frame");

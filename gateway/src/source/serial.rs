@@ -5,14 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::io::AsyncReadExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, StopBits};
 use tracing::{info, warn};
 
 use super::feed::{Feed, PipelineClosed};
+use super::link::{DeviceSide, TxOutcome, TxRequest};
 use super::{SourceState, SourceStatus};
 use crate::backoff::Backoff;
+use crate::frame::FramingConfig;
+use crate::message::Part;
 
 /// How to open the port.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,24 +147,74 @@ pub fn read_outcome(read: std::io::Result<usize>) -> Result<usize, String> {
     }
 }
 
+/// Writes commands to the port: each part through the source's framing in
+/// reverse, drained to the line before the next, one command at a time.
+#[derive(Debug)]
+pub struct Writer {
+    framing: FramingConfig,
+    device: DeviceSide,
+    /// The encoded parts of the command being written.
+    scratch: Vec<Vec<u8>>,
+}
+
+impl Writer {
+    pub fn new(framing: FramingConfig, device: DeviceSide) -> Writer {
+        Writer {
+            framing,
+            device,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Encode every part first: a part the framing refuses fails the command
+    /// before any of its bytes reach the device.
+    fn encode(&mut self, source: &str, parts: &[Part]) -> Result<(), String> {
+        self.scratch.clear();
+        for (i, part) in parts.iter().enumerate() {
+            if let Some(key) = part.options.keys().next() {
+                return Err(format!(
+                    "source {source}: a serial port takes no transport option `{key}` (only `delay_ms`)"
+                ));
+            }
+            let mut out = Vec::with_capacity(part.bytes.len() + 8);
+            self.framing.encode(&part.bytes, &mut out).map_err(|e| {
+                let which = if parts.len() > 1 {
+                    format!(" part {i}")
+                } else {
+                    String::new()
+                };
+                format!("source {source}:{which} {e}")
+            })?;
+            self.scratch.push(out);
+        }
+        Ok(())
+    }
+}
+
 /// Read the port until shutdown, reopening it whenever it goes away.
 pub async fn run(
     settings: SerialSettings,
     mut feed: Feed,
+    mut writer: Writer,
     status: Arc<SourceStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 4096];
-    feed.set_char_time(settings.char_time());
+    let char_time = settings.char_time();
+    feed.set_char_time(char_time);
     let mut keeper = PortKeeper::new(settings);
     loop {
         let error = match keeper.open(&status) {
-            Ok(mut port) => {
+            Ok(port) => {
                 status.set_state(SourceState::Connected {
                     since: SystemTime::now(),
                 });
+                writer.device.set_ready(true);
+                let fd = port.as_raw_fd();
+                let (mut reader, mut write_half) = tokio::io::split(port);
                 let ended = tokio::select! {
-                    r = read_until_gone(&mut port, &mut buf, &mut feed) => r,
+                    r = read_until_gone(&mut reader, &mut buf, &mut feed) => r,
+                    gone = write_commands(&mut write_half, fd, char_time, &mut writer, &status.id) => Ok(gone),
                     _ = shutdown.changed() => Ok(Gone::Shutdown),
                 };
                 match ended {
@@ -170,10 +225,13 @@ pub async fn run(
             Err(e) => e,
         };
         let _ = feed.finish().await;
-        if !keeper.wait(error, &status, &mut shutdown).await {
+        let why = format!("source {}: {error}", status.id);
+        let wait = keeper.wait(error, &status, &mut shutdown);
+        if !writer.device.refuse_during(&why, wait).await {
             break;
         }
     }
+    writer.device.set_ready(false);
     status.set_state(SourceState::Finished);
 }
 
@@ -182,8 +240,77 @@ enum Gone {
     Shutdown,
 }
 
-async fn read_until_gone(
-    port: &mut tokio_serial::SerialStream,
+/// Write each command as it comes; a write that fails means the port is gone.
+async fn write_commands<W: AsyncWrite + Unpin>(
+    port: &mut W,
+    fd: std::os::fd::RawFd,
+    char_time: Duration,
+    writer: &mut Writer,
+    source: &str,
+) -> Gone {
+    loop {
+        let TxRequest { parts, reply } = writer.device.next().await;
+        if let Err(why) = writer.encode(source, &parts) {
+            let _ = reply.send(TxOutcome::Failed(why));
+            continue;
+        }
+        let quiet = writer.framing.quiet_after(char_time);
+        let mut failed = None;
+        for (bytes, part) in writer.scratch.iter().zip(&parts) {
+            if let Err(e) = write_drained(port, fd, bytes).await {
+                failed = Some(format!("write failed: {e}"));
+                break;
+            }
+            let pause = quiet
+                .unwrap_or_default()
+                .max(Duration::from_millis(part.delay_ms));
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        match failed {
+            None => {
+                let _ = reply.send(TxOutcome::Sent);
+            }
+            Some(e) => {
+                let _ = reply.send(TxOutcome::Failed(format!("source {source}: {e}")));
+                return Gone::Error(e);
+            }
+        }
+    }
+}
+
+/// Write `bytes` and wait until the port has put them on the line (`tcdrain`),
+/// on a blocking thread with its own copy of the descriptor.
+async fn write_drained<W: AsyncWrite + Unpin>(
+    port: &mut W,
+    fd: std::os::fd::RawFd,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    port.write_all(bytes).await?;
+    port.flush().await?;
+    // SAFETY: `fd` is the open port's descriptor, alive while `port` is; `dup`
+    // gives the drain its own descriptor, closed when it is done.
+    let copy = unsafe { libc::dup(fd) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a new descriptor that nothing else owns.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    tokio::task::spawn_blocking(move || {
+        // SAFETY: a valid descriptor of a terminal.
+        if unsafe { libc::tcdrain(copy.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+async fn read_until_gone<R: AsyncRead + Unpin>(
+    port: &mut R,
     buf: &mut [u8],
     feed: &mut Feed,
 ) -> Result<Gone, PipelineClosed> {

@@ -1,0 +1,232 @@
+//! `Encoder`: a source's `encode(command)` script, which turns a command taken from
+//! MQTT into the bytes its device gets.
+//!
+//! `command` is a map: `topic`, `payload` (blob), `text` (string, or `()` when the
+//! payload is not UTF-8), `json` (the payload parsed when it is JSON, else `()`),
+//! `qos`, `retain` and `source`. `encode` returns a blob or a string (sent as it is),
+//! an array of those or of maps (sent in order), a map `#{ bytes, delay_ms, ... }`
+//! whose other keys are transport options, or `()` to drop the command. Same
+//! sandbox and limits as `map`.
+
+use std::path::Path;
+
+use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
+
+use super::calls::first_unknown_call;
+use super::convert::{json_to_dynamic, payload_bytes};
+use super::engine::{sandboxed_engine, DeadlineGuard, ScriptLimits};
+use super::error::{from_eval, MapError, MappingError};
+use super::library;
+use crate::message::{Command, Part};
+
+/// What became of one command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Encoded {
+    /// Send these, in order.
+    Send(Vec<Part>),
+    /// The script returned `()`.
+    Dropped,
+    Failed(MapError),
+}
+
+/// Most parts one command may send.
+pub const MAX_PARTS: usize = 64;
+/// Longest silence a script may ask for after a part.
+pub const MAX_DELAY_MS: u64 = 10_000;
+
+#[derive(Debug)]
+struct Script {
+    ast: AST,
+    label: String,
+}
+
+/// One source's command encoder, compiled once.
+#[derive(Debug)]
+pub struct Encoder {
+    engine: Engine,
+    script: Option<Script>,
+    limits: ScriptLimits,
+}
+
+impl Encoder {
+    /// Sends each command's payload as it is.
+    pub fn plain() -> Encoder {
+        let limits = ScriptLimits::default();
+        Encoder {
+            engine: Engine::new_raw(),
+            script: None,
+            limits,
+        }
+    }
+
+    /// Compile `text` (from `path`), which must define `fn encode(command)`.
+    pub fn new(
+        source_id: &str,
+        path: &Path,
+        text: &str,
+        limits: ScriptLimits,
+    ) -> Result<Encoder, MappingError> {
+        let mut engine = sandboxed_engine(source_id, &limits);
+        library::install(&mut engine, path, &limits)?;
+        let label = path.display().to_string();
+        let mut ast = engine
+            .compile(text)
+            .map_err(|e| MappingError::compile(&label, &e))?;
+        if !defines_encode(&ast) {
+            return Err(MappingError::NoEncodeFunction { path: label });
+        }
+        if let Some(call) = first_unknown_call(&engine, &ast) {
+            return Err(MappingError::unknown_call(label, call));
+        }
+        ast.set_source(label.as_str());
+        Ok(Encoder {
+            engine,
+            script: Some(Script { ast, label }),
+            limits,
+        })
+    }
+
+    /// Whether `text` defines `fn encode(command)` (a mapping script may or may not).
+    pub fn script_defines_encode(text: &str) -> bool {
+        Engine::new_raw()
+            .compile(text)
+            .map(|ast| defines_encode(&ast))
+            .unwrap_or(false)
+    }
+
+    /// The script's file, when there is one.
+    pub fn label(&self) -> Option<&str> {
+        self.script.as_ref().map(|s| s.label.as_str())
+    }
+
+    /// Encode one command.
+    pub fn encode(&self, command: &Command) -> Encoded {
+        let Some(script) = &self.script else {
+            return Encoded::Send(vec![Part::bytes(command.payload.clone())]);
+        };
+        let result = {
+            let _deadline = DeadlineGuard::start(self.limits.max_call_time);
+            self.engine.call_fn_with_options::<Dynamic>(
+                CallFnOptions::new().eval_ast(false).rewind_scope(true),
+                &mut Scope::new(),
+                &script.ast,
+                "encode",
+                (command_to_dynamic(command),),
+            )
+        };
+        match result {
+            Ok(v) => match parts(v) {
+                Ok(None) => Encoded::Dropped,
+                Ok(Some(parts)) => Encoded::Send(parts),
+                Err(why) => Encoded::Failed(MapError::BadShape {
+                    at: script.label.clone(),
+                    why,
+                }),
+            },
+            Err(e) => Encoded::Failed(from_eval(&script.label, &e, &self.limits)),
+        }
+    }
+}
+
+fn defines_encode(ast: &AST) -> bool {
+    ast.iter_functions()
+        .any(|f| f.name == "encode" && f.params.len() == 1)
+}
+
+/// The `command` map a script receives.
+fn command_to_dynamic(c: &Command) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("topic".into(), Dynamic::from(c.topic.to_string()));
+    map.insert("payload".into(), Dynamic::from_blob(c.payload.to_vec()));
+    let text = std::str::from_utf8(&c.payload).ok();
+    map.insert(
+        "text".into(),
+        text.map_or(Dynamic::UNIT, |t| Dynamic::from(t.to_string())),
+    );
+    let json = text
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .map_or(Dynamic::UNIT, json_to_dynamic);
+    map.insert("json".into(), json);
+    map.insert("qos".into(), Dynamic::from_int(c.qos as i64));
+    map.insert("retain".into(), Dynamic::from_bool(c.retain));
+    map.insert("source".into(), Dynamic::from(c.source.to_string()));
+    Dynamic::from_map(map)
+}
+
+/// The script's answer as parts; `None` for `()` or an empty array.
+fn parts(v: Dynamic) -> Result<Option<Vec<Part>>, String> {
+    if v.is_unit() {
+        return Ok(None);
+    }
+    let items = if v.is_array() {
+        v.cast::<rhai::Array>()
+    } else {
+        vec![v]
+    };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    if items.len() > MAX_PARTS {
+        return Err(format!(
+            "{} parts; a command sends {MAX_PARTS} at most",
+            items.len()
+        ));
+    }
+    let many = items.len() > 1;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            part(item).map_err(|why| {
+                if many {
+                    format!("part {i}: {why}")
+                } else {
+                    why
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn part(item: Dynamic) -> Result<Part, String> {
+    if item.is_blob() || item.is_string() {
+        return Ok(Part::bytes(payload_bytes(item)?));
+    }
+    if !item.is_map() {
+        return Err(format!(
+            "expected a blob, a string, a map `#{{ bytes, ... }}`, an array of those, or (), got a {}",
+            item.type_name()
+        ));
+    }
+    let mut map = item.cast::<Map>();
+    let bytes = match map.remove("bytes") {
+        Some(b) if b.is_blob() || b.is_string() => payload_bytes(b)?,
+        Some(b) => {
+            return Err(format!(
+                "`bytes` must be a blob or a string, got a {}",
+                b.type_name()
+            ))
+        }
+        None => return Err("a map needs `bytes`".into()),
+    };
+    let delay_ms = match map.remove("delay_ms") {
+        None => 0,
+        Some(d) => match d.as_int() {
+            Ok(ms) if (0..=MAX_DELAY_MS as i64).contains(&ms) => ms as u64,
+            _ => return Err(format!("`delay_ms` must be 0 to {MAX_DELAY_MS}, got {d}")),
+        },
+    };
+    let mut options = serde_json::Map::new();
+    for (key, value) in map {
+        let mut json = Vec::new();
+        super::convert::write_json(&value, &mut json).map_err(|e| format!("`{key}`: {e}"))?;
+        let value = serde_json::from_slice(&json).map_err(|e| format!("`{key}`: {e}"))?;
+        options.insert(key.to_string(), value);
+    }
+    Ok(Part {
+        bytes,
+        delay_ms,
+        options,
+    })
+}
