@@ -71,6 +71,39 @@ enum Command {
         #[arg(long, conflicts_with = "mapping")]
         topic: Option<String>,
     },
+    /// Run a commands script's `encode(command)` on one command and print what it
+    /// would send, one JSON line per part.
+    Encode {
+        /// The Rhai script with `fn encode(command)`.
+        #[arg(long, required_unless_present = "mapping", conflicts_with = "mapping")]
+        script: Option<PathBuf>,
+        /// A mapping file instead: the encoder of its `commands:` section.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[command(flatten)]
+        payload: PayloadArgs,
+        /// The topic the command seems to come on [default: cmd/{source}/send].
+        #[arg(long)]
+        topic: Option<String>,
+        /// The source id [default: the mapping's source, or `encode`].
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Send one command through a source's script and its device, and print the
+    /// result (the device must not be in use by a running gateway).
+    Send {
+        /// The gateway file (mqgate.yaml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The source whose device gets the command.
+        #[arg(long)]
+        source: String,
+        #[command(flatten)]
+        payload: PayloadArgs,
+        /// The topic the command seems to come on [default: cmd/{source}/send].
+        #[arg(long)]
+        topic: Option<String>,
+    },
     /// Record a serial port's output into a capture file.
     Capture {
         /// The serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...
@@ -92,6 +125,34 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         stop_bits: u8,
     },
+}
+
+/// A command's payload: exactly one of `--hex`, `--text`, `--json`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct PayloadArgs {
+    /// The payload's bytes in hex (spaces and `:` allowed).
+    #[arg(long)]
+    hex: Option<String>,
+    /// The payload as text.
+    #[arg(long)]
+    text: Option<String>,
+    /// The payload as JSON (checked).
+    #[arg(long)]
+    json: Option<String>,
+}
+
+impl PayloadArgs {
+    fn get(&self) -> commands::encode::Payload {
+        use commands::encode::Payload;
+        match (&self.hex, &self.text, &self.json) {
+            (Some(h), _, _) => Payload::Hex(h.clone()),
+            (_, Some(t), _) => Payload::Text(t.clone()),
+            (_, _, Some(j)) => Payload::Json(j.clone()),
+            // clap requires one of the three.
+            (None, None, None) => Payload::Text(String::new()),
+        }
+    }
 }
 
 fn parse_meta(s: &str) -> Result<(String, String), String> {
@@ -154,6 +215,33 @@ fn main() -> ExitCode {
                 source: source.as_deref(),
                 topic: topic.as_deref(),
             }),
+            Command::Encode {
+                script,
+                mapping,
+                payload,
+                topic,
+                source,
+            } => commands::encode::run(&commands::encode::EncodeArgs {
+                script: script.as_deref(),
+                mapping: mapping.as_deref(),
+                payload: &payload.get(),
+                topic: topic.as_deref(),
+                source: source.as_deref(),
+            }),
+            Command::Send {
+                config,
+                source,
+                payload,
+                topic,
+            } => {
+                commands::send::run(&commands::send::SendArgs {
+                    config,
+                    source,
+                    payload: &payload.get(),
+                    topic: topic.as_deref(),
+                })
+                .await
+            }
             Command::Capture {
                 port,
                 baud,

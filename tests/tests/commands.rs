@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use broker_lite::auth::hash::{PasswordHash, MIN_ITERATIONS};
 use broker_lite::auth::passwd;
-use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run};
+use mqgate_tests::mqgate::{embedded_broker_port, run_mqgate, start_mqgate_run};
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
 use test_support::mosquitto::{mosquitto_pub, Msg, Subscriber};
@@ -223,6 +223,8 @@ fn commands_wait_for_an_unplugged_port_in_order_a_full_queue_rejects_and_old_one
 
     // Unplugged again: a command that waits longer than expire_after expires.
     let reopens = gw.count_lines(Stream::Stderr, &["reopening with back-off"]);
+    // Unplugged for good: the terminal's number may go to another test's terminal.
+    std::fs::remove_file(&link).expect("unplug");
     drop(master);
     gw.wait_until("the port to go away", WAIT, |lines| {
         let now = lines
@@ -326,4 +328,142 @@ fn only_a_user_the_acl_lets_publish_on_cmd_can_command_the_device() {
 
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+}
+
+/// `mqgate` with string arguments.
+fn mqgate(args: &[&str]) -> test_support::process::Finished {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    run_mqgate(&args)
+}
+
+#[test]
+fn encode_prints_each_part_a_script_would_send_and_names_the_line_of_an_error() {
+    let dir = Scratch::new("cmd-encode");
+    let script = dir.write(
+        "parts.rhai",
+        "fn encode(c) {\n  if c.json == () { throw \"want JSON\"; }\n  [blob(1, 0x02), #{ bytes: `GO ${c.json.n}`, delay_ms: 20 }]\n}\n",
+    );
+    let script = script.to_str().expect("utf-8");
+    let done = mqgate(&["encode", "--script", script, "--json", r#"{"n": 5}"#]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let lines: Vec<Value> = done
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", done.stdout);
+    assert_eq!(lines[0]["hex"], "02");
+    assert_eq!(lines[1]["text"], "GO 5");
+    assert_eq!(lines[1]["delay_ms"], 20);
+
+    let failed = mqgate(&["encode", "--script", script, "--text", "hello"]);
+    assert_eq!(failed.code(), 1);
+    assert!(
+        failed.stderr.contains("parts.rhai:2") && failed.stderr.contains("want JSON"),
+        "{}",
+        failed.stderr
+    );
+    let bad = mqgate(&["encode", "--script", script, "--hex", "0g"]);
+    assert_eq!(bad.code(), 2, "a bad argument is a usage error");
+    assert!(bad.stderr.contains("--hex"), "{}", bad.stderr);
+}
+
+#[test]
+fn send_writes_through_the_framing_to_the_device_and_prints_the_result() {
+    let dir = Scratch::new("cmd-send");
+    let link = dir.path().join("ttyRELAY");
+    let mut master = plug(&link);
+    let config = relay_gateway(&dir, &link, "", "");
+    let config = config.to_str().expect("utf-8");
+    // The terminal stays open on this side too: when `send` closes the last
+    // handle of its end, the other end could no longer read what it wrote.
+    let _held = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&link)
+            .expect("open the terminal's device side")
+    };
+    let reader = std::thread::spawn(move || {
+        let got = read_bytes(&mut master, 9);
+        (master, got)
+    });
+    let done = mqgate(&[
+        "send",
+        "--config",
+        config,
+        "--source",
+        "relay",
+        "--json",
+        r#"{"on": true, "correlation": 9}"#,
+    ]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let (master, got) = reader.join().expect("the reader thread");
+    assert_eq!(got, b"RELAY 1\r\n");
+    let result: Value = serde_json::from_str(done.stdout.trim()).expect("a JSON result");
+    assert_eq!(result["status"], "sent");
+    assert_eq!(result["correlation"], 9);
+    assert_eq!(result["topic"], "cmd/relay/send");
+
+    // No device: the result says why, naming the port, and the exit code is 1.
+    drop(master);
+    std::fs::remove_file(&link).expect("unplug");
+    dir.write(
+        "mappings/relay.yaml",
+        "source: relay\nscript: relay.rhai\ncommands:\n  topic: \"cmd/{source}/#\"\n  send_timeout_ms: 500\n",
+    );
+    let done = mqgate(&[
+        "send",
+        "--config",
+        config,
+        "--source",
+        "relay",
+        "--json",
+        r#"{"on": false}"#,
+    ]);
+    assert_eq!(done.code(), 1, "{}", done.stdout);
+    let result: Value = serde_json::from_str(done.stdout.trim()).expect("a JSON result");
+    assert_eq!(result["status"], "failed");
+    let error = result["error"].as_str().expect("an error");
+    assert!(
+        error.contains("ttyRELAY") && error.contains("not ready"),
+        "{error}"
+    );
+}
+
+#[test]
+fn check_finds_a_commands_script_without_encode_and_a_source_that_takes_no_commands() {
+    let dir = Scratch::new("cmd-check");
+    dir.write("mappings/up.rhai", "fn map(frame) { () }\n");
+    dir.write("mappings/down.rhai", "fn map(frame) { () }\n");
+    dir.write(
+        "mappings/up.yaml",
+        "source: up\nscript: up.rhai\ncommands:\n  topic: \"cmd/{source}/#\"\n  script: down.rhai\n",
+    );
+    dir.write(
+        "mappings/radio.yaml",
+        "source: radio\ncommands:\n  topic: \"cmd/{source}\"\n",
+    );
+    dir.write("cap.log", "x\n");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: t\n  state_dir: state\nbroker:\n  listen: 127.0.0.1:0\n\
+         sources:\n  - id: up\n    type: replay\n    file: cap.log\n\
+         \x20 - id: radio\n    type: semtech_udp\n    listen: 127.0.0.1:0\n",
+    );
+    let done = mqgate(&["check", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(done.code(), 2, "{}", done.stdout);
+    assert!(
+        done.stderr
+            .contains("down.rhai: no `fn encode(command)` found"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("radio.yaml: commands: source `radio`"),
+        "{}",
+        done.stderr
+    );
 }

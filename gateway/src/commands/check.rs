@@ -1,5 +1,5 @@
 //! `mqgate check --config FILE`: validate the gateway file and every mapping file,
-//! and compile every script. All errors are printed, those of the scripts too when
+//! and compile every script (commands' `encode` scripts too). All errors are printed, those of the scripts too when
 //! the configuration has errors of its own; the exit code is non-zero on any. A
 //! serial device that is not there is a warning only.
 
@@ -25,6 +25,19 @@ pub fn run(config_path: &Path) -> u8 {
             // not said twice; were loading ever to let one through, it is said here.
             Err(e) if !(e.reported_by_config() && loaded.is_err()) => errors.push(e.to_string()),
             _ => {}
+        }
+        if let Some(c) = &m.commands {
+            if c.script.is_some() {
+                scripts += 1;
+            }
+            if let Err(e) = crate::downlink::encoder(m, c) {
+                errors.push(e);
+            }
+        }
+    }
+    if let Ok(config) = &loaded {
+        if let Err(problems) = crate::downlink::check(config) {
+            errors.extend(problems);
         }
     }
     match loaded {

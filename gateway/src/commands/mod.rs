@@ -3,9 +3,11 @@
 
 pub mod capture;
 pub mod check;
+pub mod encode;
 pub mod map;
 pub mod replay;
 pub mod run;
+pub mod send;
 
 use std::path::Path;
 

@@ -23,7 +23,7 @@ mod stats;
 mod worker;
 
 pub use queue::{Full, Queue, RateLimit};
-pub use result::{correlation, Outcome, ResultTopic, Status};
+pub use result::{body as result_body, correlation, Outcome, ResultTopic, Status};
 pub use stats::{CommandStats, RecentResult, RECENT_RESULTS};
 
 use std::collections::HashMap;

@@ -108,8 +108,7 @@ impl ResultTopic {
     }
 }
 
-/// The result message: QoS 1, not retained; a JSON object with `topic`, `source`,
-/// `status`, `error`, `queued_ms`, `sent_at` and `correlation`.
+/// The result message: QoS 1, not retained; its payload is [`body`].
 pub(super) fn message(
     to: TopicName,
     command_topic: &str,
@@ -117,6 +116,23 @@ pub(super) fn message(
     outcome: &Outcome,
     correlation: Option<&Value>,
 ) -> Message {
+    let body = body(command_topic, source, outcome, correlation);
+    Message {
+        topic: to,
+        payload: Bytes::from(body.to_string()),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    }
+}
+
+/// A result as JSON: `topic`, `source`, `status`, `error`, `queued_ms`, `sent_at`
+/// and `correlation` (`mqgate send` prints the same).
+pub fn body(
+    command_topic: &str,
+    source: &str,
+    outcome: &Outcome,
+    correlation: Option<&Value>,
+) -> Value {
     let mut body = Map::new();
     body.insert("topic".into(), Value::from(command_topic));
     body.insert("source".into(), Value::from(source));
@@ -136,12 +152,7 @@ pub(super) fn message(
         "correlation".into(),
         correlation.cloned().unwrap_or(Value::Null),
     );
-    Message {
-        topic: to,
-        payload: Bytes::from(Value::Object(body).to_string()),
-        qos: QoS::AtLeastOnce,
-        retain: false,
-    }
+    Value::Object(body)
 }
 
 /// The `correlation` field of a JSON object payload, when there is one.

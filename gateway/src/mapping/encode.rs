@@ -230,3 +230,149 @@ fn part(item: Dynamic) -> Result<Part, String> {
         options,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use mqtt_proto::codec::QoS;
+
+    use super::*;
+
+    fn encoder(script: &str) -> Encoder {
+        Encoder::new(
+            "relay",
+            Path::new("relay.rhai"),
+            script,
+            ScriptLimits::default(),
+        )
+        .expect("the script compiles")
+    }
+
+    fn command(payload: &[u8]) -> Command {
+        Command {
+            topic: Arc::from("cmd/relay/set"),
+            payload: Bytes::copy_from_slice(payload),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            source: Arc::from("relay"),
+        }
+    }
+
+    fn sent(e: Encoded) -> Vec<Part> {
+        match e {
+            Encoded::Send(parts) => parts,
+            other => panic!("expected parts, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_a_script_the_payload_goes_as_it_is() {
+        let parts = sent(Encoder::plain().encode(&command(b"\x01\x02")));
+        assert_eq!(parts, vec![Part::bytes(Bytes::from_static(b"\x01\x02"))]);
+    }
+
+    #[test]
+    fn the_command_map_has_every_key_and_json_is_parsed() {
+        let e = encoder(
+            r#"fn encode(c) {
+                 `${c.topic}|${c.text}|${c.json.level}|${c.qos}|${c.retain}|${c.source}|${c.payload.len()}`
+               }"#,
+        );
+        let parts = sent(e.encode(&command(br#"{"level": 3}"#)));
+        assert_eq!(
+            parts[0].bytes,
+            Bytes::from_static(b"cmd/relay/set|{\"level\": 3}|3|1|false|relay|12")
+        );
+        let e = encoder(
+            "fn encode(c) { if c.json == () && c.text == () { \"none\" } else { \"some\" } }",
+        );
+        assert_eq!(sent(e.encode(&command(&[0xff, 0xfe])))[0].bytes, "none");
+    }
+
+    #[test]
+    fn arrays_and_maps_give_parts_with_their_options() {
+        let e = encoder(
+            r#"fn encode(c) {
+                 [blob(2, 0x41), #{ bytes: "B", delay_ms: 50, freq: 869.525, imme: true }]
+               }"#,
+        );
+        let parts = sent(e.encode(&command(b"x")));
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].bytes, "AA");
+        assert_eq!(parts[1].bytes, "B");
+        assert_eq!(parts[1].delay_ms, 50);
+        assert_eq!(parts[1].options["freq"], serde_json::json!(869.525));
+        assert_eq!(parts[1].options["imme"], serde_json::json!(true));
+        assert!(!parts[1].options.contains_key("bytes"));
+    }
+
+    #[test]
+    fn unit_or_an_empty_array_drops_the_command() {
+        assert_eq!(
+            encoder("fn encode(c) { () }").encode(&command(b"x")),
+            Encoded::Dropped
+        );
+        assert_eq!(
+            encoder("fn encode(c) { [] }").encode(&command(b"x")),
+            Encoded::Dropped
+        );
+    }
+
+    #[test]
+    fn errors_name_the_script_its_line_and_the_cause() {
+        let e = encoder("fn encode(c) {\n  throw \"no such relay\";\n}");
+        match e.encode(&command(b"x")) {
+            Encoded::Failed(err) => {
+                let text = err.to_string();
+                assert!(text.contains("relay.rhai:2"), "{text}");
+                assert!(text.contains("no such relay"), "{text}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        let shapes = [
+            ("fn encode(c) { 42 }", "got a i64"),
+            ("fn encode(c) { #{ delay_ms: 1 } }", "needs `bytes`"),
+            (
+                "fn encode(c) { #{ bytes: 1 } }",
+                "`bytes` must be a blob or a string",
+            ),
+            (
+                "fn encode(c) { #{ bytes: \"x\", delay_ms: 99999 } }",
+                "`delay_ms` must be 0 to",
+            ),
+            ("fn encode(c) { [\"a\", 1] }", "part 1:"),
+        ];
+        for (script, why) in shapes {
+            match encoder(script).encode(&command(b"x")) {
+                Encoded::Failed(MapError::BadShape { at, why: got }) => {
+                    assert_eq!(at, "relay.rhai");
+                    assert!(got.contains(why), "{script}: {got}");
+                }
+                other => panic!("{script}: expected a bad shape, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_script_without_encode_is_refused_and_the_limits_hold() {
+        let err = Encoder::new(
+            "relay",
+            Path::new("r.rhai"),
+            "fn map(f) { () }",
+            ScriptLimits::default(),
+        )
+        .expect_err("no encode");
+        assert!(err.to_string().contains("no `fn encode(command)`"), "{err}");
+        assert!(!Encoder::script_defines_encode("fn map(f) { () }"));
+        assert!(Encoder::script_defines_encode(
+            "fn map(f) { () } fn encode(c) { () }"
+        ));
+        let looping = encoder("fn encode(c) { loop { } }");
+        assert!(matches!(
+            looping.encode(&command(b"x")),
+            Encoded::Failed(MapError::TooManyOperations { .. } | MapError::Timeout { .. })
+        ));
+    }
+}

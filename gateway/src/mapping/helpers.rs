@@ -194,7 +194,7 @@ pub(super) fn bits(value: INT, lowest: INT, count: INT) -> Res<INT> {
 }
 
 /// Lower-case hex, two digits per byte.
-pub(super) fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for &x in b {

@@ -42,5 +42,6 @@ pub use deadletter::{
 pub use encode::{Encoded, Encoder, MAX_DELAY_MS, MAX_PARTS};
 pub use engine::{ScriptLimits, MAX_CALL_LEVELS};
 pub use error::{MapError, MappingError};
+pub use helpers::hex;
 pub use mapper::{Mapped, Mapper, MappingDefaults};
 pub use time::rfc3339;

@@ -242,77 +242,15 @@ pub async fn start(
         } else {
             DeviceSide::none()
         };
-        let feed = |port: Option<String>| {
-            Feed::new(
-                &source.id,
-                source.framing.build(),
-                status.clone(),
-                frame_tx.clone(),
-                port,
-            )
-        };
-        match (&source.kind, &replay_override) {
-            (SourceKind::Rn2483(_) | SourceKind::Rak3172(_), over) => {
-                let sink = modem::engine::Sink {
-                    source: Arc::from(source.id.as_str()),
-                    tx: frame_tx.clone(),
-                    status: status.clone(),
-                };
-                radio::spawn(source, over.as_ref(), sink, shutdown.clone())?;
-            }
-            (_, Some(over)) => {
-                let f = feed(None);
-                tokio::spawn(replay::run(
-                    over.chunks.clone(),
-                    over.speed,
-                    false,
-                    f,
-                    replay::CommandSink::none(),
-                    status.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            (SourceKind::Serial(s), None) => {
-                let settings = build::serial_settings(s);
-                let f = feed(Some(s.path.clone()));
-                let writer = serial::Writer::new(source.framing.clone(), device);
-                tokio::spawn(serial::run(
-                    settings,
-                    f,
-                    writer,
-                    status.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            (SourceKind::SemtechUdp(u), None) => {
-                let socket = gwmp::bind(u.listen)
-                    .await
-                    .with_context(|| format!("source {}", source.id))?;
-                tokio::spawn(gwmp::run(
-                    socket,
-                    Arc::from(source.id.as_str()),
-                    frame_tx.clone(),
-                    status.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            (SourceKind::Replay(r), None) => {
-                // The configuration has resolved the path already.
-                let chunks = build::load_chunks(&r.file)?;
-                let f = feed(None);
-                let sink =
-                    replay::CommandSink::new(r.commands_to.clone(), source.framing.clone(), device);
-                tokio::spawn(replay::run(
-                    chunks,
-                    r.playback(),
-                    r.looping,
-                    f,
-                    sink,
-                    status.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
+        spawn_source(
+            source,
+            replay_override.as_ref(),
+            frame_tx,
+            status.clone(),
+            device,
+            shutdown.clone(),
+        )
+        .await?;
         running.sources.push(status);
     }
     if let Some(broker) = running.broker.as_ref().filter(|_| !links.is_empty()) {
@@ -339,6 +277,90 @@ pub async fn start(
         ),
     }
     Ok(running)
+}
+
+/// Start the task of one source: its frames go to `frame_tx`, commands come through
+/// `device`; `over` replays a capture instead of the source's own input.
+pub(crate) async fn spawn_source(
+    source: &crate::config::SourceConfig,
+    over: Option<&ReplayOverride>,
+    frame_tx: mpsc::Sender<Frame>,
+    status: Arc<SourceStatus>,
+    device: DeviceSide,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let feed = |port: Option<String>| {
+        Feed::new(
+            &source.id,
+            source.framing.build(),
+            status.clone(),
+            frame_tx.clone(),
+            port,
+        )
+    };
+    match (&source.kind, over) {
+        (SourceKind::Rn2483(_) | SourceKind::Rak3172(_), over) => {
+            let sink = modem::engine::Sink {
+                source: Arc::from(source.id.as_str()),
+                tx: frame_tx.clone(),
+                status: status.clone(),
+            };
+            radio::spawn(source, over, sink, shutdown.clone())?;
+        }
+        (_, Some(over)) => {
+            let f = feed(None);
+            tokio::spawn(replay::run(
+                over.chunks.clone(),
+                over.speed,
+                false,
+                f,
+                replay::CommandSink::none(),
+                status.clone(),
+                shutdown.clone(),
+            ));
+        }
+        (SourceKind::Serial(s), None) => {
+            let settings = build::serial_settings(s);
+            let f = feed(Some(s.path.clone()));
+            let writer = serial::Writer::new(source.framing.clone(), device);
+            tokio::spawn(serial::run(
+                settings,
+                f,
+                writer,
+                status.clone(),
+                shutdown.clone(),
+            ));
+        }
+        (SourceKind::SemtechUdp(u), None) => {
+            let socket = gwmp::bind(u.listen)
+                .await
+                .with_context(|| format!("source {}", source.id))?;
+            tokio::spawn(gwmp::run(
+                socket,
+                Arc::from(source.id.as_str()),
+                frame_tx.clone(),
+                status.clone(),
+                shutdown.clone(),
+            ));
+        }
+        (SourceKind::Replay(r), None) => {
+            // The configuration has resolved the path already.
+            let chunks = build::load_chunks(&r.file)?;
+            let f = feed(None);
+            let sink =
+                replay::CommandSink::new(r.commands_to.clone(), source.framing.clone(), device);
+            tokio::spawn(replay::run(
+                chunks,
+                r.playback(),
+                r.looping,
+                f,
+                sink,
+                status.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A capture to play instead of a source's own input (`mqgate replay`).

@@ -56,15 +56,6 @@ impl CommandSink {
         CommandSink::new(None, FramingConfig::default(), DeviceSide::none())
     }
 
-    /// Take commands until the end of time (the source task stops it).
-    async fn serve(&mut self, source: &str) {
-        self.device.set_ready(true);
-        loop {
-            let TxRequest { parts, reply } = self.device.next().await;
-            let _ = reply.send(self.write(source, &parts).await);
-        }
-    }
-
     async fn write(&self, source: &str, parts: &[Part]) -> TxOutcome {
         let mut out = Vec::new();
         for part in parts {
@@ -108,15 +99,25 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = status.id.clone();
-    tokio::select! {
-        _ = play(chunks, speed, looping, feed, status, shutdown.clone()) => {}
-        _ = sink.serve(&id) => {}
-    }
-    if sink.device.is_linked() {
-        // The capture has ended; the "device" still takes commands.
+    sink.device.set_ready(true);
+    let linked = sink.device.is_linked();
+    let play = play(chunks, speed, looping, feed, status, shutdown.clone());
+    tokio::pin!(play);
+    let mut played = false;
+    loop {
+        // A command being written is finished before anything else happens.
         tokio::select! {
-            _ = sink.serve(&id) => {}
-            _ = shutdown.changed() => {}
+            _ = &mut play, if !played => {
+                played = true;
+                if !linked {
+                    return;
+                }
+            }
+            TxRequest { parts, reply } = sink.device.next() => {
+                let _ = reply.send(sink.write(&id, &parts).await);
+            }
+            // The capture has ended; the "device" still takes commands until then.
+            _ = shutdown.changed(), if played => return,
         }
     }
 }
