@@ -15,7 +15,7 @@ use std::time::Duration;
 use mqgate_tests::mqgate::{start_mqgate_run, workspace_file, workspace_root};
 use mqgate_tests::webdriver::{Browser, LogEntry};
 use serde_json::Value;
-use test_support::process::Proc;
+use test_support::process::{Proc, Stream};
 use test_support::scratch::Scratch;
 
 /// How long any one wait may take.
@@ -616,6 +616,52 @@ fn chromium_shows_when_the_stores_disk_is_nearly_full() {
         )
         .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
     assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+}
+
+#[test]
+fn chromium_shows_the_demos_commands_with_their_last_result() {
+    let dir = Scratch::new("browser-commands");
+    let (config, _) = demo_copy(&dir);
+    let mut gw = start_mqgate_run(&config);
+    let port = mqgate_tests::mqgate::embedded_broker_port(&gw, WAIT);
+    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
+    let browser = open_page(&gw);
+    test_support::mosquitto::mosquitto_pub(
+        port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "cmd/json-sensor/led",
+            "-m",
+            r#"{"led": "on"}"#,
+        ],
+    );
+    test_support::mosquitto::mosquitto_pub(
+        port,
+        &["-q", "1", "-t", "cmd/json-sensor/led", "-m", "not json"],
+    );
+    browser
+        .wait_for(
+            "one command sent and one failed, with why",
+            WAIT,
+            "const t = document.getElementById(\"commands\"); \
+             const get = c => t && t.querySelector('[data-col=\"' + c + '\"]'); \
+             return !document.getElementById(\"commands-panel\").hidden && \
+               !!get(\"sent\") && get(\"sent\").textContent === \"1\" && \
+               get(\"failed\").textContent === \"1\" && \
+               get(\"recent\").textContent.includes(\"a command must be a JSON object\");",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    let written = std::fs::read_to_string(
+        dir.path()
+            .join("target/mqgate-demo/json-sensor-commands.log"),
+    )
+    .expect("the demo's commands file");
+    assert_eq!(written, "{\"led\":\"on\"}\r\n");
     gw.signal(libc::SIGTERM);
     gw.wait_exit(WAIT);
 }

@@ -327,14 +327,6 @@ fn check_replay(
         .take()
         .filter(|p| p.as_os_str() != "discard")
         .map(|p| paths::join(dir, &p));
-    if let Some(folder) = config.commands_to.as_deref().and_then(Path::parent) {
-        if !folder.as_os_str().is_empty() && !folder.is_dir() {
-            report.add(
-                &at.key("commands_to"),
-                format!("folder {} does not exist", folder.display()),
-            );
-        }
-    }
     if !config.file.is_file() {
         report.add(
             &at.key("file"),

@@ -90,6 +90,7 @@ mod tests {
                 last_error_at_ms: None,
             }],
             broker: None,
+            commands: Vec::new(),
         }
     }
 

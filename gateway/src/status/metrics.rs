@@ -190,6 +190,44 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    if !s.commands.is_empty() {
+        let mut f = Family::new(
+            o,
+            "mqgate_commands_received_total",
+            "counter",
+            "Commands taken from the brokers for the source's device.",
+        );
+        for c in &s.commands {
+            f.sample(&[("source", &c.source)], c.received as f64);
+        }
+        let mut f = Family::new(
+            o,
+            "mqgate_commands_total",
+            "counter",
+            "Commands by result: sent, failed, expired, rejected, dropped.",
+        );
+        for c in &s.commands {
+            for (status, n) in [
+                ("sent", c.sent),
+                ("failed", c.failed),
+                ("expired", c.expired),
+                ("rejected", c.rejected),
+                ("dropped", c.dropped),
+            ] {
+                f.sample(&[("source", &c.source), ("status", status)], n as f64);
+            }
+        }
+        let mut f = Family::new(
+            o,
+            "mqgate_commands_queued",
+            "gauge",
+            "Commands waiting for the source's device, the one being sent included.",
+        );
+        for c in &s.commands {
+            f.sample(&[("source", &c.source)], c.queued as f64);
+        }
+    }
+
     if let Some(st) = &s.store {
         Family::new(
             o,
@@ -436,6 +474,18 @@ mod tests {
                 last_error_at_ms: Some(1_000),
             }],
             broker: None,
+            commands: vec![CommandSnapshot {
+                source: "relay".into(),
+                topic: "cmd/relay/#".into(),
+                received: 7,
+                sent: 4,
+                failed: 1,
+                expired: 1,
+                rejected: 1,
+                dropped: 0,
+                queued: 2,
+                recent: Vec::new(),
+            }],
         }
     }
 
@@ -475,6 +525,10 @@ mod tests {
             "mqgate_source_state{source=\"gps\",state=\"connected\"} 1",
             "mqgate_source_state{source=\"gps\",state=\"waiting\"} 0",
             "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
+            "mqgate_commands_received_total{source=\"relay\"} 7",
+            "mqgate_commands_total{source=\"relay\",status=\"sent\"} 4",
+            "mqgate_commands_total{source=\"relay\",status=\"rejected\"} 1",
+            "mqgate_commands_queued{source=\"relay\"} 2",
             "mqgate_store_messages 3",
             "mqgate_store_bytes 300",
             "mqgate_store_disk_free_bytes 1073741824",

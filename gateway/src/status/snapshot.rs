@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::broker::{BrokerSnapshot, WatchedBroker};
+use crate::downlink::CommandStats;
 use crate::output::embedded::OutputStats;
 use crate::output::upstream::UpstreamStatus;
 use crate::pipeline::{MappingStats, ReloadStatus, Running};
@@ -27,6 +28,36 @@ pub struct Snapshot {
     /// snapshot from before the broker was shown reads as `None`.
     #[serde(default)]
     pub broker: Option<BrokerSnapshot>,
+    /// Each source's commands (sources whose mapping has a `commands:` section).
+    #[serde(default)]
+    pub commands: Vec<CommandSnapshot>,
+}
+
+/// One source's commands, as `/api/status` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandSnapshot {
+    pub source: String,
+    /// The filter they come on.
+    pub topic: String,
+    pub received: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub expired: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+    /// Waiting now, the one being sent included.
+    pub queued: u64,
+    /// The last results, oldest first.
+    pub recent: Vec<RecentResultSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentResultSnapshot {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub topic: String,
+    pub status: String,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +242,7 @@ pub struct Watched {
     pub reloads: Arc<ReloadStatus>,
     /// The embedded broker's own counters and listeners, when it runs.
     pub broker: Option<WatchedBroker>,
+    pub commands: Vec<Arc<CommandStats>>,
 }
 
 impl Watched {
@@ -225,6 +257,7 @@ impl Watched {
             upstream: running.upstream.clone(),
             reloads: running.reloads.clone(),
             broker: running.broker.as_ref().map(WatchedBroker::new),
+            commands: running.commands.clone(),
         }
     }
 }
@@ -254,6 +287,7 @@ impl Snapshot {
                 .chain(w.upstream.iter().map(|u| upstream(u)))
                 .collect(),
             broker: w.broker.as_ref().map(WatchedBroker::snapshot),
+            commands: w.commands.iter().map(|c| commands(c)).collect(),
         }
     }
 }
@@ -262,6 +296,31 @@ fn unix_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+fn commands(c: &CommandStats) -> CommandSnapshot {
+    let get = CommandStats::get;
+    CommandSnapshot {
+        source: c.source.clone(),
+        topic: c.topic.clone(),
+        received: get(&c.received),
+        sent: get(&c.sent),
+        failed: get(&c.failed),
+        expired: get(&c.expired),
+        rejected: get(&c.rejected),
+        dropped: get(&c.dropped),
+        queued: get(&c.queued),
+        recent: c
+            .recent()
+            .into_iter()
+            .map(|r| RecentResultSnapshot {
+                at: r.at,
+                topic: r.topic,
+                status: r.status.as_str().to_string(),
+                error: r.error,
+            })
+            .collect(),
     }
 }
 
@@ -449,7 +508,35 @@ mod tests {
             upstream: Some(Arc::new(UpstreamStatus::default())),
             reloads: Arc::new(ReloadStatus::default()),
             broker: None,
+            commands: vec![Arc::new(CommandStats::new("relay", "cmd/relay/#"))],
         }
+    }
+
+    #[test]
+    fn commands_show_their_counts_queue_and_last_results() {
+        use crate::downlink::Status;
+        let w = watched();
+        let c = &w.commands[0];
+        CommandStats::add(&c.received, 3);
+        c.count(Status::Sent, "cmd/relay/on", None);
+        c.count(Status::Rejected, "cmd/relay/on", Some("full"));
+        c.queued.store(1, Relaxed);
+        let snap = Snapshot::of(&w).commands.remove(0);
+        assert_eq!(snap.source, "relay");
+        assert_eq!(snap.topic, "cmd/relay/#");
+        assert_eq!(
+            (
+                snap.received,
+                snap.sent,
+                snap.rejected,
+                snap.failed,
+                snap.queued
+            ),
+            (3, 1, 1, 0, 1)
+        );
+        assert_eq!(snap.recent.len(), 2);
+        assert_eq!(snap.recent[1].status, "rejected");
+        assert_eq!(snap.recent[1].error.as_deref(), Some("full"));
     }
 
     #[test]
