@@ -201,6 +201,7 @@ async fn drain(port: u16, qos: QoS, window: usize, backlog: usize, id: &str) -> 
         reconnect_initial: Duration::from_millis(50),
         reconnect_max: Duration::from_secs(1),
         max_inflight: window,
+        echoes: None,
     };
     let status = Arc::new(UpstreamStatus::default());
     let (stop, shutdown) = watch::channel(false);

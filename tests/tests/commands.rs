@@ -11,7 +11,7 @@ use broker_lite::auth::passwd;
 use mqgate_tests::mqgate::{embedded_broker_port, run_mqgate, start_mqgate_run};
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
-use test_support::mosquitto::{mosquitto_pub, Msg, Subscriber};
+use test_support::mosquitto::{mosquitto_pub, Mosquitto, Msg, Subscriber};
 use test_support::process::{Proc, Stream};
 use test_support::pty::{plug, write_to_port};
 use test_support::scratch::Scratch;
@@ -466,4 +466,69 @@ fn check_finds_a_commands_script_without_encode_and_a_source_that_takes_no_comma
         "{}",
         done.stderr
     );
+}
+
+#[test]
+fn commands_come_through_an_upstream_mosquitto_and_the_gateways_own_messages_never_do() {
+    let dir = Scratch::new("cmd-upstream");
+    let mosquitto = Mosquitto::start();
+    let link = dir.path().join("ttyRELAY");
+    let mut master = plug(&link);
+    let config = relay_gateway(&dir, &link, "  from: upstream\n", "");
+    // The device's lines are published on a topic the command filter matches:
+    // the gateway must not take them back as commands.
+    let mapping = std::fs::read_to_string(dir.path().join("mappings/relay.yaml")).expect("mapping");
+    dir.write(
+        "mappings/relay.yaml",
+        mapping.replace(
+            "topic: \"sensors/{source}\"",
+            "topic: \"cmd/{source}/echo\"",
+        ),
+    );
+    let mut text = std::fs::read_to_string(&config).expect("gateway file");
+    text.push_str(&format!(
+        "upstream:\n  url: mqtt://127.0.0.1:{}\n  client_id: cmd-gw\n  topic_prefix: site/\n",
+        mosquitto.port
+    ));
+    std::fs::write(&config, text).expect("write the gateway file");
+    let gw = start_mqgate_run(&config);
+    gw.wait_for_line(
+        Stream::Stderr,
+        &["taking commands from the upstream broker"],
+        WAIT,
+    );
+    gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
+    let results_sub = Subscriber::start("results", mosquitto.port, "site/cmd/relay/+/result");
+    let echo_sub = Subscriber::start("echo", mosquitto.port, "site/cmd/relay/echo");
+
+    publish(
+        mosquitto.port,
+        "site/cmd/relay/set",
+        r#"{"on": true, "correlation": 1}"#,
+    );
+    assert_eq!(read_bytes(&mut master, 9), b"RELAY 1\r\n");
+    let master = write_to_port(master, b"temp=20\n".to_vec(), WAIT);
+    echo_sub.wait_until("the device's line upstream", WAIT, |m| !m.is_empty());
+    let mut master = master;
+    publish(
+        mosquitto.port,
+        "site/cmd/relay/set",
+        r#"{"on": false, "correlation": 2}"#,
+    );
+    assert_eq!(read_bytes(&mut master, 9), b"RELAY 0\r\n");
+    let got = results_sub.wait_until("two results", WAIT, |m| m.len() >= 2);
+    let got: Vec<Value> = got.iter().map(json).collect();
+    assert_eq!(
+        got.len(),
+        2,
+        "no result for the gateway's own message: {got:?}"
+    );
+    assert_eq!(got[0]["correlation"], 1);
+    assert_eq!(got[0]["status"], "sent");
+    assert_eq!(got[0]["topic"], "cmd/relay/set", "the prefix is taken off");
+    assert_eq!(got[1]["correlation"], 2);
+    assert_eq!(got[1]["status"], "sent");
+    let mut gw = gw;
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
 }

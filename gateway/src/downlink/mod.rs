@@ -4,6 +4,9 @@
 //! ```text
 //!  embedded broker ── in-process subscription (no_local: never the gateway's own
 //!        │             messages; no retained messages: a command is an event)
+//!        │   upstream broker ── a subscriber connection of its own (upstream.rs);
+//!        │         │             what the upstream output published is skipped
+//!        ├─────────┘             (output/echoes.rs), acknowledged once queued
 //!        ▼             results of its own commands skipped (result.rs)
 //!  [inbox: mpsc, 64 per source]
 //!        ▼
@@ -20,6 +23,7 @@
 mod queue;
 mod result;
 mod stats;
+mod upstream;
 mod worker;
 
 pub use queue::{Full, Queue, RateLimit};
@@ -35,9 +39,11 @@ use broker_lite::{BrokerHandle, SubscribeOptions, Subscription};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use crate::config::{CommandsConfig, GatewayConfig, MappingFile, SourceKind};
+use crate::config::{CommandFrom, CommandsConfig, GatewayConfig, MappingFile, SourceKind};
 use crate::mapping::{Encoder, ScriptLimits};
 use crate::message::Command;
+use crate::output::echoes::Echoes;
+use crate::output::upstream::UpstreamSettings;
 use crate::pipeline::MessageBatch;
 use crate::source::CommandLink;
 use worker::{Incoming, Worker};
@@ -67,13 +73,16 @@ pub fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
                 m.source
             ));
         }
-        if config.broker.is_none() {
+        let embedded = c.from.embedded() && config.broker.is_some();
+        let upstream = c.from.upstream() && config.upstream.is_some();
+        if !embedded && !upstream {
+            let wanted = match c.from {
+                CommandFrom::Embedded => "the embedded broker (`broker:`)",
+                CommandFrom::Upstream => "the upstream broker (`upstream:`)",
+                CommandFrom::Both => "a broker (`broker:` or `upstream:`)",
+            };
             problems.push(format!(
-                "{file}: commands: commands are taken from the embedded broker (`broker:`), and there is none"
-            ));
-        } else if !c.from.embedded() {
-            problems.push(format!(
-                "{file}: commands.from: taking commands from the upstream broker is not built yet; use `embedded` (or `both`, which takes them from the embedded broker for now)"
+                "{file}: commands.from: commands are taken from {wanted}, and there is none"
             ));
         }
     }
@@ -123,16 +132,29 @@ pub fn filter_of(c: &CommandsConfig, source: &str, gateway: &str) -> String {
         .replace("{gateway}", gateway)
 }
 
+/// Whether some mapping takes commands from the upstream broker (and there is one).
+pub fn from_upstream(config: &GatewayConfig) -> bool {
+    config.upstream.is_some()
+        && config
+            .mappings
+            .iter()
+            .any(|m| m.commands.as_ref().is_some_and(|c| c.from.upstream()))
+}
+
 /// Start taking commands for every source in `links`: subscribe on the embedded
-/// broker and start each source's worker. Results go to `results`.
+/// broker and the upstream one as each mapping says, and start each source's
+/// worker. Results go to `results`. `upstream`: its settings and the output's
+/// record of what it published.
 pub(crate) async fn start(
     config: &GatewayConfig,
-    broker: &BrokerHandle,
+    broker: Option<&BrokerHandle>,
+    upstream: Option<(UpstreamSettings, Arc<Echoes>)>,
     links: HashMap<String, CommandLink>,
     results: mpsc::Sender<MessageBatch>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<Arc<CommandStats>>> {
     let mut all = Vec::new();
+    let mut routes = Vec::new();
     for m in &config.mappings {
         let (Some(c), Some(link)) = (&m.commands, links.get(&m.source)) else {
             continue;
@@ -164,25 +186,39 @@ pub(crate) async fn start(
             stats: stats.clone(),
         };
         let (inbox_tx, inbox) = mpsc::channel(INBOX);
-        let options = SubscribeOptions {
-            no_local: true,
-            retained: false,
-        };
-        let subscription = broker
-            .subscribe_with(&filter, c.qos, options)
-            .await
-            .with_context(|| format!("{}: commands.topic {filter:?}", m.path.display()))?;
-        tokio::spawn(take_commands(
-            subscription,
-            Arc::from(source),
-            filter.clone(),
-            result_topic,
-            inbox_tx,
-            shutdown.clone(),
-        ));
+        if let Some(broker) = broker.filter(|_| c.from.embedded()) {
+            let options = SubscribeOptions {
+                no_local: true,
+                retained: false,
+            };
+            let subscription = broker
+                .subscribe_with(&filter, c.qos, options)
+                .await
+                .with_context(|| format!("{}: commands.topic {filter:?}", m.path.display()))?;
+            tokio::spawn(take_commands(
+                subscription,
+                Arc::from(source),
+                filter.clone(),
+                result_topic.clone(),
+                inbox_tx.clone(),
+                shutdown.clone(),
+            ));
+            info!(source, filter = %filter, "taking commands from the embedded broker");
+        }
+        if upstream.is_some() && c.from.upstream() {
+            routes.push(upstream::Route {
+                source: Arc::from(source),
+                filter: filter.clone(),
+                qos: c.qos,
+                results: result_topic,
+                inbox: inbox_tx,
+            });
+        }
         tokio::spawn(worker.run(inbox, shutdown.clone()));
-        info!(source, filter = %filter, "taking commands from the embedded broker");
         all.push(stats);
+    }
+    if let Some((settings, echoes)) = upstream.filter(|_| !routes.is_empty()) {
+        tokio::spawn(upstream::run(settings, routes, echoes, shutdown));
     }
     Ok(all)
 }
@@ -218,6 +254,7 @@ async fn take_commands(
                 source: source.clone(),
             },
             arrived: tokio::time::Instant::now(),
+            taken: None,
         };
         if inbox.send(incoming).await.is_err() {
             break;

@@ -182,8 +182,12 @@ mod tests {
         let filter = "cmd/relay1/#";
         assert!(r.is_result_of("cmd/relay1/on/result", filter));
         assert!(
-            !r.is_result_of("cmd/relay1/result", filter),
-            "`cmd/relay1` is not a topic the filter takes, so this is a command"
+            r.is_result_of("cmd/relay1/result", filter),
+            "`#` takes its parent level too: `cmd/relay1` may be a command"
+        );
+        assert!(
+            !r.is_result_of("cmd/relay1/result", "cmd/relay1/+"),
+            "`cmd/relay1` is not a topic that filter takes, so this is a command"
         );
         assert!(!r.is_result_of("cmd/relay1/on", filter));
         assert!(!r.is_result_of("other/x/result", filter));

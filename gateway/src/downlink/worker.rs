@@ -24,6 +24,9 @@ use crate::source::{CommandLink, TxOutcome, TxRequest};
 pub(crate) struct Incoming {
     pub command: Command,
     pub arrived: Instant,
+    /// Told once the command is queued (or answered): only then is it
+    /// acknowledged to the broker it came from.
+    pub taken: Option<oneshot::Sender<()>>,
 }
 
 /// What a worker needs, built from the mapping's `commands:` section.
@@ -169,7 +172,18 @@ impl Worker {
     /// A command arrives: encode it and queue it, or answer at once.
     async fn accept(&self, incoming: Incoming, queue: &mut Queue<Waiting>) {
         CommandStats::add(&self.stats.received, 1);
-        let Incoming { command, arrived } = incoming;
+        let Incoming {
+            command,
+            arrived,
+            taken,
+        } = incoming;
+        self.take(command, arrived, queue).await;
+        if let Some(taken) = taken {
+            let _ = taken.send(());
+        }
+    }
+
+    async fn take(&self, command: Command, arrived: Instant, queue: &mut Queue<Waiting>) {
         let correlation = result::correlation(&command.payload);
         let parts = match self.encoder.encode(&command) {
             Encoded::Send(parts) => parts,

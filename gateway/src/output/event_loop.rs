@@ -344,6 +344,9 @@ impl Link {
             let pkid = packet_id(id);
             let m = stored.message.clone();
             let topic = format!("{}{}", self.settings.topic_prefix, m.topic);
+            if let Some(echoes) = &self.settings.echoes {
+                echoes.record(&topic, &m.payload);
+            }
             if m.qos == QoS::AtMostOnce {
                 conn.publish(0, &topic, &m.payload, m.qos, m.retain, false);
                 if stored.persisted {

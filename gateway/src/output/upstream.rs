@@ -33,6 +33,8 @@ pub struct UpstreamSettings {
     /// Messages awaiting PUBACK or PUBCOMP at most (`upstream.max_inflight`); fewer
     /// after the broker has cut the connection on a full window (see `window`).
     pub max_inflight: usize,
+    /// Set when commands are taken from this broker: what is published is noted.
+    pub echoes: Option<std::sync::Arc<super::echoes::Echoes>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -213,5 +213,6 @@ pub(super) fn upstream_settings(
         reconnect_initial: Duration::from_millis(up.reconnect.initial_ms),
         reconnect_max: Duration::from_millis(up.reconnect.max_ms),
         max_inflight: up.max_inflight as usize,
+        echoes: None,
     })
 }

@@ -146,6 +146,7 @@ pub async fn start(
         crate::downlink::check(config).map_err(MappingErrors)?;
     }
     let mut links = HashMap::new();
+    let mut commands_upstream = None;
     match tap {
         Some(tap) => {
             running.feeder = Some(tokio::spawn(pass_to_tap(msg_rx, tap)));
@@ -187,7 +188,12 @@ pub async fn start(
             }
             if let Some(up) = &config.upstream {
                 // Connected last, once every port is bound (below).
-                let settings = build::upstream_settings(config, up)?;
+                let mut settings = build::upstream_settings(config, up)?;
+                if takes_commands && crate::downlink::from_upstream(config) {
+                    let echoes = Arc::new(crate::output::echoes::Echoes::default());
+                    settings.echoes = Some(echoes.clone());
+                    commands_upstream = Some((settings.clone(), echoes));
+                }
                 let status = Arc::new(UpstreamStatus::default());
                 let queue = store.output("upstream").expect("registered above");
                 running.upstream = Some(status.clone());
@@ -253,10 +259,12 @@ pub async fn start(
         .await?;
         running.sources.push(status);
     }
-    if let Some(broker) = running.broker.as_ref().filter(|_| !links.is_empty()) {
+    if !links.is_empty() {
+        let broker = running.broker.as_ref().map(|b| b.handle());
         running.commands = crate::downlink::start(
             config,
-            &broker.handle(),
+            broker.as_ref(),
+            commands_upstream,
             links,
             msg_tx.clone(),
             shutdown.clone(),

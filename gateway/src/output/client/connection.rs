@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_proto::codec::{
-    encode, encode_publish, read_packet, Connect, ConnectReturnCode, Packet, QoS,
-    PROTOCOL_LEVEL_311,
+    encode, encode_publish, read_packet, Connect, ConnectReturnCode, Packet, Publish, QoS, SubAck,
+    Subscribe, PROTOCOL_LEVEL_311,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -39,7 +39,19 @@ pub enum Ack {
     PubComp(u16),
 }
 
-/// A connected, publish-only MQTT 3.1.1 client connection.
+/// What a subscribing connection reads besides acknowledgements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Ack(Ack),
+    /// A message for a subscription; answer QoS 1 with `puback`, QoS 2 with `pubrec`.
+    Publish(Publish),
+    /// QoS 2, second step: answer with `pubcomp`.
+    PubRel(u16),
+    SubAck(SubAck),
+}
+
+/// A connected MQTT 3.1.1 client connection: publish-only unless made with
+/// [`Connection::subscriber`].
 pub struct Connection {
     io: Transport,
     /// Encoded packets not yet written.
@@ -53,6 +65,8 @@ pub struct Connection {
     timer: Pin<Box<Sleep>>,
     /// Set after `next` failed: the connection is finished.
     broken: bool,
+    /// Takes PUBLISH, PUBREL and SUBACK from the server (see `next_event`).
+    subscriber: bool,
 }
 
 impl Connection {
@@ -99,6 +113,7 @@ impl Connection {
             keep_alive_period,
             timer: Box::pin(tokio::time::sleep_until(now + keep_alive_period)),
             broken: false,
+            subscriber: false,
         };
         encode(&Packet::Connect(connect_packet(opts)), &mut conn.out);
         conn.io.write_all(&conn.out).await.map_err(tls::io_error)?;
@@ -141,6 +156,35 @@ impl Connection {
         encode_publish(&mut self.out, topic, payload, qos, retain, dup, pkid);
     }
 
+    /// From now on, take messages from the server: read them with `next_event`.
+    pub fn subscriber(mut self) -> Connection {
+        self.subscriber = true;
+        self
+    }
+
+    /// Queue a SUBSCRIBE (subscriber connections).
+    pub fn subscribe(&mut self, pkid: u16, filters: Vec<(String, QoS)>) {
+        encode(
+            &Packet::Subscribe(Subscribe { pkid, filters }),
+            &mut self.out,
+        );
+    }
+
+    /// Queue the acknowledgement of a received QoS 1 message.
+    pub fn puback(&mut self, pkid: u16) {
+        encode(&Packet::PubAck(pkid), &mut self.out);
+    }
+
+    /// Queue the first acknowledgement of a received QoS 2 message.
+    pub fn pubrec(&mut self, pkid: u16) {
+        encode(&Packet::PubRec(pkid), &mut self.out);
+    }
+
+    /// Queue the last acknowledgement of a received QoS 2 message.
+    pub fn pubcomp(&mut self, pkid: u16) {
+        encode(&Packet::PubComp(pkid), &mut self.out);
+    }
+
     /// Queue a PUBREL for a QoS 2 message whose PUBREC came back.
     pub fn pubrel(&mut self, pkid: u16) {
         encode(&Packet::PubRel(pkid), &mut self.out);
@@ -156,6 +200,15 @@ impl Connection {
     /// kept in `self`, so it can race other branches in `tokio::select!`.
     /// After an error the connection is finished and every later call says `Closed`.
     pub async fn next(&mut self) -> Result<Ack, ClientError> {
+        match poll_fn(|cx| self.poll_next(cx)).await? {
+            Event::Ack(ack) => Ok(ack),
+            // Only a subscriber connection reads anything else.
+            other => Err(ClientError::Protocol(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// As `next`, for a subscriber connection: acknowledgements and messages.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
 
@@ -171,7 +224,7 @@ impl Connection {
         .await;
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ack, ClientError>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, ClientError>> {
         if self.broken {
             return Poll::Ready(Err(ClientError::Closed));
         }
@@ -182,7 +235,7 @@ impl Connection {
         result
     }
 
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ack, ClientError>> {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, ClientError>> {
         // Acknowledgements already read go first: meanwhile the caller queues
         // more, and the next write carries all of it.
         if let Some(ack) = self.take_ack()? {
@@ -205,14 +258,18 @@ impl Connection {
         self.poll_keep_alive(cx)
     }
 
-    /// Decode whole packets from the read buffer until an acknowledgement.
-    fn take_ack(&mut self) -> Result<Option<Ack>, ClientError> {
+    /// Decode whole packets from the read buffer until an acknowledgement (or,
+    /// for a subscriber, a message, a PUBREL or a SUBACK).
+    fn take_ack(&mut self) -> Result<Option<Event>, ClientError> {
         while let Some(packet) = read_packet(&mut self.input, MAX_PACKET_SIZE)? {
             match packet {
-                Packet::PubAck(id) => return Ok(Some(Ack::PubAck(id))),
-                Packet::PubRec(id) => return Ok(Some(Ack::PubRec(id))),
-                Packet::PubComp(id) => return Ok(Some(Ack::PubComp(id))),
+                Packet::PubAck(id) => return Ok(Some(Event::Ack(Ack::PubAck(id)))),
+                Packet::PubRec(id) => return Ok(Some(Event::Ack(Ack::PubRec(id)))),
+                Packet::PubComp(id) => return Ok(Some(Event::Ack(Ack::PubComp(id)))),
                 Packet::PingResp => self.keep_alive.pong(Instant::now()),
+                Packet::Publish(p) if self.subscriber => return Ok(Some(Event::Publish(p))),
+                Packet::PubRel(id) if self.subscriber => return Ok(Some(Event::PubRel(id))),
+                Packet::SubAck(a) if self.subscriber => return Ok(Some(Event::SubAck(a))),
                 Packet::Publish(p) => {
                     return Err(ClientError::Protocol(format!(
                         "the server sent a PUBLISH on {:?}, but this client never subscribes",
@@ -273,7 +330,7 @@ impl Connection {
 
     /// Queue a PINGREQ when one is due, fail when one went unanswered, and arm
     /// the timer for the next check. Always `Pending` unless it fails.
-    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ack, ClientError>> {
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, ClientError>> {
         // Each turn either returns or moves the timer to a later deadline.
         for _ in 0..4 {
             match self.keep_alive.check(Instant::now()) {
