@@ -47,7 +47,10 @@ const INBOX: usize = 64;
 
 /// The source kinds that take commands today.
 pub fn takes_commands(kind: &SourceKind) -> bool {
-    matches!(kind, SourceKind::Serial(_) | SourceKind::Replay(_))
+    matches!(
+        kind,
+        SourceKind::Serial(_) | SourceKind::Replay(_) | SourceKind::SemtechUdp(_)
+    )
 }
 
 /// The mappings with a `commands:` section, with their source's kind checked
@@ -63,7 +66,7 @@ pub fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
         let file = m.path.display();
         if !takes_commands(&source.kind) {
             problems.push(format!(
-                "{file}: commands: source `{}` is of a type that does not take commands yet (serial and replay sources do)",
+                "{file}: commands: source `{}` is of a type that does not take commands yet (serial, replay and semtech_udp sources do)",
                 m.source
             ));
         }

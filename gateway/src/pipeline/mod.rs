@@ -293,6 +293,8 @@ pub async fn start(
                     Arc::from(source.id.as_str()),
                     frame_tx.clone(),
                     status.clone(),
+                    device,
+                    gwmp::Settings::of(u),
                     shutdown.clone(),
                 ));
             }
