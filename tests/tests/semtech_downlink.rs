@@ -16,7 +16,8 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Publishes each uplink's payload with its `tmst`; sends a command's `text` to
 /// a P2P receiver (no inverted polarity) on 868.1 MHz at SF7, in the RX1 window
-/// (a second after the uplink) when the command carries the uplink's `tmst`.
+/// (a second after the uplink) when the command carries the uplink's `tmst`; a
+/// `slow` one at SF12 in the 0.1 % sub-band (3.6 s of air time an hour).
 const SCRIPT: &str = r#"
 fn map(frame) {
     #{ payload: #{ size: frame.bytes.len(), tmst: parse_int(frame.meta.tmst) } }
@@ -27,6 +28,10 @@ fn encode(command) {
     let part = #{ bytes: c.text, freq: 868.1, datr: "SF7BW125", powe: 14, ipol: false };
     if c.tmst != () {
         part.tmst = c.tmst + 1000000;
+    }
+    if c.slow == true {
+        part.freq = 868.8;
+        part.datr = "SF12BW125";
     }
     part
 }
@@ -52,7 +57,11 @@ fn gateway(dir: &Scratch) -> std::path::PathBuf {
 
 /// The source's UDP address, from the line it logs when it listens.
 fn udp_addr(gw: &Proc) -> SocketAddr {
-    let line = gw.wait_for_line(Stream::Stderr, &["listening for packet forwarders on UDP"], WAIT);
+    let line = gw.wait_for_line(
+        Stream::Stderr,
+        &["listening for packet forwarders on UDP"],
+        WAIT,
+    );
     let after = line.split("on UDP ").nth(1).expect("the address follows");
     let addr = after.split_whitespace().next().unwrap_or_default();
     addr.parse()
@@ -73,7 +82,8 @@ fn publish(port: u16, payload: &str) {
 }
 
 #[test]
-fn a_command_reaches_the_gateway_as_the_script_set_it_and_its_tx_ack_decides_the_result() {
+fn commands_reach_the_gateway_as_the_script_set_them_and_tx_ack_or_the_duty_cycle_decides_each_result(
+) {
     let dir = Scratch::new("gwmp-downlink");
     let config = gateway(&dir);
     let mut gw = start_mqgate_run(&config);
@@ -93,7 +103,9 @@ fn a_command_reaches_the_gateway_as_the_script_set_it_and_its_tx_ack_decides_the
         )
         .await;
         let got = up.wait_until("the uplink", WAIT, |m| !m.is_empty());
-        let tmst = json_of(&got[0])["tmst"].as_u64().expect("the uplink's tmst");
+        let tmst = json_of(&got[0])["tmst"]
+            .as_u64()
+            .expect("the uplink's tmst");
         assert_eq!(tmst, 3_512_348_611);
 
         // The application answers in RX1: the uplink's tmst plus a second.
@@ -132,9 +144,32 @@ fn a_command_reaches_the_gateway_as_the_script_set_it_and_its_tx_ack_decides_the
             error.contains("TOO_LATE") && error.contains("b827ebfffe000001"),
             "{error}"
         );
+
+        // 200 bytes at SF12 take longer than the sub-band's hour allows: the
+        // duty cycle refuses it and nothing reaches the gateway.
+        let long = "x".repeat(200);
+        publish(
+            port,
+            &format!(r#"{{"text": "{long}", "slow": true, "correlation": "c-3"}}"#),
+        );
+        let got = results.wait_until("the third result", WAIT, |m| m.len() >= 3);
+        let third = json_of(&got[2]);
+        assert_eq!(third["status"], "rejected", "{third}");
+        let error = third["error"].as_str().expect("an error text");
+        assert!(error.starts_with("duty_cycle: "), "{error}");
+        publish(port, r#"{"text": "LAST", "correlation": "c-4"}"#);
+        let resp = fwd.pull_resp(WAIT).await;
+        assert_eq!(
+            txpk(&resp)["data"],
+            "TEFTVA==",
+            "the next PULL_RESP after the refusal is the next command's"
+        );
+        fwd.tx_ack(resp.token, None).await;
+        let got = results.wait_until("the fourth result", WAIT, |m| m.len() >= 4);
+        assert_eq!(json_of(&got[3])["status"], "sent");
     });
 
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
-    assert_eq!(results.messages().len(), 2, "one result per command");
+    assert_eq!(results.messages().len(), 4, "one result per command");
 }

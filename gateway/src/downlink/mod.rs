@@ -11,7 +11,8 @@
 //!        │  (max_queued, expire_after, max_per_minute: queue.rs) → one at a time
 //!        ▼
 //!  [link: mpsc, 1] ─► the source's task writes it (serial: framing in reverse,
-//!        │             drained) and answers Sent / Failed / NotReady
+//!        │             drained; semtech_udp: PULL_RESP to a gateway, its TX_ACK)
+//!        │             and answers Sent / Failed / NotReady / Rejected
 //!        ▼
 //!  one result per command (QoS 1, on result_topic) and dead letters for scripts
 //!  that failed ─► the pipeline's message channel ─► store ─► outputs

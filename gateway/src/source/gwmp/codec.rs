@@ -278,13 +278,25 @@ pub enum TxAckReport {
 
 /// The errors of PROTOCOL.TXT section 6 (TX_ACK), with their meaning.
 const TX_ACK_ERRORS: [(&str, &str); 7] = [
-    ("TOO_LATE", "too late to program the packet for the requested time"),
+    (
+        "TOO_LATE",
+        "too late to program the packet for the requested time",
+    ),
     ("TOO_EARLY", "the requested time is too far ahead"),
-    ("COLLISION_PACKET", "another packet is programmed for that time"),
+    (
+        "COLLISION_PACKET",
+        "another packet is programmed for that time",
+    ),
     ("COLLISION_BEACON", "a beacon is planned for that time"),
-    ("TX_FREQ", "the frequency is not supported by the TX RF chain"),
+    (
+        "TX_FREQ",
+        "the frequency is not supported by the TX RF chain",
+    ),
     ("TX_POWER", "the power is not supported by the gateway"),
-    ("GPS_UNLOCKED", "GPS is unlocked, so a GPS time cannot be used"),
+    (
+        "GPS_UNLOCKED",
+        "GPS is unlocked, so a GPS time cannot be used",
+    ),
 ];
 
 /// Read a TX_ACK body: none (or `"error": "NONE"`) means accepted. Forwarders
@@ -307,12 +319,12 @@ pub fn tx_ack_report(body: &[u8]) -> TxAckReport {
     let ack = value.get("txpk_ack");
     match ack.and_then(|a| a.get("error")).and_then(Value::as_str) {
         None | Some("NONE") => TxAckReport::Accepted {
-            warning: ack
-                .and_then(|a| a.get("warn"))
-                .map(|w| match ack.and_then(|a| a.get("value")) {
+            warning: ack.and_then(|a| a.get("warn")).map(|w| {
+                match ack.and_then(|a| a.get("value")) {
                     Some(v) => format!("{} (value {v})", text_of(w)),
                     None => text_of(w),
-                }),
+                }
+            }),
         },
         Some(error) => {
             let error: String = error.chars().take(40).collect();

@@ -143,7 +143,10 @@ async fn a_tx_ack_with_too_late_fails_the_command_naming_the_gateway_and_the_rea
     let pending = command(&s.link, vec![part(b"\x01", json!({ "tmst": 2_000_000 }))]).await;
     let resp = gw.pull_resp(WAIT).await;
     let t = txpk(&resp);
-    assert_eq!((t["imme"].clone(), t["tmst"].clone()), (json!(false), json!(2_000_000)));
+    assert_eq!(
+        (t["imme"].clone(), t["tmst"].clone()),
+        (json!(false), json!(2_000_000))
+    );
     gw.tx_ack(resp.token, Some(r#"{"txpk_ack":{"error":"TOO_LATE"}}"#))
         .await;
     match outcome(pending).await {
@@ -318,7 +321,10 @@ async fn a_gateway_out_of_duty_cycle_rejects_the_command_sends_nothing_and_shows
     match outcome(pending).await {
         TxOutcome::Rejected(why) => {
             assert!(why.starts_with("duty_cycle: "), "{why}");
-            assert!(why.contains(&gw.eui_hex()) && why.contains("868.7"), "{why}");
+            assert!(
+                why.contains(&gw.eui_hex()) && why.contains("868.7"),
+                "{why}"
+            );
         }
         other => panic!("{other:?}"),
     }

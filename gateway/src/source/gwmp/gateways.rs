@@ -79,13 +79,16 @@ impl Gateways {
             }
         }
         let region = self.region;
-        let g = self.known.entry(eui.to_string()).or_insert_with(|| Gateway {
-            addr: None,
-            version: 2,
-            last_pull: None,
-            last_heard: now,
-            duty: DutyCycle::new(region),
-        });
+        let g = self
+            .known
+            .entry(eui.to_string())
+            .or_insert_with(|| Gateway {
+                addr: None,
+                version: 2,
+                last_pull: None,
+                last_heard: now,
+                duty: DutyCycle::new(region),
+            });
         g.last_heard = now;
         g
     }
@@ -112,15 +115,10 @@ impl Gateways {
                     .collect();
                 pulling.sort();
                 match pulling.as_slice() {
-                    [] => {
-                        return Err(TxOutcome::NotReady(
-                            "no gateway has sent PULL_DATA".into(),
-                        ))
-                    }
+                    [] => return Err(TxOutcome::NotReady("no gateway has sent PULL_DATA".into())),
                     [only] => only.to_string(),
                     several => {
-                        let list: Vec<&str> =
-                            several.iter().take(8).map(|e| e.as_str()).collect();
+                        let list: Vec<&str> = several.iter().take(8).map(|e| e.as_str()).collect();
                         return Err(TxOutcome::Failed(format!(
                             "{} gateways have sent PULL_DATA ({}) and none has sent an uplink \
                              yet: set `gateway_eui` in the source or the script",
@@ -166,14 +164,16 @@ impl Gateways {
         now: Instant,
     ) -> Result<(), String> {
         let g = self.entry(eui, now);
-        g.duty.try_take(frequency_hz, airtime, now).map_err(|refusal| {
-            let text = refusal.to_string();
-            let rest = text.strip_prefix("duty cycle: ").unwrap_or(&text);
-            format!(
-                "{}: gateway {eui}: {rest}",
-                crate::airtime::DutyCycleRefusal::REASON
-            )
-        })
+        g.duty
+            .try_take(frequency_hz, airtime, now)
+            .map_err(|refusal| {
+                let text = refusal.to_string();
+                let rest = text.strip_prefix("duty cycle: ").unwrap_or(&text);
+                format!(
+                    "{}: gateway {eui}: {rest}",
+                    crate::airtime::DutyCycleRefusal::REASON
+                )
+            })
     }
 
     /// Each gateway's budget at `now`, ordered by EUI; empty without a region.

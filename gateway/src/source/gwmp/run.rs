@@ -261,7 +261,11 @@ impl Downlinks {
             match txpk::build(part, self.defaults) {
                 Ok(t) => built.push_back((t, part.delay_ms)),
                 Err(why) => {
-                    let which = if many { format!(" part {i}:") } else { String::new() };
+                    let which = if many {
+                        format!(" part {i}:")
+                    } else {
+                        String::new()
+                    };
                     let _ = reply.send(TxOutcome::Failed(format!("source {source}:{which} {why}")));
                     return;
                 }
@@ -329,9 +333,9 @@ impl Downlinks {
         let which = p.which();
         let now = Instant::now();
         let eui = p.target.eui.clone();
-        let charged =
-            self.gateways
-                .charge(&eui, part.frequency_hz, part.airtime, now.into_std());
+        let charged = self
+            .gateways
+            .charge(&eui, part.frequency_hz, part.airtime, now.into_std());
         if self.settings.region != Region::None {
             self.status
                 .set_duty_cycle(self.gateways.budgets(now.into_std()));

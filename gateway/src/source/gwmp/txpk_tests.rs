@@ -82,7 +82,10 @@ fn an_unknown_option_or_a_bad_value_fails_naming_the_option() {
         (json!({ "tmst": -5 }), "option `tmst` must be"),
         (json!({ "tmst": 4_294_967_296u64 }), "option `tmst` must be"),
         (json!({ "imme": "yes" }), "option `imme` must be"),
-        (json!({ "imme": true, "tmst": 5 }), "`imme: true` and `tmst`"),
+        (
+            json!({ "imme": true, "tmst": 5 }),
+            "`imme: true` and `tmst`",
+        ),
         (json!({ "imme": false }), "`imme: false` needs `tmst`"),
         (json!({ "ipol": 1 }), "option `ipol` must be"),
         (json!({ "rfch": 2 }), "option `rfch` must be"),
@@ -193,7 +196,10 @@ fn a_tx_ack_datagram_keeps_its_body() {
 #[test]
 fn gateway_euis_are_16_hex_digits_with_optional_separators() {
     assert_eq!(parse_eui("AA555A0000000001").unwrap(), "aa555a0000000001");
-    assert_eq!(parse_eui("aa:55:5a:00:00:00:00:01").unwrap(), "aa555a0000000001");
+    assert_eq!(
+        parse_eui("aa:55:5a:00:00:00:00:01").unwrap(),
+        "aa555a0000000001"
+    );
     assert!(parse_eui("aa555a00000000").is_err());
     assert!(parse_eui("zz555a0000000001").is_err());
 }
