@@ -851,3 +851,44 @@ fn a_source_chooses_its_durability_and_a_bad_one_is_named_with_its_position() {
         "{message}"
     );
 }
+
+#[test]
+fn a_semtech_udp_source_reads_its_downlink_keys_and_checks_them() {
+    let ok = format!(
+        "{HEAD}sources:\n  - id: lora\n    type: semtech_udp\n    gateway_eui: B8-27-EB-FF-FE-00-00-01\n\
+         \x20   keepalive_secs: 5\n    tx_ack_timeout_ms: 500\n    region: none\n"
+    );
+    let config = load(&[("mqgate.yaml", &ok)]).unwrap();
+    let SourceKind::SemtechUdp(u) = &config.sources[0].kind else {
+        panic!("{:?}", config.sources[0].kind)
+    };
+    assert_eq!(u.gateway_eui.as_deref(), Some("b827ebfffe000001"));
+    assert_eq!((u.keepalive_secs, u.tx_ack_timeout_ms), (5, 500));
+    assert_eq!(u.region, mqgate::airtime::Region::None);
+
+    let defaults = format!("{HEAD}sources:\n  - id: lora\n    type: semtech_udp\n");
+    let config = load(&[("mqgate.yaml", &defaults)]).unwrap();
+    let SourceKind::SemtechUdp(u) = &config.sources[0].kind else {
+        panic!("{:?}", config.sources[0].kind)
+    };
+    assert_eq!(u.gateway_eui, None);
+    assert_eq!((u.keepalive_secs, u.tx_ack_timeout_ms), (10, 2000));
+    assert_eq!(u.region, mqgate::airtime::Region::Eu868);
+
+    let bad = format!(
+        "{HEAD}sources:\n  - id: lora\n    type: semtech_udp\n    gateway_eui: b827eb\n\
+         \x20   keepalive_secs: 0\n    tx_ack_timeout_ms: 0\n"
+    );
+    let errors = errors(&[("mqgate.yaml", &bad)]);
+    let fields: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+    assert_eq!(
+        fields,
+        [
+            "sources[0].gateway_eui",
+            "sources[0].keepalive_secs",
+            "sources[0].tx_ack_timeout_ms"
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[0].message.contains("16 hex digits"), "{}", errors[0]);
+}

@@ -162,6 +162,7 @@ async fn transmit(
     }
     match tokio::time::timeout_at(deadline, answer).await {
         Ok(Ok(TxOutcome::Sent)) => (Status::Sent, None),
+        Ok(Ok(TxOutcome::Rejected(why))) => (Status::Rejected, Some(why)),
         Ok(Ok(TxOutcome::Failed(why) | TxOutcome::NotReady(why))) => (Status::Failed, Some(why)),
         Ok(Err(_)) => (
             Status::Failed,

@@ -56,10 +56,39 @@ pub struct SemtechUdpConfig {
     /// takes gateways on the network.
     #[serde(default = "default_gwmp_listen")]
     pub listen: std::net::SocketAddr,
+    /// The gateway (EUI, 16 hex digits) that sends downlinks when a command's
+    /// script names none; left out, the gateway of the latest uplink.
+    #[serde(default)]
+    pub gateway_eui: Option<String>,
+    /// The forwarders' `keepalive_interval`: a gateway whose last PULL_DATA is
+    /// older than three of these is gone, and takes no downlinks.
+    #[serde(default = "default_keepalive_secs")]
+    pub keepalive_secs: u64,
+    /// How long a version 2 gateway has to answer a downlink with TX_ACK.
+    #[serde(default = "default_tx_ack_timeout_ms")]
+    pub tx_ack_timeout_ms: u64,
+    /// Whose rules apply to downlinks: default settings and duty-cycle limits.
+    /// `eu868` (the default) or `none`.
+    #[serde(default = "default_region")]
+    pub region: crate::airtime::Region,
 }
 
 fn default_gwmp_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 1700))
+}
+
+/// The shipped forwarder configurations send PULL_DATA every 10 s (the
+/// forwarder's own built-in default is 5 s, which this covers too).
+const fn default_keepalive_secs() -> u64 {
+    10
+}
+
+const fn default_tx_ack_timeout_ms() -> u64 {
+    2000
+}
+
+const fn default_region() -> crate::airtime::Region {
+    crate::airtime::Region::Eu868
 }
 
 /// A serial port: 8N1 at 9600 baud with no flow control unless told otherwise.
@@ -273,7 +302,7 @@ impl SourceKind {
             "replay" => report
                 .piece(at, body)
                 .map(|c| check_replay(c, at, dir, report)),
-            "semtech_udp" => report.piece(at, body).map(SourceKind::SemtechUdp),
+            "semtech_udp" => report.piece(at, body).map(|c| check_semtech(c, at, report)),
             "rn2483" => report
                 .piece(at, body)
                 .map(|c| check_rn2483(c, at, dir, report)),
@@ -294,6 +323,26 @@ fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -
     }
     check_backoff(&config.reopen, &at.key("reopen"), report);
     SourceKind::Serial(config)
+}
+
+fn check_semtech(
+    mut config: SemtechUdpConfig,
+    at: &FieldPath,
+    report: &mut Report<'_>,
+) -> SourceKind {
+    if let Some(eui) = &config.gateway_eui {
+        match crate::source::gwmp::parse_eui(eui) {
+            Ok(eui) => config.gateway_eui = Some(eui),
+            Err(why) => report.add(&at.key("gateway_eui"), why),
+        }
+    }
+    if config.keepalive_secs == 0 {
+        report.add(&at.key("keepalive_secs"), "must be at least 1");
+    }
+    if !(1..=60_000).contains(&config.tx_ack_timeout_ms) {
+        report.add(&at.key("tx_ack_timeout_ms"), "must be 1 to 60000");
+    }
+    SourceKind::SemtechUdp(config)
 }
 
 /// A back-off (`reopen:` of a source, `reconnect:` upstream) that cannot loop busily.

@@ -348,6 +348,8 @@ pub(crate) async fn spawn_source(
                 Arc::from(source.id.as_str()),
                 frame_tx.clone(),
                 status.clone(),
+                device,
+                gwmp::Settings::of(u),
                 shutdown.clone(),
             ));
         }

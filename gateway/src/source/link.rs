@@ -23,6 +23,8 @@ pub enum TxOutcome {
     /// The device is not there (unplugged, not yet open): nothing was tried, and
     /// the command may wait for it.
     NotReady(String),
+    /// A limit (duty cycle) refused it; nothing was sent.
+    Rejected(String),
 }
 
 /// The command path's end: send transmissions, and see whether the device is there.

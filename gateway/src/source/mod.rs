@@ -12,4 +12,6 @@ mod status;
 
 pub use feed::Feed;
 pub use link::{link, CommandLink, DeviceSide, TxOutcome, TxRequest};
-pub use status::{RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES};
+pub use status::{
+    GatewayDutyCycle, RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES,
+};

@@ -36,6 +36,14 @@ pub struct BadFrameNote {
     pub head: Bytes,
 }
 
+/// One LoRa gateway's duty-cycle budget, for the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayDutyCycle {
+    /// Lower-case hex.
+    pub gateway_eui: String,
+    pub sub_bands: Vec<crate::airtime::SubBandBudget>,
+}
+
 /// Where a source is in its life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceState {
@@ -67,6 +75,9 @@ pub struct SourceStatus {
     recent: Mutex<VecDeque<RecentFrame>>,
     /// The last bad frame (counted in `bad_frames`).
     last_bad: Mutex<Option<BadFrameNote>>,
+    /// Each gateway's air time left (sources that send downlinks through LoRa
+    /// gateways; empty for the others), as of the last change.
+    duty_cycle: Mutex<Vec<GatewayDutyCycle>>,
 }
 
 impl SourceStatus {
@@ -80,6 +91,7 @@ impl SourceStatus {
             reopens: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
             last_bad: Mutex::new(None),
+            duty_cycle: Mutex::new(Vec::new()),
         }
     }
 
@@ -126,6 +138,18 @@ impl SourceStatus {
     pub fn recent(&self) -> Vec<RecentFrame> {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent.iter().cloned().collect()
+    }
+
+    /// Each gateway's duty-cycle budget, ordered by EUI.
+    pub fn duty_cycle(&self) -> Vec<GatewayDutyCycle> {
+        self.duty_cycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_duty_cycle(&self, budgets: Vec<GatewayDutyCycle>) {
+        *self.duty_cycle.lock().unwrap_or_else(|e| e.into_inner()) = budgets;
     }
 
     pub fn state(&self) -> SourceState {

@@ -1,39 +1,22 @@
-//! The Semtech UDP packet forwarder protocol (GWMP, versions 1 and 2), as LoRa
-//! gateways speak it to a network server: PUSH_DATA carries received packets
-//! (`rxpk`) and gateway status (`stat`) as JSON and is answered with PUSH_ACK;
-//! PULL_DATA keeps the downlink path open and is answered with PULL_ACK. mqgate
-//! sends no downlinks: PULL_RESP is never sent, TX_ACK is counted.
-//!
-//! Each `rxpk` becomes a frame whose bytes are the radio payload and whose meta
-//! holds rssi, snr, frequency, data rate, timestamp, CRC status and the gateway
-//! EUI. Packets whose CRC failed are counted as bad, not mapped. Each `stat`
-//! becomes a frame with meta `gwmp: stat` whose bytes are the status as JSON.
+//! GWMP datagrams as plain functions over bytes: parsing, the acknowledgements,
+//! a PUSH_DATA body into frames, PULL_RESP out and TX_ACK in.
 //!
 //! Reference: Semtech's packet_forwarder PROTOCOL.TXT (sections 3 to 6).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
 
-use super::status::{SourceState, SourceStatus};
-use crate::frame::{Frame, Meta};
+use crate::frame::Meta;
 
 const PUSH_DATA: u8 = 0x00;
 const PUSH_ACK: u8 = 0x01;
 const PULL_DATA: u8 = 0x02;
+const PULL_RESP: u8 = 0x03;
 const PULL_ACK: u8 = 0x04;
 const TX_ACK: u8 = 0x05;
-
-/// Largest datagram read (the protocol's JSON stays well below).
-const MAX_DATAGRAM: usize = 65_535;
 
 /// One datagram from a gateway, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +32,8 @@ pub struct Datagram {
 pub enum Kind {
     PushData(Map<String, Value>),
     PullData,
-    /// The gateway's answer to a downlink; mqgate sends none, so it is only counted.
-    TxAck,
+    /// The gateway's answer to a PULL_RESP: its optional JSON body, as sent.
+    TxAck(Vec<u8>),
 }
 
 /// Why a datagram was not understood.
@@ -99,7 +82,7 @@ pub fn parse(d: &[u8]) -> Result<Datagram, GwmpError> {
             }
         }
         PULL_DATA => Kind::PullData,
-        TX_ACK => Kind::TxAck,
+        TX_ACK => Kind::TxAck(d.get(12..).unwrap_or_default().to_vec()),
         other => return Err(GwmpError::Identifier(other)),
     };
     Ok(Datagram {
@@ -116,7 +99,7 @@ pub fn ack(d: &Datagram) -> Option<[u8; 4]> {
     match d.kind {
         Kind::PushData(_) => Some([d.version, hi, lo, PUSH_ACK]),
         Kind::PullData => Some([d.version, hi, lo, PULL_ACK]),
-        Kind::TxAck => None,
+        Kind::TxAck(_) => None,
     }
 }
 
@@ -253,91 +236,109 @@ pub fn lenient_base64(s: &str) -> Result<Vec<u8>, String> {
     LENIENT.decode(cleaned).map_err(|e| e.to_string())
 }
 
-/// The source's socket; a failure names the address (the gateway does not start).
-pub async fn bind(listen: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(listen)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on UDP {listen}: {e}")))
+/// A gateway EUI as written in configuration and scripts (16 hex digits, `-` or
+/// `:` between bytes allowed), as lower-case hex.
+pub fn parse_eui(s: &str) -> Result<String, String> {
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(format!(
+            "a gateway EUI is 16 hex digits (8 bytes), got {:?}",
+            s.chars().take(40).collect::<String>()
+        ))
+    }
 }
 
-/// Receive datagrams until shutdown; acknowledge each, send the frames on.
-pub async fn run(
-    socket: UdpSocket,
-    source: Arc<str>,
-    tx: mpsc::Sender<Frame>,
-    status: Arc<SourceStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    if let Ok(local) = socket.local_addr() {
-        info!(source = %source, "listening for packet forwarders on UDP {local}");
-    }
-    status.set_state(SourceState::Connected {
-        since: SystemTime::now(),
-    });
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    // Whoever can reach the port can send garbage: one line a minute about it.
-    let not_understood = log_limit::LogLimit::default();
-    loop {
-        let (n, peer) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    debug!(source = %source, "UDP receive: {e}");
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
-        SourceStatus::add(&status.bytes, n as u64);
-        let datagram = match parse(&buf[..n]) {
-            Ok(d) => d,
-            Err(e) => {
-                status.bad_frame(format!("datagram not understood: {e}"), n, &buf[..n]);
-                if let Some(skipped) = not_understood.check() {
-                    warn!(
-                        source = %source,
-                        %peer,
-                        "GWMP datagram not understood: {e}{}",
-                        log_limit::suppressed(skipped)
-                    );
-                }
-                continue;
-            }
-        };
-        if let Some(ack) = ack(&datagram) {
-            if let Err(e) = socket.send_to(&ack, peer).await {
-                debug!(source = %source, %peer, "cannot acknowledge: {e}");
-            }
-        }
-        let Kind::PushData(body) = &datagram.kind else {
-            continue;
-        };
-        let received = frames(&datagram.gateway_eui, body);
-        for why in &received.bad {
-            debug!(source = %source, gateway = %datagram.gateway_eui, "bad packet: {why}");
-            status.bad_frame(
-                format!("packet from gateway {}: {why}", datagram.gateway_eui),
-                0,
-                &[],
-            );
-        }
-        let received_at = SystemTime::now();
-        for (bytes, meta) in received.packets.into_iter().chain(received.stats) {
-            SourceStatus::add(&status.frames, 1);
-            let frame = Frame {
-                source: source.clone(),
-                received_at,
-                bytes,
-                meta,
-            };
-            if tx.send(frame).await.is_err() {
-                return;
-            }
-        }
-    }
-    status.set_state(SourceState::Finished);
+/// A PULL_RESP carrying one `txpk`. Its version is the gateway's: a version 1
+/// forwarder drops version 2 datagrams and the other way round. Version 1 has
+/// no token (the bytes are unused); version 2 echoes it in TX_ACK.
+pub fn pull_resp(version: u8, token: u16, txpk: &Map<String, Value>) -> Vec<u8> {
+    let [hi, lo] = token.to_be_bytes();
+    let mut out = vec![version, hi, lo, PULL_RESP];
+    let mut body = Map::new();
+    body.insert("txpk".into(), Value::Object(txpk.clone()));
+    serde_json::to_writer(&mut out, &Value::Object(body)).expect("JSON to a Vec");
+    out
 }
 
-#[cfg(test)]
-#[path = "gwmp_tests.rs"]
-mod tests;
+/// What a gateway's TX_ACK says about a downlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxAckReport {
+    /// Programmed for transmission; some forwarders add a warning (the power
+    /// was lowered to what the board can do...).
+    Accepted { warning: Option<String> },
+    /// Refused; the text names the error the gateway gave and what it means.
+    Refused(String),
+}
+
+/// The errors of PROTOCOL.TXT section 6 (TX_ACK), with their meaning.
+const TX_ACK_ERRORS: [(&str, &str); 7] = [
+    (
+        "TOO_LATE",
+        "too late to program the packet for the requested time",
+    ),
+    ("TOO_EARLY", "the requested time is too far ahead"),
+    (
+        "COLLISION_PACKET",
+        "another packet is programmed for that time",
+    ),
+    ("COLLISION_BEACON", "a beacon is planned for that time"),
+    (
+        "TX_FREQ",
+        "the frequency is not supported by the TX RF chain",
+    ),
+    ("TX_POWER", "the power is not supported by the gateway"),
+    (
+        "GPS_UNLOCKED",
+        "GPS is unlocked, so a GPS time cannot be used",
+    ),
+];
+
+/// Read a TX_ACK body: none (or `"error": "NONE"`) means accepted. Forwarders
+/// written in C may end it with a NUL.
+pub fn tx_ack_report(body: &[u8]) -> TxAckReport {
+    let trimmed = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace() && *b != 0)
+        .map_or(&body[..0], |end| &body[..=end]);
+    if trimmed.iter().all(u8::is_ascii_whitespace) {
+        return TxAckReport::Accepted { warning: None };
+    }
+    let value: Value = match serde_json::from_slice(trimmed) {
+        Ok(v) => v,
+        Err(e) => {
+            let text = String::from_utf8_lossy(&trimmed[..trimmed.len().min(80)]);
+            return TxAckReport::Refused(format!("TX_ACK not understood ({e}): {text:?}"));
+        }
+    };
+    let ack = value.get("txpk_ack");
+    match ack.and_then(|a| a.get("error")).and_then(Value::as_str) {
+        None | Some("NONE") => TxAckReport::Accepted {
+            warning: ack.and_then(|a| a.get("warn")).map(|w| {
+                match ack.and_then(|a| a.get("value")) {
+                    Some(v) => format!("{} (value {v})", text_of(w)),
+                    None => text_of(w),
+                }
+            }),
+        },
+        Some(error) => {
+            let error: String = error.chars().take(40).collect();
+            TxAckReport::Refused(match TX_ACK_ERRORS.iter().find(|(e, _)| *e == error) {
+                Some((_, meaning)) => format!("{error} ({meaning})"),
+                None => error,
+            })
+        }
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.chars().take(40).collect(),
+        other => other.to_string(),
+    }
+}

@@ -1,8 +1,12 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
 
 use super::*;
+use crate::source::{DeviceSide, SourceStatus};
 
 /// `semtech-udp/gwmp-samples.json` from the real-data folder.
 fn samples() -> Value {
@@ -210,7 +214,15 @@ async fn the_source_acknowledges_every_sample_over_udp_with_its_token_and_sends_
     let (tx, mut rx) = mpsc::channel(64);
     let status = Arc::new(SourceStatus::new("lora"));
     let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(run(socket, Arc::from("lora"), tx, status.clone(), shutdown));
+    tokio::spawn(run(
+        socket,
+        Arc::from("lora"),
+        tx,
+        status.clone(),
+        DeviceSide::none(),
+        Settings::default(),
+        shutdown,
+    ));
 
     let gateway = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut expected_frames = 0;
