@@ -11,7 +11,9 @@
 //!        │  (max_queued, expire_after, max_per_minute: queue.rs) → one at a time
 //!        ▼
 //!  [link: mpsc, 1] ─► the source's task writes it (serial: framing in reverse,
-//!        │             drained) and answers Sent / Failed / NotReady
+//!        │             drained; modems: transmitted over the air within the
+//!        │             duty-cycle budget) and answers Sent / Failed / NotReady /
+//!        │             Rejected
 //!        ▼
 //!  one result per command (QoS 1, on result_topic) and dead letters for scripts
 //!  that failed ─► the pipeline's message channel ─► store ─► outputs
@@ -47,7 +49,13 @@ const INBOX: usize = 64;
 
 /// The source kinds that take commands today.
 pub fn takes_commands(kind: &SourceKind) -> bool {
-    matches!(kind, SourceKind::Serial(_) | SourceKind::Replay(_))
+    matches!(
+        kind,
+        SourceKind::Serial(_)
+            | SourceKind::Replay(_)
+            | SourceKind::Rn2483(_)
+            | SourceKind::Rak3172(_)
+    )
 }
 
 /// The mappings with a `commands:` section, with their source's kind checked
@@ -63,7 +71,7 @@ pub fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
         let file = m.path.display();
         if !takes_commands(&source.kind) {
             problems.push(format!(
-                "{file}: commands: source `{}` is of a type that does not take commands yet (serial and replay sources do)",
+                "{file}: commands: source `{}` is of a type that does not take commands yet (serial, replay, rn2483 and rak3172 sources do)",
                 m.source
             ));
         }

@@ -122,6 +122,9 @@ impl Worker {
                         TxOutcome::Failed(why) => {
                             self.finish(f.waiting, Status::Failed, Some(why), f.started).await;
                         }
+                        TxOutcome::Rejected(why) => {
+                            self.finish(f.waiting, Status::Rejected, Some(why), f.started).await;
+                        }
                     }
                 }
                 _ = sleep_until(give_up) => {

@@ -258,7 +258,7 @@ pub async fn start(
                     tx: frame_tx.clone(),
                     status: status.clone(),
                 };
-                radio::spawn(source, over.as_ref(), sink, shutdown.clone())?;
+                radio::spawn(source, over.as_ref(), sink, device, shutdown.clone())?;
             }
             (_, Some(over)) => {
                 let f = feed(None);

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::airtime::SubBandBudget;
 use crate::frame::Frame;
 
 /// Frames a source keeps for the status page's preview.
@@ -67,6 +68,9 @@ pub struct SourceStatus {
     recent: Mutex<VecDeque<RecentFrame>>,
     /// The last bad frame (counted in `bad_frames`).
     last_bad: Mutex<Option<BadFrameNote>>,
+    /// A transmitting radio's duty-cycle budget per sub-band, as of its last
+    /// transmission or minute; empty for other sources and without a limit.
+    duty_cycle: Mutex<Vec<SubBandBudget>>,
 }
 
 impl SourceStatus {
@@ -80,7 +84,20 @@ impl SourceStatus {
             reopens: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
             last_bad: Mutex::new(None),
+            duty_cycle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The duty-cycle budget as the source last saw it (for the status page).
+    pub fn duty_cycle(&self) -> Vec<SubBandBudget> {
+        self.duty_cycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_duty_cycle(&self, budget: Vec<SubBandBudget>) {
+        *self.duty_cycle.lock().unwrap_or_else(|e| e.into_inner()) = budget;
     }
 
     /// Counts a bad frame and keeps it, with why, as the last one: the status page
