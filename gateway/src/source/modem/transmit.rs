@@ -275,3 +275,7 @@ fn rejection(source: &str, refusal: &DutyCycleRefusal) -> String {
     let text = text.strip_prefix("duty cycle: ").unwrap_or(&text);
     format!("{}: source {source}: {text}", DutyCycleRefusal::REASON)
 }
+
+#[cfg(test)]
+#[path = "transmit_tests.rs"]
+mod tests;
