@@ -170,11 +170,6 @@ async fn drive<P: Protocol>(
         while !actions.is_empty() {
             let mut next = Vec::new();
             for action in actions.drain(..) {
-                match &action {
-                    Action::Ready => io.tx.set_ready(true),
-                    Action::Trouble(_) => io.tx.set_ready(false),
-                    _ => {}
-                }
                 match sink.apply(action, true, shutdown).await {
                     Err(Closed) => return Ended::Stop,
                     Ok(Some(Action::Send(command))) => {
@@ -195,6 +190,8 @@ async fn drive<P: Protocol>(
             }
             actions = next;
         }
+        // The command path sends only while the modem is set up.
+        io.tx.set_ready(io.protocol.can_transmit());
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let pause = io.tx.pause_until();
         let idle = io.tx.idle();

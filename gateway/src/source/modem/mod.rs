@@ -74,8 +74,8 @@ pub trait Protocol: Send {
     /// Feed one input; what to do is appended to `out`.
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>);
 
-    /// Whether a transmission asked for now would be taken (the modem is set
-    /// up), rather than answered `NotReady`.
+    /// Whether the modem is set up: a transmission asked for now is taken (it
+    /// may wait for a packet's SNR first), not answered `NotReady`.
     fn can_transmit(&self) -> bool;
 }
 

@@ -439,7 +439,7 @@ fn is_banner_text(line: &str) -> bool {
 
 impl Protocol for Rak3172 {
     fn can_transmit(&self) -> bool {
-        self.up && self.tx.is_none()
+        self.up
     }
 
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {

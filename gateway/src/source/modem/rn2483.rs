@@ -315,7 +315,7 @@ impl Rn2483 {
 
 impl Protocol for Rn2483 {
     fn can_transmit(&self) -> bool {
-        self.up && self.tx.is_none()
+        self.up
     }
 
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {
