@@ -52,7 +52,10 @@ async fn commands_go_out_between_packets_until_the_duty_cycle_budget_is_spent_th
         transmit(&mut cmd, vec![payload.clone()]).await,
         TxOutcome::Sent
     );
-    assert_eq!(*air.lock().expect("air log"), [payload.clone()]);
+    assert_eq!(
+        air.lock().expect("air log").as_slice(),
+        std::slice::from_ref(&payload)
+    );
     assert_eq!(
         sim.count("AT+PRECV=0"),
         2,
