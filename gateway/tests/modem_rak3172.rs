@@ -196,3 +196,51 @@ fn modem_source_mistakes_are_each_reported_with_their_field() {
         assert!(errors.contains(expected), "{expected:?} not in:\n{errors}");
     }
 }
+
+#[test]
+fn both_modem_sources_take_a_duty_cycle_region_and_refuse_an_unknown_one() {
+    use mqgate::airtime::Region;
+    use mqgate::config::{GatewayConfig, SourceKind};
+
+    let dir = test_support::Scratch::new("mqgate-modem-duty");
+    let file = dir.path().join("mqgate.yaml");
+    std::fs::create_dir(dir.path().join("mappings")).expect("a mappings folder");
+    let config = |rak: &str, rn: &str| {
+        format!(
+            "gateway:\n  id: pi\nmappings: mappings\nsources:\n\
+             \x20 - id: a\n    type: rak3172\n    path: /dev/ttyA\n{rak}\
+             \x20 - id: b\n    type: rn2483\n    path: /dev/ttyB\n{rn}"
+        )
+    };
+    std::fs::write(
+        &file,
+        config("    duty_cycle: none\n", "    duty_cycle: eu868\n"),
+    )
+    .expect("write the config");
+    let loaded = GatewayConfig::load(&file).expect("the config loads");
+    match (&loaded.sources[0].kind, &loaded.sources[1].kind) {
+        (SourceKind::Rak3172(a), SourceKind::Rn2483(b)) => {
+            assert_eq!(
+                (a.duty_cycle, b.duty_cycle),
+                (Some(Region::None), Some(Region::Eu868))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&file, config("", "")).expect("write the config");
+    let loaded = GatewayConfig::load(&file).expect("the config loads");
+    match &loaded.sources[0].kind {
+        SourceKind::Rak3172(a) => assert_eq!(a.duty_cycle, None, "chosen by frequency"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&file, config("    duty_cycle: us915\n", "")).expect("write the config");
+    let errors = match GatewayConfig::load(&file) {
+        Ok(_) => panic!("an unknown region must fail"),
+        Err(e) => e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    assert!(errors.contains("us915"), "{errors}");
+}
