@@ -1,17 +1,95 @@
 //! The RAK3172 source against a simulated RUI3 module on a pseudo-terminal: the
 //! switch from LoRaWAN to P2P mode, packets in both event forms with their RSSI and
 //! SNR, a closed receive window, and recovery from a module that stops answering,
-//! from garbage and from a reboot in the middle of the stream.
+//! from garbage and from a reboot in the middle of the stream; commands
+//! transmitted between packets, within the duty-cycle budget.
 
 mod common;
 
-use common::modem_sim::{Rak3172Model, Sim};
+use std::time::Duration;
+
+use common::modem_sim::{Rak3172Model, Sim, TxAnswer};
 use common::{
-    assert_lpp_readings, connected, lpp, map_capture, next_frame, replay_capture, run_rak3172,
-    temp_link, wait_until, workspace,
+    assert_lpp_readings, connected, lpp, map_capture, next_frame, quick_reopen, rak3172_settings,
+    replay_capture, run_modem_linked, run_rak3172, temp_link, transmit, wait_until, workspace,
 };
-use mqgate::source::modem::rak3172::{Rak3172, Rak3172Settings};
-use mqgate::source::SourceStatus;
+use mqgate::source::modem::rak3172::{self, Rak3172, Rak3172Settings};
+use mqgate::source::modem::transmit::Radio;
+use mqgate::source::{SourceStatus, TxOutcome};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_go_out_between_packets_until_the_duty_cycle_budget_is_spent_then_are_rejected() {
+    let (_dir, link) = temp_link("rak3172-tx");
+    let model = Rak3172Model::new(0);
+    let air = model.air();
+    let sim = Sim::start(&link, model);
+    let path = link.to_str().expect("utf-8 path");
+    let mut settings = rak3172_settings(&link);
+    // 868.7–869.2 MHz allows 0.1 % of the hour, 3.6 s; at SF12 51 bytes take
+    // about 2.5 s, so the second such command does not fit.
+    settings.p2p.frequency_hz = 868_900_000;
+    settings.p2p.spreading_factor = 12;
+    let hz = u64::from(settings.p2p.frequency_hz);
+    let lora = settings.p2p.lora().expect("LoRa settings");
+    let radio = Radio {
+        settings: Ok((hz, lora)),
+        region: Radio::default_region(hz),
+        max_payload: rak3172::MAX_TX_PAYLOAD,
+    };
+    let (running, mut cmd) = run_modem_linked(
+        "rak",
+        quick_reopen(path, 115_200, Duration::from_millis(400)),
+        Rak3172::new(settings),
+        radio,
+    );
+    let (status, mut rx) = (running.status, running.rx);
+    wait_until("the module to be set up", || connected(&status)).await;
+    sim.packet(b"before", -70, 8);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");
+
+    let payload = vec![0x5a; 51];
+    assert_eq!(
+        transmit(&mut cmd, vec![payload.clone()]).await,
+        TxOutcome::Sent
+    );
+    assert_eq!(
+        air.lock().expect("air log").as_slice(),
+        std::slice::from_ref(&payload)
+    );
+    assert_eq!(
+        sim.count("AT+PRECV=0"),
+        2,
+        "set-up and before the transmission"
+    );
+    let band = status
+        .duty_cycle()
+        .into_iter()
+        .flat_map(|r| r.sub_bands)
+        .find(|b| b.name == "868.7–869.2 MHz")
+        .expect("the sub-band on the status");
+    let charged = lora.time_on_air(51).as_secs_f64();
+    assert!((band.used_secs - charged).abs() < 1e-9, "{band:?}");
+    sim.packet(b"after", -71, 7);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"after");
+
+    match transmit(&mut cmd, vec![payload]).await {
+        TxOutcome::Rejected(why) => assert!(why.starts_with("duty_cycle: source rak: "), "{why}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(
+        air.lock().expect("air log").len(),
+        1,
+        "the rejected one stayed home"
+    );
+    // A refused module answer is a failure, not a rejection; receiving goes on.
+    sim.next_tx(TxAnswer::Busy);
+    match transmit(&mut cmd, vec![b"x".to_vec()]).await {
+        TxOutcome::Failed(why) => assert!(why.contains("`AT_BUSY_ERROR`"), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    sim.packet(b"still", -72, 6);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"still");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_rui3_firmware_two_line_events_give_the_same_frames() {
@@ -118,4 +196,52 @@ fn modem_source_mistakes_are_each_reported_with_their_field() {
     ] {
         assert!(errors.contains(expected), "{expected:?} not in:\n{errors}");
     }
+}
+
+#[test]
+fn both_modem_sources_take_a_duty_cycle_region_and_refuse_an_unknown_one() {
+    use mqgate::airtime::Region;
+    use mqgate::config::{GatewayConfig, SourceKind};
+
+    let dir = test_support::Scratch::new("mqgate-modem-duty");
+    let file = dir.path().join("mqgate.yaml");
+    std::fs::create_dir(dir.path().join("mappings")).expect("a mappings folder");
+    let config = |rak: &str, rn: &str| {
+        format!(
+            "gateway:\n  id: pi\nmappings: mappings\nsources:\n\
+             \x20 - id: a\n    type: rak3172\n    path: /dev/ttyA\n{rak}\
+             \x20 - id: b\n    type: rn2483\n    path: /dev/ttyB\n{rn}"
+        )
+    };
+    std::fs::write(
+        &file,
+        config("    duty_cycle: none\n", "    duty_cycle: eu868\n"),
+    )
+    .expect("write the config");
+    let loaded = GatewayConfig::load(&file).expect("the config loads");
+    match (&loaded.sources[0].kind, &loaded.sources[1].kind) {
+        (SourceKind::Rak3172(a), SourceKind::Rn2483(b)) => {
+            assert_eq!(
+                (a.duty_cycle, b.duty_cycle),
+                (Some(Region::None), Some(Region::Eu868))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&file, config("", "")).expect("write the config");
+    let loaded = GatewayConfig::load(&file).expect("the config loads");
+    match &loaded.sources[0].kind {
+        SourceKind::Rak3172(a) => assert_eq!(a.duty_cycle, None, "chosen by frequency"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&file, config("    duty_cycle: us915\n", "")).expect("write the config");
+    let errors = match GatewayConfig::load(&file) {
+        Ok(_) => panic!("an unknown region must fail"),
+        Err(e) => e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    assert!(errors.contains("us915"), "{errors}");
 }

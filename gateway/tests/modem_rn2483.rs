@@ -1,18 +1,101 @@
 //! The RN2483 source against a simulated modem on a pseudo-terminal: set-up, packets
 //! with their SNR and RSSI, and recovery from a modem that stops answering, from
-//! garbage on the line and from a reboot in the middle of the stream; the capture
-//! replays through the example mapping.
+//! garbage on the line and from a reboot in the middle of the stream; commands
+//! transmitted between packets, with the modem's answers; the capture replays
+//! through the example mapping.
 
 mod common;
 
-use common::modem_sim::{Rn2483Model, Sim};
+use std::time::Duration;
+
+use common::modem_sim::{Rn2483Model, Sim, TxAnswer};
 use common::{
-    assert_lpp_readings, connected, lpp, map_capture, next_frame, replay_capture, run_modem,
-    temp_link, wait_until,
+    assert_lpp_readings, connected, lpp, map_capture, next_frame, quick_reopen, replay_capture,
+    run_modem, run_modem_linked, temp_link, transmit, wait_until,
 };
-use mqgate::source::modem::rn2483::{Rn2483, Rn2483Settings};
+use mqgate::airtime::Region;
+use mqgate::source::modem::rn2483::{self, Rn2483, Rn2483Settings};
+use mqgate::source::modem::transmit::Radio;
 use mqgate::source::serial::SerialSettings;
-use mqgate::source::SourceStatus;
+use mqgate::source::{SourceStatus, TxOutcome};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_go_out_over_the_air_between_packets_and_each_modem_answer_gives_its_outcome() {
+    let (_dir, link) = temp_link("rn2483-tx");
+    let model = Rn2483Model::new();
+    let air = model.air();
+    let sim = Sim::start(&link, model);
+    let path = link.to_str().expect("utf-8 path");
+    let mut settings = Rn2483Settings::new();
+    // Long enough for a simulator thread on a loaded machine to answer.
+    settings.reply_timeout = Duration::from_secs(1);
+    settings.reinit_initial = Duration::from_millis(50);
+    settings.reinit_max = Duration::from_millis(400);
+    let radio = Radio {
+        settings: rn2483::lora_settings(&settings.setup),
+        region: Region::None,
+        max_payload: rn2483::MAX_TX_PAYLOAD,
+    };
+    let (running, mut cmd) = run_modem_linked(
+        "tx",
+        quick_reopen(path, 57_600, Duration::from_millis(400)),
+        Rn2483::new(settings),
+        radio,
+    );
+    let mut rx = running.rx;
+    wait_until("the modem to be set up", || connected(&running.status)).await;
+    sim.packet(b"before", -80, 3);
+    assert_eq!(&next_frame(&mut rx).await.bytes[..], b"before");
+
+    let payload = b"\x01\x02 switch on".to_vec();
+    assert_eq!(
+        transmit(&mut cmd, vec![payload.clone()]).await,
+        TxOutcome::Sent
+    );
+    assert_eq!(*air.lock().expect("air log"), [payload]);
+    assert!(sim.count("radio rxstop") >= 1, "receive left first");
+    sim.packet(b"after", -81, 4);
+    let after = next_frame(&mut rx).await;
+    assert_eq!(
+        (&after.bytes[..], after.meta.snr),
+        (&b"after"[..], Some(4.0))
+    );
+
+    for (answer, expected) in [
+        (TxAnswer::Fails, "`radio_err`"),
+        (TxAnswer::Busy, "`busy`"),
+        (
+            TxAnswer::Reboot,
+            "the modem restarted during the transmission",
+        ),
+        (TxAnswer::Silent, "did not answer `radio tx"),
+    ] {
+        sim.next_tx(answer);
+        match transmit(&mut cmd, vec![b"x".to_vec()]).await {
+            TxOutcome::Failed(why) => {
+                assert!(why.contains(expected), "{answer:?}: {why}");
+                assert!(why.starts_with("source tx: "), "{why}");
+            }
+            other => panic!("{answer:?}: expected a failure, got {other:?}"),
+        }
+        // Whatever went wrong, the modem receives again afterwards.
+        sim.packet(b"still", -82, 5);
+        assert_eq!(&next_frame(&mut rx).await.bytes[..], b"still", "{answer:?}");
+    }
+    assert_eq!(
+        air.lock().expect("air log").len(),
+        1,
+        "none of those went out"
+    );
+    assert_eq!(
+        transmit(&mut cmd, vec![b"a".to_vec(), b"bc".to_vec()]).await,
+        TxOutcome::Sent
+    );
+    assert_eq!(
+        air.lock().expect("air log")[1..],
+        [b"a".to_vec(), b"bc".to_vec()]
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_rn2483_firmware_without_radio_get_rssi_still_gives_the_snr() {

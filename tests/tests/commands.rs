@@ -434,7 +434,7 @@ fn send_writes_through_the_framing_to_the_device_and_prints_the_result() {
 }
 
 #[test]
-fn check_finds_a_commands_script_without_encode_and_a_source_that_takes_no_commands() {
+fn check_finds_a_commands_script_without_encode_and_commands_from_a_broker_that_is_not_there() {
     let dir = Scratch::new("cmd-check");
     dir.write("mappings/up.rhai", "fn map(frame) { () }\n");
     dir.write("mappings/down.rhai", "fn map(frame) { () }\n");
@@ -444,7 +444,7 @@ fn check_finds_a_commands_script_without_encode_and_a_source_that_takes_no_comma
     );
     dir.write(
         "mappings/radio.yaml",
-        "source: radio\ncommands:\n  topic: \"cmd/{source}\"\n",
+        "source: radio\ncommands:\n  topic: \"cmd/{source}\"\n  from: upstream\n",
     );
     dir.write("cap.log", "x\n");
     let config = dir.write(
@@ -462,7 +462,9 @@ fn check_finds_a_commands_script_without_encode_and_a_source_that_takes_no_comma
         done.stderr
     );
     assert!(
-        done.stderr.contains("radio.yaml: commands: source `radio`"),
+        done.stderr.contains(
+            "radio.yaml: commands.from: commands are taken from the upstream broker (`upstream:`), and there is none"
+        ),
         "{}",
         done.stderr
     );

@@ -14,8 +14,10 @@
 //!        │  (max_queued, expire_after, max_per_minute: queue.rs) → one at a time
 //!        ▼
 //!  [link: mpsc, 1] ─► the source's task writes it (serial: framing in reverse,
-//!        │             drained; semtech_udp: PULL_RESP to a gateway, its TX_ACK)
-//!        │             and answers Sent / Failed / NotReady / Rejected
+//!        │             drained; semtech_udp: PULL_RESP to a gateway, its TX_ACK;
+//!        │             modems: transmitted over the air; radios within the
+//!        │             duty-cycle budget) and answers Sent / Failed / NotReady /
+//!        │             Rejected
 //!        ▼
 //!  one result per command (QoS 1, on result_topic) and dead letters for scripts
 //!  that failed ─► the pipeline's message channel ─► store ─► outputs
@@ -56,7 +58,11 @@ const INBOX: usize = 64;
 pub fn takes_commands(kind: &SourceKind) -> bool {
     matches!(
         kind,
-        SourceKind::Serial(_) | SourceKind::Replay(_) | SourceKind::SemtechUdp(_)
+        SourceKind::Serial(_)
+            | SourceKind::Replay(_)
+            | SourceKind::SemtechUdp(_)
+            | SourceKind::Rn2483(_)
+            | SourceKind::Rak3172(_)
     )
 }
 
@@ -73,7 +79,7 @@ pub fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
         let file = m.path.display();
         if !takes_commands(&source.kind) {
             problems.push(format!(
-                "{file}: commands: source `{}` is of a type that does not take commands yet (serial, replay and semtech_udp sources do)",
+                "{file}: commands: source `{}` is of a type that does not take commands",
                 m.source
             ));
         }

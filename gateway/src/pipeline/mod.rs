@@ -313,7 +313,7 @@ pub(crate) async fn spawn_source(
                 tx: frame_tx.clone(),
                 status: status.clone(),
             };
-            radio::spawn(source, over, sink, shutdown.clone())?;
+            radio::spawn(source, over, sink, device, shutdown.clone())?;
         }
         (_, Some(over)) => {
             let f = feed(None);

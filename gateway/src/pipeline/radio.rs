@@ -1,5 +1,5 @@
 //! Starting a LoRa modem source: its protocol from the configuration, on its serial
-//! port or on a capture of its output.
+//! port (taking commands through its device side) or on a capture of its output.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,19 +7,24 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{build, ReplayOverride};
+use crate::airtime::Region;
 use crate::config::{ReopenConfig, ReplayConfig, SourceConfig, SourceKind};
 use crate::source::modem::engine::{self, Sink};
-use crate::source::modem::rak3172::{Rak3172, Rak3172Settings};
-use crate::source::modem::rn2483::{Rn2483, Rn2483Settings};
+use crate::source::modem::rak3172::{self, Rak3172, Rak3172Settings};
+use crate::source::modem::rn2483::{self, Rn2483, Rn2483Settings};
+use crate::source::modem::transmit::{Radio, Transmitter};
 use crate::source::modem::Protocol;
 use crate::source::serial::SerialSettings;
+use crate::source::DeviceSide;
 
 /// Spawn the task of a modem source (`rn2483` or `rak3172`); `over` replaces its
-/// input with a capture (`mqgate replay`).
+/// input with a capture (`mqgate replay`). A live modem takes commands through
+/// `device`.
 pub(super) fn spawn(
     source: &SourceConfig,
     over: Option<&ReplayOverride>,
     sink: Sink,
+    device: DeviceSide,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     match &source.kind {
@@ -33,8 +38,18 @@ pub(super) fn spawn(
                 reinit_max: Duration::from_millis(m.reopen.max_ms),
                 port: port.clone(),
             };
+            let lora = rn2483::lora_settings(&m.setup);
+            let radio = Radio {
+                region: m.duty_cycle.unwrap_or_else(|| match &lora {
+                    Ok((hz, _)) => Radio::default_region(*hz),
+                    Err(_) => Region::Eu868,
+                }),
+                settings: lora,
+                max_payload: rn2483::MAX_TX_PAYLOAD,
+            };
+            let tx = Transmitter::new(&source.id, device, radio);
             let input = Input::new(m.path.as_deref(), m.baud, &m.reopen, &m.replay, over)?;
-            input.spawn(Rn2483::new(settings), sink, shutdown);
+            input.spawn(Rn2483::new(settings), sink, tx, shutdown);
         }
         SourceKind::Rak3172(m) => {
             let settings = Rak3172Settings {
@@ -45,8 +60,15 @@ pub(super) fn spawn(
                 reinit_max: Duration::from_millis(m.reopen.max_ms),
                 port: m.path.as_deref().map(Arc::from),
             };
+            let hz = u64::from(m.p2p.frequency_hz);
+            let radio = Radio {
+                settings: m.p2p.lora().map(|lora| (hz, lora)),
+                region: m.duty_cycle.unwrap_or_else(|| Radio::default_region(hz)),
+                max_payload: rak3172::MAX_TX_PAYLOAD,
+            };
+            let tx = Transmitter::new(&source.id, device, radio);
             let input = Input::new(m.path.as_deref(), m.baud, &m.reopen, &m.replay, over)?;
-            input.spawn(Rak3172::new(settings), sink, shutdown);
+            input.spawn(Rak3172::new(settings), sink, tx, shutdown);
         }
         other => anyhow::bail!(
             "source {}: `{}` is not a modem source",
@@ -95,11 +117,12 @@ impl Input {
         self,
         protocol: P,
         sink: Sink,
+        tx: Transmitter,
         shutdown: watch::Receiver<bool>,
     ) {
         match self {
             Input::Port(port) => {
-                tokio::spawn(engine::run_serial(port, protocol, sink, shutdown));
+                tokio::spawn(engine::run_serial(port, protocol, sink, tx, shutdown));
             }
             Input::Capture(chunks, speed, looping) => {
                 tokio::spawn(engine::run_replay(

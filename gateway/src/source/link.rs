@@ -20,11 +20,12 @@ pub enum TxOutcome {
     Sent,
     /// It was tried and did not go out; the text says why, naming the device.
     Failed(String),
+    /// The transport refused it by rule before trying (a radio's duty-cycle
+    /// budget); the text starts with the rule's name, e.g. `duty_cycle: ...`.
+    Rejected(String),
     /// The device is not there (unplugged, not yet open): nothing was tried, and
     /// the command may wait for it.
     NotReady(String),
-    /// A limit (duty cycle) refused it; nothing was sent.
-    Rejected(String),
 }
 
 /// The command path's end: send transmissions, and see whether the device is there.

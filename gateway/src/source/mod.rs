@@ -13,5 +13,5 @@ mod status;
 pub use feed::Feed;
 pub use link::{link, CommandLink, DeviceSide, TxOutcome, TxRequest};
 pub use status::{
-    GatewayDutyCycle, RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES,
+    RadioDutyCycle, RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES,
 };

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::airtime::SubBandBudget;
 use crate::frame::Frame;
 
 /// Frames a source keeps for the status page's preview.
@@ -36,12 +37,12 @@ pub struct BadFrameNote {
     pub head: Bytes,
 }
 
-/// One LoRa gateway's duty-cycle budget, for the status page.
+/// One radio's duty-cycle budget, for the status page.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GatewayDutyCycle {
-    /// Lower-case hex.
-    pub gateway_eui: String,
-    pub sub_bands: Vec<crate::airtime::SubBandBudget>,
+pub struct RadioDutyCycle {
+    /// A LoRa gateway's EUI (lower-case hex), or `modem` for a modem source.
+    pub radio: String,
+    pub sub_bands: Vec<SubBandBudget>,
 }
 
 /// Where a source is in its life.
@@ -75,9 +76,10 @@ pub struct SourceStatus {
     recent: Mutex<VecDeque<RecentFrame>>,
     /// The last bad frame (counted in `bad_frames`).
     last_bad: Mutex<Option<BadFrameNote>>,
-    /// Each gateway's air time left (sources that send downlinks through LoRa
-    /// gateways; empty for the others), as of the last change.
-    duty_cycle: Mutex<Vec<GatewayDutyCycle>>,
+    /// Each transmitting radio's air time left (a modem's own, or each LoRa
+    /// gateway's; empty for other sources and without a limit), as of the last
+    /// transmission or minute.
+    duty_cycle: Mutex<Vec<RadioDutyCycle>>,
 }
 
 impl SourceStatus {
@@ -140,15 +142,15 @@ impl SourceStatus {
         recent.iter().cloned().collect()
     }
 
-    /// Each gateway's duty-cycle budget, ordered by EUI.
-    pub fn duty_cycle(&self) -> Vec<GatewayDutyCycle> {
+    /// Each radio's duty-cycle budget (gateways ordered by EUI).
+    pub fn duty_cycle(&self) -> Vec<RadioDutyCycle> {
         self.duty_cycle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn set_duty_cycle(&self, budgets: Vec<GatewayDutyCycle>) {
+    pub fn set_duty_cycle(&self, budgets: Vec<RadioDutyCycle>) {
         *self.duty_cycle.lock().unwrap_or_else(|e| e.into_inner()) = budgets;
     }
 

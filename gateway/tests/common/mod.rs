@@ -16,8 +16,10 @@ use test_support::Scratch;
 use mqgate::frame::Frame;
 use mqgate::message::Message;
 use mqgate::source::modem::engine::{self, Sink};
+use mqgate::source::modem::transmit::{Radio, Transmitter};
 use mqgate::source::modem::Protocol;
 use mqgate::source::serial::SerialSettings;
+use mqgate::source::{CommandLink, TxOutcome, TxRequest};
 use mqgate::source::{SourceState, SourceStatus};
 use tokio::sync::{mpsc, watch};
 
@@ -86,10 +88,32 @@ pub(crate) fn run_modem(
     serial: SerialSettings,
     protocol: impl Protocol + 'static,
 ) -> Running {
+    run_with(name, serial, protocol, Transmitter::none(name))
+}
+
+/// Like [`run_modem`], taking commands to transmit with `radio` through the link
+/// returned.
+pub(crate) fn run_modem_linked(
+    name: &str,
+    serial: SerialSettings,
+    protocol: impl Protocol + 'static,
+    radio: Radio,
+) -> (Running, CommandLink) {
+    let (link, device) = mqgate::source::link();
+    let tx = Transmitter::new(name, device, radio);
+    (run_with(name, serial, protocol, tx), link)
+}
+
+fn run_with(
+    name: &str,
+    serial: SerialSettings,
+    protocol: impl Protocol + 'static,
+    tx: Transmitter,
+) -> Running {
     let (sink, status, rx) = sink(name, 64);
     let path = serial.path.clone();
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(engine::run_serial(serial, protocol, sink, shutdown));
+    let task = tokio::spawn(engine::run_serial(serial, protocol, sink, tx, shutdown));
     Running {
         status,
         rx,
@@ -99,8 +123,40 @@ pub(crate) fn run_modem(
     }
 }
 
-/// The RAK3172 source on the port behind `link`, with waits short enough for tests.
-pub(crate) fn run_rak3172(link: &Path) -> Running {
+/// Send `parts` through `link` as the command path does: wait until the modem is
+/// set up, and while it answers `NotReady`, wait and send again. How it went, or
+/// a failed test after [`WAIT`].
+pub(crate) async fn transmit(link: &mut CommandLink, parts: Vec<Vec<u8>>) -> TxOutcome {
+    let parts: Vec<mqgate::message::Part> = parts
+        .into_iter()
+        .map(|p| mqgate::message::Part::bytes(p.into()))
+        .collect();
+    let attempts = async {
+        loop {
+            link.ready.wait_for(|r| *r).await.expect("the source runs");
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let request = TxRequest {
+                parts: parts.clone(),
+                reply,
+            };
+            link.tx
+                .send(request)
+                .await
+                .expect("the source takes commands");
+            match answer.await.expect("an answer") {
+                TxOutcome::NotReady(_) => continue,
+                outcome => return outcome,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, attempts)
+        .await
+        .expect("an answer within the timeout")
+}
+
+/// The RAK3172 source's settings for the port behind `link`, with waits short
+/// enough for tests.
+pub(crate) fn rak3172_settings(link: &Path) -> mqgate::source::modem::rak3172::Rak3172Settings {
     let path = link.to_str().expect("utf-8 path").to_string();
     let mut settings = mqgate::source::modem::rak3172::Rak3172Settings::new();
     settings.p2p.frequency_hz = 869_525_000;
@@ -111,10 +167,16 @@ pub(crate) fn run_rak3172(link: &Path) -> Running {
     settings.reinit_initial = Duration::from_millis(50);
     settings.reinit_max = Duration::from_millis(400);
     settings.port = Some(Arc::from(path.as_str()));
+    settings
+}
+
+/// The RAK3172 source on the port behind `link`, with waits short enough for tests.
+pub(crate) fn run_rak3172(link: &Path) -> Running {
+    let path = link.to_str().expect("utf-8 path");
     run_modem(
         "rak",
-        quick_reopen(&path, 115_200, Duration::from_millis(400)),
-        mqgate::source::modem::rak3172::Rak3172::new(settings),
+        quick_reopen(path, 115_200, Duration::from_millis(400)),
+        mqgate::source::modem::rak3172::Rak3172::new(rak3172_settings(link)),
     )
 }
 

@@ -1,6 +1,7 @@
 //! Simulated LoRa modems on a pseudo-terminal: an RN2483 and a RAK3172 that answer
-//! commands as their manuals say (see docs/modems.md), emit received packets, and
-//! misbehave on request (stop answering, send garbage, reboot mid-stream).
+//! commands as their manuals say (see docs/modems.md), emit received packets,
+//! record what they transmit, and misbehave on request (stop answering, send
+//! garbage, reboot mid-stream, answer a transmission with an error).
 
 #![allow(dead_code)]
 
@@ -13,6 +14,24 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
+
+/// What the simulated radio sent over the air, oldest first.
+pub(crate) type Air = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// How the simulated modem answers its next transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxAnswer {
+    /// Sent: `ok` then `radio_tx_ok`; `OK` then `+EVT:TXP2P DONE`.
+    Done,
+    /// Accepted, then it fails on air: `ok` then `radio_err` (RAK3172: `AT_ERROR`).
+    Fails,
+    /// Refused at once: `busy`; `AT_BUSY_ERROR`.
+    Busy,
+    /// No answer at all (the command interpreter hangs).
+    Silent,
+    /// The module restarts instead: its boot banner.
+    Reboot,
+}
 
 /// A packet the simulated radio receives.
 #[derive(Debug, Clone)]
@@ -33,6 +52,8 @@ enum Control {
     Reboot,
     /// End of a receive window (RAK3172: `+EVT:RXP2P RECEIVE TIMEOUT`).
     RxTimeout,
+    /// Answer the next transmission this way (later ones are sent again).
+    NextTx(TxAnswer),
     Stop,
 }
 
@@ -48,6 +69,8 @@ pub(crate) trait Model: Send + 'static {
     fn rx_timeout(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Answer the next transmission with `answer`.
+    fn next_tx(&mut self, answer: TxAnswer);
 }
 
 /// A running simulated modem; its device is reachable through the symlink.
@@ -98,6 +121,11 @@ impl Sim {
         let _ = self.control.send(Control::RxTimeout);
     }
 
+    /// Answer the next transmission with `answer` instead of sending it.
+    pub(crate) fn next_tx(&self, answer: TxAnswer) {
+        let _ = self.control.send(Control::NextTx(answer));
+    }
+
     /// How many times `command` was received so far.
     pub(crate) fn count(&self, command: &str) -> usize {
         let log = self.commands.lock().expect("command log");
@@ -139,6 +167,7 @@ fn serve(
             Ok(Control::Mute(n)) => muted = n,
             Ok(Control::Reboot) => out.extend(model.reboot()),
             Ok(Control::RxTimeout) => out.extend(model.rx_timeout()),
+            Ok(Control::NextTx(answer)) => model.next_tx(answer),
             Ok(Control::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
             Err(mpsc::TryRecvError::Empty) => {}
         }
@@ -185,12 +214,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+fn unhex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// An RN2483 (firmware 1.0.5) in raw radio mode.
 pub(crate) struct Rn2483Model {
     receiving: bool,
     last: Option<Packet>,
     /// Firmware before 1.0.5 has no `radio get rssi`.
     pub old_firmware: bool,
+    air: Air,
+    next_tx: TxAnswer,
 }
 
 impl Rn2483Model {
@@ -199,7 +240,36 @@ impl Rn2483Model {
             receiving: false,
             last: None,
             old_firmware: false,
+            air: Air::default(),
+            next_tx: TxAnswer::Done,
         }
+    }
+
+    /// What it transmits, as it transmits it.
+    pub(crate) fn air(&self) -> Air {
+        self.air.clone()
+    }
+
+    /// `radio tx <hex>`: the radio is busy while receiving.
+    fn transmit(&mut self, data: &str) -> Vec<String> {
+        let Some(bytes) = unhex(data).filter(|b| b.len() <= 255) else {
+            return vec!["invalid_param".into()];
+        };
+        if self.receiving {
+            return vec!["busy".into()];
+        }
+        let answer = std::mem::replace(&mut self.next_tx, TxAnswer::Done);
+        let lines: &[&str] = match answer {
+            TxAnswer::Done => &["ok", "radio_tx_ok"],
+            TxAnswer::Fails => &["ok", "radio_err"],
+            TxAnswer::Busy => return vec!["busy".into()],
+            TxAnswer::Silent => return Vec::new(),
+            TxAnswer::Reboot => return self.reboot(),
+        };
+        if answer == TxAnswer::Done {
+            self.air.lock().expect("air log").push(bytes);
+        }
+        lines.iter().map(|l| l.to_string()).collect()
     }
 }
 
@@ -224,6 +294,11 @@ impl Model for Rn2483Model {
                 self.receiving = true;
                 "ok".into()
             }
+            ["radio", "rxstop"] => {
+                self.receiving = false;
+                "ok".into()
+            }
+            ["radio", "tx", data] => return self.transmit(data),
             ["radio", "get", "snr"] => self.last.as_ref().map_or(0, |p| p.snr).to_string(),
             ["radio", "get", "rssi"] if self.old_firmware => "invalid_param".into(),
             ["radio", "get", "rssi"] => self.last.as_ref().map_or(-128, |p| p.rssi).to_string(),
@@ -246,6 +321,10 @@ impl Model for Rn2483Model {
         self.receiving = false;
         vec![RN2483_BANNER.into()]
     }
+
+    fn next_tx(&mut self, answer: TxAnswer) {
+        self.next_tx = answer;
+    }
 }
 
 /// A RAK3172 with RUI3 firmware.
@@ -255,6 +334,8 @@ pub(crate) struct Rak3172Model {
     receiving: bool,
     /// Older firmware prints a packet as two lines.
     pub two_line_events: bool,
+    air: Air,
+    next_tx: TxAnswer,
 }
 
 impl Rak3172Model {
@@ -263,7 +344,37 @@ impl Rak3172Model {
             mode,
             receiving: false,
             two_line_events: false,
+            air: Air::default(),
+            next_tx: TxAnswer::Done,
         }
+    }
+
+    /// What it transmits, as it transmits it.
+    pub(crate) fn air(&self) -> Air {
+        self.air.clone()
+    }
+
+    /// `AT+PSEND=<hex>`, as RUI3 checks it: even, at most 512 digits; refused
+    /// while receiving.
+    fn transmit(&mut self, data: &str) -> Vec<String> {
+        let Some(bytes) = unhex(data).filter(|b| !b.is_empty() && b.len() <= 256) else {
+            return vec!["AT_PARAM_ERROR".into()];
+        };
+        if self.receiving || self.mode != 0 {
+            return vec!["AT_BUSY_ERROR".into()];
+        }
+        let answer = std::mem::replace(&mut self.next_tx, TxAnswer::Done);
+        let lines: &[&str] = match answer {
+            TxAnswer::Done => &["OK", "+EVT:TXP2P DONE"],
+            TxAnswer::Fails => &["AT_ERROR"],
+            TxAnswer::Busy => &["AT_BUSY_ERROR"],
+            TxAnswer::Silent => return Vec::new(),
+            TxAnswer::Reboot => return self.reboot(),
+        };
+        if answer == TxAnswer::Done {
+            self.air.lock().expect("air log").push(bytes);
+        }
+        lines.iter().map(|l| l.to_string()).collect()
     }
 
     fn banner(&self) -> Vec<String> {
@@ -300,6 +411,7 @@ impl Model for Rak3172Model {
                 self.receiving = true;
                 ok()
             }
+            _ if line.starts_with("AT+PSEND=") => self.transmit(&line["AT+PSEND=".len()..]),
             _ if line.starts_with("AT+P2P=") => {
                 let fields: Vec<&str> = line["AT+P2P=".len()..].split(':').collect();
                 let numbers = fields.iter().all(|f| f.parse::<u32>().is_ok());
@@ -343,5 +455,9 @@ impl Model for Rak3172Model {
         }
         self.receiving = false;
         vec!["+EVT:RXP2P RECEIVE TIMEOUT".into()]
+    }
+
+    fn next_tx(&mut self, answer: TxAnswer) {
+        self.next_tx = answer;
     }
 }

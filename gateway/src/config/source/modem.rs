@@ -4,6 +4,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::airtime::Region;
+
 use super::{
     check_backoff, check_replay, FieldPath, ReopenConfig, ReplayConfig, Report, SourceKind,
 };
@@ -27,6 +29,10 @@ pub struct Rn2483Config {
     /// Read the RSSI of each packet (`radio get rssi`, firmware 1.0.5 and later).
     #[serde(default = "default_true")]
     pub read_rssi: bool,
+    /// Whose duty-cycle rules commands sent over the air keep to: `eu868` or
+    /// `none`. Default: `eu868` when the set-up's frequency is in 863–870 MHz.
+    #[serde(default)]
+    pub duty_cycle: Option<Region>,
     /// A command unanswered this long means the modem hangs: it is reset and set up again.
     #[serde(default = "default_reply_timeout_ms")]
     pub reply_timeout_ms: u64,
@@ -52,6 +58,10 @@ pub struct Rak3172Config {
     /// The radio settings sent with `AT+P2P=...`.
     #[serde(default)]
     pub p2p: P2pConfig,
+    /// Whose duty-cycle rules commands sent over the air keep to: `eu868` or
+    /// `none`. Default: `eu868` when `p2p.frequency_hz` is in 863–870 MHz.
+    #[serde(default)]
+    pub duty_cycle: Option<Region>,
     /// A command unanswered this long means the module hangs: it is restarted (`ATZ`).
     #[serde(default = "default_reply_timeout_ms")]
     pub reply_timeout_ms: u64,

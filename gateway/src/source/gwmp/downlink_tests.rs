@@ -337,7 +337,7 @@ async fn a_gateway_out_of_duty_cycle_rejects_the_command_sends_nothing_and_shows
 
     let budgets = s.status.duty_cycle();
     assert_eq!(budgets.len(), 1);
-    assert_eq!(budgets[0].gateway_eui, gw.eui_hex());
+    assert_eq!(budgets[0].radio, gw.eui_hex());
     let band = budgets[0]
         .sub_bands
         .iter()

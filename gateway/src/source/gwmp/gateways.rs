@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::airtime::{DutyCycle, Region};
-use crate::source::{GatewayDutyCycle, TxOutcome};
+use crate::source::{RadioDutyCycle, TxOutcome};
 
 /// Gateways remembered at most: whoever reaches the port can make up EUIs.
 /// When full, the one heard from longest ago is forgotten.
@@ -177,19 +177,19 @@ impl Gateways {
     }
 
     /// Each gateway's budget at `now`, ordered by EUI; empty without a region.
-    pub fn budgets(&self, now: Instant) -> Vec<GatewayDutyCycle> {
+    pub fn budgets(&self, now: Instant) -> Vec<RadioDutyCycle> {
         if self.region == Region::None {
             return Vec::new();
         }
-        let mut all: Vec<GatewayDutyCycle> = self
+        let mut all: Vec<RadioDutyCycle> = self
             .known
             .iter()
-            .map(|(eui, g)| GatewayDutyCycle {
-                gateway_eui: eui.clone(),
+            .map(|(eui, g)| RadioDutyCycle {
+                radio: eui.clone(),
                 sub_bands: g.duty.budget(now),
             })
             .collect();
-        all.sort_by(|a, b| a.gateway_eui.cmp(&b.gateway_eui));
+        all.sort_by(|a, b| a.radio.cmp(&b.radio));
         all
     }
 }

@@ -7,6 +7,16 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::Action;
+
+/// A command as a report quotes it: a transmission's payload (up to 510 hex
+/// digits) is cut short.
+fn preview_command(command: &str) -> String {
+    const KEEP: usize = 40;
+    match command.get(..KEEP) {
+        Some(head) if command.len() > KEEP => format!("{head}..."),
+        _ => command.to_string(),
+    }
+}
 use crate::backoff::Backoff;
 
 #[derive(Debug)]
@@ -14,8 +24,9 @@ pub(crate) struct Conversation {
     /// What the messages call the device: "modem" or "module".
     device: &'static str,
     reply_timeout: Duration,
-    /// The command whose answer is awaited.
+    /// The command whose answer is awaited, and how long it is waited for.
     pending: String,
+    waiting: Duration,
     /// A set-up command the device rejected (the source shows it).
     rejected: Option<String>,
     backoff: Backoff,
@@ -32,6 +43,7 @@ impl Conversation {
             device,
             reply_timeout,
             pending: String::new(),
+            waiting: reply_timeout,
             rejected: None,
             backoff: Backoff::new(reinit_initial, reinit_max),
         }
@@ -50,8 +62,16 @@ impl Conversation {
     /// Send `command` and wait `wait` before the next step.
     pub(crate) fn send_waiting(&mut self, command: &str, wait: Duration, out: &mut Vec<Action>) {
         self.pending = command.to_string();
+        self.waiting = wait;
         out.push(Action::Send(command.to_string()));
         out.push(Action::Timer(wait));
+    }
+
+    /// The pending command was accepted; its second answer comes after `extra`
+    /// (a transmission's time on air) and the reply timeout.
+    pub(crate) fn await_second_answer(&mut self, extra: Duration, out: &mut Vec<Action>) {
+        self.waiting = self.reply_timeout + extra;
+        out.push(Action::Timer(self.waiting));
     }
 
     /// A new set-up begins: an earlier rejection no longer holds.
@@ -72,13 +92,25 @@ impl Conversation {
     }
 
     /// The receiver is open: no more timer, the back-off starts over, and the set-up
-    /// is done unless a setting was rejected.
-    pub(crate) fn receiving(&mut self, out: &mut Vec<Action>) {
+    /// is done unless a setting was rejected. `true` when it is done: the device
+    /// may transmit (with a rejected setting it might do so on the wrong channel).
+    pub(crate) fn receiving(&mut self, out: &mut Vec<Action>) -> bool {
         out.push(Action::CancelTimer);
         self.backoff.reset();
-        if self.rejected.is_none() {
+        let ready = self.rejected.is_none();
+        if ready {
             out.push(Action::Ready);
         }
+        ready
+    }
+
+    /// The device answered `answer` to the pending command of a transmission.
+    pub(crate) fn tx_refused(&self, answer: &str) -> String {
+        format!(
+            "the {} answered `{answer}` to `{}`",
+            self.device,
+            preview_command(&self.pending)
+        )
     }
 
     /// Why the pending command timed out.
@@ -86,8 +118,8 @@ impl Conversation {
         format!(
             "the {} did not answer `{}` within {} ms",
             self.device,
-            self.pending,
-            self.reply_timeout.as_millis()
+            preview_command(&self.pending),
+            self.waiting.as_millis()
         )
     }
 

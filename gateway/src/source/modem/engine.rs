@@ -2,8 +2,10 @@
 //!
 //! Live, the port is opened like a plain serial source's (exclusive, 0-byte reads
 //! taken as an unplug) and reopened with back-off when it goes away; the protocol's
-//! commands are written with CR LF, its one timer is kept here. On replay the
-//! protocol reads the recorded output and its commands go nowhere.
+//! commands are written with CR LF, its one timer is kept here. Commands from MQTT
+//! come through the [`Transmitter`] between the reads: one at a time, each part
+//! handed to the protocol when the pause before it is over. On replay the protocol
+//! reads the recorded output and its commands go nowhere.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::lines::{LineSplitter, Piece};
+use super::transmit::{Next, Transmitter};
 use super::{Action, Input, Protocol};
 use crate::frame::Frame;
 use crate::source::replay::{Chunk, Speed};
@@ -25,6 +28,10 @@ pub const MAX_LINE: usize = 1024;
 
 /// Shortest pass of a looping replay at 1×.
 const MIN_PASS: Duration = Duration::from_secs(1);
+
+/// How often the duty-cycle budget on the status page is brought up to date
+/// between transmissions (air time ages out of the hour).
+const BUDGET_REFRESH: Duration = Duration::from_secs(60);
 
 /// Where a modem source sends its frames and reports.
 #[derive(Debug)]
@@ -85,11 +92,12 @@ enum Ended {
 }
 
 /// Drive the modem on `settings`' port until shutdown, reopening the port whenever
-/// it goes away.
+/// it goes away; commands come through `tx`.
 pub async fn run_serial<P: Protocol>(
     settings: SerialSettings,
     mut protocol: P,
     sink: Sink,
+    mut tx: Transmitter,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut keeper = PortKeeper::new(settings);
@@ -97,24 +105,55 @@ pub async fn run_serial<P: Protocol>(
         let error = match keeper.open(&sink.status) {
             Ok(mut port) => {
                 sink.status.set_state(SourceState::Starting);
-                match drive(&mut port, &mut protocol, &sink, &mut shutdown).await {
+                let io = Io {
+                    protocol: &mut protocol,
+                    sink: &sink,
+                    tx: &mut tx,
+                };
+                match drive(&mut port, io, &mut shutdown).await {
                     Ended::Stop => break,
                     Ended::Gone(e) => e,
                 }
             }
             Err(e) => e,
         };
-        if !keeper.wait(error, &sink.status, &mut shutdown).await {
+        tx.set_ready(false);
+        tx.abandon(&format!(
+            "the port went away during the transmission: {error}"
+        ));
+        let why = format!("source {}: {error}", sink.source);
+        let wait = keeper.wait(error, &sink.status, &mut shutdown);
+        if !tx.device().refuse_during(&why, wait).await {
             break;
         }
     }
+    tx.set_ready(false);
     sink.status.set_state(SourceState::Finished);
+}
+
+/// What one session on an open port works with.
+struct Io<'a, P> {
+    protocol: &'a mut P,
+    sink: &'a Sink,
+    tx: &'a mut Transmitter,
+}
+
+impl<P: Protocol> Io<'_, P> {
+    /// Hand a part to the modem.
+    fn transmit(&mut self, next: Option<Next>, actions: &mut Vec<Action>) {
+        if let Some((payload, airtime)) = next {
+            let input = Input::Transmit {
+                payload: &payload,
+                airtime,
+            };
+            self.protocol.handle(input, actions);
+        }
+    }
 }
 
 async fn drive<P: Protocol>(
     port: &mut tokio_serial::SerialStream,
-    protocol: &mut P,
-    sink: &Sink,
+    mut io: Io<'_, P>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
     let mut lines = LineSplitter::new(MAX_LINE);
@@ -122,39 +161,65 @@ async fn drive<P: Protocol>(
     let mut actions = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut buf = vec![0u8; 1024];
-    protocol.handle(Input::Start, &mut actions);
+    let mut refresh = tokio::time::interval(BUDGET_REFRESH);
+    let sink = io.sink;
+    io.protocol.handle(Input::Start, &mut actions);
     loop {
-        for action in actions.drain(..) {
-            match sink.apply(action, true, shutdown).await {
-                Err(Closed) => return Ended::Stop,
-                Ok(Some(Action::Send(command))) => {
-                    debug!(source = %sink.source, "> {command}");
-                    let line = format!("{command}\r\n");
-                    if let Err(e) = port.write_all(line.as_bytes()).await {
-                        return Ended::Gone(format!("write failed: {e}"));
+        // A transmission's outcome may hand the next part to the protocol,
+        // whose actions are carried out in the same pass.
+        while !actions.is_empty() {
+            let mut next = Vec::new();
+            for action in actions.drain(..) {
+                match sink.apply(action, true, shutdown).await {
+                    Err(Closed) => return Ended::Stop,
+                    Ok(Some(Action::Send(command))) => {
+                        debug!(source = %sink.source, "> {command}");
+                        let line = format!("{command}\r\n");
+                        if let Err(e) = port.write_all(line.as_bytes()).await {
+                            return Ended::Gone(format!("write failed: {e}"));
+                        }
                     }
+                    Ok(Some(Action::Timer(after))) => deadline = Some(Instant::now() + after),
+                    Ok(Some(Action::CancelTimer)) => deadline = None,
+                    Ok(Some(Action::Transmitted(outcome))) => {
+                        let part = io.tx.part_done(outcome, Instant::now());
+                        io.transmit(part, &mut next);
+                    }
+                    Ok(_) => {}
                 }
-                Ok(Some(Action::Timer(after))) => deadline = Some(Instant::now() + after),
-                Ok(Some(Action::CancelTimer)) => deadline = None,
-                Ok(_) => {}
             }
+            actions = next;
         }
+        // The command path sends only while the modem is set up.
+        io.tx.set_ready(io.protocol.can_transmit());
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let pause = io.tx.pause_until();
+        let idle = io.tx.idle();
         tokio::select! {
             r = port.read(&mut buf) => match read_outcome(r) {
                 Ok(n) => {
                     SourceStatus::add(&sink.status.bytes, n as u64);
                     lines.push(&buf[..n], &mut pieces);
                     for piece in pieces.drain(..) {
-                        feed(protocol, piece, &mut actions);
+                        feed(io.protocol, piece, &mut actions);
                     }
                 }
                 Err(e) => return Ended::Gone(e),
             },
             _ = tokio::time::sleep_until(wake), if deadline.is_some() => {
                 deadline = None;
-                protocol.handle(Input::Timer, &mut actions);
+                io.protocol.handle(Input::Timer, &mut actions);
             }
+            request = io.tx.device().next(), if idle => {
+                let ready = io.protocol.can_transmit();
+                let part = io.tx.accept(request, ready, &sink.status, Instant::now());
+                io.transmit(part, &mut actions);
+            }
+            _ = tokio::time::sleep_until(pause.unwrap_or(wake)), if pause.is_some() => {
+                let part = io.tx.next_part(Instant::now());
+                io.transmit(part, &mut actions);
+            }
+            _ = refresh.tick() => io.tx.publish_budget(&sink.status, Instant::now()),
             _ = shutdown.changed() => return Ended::Stop,
         }
     }

@@ -7,6 +7,9 @@
 //! source), writes the commands, keeps the one timer, and sends the frames on.
 //! A capture of a modem's output replays through the same state machine, with its
 //! commands dropped, so a replay gives the frames and metadata a live modem gave.
+//! Commands from MQTT go out the same way: the engine checks each one against the
+//! radio's duty-cycle budget ([`transmit`]) and hands its parts to the state
+//! machine, which leaves receive, transmits and receives again.
 //! The command/response sequences are written down in `docs/modems.md`.
 
 mod conversation;
@@ -16,6 +19,7 @@ pub mod rak3172;
 pub mod rn2483;
 #[cfg(test)]
 mod testing;
+pub mod transmit;
 
 pub use lines::{LineSplitter, Piece};
 
@@ -24,6 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::frame::Meta;
+use crate::source::TxOutcome;
 
 /// What happened, as a modem's state machine sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,12 @@ pub enum Input<'a> {
     Line(&'a str),
     /// The timer the machine asked for ran out.
     Timer,
+    /// Send these bytes over the air; the radio takes about `airtime` for it.
+    /// Answered with [`Action::Transmitted`].
+    Transmit {
+        payload: &'a [u8],
+        airtime: Duration,
+    },
 }
 
 /// What the state machine wants done, in order.
@@ -51,14 +62,32 @@ pub enum Action {
     Bad(String),
     /// The modem misbehaves (no answer, rejected a command); the source shows this error.
     Trouble(String),
-    /// Set-up is done: the modem is receiving.
+    /// Set-up is done: the modem is receiving (and can transmit).
     Ready,
+    /// How the transmission asked for last went: `Sent`, `Failed` with the
+    /// modem's answer, or `NotReady` while the modem is being set up.
+    Transmitted(TxOutcome),
 }
 
 /// A modem's command/response conversation, without I/O.
 pub trait Protocol: Send {
     /// Feed one input; what to do is appended to `out`.
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>);
+
+    /// Whether the modem is set up: a transmission asked for now is taken (it
+    /// may wait for a packet's SNR first), not answered `NotReady`.
+    fn can_transmit(&self) -> bool;
+}
+
+/// Bytes as upper-case hex digits, as the modems take a payload.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    hex
 }
 
 /// Upper-case or lower-case hex digits to bytes; `None` when not valid hex.
@@ -102,5 +131,12 @@ mod tests {
         assert_eq!(decode_hex(""), Some(vec![]));
         assert_eq!(decode_hex("abc"), None);
         assert_eq!(decode_hex("zz"), None);
+    }
+
+    #[test]
+    fn hex_encodes_upper_case_and_round_trips() {
+        assert_eq!(encode_hex(&[0x00, 0xab, 0x5f]), "00AB5F");
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode_hex(&encode_hex(&all)), Some(all));
     }
 }

@@ -12,6 +12,9 @@
 //! again, the attempts spaced by a capped back-off. A banner in the middle of the
 //! stream means it rebooted: it is set up again. `+EVT:RXP2P RECEIVE TIMEOUT` or
 //! `... ERROR` closes the receiver: it is opened again.
+//!
+//! To transmit, continuous receive is left (`AT+PRECV=0`, `OK`), the payload sent
+//! (`AT+PSEND=<hex>`, `OK`, then `+EVT:TXP2P DONE`) and receive entered again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +24,20 @@ use serde::Deserialize;
 use tracing::info;
 
 use super::conversation::Conversation;
-use super::{decode_hex, preview, Action, Input, Protocol};
+use super::{decode_hex, encode_hex, preview, Action, Input, Protocol};
+use crate::airtime::LoraParams;
 use crate::frame::Meta;
+use crate::source::TxOutcome;
 
 /// Largest P2P payload, bytes.
 const MAX_PAYLOAD: usize = 256;
+
+/// Largest payload of `AT+PSEND`, bytes. RUI3 takes up to 256, its manual
+/// writes 2 to 500 hex digits; mqgate keeps to the radio's 255.
+pub const MAX_TX_PAYLOAD: usize = 255;
+
+/// The event that ends a P2P transmission.
+const TX_DONE: &str = "+EVT:TXP2P DONE";
 
 /// The radio settings of `AT+P2P=...`; also the `p2p` keys of a `rak3172` source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +71,27 @@ impl Default for P2pParams {
 }
 
 impl P2pParams {
+    /// The LoRa settings for the time on air: RUI3 sends with an explicit header
+    /// and CRC. SF5 and SF6, which the SX126x counts differently, are not covered.
+    pub fn lora(&self) -> Result<LoraParams, String> {
+        if self.spreading_factor < 7 {
+            return Err(format!(
+                "the time on air at spreading factor {} is not known to mqgate (7 to 12 are)",
+                self.spreading_factor
+            ));
+        }
+        let mut lora = LoraParams::new(
+            self.spreading_factor,
+            u32::from(self.bandwidth_khz) * 1000,
+            self.coding_rate + 1,
+        );
+        lora.preamble_symbols = self.preamble;
+        match lora.validate().first() {
+            Some((field, problem)) => Err(format!("the radio's {field} {problem}")),
+            None => Ok(lora),
+        }
+    }
+
     /// The `AT+P2P=...` command.
     pub fn command(&self) -> String {
         format!(
@@ -125,6 +158,19 @@ enum Step {
     Resting,
     /// `ATZ` sent: waiting for it to boot.
     Booting,
+    /// `AT+PRECV=0` sent before a transmission.
+    TxStop,
+    /// `AT+PSEND=<hex>` sent: waiting for `OK` (`done`: its event came first).
+    TxSend { done: bool },
+    /// On air: waiting for `+EVT:TXP2P DONE`.
+    TxWait,
+}
+
+/// A transmission asked for: its command and how long it keeps the radio busy.
+#[derive(Debug)]
+struct Tx {
+    command: String,
+    airtime: Duration,
 }
 
 /// The RAK3172 (RUI3) conversation.
@@ -136,6 +182,10 @@ pub struct Rak3172 {
     /// RSSI and SNR of the older two-line event, waiting for its payload line.
     half: Option<(f64, f64)>,
     base: Meta,
+    /// Set up and receiving: transmissions are taken.
+    up: bool,
+    /// The transmission waiting for the receiver to be open, or under way.
+    tx: Option<Tx>,
 }
 
 impl Rak3172 {
@@ -160,6 +210,8 @@ impl Rak3172 {
             talk,
             half: None,
             base,
+            up: false,
+            tx: None,
         }
     }
 
@@ -169,14 +221,117 @@ impl Rak3172 {
     }
 
     fn begin(&mut self, out: &mut Vec<Action>) {
+        self.down("the module is being set up again", out);
         self.half = None;
         self.talk.forget_rejection();
         self.send(Step::StopRx, "AT+PRECV=0", out);
     }
 
     fn rest(&mut self, why: String, out: &mut Vec<Action>) {
+        self.down(&why, out);
         self.talk.back_off(&why, "restarting", out);
         self.step = Step::Resting;
+    }
+
+    /// The module is no longer set up: a transmission asked for fails with `why`.
+    fn down(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.up = false;
+        if self.tx.take().is_some() {
+            out.push(Action::Transmitted(TxOutcome::Failed(why.to_string())));
+        }
+    }
+
+    /// A transmission is asked for.
+    fn transmit(&mut self, payload: &[u8], airtime: Duration, out: &mut Vec<Action>) {
+        let refusal = if self.tx.is_some() {
+            Some(TxOutcome::Failed(
+                "the module is transmitting already".into(),
+            ))
+        } else if !self.up {
+            Some(TxOutcome::NotReady("the module is being set up".into()))
+        } else if payload.is_empty() || payload.len() > MAX_TX_PAYLOAD {
+            Some(TxOutcome::Failed(format!(
+                "the module sends 1 to {MAX_TX_PAYLOAD} bytes at once, not {}",
+                payload.len()
+            )))
+        } else {
+            None
+        };
+        if let Some(outcome) = refusal {
+            out.push(Action::Transmitted(outcome));
+            return;
+        }
+        self.tx = Some(Tx {
+            command: format!("AT+PSEND={}", encode_hex(payload)),
+            airtime,
+        });
+        if self.step == Step::Receiving {
+            self.send(Step::TxStop, "AT+PRECV=0", out);
+        }
+    }
+
+    /// The transmission is over: say how it went and receive again.
+    fn transmitted(&mut self, outcome: TxOutcome, out: &mut Vec<Action>) {
+        self.tx = None;
+        out.push(Action::Transmitted(outcome));
+        self.send(Step::Arm, "AT+PRECV=65534", out);
+    }
+
+    /// A line while transmitting.
+    fn transmitting(&mut self, line: &str, out: &mut Vec<Action>) {
+        if line == TX_DONE {
+            match self.step {
+                Step::TxSend { .. } => self.step = Step::TxSend { done: true },
+                Step::TxWait => self.transmitted(TxOutcome::Sent, out),
+                _ => {}
+            }
+            return;
+        }
+        match (self.step, status(line)) {
+            (Step::TxStop, Some(Ok(()))) => {
+                let command = self.tx.as_ref().map(|t| t.command.clone());
+                match command {
+                    Some(command) => self.send(Step::TxSend { done: false }, &command, out),
+                    None => self.send(Step::Arm, "AT+PRECV=65534", out),
+                }
+            }
+            // Refused to stop: the module is still receiving.
+            (Step::TxStop, Some(Err(e))) => {
+                let why = self.talk.tx_refused(e);
+                self.tx = None;
+                out.push(Action::Transmitted(TxOutcome::Failed(why)));
+                self.step = Step::Receiving;
+                out.push(Action::CancelTimer);
+            }
+            (Step::TxSend { done: true }, Some(Ok(()))) => self.transmitted(TxOutcome::Sent, out),
+            (Step::TxSend { done: false }, Some(Ok(()))) => {
+                let airtime = self.tx.as_ref().map_or(Duration::ZERO, |t| t.airtime);
+                self.step = Step::TxWait;
+                self.talk.await_second_answer(airtime, out);
+            }
+            (Step::TxSend { .. } | Step::TxWait, Some(Err(e))) => {
+                let why = self.talk.tx_refused(e);
+                self.transmitted(TxOutcome::Failed(why), out);
+            }
+            // A packet that came in just before receive stopped still counts.
+            (Step::TxStop, None)
+                if line.starts_with("+EVT:RXP2P:")
+                    || line.starts_with("+EVT:RXP2P,")
+                    || self.half.is_some() =>
+            {
+                self.receive(line, out)
+            }
+            (_, None) if line.starts_with("+EVT:") => {}
+            _ => out.push(Action::Bad(format!(
+                "expected the answer to `{}`: {}",
+                if self.step == Step::TxStop {
+                    "AT+PRECV=0"
+                } else {
+                    "AT+PSEND"
+                },
+                preview(line)
+            ))),
+        }
     }
 
     fn frame(&self, rssi: f64, snr: f64, hex: &str, line: &str, out: &mut Vec<Action>) {
@@ -283,9 +438,14 @@ fn is_banner_text(line: &str) -> bool {
 }
 
 impl Protocol for Rak3172 {
+    fn can_transmit(&self) -> bool {
+        self.up
+    }
+
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {
         match input {
             Input::Start => self.begin(out),
+            Input::Transmit { payload, airtime } => self.transmit(payload, airtime, out),
             Input::Timer => match self.step {
                 Step::Resting => {
                     self.step = Step::Booting;
@@ -315,6 +475,7 @@ impl Protocol for Rak3172 {
                         Step::Booting => self.begin(out),
                         _ => {
                             info!("the module restarted ({line}); setting it up again");
+                            self.down("the module restarted during the transmission", out);
                             self.begin(out);
                         }
                     }
@@ -363,10 +524,16 @@ impl Protocol for Rak3172 {
                             preview(line)
                         ))),
                     },
+                    Step::TxStop | Step::TxSend { .. } | Step::TxWait => {
+                        self.transmitting(line, out)
+                    }
                     Step::Arm => match status(line) {
                         Some(Ok(())) => {
                             self.step = Step::Receiving;
-                            self.talk.receiving(out);
+                            self.up = self.talk.receiving(out);
+                            if self.up && self.tx.is_some() {
+                                self.send(Step::TxStop, "AT+PRECV=0", out);
+                            }
                         }
                         Some(Err(e)) => self.rest(
                             format!("the module answered `{e}` to `AT+PRECV=65534`"),

@@ -8,6 +8,12 @@
 //! A command left unanswered for `reply_timeout` means the modem hangs: it is reset
 //! (`sys reset`) and set up again, the attempts spaced by a capped back-off. A
 //! banner in the middle of the stream means it rebooted: it is set up again.
+//!
+//! To transmit, the receiver is closed (`radio rxstop`, `ok`), the payload sent
+//! (`radio tx <hex>`, `ok`, then `radio_tx_ok` or `radio_err`) and the receiver
+//! opened again. A transmission asked for while a packet's SNR is being read
+//! waits for the receiver to be open; one asked for during the set-up is
+//! answered `NotReady`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +22,10 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::conversation::Conversation;
-use super::{decode_hex, preview, Action, Input, Protocol};
+use super::{decode_hex, encode_hex, preview, Action, Input, Protocol};
+use crate::airtime::{parse_coding_rate, LoraParams};
 use crate::frame::Meta;
+use crate::source::TxOutcome;
 
 /// Set-up commands used when the configuration gives none: LoRa at 868.1 MHz,
 /// SF7, 125 kHz, coding rate 4/5, the private sync word 0x12, CRC on, and the
@@ -35,6 +43,9 @@ pub const DEFAULT_SETUP: &[&str] = &[
 
 /// Largest LoRa payload the radio receives, bytes.
 const MAX_PAYLOAD: usize = 255;
+
+/// Largest payload of `radio tx` in LoRa mode, bytes (the command reference: 0 to 255).
+pub const MAX_TX_PAYLOAD: usize = 255;
 
 /// How the modem is driven.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +101,19 @@ enum Step {
     Rssi,
     /// The modem did not answer: waiting out the back-off before resetting it.
     Resting,
+    /// `radio rxstop` sent before a transmission: waiting for `ok`.
+    TxStop,
+    /// `radio tx <hex>` sent: waiting for `ok`.
+    TxAccept,
+    /// On air: waiting for `radio_tx_ok` or `radio_err`.
+    TxWait,
+}
+
+/// A transmission asked for: its command and how long it keeps the radio busy.
+#[derive(Debug)]
+struct Tx {
+    command: String,
+    airtime: Duration,
 }
 
 /// The RN2483 / RN2903 conversation.
@@ -103,6 +127,10 @@ pub struct Rn2483 {
     rssi_known: bool,
     /// Meta every frame starts from (frequency and data rate from the set-up).
     base: Meta,
+    /// Set up and receiving (or between packets): transmissions are taken.
+    up: bool,
+    /// The transmission waiting for the receiver to be open, or under way.
+    tx: Option<Tx>,
 }
 
 impl Rn2483 {
@@ -121,6 +149,8 @@ impl Rn2483 {
             talk,
             packet: None,
             base,
+            up: false,
+            tx: None,
         }
     }
 
@@ -149,8 +179,110 @@ impl Rn2483 {
             out.push(Action::Frame(bytes, meta));
         }
         let why = self.talk.unanswered();
+        self.down(&why, out);
         self.talk.back_off(&why, "resetting", out);
         self.step = Step::Resting;
+    }
+
+    /// The modem is no longer set up: a transmission asked for fails with `why`.
+    fn down(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.up = false;
+        if self.tx.take().is_some() {
+            out.push(Action::Transmitted(TxOutcome::Failed(why.to_string())));
+        }
+    }
+
+    /// A transmission is asked for.
+    fn transmit(&mut self, payload: &[u8], airtime: Duration, out: &mut Vec<Action>) {
+        let refusal = if self.tx.is_some() {
+            Some(TxOutcome::Failed(
+                "the modem is transmitting already".into(),
+            ))
+        } else if !self.up {
+            Some(TxOutcome::NotReady("the modem is being set up".into()))
+        } else if payload.len() > MAX_TX_PAYLOAD {
+            Some(TxOutcome::Failed(format!(
+                "{} bytes is more than the modem sends at once ({MAX_TX_PAYLOAD})",
+                payload.len()
+            )))
+        } else {
+            None
+        };
+        if let Some(outcome) = refusal {
+            out.push(Action::Transmitted(outcome));
+            return;
+        }
+        self.tx = Some(Tx {
+            command: format!("radio tx {}", encode_hex(payload)),
+            airtime,
+        });
+        if self.step == Step::Receiving {
+            self.send(Step::TxStop, "radio rxstop", out);
+        }
+    }
+
+    /// The transmission is over: say how it went and open the receiver again.
+    fn transmitted(&mut self, outcome: TxOutcome, out: &mut Vec<Action>) {
+        self.tx = None;
+        out.push(Action::Transmitted(outcome));
+        self.send(Step::Arm, "radio rx 0", out);
+    }
+
+    /// A line while transmitting.
+    fn transmitting(&mut self, line: &str, out: &mut Vec<Action>) {
+        match (self.step, line) {
+            (Step::TxStop, "ok") => {
+                let command = self.tx.as_ref().map(|t| t.command.clone());
+                match command {
+                    Some(command) => self.send(Step::TxAccept, &command, out),
+                    None => self.send(Step::Arm, "radio rx 0", out),
+                }
+            }
+            // A packet that came in just before the receiver closed: its SNR
+            // cannot be asked now, it goes out without.
+            (Step::TxStop, _) if line.starts_with("radio_rx") => {
+                let hex: String = line.split_whitespace().skip(1).collect();
+                match decode_hex(&hex) {
+                    Some(bytes) if bytes.len() <= MAX_PAYLOAD => {
+                        out.push(Action::Frame(Bytes::from(bytes), self.base.clone()))
+                    }
+                    _ => out.push(Action::Bad(format!(
+                        "radio_rx with a payload that is not hex of at most {MAX_PAYLOAD} bytes: {}",
+                        preview(line)
+                    ))),
+                }
+            }
+            (Step::TxStop, "radio_err") => {
+                out.push(Action::Bad("radio_err: the reception failed".into()))
+            }
+            // Firmware before 1.0.5 has no `radio rxstop`: the receiver stays open.
+            (Step::TxStop, "invalid_param" | "busy") => {
+                let why = self.talk.tx_refused(line);
+                self.tx = None;
+                out.push(Action::Transmitted(TxOutcome::Failed(why)));
+                self.step = Step::Receiving;
+                out.push(Action::CancelTimer);
+            }
+            (Step::TxAccept, "ok") => {
+                let airtime = self.tx.as_ref().map_or(Duration::ZERO, |t| t.airtime);
+                self.step = Step::TxWait;
+                self.talk.await_second_answer(airtime, out);
+            }
+            (Step::TxAccept, "invalid_param" | "busy") | (Step::TxWait, "radio_err") => {
+                let why = self.talk.tx_refused(line);
+                self.transmitted(TxOutcome::Failed(why), out);
+            }
+            (Step::TxWait, "radio_tx_ok") => self.transmitted(TxOutcome::Sent, out),
+            _ => out.push(Action::Bad(format!(
+                "expected the answer to `radio {}`: {}",
+                if self.step == Step::TxStop {
+                    "rxstop"
+                } else {
+                    "tx"
+                },
+                preview(line)
+            ))),
+        }
     }
 
     fn receive(&mut self, line: &str, out: &mut Vec<Action>) {
@@ -182,13 +314,19 @@ impl Rn2483 {
 }
 
 impl Protocol for Rn2483 {
+    fn can_transmit(&self) -> bool {
+        self.up
+    }
+
     fn handle(&mut self, input: Input<'_>, out: &mut Vec<Action>) {
         match input {
             Input::Start => {
                 self.packet = None;
+                self.down("the modem is being set up again", out);
                 self.talk.forget_rejection();
                 self.send(Step::Reset, "sys reset", out);
             }
+            Input::Transmit { payload, airtime } => self.transmit(payload, airtime, out),
             Input::Timer => match self.step {
                 Step::Resting => self.send(Step::Reset, "sys reset", out),
                 Step::Receiving => {}
@@ -206,6 +344,7 @@ impl Protocol for Rn2483 {
                             out.push(Action::Frame(bytes, meta));
                         }
                     }
+                    self.down("the modem restarted during the transmission", out);
                     self.talk.forget_rejection();
                     self.send(Step::MacPause, "mac pause", out);
                     return;
@@ -239,15 +378,19 @@ impl Protocol for Rn2483 {
                             preview(line)
                         ))),
                     },
+                    Step::TxStop | Step::TxAccept | Step::TxWait => self.transmitting(line, out),
                     Step::Arm => match line {
                         "ok" => {
                             self.step = Step::Receiving;
-                            self.talk.receiving(out);
+                            self.up = self.talk.receiving(out);
+                            if self.up && self.tx.is_some() {
+                                self.send(Step::TxStop, "radio rxstop", out);
+                            }
                         }
                         "busy" | "invalid_param" => {
-                            out.push(Action::Trouble(format!(
-                                "the modem answered `{line}` to `radio rx 0`"
-                            )));
+                            let why = format!("the modem answered `{line}` to `radio rx 0`");
+                            self.down(&why, out);
+                            out.push(Action::Trouble(why));
                             self.step = Step::Resting;
                             out.push(Action::Timer(self.talk.next_delay()));
                         }
@@ -291,6 +434,47 @@ impl Protocol for Rn2483 {
                 }
             }
         }
+    }
+}
+
+/// The carrier frequency and LoRa settings the set-up commands leave the radio
+/// with, for the time on air of a transmission. What the set-up does not set
+/// keeps the module's value after a reset: 868.1 MHz, SF12, 125 kHz, 4/5, an
+/// 8-symbol preamble, CRC on. An error when the radio is set to FSK.
+pub fn lora_settings(setup: &[String]) -> Result<(u64, LoraParams), String> {
+    let mut frequency_hz = 868_100_000;
+    let mut lora = LoraParams::new(12, 125_000, 1);
+    for command in setup {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let bad = || format!("cannot read the radio setting `{command}`");
+        match words.as_slice() {
+            ["radio", "set", "mod", m] if *m != "lora" => {
+                return Err(format!(
+                    "`{command}`: the time on air is known for LoRa only"
+                ))
+            }
+            ["radio", "set", "freq", hz] => frequency_hz = hz.parse().map_err(|_| bad())?,
+            ["radio", "set", "sf", sf] => {
+                lora.spreading_factor = sf
+                    .to_ascii_lowercase()
+                    .strip_prefix("sf")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(bad)?
+            }
+            ["radio", "set", "bw", khz] => {
+                lora.bandwidth_hz = khz.parse::<u32>().map(|k| k * 1000).map_err(|_| bad())?
+            }
+            ["radio", "set", "cr", cr] => {
+                lora.coding_rate = parse_coding_rate(cr).ok_or_else(bad)?
+            }
+            ["radio", "set", "prlen", n] => lora.preamble_symbols = n.parse().map_err(|_| bad())?,
+            ["radio", "set", "crc", on] => lora.crc = *on == "on",
+            _ => {}
+        }
+    }
+    match lora.validate().first() {
+        Some((field, problem)) => Err(format!("the radio's {field} {problem}")),
+        None => Ok((frequency_hz, lora)),
     }
 }
 

@@ -9,19 +9,50 @@ use proptest::prelude::*;
 
 use super::{Action, Input, Protocol};
 use crate::frame::Meta;
+use crate::source::TxOutcome;
 
-/// Feed lines (or the start, written `START`, and timer expiries, written `TIMER`)
-/// and collect every action.
+/// The time on air [`run`] gives each transmission.
+pub(crate) const TEST_AIRTIME: Duration = Duration::from_millis(150);
+
+/// Feed lines (or the start, written `START`, timer expiries, written `TIMER`,
+/// and transmissions, written `TX <hex>`) and collect every action.
 pub(crate) fn run(m: &mut impl Protocol, inputs: &[&str]) -> Vec<Action> {
     let mut out = Vec::new();
     for input in inputs {
         match *input {
             "START" => m.handle(Input::Start, &mut out),
             "TIMER" => m.handle(Input::Timer, &mut out),
+            tx if tx.starts_with("TX ") => {
+                let payload = super::decode_hex(&tx[3..]).expect("hex after TX");
+                let input = Input::Transmit {
+                    payload: &payload,
+                    airtime: TEST_AIRTIME,
+                };
+                m.handle(input, &mut out)
+            }
             line => m.handle(Input::Line(line), &mut out),
         }
     }
     out
+}
+
+/// How the transmissions went, in order.
+pub(crate) fn outcomes(actions: &[Action]) -> Vec<TxOutcome> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transmitted(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one failure among `actions`, or a failed test.
+pub(crate) fn failure(actions: &[Action]) -> String {
+    match outcomes(actions).as_slice() {
+        [TxOutcome::Failed(why)] => why.clone(),
+        other => panic!("expected one failed transmission, got {other:?} in {actions:?}"),
+    }
 }
 
 /// The commands sent, in order.
@@ -63,9 +94,10 @@ pub(crate) fn any_input(vocabulary: Vec<&'static str>) -> impl Strategy<Value = 
     ]
 }
 
-/// After a start, each input makes `m` send at most one command, each command comes
-/// with a timer for its reply, no timer is longer than `longest` and no frame longer
-/// than `max_payload`.
+/// After a start, each input (a line, a timer expiry or a transmission, written
+/// `TX <hex>`) makes `m` send at most one command and answer at most one
+/// transmission, each command comes with a timer for its reply, no timer is longer
+/// than `longest` and no frame longer than `max_payload`.
 pub(crate) fn one_command_at_a_time(
     m: &mut impl Protocol,
     inputs: &[Option<String>],
@@ -76,10 +108,23 @@ pub(crate) fn one_command_at_a_time(
     m.handle(Input::Start, &mut out);
     for input in inputs {
         out.clear();
-        match input {
+        match input.as_deref() {
             None => m.handle(Input::Timer, &mut out),
+            Some(tx) if tx.starts_with("TX ") => {
+                let payload = super::decode_hex(&tx[3..]).unwrap_or_default();
+                let transmit = Input::Transmit {
+                    payload: &payload,
+                    airtime: TEST_AIRTIME,
+                };
+                m.handle(transmit, &mut out);
+            }
             Some(line) => m.handle(Input::Line(line), &mut out),
         }
+        let transmitted = out
+            .iter()
+            .filter(|a| matches!(a, Action::Transmitted(_)))
+            .count();
+        prop_assert!(transmitted <= 1, "one answer per transmission: {out:?}");
         let sends = out.iter().filter(|a| matches!(a, Action::Send(_))).count();
         prop_assert!(sends <= 1, "{out:?}");
         if let Some(at) = out.iter().position(|a| matches!(a, Action::Send(_))) {
