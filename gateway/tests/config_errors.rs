@@ -892,3 +892,98 @@ fn a_semtech_udp_source_reads_its_downlink_keys_and_checks_them() {
     );
     assert!(errors[0].message.contains("16 hex digits"), "{}", errors[0]);
 }
+
+const RELAY: &str = "gateway:\n  id: pi\nbroker:\n  listen: 127.0.0.1:0\nsources:\n  - id: relay\n    type: serial\n    path: /dev/null\n";
+
+#[test]
+fn the_commands_section_is_checked_field_by_field_with_positions() {
+    let mapping = "source: relay\ncommands:\n  topic: \"cmd/{device}/#\"\n  max_queued: 0\n  expire_after: soon\n  result_topic: \"{topic}/{topic}\"\n";
+    let all = errors(&[("mqgate.yaml", RELAY), ("mappings/relay.yaml", mapping)]);
+    let text: Vec<String> = all.iter().map(ToString::to_string).collect();
+    let find = |field: &str| {
+        all.iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("no error at {field}:\n{}", text.join("\n")))
+    };
+    let expire = find("commands.expire_after");
+    assert_eq!(expire.line, Some(5), "{expire}");
+    assert!(expire.message.contains("500ms, 90s, 5m or 1h"), "{expire}");
+    // The others are checked even though one field does not read.
+    let config = load(&[
+        ("mqgate.yaml", RELAY),
+        (
+            "mappings/relay.yaml",
+            "source: relay\ncommands:\n  topic: \"cmd/{device}/#\"\n  max_queued: 0\n  result_topic: \"{topic}/{topic}\"\n",
+        ),
+    ])
+    .expect_err("bad values");
+    let fields: Vec<&str> = config.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "commands.topic",
+            "commands.max_queued",
+            "commands.result_topic"
+        ],
+        "{config:?}"
+    );
+    assert!(config[0].message.contains("`{device}` is not known here"));
+    assert!(config[1].message.contains("must be 1 to 100000"));
+    assert!(config[2].message.contains("`{topic}` once at most"));
+}
+
+#[test]
+fn a_home_assistant_switch_needs_a_command_topic_its_commands_filter_takes() {
+    let mapping = |entity: &str| {
+        format!(
+            "source: relay\ncommands:\n  topic: \"cmd/{{source}}/#\"\nhomeassistant:\n  - name: Pump\n{entity}"
+        )
+    };
+    let loaded = load(&[
+        ("mqgate.yaml", RELAY),
+        (
+            "mappings/relay.yaml",
+            &mapping("    component: switch\n    command_topic: cmd/relay/pump\n"),
+        ),
+    ])
+    .expect("a switch served by the mapping loads");
+    assert!(loaded.mappings[0].homeassistant[0].state_topic.is_none());
+    let cases = [
+        (
+            "    component: switch\n",
+            "homeassistant[0].command_topic",
+            "a switch needs a command_topic",
+        ),
+        (
+            "    component: switch\n    command_topic: other/pump\n",
+            "homeassistant[0].command_topic",
+            "the mapping's commands.topic does not take it",
+        ),
+        (
+            "    state_topic: s/x\n    command_topic: cmd/relay/x\n",
+            "homeassistant[0].command_topic",
+            "a sensor sends no commands",
+        ),
+        (
+            "    component: sensor\n",
+            "homeassistant[0].state_topic",
+            "a sensor needs a state_topic",
+        ),
+        (
+            "    component: select\n    command_topic: cmd/relay/mode\n",
+            "homeassistant[0].options",
+            "a select needs its options",
+        ),
+    ];
+    for (entity, field, why) in cases {
+        let all = errors(&[
+            ("mqgate.yaml", RELAY),
+            ("mappings/relay.yaml", &mapping(entity)),
+        ]);
+        assert!(
+            all.iter()
+                .any(|e| e.field == field && e.message.contains(why)),
+            "{entity:?}: expected {field}: {why}, got {all:?}"
+        );
+    }
+}

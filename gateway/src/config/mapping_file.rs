@@ -136,6 +136,7 @@ pub(crate) fn from_value(
             limits: limits.as_ref(),
             homeassistant: homeassistant.as_deref().unwrap_or_default(),
             commands: commands.as_ref(),
+            source: value.get("source").and_then(Value::as_str),
         };
         checked.check(report);
         return None;
@@ -149,6 +150,7 @@ pub(crate) fn from_value(
         limits: Some(&raw.limits),
         homeassistant: &raw.homeassistant,
         commands: commands.as_ref(),
+        source: Some(&raw.source),
     };
     checked.check(report);
     Some(MappingFile {
@@ -186,6 +188,8 @@ struct Checked<'a> {
     limits: Option<&'a ScriptLimits>,
     homeassistant: &'a [HaEntity],
     commands: Option<&'a CommandsConfig>,
+    /// The mapping's source, when it reads.
+    source: Option<&'a str>,
 }
 
 impl Checked<'_> {
@@ -240,9 +244,59 @@ impl Checked<'_> {
             if e.name.trim().is_empty() {
                 report.add(&at.key("name"), "must not be empty");
             }
-            if let Err(why) = mqtt_proto::topic::validate_topic_name(&e.state_topic) {
-                report.add(&at.key("state_topic"), why.to_string());
+            match &e.state_topic {
+                Some(t) => {
+                    if let Err(why) = mqtt_proto::topic::validate_topic_name(t) {
+                        report.add(&at.key("state_topic"), why.to_string());
+                    }
+                }
+                None if !e.component.commands() => {
+                    report.add(&at.key("state_topic"), "a sensor needs a state_topic");
+                }
+                None => {}
             }
+            self.check_command_topic(e, &at, report);
+        }
+    }
+}
+
+impl Checked<'_> {
+    /// An entity that sends commands needs a `command_topic` its mapping's
+    /// `commands:` filter takes; one that does not, none.
+    fn check_command_topic(&self, e: &HaEntity, at: &FieldPath, report: &mut Report<'_>) {
+        let kind = e.component.as_str();
+        match (&e.command_topic, e.component.commands()) {
+            (Some(_), false) => report.add(
+                &at.key("command_topic"),
+                format!("a {kind} sends no commands; leave command_topic out"),
+            ),
+            (None, true) => report.add(
+                &at.key("command_topic"),
+                format!("a {kind} needs a command_topic"),
+            ),
+            (Some(topic), true) => {
+                if let Err(why) = mqtt_proto::topic::validate_topic_name(topic) {
+                    report.add(&at.key("command_topic"), why.to_string());
+                    return;
+                }
+                let served = match (self.commands, self.source) {
+                    (None, _) => Some("the mapping has no `commands:` section"),
+                    (Some(c), Some(source)) if !c.topic.contains("{gateway}") => {
+                        let filter = c.topic.replace("{source}", source);
+                        (!mqtt_proto::topic::matches(&filter, topic))
+                            .then_some("the mapping's commands.topic does not take it")
+                    }
+                    // Known once the gateway's id is: checked when it starts.
+                    _ => None,
+                };
+                if let Some(why) = served {
+                    report.add(&at.key("command_topic"), format!("{topic:?}: {why}"));
+                }
+            }
+            (None, false) => {}
+        }
+        if e.component == crate::config::HaComponent::Select && e.options.is_empty() {
+            report.add(&at.key("options"), "a select needs its options");
         }
     }
 }

@@ -36,17 +36,29 @@ fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
         "unique_id".into(),
         json!(format!("mqgate_{}_{object}", slug(gateway_id))),
     );
-    payload.insert("state_topic".into(), json!(e.state_topic));
     payload.insert("availability_topic".into(), json!(status_topic(gateway_id)));
     for (key, value) in [
+        ("state_topic", &e.state_topic),
+        ("command_topic", &e.command_topic),
         ("value_template", &e.value_template),
         ("unit_of_measurement", &e.unit),
         ("device_class", &e.device_class),
         ("state_class", &e.state_class),
+        ("payload_on", &e.payload_on),
+        ("payload_off", &e.payload_off),
+        ("payload_press", &e.payload_press),
     ] {
         if let Some(v) = value {
             payload.insert(key.into(), json!(v));
         }
+    }
+    for (key, value) in [("min", e.min), ("max", e.max), ("step", e.step)] {
+        if let Some(v) = value {
+            payload.insert(key.into(), json!(v));
+        }
+    }
+    if !e.options.is_empty() {
+        payload.insert("options".into(), json!(e.options));
     }
     payload.insert(
         "device".into(),
@@ -128,5 +140,28 @@ mod tests {
             "mqgate_pi_1_json_sensor_kitchen_temperature"
         );
         assert!(v.get("state_class").is_none());
+        assert!(v.get("command_topic").is_none());
+    }
+
+    #[test]
+    fn a_switch_and_a_select_carry_their_command_topic_and_choices() {
+        let e: HaEntity = serde_yaml_ng::from_str(
+            "name: Pump\ncomponent: switch\ncommand_topic: cmd/relay/pump\n\
+             state_topic: sensors/relay/pump\npayload_on: '{\"on\":true}'\npayload_off: '{\"on\":false}'\n",
+        )
+        .unwrap();
+        let m = config_message("pi-1", "relay", &e);
+        assert_eq!(m.topic, "homeassistant/switch/pi_1/relay_pump/config");
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["command_topic"], "cmd/relay/pump");
+        assert_eq!(v["payload_on"], "{\"on\":true}");
+        let e: HaEntity = serde_yaml_ng::from_str(
+            "name: Mode\ncomponent: select\ncommand_topic: cmd/relay/mode\noptions: [auto, manual]\n",
+        )
+        .unwrap();
+        let v: Value =
+            serde_json::from_slice(&config_message("pi-1", "relay", &e).payload).unwrap();
+        assert_eq!(v["options"], json!(["auto", "manual"]));
+        assert!(v.get("state_topic").is_none());
     }
 }

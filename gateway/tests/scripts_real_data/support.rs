@@ -67,7 +67,8 @@ pub(crate) fn mapping_mapper(name: &str) -> Mapper {
                 "qos",
                 "retain",
                 "filter",
-                "homeassistant"
+                "homeassistant",
+                "commands"
             ]
             .contains(&key),
             "{name}: unexpected key {key:?}"
