@@ -3,10 +3,13 @@
 use bytes::Bytes;
 use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::{self, TopicName};
+use std::sync::Arc;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::message::Message;
+use crate::outbox::Outbox;
 use crate::router::Event;
 
 /// Messages an in-process subscription holds before the broker drops (and counts) more.
@@ -54,11 +57,13 @@ impl Default for SubscribeOptions {
 #[derive(Debug, Clone)]
 pub struct BrokerHandle {
     router: mpsc::Sender<Event>,
+    /// Told when a congested subscriber caught up (braked publishers wait on it).
+    relief: Arc<Notify>,
 }
 
 impl BrokerHandle {
-    pub(crate) fn new(router: mpsc::Sender<Event>) -> BrokerHandle {
-        BrokerHandle { router }
+    pub(crate) fn new(router: mpsc::Sender<Event>, relief: Arc<Notify>) -> BrokerHandle {
+        BrokerHandle { router, relief }
     }
 
     /// Publish a message; resolves once the broker has routed it to every matching
@@ -110,6 +115,7 @@ impl BrokerHandle {
         options: SubscribeOptions,
     ) -> Result<Subscription, HandleError> {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_CAPACITY);
+        let flag = Arc::new(Outbox::default());
         let (done, answer) = oneshot::channel();
         self.router
             .send(Event::LocalSubscribe {
@@ -117,6 +123,7 @@ impl BrokerHandle {
                 qos,
                 options,
                 tx,
+                flag: flag.clone(),
                 done,
             })
             .await
@@ -125,7 +132,11 @@ impl BrokerHandle {
             .await
             .map_err(|_| HandleError::Stopped)?
             .map_err(HandleError::InvalidTopic)?;
-        Ok(Subscription { rx })
+        Ok(Subscription {
+            rx,
+            flag,
+            relief: self.relief.clone(),
+        })
     }
 
     pub(crate) async fn send_shutdown(&self) {
@@ -134,14 +145,22 @@ impl BrokerHandle {
 }
 
 /// Messages for one in-process subscription. Dropping it ends the subscription.
+/// While its buffer is three quarters full, the clients publishing to it are braked
+/// (they stop reading, as for a slow network subscriber) until it is half empty.
 #[derive(Debug)]
 pub struct Subscription {
     rx: mpsc::Receiver<Message>,
+    flag: Arc<Outbox>,
+    relief: Arc<Notify>,
 }
 
 impl Subscription {
     /// The next message; `None` once the broker has stopped.
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        let msg = self.rx.recv().await;
+        if self.rx.len() <= SUBSCRIPTION_CAPACITY / 2 && self.flag.queue_short() {
+            self.relief.notify_waiters();
+        }
+        msg
     }
 }

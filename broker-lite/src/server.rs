@@ -77,7 +77,7 @@ impl Broker {
             max_connect_size: config.limits.max_connect_size,
             shutdown: shutdown_rx.clone(),
             outbox_limits: OutboxLimits::for_packet_size(config.limits.max_packet_size),
-            relief,
+            relief: relief.clone(),
             auth,
         });
         let accepting = Arc::new(Accepting {
@@ -111,7 +111,7 @@ impl Broker {
             kinds,
             accepting,
             router: tx.clone(),
-            handle: BrokerHandle::new(tx),
+            handle: BrokerHandle::new(tx, relief),
             metrics,
             shutdown,
             router_task,

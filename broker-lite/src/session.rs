@@ -22,8 +22,17 @@ pub(crate) type ConnId = u64;
 /// Where a connected session's packets go.
 #[derive(Debug)]
 pub(crate) enum Link {
-    Remote { conn: ConnId, outbox: Arc<Outbox> },
-    Local(mpsc::Sender<Message>),
+    Remote {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+    },
+    /// An in-process subscriber. `flag` is an outbox that only carries its
+    /// congestion: set when the channel is three quarters full, so that the
+    /// router brakes the publishers feeding it, cleared by the subscriber.
+    Local {
+        tx: mpsc::Sender<Message>,
+        flag: Arc<Outbox>,
+    },
 }
 
 /// The session limits that come from the configuration.
@@ -292,6 +301,16 @@ impl Session {
         }
     }
 
+    /// What a publisher braked for this session waits on: its outbox, or an
+    /// in-process subscriber's congestion flag.
+    pub(crate) fn brake_target(&self) -> Option<&Arc<Outbox>> {
+        match &self.link {
+            Some(Link::Remote { outbox, .. }) => Some(outbox),
+            Some(Link::Local { flag, .. }) => Some(flag),
+            None => None,
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.queue.len()
@@ -318,20 +337,22 @@ impl Session {
 
     /// A client's session over the network (not an in-process subscriber's).
     pub(crate) fn is_remote(&self) -> bool {
-        !matches!(self.link, Some(Link::Local(_)))
+        !matches!(self.link, Some(Link::Local { .. }))
     }
 
     /// Deliver a message that matched this session's subscriptions, already at the granted QoS.
     pub(crate) fn deliver(&mut self, msg: Message, lim: &SessionLimits) -> Outcome {
         match &self.link {
-            Some(Link::Local(tx)) => match tx.try_send(msg) {
+            Some(Link::Local { tx, flag }) => match tx.try_send(msg) {
                 Ok(()) => Outcome {
                     sent: 1,
+                    congested: tx.capacity() < tx.max_capacity() / 4 && flag.queue_long(),
                     ..Outcome::default()
                 },
                 Err(mpsc::error::TrySendError::Full(msg)) => Outcome {
                     dropped: 1,
                     dropped_qos0: u64::from(msg.qos == QoS::AtMostOnce),
+                    congested: flag.queue_long(),
                     ..Outcome::default()
                 },
                 Err(mpsc::error::TrySendError::Closed(_)) => Outcome {

@@ -379,3 +379,51 @@ fn a_no_local_subscription_skips_the_handles_own_publishes_and_retained_messages
     let own = b.run(plain.recv()).expect("subscription open");
     assert_eq!(own.payload, Bytes::from("mine"));
 }
+
+#[test]
+fn a_slow_in_process_subscriber_brakes_a_fast_publisher_instead_of_losing_its_messages() {
+    const N: usize = 20_000;
+    let b = TestBroker::start(|_| {});
+    let h = b.handle();
+    let mut sub = b
+        .run(h.subscribe("load/#", QoS::AtLeastOnce))
+        .expect("handle subscribe");
+    // The subscriber takes about 10,000 messages a second; mosquitto_pub -l sends
+    // as fast as its 20 in flight allow, several times that.
+    let reader = b.spawn(async move {
+        let mut got = 0usize;
+        while got < N {
+            match tokio::time::timeout(Duration::from_secs(10), sub.recv()).await {
+                Ok(Some(_)) => got += 1,
+                _ => break,
+            }
+            if got % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        got
+    });
+    let lines: String = (0..N).map(|i| format!("m{i}\n")).collect();
+    let mut cmd = std::process::Command::new("mosquitto_pub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &b.port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        "load/x",
+        "-l",
+    ]);
+    let done = test_support::process::run_with_input(
+        "mosquitto_pub",
+        cmd,
+        lines.as_bytes(),
+        Duration::from_secs(120),
+    );
+    assert!(done.status.success(), "{}", done.stderr);
+    let got = b.run(reader).expect("the reader");
+    assert_eq!(got, N, "every message reached the in-process subscriber");
+    assert_eq!(b.metrics().messages_dropped, 0);
+}

@@ -141,9 +141,10 @@ impl Router {
                 qos,
                 options,
                 tx,
+                flag,
                 done,
             } => {
-                let result = self.local_subscribe(filter, qos, options, tx);
+                let result = self.local_subscribe(filter, qos, options, tx, flag);
                 let _ = done.send(result);
             }
             Event::Reload { auth, done } => {

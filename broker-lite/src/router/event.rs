@@ -44,6 +44,8 @@ pub(crate) enum Event {
         qos: QoS,
         options: crate::handle::SubscribeOptions,
         tx: mpsc::Sender<Message>,
+        /// Set while the subscriber is behind (see `session::Link::Local`).
+        flag: Arc<Outbox>,
         done: oneshot::Sender<Result<(), String>>,
     },
     /// New password and ACL files are in force (a reload): the ACL rules of every

@@ -216,7 +216,7 @@ impl Router {
         };
         let target = self.sessions[target as usize]
             .as_ref()
-            .and_then(|s| s.outbox().cloned());
+            .and_then(|s| s.brake_target().cloned());
         let publisher = self.sessions[origin as usize]
             .as_ref()
             .and_then(|s| s.outbox());

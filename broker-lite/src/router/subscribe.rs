@@ -98,11 +98,12 @@ impl Router {
         qos: QoS,
         options: crate::handle::SubscribeOptions,
         tx: tokio::sync::mpsc::Sender<Message>,
+        flag: std::sync::Arc<crate::outbox::Outbox>,
     ) -> Result<(), String> {
         topic::validate_topic_filter(&filter).map_err(|e| e.to_string())?;
         self.next_local += 1;
         let mut session = Session::new(format!("$local/{}", self.next_local).into(), true);
-        session.link = Some(Link::Local(tx));
+        session.link = Some(Link::Local { tx, flag });
         session.no_local = options.no_local;
         let sid = self.insert_session(session);
         self.acls.allow_all(sid);

@@ -160,6 +160,16 @@ impl TestBroker {
     }
 
     /// Runs `fut` on the broker's runtime; panics when it takes longer than `TIMEOUT`.
+    /// Run `fut` on the broker's runtime in the background.
+    #[allow(dead_code)]
+    pub(crate) fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.rt.spawn(fut)
+    }
+
     pub(crate) fn run<F: Future>(&self, fut: F) -> F::Output {
         self.rt
             .block_on(async { tokio::time::timeout(TIMEOUT, fut).await })

@@ -289,6 +289,10 @@ async fn write_drained<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     port.write_all(bytes).await?;
     port.flush().await?;
+    if output_queued(fd)? == 0 {
+        // Already on the line (or in a terminal's peer): no thread to wait on.
+        return Ok(());
+    }
     // SAFETY: `fd` is the open port's descriptor, alive while `port` is; `dup`
     // gives the drain its own descriptor, closed when it is done.
     let copy = unsafe { libc::dup(fd) };
@@ -307,6 +311,16 @@ async fn write_drained<W: AsyncWrite + Unpin>(
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// Bytes written to the port that the driver has not sent yet (`TIOCOUTQ`).
+fn output_queued(fd: std::os::fd::RawFd) -> std::io::Result<libc::c_int> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through a valid pointer; `fd` is open.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(queued)
 }
 
 async fn read_until_gone<R: AsyncRead + Unpin>(
