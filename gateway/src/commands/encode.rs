@@ -87,23 +87,9 @@ pub fn run(args: &EncodeArgs<'_>) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let payload = match args.payload.bytes() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("mqgate: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let topic = args.topic.map_or_else(
-        || DEFAULT_TOPIC.replace("{source}", &source),
-        str::to_string,
-    );
-    let command = Command {
-        topic: Arc::from(topic.as_str()),
-        payload,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        source: Arc::from(source.as_str()),
+    let command = match command(args.payload, args.topic, &source) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     match encoder.encode(&command) {
         Encoded::Send(parts) => {
@@ -121,6 +107,23 @@ pub fn run(args: &EncodeArgs<'_>) -> u8 {
             1
         }
     }
+}
+
+/// The command the arguments give: QoS 1, on `topic` or `cmd/<source>/send`;
+/// a bad payload is printed and is a usage error.
+pub(super) fn command(payload: &Payload, topic: Option<&str>, source: &str) -> Result<Command, u8> {
+    let payload = payload.bytes().map_err(|e| {
+        eprintln!("mqgate: {e}");
+        EXIT_CONFIG
+    })?;
+    let topic = topic.map_or_else(|| DEFAULT_TOPIC.replace("{source}", source), str::to_string);
+    Ok(Command {
+        topic: Arc::from(topic.as_str()),
+        payload,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        source: Arc::from(source),
+    })
 }
 
 /// A part as a JSON line: `hex`, `text` (when UTF-8), `delay_ms`, `options`.

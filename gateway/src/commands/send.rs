@@ -7,14 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mqtt_proto::codec::QoS;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::encode::{Payload, DEFAULT_TOPIC};
+use super::encode::Payload;
 use super::{load_config, EXIT_CONFIG};
 use crate::downlink::{correlation, result_body, Outcome, Status};
 use crate::mapping::Encoded;
-use crate::message::Command;
 use crate::source::{SourceState, SourceStatus, TxOutcome, TxRequest};
 
 #[derive(Debug)]
@@ -69,23 +67,9 @@ pub async fn run(args: &SendArgs<'_>) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let payload = match args.payload.bytes() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("mqgate: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let topic = args.topic.map_or_else(
-        || DEFAULT_TOPIC.replace("{source}", &source.id),
-        str::to_string,
-    );
-    let command = Command {
-        topic: Arc::from(topic.as_str()),
-        payload,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        source: Arc::from(source.id.as_str()),
+    let command = match super::encode::command(args.payload, args.topic, &source.id) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let arrived = Instant::now();
     let limit = Duration::from_millis(commands.send_timeout_ms);

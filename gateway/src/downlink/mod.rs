@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use crate::config::{CommandFrom, CommandsConfig, GatewayConfig, MappingFile, SourceKind};
-use crate::mapping::{Encoder, ScriptLimits};
+use crate::mapping::Encoder;
 use crate::message::Command;
 use crate::output::echoes::Echoes;
 use crate::output::upstream::UpstreamSettings;
@@ -118,14 +118,7 @@ pub fn encoder(m: &MappingFile, c: &CommandsConfig) -> Result<Encoder, String> {
     match script {
         None => Ok(Encoder::plain()),
         Some((path, text)) => {
-            let limits = ScriptLimits {
-                max_operations: m.limits.max_operations,
-                max_expr_depth: m.limits.max_expr_depth,
-                max_string_size: m.limits.max_string_size,
-                max_array_size: m.limits.max_array_size,
-                max_map_size: m.limits.max_map_size,
-                max_call_time: Duration::from_millis(m.limits.max_call_ms),
-            };
+            let limits = crate::pipeline::build::script_limits(m);
             Encoder::new(&m.source, &path, &text, limits).map_err(|e| e.to_string())
         }
     }

@@ -112,6 +112,18 @@ impl std::fmt::Display for CompileError {
     }
 }
 
+/// The sandbox a mapping file's `limits:` ask for (its `map` and `encode` scripts).
+pub fn script_limits(m: &MappingFile) -> ScriptLimits {
+    ScriptLimits {
+        max_operations: m.limits.max_operations,
+        max_expr_depth: m.limits.max_expr_depth,
+        max_string_size: m.limits.max_string_size,
+        max_array_size: m.limits.max_array_size,
+        max_map_size: m.limits.max_map_size,
+        max_call_time: Duration::from_millis(m.limits.max_call_ms),
+    }
+}
+
 /// Compile one mapping file's script.
 pub fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
     let defaults = MappingDefaults {
@@ -120,14 +132,7 @@ pub fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
         retain: m.retain,
         filter: m.filter.clone(),
     };
-    let limits = ScriptLimits {
-        max_operations: m.limits.max_operations,
-        max_expr_depth: m.limits.max_expr_depth,
-        max_string_size: m.limits.max_string_size,
-        max_array_size: m.limits.max_array_size,
-        max_map_size: m.limits.max_map_size,
-        max_call_time: Duration::from_millis(m.limits.max_call_ms),
-    };
+    let limits = script_limits(m);
     let text = match &m.script {
         Some(path) => Some(
             std::fs::read_to_string(path)
