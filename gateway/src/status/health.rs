@@ -68,6 +68,7 @@ mod tests {
                     last_frame_ms: None,
                     recent: Vec::new(),
                     last_bad_frame: None,
+                    duty_cycle: Vec::new(),
                 })
                 .collect(),
             mappings: Vec::new(),

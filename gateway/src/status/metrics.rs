@@ -190,6 +190,44 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    let radios = || {
+        s.sources.iter().flat_map(|src| {
+            src.duty_cycle.iter().flat_map(move |r| {
+                r.sub_bands
+                    .iter()
+                    .map(move |b| (src.id.as_str(), r.radio.as_str(), b))
+            })
+        })
+    };
+    if radios().next().is_some() {
+        type Seconds = fn(&crate::airtime::SubBandBudget) -> f64;
+        let airtime: [(&str, &str, Seconds); 2] = [
+            (
+                "mqgate_radio_airtime_used_seconds",
+                "Air time a radio took in a sub-band over the last hour (duty cycle).",
+                |b| b.used_secs,
+            ),
+            (
+                "mqgate_radio_airtime_remaining_seconds",
+                "Air time a radio may still take in a sub-band this hour (duty cycle).",
+                |b| b.remaining_secs,
+            ),
+        ];
+        for (name, help, get) in airtime {
+            let mut f = Family::new(o, name, "gauge", help);
+            for (source, radio, band) in radios() {
+                f.sample(
+                    &[
+                        ("source", source),
+                        ("radio", radio),
+                        ("sub_band", &band.name),
+                    ],
+                    get(band),
+                );
+            }
+        }
+    }
+
     if !s.commands.is_empty() {
         let mut f = Family::new(
             o,
@@ -430,6 +468,19 @@ mod tests {
                 last_frame_ms: None,
                 recent: Vec::new(),
                 last_bad_frame: None,
+                duty_cycle: vec![RadioSnapshot {
+                    radio: "modem".into(),
+                    sub_bands: vec![crate::airtime::SubBandBudget {
+                        name: "868.0–868.6 MHz".into(),
+                        low_hz: 868_000_000,
+                        high_hz: 868_600_000,
+                        limit: "1 %".into(),
+                        limit_per_mille: 10,
+                        budget_secs: 36.0,
+                        used_secs: 1.5,
+                        remaining_secs: 34.5,
+                    }],
+                }],
             }],
             mappings: vec![MappingSnapshot {
                 source: "gps".into(),
@@ -529,6 +580,7 @@ mod tests {
             "mqgate_commands_total{source=\"relay\",status=\"sent\"} 4",
             "mqgate_commands_total{source=\"relay\",status=\"rejected\"} 1",
             "mqgate_commands_queued{source=\"relay\"} 2",
+            "mqgate_radio_airtime_remaining_seconds{source=\"gps\",radio=\"modem\",sub_band=\"868.0–868.6 MHz\"} 34.5",
             "mqgate_store_messages 3",
             "mqgate_store_bytes 300",
             "mqgate_store_disk_free_bytes 1073741824",

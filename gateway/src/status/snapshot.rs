@@ -106,6 +106,18 @@ pub struct SourceSnapshot {
     /// The last bad frame and why it was bad; `None` before the first.
     #[serde(default)]
     pub last_bad_frame: Option<BadFrameSnapshot>,
+    /// A transmitting radio's air time in the last hour, per sub-band (a modem's
+    /// own, or each LoRa gateway's); empty for other sources.
+    #[serde(default)]
+    pub duty_cycle: Vec<RadioSnapshot>,
+}
+
+/// One radio's duty-cycle budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RadioSnapshot {
+    /// `modem`, or a LoRa gateway's EUI.
+    pub radio: String,
+    pub sub_bands: Vec<crate::airtime::SubBandBudget>,
 }
 
 /// What a source could not make a frame of.
@@ -353,6 +365,14 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
             }),
             why: bad.why,
         }),
+        duty_cycle: s
+            .duty_cycle()
+            .into_iter()
+            .map(|r| RadioSnapshot {
+                radio: r.radio,
+                sub_bands: r.sub_bands,
+            })
+            .collect(),
     }
 }
 
@@ -510,6 +530,30 @@ mod tests {
             broker: None,
             commands: vec![Arc::new(CommandStats::new("relay", "cmd/relay/#"))],
         }
+    }
+
+    #[test]
+    fn a_radio_shows_its_air_time_left_per_sub_band() {
+        let w = watched();
+        assert!(Snapshot::of(&w).sources[0].duty_cycle.is_empty());
+        let mut duty = crate::airtime::DutyCycle::new(crate::airtime::Region::Eu868);
+        let now = std::time::Instant::now();
+        duty.try_take(868_100_000, Duration::from_millis(1500), now)
+            .expect("within the budget");
+        w.sources[0].set_duty_cycle(vec![crate::source::RadioDutyCycle {
+            radio: "modem".into(),
+            sub_bands: duty.budget(now),
+        }]);
+        let snap = Snapshot::of(&w).sources.remove(0);
+        let band = snap.duty_cycle[0]
+            .sub_bands
+            .iter()
+            .find(|b| b.low_hz <= 868_100_000 && 868_100_000 < b.high_hz)
+            .expect("the sub-band of 868.1 MHz");
+        assert!((band.used_secs - 1.5).abs() < 1e-9, "{band:?}");
+        assert!((band.remaining_secs - 34.5).abs() < 1e-9, "{band:?}");
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["duty_cycle"][0]["radio"], "modem");
     }
 
     #[test]
