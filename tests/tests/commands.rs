@@ -534,3 +534,85 @@ fn commands_come_through_an_upstream_mosquitto_and_the_gateways_own_messages_nev
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
 }
+
+/// The relay source's command counts, from the status API, once `done` holds.
+fn wait_commands(gw: &Proc, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let addr = mqgate_tests::http::status_addr(gw, WAIT);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let c = mqgate_tests::http::api_status(addr, WAIT)["commands"][0].clone();
+        if done(&c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{what}: {c}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn durable_commands_survive_a_kill_9_go_out_in_order_and_still_expire_from_their_arrival() {
+    let dir = Scratch::new("cmd-durable");
+    let link = dir.path().join("ttyRELAY");
+    let config = relay_gateway(&dir, &link, "  durable: true\n  expire_after: 4s\n", "");
+    let (mut gw, port) = started(&config);
+    gw.wait_for_line(Stream::Stderr, &["reopening with back-off"], WAIT);
+    publish(port, "cmd/relay/a", r#"{"on": true}"#);
+    publish(port, "cmd/relay/b", r#"{"on": false}"#);
+    wait_commands(&gw, "two commands queued", |c| c["queued"] == 2);
+    gw.kill();
+
+    // After the crash, with the port plugged in: both go out, in order.
+    let (gw, port) = started(&config);
+    gw.wait_for_line(
+        Stream::Stderr,
+        &["taking back the commands kept before"],
+        WAIT,
+    );
+    let results_sub = Subscriber::start("results", port, "cmd/relay/+/result");
+    let mut master = plug(&link);
+    assert_eq!(read_bytes(&mut master, 18), b"RELAY 1\r\nRELAY 0\r\n");
+    let got = results_sub.wait_until("two results", WAIT, |m| m.len() >= 2);
+    let got: Vec<Value> = got.iter().map(json).collect();
+    assert_eq!(
+        (got[0]["topic"].as_str(), got[0]["status"].as_str()),
+        (Some("cmd/relay/a"), Some("sent"))
+    );
+    assert_eq!(
+        (got[1]["topic"].as_str(), got[1]["status"].as_str()),
+        (Some("cmd/relay/b"), Some("sent"))
+    );
+
+    // Unplugged, a command waits; the gateway dies; it comes back after
+    // expire_after has passed since the command arrived: expired at once.
+    let mut gw = gw;
+    let reopens = gw.count_lines(Stream::Stderr, &["reopening with back-off"]);
+    std::fs::remove_file(&link).expect("unplug");
+    drop(master);
+    gw.wait_until("the port to go away", WAIT, |lines| {
+        let now = lines
+            .iter()
+            .filter(|l| l.text.contains("reopening with back-off"))
+            .count();
+        (now > reopens).then_some(())
+    });
+    let asked = Instant::now();
+    publish(port, "cmd/relay/c", r#"{"on": true}"#);
+    wait_commands(&gw, "one command queued", |c| c["queued"] == 1);
+    gw.kill();
+    while asked.elapsed() < Duration::from_millis(4200) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut gw, _) = started(&config);
+    let c = wait_commands(&gw, "the kept command expired", |c| c["expired"] == 1);
+    assert_eq!(c["sent"], 0);
+    let last = &c["recent"][0];
+    assert_eq!(last["topic"], "cmd/relay/c");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("expire_after")),
+        "{last}"
+    );
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+}

@@ -41,8 +41,8 @@ pub struct CommandsConfig {
     pub expire_after: Duration,
     /// Commands sent to the device per minute at most; the others wait their turn.
     pub max_per_minute: Option<u32>,
-    /// Keep the queue in the store file, across restarts and crashes: not built
-    /// yet, and refused at load rather than silently ignored.
+    /// Keep the queue in `commands.sqlite` in the state folder, across restarts
+    /// and crashes.
     #[serde(default)]
     pub durable: bool,
     /// How long the transport may take to confirm one command before it counts
@@ -168,12 +168,6 @@ impl CommandsConfig {
             report.add(
                 &at.key("max_per_minute"),
                 "must be at least 1; leave it out for no limit",
-            );
-        }
-        if self.durable {
-            report.add(
-                &at.key("durable"),
-                "a queue kept across restarts is not built yet; leave it out (commands wait in memory)",
             );
         }
         if self.send_timeout_ms == 0 {

@@ -23,6 +23,7 @@
 //!  that failed ─► the pipeline's message channel ─► store ─► outputs
 //! ```
 
+pub mod durable;
 mod queue;
 mod result;
 mod stats;
@@ -158,6 +159,19 @@ pub(crate) async fn start(
 ) -> anyhow::Result<Vec<Arc<CommandStats>>> {
     let mut all = Vec::new();
     let mut routes = Vec::new();
+    let wants_durable = config
+        .mappings
+        .iter()
+        .any(|m| m.commands.as_ref().is_some_and(|c| c.durable));
+    let durable = if wants_durable {
+        let dir = config.gateway.state_dir.clone();
+        let opened = tokio::task::spawn_blocking(move || durable::Durable::open(&dir))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some(opened.map_err(|e| anyhow::anyhow!("commands kept across restarts: {e}"))?)
+    } else {
+        None
+    };
     for m in &config.mappings {
         let (Some(c), Some(link)) = (&m.commands, links.get(&m.source)) else {
             continue;
@@ -187,6 +201,7 @@ pub(crate) async fn start(
             link: link.clone(),
             results: results.clone(),
             stats: stats.clone(),
+            durable: durable.clone().filter(|_| c.durable),
         };
         let (inbox_tx, inbox) = mpsc::channel(INBOX);
         if let Some(broker) = broker.filter(|_| c.from.embedded()) {

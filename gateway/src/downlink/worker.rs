@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use super::durable::Durable;
 use super::queue::{Full, Queue, RateLimit};
 use super::result::{self, Outcome, ResultTopic, Status};
 use super::stats::CommandStats;
@@ -43,6 +44,8 @@ pub(crate) struct Worker {
     pub link: CommandLink,
     pub results: mpsc::Sender<MessageBatch>,
     pub stats: Arc<CommandStats>,
+    /// `durable: true`: the file the queue is kept in.
+    pub durable: Option<Durable>,
 }
 
 /// A command encoded and waiting for its device.
@@ -51,6 +54,8 @@ struct Waiting {
     arrived: Instant,
     parts: Vec<Part>,
     correlation: Option<Value>,
+    /// Its row in the durable queue's file, removed with its result.
+    row: Option<i64>,
 }
 
 /// The command the transport has now.
@@ -72,6 +77,7 @@ impl Worker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut queue: Queue<Waiting> = Queue::new(self.max_queued, self.expire_after);
+        self.restore(&mut queue).await;
         let mut rate = self.max_per_minute.map(RateLimit::new);
         let mut ready_rx = self.link.ready.clone();
         let mut ready = *ready_rx.borrow_and_update();
@@ -159,6 +165,11 @@ impl Worker {
                 _ = sleep_until(rate_wait) => {}
             }
         }
+        if self.durable.is_some() {
+            // Kept for the next start, the one in flight too: it may go twice.
+            self.stats.set_queued(0);
+            return;
+        }
         let stopped = format!("source {}: mqgate stopped before it was sent", self.source);
         if let Some(f) = inflight.take() {
             self.finish(f.waiting, Status::Failed, Some(stopped.clone()), f.started)
@@ -180,13 +191,44 @@ impl Worker {
             arrived,
             taken,
         } = incoming;
-        self.take(command, arrived, queue).await;
+        self.take(command, arrived, None, queue).await;
         if let Some(taken) = taken {
             let _ = taken.send(());
         }
     }
 
-    async fn take(&self, command: Command, arrived: Instant, queue: &mut Queue<Waiting>) {
+    /// The durable queue's commands from before this start, in order, with
+    /// their arrival time (a command older than `expire_after` expires at once).
+    async fn restore(&self, queue: &mut Queue<Waiting>) {
+        let Some(durable) = self.durable.clone() else {
+            return;
+        };
+        let source = self.source.to_string();
+        let kept = tokio::task::spawn_blocking(move || durable.pending(&source)).await;
+        let kept = match kept {
+            Ok(Ok(kept)) => kept,
+            Ok(Err(e)) => return warn!(source = %self.source, "kept commands not read: {e}"),
+            Err(e) => return warn!(source = %self.source, "kept commands not read: {e}"),
+        };
+        if !kept.is_empty() {
+            info!(source = %self.source, commands = kept.len(), "taking back the commands kept before");
+        }
+        let now_ms = crate::mapping::unix_millis(SystemTime::now());
+        for k in kept {
+            let age = Duration::from_millis(now_ms.saturating_sub(k.arrived_ms).max(0) as u64);
+            let arrived = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            CommandStats::add(&self.stats.received, 1);
+            self.take(k.command, arrived, Some(k.row), queue).await;
+        }
+    }
+
+    async fn take(
+        &self,
+        command: Command,
+        arrived: Instant,
+        row: Option<i64>,
+        queue: &mut Queue<Waiting>,
+    ) {
         let correlation = result::correlation(&command.payload);
         let parts = match self.encoder.encode(&command) {
             Encoded::Send(parts) => parts,
@@ -196,6 +238,7 @@ impl Worker {
                     arrived,
                     parts: Vec::new(),
                     correlation,
+                    row,
                 };
                 return self.finish(w, Status::Dropped, None, arrived).await;
             }
@@ -207,18 +250,40 @@ impl Worker {
                     arrived,
                     parts: Vec::new(),
                     correlation,
+                    row,
                 };
                 return self
                     .finish(w, Status::Failed, Some(e.to_string()), arrived)
                     .await;
             }
         };
-        let waiting = Waiting {
+        let mut waiting = Waiting {
             command,
             arrived,
             parts,
             correlation,
+            row,
         };
+        // Kept in the file before it counts as taken, if there is room for it.
+        if let (Some(durable), None) = (self.durable.clone(), row) {
+            if queue.len() < self.max_queued {
+                let c = waiting.command.clone();
+                let arrived_ms = crate::mapping::unix_millis(SystemTime::now())
+                    - arrived.elapsed().as_millis() as i64;
+                let kept = tokio::task::spawn_blocking(move || durable.insert(&c, arrived_ms))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                match kept {
+                    Ok(row) => waiting.row = Some(row),
+                    Err(e) => {
+                        let why = format!("source {}: cannot keep the command: {e}", self.source);
+                        return self
+                            .finish(waiting, Status::Failed, Some(why), arrived)
+                            .await;
+                    }
+                }
+            }
+        }
         if let Err((Full, w)) = queue.push(arrived.into_std(), waiting) {
             let why = format!(
                 "source {}: {} commands are waiting already (max_queued)",
@@ -274,6 +339,12 @@ impl Worker {
     /// Count the outcome and publish the command's result.
     async fn finish(&self, w: Waiting, status: Status, error: Option<String>, left_queue: Instant) {
         self.stats.count(status, &w.command.topic, error.as_deref());
+        if let (Some(durable), Some(row)) = (self.durable.clone(), w.row) {
+            let removed = tokio::task::spawn_blocking(move || durable.remove(row)).await;
+            if let Ok(Err(e)) = removed {
+                warn!(source = %self.source, "a command with its result stays in the file: {e}");
+            }
+        }
         let queued_ms = left_queue.saturating_duration_since(w.arrived).as_millis() as u64;
         let outcome = Outcome {
             status,

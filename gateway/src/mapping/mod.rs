@@ -44,4 +44,4 @@ pub use engine::{ScriptLimits, MAX_CALL_LEVELS};
 pub use error::{MapError, MappingError};
 pub use helpers::hex;
 pub use mapper::{Mapped, Mapper, MappingDefaults};
-pub use time::rfc3339;
+pub use time::{rfc3339, unix_millis};
