@@ -115,7 +115,7 @@ async fn each_framing_writes_a_command_as_its_own_reader_would_read_it_while_fra
     for (framing_yaml, payload, expected, up) in cases {
         let framing: FramingConfig = serde_yaml_ng::from_str(framing_yaml).expect("a framing");
         assert!(framing.validate().is_empty(), "{framing_yaml}");
-        let (mut master, slave) = serialport::TTYPort::pair().expect("a pseudo-terminal pair");
+        let (master, slave) = serialport::TTYPort::pair().expect("a pseudo-terminal pair");
         let path = slave.name().expect("a path");
         drop(slave);
         let status = Arc::new(SourceStatus::new("dev"));
