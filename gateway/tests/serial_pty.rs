@@ -82,7 +82,7 @@ async fn each_framing_writes_a_command_as_its_own_reader_would_read_it_while_fra
     use serialport::SerialPort as _;
     // (framing, the command's payload, the bytes the device must get, a frame the
     // device sends up meanwhile).
-    let cases: Vec<(&str, Vec<u8>, Vec<u8>, Vec<u8>)> = vec![
+    let cases = vec![
         ("type: lines\nline_ending: crlf", b"SET 1".to_vec(), b"SET 1\r\n".to_vec(), b"up\n".to_vec()),
         (
             "type: lines\nnmea_checksum: true\nline_ending: crlf",
