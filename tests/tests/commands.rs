@@ -616,3 +616,44 @@ fn durable_commands_survive_a_kill_9_go_out_in_order_and_still_expire_from_their
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
 }
+
+#[test]
+fn max_per_minute_holds_back_the_next_command_until_it_expires() {
+    let dir = Scratch::new("cmd-rate");
+    let link = dir.path().join("ttyRELAY");
+    let mut master = plug(&link);
+    let config = relay_gateway(&dir, &link, "  max_per_minute: 2\n  expire_after: 1s\n", "");
+    let (mut gw, port) = started(&config);
+    gw.wait_for_line(Stream::Stderr, &["serial port open"], WAIT);
+    let results_sub = Subscriber::start("results", port, "cmd/relay/+/result");
+    for (topic, on) in [("a", "true"), ("b", "false"), ("c", "true")] {
+        publish(
+            port,
+            &format!("cmd/relay/{topic}"),
+            &format!(r#"{{"on": {on}}}"#),
+        );
+    }
+    assert_eq!(read_bytes(&mut master, 18), b"RELAY 1\r\nRELAY 0\r\n");
+    let got = results_sub.wait_until("three results", WAIT, |m| m.len() >= 3);
+    let got: Vec<Value> = got.iter().map(json).collect();
+    let statuses: Vec<(&str, &str)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["topic"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("cmd/relay/a", "sent"),
+            ("cmd/relay/b", "sent"),
+            ("cmd/relay/c", "expired")
+        ],
+        "the third waits for the minute and expires first: an expired command never went to the device"
+    );
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+}
