@@ -70,7 +70,8 @@ async fn declared_entities_are_published_as_retained_discovery_configs_with_avai
         .subscribe("mqgate/ha-test/status", QoS::AtLeastOnce)
         .await
         .unwrap();
-    while got.len() < 2 {
+    // The mapping declares two sensors and a button.
+    while got.len() < 3 {
         let m = tokio::time::timeout(Duration::from_secs(10), sub.recv())
             .await
             .expect("the discovery configs")
@@ -90,6 +91,11 @@ async fn declared_entities_are_published_as_retained_discovery_configs_with_avai
     assert_eq!(v["device_class"], "temperature");
     assert_eq!(v["availability_topic"], "mqgate/ha-test/status");
     assert!(got.contains_key("homeassistant/sensor/ha_test/json_sensor_kitchen_humidity/config"));
+    let (button, _) = &got["homeassistant/button/ha_test/json_sensor_kitchen_sensor_blink/config"];
+    let v: Value = serde_json::from_str(button).unwrap();
+    assert_eq!(v["command_topic"], "cmd/json-sensor/led");
+    assert_eq!(v["payload_press"], r#"{"led": "blink"}"#);
+    assert!(v.get("state_topic").is_none());
     let online = tokio::time::timeout(Duration::from_secs(10), status.recv())
         .await
         .expect("the availability")
