@@ -1,9 +1,10 @@
 //! mqgate: serial and radio frames → Rhai mappings → MQTT.
 //!
 //! Ground floor: `frame` (Frame and the framers), `message` (Message, and Command
-//! and Part for the way down) and `airtime` (LoRa time on air and the duty-cycle
-//! budget) are plain data with no I/O. `mapping` turns frames into messages (and
-//! commands into bytes); `source` reads devices and captures into frames (and writes
+//! and Part for the way down), `airtime` (LoRa time on air and the duty-cycle
+//! budget) and `modbus` (register maps: values and read plans) are plain data with
+//! no I/O. `mapping` turns frames into messages (and commands into bytes);
+//! `source` reads devices and captures into frames (and writes
 //! commands to them); `store` keeps messages until `output` has published them;
 //! `config` is what users edit. `pipeline` wires these together and is what runs;
 //! `downlink` takes commands from the embedded broker down to the sources' devices;
@@ -23,6 +24,7 @@ pub mod frame;
 pub mod logging;
 pub mod mapping;
 pub mod message;
+pub mod modbus;
 pub mod notify;
 pub mod output;
 pub mod pipeline;
