@@ -106,6 +106,21 @@ fn results(sub: &Subscriber) -> Vec<Value> {
     sub.messages().iter().map(json).collect()
 }
 
+/// Unplug the terminal behind `link` for good (its number may go to another
+/// test's terminal, so the link goes too) and wait until the gateway noticed.
+fn unplug(gw: &Proc, link: &Path, master: TTYPort) {
+    let reopens = gw.count_lines(Stream::Stderr, &["reopening with back-off"]);
+    std::fs::remove_file(link).expect("unplug");
+    drop(master);
+    gw.wait_until("the port to go away", WAIT, |lines| {
+        let now = lines
+            .iter()
+            .filter(|l| l.text.contains("reopening with back-off"))
+            .count();
+        (now > reopens).then_some(())
+    });
+}
+
 fn started(config: &Path) -> (Proc, u16) {
     let gw = start_mqgate_run(config);
     let port = embedded_broker_port(&gw, WAIT);
@@ -222,17 +237,7 @@ fn commands_wait_for_an_unplugged_port_in_order_a_full_queue_rejects_and_old_one
     assert!(got[1]["queued_ms"].as_u64().is_some_and(|ms| ms > 0));
 
     // Unplugged again: a command that waits longer than expire_after expires.
-    let reopens = gw.count_lines(Stream::Stderr, &["reopening with back-off"]);
-    // Unplugged for good: the terminal's number may go to another test's terminal.
-    std::fs::remove_file(&link).expect("unplug");
-    drop(master);
-    gw.wait_until("the port to go away", WAIT, |lines| {
-        let now = lines
-            .iter()
-            .filter(|l| l.text.contains("reopening with back-off"))
-            .count();
-        (now > reopens).then_some(())
-    });
+    unplug(&gw, &link, master);
     let asked = Instant::now();
     publish(port, "cmd/relay/d", r#"{"on": true}"#);
     let got = results_sub.wait_until("the expiry", WAIT, |m| m.len() >= 4);
@@ -585,16 +590,7 @@ fn durable_commands_survive_a_kill_9_go_out_in_order_and_still_expire_from_their
     // Unplugged, a command waits; the gateway dies; it comes back after
     // expire_after has passed since the command arrived: expired at once.
     let mut gw = gw;
-    let reopens = gw.count_lines(Stream::Stderr, &["reopening with back-off"]);
-    std::fs::remove_file(&link).expect("unplug");
-    drop(master);
-    gw.wait_until("the port to go away", WAIT, |lines| {
-        let now = lines
-            .iter()
-            .filter(|l| l.text.contains("reopening with back-off"))
-            .count();
-        (now > reopens).then_some(())
-    });
+    unplug(&gw, &link, master);
     let asked = Instant::now();
     publish(port, "cmd/relay/c", r#"{"on": true}"#);
     wait_commands(&gw, "one command queued", |c| c["queued"] == 1);
