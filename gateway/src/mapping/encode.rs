@@ -10,11 +10,11 @@
 
 use std::path::Path;
 
-use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
+use rhai::{Dynamic, Engine, Map, AST};
 
 use super::calls::first_unknown_call;
 use super::convert::{json_to_dynamic, payload_bytes};
-use super::engine::{sandboxed_engine, DeadlineGuard, ScriptLimits};
+use super::engine::{call_one, sandboxed_engine, ScriptLimits};
 use super::error::{from_eval, MapError, MappingError};
 use super::library;
 use crate::message::{Command, Part};
@@ -104,16 +104,13 @@ impl Encoder {
         let Some(script) = &self.script else {
             return Encoded::Send(vec![Part::bytes(command.payload.clone())]);
         };
-        let result = {
-            let _deadline = DeadlineGuard::start(self.limits.max_call_time);
-            self.engine.call_fn_with_options::<Dynamic>(
-                CallFnOptions::new().eval_ast(false).rewind_scope(true),
-                &mut Scope::new(),
-                &script.ast,
-                "encode",
-                (command_to_dynamic(command),),
-            )
-        };
+        let result = call_one(
+            &self.engine,
+            &script.ast,
+            "encode",
+            command_to_dynamic(command),
+            self.limits.max_call_time,
+        );
         match result {
             Ok(v) => match parts(v) {
                 Ok(None) => Encoded::Dropped,

@@ -173,3 +173,24 @@ pub(super) fn sandboxed_engine(source_id: &str, limits: &ScriptLimits) -> Engine
     helpers::register(&mut engine);
     engine
 }
+
+/// Call the script function `name` with one argument, within `max_call_time`:
+/// how both `map(frame)` and `encode(command)` run.
+pub(super) fn call_one(
+    engine: &Engine,
+    ast: &rhai::AST,
+    name: &str,
+    arg: Dynamic,
+    max_call_time: Duration,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let _deadline = DeadlineGuard::start(max_call_time);
+    engine.call_fn_with_options::<Dynamic>(
+        rhai::CallFnOptions::new()
+            .eval_ast(false)
+            .rewind_scope(true),
+        &mut rhai::Scope::new(),
+        ast,
+        name,
+        (arg,),
+    )
+}

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::{InvalidTopic, TopicName};
-use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope, AST};
+use rhai::{Dynamic, Engine, Map, Scope, AST};
 
 use super::calls::first_unknown_call;
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};
-use super::engine::{sandboxed_engine, DeadlineGuard, ScriptLimits};
+use super::engine::{call_one, sandboxed_engine, DeadlineGuard, ScriptLimits};
 use super::error::{from_eval, MapError, MappingError};
 use super::library;
 use super::template::Template;
@@ -155,16 +155,13 @@ impl Mapper {
         let Some(script) = &self.script else {
             return self.publish_as_is(frame);
         };
-        let result = {
-            let _deadline = DeadlineGuard::start(self.limits.max_call_time);
-            self.engine.call_fn_with_options::<Dynamic>(
-                CallFnOptions::new().eval_ast(false).rewind_scope(true),
-                &mut Scope::new(),
-                &script.ast,
-                "map",
-                (frame_value,),
-            )
-        };
+        let result = call_one(
+            &self.engine,
+            &script.ast,
+            "map",
+            frame_value,
+            self.limits.max_call_time,
+        );
         match result {
             Ok(v) => self.messages(&script.label, v, frame),
             Err(e) => Mapped::Failed(from_eval(&script.label, &e, &self.limits)),
