@@ -74,6 +74,10 @@ fn missing_devices(config: &GatewayConfig) -> Vec<String> {
                 SourceKind::Serial(c) => Some(c.path.as_str()),
                 SourceKind::Rn2483(c) => c.path.as_deref(),
                 SourceKind::Rak3172(c) => c.path.as_deref(),
+                SourceKind::Modbus(m) => match &m.bus {
+                    crate::config::ModbusBus::Rtu(c) => Some(c.path.as_str()),
+                    crate::config::ModbusBus::Tcp { .. } => None,
+                },
                 SourceKind::Replay(_) | SourceKind::SemtechUdp(_) => None,
             }?;
             (!Path::new(path).exists()).then(|| {

@@ -158,7 +158,9 @@ impl GatewayConfig {
                 .map(|c| log::check(c, &mut report)),
         };
 
-        let (sources, known_ids) = read_sources(top.get("sources"), &dir, &mut report);
+        let mut profiles = source::Profiles::new(&dir);
+        let (sources, known_ids) =
+            read_sources(top.get("sources"), &dir, &mut profiles, &mut report);
 
         let mappings_dir = match top.get("mappings") {
             None => Some(paths::join(&dir, "mappings")),
@@ -167,6 +169,7 @@ impl GatewayConfig {
                 .map(|folder| paths::join(&dir, folder)),
         };
         let mut errors = report.into_errors();
+        errors.append(&mut profiles.errors);
         let mappings = match &mappings_dir {
             Some(folder) => {
                 let explicit = top.contains_key("mappings");
@@ -232,6 +235,7 @@ fn read_broker(value: &Value, dir: &Path, report: &mut Report<'_>) -> Option<bro
 fn read_sources(
     value: Option<&Value>,
     dir: &Path,
+    profiles: &mut source::Profiles,
     report: &mut Report<'_>,
 ) -> (Vec<SourceConfig>, Vec<String>) {
     let at = FieldPath::root().key("sources");
@@ -264,7 +268,7 @@ fn read_sources(
                 first_at.insert(id.to_string(), i);
             }
         }
-        if let Some(source) = source::read(item, &item_at, dir, report) {
+        if let Some(source) = source::read(item, &item_at, dir, profiles, report) {
             sources.push(source);
         }
     }

@@ -16,9 +16,12 @@ use super::store::Durability;
 
 use super::yaml::kind_of;
 use crate::frame::FramingConfig;
+pub(crate) use modbus::Profiles;
+pub use modbus::{ModbusBus, ModbusSource, Polling};
 use modem::{check_rak3172, check_rn2483};
 pub(super) use modem::{Rak3172Config, Rn2483Config};
 
+mod modbus;
 mod modem;
 
 /// One configured source.
@@ -46,6 +49,8 @@ pub enum SourceKind {
     Rn2483(Rn2483Config),
     /// `type: rak3172`: a RAK3172 LoRa module (RUI3 firmware) in P2P mode.
     Rak3172(Rak3172Config),
+    /// `type: modbus_rtu` / `type: modbus_tcp`: Modbus devices polled on a bus.
+    Modbus(ModbusSource),
 }
 
 /// A UDP port LoRa gateways' Semtech packet forwarders send to.
@@ -274,8 +279,15 @@ impl ReplayConfig {
 
 impl SourceKind {
     /// The `type` values, for error messages.
-    pub const TYPES: &'static [&'static str] =
-        &["serial", "replay", "semtech_udp", "rn2483", "rak3172"];
+    pub const TYPES: &'static [&'static str] = &[
+        "serial",
+        "replay",
+        "semtech_udp",
+        "rn2483",
+        "rak3172",
+        "modbus_rtu",
+        "modbus_tcp",
+    ];
 
     /// The `type` this kind is written as.
     pub fn type_name(&self) -> &'static str {
@@ -285,6 +297,10 @@ impl SourceKind {
             SourceKind::SemtechUdp(_) => "semtech_udp",
             SourceKind::Rn2483(_) => "rn2483",
             SourceKind::Rak3172(_) => "rak3172",
+            SourceKind::Modbus(m) => match m.bus {
+                ModbusBus::Rtu(_) => "modbus_rtu",
+                ModbusBus::Tcp { .. } => "modbus_tcp",
+            },
         }
     }
 
@@ -295,6 +311,7 @@ impl SourceKind {
         body: &Value,
         at: &FieldPath,
         dir: &Path,
+        profiles: &mut Profiles,
         report: &mut Report<'_>,
     ) -> Result<Option<SourceKind>, ()> {
         Ok(match kind {
@@ -309,6 +326,8 @@ impl SourceKind {
             "rak3172" => report
                 .piece(at, body)
                 .map(|c| check_rak3172(c, at, dir, report)),
+            "modbus_rtu" => modbus::read_rtu(body, at, profiles, report),
+            "modbus_tcp" => modbus::read_tcp(body, at, profiles, report),
             _ => return Err(()),
         })
     }
@@ -412,6 +431,7 @@ pub(crate) fn read(
     item: &Value,
     at: &FieldPath,
     dir: &Path,
+    profiles: &mut Profiles,
     report: &mut Report<'_>,
 ) -> Option<SourceConfig> {
     let Value::Mapping(map) = item else {
@@ -478,7 +498,7 @@ pub(crate) fn read(
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            match SourceKind::read(kind, &Value::Mapping(body), at, dir, report) {
+            match SourceKind::read(kind, &Value::Mapping(body), at, dir, profiles, report) {
                 Ok(kind) => kind,
                 Err(()) => {
                     report.add(
@@ -509,6 +529,12 @@ pub(crate) fn read(
         report.add(
             &at.key("framing"),
             "a modem source takes no framing: each received radio packet is a frame",
+        );
+    }
+    if matches!(kind, Some(SourceKind::Modbus(_))) && map.contains_key("framing") {
+        report.add(
+            &at.key("framing"),
+            "a Modbus source takes no framing: each poll of a device is a frame",
         );
     }
     Some(SourceConfig {

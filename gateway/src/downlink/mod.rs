@@ -64,6 +64,7 @@ pub fn takes_commands(kind: &SourceKind) -> bool {
             | SourceKind::SemtechUdp(_)
             | SourceKind::Rn2483(_)
             | SourceKind::Rak3172(_)
+            | SourceKind::Modbus(_)
     )
 }
 

@@ -57,6 +57,17 @@ pub struct Meta {
     pub port: Option<Arc<str>>,
     /// Anything else, by name.
     pub extra: BTreeMap<String, String>,
+    /// A polled device's values (a Modbus poll): the frame's bytes are them as JSON.
+    pub polled: Option<Arc<Polled>>,
+}
+
+/// One poll of a device: its fields' values (scaled) and the registers they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Polled {
+    /// Field name → value (number, bool or string).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Field name → its registers as read (numbers), or its bit (bool).
+    pub registers: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Cuts a byte stream into frames. Feeding the same bytes split at any places gives the

@@ -24,6 +24,16 @@ pub(super) fn frame_to_dynamic(frame: &Frame) -> Dynamic {
         Dynamic::from_int(unix_millis(frame.received_at)),
     );
     map.insert("meta".into(), Dynamic::from_map(meta_to_map(&frame.meta)));
+    if let Some(polled) = &frame.meta.polled {
+        map.insert(
+            "values".into(),
+            json_to_dynamic(Value::Object(polled.values.clone())),
+        );
+        map.insert(
+            "registers".into(),
+            json_to_dynamic(Value::Object(polled.registers.clone())),
+        );
+    }
     Dynamic::from_map(map)
 }
 

@@ -3,10 +3,17 @@
 //! allows (`plan`), and when each poll is due (`schedule`). No I/O here: the
 //! poller that will use them is not built yet.
 
+pub mod device;
 pub mod plan;
+pub mod poller;
 pub mod schedule;
+pub mod stats;
+pub mod transport;
 pub mod value;
 
+pub use device::{Device, Field, Group, MapError, Read};
 pub use plan::{plan, Kind, PlanError, Planned, Request, Wanted, MAX_BITS, MAX_REGISTERS};
+pub use poller::Poller;
 pub use schedule::{Due, Schedule};
+pub use stats::{BusStats, DeviceStats};
 pub use value::{FieldType, Order, ValueError};

@@ -353,6 +353,11 @@ pub(crate) async fn spawn_source(
                 shutdown.clone(),
             ));
         }
+        (SourceKind::Modbus(m), None) => {
+            let poller = crate::modbus::Poller::new(&source.id, m, frame_tx.clone());
+            status.set_modbus(poller.stats());
+            tokio::spawn(poller.run(device, status.clone(), shutdown.clone()));
+        }
         (SourceKind::Replay(r), None) => {
             // The configuration has resolved the path already.
             let chunks = build::load_chunks(&r.file)?;

@@ -80,6 +80,8 @@ pub struct SourceStatus {
     /// gateway's; empty for other sources and without a limit), as of the last
     /// transmission or minute.
     duty_cycle: Mutex<Vec<RadioDutyCycle>>,
+    /// A Modbus source's bus and devices.
+    modbus: std::sync::OnceLock<std::sync::Arc<crate::modbus::BusStats>>,
 }
 
 impl SourceStatus {
@@ -94,7 +96,18 @@ impl SourceStatus {
             recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
             last_bad: Mutex::new(None),
             duty_cycle: Mutex::new(Vec::new()),
+            modbus: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A Modbus source's counters, set once when its poller starts.
+    pub fn set_modbus(&self, stats: std::sync::Arc<crate::modbus::BusStats>) {
+        let _ = self.modbus.set(stats);
+    }
+
+    /// A Modbus source's counters.
+    pub fn modbus(&self) -> Option<&crate::modbus::BusStats> {
+        self.modbus.get().map(|s| &**s)
     }
 
     /// Counts a bad frame and keeps it, with why, as the last one: the status page

@@ -212,6 +212,7 @@ fn packet(gateway_eui: &str, p: &Value) -> Result<Option<(Bytes, Meta)>, String>
         }),
         port: None,
         extra,
+        polled: None,
     };
     Ok(Some((Bytes::from(bytes), meta)))
 }
