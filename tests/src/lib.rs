@@ -8,6 +8,7 @@ pub mod brokers;
 pub mod captures;
 pub mod feeder;
 pub mod http;
+pub mod modbus;
 pub mod mqgate;
 pub mod relay;
 pub mod seqsub;

@@ -114,9 +114,16 @@ async fn transmit(
     let (frame_tx, mut frames) = mpsc::channel(64);
     tokio::spawn(async move { while frames.recv().await.is_some() {} });
     let (link, device) = crate::source::link();
-    if let Err(e) =
-        crate::pipeline::spawn_source(source, None, frame_tx, status.clone(), device, shutdown)
-            .await
+    if let Err(e) = crate::pipeline::spawn_source(
+        source,
+        None,
+        frame_tx,
+        status.clone(),
+        device,
+        None,
+        shutdown,
+    )
+    .await
     {
         return (Status::Failed, Some(format!("{e:#}")));
     }

@@ -103,33 +103,18 @@ impl Device {
         // `bits` fields of one register share it: the planner sees the register once.
         let mut wanted: Vec<Wanted> = Vec::new();
         for (i, f) in fields.iter().enumerate() {
-            if let FieldType::Bits { from, width } = f.ty {
-                let mut shared = false;
-                for g in &fields[..i] {
-                    let FieldType::Bits {
-                        from: gf,
-                        width: gw,
-                    } = g.ty
-                    else {
-                        continue;
-                    };
-                    if g.kind != f.kind || g.address != f.address {
-                        continue;
-                    }
-                    if from < gf + gw && gf < from + width {
-                        return Err(MapError {
-                            field: Some(i),
-                            message: format!(
-                                "bits {from}..{} overlap bits {gf}..{} of field {} in the same register",
-                                from + width,
-                                gf + gw,
-                                g.name
-                            ),
-                        });
-                    }
-                    shared |= g.every == f.every;
-                }
-                if shared {
+            if let FieldType::Bits { .. } = f.ty {
+                // Read with whatever else covers its register: a whole-register
+                // field, or the first `bits` field of that register.
+                let covered = fields.iter().enumerate().any(|(j, g)| {
+                    j != i
+                        && g.kind == f.kind
+                        && g.every == f.every
+                        && g.address <= f.address
+                        && u32::from(f.address) < u32::from(g.address) + u32::from(g.count())
+                        && (!matches!(g.ty, FieldType::Bits { .. }) || j < i)
+                });
+                if covered {
                     continue;
                 }
             }
@@ -217,15 +202,17 @@ mod tests {
     }
 
     #[test]
-    fn fields_are_grouped_by_period_and_bits_of_one_register_share_it() {
+    fn fields_are_grouped_by_period_and_bits_share_their_register_with_its_other_fields() {
         let fields = vec![
             field("voltage", Kind::Input, 0, "f32", 1),
             field("current", Kind::Input, 6, "f32", 1),
             field("mode", Kind::Holding, 10, "bits(0..4)", 1),
             field("alarm", Kind::Holding, 10, "bits(4..8)", 1),
             field("energy", Kind::Input, 342, "f32", 60),
+            field("word", Kind::Holding, 10, "u16", 1),
             field("relay", Kind::Coil, 0, "bool", 1),
         ];
+        // `word` is the whole register the bits are part of: read once.
         let d = Device::build("m".into(), 1, None, fields, 10, false).unwrap();
         assert_eq!(d.groups.len(), 2);
         assert_eq!(d.groups[0].every, Duration::from_secs(1));
@@ -237,26 +224,23 @@ mod tests {
         assert_eq!(
             reads,
             [
-                (Kind::Holding, 10, 1, vec![2, 3]),
+                (Kind::Holding, 10, 1, vec![2, 3, 5]),
                 (Kind::Input, 0, 8, vec![0, 1]),
-                (Kind::Coil, 0, 1, vec![5]),
+                (Kind::Coil, 0, 1, vec![6]),
             ]
         );
         assert_eq!(d.groups[1].reads[0].fields, vec![4]);
     }
 
     #[test]
-    fn overlapping_bits_and_overlapping_fields_are_refused_with_the_field() {
+    fn overlapping_fields_are_refused_with_the_field_but_views_of_bits_are_not() {
+        // Two views of the same bits (a 4-bit mode and its lowest bit) are fine.
         let fields = vec![
             field("mode", Kind::Holding, 10, "bits(0..4)", 1),
-            field("alarm", Kind::Holding, 10, "bits(3..8)", 1),
+            field("bit0", Kind::Holding, 10, "bits(0..1)", 1),
         ];
-        let e = Device::build("m".into(), 1, None, fields, 10, false).unwrap_err();
-        assert_eq!(e.field, Some(1));
-        assert!(
-            e.message.contains("overlap bits 0..4 of field mode"),
-            "{e:?}"
-        );
+        let d = Device::build("m".into(), 1, None, fields, 10, false).unwrap();
+        assert_eq!(d.groups[0].reads[0].fields, vec![0, 1]);
 
         let fields = vec![
             field("a", Kind::Holding, 10, "u32", 1),

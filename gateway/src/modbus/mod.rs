@@ -15,5 +15,5 @@ pub use device::{Device, Field, Group, MapError, Read};
 pub use plan::{plan, Kind, PlanError, Planned, Request, Wanted, MAX_BITS, MAX_REGISTERS};
 pub use poller::Poller;
 pub use schedule::{Due, Schedule};
-pub use stats::{BusStats, DeviceStats};
+pub use stats::{BusSnapshot, BusStats, DeviceSnapshot, DeviceStats, ExceptionCount};
 pub use value::{FieldType, Order, ValueError};

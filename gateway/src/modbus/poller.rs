@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::device::{Device, Read};
 use super::plan::Kind;
@@ -42,6 +42,15 @@ pub struct Poller {
     gap: Duration,
     quiet: Quiet,
     tx: mpsc::Sender<Frame>,
+    announce: Option<Announce>,
+}
+
+/// Where each device's availability is published (retained `online` / `offline`).
+#[derive(Debug, Clone)]
+pub struct Announce {
+    pub tx: mpsc::Sender<crate::pipeline::MessageBatch>,
+    pub gateway_id: String,
+    pub durability: crate::config::Durability,
 }
 
 #[derive(Debug)]
@@ -52,6 +61,8 @@ struct DeviceState {
     /// Polls in a row that got no answer at all.
     silent_polls: u32,
     available: bool,
+    /// The availability last published (`None` before the first).
+    announced: Option<bool>,
     /// While unavailable: when it is tried next.
     probe_at: Instant,
 }
@@ -90,6 +101,7 @@ impl Poller {
                 device: d.clone(),
                 silent_polls: 0,
                 available: true,
+                announced: None,
                 probe_at: now,
             })
             .collect();
@@ -119,7 +131,46 @@ impl Poller {
             gap,
             quiet: Quiet::new(),
             tx,
+            announce: None,
         }
+    }
+
+    /// Publish each device's availability through `announce`.
+    pub fn announce(&mut self, announce: Announce) {
+        self.announce = Some(announce);
+    }
+
+    /// Publish device `d`'s availability if it changed since it was last published.
+    async fn tell_availability(&mut self, d: usize) {
+        let Some(a) = &self.announce else { return };
+        let state = &mut self.devices[d];
+        if state.announced == Some(state.available) {
+            return;
+        }
+        state.announced = Some(state.available);
+        let topic = crate::pipeline::discovery::device_availability_topic(
+            &a.gateway_id,
+            &self.source,
+            &state.device.name,
+        );
+        let Ok(topic) = mqtt_proto::topic::TopicName::new(topic) else {
+            return;
+        };
+        let payload: &'static [u8] = if state.available {
+            b"online"
+        } else {
+            b"offline"
+        };
+        let batch = crate::pipeline::MessageBatch {
+            durability: a.durability,
+            messages: vec![crate::message::Message {
+                topic,
+                payload: bytes::Bytes::from_static(payload),
+                qos: mqtt_proto::codec::QoS::AtLeastOnce,
+                retain: true,
+            }],
+        };
+        let _ = a.tx.send(batch).await;
     }
 
     /// The counters, for the status page.
@@ -283,6 +334,7 @@ impl Poller {
                     state.silent_polls,
                     self.polling.unavailable_every
                 );
+                self.tell_availability(d).await;
             }
             return Ok(());
         }
@@ -298,6 +350,8 @@ impl Poller {
             let _ = state.schedules[g].due(now);
         }
         state.silent_polls = 0;
+        self.tell_availability(d).await;
+        let ds = &stats.devices[d];
         ds.last_latency_us
             .store(latency.as_micros() as u64, Ordering::Relaxed);
         if reading.values.is_empty() {
@@ -360,7 +414,11 @@ impl Poller {
                         u32::from(read.address) + u32::from(read.count),
                         names.join(", ")
                     );
-                    warn!(source = %self.source, "{why}");
+                    if self.devices[d].available {
+                        warn!(source = %self.source, "{why}");
+                    } else {
+                        debug!(source = %self.source, "{why}");
+                    }
                     reading.errors.push(why);
                 }
             }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::device::Device;
 use super::transport::exception_name;
@@ -99,14 +99,53 @@ impl BusStats {
         (get(&self.busy_us) as f64 / elapsed).min(1.0)
     }
 
-    /// The status API's view of the bus: `{utilisation, transactions, devices: [...]}`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "utilisation": (self.utilisation() * 10_000.0).round() / 10_000.0,
-            "transactions": get(&self.transactions),
-            "devices": self.devices.iter().map(DeviceStats::to_json).collect::<Vec<_>>(),
-        })
+    /// The status API's view of the bus.
+    pub fn snapshot(&self) -> BusSnapshot {
+        BusSnapshot {
+            utilisation: (self.utilisation() * 10_000.0).round() / 10_000.0,
+            transactions: get(&self.transactions),
+            devices: self.devices.iter().map(DeviceStats::snapshot).collect(),
+        }
     }
+}
+
+/// A bus as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusSnapshot {
+    /// Time the bus was busy / time elapsed, 0 to 1.
+    pub utilisation: f64,
+    pub transactions: u64,
+    pub devices: Vec<DeviceSnapshot>,
+}
+
+/// A device as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSnapshot {
+    pub name: String,
+    pub unit: u8,
+    pub available: bool,
+    pub polls_ok: u64,
+    pub polls_failed: u64,
+    pub late: u64,
+    pub skipped: u64,
+    pub no_answer: u64,
+    pub crc_errors: u64,
+    pub garbled: u64,
+    pub retries: u64,
+    pub writes_ok: u64,
+    pub writes_failed: u64,
+    pub last_latency_ms: f64,
+    pub exceptions: Vec<ExceptionCount>,
+    pub last_error: Option<String>,
+}
+
+/// Exceptions of one code for one field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionCount {
+    pub code: u8,
+    pub name: String,
+    pub field: String,
+    pub count: u64,
 }
 
 impl DeviceStats {
@@ -140,31 +179,37 @@ impl DeviceStats {
             .collect()
     }
 
-    pub fn to_json(&self) -> Value {
-        let exceptions: Vec<Value> = self
-            .exceptions()
-            .into_iter()
-            .map(|(code, name, field, count)| {
-                json!({"code": code, "name": name, "field": field, "count": count})
-            })
-            .collect();
-        json!({
-            "name": self.name,
-            "unit": self.unit,
-            "available": self.is_available(),
-            "polls_ok": get(&self.polls_ok),
-            "polls_failed": get(&self.polls_failed),
-            "late": get(&self.late),
-            "skipped": get(&self.skipped),
-            "no_answer": get(&self.no_answer),
-            "crc_errors": get(&self.crc_errors),
-            "garbled": get(&self.garbled),
-            "retries": get(&self.retries),
-            "writes_ok": get(&self.writes_ok),
-            "writes_failed": get(&self.writes_failed),
-            "last_latency_ms": get(&self.last_latency_us) as f64 / 1000.0,
-            "exceptions": exceptions,
-            "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
-        })
+    pub fn snapshot(&self) -> DeviceSnapshot {
+        DeviceSnapshot {
+            name: self.name.clone(),
+            unit: self.unit,
+            available: self.is_available(),
+            polls_ok: get(&self.polls_ok),
+            polls_failed: get(&self.polls_failed),
+            late: get(&self.late),
+            skipped: get(&self.skipped),
+            no_answer: get(&self.no_answer),
+            crc_errors: get(&self.crc_errors),
+            garbled: get(&self.garbled),
+            retries: get(&self.retries),
+            writes_ok: get(&self.writes_ok),
+            writes_failed: get(&self.writes_failed),
+            last_latency_ms: get(&self.last_latency_us) as f64 / 1000.0,
+            exceptions: self
+                .exceptions()
+                .into_iter()
+                .map(|(code, name, field, count)| ExceptionCount {
+                    code,
+                    name: name.to_string(),
+                    field,
+                    count,
+                })
+                .collect(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
     }
 }

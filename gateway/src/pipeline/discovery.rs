@@ -7,7 +7,7 @@ use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::TopicName;
 use serde_json::{json, Map, Value};
 
-use crate::config::{GatewayConfig, HaEntity};
+use crate::config::{GatewayConfig, HaEntity, SourceKind};
 use crate::message::Message;
 
 /// Lower-case letters, digits and `_`: an object id Home Assistant accepts.
@@ -82,8 +82,107 @@ fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
     }
 }
 
-/// The discovery configs of every mapping's entities, then `online` on the status
-/// topic; nothing when no mapping declares an entity.
+/// Where a Modbus device's availability is published (retained `online` /
+/// `offline`): `mqgate/<gateway>/<source>/<device>/availability`.
+pub fn device_availability_topic(gateway_id: &str, source: &str, device: &str) -> String {
+    format!("mqgate/{gateway_id}/{source}/{device}/availability")
+}
+
+/// An entity per field of each device of a Modbus source whose mapping
+/// publishes polls as they are (no script): the state topic is the mapping's
+/// template filled with the device, and each field comes with its unit and
+/// classes from the register map (a profile or the device's own fields).
+fn modbus_messages(config: &GatewayConfig) -> Vec<Message> {
+    let id = &config.gateway.id;
+    let mut out = Vec::new();
+    for m in config.mappings.iter().filter(|m| m.script.is_none()) {
+        let Some(source) = config.sources.iter().find(|s| s.id == m.source) else {
+            continue;
+        };
+        let SourceKind::Modbus(bus) = &source.kind else {
+            continue;
+        };
+        for device in &bus.devices {
+            let topic = m
+                .topic
+                .replace("{source}", &source.id)
+                .replace("{device}", &device.name)
+                .replace("{unit}", &device.unit.to_string());
+            if topic.contains('{') {
+                // Filled from something only a poll knows: no fixed state topic.
+                continue;
+            }
+            for f in &device.fields {
+                let bool_field = matches!(f.ty, crate::modbus::FieldType::Bool);
+                let component = if bool_field {
+                    "binary_sensor"
+                } else {
+                    "sensor"
+                };
+                let object = format!(
+                    "{}_{}_{}",
+                    slug(&source.id),
+                    slug(&device.name),
+                    slug(&f.name)
+                );
+                let mut payload = Map::new();
+                payload.insert("name".into(), json!(f.name));
+                payload.insert(
+                    "unique_id".into(),
+                    json!(format!("mqgate_{}_{object}", slug(id))),
+                );
+                payload.insert("state_topic".into(), json!(topic));
+                let template = if bool_field {
+                    format!("{{{{ 'ON' if value_json.{} else 'OFF' }}}}", f.name)
+                } else {
+                    format!("{{{{ value_json.{} }}}}", f.name)
+                };
+                payload.insert("value_template".into(), json!(template));
+                for (key, value) in [
+                    ("unit_of_measurement", &f.unit),
+                    ("device_class", &f.device_class),
+                    ("state_class", &f.state_class),
+                ] {
+                    if let Some(v) = value {
+                        payload.insert(key.into(), json!(v));
+                    }
+                }
+                payload.insert(
+                    "availability".into(),
+                    json!([
+                        {"topic": status_topic(id)},
+                        {"topic": device_availability_topic(id, &source.id, &device.name)},
+                    ]),
+                );
+                payload.insert("availability_mode".into(), json!("all"));
+                let mut dev = json!({
+                    "identifiers": [format!("mqgate_{}_{}_{}", slug(id), slug(&source.id), slug(&device.name))],
+                    "name": device.name,
+                    "manufacturer": "mqgate",
+                });
+                if let Some(profile) = &device.profile {
+                    dev["model"] = json!(profile);
+                }
+                payload.insert("device".into(), dev);
+                out.push(Message {
+                    topic: TopicName::new(format!(
+                        "homeassistant/{component}/{}/{object}/config",
+                        slug(id)
+                    ))
+                    .expect("slugs are valid topic levels"),
+                    payload: Bytes::from(Value::Object(payload).to_string()),
+                    qos: QoS::AtLeastOnce,
+                    retain: true,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The discovery configs of every mapping's entities (and of the Modbus
+/// devices' fields), then `online` on the status topic; nothing when there is
+/// no entity.
 pub fn messages(config: &GatewayConfig) -> Vec<Message> {
     let id = &config.gateway.id;
     let mut out: Vec<Message> = config
@@ -95,6 +194,7 @@ pub fn messages(config: &GatewayConfig) -> Vec<Message> {
                 .map(|e| config_message(id, &m.source, e))
         })
         .collect();
+    out.extend(modbus_messages(config));
     if !out.is_empty() {
         out.push(Message {
             // The gateway id was checked at load: letters, digits, `_` and `-`.

@@ -102,7 +102,8 @@ impl Running {
 pub struct MappingErrors(pub Vec<String>);
 
 /// The messages of a source's frames, mapped together.
-pub(crate) struct MessageBatch {
+#[derive(Debug)]
+pub struct MessageBatch {
     /// The source's (when they reach the store file).
     pub durability: Durability,
     pub messages: Vec<Message>,
@@ -248,12 +249,18 @@ pub async fn start(
         } else {
             DeviceSide::none()
         };
+        let announce = crate::modbus::poller::Announce {
+            tx: msg_tx.clone(),
+            gateway_id: config.gateway.id.clone(),
+            durability: source.durability.unwrap_or(config.store.durability),
+        };
         spawn_source(
             source,
             replay_override.as_ref(),
             frame_tx,
             status.clone(),
             device,
+            Some(announce),
             shutdown.clone(),
         )
         .await?;
@@ -295,6 +302,7 @@ pub(crate) async fn spawn_source(
     frame_tx: mpsc::Sender<Frame>,
     status: Arc<SourceStatus>,
     device: DeviceSide,
+    announce: Option<crate::modbus::poller::Announce>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let feed = |port: Option<String>| {
@@ -354,7 +362,10 @@ pub(crate) async fn spawn_source(
             ));
         }
         (SourceKind::Modbus(m), None) => {
-            let poller = crate::modbus::Poller::new(&source.id, m, frame_tx.clone());
+            let mut poller = crate::modbus::Poller::new(&source.id, m, frame_tx.clone());
+            if let Some(announce) = announce {
+                poller.announce(announce);
+            }
             status.set_modbus(poller.stats());
             tokio::spawn(poller.run(device, status.clone(), shutdown.clone()));
         }

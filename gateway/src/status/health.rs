@@ -69,6 +69,7 @@ mod tests {
                     recent: Vec::new(),
                     last_bad_frame: None,
                     duty_cycle: Vec::new(),
+                    modbus: None,
                 })
                 .collect(),
             mappings: Vec::new(),

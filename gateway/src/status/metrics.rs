@@ -228,6 +228,8 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    modbus(o, s);
+
     if !s.commands.is_empty() {
         let mut f = Family::new(
             o,
@@ -468,6 +470,7 @@ mod tests {
                 last_frame_ms: None,
                 recent: Vec::new(),
                 last_bad_frame: None,
+                modbus: None,
                 duty_cycle: vec![RadioSnapshot {
                     radio: "modem".into(),
                     sub_bands: vec![crate::airtime::SubBandBudget {
@@ -667,5 +670,133 @@ mod tests {
         s.sources[0].id = "a\"b\\c\nd".into();
         let text = render(&s);
         assert!(text.contains(r#"mqgate_source_frames_total{source="a\"b\\c\nd"} 7"#));
+    }
+}
+
+/// The Modbus sources' buses and devices.
+fn modbus(o: &mut String, s: &super::snapshot::Snapshot) {
+    let buses = || {
+        s.sources
+            .iter()
+            .filter_map(|src| src.modbus.as_ref().map(|m| (src.id.as_str(), m)))
+    };
+    if buses().next().is_none() {
+        return;
+    }
+    let devices = || buses().flat_map(|(id, m)| m.devices.iter().map(move |d| (id, d)));
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_bus_utilisation_ratio",
+        "gauge",
+        "Time the bus was busy with transactions / time elapsed since the poller started.",
+    );
+    for (id, m) in buses() {
+        f.sample(&[("source", id)], m.utilisation);
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_transactions_total",
+        "counter",
+        "Modbus requests sent on the bus (reads, writes, retries).",
+    );
+    for (id, m) in buses() {
+        f.sample(&[("source", id)], m.transactions as f64);
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_polls_total",
+        "counter",
+        "Polls of a device: ok, failed, late (started after their time) and skipped (their time passed while the bus was busy).",
+    );
+    for (id, d) in devices() {
+        for (outcome, n) in [
+            ("ok", d.polls_ok),
+            ("failed", d.polls_failed),
+            ("late", d.late),
+            ("skipped", d.skipped),
+        ] {
+            f.sample(
+                &[("source", id), ("device", &d.name), ("outcome", outcome)],
+                n as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_faults_total",
+        "counter",
+        "Requests a device did not answer, answered with a bad CRC or garbled, and requests asked again.",
+    );
+    for (id, d) in devices() {
+        for (kind, n) in [
+            ("no_answer", d.no_answer),
+            ("crc", d.crc_errors),
+            ("garbled", d.garbled),
+            ("retry", d.retries),
+        ] {
+            f.sample(
+                &[("source", id), ("device", &d.name), ("kind", kind)],
+                n as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_exceptions_total",
+        "counter",
+        "Modbus exception answers, by code and field.",
+    );
+    for (id, d) in devices() {
+        for e in &d.exceptions {
+            let code = e.code.to_string();
+            f.sample(
+                &[
+                    ("source", id),
+                    ("device", &d.name),
+                    ("field", &e.field),
+                    ("code", &code),
+                    ("name", &e.name),
+                ],
+                e.count as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_writes_total",
+        "counter",
+        "Writes of fields by command: confirmed by the device, or not.",
+    );
+    for (id, d) in devices() {
+        for (outcome, n) in [("ok", d.writes_ok), ("failed", d.writes_failed)] {
+            f.sample(
+                &[("source", id), ("device", &d.name), ("outcome", outcome)],
+                n as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_device_available",
+        "gauge",
+        "1 while the device answers, 0 once it is marked unavailable.",
+    );
+    for (id, d) in devices() {
+        f.sample(
+            &[("source", id), ("device", &d.name)],
+            f64::from(u8::from(d.available)),
+        );
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_modbus_last_poll_latency_seconds",
+        "gauge",
+        "The device's last poll: first request to last answer.",
+    );
+    for (id, d) in devices() {
+        f.sample(
+            &[("source", id), ("device", &d.name)],
+            d.last_latency_ms / 1000.0,
+        );
     }
 }

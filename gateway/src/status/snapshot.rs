@@ -110,6 +110,9 @@ pub struct SourceSnapshot {
     /// own, or each LoRa gateway's); empty for other sources.
     #[serde(default)]
     pub duty_cycle: Vec<RadioSnapshot>,
+    /// A Modbus source's bus and devices; absent for other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<crate::modbus::BusSnapshot>,
 }
 
 /// One radio's duty-cycle budget.
@@ -373,6 +376,7 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
                 sub_bands: r.sub_bands,
             })
             .collect(),
+        modbus: s.modbus().map(|m| m.snapshot()),
     }
 }
 
