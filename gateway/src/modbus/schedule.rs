@@ -6,7 +6,9 @@
 //! counted, never queued, so a stalled bus catches up at once instead of
 //! working through a backlog.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// One device's (or one period's) poll times.
 #[derive(Debug, Clone)]
