@@ -18,8 +18,10 @@ use super::yaml::kind_of;
 use crate::frame::FramingConfig;
 use modem::{check_rak3172, check_rn2483};
 pub(super) use modem::{Rak3172Config, Rn2483Config};
+pub use poll::PollConfig;
 
 mod modem;
+mod poll;
 
 /// One configured source.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +116,9 @@ pub struct SerialConfig {
     /// Back-off between attempts to reopen the port after it went away.
     #[serde(default)]
     pub reopen: ReopenConfig,
+    /// Queries written to an instrument that answers only when asked.
+    #[serde(default)]
+    pub poll: Vec<PollConfig>,
 }
 
 const fn default_baud() -> u32 {
@@ -314,7 +319,7 @@ impl SourceKind {
     }
 }
 
-fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -> SourceKind {
+fn check_serial(mut config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -> SourceKind {
     if config.path.trim().is_empty() {
         report.add(&at.key("path"), "must name a serial device");
     }
@@ -322,6 +327,7 @@ fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -
         report.add(&at.key("baud"), "must be at least 1");
     }
     check_backoff(&config.reopen, &at.key("reopen"), report);
+    poll::check_polls(&mut config.poll, &at.key("poll"), report);
     SourceKind::Serial(config)
 }
 
