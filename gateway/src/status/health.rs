@@ -69,6 +69,8 @@ mod tests {
                     recent: Vec::new(),
                     last_bad_frame: None,
                     duty_cycle: Vec::new(),
+                    poll_timeouts: 0,
+                    polls: Vec::new(),
                 })
                 .collect(),
             mappings: Vec::new(),

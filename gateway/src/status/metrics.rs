@@ -160,6 +160,51 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    let polls = || {
+        s.sources
+            .iter()
+            .flat_map(|src| src.polls.iter().map(move |p| (src.id.as_str(), p)))
+    };
+    if polls().next().is_some() {
+        let mut f = Family::new(
+            o,
+            "mqgate_source_poll_total",
+            "counter",
+            "A serial source's queries (poll:) by outcome: ok (answered in time) or timeout for each one written; late: written past its time (also ok or timeout); skipped: its time passed while the port was busy or closed, not written.",
+        );
+        for (source, p) in polls() {
+            for (outcome, n) in [
+                ("ok", p.ok),
+                ("timeout", p.timeouts),
+                ("late", p.late),
+                ("skipped", p.skipped),
+            ] {
+                f.sample(
+                    &[
+                        ("source", source),
+                        ("query", &p.query),
+                        ("outcome", outcome),
+                    ],
+                    n as f64,
+                );
+            }
+        }
+        let mut f = Family::new(
+            o,
+            "mqgate_source_poll_latency_seconds",
+            "gauge",
+            "Time from writing a query to its answer, for the last answer (absent before the first).",
+        );
+        for (source, p) in polls() {
+            if let Some(ms) = p.last_latency_ms {
+                f.sample(
+                    &[("source", source), ("query", &p.query)],
+                    ms as f64 / 1000.0,
+                );
+            }
+        }
+    }
+
     type MappingCounter = fn(&super::snapshot::MappingSnapshot) -> u64;
     let mapping_counters: [(&str, &str, MappingCounter); 4] = [
         (
@@ -481,6 +526,15 @@ mod tests {
                         remaining_secs: 34.5,
                     }],
                 }],
+                poll_timeouts: 2,
+                polls: vec![crate::source::PollCounts {
+                    query: "reading".into(),
+                    ok: 9,
+                    timeouts: 2,
+                    late: 1,
+                    skipped: 3,
+                    last_latency_ms: Some(250),
+                }],
             }],
             mappings: vec![MappingSnapshot {
                 source: "gps".into(),
@@ -576,6 +630,11 @@ mod tests {
             "mqgate_source_state{source=\"gps\",state=\"connected\"} 1",
             "mqgate_source_state{source=\"gps\",state=\"waiting\"} 0",
             "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"ok\"} 9",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"timeout\"} 2",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"late\"} 1",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"skipped\"} 3",
+            "mqgate_source_poll_latency_seconds{source=\"gps\",query=\"reading\"} 0.25",
             "mqgate_commands_received_total{source=\"relay\"} 7",
             "mqgate_commands_total{source=\"relay\",status=\"sent\"} 4",
             "mqgate_commands_total{source=\"relay\",status=\"rejected\"} 1",
