@@ -987,3 +987,119 @@ fn a_home_assistant_switch_needs_a_command_topic_its_commands_filter_takes() {
         );
     }
 }
+
+#[test]
+fn a_serial_sources_poll_queries_load_with_their_defaults_and_bytes() {
+    let text = format!(
+        "{HEAD}sources:\n  - id: weather\n    type: serial\n    path: /dev/ttyUSB0\n    poll:\n\
+         \x20     - every: 10s\n        send: \"R\\r\"\n\
+         \x20     - every: 500ms\n        send_hex: \"01 03 00 00 00 02 C4 0b\"\n        timeout_ms: 200\n        name: registers\n"
+    );
+    let config = load(&[("mqgate.yaml", &text)]).unwrap();
+    let SourceKind::Serial(serial) = &config.sources[0].kind else {
+        panic!("{:?}", config.sources[0].kind)
+    };
+    let [reading, registers] = &serial.poll[..] else {
+        panic!("{:?}", serial.poll)
+    };
+    assert_eq!(reading.name(), "poll0", "named by its place when left out");
+    assert_eq!(reading.bytes(), b"R\r", "YAML escapes, written as they are");
+    assert_eq!(reading.every, std::time::Duration::from_secs(10));
+    assert_eq!(reading.timeout(), std::time::Duration::from_millis(1000));
+    assert_eq!(registers.name(), "registers");
+    assert_eq!(registers.bytes(), [1, 3, 0, 0, 0, 2, 0xC4, 0x0B]);
+    assert_eq!(registers.every, std::time::Duration::from_millis(500));
+}
+
+#[test]
+fn every_bad_poll_query_is_named_with_its_position() {
+    let text = format!(
+        "{HEAD}sources:
+  - id: weather
+    type: serial
+    path: /dev/ttyUSB0
+    poll:
+      - every: 5ms
+        timeout_ms: 1
+        send: \"R\\r\"
+      - every: 1s
+        send: \"R\\r\"
+        send_hex: \"52 0d\"
+        timeout_ms: 1000
+      - every: 1s
+        timeout_ms: 0
+      - every: 2s
+        send_hex: \"01 0G\"
+        name: wind
+      - every: 2s
+        send: \"W\\r\"
+        name: wind
+      - every: 1s
+        send: \"S\\r\"
+        name: wind/speed
+"
+    );
+    let found = errors(&[("mqgate.yaml", &text)]);
+    let got: Vec<(String, usize)> = found
+        .iter()
+        .map(|e| (e.field.clone(), e.line.unwrap_or(0)))
+        .collect();
+    let all: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let all = all.join("\n");
+    let poll = |rest: &str| format!("sources[0].poll{rest}");
+    assert_eq!(
+        got,
+        [
+            (poll("[0].every"), 8),
+            (poll("[1].send_hex"), 13),
+            (poll("[1].timeout_ms"), 14),
+            (poll("[2]"), 15),
+            (poll("[2].timeout_ms"), 16),
+            (poll("[3].send_hex"), 18),
+            (poll("[4].name"), 22),
+            (poll("[5].timeout_ms"), 23),
+            (poll("[5].name"), 25),
+        ],
+        "{all}"
+    );
+    for part in [
+        "at least 10ms",
+        "either `send` or `send_hex`",
+        "less than `every` (1s), the next query's time",
+        "the default 1000; set a shorter one",
+        "set `send` (text) or `send_hex`",
+        "must be 1 to 60000",
+        "not hex bytes: `0G`",
+        "another query of this source is named \"wind\"",
+        "\"wind/speed\" is not a valid query name",
+    ] {
+        assert!(all.contains(part), "no `{part}` in\n{all}");
+    }
+
+    let many: String = (0..33)
+        .map(|i| format!("      - {{ every: 2s, send: \"R{i}\" }}\n"))
+        .collect();
+    let text = format!(
+        "{HEAD}sources:\n  - id: weather\n    type: serial\n    path: /dev/ttyUSB0\n    poll:\n{many}"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].poll",
+        7,
+        5,
+    );
+    assert!(message.contains("at most 32 queries"), "{message}");
+
+    let text = format!(
+        "{HEAD}sources:\n  - id: weather\n    type: serial\n    path: /dev/ttyUSB0\n    poll:\n      - every: soon\n        send: R\n"
+    );
+    let message = single(
+        &errors(&[("mqgate.yaml", &text)]),
+        "mqgate.yaml",
+        "sources[0].poll[0].every",
+        8,
+        9,
+    );
+    assert!(message.contains("like 500ms, 90s"), "{message}");
+}

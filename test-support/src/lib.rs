@@ -1,8 +1,8 @@
 //! Helpers shared by the workspace's tests: child processes that are killed when
 //! dropped, scratch folders, free ports, waits with a deadline, plain HTTP GETs,
 //! Mosquitto and its command line clients, throw-away TLS certificates,
-//! pseudo-terminals, per-thread CPU time, file modes and a fake LoRa packet
-//! forwarder.
+//! pseudo-terminals and a fake instrument answering queries on one, per-thread
+//! CPU time, file modes and a fake LoRa packet forwarder.
 //!
 //! A dev-dependency only: nothing here is built into a shipped binary.
 
@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod files;
 pub mod gwmp;
 pub mod http;
+pub mod instrument;
 pub mod mosquitto;
 pub mod mosquitto_tls;
 pub mod net;

@@ -2,7 +2,7 @@
 //! page on http://ADDR/`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use test_support::http::get;
 use test_support::process::{Proc, Stream};
@@ -21,4 +21,25 @@ pub fn api_status(addr: SocketAddr, timeout: Duration) -> serde_json::Value {
     let r = get(addr, "/api/status", timeout);
     assert_eq!(r.status, 200, "/api/status: {}", r.body);
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("/api/status: {e}: {}", r.body))
+}
+
+/// Polls `/api/status` until `done` holds; panics after `timeout` naming `what`.
+pub fn wait_status(
+    addr: SocketAddr,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = api_status(addr, timeout);
+        if done(&status) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -25,7 +25,7 @@ use mqgate_tests::brokers::{BrokerKind, PeerBroker};
 use mqgate_tests::feeder::{
     fence, wait_port_open, wait_upstream_connects, FeedPlan, Feeder, SeqGateway,
 };
-use mqgate_tests::http::{api_status, status_addr};
+use mqgate_tests::http::{api_status, status_addr, wait_status};
 use mqgate_tests::mqgate::start_mqgate_run;
 use mqgate_tests::relay::Relay;
 use mqgate_tests::seqsub::{SeqOptions, SeqStats, SeqSubscriber};
@@ -96,22 +96,6 @@ impl Figures {
 /// A count the gateway may not report yet, as text.
 fn shown(n: Option<u64>) -> String {
     n.map_or_else(|| "(not reported)".to_string(), |n| n.to_string())
-}
-
-/// Polls `/api/status` until `done` holds; panics after `timeout` naming `what`.
-fn wait_status(addr: SocketAddr, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = api_status(addr, WAIT);
-        if done(&status) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The upstream output's entry in `/api/status`.

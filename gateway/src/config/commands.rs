@@ -91,20 +91,9 @@ fn default_send_timeout_ms() -> u64 {
     5000
 }
 
-/// `500ms`, `90s`, `5m`, `1h`, or a number of seconds.
+/// `500ms`, `90s`, `5m`, `1h`, or a number of seconds; not zero.
 pub fn parse_expiry(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let bad = || format!("{text:?} is not a duration like 500ms, 90s, 5m or 1h");
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
-    };
+    let d = super::duration::parse(text)?;
     if d.is_zero() {
         return Err("a duration of 0 would expire every command".into());
     }
@@ -112,23 +101,7 @@ pub fn parse_expiry(text: &str) -> Result<Duration, String> {
 }
 
 fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    struct Expiry;
-    impl serde::de::Visitor<'_> for Expiry {
-        type Value = Duration;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a duration like 500ms, 90s, 5m or 1h")
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-            parse_expiry(&v.to_string()).map_err(E::custom)
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-            parse_expiry(&v.to_string()).map_err(E::custom)
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-            parse_expiry(v).map_err(E::custom)
-        }
-    }
-    d.deserialize_any(Expiry)
+    super::duration::deserialize_with(d, parse_expiry)
 }
 
 impl CommandsConfig {

@@ -20,9 +20,11 @@ pub(crate) use modbus::Profiles;
 pub use modbus::{ModbusBus, ModbusSource, Polling};
 use modem::{check_rak3172, check_rn2483};
 pub(super) use modem::{Rak3172Config, Rn2483Config};
+pub use poll::PollConfig;
 
 mod modbus;
 mod modem;
+mod poll;
 
 /// One configured source.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +121,9 @@ pub struct SerialConfig {
     /// Back-off between attempts to reopen the port after it went away.
     #[serde(default)]
     pub reopen: ReopenConfig,
+    /// Queries written to an instrument that answers only when asked.
+    #[serde(default)]
+    pub poll: Vec<PollConfig>,
 }
 
 const fn default_baud() -> u32 {
@@ -333,7 +338,7 @@ impl SourceKind {
     }
 }
 
-fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -> SourceKind {
+fn check_serial(mut config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -> SourceKind {
     if config.path.trim().is_empty() {
         report.add(&at.key("path"), "must name a serial device");
     }
@@ -341,6 +346,7 @@ fn check_serial(config: SerialConfig, at: &FieldPath, report: &mut Report<'_>) -
         report.add(&at.key("baud"), "must be at least 1");
     }
     check_backoff(&config.reopen, &at.key("reopen"), report);
+    poll::check_polls(&mut config.poll, &at.key("poll"), report);
     SourceKind::Serial(config)
 }
 

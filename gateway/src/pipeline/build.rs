@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
 
 use crate::capture::Capture;
 use crate::config::{GatewayConfig, MappingFile, SerialConfig, UpstreamConfig};
 use crate::mapping::{Mapper, MappingDefaults, MappingError, ScriptLimits};
 use crate::output::client::ClientOptions;
 use crate::output::upstream::{TlsFiles, UpstreamSettings};
+use crate::source::poll;
 use crate::source::replay::Chunk;
 use crate::source::serial::SerialSettings;
 
@@ -156,6 +158,19 @@ pub(super) fn serial_settings(s: &SerialConfig) -> SerialSettings {
     settings.reopen_initial = Duration::from_millis(s.reopen.initial_ms);
     settings.reopen_max = Duration::from_millis(s.reopen.max_ms);
     settings
+}
+
+/// A serial source's `poll:` queries, as its writer takes them.
+pub(super) fn poll_queries(s: &SerialConfig) -> Vec<poll::Query> {
+    s.poll
+        .iter()
+        .map(|p| poll::Query {
+            name: Arc::from(p.name()),
+            bytes: Bytes::from(p.bytes()),
+            every: p.every,
+            timeout: p.timeout(),
+        })
+        .collect()
 }
 
 /// Read a capture (or raw byte file) into replay chunks.

@@ -338,7 +338,8 @@ pub(crate) async fn spawn_source(
         (SourceKind::Serial(s), None) => {
             let settings = build::serial_settings(s);
             let f = feed(Some(s.path.clone()));
-            let writer = serial::Writer::new(source.framing.clone(), device);
+            let writer =
+                serial::Writer::new(source.framing.clone(), device).polling(build::poll_queries(s));
             tokio::spawn(serial::run(
                 settings,
                 f,

@@ -53,15 +53,25 @@ impl Feed {
 
     /// Frame `bytes` and send every whole frame; waits while the pipeline is full.
     pub async fn push(&mut self, bytes: &[u8]) -> Result<(), PipelineClosed> {
+        self.push_marking(bytes, |_| {}).await
+    }
+
+    /// [`Feed::push`], with `mark` called on the meta of the first whole frame
+    /// the bytes complete, if any (a serial source marks a query's answer so).
+    pub async fn push_marking(
+        &mut self,
+        bytes: &[u8],
+        mark: impl FnOnce(&mut Meta),
+    ) -> Result<(), PipelineClosed> {
         SourceStatus::add(&self.status.bytes, bytes.len() as u64);
         self.framer.push(bytes, &mut self.scratch);
-        self.send_framed().await
+        self.send_framed(mark).await
     }
 
     /// End of input: whatever the framer still holds is reported.
     pub async fn finish(&mut self) -> Result<(), PipelineClosed> {
         self.framer.finish(&mut self.scratch);
-        self.send_framed().await
+        self.send_framed(|_| {}).await
     }
 
     /// How long the line must stay quiet before [`Feed::idle`], for a framer that ends
@@ -72,8 +82,16 @@ impl Feed {
 
     /// The line has been quiet for [`Feed::idle_after`]: send what that completes.
     pub async fn idle(&mut self) -> Result<(), PipelineClosed> {
+        self.idle_marking(|_| {}).await
+    }
+
+    /// [`Feed::idle`], with `mark` as in [`Feed::push_marking`].
+    pub async fn idle_marking(
+        &mut self,
+        mark: impl FnOnce(&mut Meta),
+    ) -> Result<(), PipelineClosed> {
         self.framer.idle(&mut self.scratch);
-        self.send_framed().await
+        self.send_framed(mark).await
     }
 
     /// Tell the framer how long one character takes on the line.
@@ -81,20 +99,25 @@ impl Feed {
         self.framer.set_char_time(char_time);
     }
 
-    async fn send_framed(&mut self) -> Result<(), PipelineClosed> {
+    async fn send_framed(&mut self, mark: impl FnOnce(&mut Meta)) -> Result<(), PipelineClosed> {
         let received_at = SystemTime::now();
+        let mut mark = Some(mark);
         for framed in self.scratch.drain(..) {
             match framed {
                 Framed::Frame(bytes) => {
                     SourceStatus::add(&self.status.frames, 1);
+                    let mut meta = Meta {
+                        port: self.port.clone(),
+                        ..Meta::default()
+                    };
+                    if let Some(mark) = mark.take() {
+                        mark(&mut meta);
+                    }
                     let frame = Frame {
                         source: self.source.clone(),
                         received_at,
                         bytes,
-                        meta: Meta {
-                            port: self.port.clone(),
-                            ..Meta::default()
-                        },
+                        meta,
                     };
                     self.tx.send(frame).await.map_err(|_| PipelineClosed)?;
                 }

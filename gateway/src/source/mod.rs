@@ -6,6 +6,7 @@ mod feed;
 pub mod gwmp;
 pub mod link;
 pub mod modem;
+pub mod poll;
 pub mod replay;
 pub mod serial;
 mod status;
@@ -13,5 +14,6 @@ mod status;
 pub use feed::Feed;
 pub use link::{link, CommandLink, DeviceSide, TxOutcome, TxRequest};
 pub use status::{
-    RadioDutyCycle, RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES, RECENT_FRAMES,
+    PollCounts, RadioDutyCycle, RecentFrame, SourceState, SourceStatus, PREVIEW_BYTES,
+    RECENT_FRAMES,
 };

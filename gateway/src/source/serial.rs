@@ -1,6 +1,10 @@
 //! A serial port source. Opens the port exclusively, reads into the framer, and
 //! when the port goes away (a read returns 0 bytes or fails, as an unplugged USB
 //! adapter does) drops it and reopens the same path with back-off — never a busy loop.
+//!
+//! With `poll:` queries it also asks its instrument: the writer writes each query
+//! when due and waits for the first frame (or the timeout) before it writes
+//! anything else, a command included; the reader marks that frame as the answer.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,10 +18,15 @@ use tracing::{info, warn};
 
 use super::feed::{Feed, PipelineClosed};
 use super::link::{DeviceSide, TxOutcome, TxRequest};
+use super::poll::Query;
 use super::{SourceState, SourceStatus};
 use crate::backoff::Backoff;
 use crate::frame::FramingConfig;
 use crate::message::Part;
+
+mod polls;
+
+use polls::{Polls, Turn};
 
 /// How to open the port.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,13 +157,15 @@ pub fn read_outcome(read: std::io::Result<usize>) -> Result<usize, String> {
 }
 
 /// Writes commands to the port: each part through the source's framing in
-/// reverse, drained to the line before the next, one command at a time.
+/// reverse, drained to the line before the next, one command at a time; and the
+/// `poll:` queries, as they are, between them.
 #[derive(Debug)]
 pub struct Writer {
     framing: FramingConfig,
     device: DeviceSide,
     /// The encoded parts of the command being written.
     scratch: Vec<Vec<u8>>,
+    queries: Vec<Query>,
 }
 
 impl Writer {
@@ -163,7 +174,14 @@ impl Writer {
             framing,
             device,
             scratch: Vec::new(),
+            queries: Vec::new(),
         }
+    }
+
+    /// Also write these queries, each on its schedule from when the source starts.
+    pub fn polling(mut self, queries: Vec<Query>) -> Writer {
+        self.queries = queries;
+        self
     }
 
     /// Encode every part first: a part the framing refuses fails the command
@@ -202,6 +220,7 @@ pub async fn run(
     let mut buf = vec![0u8; 4096];
     let char_time = settings.char_time();
     feed.set_char_time(char_time);
+    let polls = Polls::new(std::mem::take(&mut writer.queries), status.clone());
     let mut keeper = PortKeeper::new(settings);
     loop {
         let error = match keeper.open(&status) {
@@ -213,10 +232,11 @@ pub async fn run(
                 let fd = port.as_raw_fd();
                 let (mut reader, mut write_half) = tokio::io::split(port);
                 let ended = tokio::select! {
-                    r = read_until_gone(&mut reader, &mut buf, &mut feed) => r,
-                    gone = write_commands(&mut write_half, fd, char_time, &mut writer, &status.id) => Ok(gone),
+                    r = read_until_gone(&mut reader, &mut buf, &mut feed, &polls) => r,
+                    gone = write_port(&mut write_half, fd, char_time, &mut writer, &polls, &status.id) => Ok(gone),
                     _ = shutdown.changed() => Ok(Gone::Shutdown),
                 };
+                polls.abandon();
                 match ended {
                     Ok(Gone::Shutdown) | Err(PipelineClosed) => break,
                     Ok(Gone::Error(e)) => e,
@@ -240,48 +260,70 @@ enum Gone {
     Shutdown,
 }
 
-/// Write each command as it comes; a write that fails means the port is gone.
-async fn write_commands<W: AsyncWrite + Unpin>(
+/// Write commands as they come and queries when due, one thing at a time: while
+/// a query waits for its answer nothing else is written. A write that fails
+/// means the port is gone.
+async fn write_port<W: AsyncWrite + Unpin>(
+    port: &mut W,
+    fd: std::os::fd::RawFd,
+    char_time: Duration,
+    writer: &mut Writer,
+    polls: &Polls,
+    source: &str,
+) -> Gone {
+    loop {
+        let request = match polls.turn().await {
+            Turn::Send(n) => {
+                if let Err(e) = polls.send(n, port, fd).await {
+                    return Gone::Error(e);
+                }
+                continue;
+            }
+            Turn::Until(at) => tokio::select! {
+                request = writer.device.next() => request,
+                () = tokio::time::sleep_until(at) => continue,
+            },
+            Turn::Always => writer.device.next().await,
+        };
+        if let Err(e) = write_command(port, fd, char_time, writer, source, request).await {
+            return Gone::Error(e);
+        }
+    }
+}
+
+/// Write one command, each part through the framing, and answer how it went.
+async fn write_command<W: AsyncWrite + Unpin>(
     port: &mut W,
     fd: std::os::fd::RawFd,
     char_time: Duration,
     writer: &mut Writer,
     source: &str,
-) -> Gone {
-    loop {
-        let TxRequest { parts, reply } = writer.device.next().await;
-        if let Err(why) = writer.encode(source, &parts) {
-            let _ = reply.send(TxOutcome::Failed(why));
-            continue;
+    request: TxRequest,
+) -> Result<(), String> {
+    let TxRequest { parts, reply } = request;
+    if let Err(why) = writer.encode(source, &parts) {
+        let _ = reply.send(TxOutcome::Failed(why));
+        return Ok(());
+    }
+    let quiet = writer.framing.quiet_after(char_time);
+    for (bytes, part) in writer.scratch.iter().zip(&parts) {
+        if let Err(e) = write_drained(port, fd, bytes).await {
+            let e = format!("write failed: {e}");
+            let _ = reply.send(TxOutcome::Failed(format!("source {source}: {e}")));
+            return Err(e);
         }
-        let quiet = writer.framing.quiet_after(char_time);
-        let mut failed = None;
-        for (bytes, part) in writer.scratch.iter().zip(&parts) {
-            if let Err(e) = write_drained(port, fd, bytes).await {
-                failed = Some(format!("write failed: {e}"));
-                break;
-            }
-            let pause = quiet
-                .unwrap_or_default()
-                .max(Duration::from_millis(part.delay_ms));
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-        }
-        match failed {
-            None => {
-                let _ = reply.send(TxOutcome::Sent);
-            }
-            Some(e) => {
-                let _ = reply.send(TxOutcome::Failed(format!("source {source}: {e}")));
-                return Gone::Error(e);
-            }
+        let pause = quiet
+            .unwrap_or_default()
+            .max(Duration::from_millis(part.delay_ms));
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
     }
+    let _ = reply.send(TxOutcome::Sent);
+    Ok(())
 }
 
-/// Write `bytes` and wait until the port has put them on the line (`tcdrain`),
-/// on a blocking thread with its own copy of the descriptor.
+/// Write `bytes` and wait until the port has put them on the line ([`drain`]).
 async fn write_drained<W: AsyncWrite + Unpin>(
     port: &mut W,
     fd: std::os::fd::RawFd,
@@ -289,11 +331,17 @@ async fn write_drained<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     port.write_all(bytes).await?;
     port.flush().await?;
+    drain(fd).await
+}
+
+/// Wait until what was written to the port is on the line (`tcdrain`), on a
+/// blocking thread with its own copy of the descriptor.
+async fn drain(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     if output_queued(fd)? == 0 {
         // Already on the line (or in a terminal's peer): no thread to wait on.
         return Ok(());
     }
-    // SAFETY: `fd` is the open port's descriptor, alive while `port` is; `dup`
+    // SAFETY: `fd` is the open port's descriptor, alive while the port is; `dup`
     // gives the drain its own descriptor, closed when it is done.
     let copy = unsafe { libc::dup(fd) };
     if copy < 0 {
@@ -323,10 +371,13 @@ fn output_queued(fd: std::os::fd::RawFd) -> std::io::Result<libc::c_int> {
     Ok(queued)
 }
 
+/// Read into the feed until the port is gone; the first frame after a query is
+/// written is its answer.
 async fn read_until_gone<R: AsyncRead + Unpin>(
     port: &mut R,
     buf: &mut [u8],
     feed: &mut Feed,
+    polls: &Polls,
 ) -> Result<Gone, PipelineClosed> {
     loop {
         // A framer that ends frames on silence is told when the line stays quiet.
@@ -334,14 +385,17 @@ async fn read_until_gone<R: AsyncRead + Unpin>(
             Some(gap) => match tokio::time::timeout(gap, port.read(buf)).await {
                 Ok(read) => read,
                 Err(_) => {
-                    feed.idle().await?;
+                    feed.idle_marking(|meta| polls.answer(meta)).await?;
                     continue;
                 }
             },
             None => port.read(buf).await,
         };
         match read_outcome(read) {
-            Ok(n) => feed.push(&buf[..n]).await?,
+            Ok(n) => {
+                feed.push_marking(&buf[..n], |meta| polls.answer(meta))
+                    .await?
+            }
             Err(e) => return Ok(Gone::Error(e)),
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::airtime::SubBandBudget;
 use crate::frame::Frame;
@@ -45,6 +46,24 @@ pub struct RadioDutyCycle {
     pub sub_bands: Vec<SubBandBudget>,
 }
 
+/// One `poll:` query's counters (a serial source asking an instrument), as the
+/// status API shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollCounts {
+    pub query: String,
+    /// Answered within the timeout.
+    pub ok: u64,
+    /// Written, and no answer within the timeout.
+    pub timeouts: u64,
+    /// Written more than the grace after their time (while another query waited
+    /// for its answer, or a command was being written).
+    pub late: u64,
+    /// Times that passed while the port was busy or closed: not written.
+    pub skipped: u64,
+    /// The last answer's time from the write to its frame.
+    pub last_latency_ms: Option<u64>,
+}
+
 /// Where a source is in its life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceState {
@@ -72,6 +91,10 @@ pub struct SourceStatus {
     pub bad_frames: AtomicU64,
     /// Times the device was opened after the first time.
     pub reopens: AtomicU64,
+    /// Queries (`poll:`) that got no answer in time, all queries together.
+    pub poll_timeouts: AtomicU64,
+    /// Each query's counters, in the configured order; empty without `poll:`.
+    polls: Mutex<Vec<PollCounts>>,
     /// The last few frames mapped, oldest first.
     recent: Mutex<VecDeque<RecentFrame>>,
     /// The last bad frame (counted in `bad_frames`).
@@ -93,6 +116,8 @@ impl SourceStatus {
             frames: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            poll_timeouts: AtomicU64::new(0),
+            polls: Mutex::new(Vec::new()),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_FRAMES)),
             last_bad: Mutex::new(None),
             duty_cycle: Mutex::new(Vec::new()),
@@ -165,6 +190,15 @@ impl SourceStatus {
 
     pub fn set_duty_cycle(&self, budgets: Vec<RadioDutyCycle>) {
         *self.duty_cycle.lock().unwrap_or_else(|e| e.into_inner()) = budgets;
+    }
+
+    /// Each query's counters, in the configured order.
+    pub fn polls(&self) -> Vec<PollCounts> {
+        self.polls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_polls(&self, counts: Vec<PollCounts>) {
+        *self.polls.lock().unwrap_or_else(|e| e.into_inner()) = counts;
     }
 
     pub fn state(&self) -> SourceState {

@@ -70,6 +70,8 @@ mod tests {
                     last_bad_frame: None,
                     duty_cycle: Vec::new(),
                     modbus: None,
+                    poll_timeouts: 0,
+                    polls: Vec::new(),
                 })
                 .collect(),
             mappings: Vec::new(),

@@ -160,6 +160,51 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    let polls = || {
+        s.sources
+            .iter()
+            .flat_map(|src| src.polls.iter().map(move |p| (src.id.as_str(), p)))
+    };
+    if polls().next().is_some() {
+        let mut f = Family::new(
+            o,
+            "mqgate_source_poll_total",
+            "counter",
+            "A serial source's queries (poll:) by outcome: ok (answered in time) or timeout for each one written; late: written past its time (also ok or timeout); skipped: its time passed while the port was busy or closed, not written.",
+        );
+        for (source, p) in polls() {
+            for (outcome, n) in [
+                ("ok", p.ok),
+                ("timeout", p.timeouts),
+                ("late", p.late),
+                ("skipped", p.skipped),
+            ] {
+                f.sample(
+                    &[
+                        ("source", source),
+                        ("query", &p.query),
+                        ("outcome", outcome),
+                    ],
+                    n as f64,
+                );
+            }
+        }
+        let mut f = Family::new(
+            o,
+            "mqgate_source_poll_latency_seconds",
+            "gauge",
+            "Time from writing a query to its answer, for the last answer (absent before the first).",
+        );
+        for (source, p) in polls() {
+            if let Some(ms) = p.last_latency_ms {
+                f.sample(
+                    &[("source", source), ("query", &p.query)],
+                    ms as f64 / 1000.0,
+                );
+            }
+        }
+    }
+
     type MappingCounter = fn(&super::snapshot::MappingSnapshot) -> u64;
     let mapping_counters: [(&str, &str, MappingCounter); 4] = [
         (
@@ -434,245 +479,6 @@ pub fn render(s: &Snapshot) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn special_values_are_spelled_as_the_exposition_format_requires() {
-        assert_eq!(super::number(f64::INFINITY), "+Inf");
-        assert_eq!(super::number(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(super::number(f64::NAN), "NaN");
-        assert_eq!(super::number(3.0), "3");
-        assert_eq!(super::number(0.25), "0.25");
-        assert_eq!(super::number(-2.5e20), "-250000000000000000000");
-    }
-
-    use super::*;
-    use crate::status::snapshot::*;
-
-    fn snapshot() -> Snapshot {
-        Snapshot {
-            gateway: GatewayInfo {
-                id: "pi-1".into(),
-                version: "0.1.0".into(),
-                uptime_secs: 12.5,
-                now_ms: 0,
-                reloads: Reloads::default(),
-            },
-            sources: vec![SourceSnapshot {
-                id: "gps".into(),
-                state: "connected".into(),
-                since_ms: Some(1),
-                last_error: None,
-                bytes: 100,
-                frames: 7,
-                bad_frames: 1,
-                reopens: 0,
-                last_frame_ms: None,
-                recent: Vec::new(),
-                last_bad_frame: None,
-                modbus: None,
-                duty_cycle: vec![RadioSnapshot {
-                    radio: "modem".into(),
-                    sub_bands: vec![crate::airtime::SubBandBudget {
-                        name: "868.0–868.6 MHz".into(),
-                        low_hz: 868_000_000,
-                        high_hz: 868_600_000,
-                        limit: "1 %".into(),
-                        limit_per_mille: 10,
-                        budget_secs: 36.0,
-                        used_secs: 1.5,
-                        remaining_secs: 34.5,
-                    }],
-                }],
-            }],
-            mappings: vec![MappingSnapshot {
-                source: "gps".into(),
-                mapped: 6,
-                messages: 6,
-                filtered: 0,
-                failed: 1,
-                mapping_file: None,
-                script: None,
-                last_error: None,
-            }],
-            store: Some(StoreSnapshot {
-                depth: 3,
-                bytes: 300,
-                oldest_age_secs: None,
-                appended: 6,
-                commits: 2,
-                evicted: Evictions {
-                    drop_oldest: 5,
-                    ..Evictions::default()
-                },
-                blocked: false,
-                disk_free_bytes: 1 << 30,
-                disk_low: false,
-                last_error: None,
-            }),
-            outputs: vec![OutputSnapshot {
-                name: "upstream".into(),
-                connected: false,
-                published: 3,
-                failed: None,
-                in_flight: Some(2),
-                resent: Some(0),
-                possible_duplicates: Some(0),
-                connects: Some(1),
-                sessions_lost: Some(0),
-                max_inflight: Some(100),
-                window: Some(50),
-                cutoffs: Some(2),
-                awaiting_release_max: Some(7),
-                last_error: Some("refused".into()),
-                last_error_at_ms: Some(1_000),
-            }],
-            broker: None,
-            commands: vec![CommandSnapshot {
-                source: "relay".into(),
-                topic: "cmd/relay/#".into(),
-                received: 7,
-                sent: 4,
-                failed: 1,
-                expired: 1,
-                rejected: 1,
-                dropped: 0,
-                queued: 2,
-                recent: Vec::new(),
-            }],
-        }
-    }
-
-    #[test]
-    fn every_sample_follows_its_help_and_type_lines() {
-        check_format(&render(&snapshot()));
-    }
-
-    /// Each sample follows the `# HELP` and `# TYPE` lines of its own family, has
-    /// a number for a value, and no family is declared twice.
-    fn check_format(text: &str) {
-        let mut declared = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let mut parts = rest.split(' ');
-                let name = parts.next().unwrap();
-                assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
-                declared.push(name.to_string());
-            } else if !line.starts_with("# HELP ") {
-                let name = line.split(['{', ' ']).next().unwrap();
-                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
-                let value = line.rsplit(' ').next().unwrap();
-                assert!(value.parse::<f64>().is_ok(), "{line}");
-            }
-        }
-        let mut unique = declared.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), declared.len(), "a family is declared twice");
-    }
-
-    #[test]
-    fn counters_carry_their_labels_and_values() {
-        let text = render(&snapshot());
-        for line in [
-            "mqgate_source_frames_total{source=\"gps\"} 7",
-            "mqgate_source_state{source=\"gps\",state=\"connected\"} 1",
-            "mqgate_source_state{source=\"gps\",state=\"waiting\"} 0",
-            "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
-            "mqgate_commands_received_total{source=\"relay\"} 7",
-            "mqgate_commands_total{source=\"relay\",status=\"sent\"} 4",
-            "mqgate_commands_total{source=\"relay\",status=\"rejected\"} 1",
-            "mqgate_commands_queued{source=\"relay\"} 2",
-            "mqgate_radio_airtime_remaining_seconds{source=\"gps\",radio=\"modem\",sub_band=\"868.0–868.6 MHz\"} 34.5",
-            "mqgate_store_messages 3",
-            "mqgate_store_bytes 300",
-            "mqgate_store_disk_free_bytes 1073741824",
-            "mqgate_store_disk_low 0",
-            "mqgate_store_evicted_total{reason=\"drop_oldest\"} 5",
-            "mqgate_store_evicted_total{reason=\"max_age\"} 0",
-            "mqgate_output_connected{output=\"upstream\"} 0",
-            "mqgate_output_in_flight{output=\"upstream\"} 2",
-            "mqgate_output_window{output=\"upstream\"} 50",
-            "mqgate_output_max_inflight{output=\"upstream\"} 100",
-            "mqgate_output_cutoffs_total{output=\"upstream\"} 2",
-            "mqgate_output_awaiting_release_max{output=\"upstream\"} 7",
-            "mqgate_uptime_seconds 12.5",
-        ] {
-            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
-        }
-        assert!(
-            !text.contains("mqgate_output_failed_total"),
-            "no output counts it"
-        );
-    }
-
-    fn with_broker() -> Snapshot {
-        let mut s = snapshot();
-        let mut b = crate::status::BrokerSnapshot {
-            listeners: vec!["127.0.0.1:1883".into(), "0.0.0.0:8883".into()],
-            clients_connected: 2,
-            sessions: 3,
-            messages_received: 40,
-            messages_dropped: 5,
-            messages_dropped_qos0: 4,
-            ..Default::default()
-        };
-        b.refusals.login = 1;
-        b.refusals.publish_acl = 6;
-        b.refusals.connection_limit_per_ip = 7;
-        s.broker = Some(b);
-        s
-    }
-
-    #[test]
-    fn the_embedded_broker_has_its_gauges_counters_and_refusals_by_reason() {
-        let text = render(&with_broker());
-        for line in [
-            "# TYPE mqgate_broker_clients_connected gauge",
-            "# TYPE mqgate_broker_messages_received_total counter",
-            "# TYPE mqgate_broker_refusals_total counter",
-            "mqgate_broker_listener_info{address=\"127.0.0.1:1883\"} 1",
-            "mqgate_broker_listener_info{address=\"0.0.0.0:8883\"} 1",
-            "mqgate_broker_clients_connected 2",
-            "mqgate_broker_sessions 3",
-            "mqgate_broker_retained_messages 0",
-            "mqgate_broker_messages_received_total 40",
-            "mqgate_broker_messages_dropped_total 5",
-            "mqgate_broker_messages_dropped_qos0_total 4",
-            "mqgate_broker_refusals_total{reason=\"login\"} 1",
-            "mqgate_broker_refusals_total{reason=\"publish_acl\"} 6",
-            "mqgate_broker_refusals_total{reason=\"connection_limit_per_ip\"} 7",
-            "mqgate_broker_refusals_total{reason=\"malformed\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
-        }
-        let reasons = text
-            .lines()
-            .filter(|l| l.starts_with("mqgate_broker_refusals_total{"))
-            .count();
-        assert_eq!(reasons, 15, "one sample per reason:\n{text}");
-    }
-
-    #[test]
-    fn the_broker_families_follow_the_format_rules_too() {
-        check_format(&render(&with_broker()));
-    }
-
-    #[test]
-    fn without_the_embedded_broker_there_is_no_broker_family() {
-        let text = render(&snapshot());
-        assert!(!text.contains("mqgate_broker_"), "{text}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut s = snapshot();
-        s.sources[0].id = "a\"b\\c\nd".into();
-        let text = render(&s);
-        assert!(text.contains(r#"mqgate_source_frames_total{source="a\"b\\c\nd"} 7"#));
-    }
-}
-
 /// The Modbus sources' buses and devices.
 fn modbus(o: &mut String, s: &super::snapshot::Snapshot) {
     let buses = || {
@@ -798,5 +604,258 @@ fn modbus(o: &mut String, s: &super::snapshot::Snapshot) {
             &[("source", id), ("device", &d.name)],
             d.last_latency_ms / 1000.0,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn special_values_are_spelled_as_the_exposition_format_requires() {
+        assert_eq!(super::number(f64::INFINITY), "+Inf");
+        assert_eq!(super::number(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(super::number(f64::NAN), "NaN");
+        assert_eq!(super::number(3.0), "3");
+        assert_eq!(super::number(0.25), "0.25");
+        assert_eq!(super::number(-2.5e20), "-250000000000000000000");
+    }
+
+    use super::*;
+    use crate::status::snapshot::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            gateway: GatewayInfo {
+                id: "pi-1".into(),
+                version: "0.1.0".into(),
+                uptime_secs: 12.5,
+                now_ms: 0,
+                reloads: Reloads::default(),
+            },
+            sources: vec![SourceSnapshot {
+                id: "gps".into(),
+                state: "connected".into(),
+                since_ms: Some(1),
+                last_error: None,
+                bytes: 100,
+                frames: 7,
+                bad_frames: 1,
+                reopens: 0,
+                last_frame_ms: None,
+                recent: Vec::new(),
+                last_bad_frame: None,
+                modbus: None,
+                duty_cycle: vec![RadioSnapshot {
+                    radio: "modem".into(),
+                    sub_bands: vec![crate::airtime::SubBandBudget {
+                        name: "868.0–868.6 MHz".into(),
+                        low_hz: 868_000_000,
+                        high_hz: 868_600_000,
+                        limit: "1 %".into(),
+                        limit_per_mille: 10,
+                        budget_secs: 36.0,
+                        used_secs: 1.5,
+                        remaining_secs: 34.5,
+                    }],
+                }],
+                poll_timeouts: 2,
+                polls: vec![crate::source::PollCounts {
+                    query: "reading".into(),
+                    ok: 9,
+                    timeouts: 2,
+                    late: 1,
+                    skipped: 3,
+                    last_latency_ms: Some(250),
+                }],
+            }],
+            mappings: vec![MappingSnapshot {
+                source: "gps".into(),
+                mapped: 6,
+                messages: 6,
+                filtered: 0,
+                failed: 1,
+                mapping_file: None,
+                script: None,
+                last_error: None,
+            }],
+            store: Some(StoreSnapshot {
+                depth: 3,
+                bytes: 300,
+                oldest_age_secs: None,
+                appended: 6,
+                commits: 2,
+                evicted: Evictions {
+                    drop_oldest: 5,
+                    ..Evictions::default()
+                },
+                blocked: false,
+                disk_free_bytes: 1 << 30,
+                disk_low: false,
+                last_error: None,
+            }),
+            outputs: vec![OutputSnapshot {
+                name: "upstream".into(),
+                connected: false,
+                published: 3,
+                failed: None,
+                in_flight: Some(2),
+                resent: Some(0),
+                possible_duplicates: Some(0),
+                connects: Some(1),
+                sessions_lost: Some(0),
+                max_inflight: Some(100),
+                window: Some(50),
+                cutoffs: Some(2),
+                awaiting_release_max: Some(7),
+                last_error: Some("refused".into()),
+                last_error_at_ms: Some(1_000),
+            }],
+            broker: None,
+            commands: vec![CommandSnapshot {
+                source: "relay".into(),
+                topic: "cmd/relay/#".into(),
+                received: 7,
+                sent: 4,
+                failed: 1,
+                expired: 1,
+                rejected: 1,
+                dropped: 0,
+                queued: 2,
+                recent: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_sample_follows_its_help_and_type_lines() {
+        check_format(&render(&snapshot()));
+    }
+
+    /// Each sample follows the `# HELP` and `# TYPE` lines of its own family, has
+    /// a number for a value, and no family is declared twice.
+    fn check_format(text: &str) {
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split(' ');
+                let name = parts.next().unwrap();
+                assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
+                declared.push(name.to_string());
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+        let mut unique = declared.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), declared.len(), "a family is declared twice");
+    }
+
+    #[test]
+    fn counters_carry_their_labels_and_values() {
+        let text = render(&snapshot());
+        for line in [
+            "mqgate_source_frames_total{source=\"gps\"} 7",
+            "mqgate_source_state{source=\"gps\",state=\"connected\"} 1",
+            "mqgate_source_state{source=\"gps\",state=\"waiting\"} 0",
+            "mqgate_mapping_frames_failed_total{source=\"gps\"} 1",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"ok\"} 9",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"timeout\"} 2",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"late\"} 1",
+            "mqgate_source_poll_total{source=\"gps\",query=\"reading\",outcome=\"skipped\"} 3",
+            "mqgate_source_poll_latency_seconds{source=\"gps\",query=\"reading\"} 0.25",
+            "mqgate_commands_received_total{source=\"relay\"} 7",
+            "mqgate_commands_total{source=\"relay\",status=\"sent\"} 4",
+            "mqgate_commands_total{source=\"relay\",status=\"rejected\"} 1",
+            "mqgate_commands_queued{source=\"relay\"} 2",
+            "mqgate_radio_airtime_remaining_seconds{source=\"gps\",radio=\"modem\",sub_band=\"868.0–868.6 MHz\"} 34.5",
+            "mqgate_store_messages 3",
+            "mqgate_store_bytes 300",
+            "mqgate_store_disk_free_bytes 1073741824",
+            "mqgate_store_disk_low 0",
+            "mqgate_store_evicted_total{reason=\"drop_oldest\"} 5",
+            "mqgate_store_evicted_total{reason=\"max_age\"} 0",
+            "mqgate_output_connected{output=\"upstream\"} 0",
+            "mqgate_output_in_flight{output=\"upstream\"} 2",
+            "mqgate_output_window{output=\"upstream\"} 50",
+            "mqgate_output_max_inflight{output=\"upstream\"} 100",
+            "mqgate_output_cutoffs_total{output=\"upstream\"} 2",
+            "mqgate_output_awaiting_release_max{output=\"upstream\"} 7",
+            "mqgate_uptime_seconds 12.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text.contains("mqgate_output_failed_total"),
+            "no output counts it"
+        );
+    }
+
+    fn with_broker() -> Snapshot {
+        let mut s = snapshot();
+        let mut b = crate::status::BrokerSnapshot {
+            listeners: vec!["127.0.0.1:1883".into(), "0.0.0.0:8883".into()],
+            clients_connected: 2,
+            sessions: 3,
+            messages_received: 40,
+            messages_dropped: 5,
+            messages_dropped_qos0: 4,
+            ..Default::default()
+        };
+        b.refusals.login = 1;
+        b.refusals.publish_acl = 6;
+        b.refusals.connection_limit_per_ip = 7;
+        s.broker = Some(b);
+        s
+    }
+
+    #[test]
+    fn the_embedded_broker_has_its_gauges_counters_and_refusals_by_reason() {
+        let text = render(&with_broker());
+        for line in [
+            "# TYPE mqgate_broker_clients_connected gauge",
+            "# TYPE mqgate_broker_messages_received_total counter",
+            "# TYPE mqgate_broker_refusals_total counter",
+            "mqgate_broker_listener_info{address=\"127.0.0.1:1883\"} 1",
+            "mqgate_broker_listener_info{address=\"0.0.0.0:8883\"} 1",
+            "mqgate_broker_clients_connected 2",
+            "mqgate_broker_sessions 3",
+            "mqgate_broker_retained_messages 0",
+            "mqgate_broker_messages_received_total 40",
+            "mqgate_broker_messages_dropped_total 5",
+            "mqgate_broker_messages_dropped_qos0_total 4",
+            "mqgate_broker_refusals_total{reason=\"login\"} 1",
+            "mqgate_broker_refusals_total{reason=\"publish_acl\"} 6",
+            "mqgate_broker_refusals_total{reason=\"connection_limit_per_ip\"} 7",
+            "mqgate_broker_refusals_total{reason=\"malformed\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        let reasons = text
+            .lines()
+            .filter(|l| l.starts_with("mqgate_broker_refusals_total{"))
+            .count();
+        assert_eq!(reasons, 15, "one sample per reason:\n{text}");
+    }
+
+    #[test]
+    fn the_broker_families_follow_the_format_rules_too() {
+        check_format(&render(&with_broker()));
+    }
+
+    #[test]
+    fn without_the_embedded_broker_there_is_no_broker_family() {
+        let text = render(&snapshot());
+        assert!(!text.contains("mqgate_broker_"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = snapshot();
+        s.sources[0].id = "a\"b\\c\nd".into();
+        let text = render(&s);
+        assert!(text.contains(r#"mqgate_source_frames_total{source="a\"b\\c\nd"} 7"#));
     }
 }

@@ -12,7 +12,7 @@ use crate::downlink::CommandStats;
 use crate::output::embedded::OutputStats;
 use crate::output::upstream::UpstreamStatus;
 use crate::pipeline::{MappingStats, ReloadStatus, Running};
-use crate::source::{RecentFrame, SourceState, SourceStatus};
+use crate::source::{PollCounts, RecentFrame, SourceState, SourceStatus};
 use crate::store::StoreStats;
 
 /// The whole status, as `/api/status` returns it.
@@ -113,6 +113,13 @@ pub struct SourceSnapshot {
     /// A Modbus source's bus and devices; absent for other sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modbus: Option<crate::modbus::BusSnapshot>,
+    /// A serial source's queries (`poll:`) that got no answer in time.
+    #[serde(default)]
+    pub poll_timeouts: u64,
+    /// Each query's counters: `ok`, `timeouts`, `late`, `skipped` and
+    /// `last_latency_ms`; empty without `poll:`.
+    #[serde(default)]
+    pub polls: Vec<PollCounts>,
 }
 
 /// One radio's duty-cycle budget.
@@ -377,6 +384,8 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
             })
             .collect(),
         modbus: s.modbus().map(|m| m.snapshot()),
+        poll_timeouts: SourceStatus::get(&s.poll_timeouts),
+        polls: s.polls(),
     }
 }
 
@@ -749,6 +758,31 @@ mod tests {
         assert_eq!(during.clients_connected, 0);
         drop(socket);
         broker.shutdown().await;
+    }
+
+    #[test]
+    fn a_polled_instrument_shows_each_querys_counters() {
+        let w = watched();
+        assert!(Snapshot::of(&w).sources[0].polls.is_empty());
+        w.sources[0].poll_timeouts.store(2, Relaxed);
+        w.sources[0].set_polls(vec![PollCounts {
+            query: "reading".into(),
+            ok: 5,
+            timeouts: 2,
+            late: 1,
+            skipped: 0,
+            last_latency_ms: Some(42),
+        }]);
+        let json = serde_json::to_value(Snapshot::of(&w)).unwrap();
+        let source = &json["sources"][0];
+        assert_eq!(source["poll_timeouts"], 2);
+        assert_eq!(
+            source["polls"][0],
+            serde_json::json!({
+                "query": "reading", "ok": 5, "timeouts": 2, "late": 1, "skipped": 0,
+                "last_latency_ms": 42
+            })
+        );
     }
 
     #[test]

@@ -351,7 +351,7 @@ fn read_profile(
 
 /// A poll period: `500ms`, `10s`, `5m`, `1h`; at least 10 ms.
 fn period(text: &str, at: &FieldPath, report: &mut Report<'_>) -> Option<Duration> {
-    match crate::config::parse_expiry(text) {
+    match crate::config::duration::parse(text) {
         Ok(d) if d >= Duration::from_millis(10) => Some(d),
         Ok(_) => {
             report.add(at, "a poll period must be at least 10ms");
@@ -734,6 +734,7 @@ pub(super) fn read_rtu(
         stop_bits: c.stop_bits.unwrap_or_default(),
         flow_control: FlowControl::None,
         reopen: polling.reopen,
+        poll: Vec::new(),
     };
     Some(SourceKind::Modbus(ModbusSource {
         bus: ModbusBus::Rtu(serial),
