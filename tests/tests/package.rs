@@ -244,6 +244,16 @@ fn the_package_holds_the_binary_the_unit_the_configuration_and_every_example() {
         );
     }
 
+    // Modbus device profiles, where `profile: NAME` finds them next to the configuration.
+    let profiles = names_in("profiles", ".yaml");
+    assert!(profiles.len() >= 3, "profiles/*.yaml: {profiles:?}");
+    for name in profiles {
+        assert_eq!(
+            mode_of(&format!("/etc/mqgate/profiles/{name}")),
+            "-rw-r--r--"
+        );
+    }
+
     let allowed = [
         "/usr/bin/mqgate",
         "/usr/lib/systemd/system/mqgate.service",
