@@ -1,7 +1,9 @@
-//! Modbus register maps, as plain data: what a field's registers mean (`value`),
-//! which requests read a device's fields in as few transactions as the protocol
-//! allows (`plan`), and when each poll is due (`schedule`). No I/O here: the
-//! poller that will use them is not built yet.
+//! Modbus devices polled on a bus. Plain data first: what a field's registers
+//! mean (`value`), which requests read a device's fields in as few transactions
+//! as the protocol allows (`plan`), a device's fields and reads (`device`), and
+//! when each poll is due (`schedule`). Then the I/O: one connection through
+//! tokio-modbus (`transport`), the poller that owns it (`poller`), and what both
+//! count for the status page (`stats`).
 
 pub mod device;
 pub mod plan;

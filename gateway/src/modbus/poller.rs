@@ -320,12 +320,16 @@ impl Poller {
             ds.add(&ds.polls_failed, 1);
             ds.set_error(reading.errors.first().cloned());
             state.silent_polls += 1;
+            // Tried again in its own slot of its grid, so that it never takes
+            // the others' times.
+            let probe_at = state.schedules[0]
+                .on_grid_from(now + self.polling.unavailable_every.saturating_sub(GRACE));
             if probing {
-                state.probe_at = Instant::now() + self.polling.unavailable_every;
+                state.probe_at = probe_at;
             } else if state.silent_polls >= self.polling.unavailable_after {
                 state.available = false;
                 ds.available.store(false, Ordering::Relaxed);
-                state.probe_at = Instant::now() + self.polling.unavailable_every;
+                state.probe_at = probe_at;
                 warn!(
                     source = %self.source,
                     device = %state.device.name,
@@ -342,12 +346,12 @@ impl Poller {
             info!(source = %self.source, device = %state.device.name, "answers again: available");
             state.available = true;
             ds.available.store(true, Ordering::Relaxed);
+            // Back on its grid from here: times missed while it was away are
+            // neither late nor skipped.
             let now = Instant::now();
-            for (s, group) in state.schedules.iter_mut().zip(&state.device.groups) {
-                *s = Schedule::new(now, group.every, Duration::ZERO, GRACE);
+            for s in &mut state.schedules {
+                s.resume_from(now);
             }
-            // The group just read counts as its first poll.
-            let _ = state.schedules[g].due(now);
         }
         state.silent_polls = 0;
         self.tell_availability(d).await;
@@ -716,5 +720,147 @@ impl Poller {
             ));
         }
         Ok((d, field, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The poller's schedule on a paused clock: an in-memory RTU line with a
+    //! device that answers units 1 and 2 at once and never answers unit 3.
+
+    use super::*;
+    use crate::config::{DataBits, FlowControl, Parity, ReopenConfig, SerialConfig, StopBits};
+    use crate::modbus::{Field, FieldType, Order};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn device(name: &str, unit: u8) -> Device {
+        let field = Field {
+            name: "temperature".into(),
+            kind: Kind::Input,
+            address: 0,
+            ty: FieldType::I16,
+            order: Order::Abcd,
+            scale: 0.1,
+            offset: 0.0,
+            unit: None,
+            device_class: None,
+            state_class: None,
+            every: Duration::from_secs(1),
+        };
+        Device::build(name.into(), unit, None, vec![field], 10, false).unwrap()
+    }
+
+    fn crc(bytes: &[u8]) -> [u8; 2] {
+        crc::Crc::<u16>::new(&crc::CRC_16_MODBUS)
+            .checksum(bytes)
+            .to_le_bytes()
+    }
+
+    /// Reads 8-byte read requests; answers units 1 and 2 with 215, notes each
+    /// request's unit and (virtual) time.
+    async fn device_side(
+        mut line: tokio::io::DuplexStream,
+        seen: mpsc::UnboundedSender<(u8, Instant)>,
+    ) {
+        let mut req = [0u8; 8];
+        while line.read_exact(&mut req).await.is_ok() {
+            let _ = seen.send((req[0], Instant::now()));
+            if req[0] == 3 {
+                continue;
+            }
+            let mut answer = vec![req[0], req[1], 2, 0x00, 0xD7];
+            answer.extend_from_slice(&crc(&answer));
+            if line.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_devices_keep_their_grid_while_a_dead_one_is_probed_less_and_less() {
+        let config = ModbusSource {
+            bus: ModbusBus::Rtu(SerialConfig {
+                path: "/dev/null".into(),
+                baud: 115_200,
+                data_bits: DataBits::Eight,
+                parity: Parity::None,
+                stop_bits: StopBits::One,
+                flow_control: FlowControl::None,
+                reopen: ReopenConfig::default(),
+                poll: Vec::new(),
+            }),
+            polling: Polling {
+                timeout: Duration::from_millis(100),
+                retries: 1,
+                busy_retry: Duration::from_millis(100),
+                turnaround: Duration::ZERO,
+                unavailable_after: 2,
+                unavailable_every: Duration::from_secs(3),
+                reopen: ReopenConfig::default(),
+            },
+            devices: vec![device("a", 1), device("b", 2), device("dead", 3)],
+        };
+        let (frames_tx, mut frames) = mpsc::channel(100);
+        let mut poller = Poller::new("bus", &config, frames_tx);
+        let stats = poller.stats();
+        let t0 = Instant::now();
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        tokio::spawn(device_side(theirs, seen_tx));
+        let (_stop, mut shutdown) = watch::channel(false);
+        let mut side = DeviceSide::none();
+        tokio::spawn(async move {
+            let link = transport::rtu_over(ours);
+            poller.serve(link, &mut side, &mut shutdown).await;
+        });
+        // Twenty seconds of virtual time.
+        tokio::time::sleep(Duration::from_secs(20) + Duration::from_millis(1)).await;
+        let mut requests: Vec<(u8, Duration)> = Vec::new();
+        while let Ok((unit, at)) = seen.try_recv() {
+            requests.push((unit, at - t0));
+        }
+        // a and b: exactly on their grids (b a third of a second later), every second.
+        for (unit, phase_us, count) in [(1u8, 0u64, 21), (2, 333_333, 20)] {
+            let times: Vec<Duration> = requests
+                .iter()
+                .filter(|(u, _)| *u == unit)
+                .map(|(_, t)| *t)
+                .collect();
+            assert_eq!(times.len(), count, "unit {unit}: {times:?}");
+            for (k, t) in times.iter().enumerate() {
+                let due = Duration::from_micros(phase_us + 1_000_000 * k as u64);
+                assert!(
+                    *t >= due && *t - due < Duration::from_millis(1),
+                    "unit {unit} poll {k} at {t:?}, due at {due:?}"
+                );
+            }
+        }
+        // dead: polled at 0.666 s and 1.666 s (each asked twice: a retry), then
+        // marked unavailable and tried once every 3 s.
+        let dead: Vec<u128> = requests
+            .iter()
+            .filter(|(u, _)| *u == 3)
+            .map(|(_, t)| t.as_millis())
+            .collect();
+        assert_eq!(dead.len(), 4 + 6, "{dead:?}");
+        let probes: Vec<u128> = dead[4..].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            probes.iter().all(|d| *d == 3000),
+            "probes 3 s apart, in the dead device's own slot: {dead:?}"
+        );
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.devices[0].late, snap.devices[0].skipped),
+            (0, 0),
+            "{snap:?}"
+        );
+        assert!(!snap.devices[2].available);
+        assert_eq!(snap.devices[2].no_answer, 10);
+        let mut values = 0;
+        while let Ok(frame) = frames.try_recv() {
+            assert_eq!(&frame.bytes[..], br#"{"temperature":21.5}"#);
+            values += 1;
+        }
+        assert_eq!(values, 41);
     }
 }

@@ -55,6 +55,23 @@ impl Schedule {
         self.at(self.next)
     }
 
+    /// The first time on this grid at or after `t`: where a device that is only
+    /// tried now and then is tried, so that it stays in its own slot.
+    pub fn on_grid_from(&self, t: Instant) -> Instant {
+        if t <= self.start {
+            return self.start;
+        }
+        let n = (t - self.start).as_nanos().div_ceil(self.period.as_nanos()) as u64;
+        self.at(n)
+    }
+
+    /// Go on from `now` without counting the grid times before it: the next
+    /// poll is the first grid time after `now`.
+    pub fn resume_from(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start);
+        self.next = (elapsed.as_nanos() / self.period.as_nanos()) as u64 + 1;
+    }
+
     /// Asked at `now` (after the previous poll finished): poll now, or wait.
     /// Grid times that passed while the previous poll ran are skipped, and the
     /// most recent one is polled (late if past the grace).
@@ -123,6 +140,16 @@ mod tests {
         );
         assert_eq!((s.late, s.skipped), (1, 2));
         assert_eq!(s.due(now), Due::Wait(t0 + 4 * SEC));
+    }
+
+    #[test]
+    fn a_time_is_moved_to_the_next_grid_time() {
+        let t0 = Instant::now();
+        let s = Schedule::new(t0, SEC, Duration::from_millis(250), Duration::ZERO);
+        let ms = Duration::from_millis;
+        assert_eq!(s.on_grid_from(t0), t0 + ms(250));
+        assert_eq!(s.on_grid_from(t0 + ms(1250)), t0 + ms(1250));
+        assert_eq!(s.on_grid_from(t0 + ms(1251)), t0 + ms(2250));
     }
 
     #[test]

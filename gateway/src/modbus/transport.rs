@@ -228,6 +228,25 @@ pub async fn open(bus: &ModbusBus, timeout: Duration) -> Result<Link, String> {
     }
 }
 
+/// RTU over any byte stream (an in-memory pipe in the poller's tests).
+#[cfg(test)]
+pub fn rtu_over<T>(transport: T) -> Link
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
+{
+    let heard = Arc::new(Heard::default());
+    let tap = Tap {
+        inner: transport,
+        heard: heard.clone(),
+    };
+    Link {
+        ctx: tokio_modbus::client::rtu::attach_slave(tap, Slave(1)),
+        heard,
+        fd: None,
+        rtu: true,
+    }
+}
+
 fn open_port(s: &SerialConfig) -> Result<tokio_serial::SerialStream, String> {
     let builder = tokio_serial::new(&s.path, s.baud)
         .data_bits(s.data_bits.into())
