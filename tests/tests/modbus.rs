@@ -214,6 +214,8 @@ fn polls_without_a_script_are_one_json_object_per_device_over_rtu_on_a_pseudo_te
     let config = gateway(&dir, &source, false, "");
     let (gw, port) = started(&config);
     let sub = Subscriber::start("polls", port, "modbus/meter");
+    let discovery = Subscriber::start("discovery", port, "homeassistant/#");
+    let availability = Subscriber::start("availability", port, "mqgate/mb-gw/#");
     let polls = sub.wait_until("two polls", WAIT, |m| m.len() >= 2);
     for poll in &polls {
         let values = json(poll);
@@ -225,6 +227,30 @@ fn polls_without_a_script_are_one_json_object_per_device_over_rtu_on_a_pseudo_te
         );
     }
     gw.wait_for_line(Stream::Stderr, &["Modbus bus open", "source=bus"], WAIT);
+
+    // A Home Assistant entity per field, on the device's topic, available while
+    // the gateway and the device both are.
+    let configs = discovery.wait_until("an entity per field", WAIT, |m| m.len() >= fields.len());
+    assert_eq!(configs.len(), fields.len());
+    let power = configs
+        .iter()
+        .find(|m| m.topic == "homeassistant/sensor/mb_gw/bus_meter_in_power/config")
+        .unwrap_or_else(|| panic!("no entity for in_power: {configs:?}"));
+    assert!(power.retain);
+    let power = json(power);
+    assert_eq!(power["state_topic"], "modbus/meter");
+    assert_eq!(power["value_template"], "{{ value_json.in_power }}");
+    assert_eq!(power["availability_mode"], "all");
+    assert_eq!(
+        power["availability"][1]["topic"],
+        "mqgate/mb-gw/bus/meter/availability"
+    );
+    assert_eq!(power["device"]["name"], "meter");
+    let online = availability.wait_until("the device online", WAIT, |m| {
+        m.iter()
+            .any(|m| m.topic == "mqgate/mb-gw/bus/meter/availability" && m.text() == "online")
+    });
+    assert!(online.iter().all(|m| m.text() != "offline"), "{online:?}");
     drop(slave);
 }
 
