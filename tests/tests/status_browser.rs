@@ -665,3 +665,51 @@ fn chromium_shows_the_demos_commands_with_their_last_result() {
     gw.signal(libc::SIGTERM);
     gw.wait_exit(WAIT);
 }
+
+#[test]
+fn chromium_shows_a_modbus_bus_with_each_device_and_the_one_that_stopped_answering() {
+    let slave = mqgate_tests::modbus::Slave::start(&[
+        "--tcp",
+        "127.0.0.1:0",
+        "--units",
+        "1,2",
+        "--dead",
+        "2",
+    ]);
+    let dir = Scratch::new("browser-modbus");
+    dir.write(
+        "mappings/bus.yaml",
+        "source: bus\ntopic: \"modbus/{device}\"\n",
+    );
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: mb-page\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: bus\n    type: modbus_tcp\n    host: 127.0.0.1:{port}\n\
+             \x20   timeout_ms: 100\n    retries: 0\n    unavailable_after: 1\n    devices:\n\
+             \x20     - {{ name: meter, unit: 1, every: 300ms, fields: [{{ name: voltage, register: input, address: 2, type: f32 }}] }}\n\
+             \x20     - {{ name: gone, unit: 2, every: 300ms, fields: [{{ name: voltage, register: input, address: 2, type: f32 }}] }}\n",
+            state = dir.path().join("state").display(),
+            port = slave.port()
+        ),
+    );
+    let mut gw = start_mqgate_run(&config);
+    let browser = open_page(&gw);
+    browser
+        .wait_for(
+            "the bus line with both devices",
+            WAIT,
+            "const m = document.querySelector('[data-col=\"modbus\"]'); \
+             return !!m && m.textContent.includes('% busy') && \
+               /meter \\(unit 1\\) [1-9][0-9]* ok/.test(m.textContent) && \
+               m.textContent.includes('gone (unit 2) unavailable') && \
+               m.textContent.includes('no answer');",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+    drop(slave);
+}
