@@ -262,7 +262,7 @@ impl Poller {
                     let _ = reply.send(outcome.unwrap_or(TxOutcome::Sent));
                     continue;
                 }
-                _ = tokio::time::sleep_until(at) => {}
+                _ = transport::sleep_until(at) => {}
             }
             if let Err(broken) = self.poll(&mut link, d, g).await {
                 return Some(broken);

@@ -478,7 +478,16 @@ impl Quiet {
 
     /// Wait until the bus may be used.
     pub async fn wait(&self) {
-        tokio::time::sleep_until(self.until).await;
+        sleep_until(self.until).await;
+    }
+}
+
+/// Sleep until `at`, and not at all once it has passed: tokio's timer rounds a
+/// deadline up to its next millisecond tick, so a plain `sleep_until` of a past
+/// instant still waits for that tick (up to a millisecond lost per transaction).
+pub async fn sleep_until(at: Instant) {
+    if at > Instant::now() {
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -499,6 +508,18 @@ mod tests {
         // 8E1 has 11 bits.
         assert_eq!(silent_interval(19_200, 11), Duration::from_nanos(2_005_206));
         assert_eq!(silent_interval(115_200, 10), Duration::from_micros(1750));
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_passed_does_not_wait_for_the_timers_next_tick() {
+        // tokio's timer would hold each of these until its next millisecond tick:
+        // about 100 ms for the loop; without waiting it takes microseconds.
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            sleep_until(Instant::now()).await;
+        }
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(50), "{took:?}");
     }
 
     #[test]
