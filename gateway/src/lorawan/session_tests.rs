@@ -264,3 +264,24 @@ proptest! {
         prop_assert!(verify_uplink(&s, &bad).is_err());
     }
 }
+
+proptest! {
+    #[test]
+    fn any_bytes_are_refused_or_read_without_panicking(
+        mut phy in proptest::collection::vec(any::<u8>(), 0..=300),
+        last in proptest::option::of(any::<u32>()),
+        as_uplink in any::<bool>(),
+    ) {
+        let mut s = session();
+        s.fcnt_up = last;
+        if as_uplink && phy.len() >= 5 {
+            // Far enough to reach the counter and the MIC.
+            phy[0] = MType::UnconfirmedDataUp.mhdr();
+            phy[1..5].copy_from_slice(&s.dev_addr.to_le_bytes());
+        }
+        if let Ok(f) = crate::lorawan::parse_data(&phy) {
+            prop_assert_eq!(f.msg.len() + crate::lorawan::MIC_LEN, phy.len());
+        }
+        let _ = verify_uplink(&s, &phy);
+    }
+}
