@@ -22,6 +22,7 @@ pub mod downlink;
 pub mod fd_limit;
 pub mod frame;
 pub mod logging;
+pub mod lorawan;
 pub mod mapping;
 pub mod message;
 pub mod modbus;

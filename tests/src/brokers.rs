@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::mqgate::{build_workspace_bin, workspace_root};
+use crate::peers::check_npm_package;
 use crate::upstream::{fixed_port, Upstream};
 use test_support::net::wait_for_port;
 use test_support::process::{Proc, Stream};
@@ -308,21 +309,7 @@ fn check_installed(kind: BrokerKind) {
 }
 
 fn check_aedes() {
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "Node.js is missing: apt-get install nodejs npm, then npm ci --prefix tests/peers"
-    );
-    let manifest = workspace_root().join("tests/peers/node_modules/aedes/package.json");
-    let version = std::fs::read_to_string(&manifest)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v["version"].as_str().map(str::to_string));
-    assert_eq!(
-        version.as_deref(),
-        Some(AEDES_VERSION),
-        "aedes {AEDES_VERSION} is not installed in tests/peers: npm ci --prefix tests/peers"
-    );
+    check_npm_package("aedes", AEDES_VERSION);
 }
 
 fn check_amqtt() {

@@ -2,32 +2,18 @@
 //! encrypted (LoRaWAN 1.0.x / 1.1 link layer, section 4): MHDR, and for data
 //! frames DevAddr, FCtrl, FCnt, FOpts and FPort; for a Join Request the EUIs and
 //! DevNonce. The FRMPayload stays encrypted: decrypting needs the session keys,
-//! which belong to the network server.
+//! which belong to the network server. Data frames are read by
+//! `crate::lorawan::parse_data`.
 
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, Map, INT};
 
 use super::helpers::{fail, hex};
+use crate::lorawan::{fctrl, parse_data, MType, MIC_LEN};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
-/// MIC length at the end of every frame except Proprietary.
-const MIC: usize = 4;
-
 pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("lorawan_header", |b: &mut Blob| header(b));
-}
-
-fn mtype_name(mtype: u8) -> &'static str {
-    match mtype {
-        0 => "join_request",
-        1 => "join_accept",
-        2 => "unconfirmed_data_up",
-        3 => "unconfirmed_data_down",
-        4 => "confirmed_data_up",
-        5 => "confirmed_data_down",
-        6 => "rejoin_request",
-        _ => "proprietary",
-    }
 }
 
 /// Bytes shown most significant first, as EUIs and addresses are written.
@@ -46,17 +32,14 @@ pub(super) fn header(b: &[u8]) -> Res<Dynamic> {
     let Some(&mhdr) = b.first() else {
         return fail("lorawan_header: empty payload".into());
     };
-    let mtype = mhdr >> 5;
+    let mtype = MType::from_mhdr(mhdr);
     let mut m = Map::new();
-    m.insert("mtype".into(), int(mtype as u64));
-    m.insert(
-        "mtype_name".into(),
-        Dynamic::from(mtype_name(mtype).to_string()),
-    );
+    m.insert("mtype".into(), int((mhdr >> 5) as u64));
+    m.insert("mtype_name".into(), Dynamic::from(mtype.name().to_string()));
     m.insert("major".into(), int((mhdr & 0x03) as u64));
     match mtype {
-        0 => {
-            if b.len() != 1 + 8 + 8 + 2 + MIC {
+        MType::JoinRequest => {
+            if b.len() != 1 + 8 + 8 + 2 + MIC_LEN {
                 return fail(format!(
                     "lorawan_header: a Join Request is 23 bytes, this one is {}",
                     b.len()
@@ -70,7 +53,7 @@ pub(super) fn header(b: &[u8]) -> Res<Dynamic> {
             );
             m.insert("mic".into(), Dynamic::from(hex(&b[19..])));
         }
-        2..=5 => data(b, mtype, &mut m)?,
+        _ if mtype.is_data() => data(b, &mut m)?,
         _ => {
             // Join Accept is encrypted whole; Rejoin and Proprietary vary.
             m.insert("payload".into(), Dynamic::from_blob(b[1..].to_vec()));
@@ -79,56 +62,31 @@ pub(super) fn header(b: &[u8]) -> Res<Dynamic> {
     Ok(Dynamic::from_map(m))
 }
 
-fn data(b: &[u8], mtype: u8, m: &mut Map) -> Res<()> {
-    const FHDR: usize = 1 + 4 + 1 + 2;
-    if b.len() < FHDR + MIC {
-        return fail(format!(
-            "lorawan_header: a data frame is at least 12 bytes, this one is {}",
-            b.len()
-        ));
-    }
-    let fctrl = b[5];
-    let fopts_len = (fctrl & 0x0f) as usize;
-    let body_end = b.len() - MIC;
-    if FHDR + fopts_len > body_end {
-        return fail(format!(
-            "lorawan_header: FOptsLen {fopts_len} does not fit in a {}-byte frame",
-            b.len()
-        ));
-    }
-    let uplink = mtype == 2 || mtype == 4;
-    m.insert("dev_addr".into(), Dynamic::from(reversed_hex(&b[1..5])));
-    let mut f = Map::new();
-    f.insert("adr".into(), Dynamic::from_bool(fctrl & 0x80 != 0));
-    f.insert(
+fn data(b: &[u8], m: &mut Map) -> Res<()> {
+    let f = match parse_data(b) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("lorawan_header: {e}")),
+    };
+    let uplink = f.is_uplink();
+    m.insert("dev_addr".into(), Dynamic::from(f.dev_addr.to_string()));
+    let bit = |mask: u8| Dynamic::from_bool(f.fctrl & mask != 0);
+    let mut c = Map::new();
+    c.insert("adr".into(), bit(fctrl::ADR));
+    c.insert(
         "adr_ack_req".into(),
-        Dynamic::from_bool(uplink && fctrl & 0x40 != 0),
+        Dynamic::from_bool(uplink && f.fctrl & fctrl::ADR_ACK_REQ != 0),
     );
-    f.insert("ack".into(), Dynamic::from_bool(fctrl & 0x20 != 0));
-    if uplink {
-        f.insert("class_b".into(), Dynamic::from_bool(fctrl & 0x10 != 0));
-    } else {
-        f.insert("f_pending".into(), Dynamic::from_bool(fctrl & 0x10 != 0));
-    }
-    f.insert("fopts_len".into(), int(fopts_len as u64));
-    m.insert("fctrl".into(), Dynamic::from_map(f));
-    m.insert("fcnt".into(), int(u16::from_le_bytes([b[6], b[7]]) as u64));
-    m.insert(
-        "fopts".into(),
-        Dynamic::from_blob(b[FHDR..FHDR + fopts_len].to_vec()),
-    );
-    let rest = &b[FHDR + fopts_len..body_end];
-    match rest.split_first() {
-        Some((&port, payload)) => {
-            m.insert("fport".into(), int(port as u64));
-            m.insert("payload".into(), Dynamic::from_blob(payload.to_vec()));
-        }
-        None => {
-            m.insert("fport".into(), Dynamic::UNIT);
-            m.insert("payload".into(), Dynamic::from_blob(Vec::new()));
-        }
-    }
-    m.insert("mic".into(), Dynamic::from(hex(&b[body_end..])));
+    c.insert("ack".into(), bit(fctrl::ACK));
+    let class_b_or_pending = if uplink { "class_b" } else { "f_pending" };
+    c.insert(class_b_or_pending.into(), bit(fctrl::CLASS_B_OR_F_PENDING));
+    c.insert("fopts_len".into(), int(f.fopts.len() as u64));
+    m.insert("fctrl".into(), Dynamic::from_map(c));
+    m.insert("fcnt".into(), int(f.fcnt16 as u64));
+    m.insert("fopts".into(), Dynamic::from_blob(f.fopts.to_vec()));
+    let port = f.fport.map_or(Dynamic::UNIT, |p| int(p as u64));
+    m.insert("fport".into(), port);
+    m.insert("payload".into(), Dynamic::from_blob(f.frm_payload.to_vec()));
+    m.insert("mic".into(), Dynamic::from(hex(&f.mic)));
     Ok(())
 }
 
