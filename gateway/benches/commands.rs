@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use mqgate::output::client::{Ack, ClientOptions, Connection, QoS};
 use serialport::SerialPort;
+use test_support::cpu::cpu_of;
 use test_support::http;
 use test_support::net::{free_port, wait_for_port};
 use test_support::process::{Proc, Stream};
@@ -132,22 +133,6 @@ async fn publish(port: u16, count: usize, per_second: Option<f64>, topic: &str) 
         }
     }
     sent
-}
-
-/// user + system CPU seconds of process `pid` so far.
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the `)`.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 struct Figures {

@@ -32,6 +32,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use test_support::cpu::cpu_of;
 use test_support::http;
 use test_support::process::{Proc, Stream};
 use test_support::scratch::Scratch;
@@ -209,23 +210,6 @@ impl Gateway {
             .map(|d| d.iter().map(|d| d[key].as_u64().unwrap_or(0)).sum())
             .unwrap_or(0)
     }
-}
-
-/// user + system CPU seconds of process `pid` so far (every thread).
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the `)`.
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 fn unix_now() -> f64 {

@@ -529,47 +529,29 @@ fn check_device(
             ));
         }
     }
+    // The device's own fields, then its groups' (each with the group's period).
+    let mut own: Vec<(&FieldConfig, FieldPath, Duration)> = Vec::new();
     for (i, f) in d.fields.iter().enumerate() {
-        let at = at.key("fields").index(i);
-        if let Some(field) = check_field(f, &at, report) {
-            let field_every = f
-                .every
-                .as_deref()
-                .and_then(|e| period(e, &at.key("every"), report))
-                .unwrap_or(every);
-            fields.push((
-                Field {
-                    every: field_every,
-                    ..field
-                },
-                Some(at),
-            ));
-        } else {
-            ok = false;
-        }
+        own.push((f, at.key("fields").index(i), every));
     }
     for (g, group) in d.groups.iter().enumerate() {
         let gat = at.key("groups").index(g);
         let group_every = period(&group.every, &gat.key("every"), report).unwrap_or(every);
         for (i, f) in group.fields.iter().enumerate() {
-            let at = gat.key("fields").index(i);
-            if let Some(field) = check_field(f, &at, report) {
-                let field_every = f
-                    .every
-                    .as_deref()
-                    .and_then(|e| period(e, &at.key("every"), report))
-                    .unwrap_or(group_every);
-                fields.push((
-                    Field {
-                        every: field_every,
-                        ..field
-                    },
-                    Some(at),
-                ));
-            } else {
-                ok = false;
-            }
+            own.push((f, gat.key("fields").index(i), group_every));
         }
+    }
+    for (f, at, default_every) in own {
+        let Some(field) = check_field(f, &at, report) else {
+            ok = false;
+            continue;
+        };
+        let every = f
+            .every
+            .as_deref()
+            .and_then(|e| period(e, &at.key("every"), report))
+            .unwrap_or(default_every);
+        fields.push((Field { every, ..field }, Some(at)));
     }
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     for (f, place) in &fields {
