@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mqgate_tests::http::{api_status, status_addr};
 use mqgate_tests::modbus::{layout, mbpoll_tcp, mbpoll_values, CrcRelay, LayoutField, Slave};
-use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run};
+use mqgate_tests::mqgate::{embedded_broker_port, run_mqgate, start_mqgate_run};
 use serde_json::Value;
 use test_support::mosquitto::{mosquitto_pub, Msg, Subscriber};
 use test_support::process::{Proc, Stream};
@@ -562,5 +562,134 @@ fn a_command_writes_a_field_by_name_and_the_next_poll_and_mbpoll_read_it_back() 
     assert_eq!(status_reg, ["0x0035"]);
     let status = api_status(status_addr(&gw, WAIT), WAIT);
     assert_eq!(device_status(&status, "hvac")["writes_ok"], 3);
+    drop(slave);
+}
+
+#[test]
+fn rtu_frames_over_tcp_reach_devices_behind_a_serial_to_ethernet_converter() {
+    let dir = Scratch::new("modbus-rtu-tcp");
+    let slave = Slave::start(&[
+        "--rtu-over-tcp",
+        "127.0.0.1:0",
+        "--units",
+        "1,2",
+        "--dead",
+        "2",
+    ]);
+    let fields: Vec<LayoutField> = layout()
+        .into_iter()
+        .filter(|f| f.register == "input")
+        .collect();
+    let source = format!(
+        "    type: modbus_tcp\n    host: 127.0.0.1:{port}\n    protocol: rtu_over_tcp\n    timeout_ms: 200\n    retries: 0\n    devices:\n\
+         \x20     - name: probe\n        unit: 1\n        every: 300ms\n        fields:\n{}\
+         \x20     - name: gone\n        unit: 2\n        every: 300ms\n        fields:\n\
+         \x20         - {{ name: in_temperature, register: input, address: 0, type: i16 }}\n",
+        fields_yaml(&fields),
+        port = slave.port()
+    );
+    let config = gateway(&dir, &source, false, "");
+    let (gw, port) = started(&config);
+    let sub = Subscriber::start("polls", port, "modbus/+");
+    let polls = sub.wait_until("three polls", WAIT, |m| m.len() >= 3);
+    for poll in &polls {
+        assert_eq!(poll.topic, "modbus/probe", "nothing from the dead unit");
+        check_every_field(&fields, &json(poll));
+    }
+    let status = api_status(status_addr(&gw, WAIT), WAIT);
+    let gone = device_status(&status, "gone");
+    assert!(gone["no_answer"].as_u64() >= Some(1), "{gone}");
+    assert_eq!(device_status(&status, "probe")["polls_failed"], 0);
+    drop(slave);
+}
+
+#[test]
+fn mqgate_send_writes_one_field_from_the_command_line_and_refuses_a_read_only_one() {
+    let dir = Scratch::new("modbus-send");
+    let slave = Slave::start(&["--tcp", "127.0.0.1:0"]);
+    let source = format!(
+        "    type: modbus_tcp\n    host: 127.0.0.1:{port}\n    devices:\n\
+         \x20     - name: hvac\n        unit: 1\n        fields:\n\
+         \x20         - {{ name: setpoint, register: holding, address: 107, type: f32 }}\n\
+         \x20         - {{ name: in_temperature, register: input, address: 0, type: i16 }}\n",
+        port = slave.port()
+    );
+    let config = gateway(
+        &dir,
+        &source,
+        false,
+        "commands:\n  topic: \"cmd/{source}\"\n",
+    );
+    let send = |json: &str| {
+        run_mqgate(&[
+            "send",
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            "bus",
+            "--json",
+            json,
+        ])
+    };
+    let done = send(r#"{"field": "setpoint", "value": 22.5}"#);
+    assert_eq!(done.code(), 0, "{}\n{}", done.stdout, done.stderr);
+    let result: Value = serde_json::from_str(done.stdout.trim()).expect("a JSON result");
+    assert_eq!(result["status"], "sent", "{result}");
+    assert_eq!(
+        mbpoll_values(&mbpoll_tcp(slave.port(), 1, "4:float", 107, 1, &["-B"])),
+        ["22.5"]
+    );
+    let done = send(r#"{"field": "in_temperature", "value": 1}"#);
+    assert_eq!(done.code(), 1, "{}\n{}", done.stdout, done.stderr);
+    let result: Value = serde_json::from_str(done.stdout.trim()).expect("a JSON result");
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("read-only")),
+        "{result}"
+    );
+    drop(slave);
+}
+
+#[test]
+fn a_device_that_goes_away_is_waited_for_with_back_off_and_polled_again_when_it_is_back() {
+    let dir = Scratch::new("modbus-gone");
+    let port = test_support::net::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let slave = Slave::start(&["--tcp", &addr]);
+    let source = format!(
+        "    type: modbus_tcp\n    host: {addr}\n    timeout_ms: 200\n    reconnect: {{ initial_ms: 100, max_ms: 400 }}\n    devices:\n\
+         \x20     - name: probe\n        unit: 1\n        every: 200ms\n        fields:\n\
+         \x20         - {{ name: in_temperature, register: input, address: 0, type: i16, scale: 0.1 }}\n"
+    );
+    let config = gateway(&dir, &source, false, "");
+    let (gw, broker) = started(&config);
+    let sub = Subscriber::start("polls", broker, "modbus/probe");
+    sub.wait_until("a poll", WAIT, |m| !m.is_empty());
+    drop(slave);
+    gw.wait_for_line(
+        Stream::Stderr,
+        &["reopening with back-off", "source=bus"],
+        WAIT,
+    );
+    let status = api_status(status_addr(&gw, WAIT), WAIT);
+    let bus = &status["sources"][0];
+    assert_eq!(bus["state"], "waiting", "{bus}");
+    assert!(
+        bus["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&addr)),
+        "the error names the device's address: {bus}"
+    );
+    // Back on the same address: polls go on.
+    let slave = Slave::start(&["--tcp", &addr]);
+    let before = sub.messages().len();
+    sub.wait_until("polls after the device came back", WAIT, |m| {
+        m.len() >= before + 2
+    });
+    let status = api_status(status_addr(&gw, WAIT), WAIT);
+    assert_eq!(status["sources"][0]["state"], "connected");
+    assert!(status["sources"][0]["reopens"].as_u64() >= Some(1));
     drop(slave);
 }

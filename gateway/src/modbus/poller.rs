@@ -485,7 +485,9 @@ impl Poller {
                     tokio::time::sleep(self.polling.busy_retry).await;
                 }
                 Failure::Exception(_) => return Ok(Err(failure)),
-                Failure::Transport(why) => return Err(Broken(why.clone())),
+                Failure::Transport(why) => {
+                    return Err(Broken(format!("{}: {why}", self.bus_name())))
+                }
                 Failure::NoAnswer | Failure::Crc | Failure::Garbled(_) => {
                     let counter = match failure {
                         Failure::NoAnswer => &ds.no_answer,
@@ -497,7 +499,10 @@ impl Poller {
                         link.resync(self.gap).await;
                     } else if !matches!(failure, Failure::NoAnswer) {
                         // Answers out of step on TCP: start a new connection.
-                        return Err(Broken(format!("{failure}: reconnecting")));
+                        return Err(Broken(format!(
+                            "{}: {failure}: reconnecting",
+                            self.bus_name()
+                        )));
                     }
                     if !again {
                         return Ok(Err(failure));
