@@ -605,6 +605,36 @@ fn check_warns_about_a_serial_device_that_does_not_exist() {
     assert!(!done.stderr.contains("warning"), "{}", done.stderr);
 }
 
+/// A command that may wait longer than its `send_timeout_ms` behind the
+/// device's own traffic is warned about; raising the limit silences it.
+#[test]
+fn check_warns_when_a_modbus_write_may_take_longer_than_the_commands_send_timeout() {
+    let dir = Scratch::new("check-slow-commands");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nbroker:\n  listen: 127.0.0.1:0\nsources:\n  - id: plc\n    type: modbus_tcp\n    host: 127.0.0.1:1502\n\
+         \x20   timeout_ms: 2000\n    retries: 2\n    devices:\n\
+         \x20     - { name: pump, unit: 1, fields: [{ name: speed, register: holding, address: 0 }] }\n",
+    );
+    let mapping = |timeout: u64| {
+        format!(
+            "source: plc\ntopic: \"plc/{{device}}\"\ncommands:\n  topic: \"cmd/plc\"\n  send_timeout_ms: {timeout}\n"
+        )
+    };
+    dir.write("mappings/plc.yaml", mapping(5000));
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains("plc.yaml: commands.send_timeout_ms (5000) is not above timeout_ms × (retries + 1), what one write may take (6000 ms) of source plc"),
+        "{}",
+        done.stderr
+    );
+    dir.write("mappings/plc.yaml", mapping(7000));
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(!done.stderr.contains("warning"), "{}", done.stderr);
+}
+
 /// 200 frames a broken script fails on: 200 dead letters, but one log line (with
 /// the others counted once a minute), not 200.
 #[test]

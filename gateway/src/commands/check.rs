@@ -42,7 +42,10 @@ pub fn run(config_path: &Path) -> u8 {
     }
     match loaded {
         Ok(config) if errors.is_empty() => {
-            for warning in missing_devices(&config) {
+            for warning in missing_devices(&config)
+                .into_iter()
+                .chain(slow_commands(&config))
+            {
                 eprintln!("warning: {warning}");
             }
             println!(
@@ -61,6 +64,46 @@ pub fn run(config_path: &Path) -> u8 {
             EXIT_CONFIG
         }
     }
+}
+
+/// Commands that may time out behind the device's own traffic: a serial
+/// source's command waits for the answer (or timeout) of the query before it,
+/// and a Modbus write may take every retry of its timeout. Not an error (the
+/// wait is the worst case), but a `failed` result users would not expect.
+fn slow_commands(config: &GatewayConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &config.mappings {
+        let Some(c) = &m.commands else { continue };
+        let Some(source) = config.sources.iter().find(|s| s.id == m.source) else {
+            continue;
+        };
+        let (worst_ms, what) = match &source.kind {
+            SourceKind::Serial(s) => {
+                match s.poll.iter().map(|p| p.timeout_ms.unwrap_or(1000)).max() {
+                    Some(t) => (
+                        t,
+                        "the longest `poll:` timeout_ms, which a command may wait behind",
+                    ),
+                    None => continue,
+                }
+            }
+            SourceKind::Modbus(bus) => (
+                bus.polling.timeout.as_millis() as u64 * (u64::from(bus.polling.retries) + 1),
+                "timeout_ms × (retries + 1), what one write may take",
+            ),
+            _ => continue,
+        };
+        if c.send_timeout_ms <= worst_ms {
+            out.push(format!(
+                "{}: commands.send_timeout_ms ({}) is not above {what} ({worst_ms} ms) of source {}: \
+                 such commands may fail with a timeout",
+                m.path.display(),
+                c.send_timeout_ms,
+                source.id
+            ));
+        }
+    }
+    out
 }
 
 /// Serial devices that are not there now: not an error (a device may be plugged in
