@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// One entity, as written in a mapping file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaEntity {
     /// Shown in Home Assistant, e.g. `Kitchen temperature`.

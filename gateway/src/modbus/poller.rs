@@ -292,8 +292,7 @@ impl Poller {
     /// Run group `g` of device `d` if it is due.
     async fn poll(&mut self, link: &mut Link, d: usize, g: usize) -> Result<(), Broken> {
         let now = Instant::now();
-        let stats_of = |stats: &Arc<BusStats>| stats.clone();
-        let stats = stats_of(&self.stats);
+        let stats = self.stats.clone();
         let ds = &stats.devices[d];
         let probing = !self.devices[d].available;
         if probing {
@@ -756,20 +755,17 @@ mod tests {
     }
 
     fn crc(bytes: &[u8]) -> [u8; 2] {
-        crc::Crc::<u16>::new(&crc::CRC_16_MODBUS)
-            .checksum(bytes)
-            .to_le_bytes()
+        transport::MODBUS_CRC.checksum(bytes).to_le_bytes()
     }
 
     /// Reads 8-byte read requests; answers units 1 and 2 with 215, notes each
     /// request's unit and (virtual) time.
-    async fn device_side(
-        mut line: tokio::io::DuplexStream,
-        seen: mpsc::UnboundedSender<(u8, Instant)>,
-    ) {
+    async fn device_side(mut line: tokio::io::DuplexStream, seen: mpsc::Sender<(u8, Instant)>) {
         let mut req = [0u8; 8];
         while line.read_exact(&mut req).await.is_ok() {
-            let _ = seen.send((req[0], Instant::now()));
+            if seen.send((req[0], Instant::now())).await.is_err() {
+                return;
+            }
             if req[0] == 3 {
                 continue;
             }
@@ -810,7 +806,8 @@ mod tests {
         let stats = poller.stats();
         let t0 = Instant::now();
         let (ours, theirs) = tokio::io::duplex(1024);
-        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        // Room for every request of the 20 s below (about 60).
+        let (seen_tx, mut seen) = mpsc::channel(256);
         tokio::spawn(device_side(theirs, seen_tx));
         let (_stop, mut shutdown) = watch::channel(false);
         let mut side = DeviceSide::none();

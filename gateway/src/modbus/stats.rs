@@ -169,13 +169,18 @@ impl DeviceStats {
         self.available.load(Ordering::Relaxed)
     }
 
-    /// Exceptions counted, as `(code, name, field, count)`.
-    pub fn exceptions(&self) -> Vec<(u8, &'static str, String, u64)> {
+    /// Exceptions counted, by code and field.
+    pub fn exceptions(&self) -> Vec<ExceptionCount> {
         self.exceptions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|((code, field), n)| (*code, exception_name(*code), field.clone(), *n))
+            .map(|((code, field), count)| ExceptionCount {
+                code: *code,
+                name: exception_name(*code).to_string(),
+                field: field.clone(),
+                count: *count,
+            })
             .collect()
     }
 
@@ -195,16 +200,7 @@ impl DeviceStats {
             writes_ok: get(&self.writes_ok),
             writes_failed: get(&self.writes_failed),
             last_latency_ms: get(&self.last_latency_us) as f64 / 1000.0,
-            exceptions: self
-                .exceptions()
-                .into_iter()
-                .map(|(code, name, field, count)| ExceptionCount {
-                    code,
-                    name: name.to_string(),
-                    field,
-                    count,
-                })
-                .collect(),
+            exceptions: self.exceptions(),
             last_error: self
                 .last_error
                 .lock()

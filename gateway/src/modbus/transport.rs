@@ -13,10 +13,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tokio_modbus::client::{Context, Reader, Writer};
 use tokio_modbus::prelude::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
+use tokio_modbus::Slave;
 
 use super::plan::Kind;
 use crate::config::{ModbusBus, SerialConfig};
+
+/// The RTU frames' CRC (Modbus over serial line v1.02, §2.5.1.2).
+pub(crate) static MODBUS_CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS);
 
 /// Bytes of an answer kept to tell a garbled one apart (the longest RTU ADU is 256).
 const HEARD_MAX: usize = 256;
@@ -110,7 +113,7 @@ impl Heard {
         }
         // Shortest answer: unit, function, exception code, CRC.
         if b.len() >= 5 {
-            let crc = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS).checksum(&b[..b.len() - 2]);
+            let crc = MODBUS_CRC.checksum(&b[..b.len() - 2]);
             let sent = u16::from_le_bytes([b[b.len() - 2], b[b.len() - 1]]);
             if crc != sent {
                 return Failure::Crc;
@@ -417,7 +420,7 @@ impl Link {
             Err(_) if self.rtu => Err(self.heard.verdict()),
             Err(_) => Err(Failure::NoAnswer),
             Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(code))) => Err(Failure::Exception(exception_code(code))),
+            Ok(Ok(Err(code))) => Err(Failure::Exception(u8::from(code))),
             Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(Failure::Garbled(e.to_string())),
             Ok(Err(tokio_modbus::Error::Transport(e))) => Err(match e.kind() {
                 // The codec's verdict on bytes it could not decode.
@@ -442,10 +445,6 @@ impl Link {
         }
         self.heard.clear();
     }
-}
-
-fn exception_code(code: ExceptionCode) -> u8 {
-    u8::from(code)
 }
 
 /// The silent interval that ends an RTU frame: 3.5 characters, and at least
@@ -528,7 +527,7 @@ mod tests {
         assert_eq!(h.verdict(), Failure::NoAnswer);
         // A valid answer (unit 1, function 3, 2 bytes, 0x0102) with its CRC broken.
         let mut frame = vec![0x01, 0x03, 0x02, 0x01, 0x02];
-        let crc = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS).checksum(&frame);
+        let crc = MODBUS_CRC.checksum(&frame);
         frame.extend_from_slice(&(crc ^ 1).to_le_bytes());
         h.push(&frame);
         assert_eq!(h.verdict(), Failure::Crc);

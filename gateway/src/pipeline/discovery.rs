@@ -7,7 +7,7 @@ use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::TopicName;
 use serde_json::{json, Map, Value};
 
-use crate::config::{GatewayConfig, HaEntity, SourceKind};
+use crate::config::{GatewayConfig, HaComponent, HaEntity, SourceKind};
 use crate::message::Message;
 
 /// Lower-case letters, digits and `_`: an object id Home Assistant accepts.
@@ -29,14 +29,43 @@ pub fn status_topic(gateway_id: &str) -> String {
 }
 
 fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
-    let object = format!("{}_{}", slug(source), slug(&e.name));
+    let device = json!({
+        "identifiers": [format!("mqgate_{}_{}", slug(gateway_id), slug(source))],
+        "name": format!("{gateway_id} {source}"),
+        "manufacturer": "mqgate",
+    });
+    entity_config(gateway_id, &slug(source), e, device, None)
+}
+
+/// An entity's retained discovery config: its object id is `<prefix>_<name>`,
+/// its device `device`; it is available while the gateway is, and, with
+/// `also_available`, while that topic says `online` too.
+fn entity_config(
+    gateway_id: &str,
+    prefix: &str,
+    e: &HaEntity,
+    device: Value,
+    also_available: Option<String>,
+) -> Message {
+    let object = format!("{prefix}_{}", slug(&e.name));
     let mut payload = Map::new();
     payload.insert("name".into(), json!(e.name));
     payload.insert(
         "unique_id".into(),
         json!(format!("mqgate_{}_{object}", slug(gateway_id))),
     );
-    payload.insert("availability_topic".into(), json!(status_topic(gateway_id)));
+    match also_available {
+        None => {
+            payload.insert("availability_topic".into(), json!(status_topic(gateway_id)));
+        }
+        Some(topic) => {
+            payload.insert(
+                "availability".into(),
+                json!([{"topic": status_topic(gateway_id)}, {"topic": topic}]),
+            );
+            payload.insert("availability_mode".into(), json!("all"));
+        }
+    }
     for (key, value) in [
         ("state_topic", &e.state_topic),
         ("command_topic", &e.command_topic),
@@ -60,14 +89,7 @@ fn config_message(gateway_id: &str, source: &str, e: &HaEntity) -> Message {
     if !e.options.is_empty() {
         payload.insert("options".into(), json!(e.options));
     }
-    payload.insert(
-        "device".into(),
-        json!({
-            "identifiers": [format!("mqgate_{}_{}", slug(gateway_id), slug(source))],
-            "name": format!("{gateway_id} {source}"),
-            "manufacturer": "mqgate",
-        }),
-    );
+    payload.insert("device".into(), device);
     Message {
         // Slugs and component names are lower-case words: valid topic levels.
         topic: TopicName::new(format!(
@@ -112,68 +134,44 @@ fn modbus_messages(config: &GatewayConfig) -> Vec<Message> {
                 // Filled from something only a poll knows: no fixed state topic.
                 continue;
             }
+            let mut dev = json!({
+                "identifiers": [format!("mqgate_{}_{}_{}", slug(id), slug(&source.id), slug(&device.name))],
+                "name": device.name,
+                "manufacturer": "mqgate",
+            });
+            if let Some(profile) = &device.profile {
+                dev["model"] = json!(profile);
+            }
+            let prefix = format!("{}_{}", slug(&source.id), slug(&device.name));
+            let available = device_availability_topic(id, &source.id, &device.name);
             for f in &device.fields {
                 let bool_field = matches!(f.ty, crate::modbus::FieldType::Bool);
-                let component = if bool_field {
-                    "binary_sensor"
-                } else {
-                    "sensor"
-                };
-                let object = format!(
-                    "{}_{}_{}",
-                    slug(&source.id),
-                    slug(&device.name),
-                    slug(&f.name)
-                );
-                let mut payload = Map::new();
-                payload.insert("name".into(), json!(f.name));
-                payload.insert(
-                    "unique_id".into(),
-                    json!(format!("mqgate_{}_{object}", slug(id))),
-                );
-                payload.insert("state_topic".into(), json!(topic));
-                let template = if bool_field {
+                let value_template = if bool_field {
                     format!("{{{{ 'ON' if value_json.{} else 'OFF' }}}}", f.name)
                 } else {
                     format!("{{{{ value_json.{} }}}}", f.name)
                 };
-                payload.insert("value_template".into(), json!(template));
-                for (key, value) in [
-                    ("unit_of_measurement", &f.unit),
-                    ("device_class", &f.device_class),
-                    ("state_class", &f.state_class),
-                ] {
-                    if let Some(v) = value {
-                        payload.insert(key.into(), json!(v));
-                    }
-                }
-                payload.insert(
-                    "availability".into(),
-                    json!([
-                        {"topic": status_topic(id)},
-                        {"topic": device_availability_topic(id, &source.id, &device.name)},
-                    ]),
-                );
-                payload.insert("availability_mode".into(), json!("all"));
-                let mut dev = json!({
-                    "identifiers": [format!("mqgate_{}_{}_{}", slug(id), slug(&source.id), slug(&device.name))],
-                    "name": device.name,
-                    "manufacturer": "mqgate",
-                });
-                if let Some(profile) = &device.profile {
-                    dev["model"] = json!(profile);
-                }
-                payload.insert("device".into(), dev);
-                out.push(Message {
-                    topic: TopicName::new(format!(
-                        "homeassistant/{component}/{}/{object}/config",
-                        slug(id)
-                    ))
-                    .expect("slugs are valid topic levels"),
-                    payload: Bytes::from(Value::Object(payload).to_string()),
-                    qos: QoS::AtLeastOnce,
-                    retain: true,
-                });
+                let entity = HaEntity {
+                    name: f.name.clone(),
+                    state_topic: Some(topic.clone()),
+                    value_template: Some(value_template),
+                    unit: f.unit.clone(),
+                    device_class: f.device_class.clone(),
+                    state_class: f.state_class.clone(),
+                    component: if bool_field {
+                        HaComponent::BinarySensor
+                    } else {
+                        HaComponent::Sensor
+                    },
+                    ..HaEntity::default()
+                };
+                out.push(entity_config(
+                    id,
+                    &prefix,
+                    &entity,
+                    dev.clone(),
+                    Some(available.clone()),
+                ));
             }
         }
     }
