@@ -510,9 +510,19 @@ fn a_store_on_a_full_small_disk_evicts_the_oldest_and_recovers_when_the_upstream
         closed.contains("0 message(s) in the store;"),
         "every acknowledged message left the store: {closed}"
     );
-    // Exactly the oldest were evicted; every other line arrived, in order.
-    let oldest = 0..evicted;
-    assert_eq!(stats.missing_runs(0..n), [oldest], "{}", stats.summary());
-    assert_eq!(stats.unique, n - evicted, "{}", stats.summary());
+    // The oldest were evicted, and every other line arrived, in order. Lines the
+    // upstream output had taken to send (at most its window, `max_inflight`) when
+    // the fence's appends evicted their rows still arrive: evicted from the
+    // store, they are not lost.
+    let runs = stats.missing_runs(0..n);
+    assert_eq!(runs.len(), 1, "one run of the oldest: {}", stats.summary());
+    assert_eq!(runs[0].start, 0, "{}", stats.summary());
+    let missing = runs[0].end;
+    assert!(
+        missing <= evicted && evicted - missing <= 100,
+        "{missing} missing, {evicted} evicted: {}",
+        stats.summary()
+    );
+    assert_eq!(stats.unique, n - missing, "{}", stats.summary());
     assert_eq!(stats.out_of_order, 0, "{}", stats.summary());
 }

@@ -121,7 +121,7 @@ fn missing_devices(config: &GatewayConfig) -> Vec<String> {
                     crate::config::ModbusBus::Rtu(c) => Some(c.path.as_str()),
                     crate::config::ModbusBus::Tcp { .. } => None,
                 },
-                SourceKind::Replay(_) | SourceKind::SemtechUdp(_) => None,
+                SourceKind::Replay(_) | SourceKind::SemtechUdp(_) | SourceKind::Mqtt(_) => None,
             }?;
             (!Path::new(path).exists()).then(|| {
                 format!(

@@ -120,7 +120,7 @@ async fn transmit(
         frame_tx,
         status.clone(),
         device,
-        None,
+        Default::default(),
         shutdown,
     )
     .await

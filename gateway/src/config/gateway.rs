@@ -10,7 +10,7 @@ use serde_yaml_ng::Value;
 
 use super::log::{self, LogConfig};
 use super::mapping_file::{self, MappingFile};
-use super::source::{self, SourceConfig};
+use super::source::{self, SourceConfig, SourceKind};
 use super::status::{self, StatusConfig};
 use super::store::StoreConfig;
 use super::upstream::{self, UpstreamConfig};
@@ -135,9 +135,10 @@ impl GatewayConfig {
             .and_then(|value| read_broker(value, &dir, &mut report));
         let broker_ok = broker.is_some() || !top.contains_key("broker");
         let upstream = top.get("upstream").and_then(|value| {
-            report
-                .piece(&root.key("upstream"), value)
-                .map(|c| upstream::check(c, gateway_id, &dir, &mut report))
+            report.piece(&root.key("upstream"), value).map(|c| {
+                let default_id = || format!("mqgate-{gateway_id}");
+                upstream::check(c, default_id, &dir, &root.key("upstream"), &mut report)
+            })
         });
         let upstream_ok = upstream.is_some() || !top.contains_key("upstream");
         let store = match top.get("store") {
@@ -161,6 +162,27 @@ impl GatewayConfig {
         let mut profiles = source::Profiles::new(&dir);
         let (sources, known_ids) =
             read_sources(top.get("sources"), &dir, &mut profiles, &mut report);
+        if !top.contains_key("broker") {
+            // Placed at the item of the file's list (some may not have been read).
+            let items = match top.get("sources") {
+                Some(Value::Sequence(items)) => items.as_slice(),
+                _ => &[],
+            };
+            for s in &sources {
+                let SourceKind::Mqtt(m) = &s.kind else {
+                    continue;
+                };
+                let at = items
+                    .iter()
+                    .position(|item| item.get("id").and_then(Value::as_str) == Some(&s.id));
+                if let (source::MqttBroker::Embedded, Some(i)) = (&m.broker, at) {
+                    report.add(
+                        &root.key("sources").index(i).key("broker"),
+                        "`broker: embedded` needs the embedded broker: add a `broker:` section",
+                    );
+                }
+            }
+        }
 
         let mappings_dir = match top.get("mappings") {
             None => Some(paths::join(&dir, "mappings")),

@@ -24,8 +24,9 @@ pub use homeassistant::{HaComponent, HaEntity};
 pub use log::LogConfig;
 pub use mapping_file::{load_one as load_mapping_file, MappingFile, ScriptLimits};
 pub use source::{
-    DataBits, FlowControl, ModbusBus, ModbusSource, Parity, PollConfig, Polling, ReopenConfig,
-    ReplayConfig, SemtechUdpConfig, SerialConfig, SourceConfig, SourceKind, StopBits,
+    DataBits, FlowControl, ModbusBus, ModbusSource, MqttBroker, MqttSource, OtherEvents, Parity,
+    PayloadFormat, PollConfig, Polling, ReopenConfig, ReplayConfig, SemtechUdpConfig, SerialConfig,
+    SourceConfig, SourceKind, StopBits,
 };
 pub use status::{StatusAuth, StatusConfig, StatusLimits, MAX_STATUS_CONNECTIONS};
 pub use store::{parse_duration, Durability, Qos0WhileDown, StoreConfig, Synchronous, WhenFull};

@@ -20,10 +20,12 @@ pub(crate) use modbus::Profiles;
 pub use modbus::{ModbusBus, ModbusSource, Polling};
 use modem::{check_rak3172, check_rn2483};
 pub(super) use modem::{Rak3172Config, Rn2483Config};
+pub use mqtt::{MqttBroker, MqttSource, OtherEvents, PayloadFormat};
 pub use poll::PollConfig;
 
 mod modbus;
 mod modem;
+mod mqtt;
 mod poll;
 
 /// One configured source.
@@ -53,6 +55,8 @@ pub enum SourceKind {
     Rak3172(Rak3172Config),
     /// `type: modbus_rtu` / `type: modbus_tcp`: Modbus devices polled on a bus.
     Modbus(ModbusSource),
+    /// `type: mqtt`: the messages of topic filters on a broker.
+    Mqtt(MqttSource),
 }
 
 /// A UDP port LoRa gateways' Semtech packet forwarders send to.
@@ -292,6 +296,7 @@ impl SourceKind {
         "rak3172",
         "modbus_rtu",
         "modbus_tcp",
+        "mqtt",
     ];
 
     /// The `type` this kind is written as.
@@ -306,6 +311,7 @@ impl SourceKind {
                 ModbusBus::Rtu(_) => "modbus_rtu",
                 ModbusBus::Tcp { .. } => "modbus_tcp",
             },
+            SourceKind::Mqtt(_) => "mqtt",
         }
     }
 
@@ -333,6 +339,7 @@ impl SourceKind {
                 .map(|c| check_rak3172(c, at, dir, report)),
             "modbus_rtu" => modbus::read_rtu(body, at, profiles, report),
             "modbus_tcp" => modbus::read_tcp(body, at, profiles, report),
+            "mqtt" => mqtt::read(body, at, dir, report),
             _ => return Err(()),
         })
     }
@@ -541,6 +548,12 @@ pub(crate) fn read(
         report.add(
             &at.key("framing"),
             "a Modbus source takes no framing: each poll of a device is a frame",
+        );
+    }
+    if matches!(kind, Some(SourceKind::Mqtt(_))) && map.contains_key("framing") {
+        report.add(
+            &at.key("framing"),
+            "an MQTT source takes no framing: each message is a frame",
         );
     }
     Some(SourceConfig {

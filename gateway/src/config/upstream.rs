@@ -148,13 +148,13 @@ impl fmt::Display for BrokerUrl {
 /// Resolves relative paths and checks what the types cannot.
 pub(crate) fn check(
     mut config: UpstreamConfig,
-    gateway_id: &str,
+    default_client_id: impl FnOnce() -> String,
     dir: &Path,
+    at: &FieldPath,
     report: &mut Report<'_>,
 ) -> UpstreamConfig {
-    let at = FieldPath::root().key("upstream");
     if config.client_id.is_empty() {
-        config.client_id = format!("mqgate-{gateway_id}");
+        config.client_id = default_client_id();
     }
     if config.password.is_some() && config.password_file.is_some() {
         report.add(

@@ -382,10 +382,7 @@ impl Worker {
     }
 
     async fn publish(&self, msg: Message) {
-        let batch = MessageBatch {
-            durability: self.durability,
-            messages: vec![msg],
-        };
+        let batch = MessageBatch::new(self.durability, vec![msg]);
         if self.results.send(batch).await.is_err() {
             debug!(source = %self.source, "a command result is lost: the store has stopped");
         }

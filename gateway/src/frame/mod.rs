@@ -59,6 +59,69 @@ pub struct Meta {
     pub extra: BTreeMap<String, String>,
     /// A polled device's values (a Modbus poll): the frame's bytes are them as JSON.
     pub polled: Option<Arc<Polled>>,
+    /// The MQTT topic a frame came in on (an MQTT source): scripts see it and its
+    /// levels, topic templates `{topic}` and `{level0}`, `{level1}`...
+    pub topic: Option<Arc<str>>,
+    /// Set by a source that must hear once the frame's messages are stored.
+    pub receipt: Receipt,
+}
+
+/// How a source hears that a frame's messages are in the store: an MQTT source
+/// acknowledges a message to its broker only then. The mapping hands the receipt
+/// on with the frame's messages (or releases it at once when there are none), and
+/// the store's feeder releases it once they are committed. A receipt dropped
+/// unreleased (the gateway stopped first) is never acknowledged: the broker sends
+/// the message again.
+///
+/// A copy of a frame (the status page keeps some) does not carry its receipt.
+#[derive(Default)]
+pub struct Receipt(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Receipt {
+    /// A receipt, and what resolves when it is released.
+    pub fn new() -> (Receipt, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Receipt(Some(tx)), rx)
+    }
+
+    /// Take the receipt out, leaving none.
+    pub fn take(&mut self) -> Receipt {
+        Receipt(self.0.take())
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The frame's messages are stored (or there are none).
+    pub fn release(mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Clone for Receipt {
+    fn clone(&self) -> Receipt {
+        Receipt(None)
+    }
+}
+
+impl PartialEq for Receipt {
+    /// Receipts say nothing about what a frame holds.
+    fn eq(&self, _: &Receipt) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Receipt(pending)"
+        } else {
+            "Receipt(none)"
+        })
+    }
 }
 
 /// One poll of a device: its fields' values (scaled) and the registers they came from.

@@ -24,6 +24,13 @@ pub(super) fn frame_to_dynamic(frame: &Frame) -> Dynamic {
         Dynamic::from_int(unix_millis(frame.received_at)),
     );
     map.insert("meta".into(), Dynamic::from_map(meta_to_map(&frame.meta)));
+    if let Some(topic) = &frame.meta.topic {
+        let levels: Array = topic
+            .split('/')
+            .map(|l| Dynamic::from(l.to_string()))
+            .collect();
+        map.insert("levels".into(), Dynamic::from_array(levels));
+    }
     if let Some(polled) = &frame.meta.polled {
         map.insert(
             "values".into(),
@@ -56,6 +63,9 @@ fn meta_to_map(meta: &Meta) -> Map {
     }
     if let Some(v) = &meta.port {
         map.insert("port".into(), Dynamic::from(v.to_string()));
+    }
+    if let Some(v) = &meta.topic {
+        map.insert("topic".into(), Dynamic::from(v.to_string()));
     }
     map
 }

@@ -93,7 +93,7 @@ pub enum FrameInputError {
 }
 
 /// A frame from hex digits (spaces and `:` allowed) and `key=value` meta pairs, received now.
-/// `rssi`, `snr`, `frequency_hz`, `datarate` and `port` fill the typed fields; other
+/// `rssi`, `snr`, `frequency_hz`, `datarate`, `port` and `topic` fill the typed fields; other
 /// keys go to `extra`.
 pub fn frame_from_hex(
     source: &str,
@@ -124,6 +124,7 @@ pub fn frame_from_hex(
             }
             "datarate" => m.datarate = Some(value.clone()),
             "port" => m.port = Some(value.as_str().into()),
+            "topic" => m.topic = Some(value.as_str().into()),
             _ => {
                 m.extra.insert(key.clone(), value.clone());
             }

@@ -93,6 +93,10 @@ pub enum MapError {
     Limit { at: String, what: String },
     #[error("{at}: returned a bad shape: {why}")]
     BadShape { at: String, why: String },
+    /// A message its source could not read (a network server's event that is
+    /// not what its format says), before any script.
+    #[error("{at}: {why}")]
+    Unreadable { at: String, why: String },
     #[error("{at}: bad topic {topic:?}: {why}")]
     BadTopic {
         at: String,
@@ -116,6 +120,7 @@ impl MapError {
             | MapError::Timeout { at, .. }
             | MapError::Limit { at, .. }
             | MapError::BadShape { at, .. }
+            | MapError::Unreadable { at, .. }
             | MapError::BadTopic { at, .. }
             | MapError::UnknownPlaceholder { at, .. } => at,
         }

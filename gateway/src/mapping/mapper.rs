@@ -332,7 +332,16 @@ fn meta_field<'a>(meta: &'a Meta, name: &str) -> Option<Cow<'a, str>> {
         "frequency_hz" => meta.frequency_hz.map(|v| Cow::Owned(v.to_string())),
         "datarate" => meta.datarate.as_deref().map(Cow::Borrowed),
         "port" => meta.port.as_deref().map(Cow::Borrowed),
-        other => meta.extra.get(other).map(|v| Cow::Borrowed(v.as_str())),
+        "topic" => meta.topic.as_deref().map(Cow::Borrowed),
+        other => match other.strip_prefix("level").map(str::parse::<usize>) {
+            // `{level0}`, `{level1}`...: the levels of the topic a message came in on.
+            Some(Ok(i)) if meta.topic.is_some() => meta
+                .topic
+                .as_deref()
+                .and_then(|t| t.split('/').nth(i))
+                .map(Cow::Borrowed),
+            _ => meta.extra.get(other).map(|v| Cow::Borrowed(v.as_str())),
+        },
     }
 }
 

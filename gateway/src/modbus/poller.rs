@@ -46,12 +46,7 @@ pub struct Poller {
 }
 
 /// Where each device's availability is published (retained `online` / `offline`).
-#[derive(Debug, Clone)]
-pub struct Announce {
-    pub tx: mpsc::Sender<crate::pipeline::MessageBatch>,
-    pub gateway_id: String,
-    pub durability: crate::config::Durability,
-}
+pub type Announce = crate::pipeline::ToStore;
 
 #[derive(Debug)]
 struct DeviceState {
@@ -161,15 +156,15 @@ impl Poller {
         } else {
             b"offline"
         };
-        let batch = crate::pipeline::MessageBatch {
-            durability: a.durability,
-            messages: vec![crate::message::Message {
+        let batch = crate::pipeline::MessageBatch::new(
+            a.durability,
+            vec![crate::message::Message {
                 topic,
                 payload: bytes::Bytes::from_static(payload),
                 qos: mqtt_proto::codec::QoS::AtLeastOnce,
                 retain: true,
             }],
-        };
+        );
         let _ = a.tx.send(batch).await;
     }
 

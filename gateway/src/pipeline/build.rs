@@ -188,8 +188,28 @@ pub(super) fn upstream_settings(
     config: &GatewayConfig,
     up: &UpstreamConfig,
 ) -> anyhow::Result<UpstreamSettings> {
+    let default_id = || format!("mqgate-{}", config.gateway.id);
+    Ok(UpstreamSettings {
+        client: client_options(&config.dir, up, default_id)?,
+        topic_prefix: up.topic_prefix.clone(),
+        gateway_id: config.gateway.id.clone(),
+        reconnect_initial: Duration::from_millis(up.reconnect.initial_ms),
+        reconnect_max: Duration::from_millis(up.reconnect.max_ms),
+        max_inflight: up.max_inflight as usize,
+        echoes: None,
+    })
+}
+
+/// How to connect to the broker of `up` (the `upstream:` keys, also an MQTT
+/// source's): its files read (relative to `dir`), `default_id` when it names no
+/// client id.
+pub(super) fn client_options(
+    dir: &Path,
+    up: &UpstreamConfig,
+    default_id: impl FnOnce() -> String,
+) -> anyhow::Result<ClientOptions> {
     let read = |p: &Path| -> anyhow::Result<Vec<u8>> {
-        let path = config.dir.join(p);
+        let path = dir.join(p);
         std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
     };
     let password = match (&up.password, &up.password_file) {
@@ -215,24 +235,16 @@ pub(super) fn upstream_settings(
         None
     };
     let client_id = if up.client_id.is_empty() {
-        format!("mqgate-{}", config.gateway.id)
+        default_id()
     } else {
         up.client_id.clone()
     };
-    Ok(UpstreamSettings {
-        client: ClientOptions {
-            tls,
-            username: up.username.clone(),
-            password,
-            keep_alive: Duration::from_secs(u64::from(up.keep_alive_secs)),
-            clean_session: up.clean_session,
-            ..ClientOptions::new(&up.url.host, up.url.port, client_id)
-        },
-        topic_prefix: up.topic_prefix.clone(),
-        gateway_id: config.gateway.id.clone(),
-        reconnect_initial: Duration::from_millis(up.reconnect.initial_ms),
-        reconnect_max: Duration::from_millis(up.reconnect.max_ms),
-        max_inflight: up.max_inflight as usize,
-        echoes: None,
+    Ok(ClientOptions {
+        tls,
+        username: up.username.clone(),
+        password,
+        keep_alive: Duration::from_secs(u64::from(up.keep_alive_secs)),
+        clean_session: up.clean_session,
+        ..ClientOptions::new(&up.url.host, up.url.port, client_id)
     })
 }

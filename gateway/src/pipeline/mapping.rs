@@ -135,15 +135,18 @@ pub(super) fn spawn(
                 }
                 status.keep_recent(&waiting);
                 let mapper = slot.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let mut batch = Vec::new();
-                for frame in waiting.drain(..) {
-                    map_one(&mapper, &gateway_id, &stats, &frame, &mut batch);
+                let mut batch = MessageBatch::new(durability, Vec::new());
+                for mut frame in waiting.drain(..) {
+                    map_one(&mapper, &gateway_id, &stats, &frame, &mut batch.messages);
+                    let receipt = frame.meta.receipt.take();
+                    if !receipt.is_none() {
+                        batch.receipts.push(receipt);
+                    }
                 }
-                let batch = MessageBatch {
-                    durability,
-                    messages: batch,
-                };
-                if !batch.messages.is_empty() && out.blocking_send(batch).is_err() {
+                if batch.messages.is_empty() {
+                    // Nothing to store: what waits for it may go on.
+                    MessageBatch::release(&mut batch.receipts);
+                } else if out.blocking_send(batch).is_err() {
                     break;
                 }
             }

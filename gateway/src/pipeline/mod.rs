@@ -107,6 +107,50 @@ pub struct MessageBatch {
     /// The source's (when they reach the store file).
     pub durability: Durability,
     pub messages: Vec<Message>,
+    /// Released once `messages` are stored (see [`crate::frame::Receipt`]).
+    pub receipts: Vec<crate::frame::Receipt>,
+}
+
+impl MessageBatch {
+    pub fn new(durability: Durability, messages: Vec<Message>) -> MessageBatch {
+        MessageBatch {
+            durability,
+            messages,
+            receipts: Vec::new(),
+        }
+    }
+
+    /// Everything is stored: release the receipts.
+    fn release(receipts: &mut Vec<crate::frame::Receipt>) {
+        for r in receipts.drain(..) {
+            r.release();
+        }
+    }
+}
+
+/// Messages a source sends to the store itself, past its mapping: a Modbus
+/// device's availability, an MQTT source's unreadable events as dead letters.
+#[derive(Debug, Clone)]
+pub struct ToStore {
+    pub tx: mpsc::Sender<MessageBatch>,
+    pub gateway_id: String,
+    /// The source's.
+    pub durability: Durability,
+}
+
+/// What a source may need of the rest of the gateway.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Around {
+    /// `gateway.id`: an MQTT source's default client id has it.
+    pub gateway_id: String,
+    pub to_store: Option<ToStore>,
+    /// The embedded broker, when it runs.
+    pub broker: Option<broker_lite::BrokerHandle>,
+    /// What the upstream output published lately, when it runs.
+    pub echoes: Option<Arc<crate::output::echoes::Echoes>>,
+    /// Where the gateway's own topics start (`mqgate/<id>/`, and with the
+    /// upstream's `topic_prefix`): status, will, dead letters, results.
+    pub own_topics: Vec<String>,
 }
 
 /// Where messages go instead of the outputs (for `replay --dry-run`).
@@ -148,6 +192,7 @@ pub async fn start(
     }
     let mut links = HashMap::new();
     let mut commands_upstream = None;
+    let mut echoes = None;
     match tap {
         Some(tap) => {
             running.feeder = Some(tokio::spawn(pass_to_tap(msg_rx, tap)));
@@ -190,10 +235,20 @@ pub async fn start(
             if let Some(up) = &config.upstream {
                 // Connected last, once every port is bound (below).
                 let mut settings = build::upstream_settings(config, up)?;
-                if takes_commands && crate::downlink::from_upstream(config) {
-                    let echoes = Arc::new(crate::output::echoes::Echoes::default());
-                    settings.echoes = Some(echoes.clone());
-                    commands_upstream = Some((settings.clone(), echoes));
+                // What the output publishes is noted where something subscribes
+                // on a broker (commands, an MQTT source) and must not take it back.
+                let takes_upstream_commands =
+                    takes_commands && crate::downlink::from_upstream(config);
+                let mqtt_sources = config.sources.iter().any(|s| {
+                    matches!(&s.kind, SourceKind::Mqtt(m) if m.broker != crate::config::MqttBroker::Embedded)
+                });
+                if takes_upstream_commands || mqtt_sources {
+                    let noted = Arc::new(crate::output::echoes::Echoes::default());
+                    settings.echoes = Some(noted.clone());
+                    echoes = Some(noted.clone());
+                    if takes_upstream_commands {
+                        commands_upstream = Some((settings.clone(), noted));
+                    }
                 }
                 let status = Arc::new(UpstreamStatus::default());
                 let queue = store.output("upstream").expect("registered above");
@@ -249,10 +304,16 @@ pub async fn start(
         } else {
             DeviceSide::none()
         };
-        let announce = crate::modbus::poller::Announce {
-            tx: msg_tx.clone(),
+        let around = Around {
             gateway_id: config.gateway.id.clone(),
-            durability: source.durability.unwrap_or(config.store.durability),
+            to_store: Some(ToStore {
+                tx: msg_tx.clone(),
+                gateway_id: config.gateway.id.clone(),
+                durability: source.durability.unwrap_or(config.store.durability),
+            }),
+            broker: running.broker.as_ref().map(|b| b.handle()),
+            echoes: echoes.clone(),
+            own_topics: own_topics(config),
         };
         spawn_source(
             source,
@@ -260,7 +321,7 @@ pub async fn start(
             frame_tx,
             status.clone(),
             device,
-            Some(announce),
+            around,
             shutdown.clone(),
         )
         .await?;
@@ -302,7 +363,7 @@ pub(crate) async fn spawn_source(
     frame_tx: mpsc::Sender<Frame>,
     status: Arc<SourceStatus>,
     device: DeviceSide,
-    announce: Option<crate::modbus::poller::Announce>,
+    around: Around,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let feed = |port: Option<String>| {
@@ -364,11 +425,59 @@ pub(crate) async fn spawn_source(
         }
         (SourceKind::Modbus(m), None) => {
             let mut poller = crate::modbus::Poller::new(&source.id, m, frame_tx.clone());
-            if let Some(announce) = announce {
+            if let Some(announce) = around.to_store {
                 poller.announce(announce);
             }
             status.set_modbus(poller.stats());
             tokio::spawn(poller.run(device, status.clone(), shutdown.clone()));
+        }
+        (SourceKind::Mqtt(m), None) => {
+            let intake = crate::source::mqtt::Intake::new(
+                &source.id,
+                m.format,
+                m.other_events,
+                frame_tx.clone(),
+                around.to_store,
+                status.clone(),
+            );
+            let filters: Vec<(String, mqtt_proto::codec::QoS)> =
+                m.topics.iter().map(|t| (t.clone(), m.qos)).collect();
+            match &m.broker {
+                crate::config::MqttBroker::Embedded => {
+                    let broker = around.broker.with_context(|| {
+                        format!(
+                            "source {}: `broker: embedded`, but the embedded broker is not running",
+                            source.id
+                        )
+                    })?;
+                    tokio::spawn(crate::source::mqtt::run_embedded(
+                        broker,
+                        filters,
+                        intake,
+                        shutdown.clone(),
+                    ));
+                }
+                crate::config::MqttBroker::External(up) => {
+                    let settings = crate::source::mqtt::External {
+                        client: build::client_options(std::path::Path::new(""), up, || {
+                            format!("mqgate-{}-{}", around.gateway_id, source.id)
+                        })
+                        .with_context(|| format!("source {}", source.id))?,
+                        filters,
+                        reconnect_initial: std::time::Duration::from_millis(
+                            up.reconnect.initial_ms,
+                        ),
+                        reconnect_max: std::time::Duration::from_millis(up.reconnect.max_ms),
+                        echoes: around.echoes,
+                        own_topics: around.own_topics,
+                    };
+                    tokio::spawn(crate::source::mqtt::run_external(
+                        settings,
+                        intake,
+                        shutdown.clone(),
+                    ));
+                }
+            }
         }
         (SourceKind::Replay(r), None) => {
             // The configuration has resolved the path already.
@@ -390,6 +499,21 @@ pub(crate) async fn spawn_source(
     Ok(())
 }
 
+/// The starts of the topics that are the gateway's own, on the embedded broker
+/// and upstream.
+fn own_topics(config: &GatewayConfig) -> Vec<String> {
+    let own = format!("mqgate/{}/", config.gateway.id);
+    let mut starts = vec![own.clone()];
+    if let Some(up) = config
+        .upstream
+        .as_ref()
+        .filter(|u| !u.topic_prefix.is_empty())
+    {
+        starts.push(format!("{}{own}", up.topic_prefix));
+    }
+    starts
+}
+
 /// A capture to play instead of a source's own input (`mqgate replay`).
 #[derive(Debug, Clone)]
 pub struct ReplayOverride {
@@ -399,12 +523,13 @@ pub struct ReplayOverride {
 
 /// `replay --dry-run`: every message to the tap, in order.
 async fn pass_to_tap(mut rx: mpsc::Receiver<MessageBatch>, tap: Tap) {
-    while let Some(batch) = rx.recv().await {
+    while let Some(mut batch) = rx.recv().await {
         for msg in batch.messages {
             if tap.send(msg).await.is_err() {
                 return;
             }
         }
+        MessageBatch::release(&mut batch.receipts);
     }
 }
 
@@ -414,6 +539,7 @@ async fn pass_to_tap(mut rx: mpsc::Receiver<MessageBatch>, tap: Tap) {
 async fn feed_store(mut rx: mpsc::Receiver<MessageBatch>, store: Store) {
     let mut batches = Vec::with_capacity(APPEND_BATCH);
     let mut batch: Vec<Arc<Message>> = Vec::with_capacity(APPEND_BATCH);
+    let mut receipts = Vec::new();
     let mut backoff = Backoff::new(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(10),
@@ -424,13 +550,16 @@ async fn feed_store(mut rx: mpsc::Receiver<MessageBatch>, store: Store) {
         while let Some(first) = from.next() {
             let durability = first.durability;
             batch.extend(first.messages.into_iter().map(Arc::new));
+            receipts.extend(first.receipts);
             while let Some(next) = from.next_if(|b| b.durability == durability) {
                 batch.extend(next.messages.into_iter().map(Arc::new));
+                receipts.extend(next.receipts);
             }
             loop {
                 match store.append_shared(batch.clone(), durability).await {
                     Ok(_) => {
                         backoff.reset();
+                        MessageBatch::release(&mut receipts);
                         break;
                     }
                     Err(crate::store::StoreError::Closed) => return,

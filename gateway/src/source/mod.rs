@@ -6,6 +6,7 @@ mod feed;
 pub mod gwmp;
 pub mod link;
 pub mod modem;
+pub mod mqtt;
 pub mod netserver;
 pub mod poll;
 pub mod replay;

@@ -105,6 +105,8 @@ pub struct SourceStatus {
     duty_cycle: Mutex<Vec<RadioDutyCycle>>,
     /// A Modbus source's bus and devices.
     modbus: std::sync::OnceLock<std::sync::Arc<crate::modbus::BusStats>>,
+    /// An MQTT source's counters.
+    mqtt: std::sync::OnceLock<std::sync::Arc<super::mqtt::MqttStats>>,
 }
 
 impl SourceStatus {
@@ -122,6 +124,7 @@ impl SourceStatus {
             last_bad: Mutex::new(None),
             duty_cycle: Mutex::new(Vec::new()),
             modbus: std::sync::OnceLock::new(),
+            mqtt: std::sync::OnceLock::new(),
         }
     }
 
@@ -133,6 +136,16 @@ impl SourceStatus {
     /// A Modbus source's counters.
     pub fn modbus(&self) -> Option<&crate::modbus::BusStats> {
         self.modbus.get().map(|s| &**s)
+    }
+
+    /// An MQTT source's counters, set once when it starts.
+    pub fn set_mqtt(&self, stats: std::sync::Arc<super::mqtt::MqttStats>) {
+        let _ = self.mqtt.set(stats);
+    }
+
+    /// An MQTT source's counters.
+    pub fn mqtt(&self) -> Option<&super::mqtt::MqttStats> {
+        self.mqtt.get().map(|s| &**s)
     }
 
     /// Counts a bad frame and keeps it, with why, as the last one: the status page

@@ -70,6 +70,7 @@ mod tests {
                     last_bad_frame: None,
                     duty_cycle: Vec::new(),
                     modbus: None,
+                    mqtt: None,
                     poll_timeouts: 0,
                     polls: Vec::new(),
                 })

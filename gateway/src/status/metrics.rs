@@ -644,6 +644,7 @@ mod tests {
                 recent: Vec::new(),
                 last_bad_frame: None,
                 modbus: None,
+                mqtt: None,
                 duty_cycle: vec![RadioSnapshot {
                     radio: "modem".into(),
                     sub_bands: vec![crate::airtime::SubBandBudget {

@@ -113,6 +113,10 @@ pub struct SourceSnapshot {
     /// A Modbus source's bus and devices; absent for other sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modbus: Option<crate::modbus::BusSnapshot>,
+    /// An MQTT source's messages, echoes skipped, and a network server's events;
+    /// absent for other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::source::mqtt::MqttSnapshot>,
     /// A serial source's queries (`poll:`) that got no answer in time.
     #[serde(default)]
     pub poll_timeouts: u64,
@@ -384,6 +388,7 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
             })
             .collect(),
         modbus: s.modbus().map(|m| m.snapshot()),
+        mqtt: s.mqtt().map(|m| m.snapshot()),
         poll_timeouts: SourceStatus::get(&s.poll_timeouts),
         polls: s.polls(),
     }

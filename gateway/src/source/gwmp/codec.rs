@@ -212,7 +212,7 @@ fn packet(gateway_eui: &str, p: &Value) -> Result<Option<(Bytes, Meta)>, String>
         }),
         port: None,
         extra,
-        polled: None,
+        ..Meta::default()
     };
     Ok(Some((Bytes::from(bytes), meta)))
 }

@@ -1,0 +1,439 @@
+//! `type: mqtt`: the messages of topic filters on a broker, each a frame.
+//!
+//! On another broker the source is a client of its own (the `upstream:` client
+//! code, a persistent session unless `clean_session` says otherwise). A QoS 1
+//! message is acknowledged (PUBACK), a QoS 2 one received (PUBREC), only once the
+//! messages mapped from it are in the store: a `kill -9` before that leaves it
+//! with the broker, which sends it again. Acknowledgements go in the order the
+//! messages came, as MQTT asks. A message the gateway's upstream output published
+//! itself is skipped (told by its fingerprint, as the commands do), and so is
+//! anything on the gateway's own topics (`mqgate/<id>/...`: its status, will and
+//! dead letters, also retained ones from an earlier run), so that a `#` filter
+//! on the upstream broker makes no loop.
+//!
+//! On the embedded broker it subscribes inside the process with "no local": what
+//! the gateway publishes there is never taken back.
+//!
+//! With `format: ttn_v3` or `chirpstack_v4`, a network server's uplink event
+//! becomes a frame of its application payload, with what the server says about it
+//! as meta ([`super::netserver`]); its other events are counted, and dropped or
+//! passed on as JSON. An event that cannot be read is counted as a bad frame and
+//! goes to the dead-letter topic whole.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use mqtt_proto::codec::{QoS, SubscribeReturnCode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use super::netserver::{self, Event};
+use super::{SourceState, SourceStatus};
+use crate::backoff::Backoff;
+use crate::config::{OtherEvents, PayloadFormat};
+use crate::frame::{Frame, Meta, Receipt};
+use crate::mapping::{dead_letter, MapError};
+use crate::output::client::{ClientOptions, Connection, Event as ClientEvent};
+use crate::output::echoes::Echoes;
+use crate::pipeline::{MessageBatch, ToStore};
+
+/// Messages taken from the broker whose frames are not stored yet, at most; past
+/// it the source stops reading until the oldest is stored.
+const MAX_UNSTORED: usize = 1024;
+
+/// What the source counts, for the status page.
+#[derive(Debug, Default)]
+pub struct MqttStats {
+    /// Messages received (echoes and duplicates included).
+    pub messages: AtomicU64,
+    /// Network-server uplinks made frames.
+    pub uplinks: AtomicU64,
+    /// Messages the gateway had published itself, skipped.
+    pub echoes: AtomicU64,
+    /// Events that could not be read (they went to the dead-letter topic).
+    pub malformed: AtomicU64,
+    /// A network server's other events, by kind.
+    events: Mutex<BTreeMap<String, u64>>,
+}
+
+/// [`MqttStats`] as the status API shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttSnapshot {
+    pub messages: u64,
+    pub uplinks: u64,
+    pub echoes: u64,
+    pub malformed: u64,
+    /// Events other than uplinks, by kind (`join`, `downlink_ack`, `status`...).
+    pub events: BTreeMap<String, u64>,
+}
+
+impl MqttStats {
+    fn event(&self, kind: &str) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        match events.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                events.insert(kind.to_string(), 1);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> MqttSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MqttSnapshot {
+            messages: get(&self.messages),
+            uplinks: get(&self.uplinks),
+            echoes: get(&self.echoes),
+            malformed: get(&self.malformed),
+            events: self
+                .events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// Turns the messages of one source into frames.
+#[derive(Debug)]
+pub struct Intake {
+    source: Arc<str>,
+    format: PayloadFormat,
+    other_events: OtherEvents,
+    frames: mpsc::Sender<Frame>,
+    rejects: Option<ToStore>,
+    status: Arc<SourceStatus>,
+    stats: Arc<MqttStats>,
+}
+
+/// The pipeline behind the source has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl Intake {
+    pub fn new(
+        source: &str,
+        format: PayloadFormat,
+        other_events: OtherEvents,
+        frames: mpsc::Sender<Frame>,
+        rejects: Option<ToStore>,
+        status: Arc<SourceStatus>,
+    ) -> Intake {
+        let stats = Arc::new(MqttStats::default());
+        status.set_mqtt(stats.clone());
+        Intake {
+            source: Arc::from(source),
+            format,
+            other_events,
+            frames,
+            rejects,
+            status,
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<MqttStats> {
+        &self.stats
+    }
+
+    /// Make a message a frame (or none) and send it on. What is returned
+    /// resolves once the frame's messages are stored, or at once when there is
+    /// nothing to store; it fails if the gateway stopped first.
+    pub async fn take(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<oneshot::Receiver<()>, Stopped> {
+        self.stats.messages.fetch_add(1, Ordering::Relaxed);
+        let (receipt, stored) = Receipt::new();
+        let mut meta = Meta::default();
+        let bytes = match self.format {
+            PayloadFormat::Raw => payload,
+            PayloadFormat::NetworkServer(format) => match netserver::parse(format, topic, &payload)
+            {
+                Ok(Event::Uplink(up)) => {
+                    self.stats.uplinks.fetch_add(1, Ordering::Relaxed);
+                    meta = up.meta();
+                    meta.extra.insert("event".into(), "up".into());
+                    Bytes::from(up.payload)
+                }
+                Ok(Event::Other { kind, device }) => {
+                    self.stats.event(&kind);
+                    if self.other_events == OtherEvents::Drop {
+                        receipt.release();
+                        return Ok(stored);
+                    }
+                    meta.extra.insert("event".into(), kind);
+                    if let Some(device) = device {
+                        meta.extra.insert("device".into(), device);
+                    }
+                    payload
+                }
+                Err(e) => {
+                    self.reject(topic, payload, e, receipt).await?;
+                    return Ok(stored);
+                }
+            },
+        };
+        meta.topic = Some(Arc::from(topic));
+        meta.extra.insert("qos".into(), (qos as u8).to_string());
+        meta.extra.insert("retain".into(), retain.to_string());
+        meta.receipt = receipt;
+        SourceStatus::add(&self.status.bytes, bytes.len() as u64);
+        SourceStatus::add(&self.status.frames, 1);
+        let frame = Frame {
+            source: self.source.clone(),
+            received_at: SystemTime::now(),
+            bytes,
+            meta,
+        };
+        self.frames.send(frame).await.map_err(|_| Stopped)?;
+        Ok(stored)
+    }
+
+    /// An event that cannot be read: counted, and its message to the dead-letter
+    /// topic (released once stored).
+    async fn reject(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        error: netserver::FormatError,
+        receipt: Receipt,
+    ) -> Result<(), Stopped> {
+        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        let why = format!("message on {topic}: {error}");
+        self.status.bad_frame(why.clone(), payload.len(), &payload);
+        let Some(rejects) = &self.rejects else {
+            warn!(source = %self.source, "{why}");
+            receipt.release();
+            return Ok(());
+        };
+        let frame = Frame {
+            source: self.source.clone(),
+            received_at: SystemTime::now(),
+            bytes: payload,
+            meta: Meta {
+                topic: Some(Arc::from(topic)),
+                ..Meta::default()
+            },
+        };
+        let error = MapError::Unreadable {
+            at: format!("source {}, message on {topic}", self.source),
+            why: error.to_string(),
+        };
+        let mut batch = MessageBatch::new(
+            rejects.durability,
+            vec![dead_letter(&rejects.gateway_id, &frame, &error)],
+        );
+        batch.receipts.push(receipt);
+        rejects.tx.send(batch).await.map_err(|_| Stopped)
+    }
+}
+
+/// How an MQTT source on another broker connects and what it subscribes to.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub client: ClientOptions,
+    pub filters: Vec<(String, QoS)>,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    /// What the upstream output published lately, when it publishes at all.
+    pub echoes: Option<Arc<Echoes>>,
+    /// Where the gateway's own topics start (its status and will, dead letters,
+    /// command results): never taken, whoever published them and when.
+    pub own_topics: Vec<String>,
+}
+
+/// Take messages from another broker until shutdown; reconnect with back-off.
+pub async fn run_external(settings: External, intake: Intake, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Backoff::new(settings.reconnect_initial, settings.reconnect_max);
+    let broker = format!("{}:{}", settings.client.host, settings.client.port);
+    loop {
+        let ended = tokio::select! {
+            r = session(&settings, &intake, &mut backoff) => r,
+            _ = shutdown.changed() => break,
+        };
+        match ended {
+            Ended::Stopped => break,
+            Ended::Lost(why) => {
+                warn!(source = %intake.source, "broker {broker}: {why}; connecting again");
+                intake.status.set_waiting(format!("broker {broker}: {why}"));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    intake.status.set_state(SourceState::Finished);
+}
+
+enum Ended {
+    /// The connection failed.
+    Lost(String),
+    /// The pipeline behind stopped.
+    Stopped,
+}
+
+/// A message taken and not yet acknowledged.
+struct Unstored {
+    pkid: u16,
+    qos: QoS,
+    stored: oneshot::Receiver<()>,
+}
+
+/// One connection: subscribe, then take messages until it fails.
+async fn session(settings: &External, intake: &Intake, backoff: &mut Backoff) -> Ended {
+    let mut conn = match Connection::connect(&settings.client).await {
+        Ok((conn, _)) => conn.subscriber(),
+        Err(e) => return Ended::Lost(e.to_string()),
+    };
+    conn.subscribe(1, settings.filters.clone());
+    // In the order the messages came: acknowledgements go in that order.
+    let mut unstored: VecDeque<Unstored> = VecDeque::new();
+    // QoS 2 messages taken whose PUBREL has not come: a resend is not taken twice.
+    let mut unreleased: HashSet<u16> = HashSet::new();
+    loop {
+        tokio::select! {
+            stored = async {
+                match unstored.front_mut() {
+                    Some(u) => (&mut u.stored).await,
+                    None => std::future::pending().await,
+                }
+            }, if !unstored.is_empty() => {
+                let Some(done) = unstored.pop_front() else { continue };
+                if stored.is_err() {
+                    return Ended::Stopped;
+                }
+                match done.qos {
+                    QoS::AtMostOnce => {}
+                    QoS::AtLeastOnce => conn.puback(done.pkid),
+                    QoS::ExactlyOnce => conn.pubrec(done.pkid),
+                }
+            }
+            event = conn.next_event(), if unstored.len() < MAX_UNSTORED => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e) => return Ended::Lost(e.to_string()),
+                };
+                match event {
+                    ClientEvent::SubAck(ack) => {
+                        backoff.reset();
+                        intake.status.set_state(SourceState::Connected { since: SystemTime::now() });
+                        for ((filter, _), code) in settings.filters.iter().zip(&ack.return_codes) {
+                            match code {
+                                SubscribeReturnCode::Failure => warn!(
+                                    source = %intake.source,
+                                    filter = %filter,
+                                    "the broker refused the subscription (its ACL?)"
+                                ),
+                                _ => info!(source = %intake.source, filter = %filter, "subscribed"),
+                            }
+                        }
+                    }
+                    ClientEvent::Publish(p) => {
+                        if p.qos == QoS::ExactlyOnce && !unreleased.insert(p.pkid) {
+                            // Taken already; the broker has not had our PUBREC yet, or lost it.
+                            if !unstored.iter().any(|u| u.pkid == p.pkid) {
+                                conn.pubrec(p.pkid);
+                            }
+                            continue;
+                        }
+                        let echo = settings.own_topics.iter().any(|t| p.topic.starts_with(t.as_str()))
+                            || settings
+                                .echoes
+                                .as_ref()
+                                .is_some_and(|e| e.is_echo(&p.topic, &p.payload));
+                        let stored = if echo {
+                            intake.stats.messages.fetch_add(1, Ordering::Relaxed);
+                            intake.stats.echoes.fetch_add(1, Ordering::Relaxed);
+                            let (receipt, stored) = Receipt::new();
+                            receipt.release();
+                            stored
+                        } else {
+                            match intake.take(&p.topic, p.payload, p.qos, p.retain).await {
+                                Ok(stored) => stored,
+                                Err(Stopped) => return Ended::Stopped,
+                            }
+                        };
+                        if p.qos != QoS::AtMostOnce {
+                            unstored.push_back(Unstored { pkid: p.pkid, qos: p.qos, stored });
+                        }
+                    }
+                    ClientEvent::PubRel(pkid) => {
+                        unreleased.remove(&pkid);
+                        conn.pubcomp(pkid);
+                    }
+                    // This connection publishes nothing.
+                    ClientEvent::Ack(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Take the messages of `filters` on the embedded broker until shutdown.
+pub async fn run_embedded(
+    broker: broker_lite::BrokerHandle,
+    filters: Vec<(String, QoS)>,
+    intake: Intake,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let options = broker_lite::SubscribeOptions {
+        no_local: true,
+        retained: true,
+    };
+    let mut subscriptions = Vec::new();
+    for (filter, qos) in &filters {
+        match broker.subscribe_with(filter, *qos, options).await {
+            Ok(s) => subscriptions.push(s),
+            Err(e) => {
+                warn!(source = %intake.source, filter = %filter, "cannot subscribe on the embedded broker: {e}");
+                intake
+                    .status
+                    .set_waiting(format!("subscribing to {filter}: {e}"));
+                return;
+            }
+        }
+    }
+    info!(source = %intake.source, filters = filters.len(), "subscribed on the embedded broker");
+    intake.status.set_state(SourceState::Connected {
+        since: SystemTime::now(),
+    });
+    // One merged stream of the subscriptions' messages, in arrival order per filter.
+    let (tx, mut rx) = mpsc::channel::<broker_lite::Message>(64);
+    for mut s in subscriptions {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(m) = s.recv().await {
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    loop {
+        let m = tokio::select! {
+            m = rx.recv() => m,
+            _ = shutdown.changed() => break,
+        };
+        let Some(m) = m else { break };
+        // The broker has the message already acknowledged to its publisher: there
+        // is no one to tell when it is stored.
+        if intake
+            .take(&m.topic, m.payload, m.qos, m.retain)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    intake.status.set_state(SourceState::Finished);
+}

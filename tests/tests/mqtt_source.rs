@@ -1,0 +1,469 @@
+//! The MQTT source (`type: mqtt`) with real brokers: messages on a Mosquitto
+//! (published with `mosquitto_pub`) → `mqgate run` → the embedded broker or back
+//! to the Mosquitto, read by `mosquitto_sub` and a sequence-checking subscriber.
+//!
+//! The network servers' events are built from their published message formats:
+//! The Things Stack's "Data Formats" page (integrations: JSON uplink messages on
+//! `v3/{application}@{tenant}/devices/{device}/up`, and a `join_accept` message),
+//! and ChirpStack v4's "Integrations / Events" page (the JSON encoding of its
+//! `UplinkEvent` on `application/{id}/device/{dev_eui}/event/up`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run};
+use mqgate_tests::seqsub::{SeqOptions, SeqSubscriber};
+use serde_json::{json, Value};
+use test_support::mosquitto::{mosquitto_pub, Mosquitto, Msg, Subscriber};
+use test_support::process::{Proc, Stream};
+use test_support::scratch::Scratch;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn json_of(m: &Msg) -> Value {
+    serde_json::from_slice(&m.payload).unwrap_or_else(|e| panic!("{m:?} is not JSON: {e}"))
+}
+
+/// A gateway file: id `mqtt-gw`, status page, `extra` top-level sections
+/// (YAML), and `sources` (YAML list items).
+fn gateway(dir: &Scratch, extra: &str, sources: &str) -> PathBuf {
+    dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: mqtt-gw\n  state_dir: {state}\n\
+             status:\n  listen: 127.0.0.1:0\n{extra}sources:\n{sources}",
+            state = dir.path().join("state").display(),
+        ),
+    )
+}
+
+/// Every meta key a network server's uplink gives, and the topic's levels.
+const UPLINK_SCRIPT: &str = r#"
+fn map(frame) {
+    let m = frame.meta;
+    #{ payload: #{
+        hex: hex(frame.bytes), event: m.event, fport: m.fport, fcnt: m.fcnt,
+        dev_eui: m.dev_eui, dev_addr: m.dev_addr, rssi: m.rssi, snr: m.snr,
+        gateways: m.gateways, frequency_hz: m.frequency_hz, datarate: m.datarate,
+        received_at: m.received_at, topic: m.topic, first_level: frame.levels[0],
+        qos: m.qos, retain: m.retain
+    } }
+}
+"#;
+
+/// An uplink as The Things Stack's "Data Formats" page shows it: two gateways,
+/// the second heard it better.
+fn ttn_uplink(device: &str, fcnt: u32, payload_b64: &str) -> String {
+    json!({
+        "end_device_ids": {
+            "device_id": device,
+            "application_ids": { "application_id": "greenhouse" },
+            "dev_eui": "0004A30B001C0530",
+            "join_eui": "800000000000000C",
+            "dev_addr": "00BCB929"
+        },
+        "correlation_ids": ["as:up:01E0ZRA2DX6AAN5H4ZGK0QAFFC"],
+        "received_at": "2020-02-12T15:15:45.787420523Z",
+        "uplink_message": {
+            "f_port": 2,
+            "f_cnt": fcnt,
+            "frm_payload": payload_b64,
+            "rx_metadata": [
+                { "gateway_ids": { "gateway_id": "gtw1", "eui": "9C5C8E00001A05C4" },
+                  "rssi": -80, "channel_rssi": -80, "snr": 7.5 },
+                { "gateway_ids": { "gateway_id": "gtw2" },
+                  "rssi": -35, "channel_rssi": -35, "snr": 5.2 }
+            ],
+            "settings": {
+                "data_rate": { "lora": { "bandwidth": 125000, "spreading_factor": 7 } },
+                "coding_rate": "4/5",
+                "frequency": "868100000"
+            },
+            "received_at": "2020-02-12T15:15:45.787420523Z",
+            "consumed_airtime": "0.056576s"
+        }
+    })
+    .to_string()
+}
+
+/// An uplink as ChirpStack v4's "Integrations / Events" page shows its JSON.
+fn chirpstack_uplink(fcnt: u32, payload_b64: &str) -> String {
+    json!({
+        "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
+        "time": "2022-07-18T09:34:15.775023242+00:00",
+        "deviceInfo": {
+            "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242",
+            "tenantName": "ChirpStack",
+            "applicationId": "17c82e96-be03-4f38-aef3-f83d48582d97",
+            "applicationName": "Test application",
+            "deviceProfileId": "14855bf7-d10d-4aee-b618-ebfcb64dc7ad",
+            "deviceProfileName": "Test device-profile",
+            "deviceName": "Test device",
+            "devEui": "0101010101010101"
+        },
+        "devAddr": "00189440",
+        "dr": 1,
+        "fPort": 1,
+        "fCnt": fcnt,
+        "data": payload_b64,
+        "rxInfo": [{
+            "gatewayId": "0016c001f153a14c",
+            "uplinkId": 4217106255u64,
+            "rssi": -36,
+            "snr": 10.5,
+            "context": "E3OWOQ=="
+        }],
+        "txInfo": {
+            "frequency": 867100000,
+            "modulation": { "lora": { "bandwidth": 125000, "spreadingFactor": 11, "codeRate": "CR_4_5" } }
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn network_server_uplinks_on_a_mosquitto_become_frames_with_their_meta_and_other_events_are_counted(
+) {
+    let dir = Scratch::new("mqtt-netserver");
+    let mosquitto = Mosquitto::start();
+    dir.write("mappings/up.rhai", UPLINK_SCRIPT);
+    dir.write(
+        "mappings/ttn.yaml",
+        "source: ttn\nscript: up.rhai\ntopic: \"lorawan/{device}\"\n",
+    );
+    dir.write(
+        "mappings/cs.yaml",
+        "source: cs\nscript: up.rhai\ntopic: \"lorawan/{device}\"\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!(
+            "  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n\
+             \x20 - id: cs\n    type: mqtt\n    url: {url}\n    format: chirpstack_v4\n"
+        ),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 2);
+    let sub = Subscriber::start("lorawan", port, "lorawan/#");
+    let pub_q1 = |topic: &str, payload: &str| {
+        mosquitto_pub(mosquitto.port, &["-q", "1", "-t", topic, "-m", payload])
+    };
+    // 03 67 01 10: Cayenne LPP temperature 27.2 on channel 3.
+    pub_q1(
+        "v3/greenhouse@ttn/devices/probe-7/up",
+        &ttn_uplink("probe-7", 10, "A2cBEA=="),
+    );
+    let join = json!({
+        "end_device_ids": { "device_id": "probe-7", "application_ids": { "application_id": "greenhouse" } },
+        "join_accept": { "session_key_id": "AXA50...", "received_at": "2020-02-12T15:15:45Z" }
+    });
+    pub_q1("v3/greenhouse@ttn/devices/probe-7/join", &join.to_string());
+    pub_q1(
+        "application/17c82e96/device/0101010101010101/event/up",
+        &chirpstack_uplink(10, "AQID"),
+    );
+    let got = sub.wait_until("two uplinks", WAIT, |m| m.len() >= 2);
+    let by_topic = |t: &str| {
+        got.iter()
+            .find(|m| m.topic == t)
+            .map(json_of)
+            .unwrap_or_else(|| panic!("nothing on {t}: {got:?}"))
+    };
+    let ttn = by_topic("lorawan/probe-7");
+    assert_eq!(ttn["hex"], "03670110");
+    assert_eq!(ttn["event"], "up");
+    assert_eq!(ttn["fport"], "2");
+    assert_eq!(ttn["fcnt"], "10");
+    assert_eq!(ttn["dev_eui"], "0004A30B001C0530");
+    assert_eq!(ttn["dev_addr"], "00BCB929");
+    assert_eq!(ttn["rssi"], -35.0, "the best gateway's");
+    assert_eq!(ttn["snr"], 5.2);
+    assert_eq!(ttn["gateways"], "2");
+    assert_eq!(ttn["frequency_hz"], 868_100_000);
+    assert_eq!(ttn["datarate"], "SF7BW125");
+    assert_eq!(ttn["received_at"], "2020-02-12T15:15:45.787420523Z");
+    assert_eq!(ttn["topic"], "v3/greenhouse@ttn/devices/probe-7/up");
+    assert_eq!(ttn["first_level"], "v3");
+    assert_eq!(ttn["qos"], "1");
+    assert_eq!(ttn["retain"], "false");
+    let cs = by_topic("lorawan/Test device");
+    assert_eq!(cs["hex"], "010203");
+    assert_eq!(cs["fport"], "1");
+    assert_eq!(cs["dev_eui"], "0101010101010101");
+    assert_eq!(cs["rssi"], -36.0);
+    assert_eq!(cs["datarate"], "SF11BW125");
+    assert_eq!(cs["frequency_hz"], 867_100_000);
+
+    // The join was counted and dropped (the default): only the two uplinks came,
+    // and the source's counters say so.
+    let status = mqgate_tests::http::status_addr(&gw, WAIT);
+    let sources = mqgate_tests::http::api_status(status, WAIT)["sources"].clone();
+    let ttn_counts = sources
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "ttn"))
+        .map(|s| s["mqtt"].clone())
+        .unwrap_or_else(|| panic!("no ttn source in {sources}"));
+    assert_eq!(ttn_counts["uplinks"], 1, "{ttn_counts}");
+    assert_eq!(
+        ttn_counts["messages"], 1,
+        "the join is not on the uplink topic: {ttn_counts}"
+    );
+    assert_eq!(sub.messages().len(), 2, "{:?}", sub.messages());
+    stop(gw);
+}
+
+#[test]
+fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_topic() {
+    let dir = Scratch::new("mqtt-events");
+    let mosquitto = Mosquitto::start();
+    dir.write(
+        "mappings/ttn.yaml",
+        "source: ttn\ntopic: \"ttn/{event}/{level3}\"\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!(
+            "  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n    other_events: pass\n"
+        ),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 1);
+    let sub = Subscriber::start("events", port, "ttn/#");
+    let dead = Subscriber::start("dead", port, "mqgate/mqtt-gw/deadletter/#");
+    let join = json!({
+        "end_device_ids": { "device_id": "probe-7", "application_ids": { "application_id": "greenhouse" } },
+        "join_accept": { "session_key_id": "AXA50..." }
+    })
+    .to_string();
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/join",
+            "-m",
+            &join,
+        ],
+    );
+    let mut sub = sub;
+    let (_, m) = sub.msgs_until_topic("ttn/join_accept/probe-7");
+    assert_eq!(json_of(&m), serde_json::from_str::<Value>(&join).unwrap());
+    // Not JSON on an uplink topic: counted as a bad frame, and kept whole on the
+    // dead-letter topic with why.
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/up",
+            "-m",
+            "{not json",
+        ],
+    );
+    let letters = dead.wait_until("a dead letter", WAIT, |m| !m.is_empty());
+    let letter = json_of(&letters[0]);
+    assert_eq!(letter["text"], "{not json", "{letter}");
+    let error = letter["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("source ttn") && error.contains("ttn_v3: not JSON"),
+        "{letter}"
+    );
+    stop(gw);
+}
+
+/// Messages on `in/<n>` (raw, QoS 1) go back to the same Mosquitto as `out/<n>`
+/// through the upstream output while the gateway is killed with SIGKILL and
+/// started again: every one arrives, because a message is acknowledged to the
+/// broker only once it is in the store.
+#[test]
+fn nothing_taken_from_a_broker_is_lost_across_a_kill_9() {
+    const N: u64 = 3_000;
+    let dir = Scratch::new("mqtt-kill9");
+    let mosquitto = Mosquitto::start();
+    // A slow mapping (a few milliseconds a message): many messages are taken from
+    // the broker and not yet stored when the gateway is killed.
+    dir.write(
+        "mappings/in.rhai",
+        "fn map(frame) { let n = 0; for i in 0..4000 { n += i; } #{ payload: frame.text } }\n",
+    );
+    dir.write(
+        "mappings/in.yaml",
+        "source: in\nscript: in.rhai\ntopic: \"out/seq\"\nqos: 1\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        &format!("upstream:\n  url: {url}\n  client_id: mqtt-gw-out\n"),
+        &format!(
+            "  - id: in\n    type: mqtt\n    url: {url}\n    client_id: mqtt-gw-in\n    topics: [\"in/seq\"]\n"
+        ),
+    );
+    let mut options = SeqOptions::new("seq-out", "out/seq");
+    options.qos = 1;
+    let out = SeqSubscriber::start(mosquitto.port, options);
+    out.wait_connected(WAIT);
+    let mut gw = start_mqgate_run(&config);
+    wait_subscribed(&gw, 1);
+    // One publisher, QoS 1, a line per message.
+    let mut publisher = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &mosquitto.port.to_string()])
+        .args(["-q", "1", "-t", "in/seq", "-l", "-i", "seq-in"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    {
+        let mut stdin = publisher.stdin.take().expect("stdin");
+        for seq in 0..N {
+            writeln!(stdin, "{{\"seq\":{seq}}}").expect("write to mosquitto_pub");
+        }
+    }
+    out.wait_until("a third before the kill", WAIT, |s| s.unique >= N / 3);
+    let status = mqgate_tests::http::status_addr(&gw, WAIT);
+    let taken = mqgate_tests::http::api_status(status, WAIT)["sources"][0]["mqtt"]["messages"]
+        .as_u64()
+        .unwrap_or(0);
+    let unstored = taken.saturating_sub(out.stats().unique);
+    gw.signal(libc::SIGKILL);
+    let _ = gw.wait_exit(WAIT);
+    let gw = start_mqgate_run(&config);
+    let stats = out.wait_for_all(N, Duration::from_secs(60));
+    assert!(
+        stats.missing(0..N).is_empty(),
+        "lost across the kill: {}",
+        stats.summary()
+    );
+    assert!(publisher.wait().expect("mosquitto_pub").success());
+    // Else the kill proved nothing.
+    assert!(
+        unstored >= 100,
+        "only {unstored} messages were taken and not yet delivered at the kill"
+    );
+    stop(gw);
+}
+
+/// A `#` filter on the broker the gateway also publishes to: what the gateway
+/// published comes back to its source and is skipped, or each message would be
+/// mapped again and again.
+#[test]
+fn a_hash_filter_on_the_upstream_broker_never_takes_the_gateways_own_messages() {
+    let dir = Scratch::new("mqtt-noloop");
+    let mosquitto = Mosquitto::start();
+    dir.write(
+        "mappings/all.yaml",
+        "source: all\ntopic: \"out/{level1}\"\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        &format!("upstream:\n  url: {url}\n"),
+        &format!("  - id: all\n    type: mqtt\n    url: {url}\n    topics: [\"#\"]\n"),
+    );
+    let gw = start_mqgate_run(&config);
+    wait_subscribed(&gw, 1);
+    let mut sub = Subscriber::start("out", mosquitto.port, "out/#");
+    mosquitto_pub(mosquitto.port, &["-q", "1", "-t", "in/a", "-m", "21.5"]);
+    mosquitto_pub(
+        mosquitto.port,
+        &["-q", "1", "-t", "in/fence", "-m", "fence"],
+    );
+    let (before, fence) = sub.msgs_until_topic("out/fence");
+    assert_eq!(fence.payload, b"fence");
+    let topics: Vec<&str> = before.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(topics, ["out/a"], "each message once, never mapped again");
+    // The source saw its own two messages come back, and its status `online`,
+    // and skipped them.
+    let status = mqgate_tests::http::status_addr(&gw, WAIT);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = mqgate_tests::http::api_status(status, WAIT)["sources"][0]["mqtt"].clone();
+        if s["echoes"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "echoes not counted: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(gw);
+}
+
+/// What other clients publish to the embedded broker (an ESP32 on the LAN) is
+/// mapped; what the gateway publishes there itself is not taken back.
+#[test]
+fn an_embedded_broker_source_takes_other_clients_messages_and_never_its_own() {
+    let dir = Scratch::new("mqtt-embedded");
+    dir.write(
+        "mappings/lan.yaml",
+        "source: lan\ntopic: \"site/{level1}\"\n",
+    );
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        "  - id: lan\n    type: mqtt\n    broker: embedded\n    topics: [\"#\"]\n",
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    gw.wait_for_line(Stream::Stderr, &["subscribed on the embedded broker"], WAIT);
+    let mut sub = Subscriber::start("site", port, "site/#");
+    mosquitto_pub(port, &["-q", "1", "-t", "esp32/kitchen", "-m", "21.5"]);
+    mosquitto_pub(port, &["-q", "1", "-t", "esp32/fence", "-m", "fence"]);
+    let (before, fence) = sub.msgs_until_topic("site/fence");
+    assert_eq!(fence.payload, b"fence");
+    let got: Vec<(&str, &[u8])> = before
+        .iter()
+        .map(|m| (m.topic.as_str(), m.payload.as_slice()))
+        .collect();
+    assert_eq!(got, [("site/kitchen", &b"21.5"[..])], "no `site/site/...`");
+    stop(gw);
+}
+
+#[test]
+fn bad_mqtt_source_settings_are_refused_with_their_field() {
+    let dir = Scratch::new("mqtt-bad");
+    let config = gateway(
+        &dir,
+        "",
+        "  - id: a\n    type: mqtt\n    url: mqtt://127.0.0.1:1883\n    format: ttn_v4\n\
+         \x20 - id: b\n    type: mqtt\n    topics: [\"x/#\"]\n\
+         \x20 - id: c\n    type: mqtt\n    url: mqtt://127.0.0.1:1883\n    topics: [\"x/#/y\"]\n    max_inflight: 5\n\
+         \x20 - id: d\n    type: mqtt\n    broker: embedded\n    topics: [\"x\"]\n",
+    );
+    let out =
+        mqgate_tests::mqgate::run_mqgate(&["check", "--config", config.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = out.stderr;
+    for want in [
+        "sources[0].format: unknown format `ttn_v4`, expected one of raw, ttn_v3, chirpstack_v4",
+        "sources[1]: an MQTT source needs `url: mqtt://HOST:PORT` (another broker) or `broker: embedded`",
+        "sources[2].topics[0]: \"x/#/y\" is not a topic filter",
+        "sources[2].max_inflight: `max_inflight` is for publishing",
+        "sources[3].broker: `broker: embedded` needs the embedded broker",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+}
+
+/// Waits until `n` MQTT sources have had their subscriptions acknowledged.
+fn wait_subscribed(gw: &Proc, n: usize) {
+    gw.wait_until("the MQTT sources to subscribe", WAIT, |lines| {
+        (lines
+            .iter()
+            .filter(|l| l.text.contains("subscribed"))
+            .count()
+            >= n)
+            .then_some(())
+    });
+}
+
+fn stop(mut gw: Proc) {
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(WAIT).code(), Some(0), "{}", gw.transcript());
+}
