@@ -38,6 +38,11 @@ impl<'a> Report<'a> {
         self.errors.is_empty()
     }
 
+    /// How many errors were recorded so far.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     /// The errors, in the order they were found.
     pub fn into_errors_as_found(self) -> Vec<ConfigError> {
         self.errors

@@ -217,6 +217,49 @@ fn network_server_uplinks_on_a_mosquitto_become_frames_with_their_meta_and_other
     stop(gw);
 }
 
+/// A device of the registry (`devices:`) is decoded by its own decoder, the
+/// project's Cayenne LPP script here, and published on `lorawan/{device}`; the
+/// others by the source's mapping.
+#[test]
+fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
+    let dir = Scratch::new("mqtt-registry");
+    let mosquitto = Mosquitto::start();
+    let lpp = mqgate_tests::mqgate::workspace_file("scripts/cayenne-lpp.rhai");
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        &format!(
+            "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             devices:\n  - name: greenhouse-probe\n    dev_eui: \"0004A30B001C0530\"\n\
+             \x20   decoder: {}\n",
+            lpp.display()
+        ),
+        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 1);
+    let mut sub = Subscriber::start("lorawan", port, "lorawan/#");
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/up",
+            "-m",
+            &ttn_uplink("probe-7", 3, "A2cBEA=="),
+        ],
+    );
+    let m = sub.expect_msg();
+    // Matched by DevEUI; `{device}` is the server's name for it.
+    assert_eq!(m.topic, "lorawan/probe-7");
+    let reading = json_of(&m);
+    assert_eq!(reading["type_name"], "temperature", "{reading}");
+    assert_eq!(reading["value"], 27.2, "{reading}");
+    stop(gw);
+}
+
 #[test]
 fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_topic() {
     let dir = Scratch::new("mqtt-events");

@@ -39,12 +39,17 @@ pub fn run(config_path: &Path) -> u8 {
         if let Err(problems) = crate::downlink::check(config) {
             errors.extend(problems);
         }
+        // The registry's decoders compile alike for every source that takes them.
+        if let Err(problems) = crate::pipeline::build::device_mappers(config, "check") {
+            errors.extend(problems);
+        }
     }
     match loaded {
         Ok(config) if errors.is_empty() => {
             for warning in missing_devices(&config)
                 .into_iter()
                 .chain(slow_commands(&config))
+                .chain(config.warnings.iter().cloned())
             {
                 eprintln!("warning: {warning}");
             }

@@ -60,6 +60,9 @@ pub async fn run(config_path: &Path) -> u8 {
     // Signals are caught from here on, before anything says the gateway is ready.
     let mut signals = Signals::install();
     let (stop, shutdown) = watch::channel(false);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let mut running = match pipeline::start(&config, None, None, None, shutdown).await {
         Ok(r) => r,
         Err(e) => {

@@ -8,6 +8,7 @@ use config_report::{parse_file, ConfigError, FieldPath, Report};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use super::devices::{self, DeviceConfig};
 use super::log::{self, LogConfig};
 use super::mapping_file::{self, MappingFile};
 use super::source::{self, SourceConfig, SourceKind};
@@ -35,6 +36,10 @@ pub struct GatewayConfig {
     pub mappings_dir: PathBuf,
     /// The gateway file's folder: relative paths in it are resolved against this.
     pub dir: PathBuf,
+    /// The LoRaWAN device registry (`devices:`).
+    pub devices: Vec<DeviceConfig>,
+    /// What is not wrong but worth saying (a keys file others may read).
+    pub warnings: Vec<String>,
 }
 
 /// The `gateway:` section.
@@ -54,7 +59,7 @@ fn default_state_dir() -> PathBuf {
 
 /// The keys a gateway file may have at the top.
 const SECTIONS: &[&str] = &[
-    "gateway", "broker", "upstream", "store", "status", "log", "sources", "mappings",
+    "gateway", "broker", "upstream", "store", "status", "log", "sources", "mappings", "devices",
 ];
 
 impl GatewayConfig {
@@ -159,6 +164,11 @@ impl GatewayConfig {
                 .map(|c| log::check(c, &mut report)),
         };
 
+        let mut warnings = Vec::new();
+        let devices = match top.get("devices") {
+            None => Vec::new(),
+            Some(value) => devices::read(value, &dir, &mut report, &mut warnings),
+        };
         let mut profiles = source::Profiles::new(&dir);
         let (sources, known_ids) =
             read_sources(top.get("sources"), &dir, &mut profiles, &mut report);
@@ -218,6 +228,8 @@ impl GatewayConfig {
                     mappings,
                     mappings_dir,
                     dir,
+                    devices,
+                    warnings,
                 })
             }
             _ => Err(errors),

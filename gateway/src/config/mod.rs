@@ -4,6 +4,7 @@
 //! together, each with file, line, column and field path.
 
 mod commands;
+mod devices;
 mod duration;
 mod gateway;
 mod homeassistant;
@@ -19,6 +20,7 @@ mod yaml;
 
 pub use commands::{parse_expiry, CommandFrom, CommandsConfig};
 pub use config_report::ConfigError;
+pub use devices::{AbpKeys, DeviceConfig, DEFAULT_DEVICE_TOPIC};
 pub use gateway::{GatewayConfig, GatewaySection};
 pub use homeassistant::{HaComponent, HaEntity};
 pub use log::LogConfig;

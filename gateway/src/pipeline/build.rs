@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 
+use super::mapping::DeviceMappers;
 use crate::capture::Capture;
 use crate::config::{GatewayConfig, MappingFile, SerialConfig, UpstreamConfig};
 use crate::mapping::{Mapper, MappingDefaults, MappingError, ScriptLimits};
@@ -48,6 +49,59 @@ pub fn build_mappers(config: &GatewayConfig) -> Result<MapperSet, Vec<String>> {
                 set.insert(source.id.clone(), Arc::new(m));
             }
             Err(e) => errors.push(format!("source {}: {e}", source.id)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Whether a source's frames can come from the registry's devices: a Semtech
+/// source (its ABP devices) or an MQTT source reading a network server.
+pub fn takes_devices(source: &crate::config::SourceConfig) -> bool {
+    match &source.kind {
+        crate::config::SourceKind::SemtechUdp(_) => true,
+        crate::config::SourceKind::Mqtt(m) => {
+            matches!(m.format, crate::config::PayloadFormat::NetworkServer(_))
+        }
+        _ => false,
+    }
+}
+
+/// The registry's decoders, compiled for source `source`: each registered
+/// device with a `decoder` maps its own frames, to its `topic`.
+pub fn device_mappers(config: &GatewayConfig, source: &str) -> Result<DeviceMappers, Vec<String>> {
+    let mut set = DeviceMappers::default();
+    let mut errors = Vec::new();
+    for d in &config.devices {
+        let Some(path) = &d.decoder else { continue };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!(
+                    "device {}: cannot read decoder {}: {e}",
+                    d.name,
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let defaults = MappingDefaults {
+            topic: d.topic.clone(),
+            qos: mqtt_proto::codec::QoS::AtLeastOnce,
+            retain: false,
+            filter: None,
+        };
+        match Mapper::new(
+            source,
+            Some((path, &text)),
+            defaults,
+            ScriptLimits::default(),
+        ) {
+            Ok(m) => set.insert(d, Arc::new(m)),
+            Err(e) => errors.push(format!("device {}: {e}", d.name)),
         }
     }
     if errors.is_empty() {

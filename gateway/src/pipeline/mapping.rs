@@ -1,6 +1,7 @@
 //! One mapping thread per source: frames in, messages (and dead letters) out.
 
 use log_limit::LogLimit;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -101,6 +102,44 @@ impl MappingStats {
     }
 }
 
+/// The registry's devices' decoders for one source: a frame whose meta names a
+/// registered device (`dev_eui`, else `device`) is mapped by its decoder.
+#[derive(Debug, Default)]
+pub struct DeviceMappers {
+    by_eui: HashMap<String, Arc<Mapper>>,
+    by_name: HashMap<String, Arc<Mapper>>,
+}
+
+impl DeviceMappers {
+    pub(super) fn insert(&mut self, device: &crate::config::DeviceConfig, mapper: Arc<Mapper>) {
+        if let Some(eui) = &device.dev_eui {
+            self.by_eui.insert(eui.clone(), mapper.clone());
+        }
+        self.by_name.insert(device.name.clone(), mapper);
+    }
+
+    /// The decoder of the device a frame comes from, if it is registered with one.
+    fn of(&self, frame: &Frame) -> Option<&Arc<Mapper>> {
+        let extra = &frame.meta.extra;
+        extra
+            .get("dev_eui")
+            .and_then(|e| self.by_eui.get(&e.to_ascii_uppercase()))
+            .or_else(|| extra.get("device").and_then(|d| self.by_name.get(d)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// What maps a source's frames: its mapping (a reload replaces it), and the
+/// decoders of the registered devices it may hear.
+#[derive(Debug)]
+pub(super) struct SourceMappers {
+    pub slot: Arc<MapperSlot>,
+    pub devices: DeviceMappers,
+}
+
 /// Stack of a mapping thread.
 const MAPPING_STACK: usize = 16 * 1024 * 1024;
 /// Frames mapped per wake-up at most; their messages go on as one batch.
@@ -108,13 +147,14 @@ pub(super) const BATCH_FRAMES: usize = 64;
 /// Start the mapping thread of `status`'s source.
 pub(super) fn spawn(
     status: Arc<SourceStatus>,
-    slot: Arc<MapperSlot>,
+    mappers: SourceMappers,
     stats: Arc<MappingStats>,
     gateway_id: &str,
     mut frames: mpsc::Receiver<Frame>,
     durability: Durability,
     out: mpsc::Sender<MessageBatch>,
 ) -> anyhow::Result<()> {
+    let SourceMappers { slot, devices } = mappers;
     let source = status.id.clone();
     let gateway_id = gateway_id.to_string();
     std::thread::Builder::new()
@@ -137,7 +177,11 @@ pub(super) fn spawn(
                 let mapper = slot.read().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut batch = MessageBatch::new(durability, Vec::new());
                 for mut frame in waiting.drain(..) {
-                    map_one(&mapper, &gateway_id, &stats, &frame, &mut batch.messages);
+                    let mapper = match devices.is_empty() {
+                        true => &mapper,
+                        false => devices.of(&frame).unwrap_or(&mapper),
+                    };
+                    map_one(mapper, &gateway_id, &stats, &frame, &mut batch.messages);
                     let receipt = frame.meta.receipt.take();
                     if !receipt.is_none() {
                         batch.receipts.push(receipt);

@@ -148,6 +148,11 @@ pub(crate) struct Around {
     pub broker: Option<broker_lite::BrokerHandle>,
     /// What the upstream output published lately, when it runs.
     pub echoes: Option<Arc<crate::output::echoes::Echoes>>,
+    /// The message store, when there is one (a Semtech source keeps its ABP
+    /// devices' frame counters there).
+    pub store: Option<Store>,
+    /// The LoRaWAN device registry.
+    pub devices: Vec<crate::config::DeviceConfig>,
     /// Where the gateway's own topics start (`mqgate/<id>/`, and with the
     /// upstream's `topic_prefix`): status, will, dead letters, results.
     pub own_topics: Vec<String>,
@@ -282,9 +287,16 @@ pub async fn start(
             &source.id,
             build::files_of(config, &source.id),
         ));
+        let devices = match build::takes_devices(source) {
+            true => build::device_mappers(config, &source.id).map_err(MappingErrors)?,
+            false => Default::default(),
+        };
         mapping::spawn(
             status.clone(),
-            slot.clone(),
+            mapping::SourceMappers {
+                slot: slot.clone(),
+                devices,
+            },
             stats.clone(),
             &config.gateway.id,
             frame_rx,
@@ -314,6 +326,8 @@ pub async fn start(
             broker: running.broker.as_ref().map(|b| b.handle()),
             echoes: echoes.clone(),
             own_topics: own_topics(config),
+            store: running.store.clone(),
+            devices: config.devices.clone(),
         };
         spawn_source(
             source,
@@ -413,13 +427,21 @@ pub(crate) async fn spawn_source(
             let socket = gwmp::bind(u.listen)
                 .await
                 .with_context(|| format!("source {}", source.id))?;
+            let abp = gwmp::Abp::new(&source.id, &around.devices, around.store).await;
+            if let Some(abp) = &abp {
+                status.set_abp(abp.stats());
+            }
+            let out = gwmp::Out {
+                source: Arc::from(source.id.as_str()),
+                tx: frame_tx.clone(),
+                status: status.clone(),
+            };
             tokio::spawn(gwmp::run(
                 socket,
-                Arc::from(source.id.as_str()),
-                frame_tx.clone(),
-                status.clone(),
+                out,
                 device,
                 gwmp::Settings::of(u),
+                abp,
                 shutdown.clone(),
             ));
         }

@@ -107,6 +107,8 @@ pub struct SourceStatus {
     modbus: std::sync::OnceLock<std::sync::Arc<crate::modbus::BusStats>>,
     /// An MQTT source's counters.
     mqtt: std::sync::OnceLock<std::sync::Arc<super::mqtt::MqttStats>>,
+    /// A Semtech source's ABP devices' counters.
+    abp: std::sync::OnceLock<std::sync::Arc<super::gwmp::AbpStats>>,
 }
 
 impl SourceStatus {
@@ -125,6 +127,7 @@ impl SourceStatus {
             duty_cycle: Mutex::new(Vec::new()),
             modbus: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),
+            abp: std::sync::OnceLock::new(),
         }
     }
 
@@ -146,6 +149,16 @@ impl SourceStatus {
     /// An MQTT source's counters.
     pub fn mqtt(&self) -> Option<&super::mqtt::MqttStats> {
         self.mqtt.get().map(|s| &**s)
+    }
+
+    /// A Semtech source's ABP counters, set once when it starts.
+    pub fn set_abp(&self, stats: std::sync::Arc<super::gwmp::AbpStats>) {
+        let _ = self.abp.set(stats);
+    }
+
+    /// A Semtech source's ABP counters.
+    pub fn abp(&self) -> Option<&super::gwmp::AbpStats> {
+        self.abp.get().map(|s| &**s)
     }
 
     /// Counts a bad frame and keeps it, with why, as the last one: the status page

@@ -71,6 +71,7 @@ mod tests {
                     duty_cycle: Vec::new(),
                     modbus: None,
                     mqtt: None,
+                    lorawan: None,
                     poll_timeouts: 0,
                     polls: Vec::new(),
                 })

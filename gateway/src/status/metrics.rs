@@ -645,6 +645,7 @@ mod tests {
                 last_bad_frame: None,
                 modbus: None,
                 mqtt: None,
+                lorawan: None,
                 duty_cycle: vec![RadioSnapshot {
                     radio: "modem".into(),
                     sub_bands: vec![crate::airtime::SubBandBudget {

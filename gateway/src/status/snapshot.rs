@@ -117,6 +117,10 @@ pub struct SourceSnapshot {
     /// absent for other sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::source::mqtt::MqttSnapshot>,
+    /// A Semtech source's registered ABP devices: uplinks accepted, copies
+    /// gathered, unknown DevAddrs, and refusals by reason; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lorawan: Option<crate::source::gwmp::AbpSnapshot>,
     /// A serial source's queries (`poll:`) that got no answer in time.
     #[serde(default)]
     pub poll_timeouts: u64,
@@ -389,6 +393,7 @@ fn source(s: &SourceStatus) -> SourceSnapshot {
             .collect(),
         modbus: s.modbus().map(|m| m.snapshot()),
         mqtt: s.mqtt().map(|m| m.snapshot()),
+        lorawan: s.abp().map(|a| a.snapshot()),
         poll_timeouts: SourceStatus::get(&s.poll_timeouts),
         polls: s.polls(),
     }

@@ -558,6 +558,43 @@ impl Db {
         Ok(())
     }
 
+    /// Keep a named counter in `meta` (in the open transaction).
+    pub(super) fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let key = format!("counter.{name}");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .map_err(|e| self.err(e))?
+            .execute(params![key, value as i64])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The counters whose names start with `prefix`.
+    pub(super) fn counters(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let on = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .map_err(on)?;
+        let from = format!("counter.{prefix}");
+        // Every key starting with `from` sorts below `from` followed by U+FFFF.
+        let to = format!("{from}\u{ffff}");
+        let rows = stmt
+            .query_map(params![from, to], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(on)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(on)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (k["counter.".len()..].to_string(), v))
+            .collect())
+    }
+
     /// Delete the oldest row; its id and size.
     pub(super) fn evict_oldest(&self) -> Result<Option<(u64, u64)>, StoreError> {
         self.conn

@@ -156,6 +156,17 @@ pub(crate) enum Command {
         up: bool,
     },
     Tick,
+    /// Keep named counters (a LoRaWAN device's frame counter) in the file, with
+    /// what else this transaction commits; answered once committed.
+    SetCounters {
+        values: Vec<(String, u64)>,
+        reply: oneshot::Sender<()>,
+    },
+    /// The counters whose names start with `prefix`.
+    Counters {
+        prefix: String,
+        reply: oneshot::Sender<Result<Vec<(String, u64)>, StoreError>>,
+    },
     /// Commit what is pending and answer (tests, shutdown).
     Sync {
         reply: oneshot::Sender<()>,
@@ -282,6 +293,33 @@ impl Store {
             opened_upto: self.opened_upto,
             fetching: None,
         })
+    }
+
+    /// Keep `values` (name, number) in the file; resolves once committed (or the
+    /// store closed). Names starting with `schema` are the store's own.
+    pub async fn set_counters(&self, values: Vec<(String, u64)>) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::SetCounters { values, reply })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// The counters kept with [`Store::set_counters`] whose names start with `prefix`.
+    pub async fn counters(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Counters {
+                prefix: prefix.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Commit what is pending now.

@@ -672,3 +672,30 @@ async fn acknowledgements_are_written_while_appends_fail_on_a_full_disk() {
     assert_eq!(*store.stats().last_error.lock().unwrap(), None);
     store.close().await;
 }
+
+#[tokio::test]
+async fn counters_are_kept_across_a_reopen_and_read_by_prefix() {
+    let dir = scratch("counters");
+    let store = Store::open(&config(&dir), &["up"]).unwrap();
+    assert!(store.counters("lorawan.fcnt.").await.unwrap().is_empty());
+    store
+        .set_counters(vec![
+            ("lorawan.fcnt.26011BDA".into(), 7),
+            ("lorawan.fcnt.26011BDB".into(), 70_000),
+            ("other.x".into(), 1),
+        ])
+        .await;
+    store
+        .set_counters(vec![("lorawan.fcnt.26011BDA".into(), 8)])
+        .await;
+    store.close().await;
+    let store = Store::open(&config(&dir), &["up"]).unwrap();
+    assert_eq!(
+        store.counters("lorawan.fcnt.").await.unwrap(),
+        [
+            ("lorawan.fcnt.26011BDA".to_string(), 8),
+            ("lorawan.fcnt.26011BDB".to_string(), 70_000)
+        ]
+    );
+    store.close().await;
+}

@@ -214,13 +214,17 @@ async fn the_source_acknowledges_every_sample_over_udp_with_its_token_and_sends_
     let (tx, mut rx) = mpsc::channel(64);
     let status = Arc::new(SourceStatus::new("lora"));
     let (_stop, shutdown) = watch::channel(false);
+    let out = Out {
+        source: Arc::from("lora"),
+        tx,
+        status: status.clone(),
+    };
     tokio::spawn(run(
         socket,
-        Arc::from("lora"),
-        tx,
-        status.clone(),
+        out,
         DeviceSide::none(),
         Settings::default(),
+        None,
         shutdown,
     ));
 

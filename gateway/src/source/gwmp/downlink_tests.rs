@@ -37,15 +37,12 @@ async fn source(settings: Settings) -> Source {
     let status = Arc::new(SourceStatus::new("lora"));
     let (stop, shutdown) = watch::channel(false);
     let (link, device) = link();
-    tokio::spawn(run(
-        socket,
-        Arc::from("lora"),
+    let out = Out {
+        source: Arc::from("lora"),
         tx,
-        status.clone(),
-        device,
-        settings,
-        shutdown,
-    ));
+        status: status.clone(),
+    };
+    tokio::spawn(run(socket, out, device, settings, None, shutdown));
     Source {
         addr,
         link,

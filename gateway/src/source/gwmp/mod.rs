@@ -15,17 +15,19 @@
 //! `codec` (bytes), `txpk` (options to JSON) and `gateways` (who is there) are
 //! plain functions and state; `run` is the socket.
 
+mod abp;
 mod codec;
 mod gateways;
 mod run;
 mod txpk;
 
+pub use abp::{Abp, AbpSnapshot, AbpStats};
 pub use codec::{
     ack, frames, lenient_base64, parse, parse_eui, pull_resp, tx_ack_report, Datagram, GwmpError,
     Kind, Received, TxAckReport,
 };
 pub use gateways::{Gateways, Target, MAX_GATEWAYS};
-pub use run::{bind, run, Settings};
+pub use run::{bind, run, Out, Settings};
 pub use txpk::{build as txpk, Defaults, Txpk, MAX_PAYLOAD};
 
 #[cfg(test)]

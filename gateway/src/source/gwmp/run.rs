@@ -59,6 +59,14 @@ impl Default for Settings {
     }
 }
 
+/// Where the source's frames go, and its counters.
+#[derive(Debug)]
+pub struct Out {
+    pub source: Arc<str>,
+    pub tx: mpsc::Sender<Frame>,
+    pub status: Arc<SourceStatus>,
+}
+
 /// The source's socket; a failure names the address (the gateway does not start).
 pub async fn bind(listen: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(listen)
@@ -70,13 +78,13 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<UdpSocket> {
 /// send the commands that come through `device` as downlinks.
 pub async fn run(
     socket: UdpSocket,
-    source: Arc<str>,
-    tx: mpsc::Sender<Frame>,
-    status: Arc<SourceStatus>,
+    out: Out,
     device: DeviceSide,
     settings: Settings,
+    mut abp: Option<super::abp::Abp>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Out { source, tx, status } = out;
     if let Ok(local) = socket.local_addr() {
         info!(source = %source, "listening for packet forwarders on UDP {local}");
     }
@@ -103,6 +111,10 @@ pub async fn run(
             .as_ref()
             .and_then(|p| p.awaiting.map(|a| a.until));
         let next_part = down.pending.as_ref().and_then(|p| p.next_at);
+        let window_closes = abp
+            .as_ref()
+            .and_then(|a| a.next_due())
+            .map(Instant::from_std);
         let (n, peer) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
@@ -121,6 +133,17 @@ pub async fn run(
             }
             _ = sleep_until(next_part) => {
                 down.send_next(&socket).await;
+                continue;
+            }
+            _ = sleep_until(window_closes) => {
+                if let Some(abp) = abp.as_mut() {
+                    for frame in abp.due(std::time::Instant::now()).await {
+                        SourceStatus::add(&status.frames, 1);
+                        if tx.send(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 continue;
             }
             _ = shutdown.changed() => break,
@@ -171,14 +194,27 @@ pub async fn run(
                 .uplink(&datagram.gateway_eui, Instant::now().into_std());
         }
         let received_at = SystemTime::now();
-        for (bytes, meta) in received.packets.into_iter().chain(received.stats) {
-            SourceStatus::add(&status.frames, 1);
-            let frame = Frame {
+        let packets = received.packets.len();
+        for (i, (bytes, meta)) in received
+            .packets
+            .into_iter()
+            .chain(received.stats)
+            .enumerate()
+        {
+            let mut frame = Frame {
                 source: source.clone(),
                 received_at,
                 bytes,
                 meta,
             };
+            // A registered ABP device's uplink waits for its copies first.
+            if let (Some(abp), true) = (abp.as_mut(), i < packets) {
+                match abp.offer(frame, std::time::Instant::now()) {
+                    Some(passed) => frame = passed,
+                    None => continue,
+                }
+            }
+            SourceStatus::add(&status.frames, 1);
             if tx.send(frame).await.is_err() {
                 return;
             }

@@ -98,6 +98,10 @@ impl Worker {
                         let _ = reply.send(Err(failed.clone().unwrap_or(StoreError::Closed)));
                     }
                     Command::Sync { reply } => syncs.push(reply),
+                    Command::SetCounters { reply, .. } => syncs.push(reply),
+                    Command::Counters { reply, .. } => {
+                        let _ = reply.send(Err(failed.clone().unwrap_or(StoreError::Closed)));
+                    }
                     Command::Close { reply } => close = Some(reply),
                     Command::Done { .. } | Command::Connected { .. } | Command::Tick => {}
                     Command::WriteBehindNow { reply } => syncs.push(reply),
@@ -176,6 +180,18 @@ impl Worker {
                 Command::Sync { reply } => {
                     syncs.push(reply);
                     self.apply_deferred_done()
+                }
+                Command::SetCounters { values, reply } => {
+                    syncs.push(reply);
+                    values
+                        .iter()
+                        .try_for_each(|(name, value)| self.db.set_counter(name, *value))
+                }
+                Command::Counters { prefix, reply } => {
+                    let result = self.db.counters(&prefix);
+                    let e = result.as_ref().err().cloned();
+                    let _ = reply.send(result);
+                    e.map_or(Ok(()), Err)
                 }
                 Command::Close { reply } => {
                     close = Some(reply);
