@@ -713,3 +713,43 @@ fn chromium_shows_a_modbus_bus_with_each_device_and_the_one_that_stopped_answeri
     gw.wait_exit(WAIT);
     drop(slave);
 }
+
+#[test]
+fn chromium_shows_an_mqtt_sources_messages_and_the_gateways_own_it_skipped() {
+    let dir = Scratch::new("browser-mqtt");
+    dir.write(
+        "mappings/lan.yaml",
+        "source: lan\ntopic: \"site/{level1}\"\n",
+    );
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: mqtt-page\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: lan\n    type: mqtt\n    broker: embedded\n    topics: [\"esp32/#\"]\n",
+            state = dir.path().join("state").display(),
+        ),
+    );
+    let mut gw = start_mqgate_run(&config);
+    let port = mqgate_tests::mqgate::embedded_broker_port(&gw, WAIT);
+    gw.wait_for_line(Stream::Stderr, &["subscribed on the embedded broker"], WAIT);
+    for payload in ["20.5", "20.6"] {
+        test_support::mosquitto::mosquitto_pub(
+            port,
+            &["-q", "1", "-t", "esp32/kitchen", "-m", payload],
+        );
+    }
+    let browser = open_page(&gw);
+    browser
+        .wait_for(
+            "the MQTT line with both messages",
+            WAIT,
+            "const m = document.querySelector('[data-col=\"mqtt\"]'); \
+             return !!m && m.textContent.includes('MQTT: 2 messages');",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+}
