@@ -260,6 +260,137 @@ fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
     stop(gw);
 }
 
+/// A command to a network-server source is a downlink request on the server's
+/// topic (The Things Stack's `down/push`, as its "Scheduling downlinks" page
+/// documents it); the server's `down/sent`, or `down/nack` for a confirmed one,
+/// is the command's result.
+#[test]
+fn commands_become_downlinks_through_the_network_server_and_its_events_their_results() {
+    let dir = Scratch::new("mqtt-downlink");
+    let mosquitto = Mosquitto::start();
+    dir.write(
+        "mappings/ttn.rhai",
+        r#"
+fn map(frame) { #{ payload: frame.meta.fport } }
+fn encode(command) {
+    let c = command.json;
+    #{ bytes: from_hex(c.hex), device: c.device, f_port: c.port, confirmed: c.confirmed }
+}
+"#,
+    );
+    dir.write(
+        "mappings/ttn.yaml",
+        "source: ttn\nscript: ttn.rhai\ntopic: \"lorawan/{device}\"\n\
+         commands:\n  topic: \"cmd/{source}/#\"\n  send_timeout_ms: 10000\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 6);
+    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
+    let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
+    let results = Subscriber::start("results", port, "cmd/ttn/+/result");
+    let mut uplinks = Subscriber::start("up", port, "lorawan/#");
+    // The device is heard first: its downlinks go to the same application.
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/up",
+            "-m",
+            &ttn_uplink("probe-7", 1, "AQ=="),
+        ],
+    );
+    uplinks.expect_msg();
+
+    let command = |json: &str| mosquitto_pub(port, &["-q", "1", "-t", "cmd/ttn/set", "-m", json]);
+    command(
+        r#"{"device": "probe-7", "hex": "0102ff", "port": 5, "confirmed": false, "correlation": 1}"#,
+    );
+    let push = pushes.expect_msg();
+    assert_eq!(push.topic, "v3/greenhouse@ttn/devices/probe-7/down/push");
+    let down = json_of(&push)["downlinks"][0].clone();
+    assert_eq!(down["f_port"], 5, "{down}");
+    assert_eq!(down["frm_payload"], "AQL/", "base64 of 01 02 ff: {down}");
+    assert_eq!(down["confirmed"], false);
+    assert_eq!(down["priority"], "NORMAL");
+    let id = down["correlation_ids"][0]
+        .as_str()
+        .expect("a correlation id")
+        .to_string();
+    // The server queues it, then sends it: a sent unconfirmed downlink is done.
+    let event = |kind: &str, id: &str| {
+        json!({ "end_device_ids": { "device_id": "probe-7" },
+                "correlation_ids": ["as:downlink:01H", id], kind: { "f_port": 5 } })
+        .to_string()
+    };
+    let tell = |suffix: &str, body: &str| {
+        mosquitto_pub(
+            mosquitto.port,
+            &[
+                "-q",
+                "1",
+                "-t",
+                &format!("v3/greenhouse@ttn/devices/probe-7/{suffix}"),
+                "-m",
+                body,
+            ],
+        )
+    };
+    tell("down/queued", &event("downlink_queued", &id));
+    tell("down/sent", &event("downlink_sent", "another-downlink"));
+    tell("down/sent", &event("downlink_sent", &id));
+    let got = results.wait_until("the first result", WAIT, |m| !m.is_empty());
+    let first = json_of(&got[0]);
+    assert_eq!(first["status"], "sent", "{first}");
+    assert_eq!(first["correlation"], 1);
+
+    // A confirmed one the device does not acknowledge.
+    command(
+        r#"{"device": "probe-7", "hex": "03", "port": 6, "confirmed": true, "correlation": 2}"#,
+    );
+    let down = json_of(&pushes.expect_msg())["downlinks"][0].clone();
+    assert_eq!(down["confirmed"], true);
+    let id = down["correlation_ids"][0]
+        .as_str()
+        .expect("a correlation id")
+        .to_string();
+    tell("down/sent", &event("downlink_sent", &id));
+    tell("down/nack", &event("downlink_nack", &id));
+    let got = results.wait_until("the second result", WAIT, |m| m.len() >= 2);
+    let second = json_of(&got[1]);
+    assert_eq!(second["status"], "failed", "{second}");
+    assert!(
+        second["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not acknowledge"),
+        "{second}"
+    );
+    // A device never heard, without its application: refused with why.
+    command(
+        r#"{"device": "stranger", "hex": "03", "port": 6, "confirmed": false, "correlation": 3}"#,
+    );
+    let got = results.wait_until("the third result", WAIT, |m| m.len() >= 3);
+    let third = json_of(&got[2]);
+    assert_eq!(third["status"], "failed", "{third}");
+    assert!(
+        third["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("has sent no uplink yet"),
+        "{third}"
+    );
+    stop(gw);
+}
+
 #[test]
 fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_topic() {
     let dir = Scratch::new("mqtt-events");

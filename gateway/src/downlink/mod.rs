@@ -55,7 +55,8 @@ use worker::{Incoming, Worker};
 /// Commands one source's worker may have waiting to be encoded and queued.
 const INBOX: usize = 64;
 
-/// The source kinds that take commands today.
+/// The source kinds that take commands today (an MQTT source: as downlinks
+/// through the network server it reads).
 pub fn takes_commands(kind: &SourceKind) -> bool {
     matches!(
         kind,
@@ -65,6 +66,10 @@ pub fn takes_commands(kind: &SourceKind) -> bool {
             | SourceKind::Rn2483(_)
             | SourceKind::Rak3172(_)
             | SourceKind::Modbus(_)
+    ) || matches!(
+        kind,
+        SourceKind::Mqtt(m) if matches!(m.format, crate::config::PayloadFormat::NetworkServer(_))
+            && m.broker != crate::config::MqttBroker::Embedded
     )
 }
 

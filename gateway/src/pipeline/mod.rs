@@ -496,6 +496,7 @@ pub(crate) async fn spawn_source(
                     tokio::spawn(crate::source::mqtt::run_external(
                         settings,
                         intake,
+                        device,
                         shutdown.clone(),
                     ));
                 }

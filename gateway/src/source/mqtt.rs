@@ -20,7 +20,7 @@
 //! passed on as JSON. An event that cannot be read is counted as a bad frame and
 //! goes to the dead-letter topic whole.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -31,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use super::link::{DeviceSide, TxOutcome, TxRequest};
+use super::netserver::DownlinkNews;
 use super::netserver::{self, Event};
 use super::{SourceState, SourceStatus};
 use crate::backoff::Backoff;
@@ -108,7 +110,13 @@ pub struct Intake {
     rejects: Option<ToStore>,
     status: Arc<SourceStatus>,
     stats: Arc<MqttStats>,
+    /// Where each device heard lately takes downlinks (application and device
+    /// levels of its uplink topic), by device name and by DevEUI.
+    heard: Mutex<HashMap<String, (String, String)>>,
 }
+
+/// Devices whose downlink address is remembered, at most (then it starts over).
+const MAX_HEARD: usize = 10_000;
 
 /// The pipeline behind the source has stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +141,29 @@ impl Intake {
             rejects,
             status,
             stats,
+            heard: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where `device` (a name or a DevEUI) takes downlinks, from its last uplink.
+    fn downlink_address(&self, device: &str) -> Option<(String, String)> {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard
+            .get(device)
+            .or_else(|| heard.get(&device.to_ascii_uppercase()))
+            .cloned()
+    }
+
+    fn remember(&self, format: netserver::Format, topic: &str, up: &netserver::Uplink) {
+        let Some(address) = netserver::downlink_address(format, topic) else {
+            return;
+        };
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        if heard.len() >= MAX_HEARD {
+            heard.clear();
+        }
+        for key in [&up.device, &up.dev_eui].into_iter().flatten() {
+            heard.insert(key.clone(), address.clone());
         }
     }
 
@@ -159,6 +190,7 @@ impl Intake {
             {
                 Ok(Event::Uplink(up)) => {
                     self.stats.uplinks.fetch_add(1, Ordering::Relaxed);
+                    self.remember(format, topic, &up);
                     meta = up.meta();
                     meta.extra.insert("event".into(), "up".into());
                     Bytes::from(up.payload)
@@ -251,14 +283,24 @@ pub struct External {
 }
 
 /// Take messages from another broker until shutdown; reconnect with back-off.
-pub async fn run_external(settings: External, intake: Intake, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_external(
+    settings: External,
+    intake: Intake,
+    mut device: DeviceSide,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(settings.reconnect_initial, settings.reconnect_max);
     let broker = format!("{}:{}", settings.client.host, settings.client.port);
+    let mut downlinks = Downlinks::default();
     loop {
         let ended = tokio::select! {
-            r = session(&settings, &intake, &mut backoff) => r,
+            r = session(&settings, &intake, &mut device, &mut downlinks, &mut backoff) => r,
             _ = shutdown.changed() => break,
         };
+        device.set_ready(false);
+        downlinks.give_up(
+            "the connection to the broker was lost before the network server confirmed it",
+        );
         match ended {
             Ended::Stopped => break,
             Ended::Lost(why) => {
@@ -266,12 +308,145 @@ pub async fn run_external(settings: External, intake: Intake, mut shutdown: watc
                 intake.status.set_waiting(format!("broker {broker}: {why}"));
             }
         }
+        let pause = tokio::time::sleep(backoff.next_delay());
         tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = device.refuse_during("not connected to the broker", pause) => {}
             _ = shutdown.changed() => break,
         }
     }
+    downlinks.give_up("mqgate stopped before the network server confirmed it");
     intake.status.set_state(SourceState::Finished);
+}
+
+/// The downlink a command sent through a network server, until the server says
+/// how it went.
+#[derive(Debug, Default)]
+struct Downlinks {
+    pending: Option<PendingDownlink>,
+    /// Numbers the downlinks' ids (and their packet ids).
+    sent: u64,
+}
+
+#[derive(Debug)]
+struct PendingDownlink {
+    id: String,
+    confirmed: bool,
+    reply: oneshot::Sender<TxOutcome>,
+}
+
+impl Downlinks {
+    fn give_up(&mut self, why: &str) {
+        if let Some(p) = self.pending.take() {
+            let _ = p.reply.send(TxOutcome::Failed(why.to_string()));
+        }
+    }
+
+    /// The next packet id for a PUBLISH (1 is the subscription's).
+    fn next_pkid(&self) -> u16 {
+        2 + (self.sent % 65_000) as u16
+    }
+
+    /// Send a command's part as a downlink request to the server.
+    fn start(
+        &mut self,
+        request: TxRequest,
+        format: netserver::Format,
+        intake: &Intake,
+        conn: &mut Connection,
+    ) {
+        let reply = request.reply;
+        let fail = |why: String| TxOutcome::Failed(format!("source {}: {why}", intake.source));
+        let [part] = request.parts.as_slice() else {
+            let _ = reply.send(fail(
+                "a downlink is one part; the script gave several".into(),
+            ));
+            return;
+        };
+        let opts = &part.options;
+        let text = |k: &str| opts.get(k).and_then(serde_json::Value::as_str);
+        let Some(device) = text("device") else {
+            let _ = reply.send(fail(
+                "the command's part names no `device` (the network server's device id, or the DevEUI for ChirpStack)".into(),
+            ));
+            return;
+        };
+        let address = match text("application") {
+            Some(app) => Some((app.to_string(), device.to_string())),
+            None => intake.downlink_address(device),
+        };
+        let Some((application, device)) = address else {
+            let _ = reply.send(fail(format!(
+                "device {device:?} has sent no uplink yet: give the part its `application`"
+            )));
+            return;
+        };
+        let fport = match opts.get("f_port").map(|p| p.as_u64()) {
+            None => 1,
+            Some(Some(p @ 1..=223)) => p as u8,
+            Some(_) => {
+                let _ = reply.send(fail("`f_port` must be 1 to 223".into()));
+                return;
+            }
+        };
+        let confirmed = opts
+            .get("confirmed")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        self.sent += 1;
+        let id = match format {
+            netserver::Format::TtnV3 => format!("mqgate:{}:{}", intake.source, self.sent),
+            // ChirpStack takes a UUID as the queue item's id.
+            netserver::Format::ChirpstackV4 => format!(
+                "00000000-0000-4000-8000-{:012x}",
+                (std::process::id() as u64) << 32 | (self.sent & 0xffff_ffff)
+            ),
+        };
+        let down = netserver::downlink(
+            format,
+            &netserver::DownlinkRequest {
+                application: &application,
+                device: &device,
+                fport,
+                bytes: &part.bytes,
+                confirmed,
+                priority: text("priority").unwrap_or("NORMAL"),
+                id: &id,
+            },
+        );
+        conn.publish(
+            self.next_pkid(),
+            &down.topic,
+            &down.payload,
+            QoS::AtLeastOnce,
+            false,
+            false,
+        );
+        info!(source = %intake.source, topic = %down.topic, "downlink to the network server");
+        self.pending = Some(PendingDownlink {
+            id,
+            confirmed,
+            reply,
+        });
+    }
+
+    /// A message from the server: the end of the pending downlink, if it says so.
+    fn news(&mut self, format: netserver::Format, topic: &str, payload: &[u8]) {
+        let Some(p) = &self.pending else { return };
+        let outcome = match netserver::downlink_news(format, topic, payload, &p.id) {
+            None | Some(DownlinkNews::Queued) => return,
+            Some(DownlinkNews::Sent) if p.confirmed => return,
+            Some(DownlinkNews::Sent | DownlinkNews::Acked) => TxOutcome::Sent,
+            Some(DownlinkNews::Nacked) => {
+                TxOutcome::Failed("the device did not acknowledge the confirmed downlink".into())
+            }
+            Some(DownlinkNews::Failed(why)) => {
+                TxOutcome::Failed(format!("the network server failed the downlink: {why}"))
+            }
+        };
+        if let Some(p) = self.pending.take() {
+            let _ = p.reply.send(outcome);
+        }
+    }
 }
 
 enum Ended {
@@ -289,7 +464,17 @@ struct Unstored {
 }
 
 /// One connection: subscribe, then take messages until it fails.
-async fn session(settings: &External, intake: &Intake, backoff: &mut Backoff) -> Ended {
+async fn session(
+    settings: &External,
+    intake: &Intake,
+    device: &mut DeviceSide,
+    downlinks: &mut Downlinks,
+    backoff: &mut Backoff,
+) -> Ended {
+    let server = match intake.format {
+        PayloadFormat::NetworkServer(f) => Some(f),
+        PayloadFormat::Raw => None,
+    };
     let mut conn = match Connection::connect(&settings.client).await {
         Ok((conn, _)) => conn.subscriber(),
         Err(e) => return Ended::Lost(e.to_string()),
@@ -301,6 +486,26 @@ async fn session(settings: &External, intake: &Intake, backoff: &mut Backoff) ->
     let mut unreleased: HashSet<u16> = HashSet::new();
     loop {
         tokio::select! {
+            request = device.next(), if downlinks.pending.is_none() => {
+                match server {
+                    Some(format) => downlinks.start(request, format, intake, &mut conn),
+                    None => {
+                        let _ = request.reply.send(TxOutcome::Failed(format!(
+                            "source {}: commands go through an MQTT source only with a network server's format",
+                            intake.source
+                        )));
+                    }
+                }
+            }
+            _ = async {
+                match downlinks.pending.as_mut() {
+                    Some(p) => p.reply.closed().await,
+                    None => std::future::pending().await,
+                }
+            }, if downlinks.pending.is_some() => {
+                // The command gave up waiting (its send timeout).
+                downlinks.pending = None;
+            }
             stored = async {
                 match unstored.front_mut() {
                     Some(u) => (&mut u.stored).await,
@@ -325,6 +530,7 @@ async fn session(settings: &External, intake: &Intake, backoff: &mut Backoff) ->
                 match event {
                     ClientEvent::SubAck(ack) => {
                         backoff.reset();
+                        device.set_ready(server.is_some());
                         intake.status.set_state(SourceState::Connected { since: SystemTime::now() });
                         for ((filter, _), code) in settings.filters.iter().zip(&ack.return_codes) {
                             match code {
@@ -344,6 +550,9 @@ async fn session(settings: &External, intake: &Intake, backoff: &mut Backoff) ->
                                 conn.pubrec(p.pkid);
                             }
                             continue;
+                        }
+                        if let Some(format) = server {
+                            downlinks.news(format, &p.topic, &p.payload);
                         }
                         let echo = settings.own_topics.iter().any(|t| p.topic.starts_with(t.as_str()))
                             || settings

@@ -312,6 +312,140 @@ impl Uplink {
     }
 }
 
+/// What a network server says about a downlink it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownlinkNews {
+    /// In the device's queue.
+    Queued,
+    /// Sent to the device by a gateway.
+    Sent,
+    /// The device acknowledged a confirmed downlink.
+    Acked,
+    /// The device did not acknowledge it (a nack, or ChirpStack's ack with
+    /// `acknowledged: false`).
+    Nacked,
+    /// The server gave up on it; why, as the server said it.
+    Failed(String),
+}
+
+/// A downlink to `device` on the server's topic for its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downlink {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A downlink to send: to `device` (the device id, or the DevEUI for ChirpStack)
+/// of `application` (the topic's application level, `{application}@{tenant}` for
+/// The Things Stack); `id` comes back in the server's events about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownlinkRequest<'a> {
+    pub application: &'a str,
+    pub device: &'a str,
+    pub fport: u8,
+    pub bytes: &'a [u8],
+    pub confirmed: bool,
+    /// The Things Stack's priority (`LOWEST` ... `HIGHEST`, default `NORMAL`).
+    pub priority: &'a str,
+    pub id: &'a str,
+}
+
+/// A downlink request in the server's format: The Things Stack's
+/// `.../down/push` (`{"downlinks": [{f_port, frm_payload, priority, confirmed,
+/// correlation_ids}]}`), ChirpStack v4's `.../command/down` (`{id, devEui,
+/// confirmed, fPort, data}`).
+pub fn downlink(format: Format, r: &DownlinkRequest<'_>) -> Downlink {
+    let data = base64::engine::general_purpose::STANDARD.encode(r.bytes);
+    match format {
+        Format::TtnV3 => Downlink {
+            topic: format!("v3/{}/devices/{}/down/push", r.application, r.device),
+            payload: serde_json::json!({ "downlinks": [{
+                "f_port": r.fport, "frm_payload": data, "priority": r.priority,
+                "confirmed": r.confirmed, "correlation_ids": [r.id],
+            }]})
+            .to_string()
+            .into_bytes(),
+        },
+        Format::ChirpstackV4 => Downlink {
+            topic: format!(
+                "application/{}/device/{}/command/down",
+                r.application, r.device
+            ),
+            payload: serde_json::json!({
+                "id": r.id, "devEui": r.device, "confirmed": r.confirmed,
+                "fPort": r.fport, "data": data,
+            })
+            .to_string()
+            .into_bytes(),
+        },
+    }
+}
+
+/// Where a device's downlinks go, from the topic of its uplink: the topic's
+/// application level, and the device level.
+pub fn downlink_address(format: Format, uplink_topic: &str) -> Option<(String, String)> {
+    let levels: Vec<&str> = uplink_topic.split('/').collect();
+    match (format, levels.as_slice()) {
+        (Format::TtnV3, ["v3", app, "devices", device, ..]) => {
+            Some((app.to_string(), device.to_string()))
+        }
+        (Format::ChirpstackV4, ["application", app, "device", eui, ..]) => {
+            Some((app.to_string(), eui.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// What the event says about the downlink `id`, if it is about that one.
+pub fn downlink_news(
+    format: Format,
+    topic: &str,
+    payload: &[u8],
+    id: &str,
+) -> Option<DownlinkNews> {
+    let doc: Value = serde_json::from_slice(payload).ok()?;
+    match format {
+        Format::TtnV3 => {
+            let ours = doc["correlation_ids"]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|c| c.as_str() == Some(id)));
+            if !ours {
+                return None;
+            }
+            if doc.get("downlink_queued").is_some() {
+                Some(DownlinkNews::Queued)
+            } else if doc.get("downlink_sent").is_some() {
+                Some(DownlinkNews::Sent)
+            } else if doc.get("downlink_ack").is_some() {
+                Some(DownlinkNews::Acked)
+            } else if doc.get("downlink_nack").is_some() {
+                Some(DownlinkNews::Nacked)
+            } else if let Some(f) = doc.get("downlink_failed") {
+                let why = f["error"]["message_format"]
+                    .as_str()
+                    .or_else(|| f["error"]["name"].as_str())
+                    .unwrap_or("downlink_failed");
+                Some(DownlinkNews::Failed(why.to_string()))
+            } else {
+                None
+            }
+        }
+        Format::ChirpstackV4 => {
+            if doc["queueItemId"].as_str() != Some(id) {
+                return None;
+            }
+            match topic.rsplit_once("/event/").map(|(_, k)| k) {
+                Some("txack") => Some(DownlinkNews::Sent),
+                Some("ack") if doc["acknowledged"].as_bool() == Some(true) => {
+                    Some(DownlinkNews::Acked)
+                }
+                Some("ack") => Some(DownlinkNews::Nacked),
+                _ => None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +635,58 @@ mod tests {
         let bad = r#"{"fPort":300,"data":"qg=="}"#;
         let e = parse(Format::ChirpstackV4, "a/event/up", bad.as_bytes()).unwrap_err();
         assert_eq!(e.0, "`fPort` must be 0 to 255, got 300");
+    }
+
+    /// ChirpStack v4's downlink command and its events, as its "Integrations /
+    /// Events" and "Send downlink" pages give the JSON.
+    #[test]
+    fn chirpstack_downlinks_are_commands_on_the_device_topic_and_their_events_say_how_they_went() {
+        let id = "00000000-0000-4000-8000-000000000001";
+        let d = downlink(
+            Format::ChirpstackV4,
+            &DownlinkRequest {
+                application: "17c82e96",
+                device: "0101010101010101",
+                fport: 10,
+                bytes: &[1, 2, 3],
+                confirmed: true,
+                priority: "NORMAL",
+                id,
+            },
+        );
+        assert_eq!(
+            d.topic,
+            "application/17c82e96/device/0101010101010101/command/down"
+        );
+        let body: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "id": id, "devEui": "0101010101010101", "confirmed": true,
+                                "fPort": 10, "data": "AQID" })
+        );
+        let at = |kind: &str| format!("application/17c82e96/device/0101010101010101/event/{kind}");
+        let txack = format!(r#"{{"queueItemId": "{id}", "fCntDown": 7}}"#);
+        assert_eq!(
+            downlink_news(Format::ChirpstackV4, &at("txack"), txack.as_bytes(), id),
+            Some(DownlinkNews::Sent)
+        );
+        let nack = format!(r#"{{"queueItemId": "{id}", "acknowledged": false, "fCntDown": 7}}"#);
+        assert_eq!(
+            downlink_news(Format::ChirpstackV4, &at("ack"), nack.as_bytes(), id),
+            Some(DownlinkNews::Nacked)
+        );
+        let other = r#"{"queueItemId": "another", "acknowledged": true}"#;
+        assert_eq!(
+            downlink_news(Format::ChirpstackV4, &at("ack"), other.as_bytes(), id),
+            None
+        );
+        assert_eq!(
+            downlink_address(Format::ChirpstackV4, &at("up")),
+            Some(("17c82e96".into(), "0101010101010101".into()))
+        );
+        assert_eq!(
+            downlink_address(Format::TtnV3, "v3/app@ttn/devices/dev1/up"),
+            Some(("app@ttn".into(), "dev1".into()))
+        );
     }
 }

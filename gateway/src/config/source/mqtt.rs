@@ -93,7 +93,15 @@ const PUBLISHING_KEYS: &[&str] = &["topic_prefix", "max_inflight"];
 /// out: they are requests to the server, not its events.
 pub(super) fn default_topics(format: netserver::Format, other_events: OtherEvents) -> Vec<String> {
     let kinds: &[&str] = match (format, other_events) {
-        (netserver::Format::TtnV3, OtherEvents::Drop) => &["up"],
+        // What the server says about downlinks comes too: a command's result.
+        (netserver::Format::TtnV3, OtherEvents::Drop) => &[
+            "up",
+            "down/queued",
+            "down/sent",
+            "down/ack",
+            "down/nack",
+            "down/failed",
+        ],
         (netserver::Format::TtnV3, OtherEvents::Pass) => &[
             "up",
             "join",
@@ -106,7 +114,10 @@ pub(super) fn default_topics(format: netserver::Format, other_events: OtherEvent
             "service/data",
         ],
         (netserver::Format::ChirpstackV4, OtherEvents::Drop) => {
-            return vec!["application/+/device/+/event/up".into()]
+            return ["up", "txack", "ack"]
+                .iter()
+                .map(|k| format!("application/+/device/+/event/{k}"))
+                .collect()
         }
         (netserver::Format::ChirpstackV4, OtherEvents::Pass) => {
             return vec!["application/+/device/+/event/+".into()]
