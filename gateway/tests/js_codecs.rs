@@ -7,10 +7,10 @@
 #[path = "scripts_real_data/support.rs"]
 mod support;
 
-use mqgate::mapping::{Mapped, Mapper};
+use mqgate::mapping::{Mapped, Mapper, MappingDefaults, ScriptLimits};
 use serde_json::Value;
 use support::{
-    assert_value, codec_mapper, frame, from_hex, json_file, mapping_mapper, payload, script_mapper,
+    assert_value, codec_mapper, frame, from_hex, json_file, payload, script_mapper, workspace,
 };
 
 /// A device's codec file in the recordings, its JavaScript codec (with the library
@@ -194,9 +194,42 @@ fn used(mapper: &Mapper, frame: &[u8]) -> usize {
         .unwrap_or(frame.len())
 }
 
+/// A mapping file as the README shows it: its codec and library resolved against
+/// the file's folder, its limits read.
 #[test]
-fn the_example_mapping_loads_its_codec_with_the_library_and_publishes_on_the_device_topic() {
-    let mapper = mapping_mapper("decentlab-dl-sht35.yaml");
+fn a_mapping_file_loads_its_codec_with_the_library_and_publishes_on_the_device_topic() {
+    let dir = test_support::scratch::Scratch::new("js-mapping");
+    let scripts = workspace().join("scripts");
+    let mapping = dir.write(
+        "sht35.yaml",
+        format!(
+            "source: lorawan\nscript: {}\nlibraries: [{}]\ntopic: \"lorawan/{{device}}\"\n\
+             limits: {{ max_call_ms: 50, max_memory_kb: 4096 }}\n",
+            scripts.join("decentlab-dl-sht35.js").display(),
+            scripts.join("lib/decentlab.js").display()
+        ),
+    );
+    let m = mqgate::config::load_mapping_file(&mapping).expect("the mapping file loads");
+    assert_eq!(m.libraries.len(), 1);
+    assert!(m.libraries[0].ends_with("scripts/lib/decentlab.js"), "{m:?}");
+    let options = m.codec_options();
+    assert_eq!(options.max_memory, 4096 * 1024);
+    let defaults = MappingDefaults {
+        topic: m.topic.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        filter: None,
+    };
+    let script = m.script.clone().unwrap();
+    let text = std::fs::read_to_string(&script).unwrap();
+    let mapper = Mapper::with_codec(
+        &m.source,
+        Some((&script, &text)),
+        defaults,
+        ScriptLimits::default(),
+        &options,
+    )
+    .expect("the codec loads with its library");
     let bytes = [
         0x02, 0x03, 0x0e, 0x00, 0x03, 0x64, 0xa0, 0x79, 0xb1, 0x0c, 0x60,
     ];
@@ -212,4 +245,52 @@ fn the_example_mapping_loads_its_codec_with_the_library_and_publishes_on_the_dev
     let p = payload(&out[0]);
     assert_eq!(p["device_id"], 782);
     assert_eq!(p["battery_voltage"]["value"], 3.168);
+
+    // Without its library the codec's top-level code fails, naming the line.
+    let e = Mapper::new(
+        &m.source,
+        Some((&script, &text)),
+        MappingDefaults {
+            topic: m.topic.clone(),
+            qos: m.qos,
+            retain: m.retain,
+            filter: None,
+        },
+        ScriptLimits::default(),
+    )
+    .expect_err("decentlab is not defined");
+    assert!(e.to_string().contains("decentlab-dl-sht35.js:"), "{e}");
+    assert!(e.to_string().contains("ReferenceError"), "{e}");
+}
+
+/// `libraries:` is for a JavaScript codec, and each must be a `.js` file that exists.
+#[test]
+fn a_mapping_files_libraries_are_checked() {
+    let dir = test_support::scratch::Scratch::new("js-mapping-check");
+    let rhai = workspace().join("scripts/dragino-lht65.rhai");
+    let js = workspace().join("scripts/dragino-lht65.js");
+    for (script, libraries, says) in [
+        (
+            &rhai,
+            "[lib.js]".to_string(),
+            "the mapping's script is not a .js file",
+        ),
+        (&js, "[missing.js]".to_string(), "missing.js does not exist"),
+        (&js, "[lib.rhai]".to_string(), "lib.rhai is not a .js file"),
+    ] {
+        let mapping = dir.write(
+            "m.yaml",
+            format!(
+                "source: lora\nscript: {}\nlibraries: {libraries}\n",
+                script.display()
+            ),
+        );
+        let errors = mqgate::config::load_mapping_file(&mapping).expect_err(says);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("libraries") && e.contains(says)),
+            "{says}: {text:?}"
+        );
+    }
 }

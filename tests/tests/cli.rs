@@ -807,7 +807,15 @@ fn map_runs_a_javascript_codec_with_its_port_from_the_meta() {
 
 #[test]
 fn map_runs_a_mapping_whose_codec_loads_a_library() {
-    let mapping = workspace_file("mappings/decentlab-dl-sht35.yaml");
+    let dir = Scratch::new("map-js-mapping");
+    let mapping = dir.write(
+        "sht35.yaml",
+        format!(
+            "source: lorawan\nscript: {}\nlibraries: [{}]\ntopic: \"lorawan/{{device}}\"\n",
+            workspace_file("scripts/decentlab-dl-sht35.js").display(),
+            workspace_file("scripts/lib/decentlab.js").display()
+        ),
+    );
     let done = run_mqgate(&[
         "map".as_ref(),
         "--mapping".as_ref(),
