@@ -211,7 +211,10 @@ fn a_mapping_file_loads_its_codec_with_the_library_and_publishes_on_the_device_t
     );
     let m = mqgate::config::load_mapping_file(&mapping).expect("the mapping file loads");
     assert_eq!(m.libraries.len(), 1);
-    assert!(m.libraries[0].ends_with("scripts/lib/decentlab.js"), "{m:?}");
+    assert!(
+        m.libraries[0].ends_with("scripts/lib/decentlab.js"),
+        "{m:?}"
+    );
     let options = m.codec_options();
     assert_eq!(options.max_memory, 4096 * 1024);
     let defaults = MappingDefaults {

@@ -74,9 +74,6 @@ impl Default for CodecOptions {
     }
 }
 
-/// Warnings from a codec, logged once a minute with a count of the rest.
-static CODEC_WARNINGS: log_limit::LogLimit = log_limit::LogLimit::new(log_limit::MINUTE);
-
 /// Turns a source's frames into messages. Compiled once; `map` is safe to call from
 /// several threads at once.
 #[derive(Debug)]
@@ -92,6 +89,8 @@ pub struct Mapper {
     plain_label: String,
     /// Warnings a JavaScript codec returned, counted.
     warnings: AtomicU64,
+    /// Its warnings are logged once a minute, with a count of the others.
+    warnings_log: log_limit::LogLimit,
 }
 
 const RESERVED: [&str; 4] = ["payload", "topic", "qos", "retain"];
@@ -121,17 +120,17 @@ impl Mapper {
         script: Option<(&Path, &str)>,
         defaults: MappingDefaults,
         limits: ScriptLimits,
-        codec: &CodecOptions,
+        options: &CodecOptions,
     ) -> Result<Mapper, MappingError> {
         let mut engine = sandboxed_engine(source_id, &limits);
         let script = match script {
             None => None,
             Some((path, text)) if js::is_codec(path) => {
                 let js_limits = JsLimits {
-                    max_memory: codec.max_memory,
+                    max_memory: options.max_memory,
                     max_call_time: limits.max_call_time,
                 };
-                let codec = JsCodec::load(path, text, &codec.libraries, js_limits)?;
+                let codec = JsCodec::load(path, text, &options.libraries, js_limits)?;
                 if !codec.decodes() {
                     return Err(MappingError::Library {
                         message: format!(
@@ -202,6 +201,7 @@ impl Mapper {
             limits,
             plain_label: format!("mapping of source {source_id}"),
             warnings: AtomicU64::new(0),
+            warnings_log: log_limit::LogLimit::new(log_limit::MINUTE),
         })
     }
 
@@ -275,7 +275,7 @@ impl Mapper {
         if !uplink.warnings.is_empty() {
             self.warnings
                 .fetch_add(uplink.warnings.len() as u64, Ordering::Relaxed);
-            if let Some(skipped) = CODEC_WARNINGS.check() {
+            if let Some(skipped) = self.warnings_log.check() {
                 tracing::warn!(
                     source = %self.source,
                     "{}: codec warning: {}{}",

@@ -23,6 +23,9 @@ const PRELUDE: &str = include_str!("prelude.js");
 /// Stack a codec may use (nested calls), in bytes.
 const MAX_STACK: usize = 256 * 1024;
 
+/// Longest message of a thrown error kept, in characters.
+const MAX_MESSAGE_CHARS: usize = 500;
+
 /// Limits of one codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsLimits {
@@ -172,7 +175,10 @@ impl Sandbox {
     fn load(&self) -> Result<Loaded, (PathBuf, JsFailure)> {
         let here = |e: rquickjs::Error| {
             (
-                PathBuf::new(),
+                self.files
+                    .last()
+                    .map(|f| f.path.clone())
+                    .unwrap_or_default(),
                 JsFailure::Thrown {
                     at: None,
                     message: format!("cannot start the JavaScript engine: {e}"),
@@ -302,7 +308,7 @@ fn caught(e: CaughtError<'_>) -> JsFailure {
             });
             JsFailure::Thrown {
                 at,
-                message: format!("{name}: {message}"),
+                message: bounded(format!("{name}: {message}")),
             }
         }
         CaughtError::Value(v) => {
@@ -318,7 +324,7 @@ fn caught(e: CaughtError<'_>) -> JsFailure {
             };
             JsFailure::Thrown {
                 at: None,
-                message: format!("threw {message}"),
+                message: bounded(format!("threw {message}")),
             }
         }
         CaughtError::Error(rquickjs::Error::Allocation) => JsFailure::OutOfMemory,
@@ -326,6 +332,14 @@ fn caught(e: CaughtError<'_>) -> JsFailure {
             at: None,
             message: e.to_string(),
         },
+    }
+}
+
+/// `text` cut to `MAX_MESSAGE_CHARS`: a codec's message goes into logs and dead letters.
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
     }
 }
 

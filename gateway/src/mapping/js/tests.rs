@@ -203,3 +203,17 @@ fn encode_downlink_gives_bytes_and_port() {
     let e = c.encode(&json!({}), 0.0).unwrap_err();
     assert!(e.to_string().ends_with("interval is required"), "{e}");
 }
+
+#[test]
+fn a_long_thrown_message_is_cut() {
+    let c = codec("function decodeUplink(input) { throw new Error('x'.repeat(100000)); }").unwrap();
+    let e = c.decode(&frame(&[], Some("1"))).unwrap_err();
+    assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
+    assert!(e.to_string().ends_with("xx…"), "{e}");
+}
+
+#[test]
+fn a_codec_cannot_replace_the_entry_mqgate_calls() {
+    let c = codec("globalThis.__mqgate_decode = function () { return '{\"data\":\"hijacked\"}'; };\nfunction decodeUplink(input) { return { data: 'own' }; }").unwrap();
+    assert_eq!(c.decode(&frame(&[], Some("1"))).unwrap().data, json!("own"));
+}
