@@ -881,3 +881,43 @@ fn map_of_a_javascript_codec_that_fails_exits_non_zero_naming_the_codec() {
     assert!(done.stderr.starts_with(&at), "{at}: {}", done.stderr);
     assert!(done.stderr.contains("SyntaxError"), "{}", done.stderr);
 }
+
+#[test]
+fn check_loads_a_javascript_codec_with_its_library_and_names_a_missing_one() {
+    let dir = Scratch::new("check-js");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: lora\n    type: serial\n    path: /dev/null\n    baud: 9600\n",
+    );
+    let codec = workspace_file("scripts/decentlab-dl-sht35.js");
+    let library = workspace_file("scripts/lib/decentlab.js");
+    let mapping = |libraries: &str| {
+        dir.write(
+            "mappings/lora.yaml",
+            format!(
+                "source: lora\nscript: {}\nlibraries: [{libraries}]\ntopic: \"lorawan/{{source}}\"\n",
+                codec.display()
+            ),
+        )
+    };
+    mapping(&library.display().to_string());
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(
+        done.stdout.contains("1 scripts compiled"),
+        "stdout: {}",
+        done.stdout
+    );
+
+    let file = mapping("nowhere/decentlab.js");
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stdout:\n{}", done.stdout);
+    let at = format!("{}:3", file.display());
+    let line = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&at))
+        .unwrap_or_else(|| panic!("no line starting with {at:?}:\n{}", done.stderr));
+    assert!(line.contains("libraries[0]"), "{line}");
+    assert!(line.contains("does not exist"), "{line}");
+}
