@@ -217,3 +217,41 @@ fn a_codec_cannot_replace_the_entry_mqgate_calls() {
     let c = codec("globalThis.__mqgate_decode = function () { return '{\"data\":\"hijacked\"}'; };\nfunction decodeUplink(input) { return { data: 'own' }; }").unwrap();
     assert_eq!(c.decode(&frame(&[], Some("1"))).unwrap().data, json!("own"));
 }
+
+/// What the codecs in the device repository use: ES5 functions, `this` and `bind`,
+/// `in`, `toFixed`, `parseInt`; and what newer ones do: classes, arrow functions,
+/// template strings, destructuring, typed arrays and `DataView`, changes to
+/// built-in prototypes.
+#[test]
+fn the_language_features_vendors_codecs_use_are_there() {
+    let c = codec(
+        r#"
+Object.prototype.twice = function () { return 2 * this.valueOf(); };
+Array.prototype.sum = function () { return this.reduce((a, b) => a + b, 0); };
+class Reader {
+  constructor(bytes) { this.b = bytes; this.i = 0; }
+  u16() { const v = (this.b[this.i] << 8) | this.b[this.i + 1]; this.i += 2; return v; }
+}
+var lib = { k: 10, scale: function (x) { return x / this.k; } };
+function decodeUplink({ bytes, fPort }) {
+  const r = new Reader(bytes);
+  const [first, ...rest] = bytes;
+  const view = new DataView(new Uint8Array(bytes).buffer);
+  return { data: {
+    u16: r.u16(), first, rest: rest.length, f32: view.getFloat32(0, false) > 0,
+    fixed: (1 / 3).toFixed(2), hex: parseInt("ff", 16), chars: String.fromCharCode(72, 105),
+    twice: (21).twice(), sum: bytes.sum(), bound: lib.scale.bind(lib)(50), has: "k" in lib,
+    text: `port ${fPort}`, map: [...new Map([["a", 1]]).keys()], big: String(2n ** 64n),
+  } };
+}
+"#,
+    )
+    .unwrap();
+    let out = c.decode(&frame(&[0x41, 0x20, 0, 0], Some("5"))).unwrap();
+    assert_eq!(
+        out.data,
+        json!({ "u16": 0x4120, "first": 0x41, "rest": 3, "f32": true, "fixed": "0.33", "hex": 255,
+            "chars": "Hi", "twice": 42, "sum": 0x61, "bound": 5, "has": true, "text": "port 5",
+            "map": ["a"], "big": "18446744073709551616" })
+    );
+}
