@@ -297,3 +297,57 @@ fn a_mapping_files_libraries_are_checked() {
         );
     }
 }
+
+/// A codec's warnings are counted and its data still published; its errors, a
+/// frame without `fport` and an endless loop each make a dead letter naming the
+/// codec, and the frame after them is decoded.
+#[test]
+fn warnings_are_counted_and_failures_become_dead_letters_naming_the_codec() {
+    let dir = test_support::scratch::Scratch::new("js-dead-letters");
+    let codec = dir.write(
+        "codec.js",
+        "function decodeUplink(input) {\n  var b = input.bytes;\n  if (b[0] === 0) return { errors: ['zero is not a reading'] };\n  if (b[0] === 9) { while (true) {} }\n  return { data: { v: b[0] }, warnings: b[0] > 100 ? ['high', 'very high'] : [] };\n}\n",
+    );
+    let text = std::fs::read_to_string(&codec).unwrap();
+    let defaults = MappingDefaults {
+        topic: "t/{source}".into(),
+        qos: mqtt_proto::codec::QoS::AtLeastOnce,
+        retain: false,
+        filter: None,
+    };
+    let mapper = Mapper::new(
+        "lora",
+        Some((&codec, &text)),
+        defaults,
+        ScriptLimits::default(),
+    )
+    .expect("the codec loads");
+    let label = codec.display().to_string();
+    for (bytes, fport, says) in [
+        (&[0u8][..], Some("1"), "zero is not a reading"),
+        (&[5], None, "no `fport`"),
+        (&[9], Some("1"), "took longer than 100 ms"),
+    ] {
+        let extra: Vec<(&str, &str)> = fport.map(|p| vec![("fport", p)]).unwrap_or_default();
+        let f = frame("lora", bytes, &extra);
+        let Mapped::Failed(e) = mapper.map(&f) else {
+            panic!("{says}: not a failure");
+        };
+        let letter = mqgate::mapping::dead_letter("gw", &f, &e);
+        assert_eq!(letter.topic.as_str(), "mqgate/gw/deadletter/lora");
+        let body: Value = serde_json::from_slice(&letter.payload).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with(&label), "{error}");
+        assert!(error.contains(says), "{error}");
+        assert_eq!(
+            outcome(&mapper, &[7], "1"),
+            Ok(serde_json::json!({ "v": 7 }))
+        );
+    }
+    assert_eq!(mapper.codec_warnings(), 0);
+    assert_eq!(
+        outcome(&mapper, &[200], "1"),
+        Ok(serde_json::json!({ "v": 200 }))
+    );
+    assert_eq!(mapper.codec_warnings(), 2);
+}
