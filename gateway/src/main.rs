@@ -51,7 +51,8 @@ enum Command {
     },
     /// Run one script on one frame and print the messages as JSON lines.
     Map {
-        /// The Rhai script with `fn map(frame)`.
+        /// The Rhai script with `fn map(frame)`, or a JavaScript codec (`.js`) with
+        /// `decodeUplink(input)` (its `fPort` from `--meta fport=N`).
         #[arg(long, required_unless_present = "mapping", conflicts_with = "mapping")]
         script: Option<PathBuf>,
         /// A mapping file instead: its script, topic template, qos, retain and filter,

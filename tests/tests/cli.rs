@@ -778,3 +778,146 @@ fn map_with_a_mapping_file_prints_what_run_would_publish() {
     assert_eq!(done.code(), 2, "{}", done.stderr);
     assert!(done.stderr.contains("weather.yaml:3:"), "{}", done.stderr);
 }
+
+#[test]
+fn map_runs_a_javascript_codec_with_its_port_from_the_meta() {
+    let done = run_mqgate(&[
+        "map",
+        "--script",
+        "scripts/dragino-lht65.js",
+        "--hex",
+        "cbf60b0d0376010add7fff",
+        "--meta",
+        "fport=2",
+        "--source",
+        "garden",
+    ]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one uplink, one line: {lines:?}");
+    let msg = parse_json_message(lines[0]);
+    assert_eq!(msg.topic, "sensors/garden");
+    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).expect("JSON payload");
+    assert_eq!(
+        payload,
+        serde_json::json!({"BatV": 3.062, "Bat_status": 3, "Ext_sensor": "Temperature Sensor",
+            "Hum_SHT": 88.6, "TempC_DS": 27.81, "TempC_SHT": 28.29})
+    );
+}
+
+#[test]
+fn map_runs_a_mapping_whose_codec_loads_a_library() {
+    let dir = Scratch::new("map-js-mapping");
+    let mapping = dir.write(
+        "sht35.yaml",
+        format!(
+            "source: lorawan\nscript: {}\nlibraries: [{}]\ntopic: \"lorawan/{{device}}\"\n",
+            workspace_file("scripts/decentlab-dl-sht35.js").display(),
+            workspace_file("scripts/lib/decentlab.js").display()
+        ),
+    );
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--mapping".as_ref(),
+        mapping.as_os_str(),
+        "--hex".as_ref(),
+        "02030e000364a079b10c60".as_ref(),
+        "--meta".as_ref(),
+        "fport=1".as_ref(),
+        "--meta".as_ref(),
+        "device=sht35-garden".as_ref(),
+    ]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    let msg = parse_json_message(done.stdout.trim());
+    assert_eq!(msg.topic, "lorawan/sht35-garden");
+    assert_eq!((msg.qos, msg.retain), (1, false));
+    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).expect("JSON payload");
+    assert_eq!(payload["device_id"], 782);
+    assert_eq!(
+        payload["battery_voltage"],
+        serde_json::json!({"displayName": "Battery voltage", "unit": "V", "value": 3.168})
+    );
+}
+
+#[test]
+fn map_of_a_javascript_codec_that_fails_exits_non_zero_naming_the_codec() {
+    // The codec's own error (another port), then a frame without the port it needs.
+    for (meta, says) in [
+        ("fport=3", "LHT65: unknown FPort 3"),
+        ("rssi=-70", "no `fport` in its meta"),
+    ] {
+        let done = run_mqgate(&[
+            "map",
+            "--script",
+            "scripts/dragino-lht65.js",
+            "--hex",
+            "cbf60b0d0376010add7fff",
+            "--meta",
+            meta,
+        ]);
+        assert_eq!(done.code(), 1, "stdout:\n{}", done.stdout);
+        assert!(done.stdout.is_empty(), "nothing printed as a message");
+        let line = done.stderr.trim();
+        assert!(line.contains("scripts/dragino-lht65.js"), "{line}");
+        assert!(line.contains(says), "{line}");
+    }
+    // A codec that does not parse: its file and line.
+    let dir = Scratch::new("map-js-syntax");
+    let codec = dir.write(
+        "broken.js",
+        "function decodeUplink(input) {\n  return { data: [1, };\n}\n",
+    );
+    let done = run_mqgate(&[
+        "map".as_ref(),
+        "--script".as_ref(),
+        codec.as_os_str(),
+        "--hex".as_ref(),
+        "01".as_ref(),
+        "--meta".as_ref(),
+        "fport=1".as_ref(),
+    ]);
+    assert_eq!(done.code(), 2, "stdout:\n{}", done.stdout);
+    let at = format!("{}:2", codec.display());
+    assert!(done.stderr.starts_with(&at), "{at}: {}", done.stderr);
+    assert!(done.stderr.contains("SyntaxError"), "{}", done.stderr);
+}
+
+#[test]
+fn check_loads_a_javascript_codec_with_its_library_and_names_a_missing_one() {
+    let dir = Scratch::new("check-js");
+    let config = dir.write(
+        "mqgate.yaml",
+        "gateway:\n  id: test\nsources:\n  - id: lora\n    type: serial\n    path: /dev/null\n    baud: 9600\n",
+    );
+    let codec = workspace_file("scripts/decentlab-dl-sht35.js");
+    let library = workspace_file("scripts/lib/decentlab.js");
+    let mapping = |libraries: &str| {
+        dir.write(
+            "mappings/lora.yaml",
+            format!(
+                "source: lora\nscript: {}\nlibraries: [{libraries}]\ntopic: \"lorawan/{{source}}\"\n",
+                codec.display()
+            ),
+        )
+    };
+    mapping(&library.display().to_string());
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 0, "stderr:\n{}", done.stderr);
+    assert!(
+        done.stdout.contains("1 scripts compiled"),
+        "stdout: {}",
+        done.stdout
+    );
+
+    let file = mapping("nowhere/decentlab.js");
+    let done = run_mqgate(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(done.code(), 2, "stdout:\n{}", done.stdout);
+    let at = format!("{}:3", file.display());
+    let line = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&at))
+        .unwrap_or_else(|| panic!("no line starting with {at:?}:\n{}", done.stderr));
+    assert!(line.contains("libraries[0]"), "{line}");
+    assert!(line.contains("does not exist"), "{line}");
+}

@@ -2,15 +2,17 @@
 //! one script on one frame and print the messages as JSON lines — to try a decoder
 //! before deploying it. With `--mapping`, the mapping file's topic template, qos,
 //! retain and filter apply too, so the output is what `mqgate run` would publish.
+//! A `.js` script is a JavaScript codec (`decodeUplink`), with the mapping's
+//! `libraries:` loaded before it.
 
 use std::path::Path;
 
 use mqtt_proto::codec::QoS;
 
 use super::{message_json, EXIT_CONFIG};
-use crate::config::load_mapping_file;
-use crate::mapping::{frame_from_hex, Mapped, Mapper, MappingDefaults, ScriptLimits};
-use crate::pipeline::build;
+use crate::config::{load_mapping_file, MappingFile};
+use crate::mapping::{frame_from_hex, CodecOptions, Mapped, Mapper, MappingDefaults, ScriptLimits};
+use crate::pipeline::build::{self, CompileError};
 
 /// The topic template without a mapping file or `--topic`.
 const DEFAULT_TOPIC: &str = "sensors/{source}";
@@ -78,11 +80,42 @@ fn from_mapping(path: &Path) -> Result<(Mapper, String), u8> {
         }
         EXIT_CONFIG
     })?;
-    let mapper = build::compile(&mapping).map_err(|e| {
+    let mapper = compile(&mapping).map_err(|e| {
         eprintln!("{e}");
         EXIT_CONFIG
     })?;
     Ok((mapper, mapping.source))
+}
+
+/// A mapping file's mapper as `build::compile` makes it, with what a JavaScript
+/// codec needs besides (its libraries and memory limit).
+pub(super) fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
+    let Some(path) = m
+        .script
+        .as_deref()
+        .filter(|p| crate::mapping::js::is_codec(p))
+    else {
+        return build::compile(m);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CompileError::Read(format!("{}: cannot read: {e}", path.display())))?;
+    let defaults = MappingDefaults {
+        topic: m.topic.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        filter: m.filter.clone(),
+    };
+    Mapper::with_codec(
+        &m.source,
+        Some((path, &text)),
+        defaults,
+        build::script_limits(m),
+        &m.codec_options(),
+    )
+    .map_err(|error| CompileError::Mapping {
+        file: m.path.clone(),
+        error,
+    })
 }
 
 fn from_script(script: &Path, source: &str, topic: &str) -> Result<Mapper, u8> {
@@ -96,11 +129,12 @@ fn from_script(script: &Path, source: &str, topic: &str) -> Result<Mapper, u8> {
         retain: false,
         filter: None,
     };
-    Mapper::new(
+    Mapper::with_codec(
         source,
         Some((script, &text)),
         defaults,
         ScriptLimits::default(),
+        &CodecOptions::default(),
     )
     .map_err(|e| {
         eprintln!("{e}");

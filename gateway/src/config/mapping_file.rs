@@ -20,9 +20,12 @@ pub struct MappingFile {
     pub path: PathBuf,
     /// The id of the source whose frames it maps.
     pub source: String,
-    /// The Rhai script, relative paths resolved against the mapping file's folder.
-    /// Without one, each frame is published as it is.
+    /// The Rhai script, or a JavaScript codec (`.js`), relative paths resolved
+    /// against the mapping file's folder. Without one, each frame is published as it is.
     pub script: Option<PathBuf>,
+    /// JavaScript files evaluated before a `.js` codec, in order (a vendor's
+    /// library the codec calls), resolved like `script`.
+    pub libraries: Vec<PathBuf>,
     /// Topic template, e.g. `sensors/{source}/{name}`.
     pub topic: String,
     pub qos: QoS,
@@ -34,6 +37,16 @@ pub struct MappingFile {
     pub homeassistant: Vec<HaEntity>,
     /// Commands from MQTT down to the source's device (its `script` resolved).
     pub commands: Option<CommandsConfig>,
+}
+
+impl MappingFile {
+    /// What the mapping's JavaScript codec needs besides its script and limits.
+    pub fn codec_options(&self) -> crate::mapping::CodecOptions {
+        crate::mapping::CodecOptions {
+            libraries: self.libraries.clone(),
+            max_memory: self.limits.max_memory_kb.saturating_mul(1024),
+        }
+    }
 }
 
 /// The sandbox a mapping's script runs in.
@@ -52,6 +65,8 @@ pub struct ScriptLimits {
     pub max_array_size: usize,
     /// Most entries in an object map.
     pub max_map_size: usize,
+    /// Memory a JavaScript codec's engine may hold, in KiB.
+    pub max_memory_kb: usize,
 }
 
 impl Default for ScriptLimits {
@@ -63,6 +78,7 @@ impl Default for ScriptLimits {
             max_string_size: 64 * 1024,
             max_array_size: 10_000,
             max_map_size: 10_000,
+            max_memory_kb: 16 * 1024,
         }
     }
 }
@@ -73,6 +89,8 @@ impl Default for ScriptLimits {
 struct Raw {
     source: String,
     script: Option<PathBuf>,
+    #[serde(default)]
+    libraries: Vec<PathBuf>,
     #[serde(default = "default_topic")]
     topic: String,
     #[serde(
@@ -124,6 +142,11 @@ pub(crate) fn from_value(
         // The fields that do read are checked all the same, so that a bad field
         // does not hide a bad topic template or a missing script after it.
         let script = field::<PathBuf>(value, "script").map(|script| paths::join(folder, script));
+        let libraries: Vec<PathBuf> = field::<Vec<PathBuf>>(value, "libraries")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| paths::join(folder, l))
+            .collect();
         let topic: Option<String> = field(value, "topic");
         let filter: Option<String> = field(value, "filter");
         let limits: Option<ScriptLimits> = field(value, "limits");
@@ -131,6 +154,7 @@ pub(crate) fn from_value(
         let commands = field::<CommandsConfig>(value, "commands").map(|c| resolve(c, folder));
         let checked = Checked {
             script: script.as_deref(),
+            libraries: &libraries,
             topic: topic.as_deref(),
             filter: filter.as_deref(),
             limits: limits.as_ref(),
@@ -142,9 +166,15 @@ pub(crate) fn from_value(
         return None;
     };
     let script = raw.script.map(|script| paths::join(folder, script));
+    let libraries: Vec<PathBuf> = raw
+        .libraries
+        .into_iter()
+        .map(|l| paths::join(folder, l))
+        .collect();
     let commands = raw.commands.map(|c| resolve(c, folder));
     let checked = Checked {
         script: script.as_deref(),
+        libraries: &libraries,
         topic: Some(&raw.topic),
         filter: raw.filter.as_deref(),
         limits: Some(&raw.limits),
@@ -157,6 +187,7 @@ pub(crate) fn from_value(
         path: path.to_path_buf(),
         source: raw.source,
         script,
+        libraries,
         topic: raw.topic,
         qos: raw.qos,
         retain: raw.retain,
@@ -183,6 +214,7 @@ fn field<T: DeserializeOwned>(value: &Value, key: &str) -> Option<T> {
 struct Checked<'a> {
     /// Resolved against the mapping file's folder.
     script: Option<&'a Path>,
+    libraries: &'a [PathBuf],
     topic: Option<&'a str>,
     filter: Option<&'a str>,
     limits: Option<&'a ScriptLimits>,
@@ -203,6 +235,7 @@ impl Checked<'_> {
                 );
             }
         }
+        self.check_libraries(report);
         if let Some(Err(message)) = self.topic.map(check_topic_template) {
             report.add(&root.key("topic"), message);
         }
@@ -221,6 +254,7 @@ impl Checked<'_> {
                 ("max_string_size", l.max_string_size as u64),
                 ("max_array_size", l.max_array_size as u64),
                 ("max_map_size", l.max_map_size as u64),
+                ("max_memory_kb", l.max_memory_kb as u64),
             ] {
                 if value == 0 {
                     report.add(&at.key(name), "must be at least 1");
@@ -261,6 +295,31 @@ impl Checked<'_> {
 }
 
 impl Checked<'_> {
+    /// Libraries are JavaScript files that exist, for a JavaScript codec.
+    fn check_libraries(&self, report: &mut Report<'_>) {
+        let at = FieldPath::root().key("libraries");
+        if self.libraries.is_empty() {
+            return;
+        }
+        if !self.script.is_some_and(crate::mapping::js::is_codec) {
+            report.add(
+                &at,
+                "libraries are JavaScript files loaded before a JavaScript codec; the mapping's script is not a .js file",
+            );
+            return;
+        }
+        for (i, l) in self.libraries.iter().enumerate() {
+            if !crate::mapping::js::is_codec(l) {
+                report.add(&at.index(i), format!("{} is not a .js file", l.display()));
+            } else if !l.is_file() {
+                report.add(
+                    &at.index(i),
+                    format!("library file {} does not exist", l.display()),
+                );
+            }
+        }
+    }
+
     /// An entity that sends commands needs a `command_topic` its mapping's
     /// `commands:` filter takes; one that does not, none.
     fn check_command_topic(&self, e: &HaEntity, at: &FieldPath, report: &mut Report<'_>) {

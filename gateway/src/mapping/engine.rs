@@ -75,7 +75,7 @@ fn past_deadline() -> bool {
 /// CPU time this thread has used. Limits count the script's own work, so a frame
 /// is not dead-lettered because the machine was busy and the thread waited.
 #[cfg(unix)]
-fn thread_time() -> Duration {
+pub(super) fn thread_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -89,7 +89,7 @@ fn thread_time() -> Duration {
 }
 
 #[cfg(not(unix))]
-fn thread_time() -> Duration {
+pub(super) fn thread_time() -> Duration {
     wall_time()
 }
 

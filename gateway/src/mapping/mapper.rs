@@ -1,7 +1,8 @@
 //! `Mapper`: one source's compiled script, filter and topic template.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mqtt_proto::codec::QoS;
 use mqtt_proto::topic::{InvalidTopic, TopicName};
@@ -11,6 +12,7 @@ use super::calls::first_unknown_call;
 use super::convert::{frame_to_dynamic, payload_bytes, placeholder_text};
 use super::engine::{call_one, sandboxed_engine, DeadlineGuard, ScriptLimits};
 use super::error::{from_eval, MapError, MappingError};
+use super::js::{self, JsCodec, JsLimits};
 use super::library;
 use super::template::Template;
 use crate::frame::{Frame, Meta};
@@ -43,35 +45,102 @@ struct Script {
     label: String,
 }
 
+/// What turns a frame into messages: a Rhai script's `map`, or a JavaScript
+/// codec's `decodeUplink`.
+#[derive(Debug)]
+enum Program {
+    Rhai(Script),
+    Js(JsCodec),
+}
+
+/// What a JavaScript codec needs beyond the script and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecOptions {
+    /// Files evaluated before the codec, in order (a vendor's shared library).
+    pub libraries: Vec<PathBuf>,
+    /// Memory the codec's engine may hold, in bytes.
+    pub max_memory: usize,
+}
+
+/// The memory a codec may hold when its mapping does not say.
+pub const DEFAULT_CODEC_MEMORY: usize = 16 * 1024 * 1024;
+
+impl Default for CodecOptions {
+    fn default() -> Self {
+        CodecOptions {
+            libraries: Vec::new(),
+            max_memory: DEFAULT_CODEC_MEMORY,
+        }
+    }
+}
+
 /// Turns a source's frames into messages. Compiled once; `map` is safe to call from
 /// several threads at once.
 #[derive(Debug)]
 pub struct Mapper {
     source: String,
     engine: Engine,
-    script: Option<Script>,
+    script: Option<Program>,
     filter: Option<AST>,
     template: Template,
     defaults: MappingDefaults,
     limits: ScriptLimits,
     /// Names the mapping in errors when there is no script.
     plain_label: String,
+    /// Warnings a JavaScript codec returned, counted.
+    warnings: AtomicU64,
+    /// Its warnings are logged once a minute, with a count of the others.
+    warnings_log: log_limit::LogLimit,
 }
 
 const RESERVED: [&str; 4] = ["payload", "topic", "qos", "retain"];
 
 impl Mapper {
     /// Compile once. `script`: (path for messages, source text); `None` publishes each
-    /// frame's bytes as they are.
+    /// frame's bytes as they are. A `.js` script is a JavaScript codec, with no
+    /// library and the default memory limit (see [`Mapper::with_codec`]).
     pub fn new(
         source_id: &str,
         script: Option<(&Path, &str)>,
         defaults: MappingDefaults,
         limits: ScriptLimits,
     ) -> Result<Mapper, MappingError> {
+        Mapper::with_codec(
+            source_id,
+            script,
+            defaults,
+            limits,
+            &CodecOptions::default(),
+        )
+    }
+
+    /// As [`Mapper::new`], with what a JavaScript codec needs besides.
+    pub fn with_codec(
+        source_id: &str,
+        script: Option<(&Path, &str)>,
+        defaults: MappingDefaults,
+        limits: ScriptLimits,
+        options: &CodecOptions,
+    ) -> Result<Mapper, MappingError> {
         let mut engine = sandboxed_engine(source_id, &limits);
         let script = match script {
             None => None,
+            Some((path, text)) if js::is_codec(path) => {
+                let js_limits = JsLimits {
+                    max_memory: options.max_memory,
+                    max_call_time: limits.max_call_time,
+                };
+                let codec = JsCodec::load(path, text, &options.libraries, js_limits)?;
+                if !codec.decodes() {
+                    return Err(MappingError::Library {
+                        message: format!(
+                            "{}: defines no `decodeUplink(input)`, which a mapping calls for each frame",
+                            codec.label()
+                        ),
+                    });
+                }
+                Some(Program::Js(codec))
+            }
             Some((path, text)) => {
                 library::install(&mut engine, path, &limits)?;
                 let label = path.display().to_string();
@@ -95,7 +164,7 @@ impl Mapper {
                     return Err(MappingError::unknown_call(label, call));
                 }
                 ast.set_source(label.as_str());
-                Some(Script { ast, label })
+                Some(Program::Rhai(Script { ast, label }))
             }
         };
         let filter = match &defaults.filter {
@@ -131,12 +200,19 @@ impl Mapper {
             defaults,
             limits,
             plain_label: format!("mapping of source {source_id}"),
+            warnings: AtomicU64::new(0),
+            warnings_log: log_limit::LogLimit::new(log_limit::MINUTE),
         })
     }
 
     /// The source id this mapper was built for.
     pub fn source_id(&self) -> &str {
         &self.source
+    }
+
+    /// How many warnings its JavaScript codec has returned so far.
+    pub fn codec_warnings(&self) -> u64 {
+        self.warnings.load(Ordering::Relaxed)
     }
 
     /// Map one frame: filter, run the script, build and check the messages.
@@ -152,8 +228,10 @@ impl Mapper {
                 Err(e) => return Mapped::Failed(e),
             }
         }
-        let Some(script) = &self.script else {
-            return self.publish_as_is(frame);
+        let script = match &self.script {
+            None => return self.publish_as_is(frame),
+            Some(Program::Js(codec)) => return self.decode(codec, frame),
+            Some(Program::Rhai(script)) => script,
         };
         let result = call_one(
             &self.engine,
@@ -186,6 +264,40 @@ impl Mapper {
             })?,
         };
         Ok(keep.then(|| scope.remove::<Dynamic>("frame").unwrap_or_default()))
+    }
+
+    /// A JavaScript codec's `data` as the one message, published on the topic template.
+    fn decode(&self, codec: &JsCodec, frame: &Frame) -> Mapped {
+        let uplink = match codec.decode(frame) {
+            Ok(u) => u,
+            Err(e) => return Mapped::Failed(e),
+        };
+        if !uplink.warnings.is_empty() {
+            self.warnings
+                .fetch_add(uplink.warnings.len() as u64, Ordering::Relaxed);
+            if let Some(skipped) = self.warnings_log.check() {
+                tracing::warn!(
+                    source = %self.source,
+                    "{}: codec warning: {}{}",
+                    codec.label(),
+                    uplink.warnings.join("; "),
+                    log_limit::suppressed(skipped)
+                );
+            }
+        }
+        let payload = match serde_json::to_vec(&uplink.data) {
+            Ok(p) => p,
+            Err(e) => return Mapped::Failed(bad_shape(codec.label(), format!("data: {e}"))),
+        };
+        match self.topic(codec.label(), None, frame) {
+            Ok(topic) => Mapped::Messages(vec![Message {
+                topic,
+                payload: payload.into(),
+                qos: self.defaults.qos,
+                retain: self.defaults.retain,
+            }]),
+            Err(e) => Mapped::Failed(e),
+        }
     }
 
     fn publish_as_is(&self, frame: &Frame) -> Mapped {

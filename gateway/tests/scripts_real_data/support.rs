@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use mqgate::frame::{Frame, Framed, Framer, LinesConfig, LinesFramer, Meta};
-use mqgate::mapping::{Mapped, Mapper, MappingDefaults, ScriptLimits};
+use mqgate::mapping::{CodecOptions, Mapped, Mapper, MappingDefaults, ScriptLimits};
 use mqgate::message::Message;
 use mqtt_proto::codec::QoS;
 use serde_json::Value;
@@ -51,6 +51,31 @@ pub(crate) fn script_mapper(source: &str, script: &str, topic: &str) -> Mapper {
     .unwrap_or_else(|e| panic!("{script} does not compile: {e}"))
 }
 
+/// A mapper for the JavaScript codec `scripts/<codec>` with `scripts/<libraries>`
+/// loaded first, a topic template, default limits.
+pub(crate) fn codec_mapper(source: &str, codec: &str, libraries: &[&str], topic: &str) -> Mapper {
+    let scripts = workspace().join("scripts");
+    let path = scripts.join(codec);
+    let defaults = MappingDefaults {
+        topic: topic.to_string(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        filter: None,
+    };
+    let options = CodecOptions {
+        libraries: libraries.iter().map(|l| scripts.join(l)).collect(),
+        ..CodecOptions::default()
+    };
+    Mapper::with_codec(
+        source,
+        Some((&path, &read(&path))),
+        defaults,
+        ScriptLimits::default(),
+        &options,
+    )
+    .unwrap_or_else(|e| panic!("{codec} does not load: {e}"))
+}
+
 /// The mapper a mapping file describes (script resolved against the file's folder).
 pub(crate) fn mapping_mapper(name: &str) -> Mapper {
     let path = workspace().join("mappings").join(name);
@@ -68,7 +93,8 @@ pub(crate) fn mapping_mapper(name: &str) -> Mapper {
                 "retain",
                 "filter",
                 "homeassistant",
-                "commands"
+                "commands",
+                "libraries"
             ]
             .contains(&key),
             "{name}: unexpected key {key:?}"
@@ -91,11 +117,29 @@ pub(crate) fn mapping_mapper(name: &str) -> Mapper {
             .unwrap_or(false),
         filter: text("filter"),
     };
-    Mapper::new(
+    let libraries = yaml
+        .get("libraries")
+        .and_then(|v| v.as_sequence())
+        .map(|l| {
+            l.iter()
+                .map(|p| {
+                    path.parent()
+                        .unwrap()
+                        .join(p.as_str().expect("a library path"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let codec = CodecOptions {
+        libraries,
+        ..CodecOptions::default()
+    };
+    Mapper::with_codec(
         &source,
         Some((&script, &read(&script))),
         defaults,
         ScriptLimits::default(),
+        &codec,
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
