@@ -132,7 +132,7 @@ async fn a_fast_qos1_publisher_is_slowed_down_before_a_slow_subscriber_queue_ove
             "messages arrive in order, none missing"
         );
         slow.ack(&p).await;
-        if expected % 50 == 0 {
+        if expected.is_multiple_of(50) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         expected += 1;

@@ -51,7 +51,7 @@ async fn attacker(
         if stop.load(Ordering::Relaxed) || Instant::now() > until {
             break;
         }
-        let user = if n % 2 == 0 {
+        let user = if n.is_multiple_of(2) {
             "alice".to_string()
         } else {
             format!("user-{ip}-{n}-{attempt}")

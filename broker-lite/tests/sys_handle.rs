@@ -397,7 +397,7 @@ fn a_slow_in_process_subscriber_brakes_a_fast_publisher_instead_of_losing_its_me
                 Ok(Some(_)) => got += 1,
                 _ => break,
             }
-            if got % 10 == 0 {
+            if got.is_multiple_of(10) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }

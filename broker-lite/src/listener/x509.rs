@@ -56,7 +56,7 @@ fn decode_string(tag: u8, bytes: &[u8]) -> Option<String> {
         PRINTABLE_STRING | IA5_STRING if bytes.is_ascii() => {
             String::from_utf8(bytes.to_vec()).ok()?
         }
-        BMP_STRING if bytes.len() % 2 == 0 => {
+        BMP_STRING if bytes.len().is_multiple_of(2) => {
             let units = bytes
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]));

@@ -363,7 +363,7 @@ impl std::error::Error for DutyCycleRefusal {}
 
 /// A limit per mille as people write it: `0.1 %`, `1 %`, `10 %`.
 fn percent(per_mille: u16) -> String {
-    if per_mille % 10 == 0 {
+    if per_mille.is_multiple_of(10) {
         format!("{} %", per_mille / 10)
     } else {
         format!("{}.{} %", per_mille / 10, per_mille % 10)

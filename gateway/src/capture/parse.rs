@@ -111,7 +111,7 @@ fn parse_chunk(line: &str) -> Result<Chunk, String> {
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(format!(
             "hex bytes have an odd number of digits ({})",
             hex.len()

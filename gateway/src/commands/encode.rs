@@ -45,7 +45,7 @@ impl Payload {
                 .map_err(|e| format!("--json: {e}")),
             Payload::Hex(h) => {
                 let digits: String = h.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
-                if digits.len() % 2 != 0 {
+                if !digits.len().is_multiple_of(2) {
                     return Err("--hex: an odd number of hex digits".into());
                 }
                 (0..digits.len())

@@ -10,9 +10,9 @@ use std::path::Path;
 use mqtt_proto::codec::QoS;
 
 use super::{message_json, EXIT_CONFIG};
-use crate::config::{load_mapping_file, MappingFile};
+use crate::config::load_mapping_file;
 use crate::mapping::{frame_from_hex, CodecOptions, Mapped, Mapper, MappingDefaults, ScriptLimits};
-use crate::pipeline::build::{self, CompileError};
+use crate::pipeline::build;
 
 /// The topic template without a mapping file or `--topic`.
 const DEFAULT_TOPIC: &str = "sensors/{source}";
@@ -80,42 +80,11 @@ fn from_mapping(path: &Path) -> Result<(Mapper, String), u8> {
         }
         EXIT_CONFIG
     })?;
-    let mapper = compile(&mapping).map_err(|e| {
+    let mapper = build::compile(&mapping).map_err(|e| {
         eprintln!("{e}");
         EXIT_CONFIG
     })?;
     Ok((mapper, mapping.source))
-}
-
-/// A mapping file's mapper as `build::compile` makes it, with what a JavaScript
-/// codec needs besides (its libraries and memory limit).
-pub(super) fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
-    let Some(path) = m
-        .script
-        .as_deref()
-        .filter(|p| crate::mapping::js::is_codec(p))
-    else {
-        return build::compile(m);
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CompileError::Read(format!("{}: cannot read: {e}", path.display())))?;
-    let defaults = MappingDefaults {
-        topic: m.topic.clone(),
-        qos: m.qos,
-        retain: m.retain,
-        filter: m.filter.clone(),
-    };
-    Mapper::with_codec(
-        &m.source,
-        Some((path, &text)),
-        defaults,
-        build::script_limits(m),
-        &m.codec_options(),
-    )
-    .map_err(|error| CompileError::Mapping {
-        file: m.path.clone(),
-        error,
-    })
 }
 
 fn from_script(script: &Path, source: &str, topic: &str) -> Result<Mapper, u8> {

@@ -1,7 +1,8 @@
 //! The `devices:` registry: LoRaWAN devices by name, with their DevEUI, for ABP
 //! their address and session keys (inline, or from a `keys_file` only mqgate may
 //! read), and the decoder that maps their uplinks (a `.rhai` script) and the topic
-//! it publishes on (default `lorawan/{device}`).
+//! it publishes on (default `lorawan/{device}`). A decoder is a `.rhai` script or
+//! a `.js` codec in The Things Network's interface.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ pub struct DeviceConfig {
     pub dev_eui: Option<String>,
     /// An ABP device's session: its address and keys.
     pub abp: Option<AbpKeys>,
-    /// The script its uplinks are mapped by (resolved).
+    /// The `.rhai` script or `.js` codec its uplinks are mapped by (resolved).
     pub decoder: Option<PathBuf>,
     /// Topic template of its decoded messages.
     pub topic: String,
@@ -221,10 +222,13 @@ fn check(
                 &at.key("decoder"),
                 format!("decoder {} does not exist", p.display()),
             );
-        } else if p.extension().and_then(|e| e.to_str()) != Some("rhai") {
+        } else if !matches!(p.extension().and_then(|e| e.to_str()), Some("rhai" | "js")) {
             report.add(
                 &at.key("decoder"),
-                format!("{}: a decoder is a `.rhai` script", p.display()),
+                format!(
+                    "{}: a decoder is a `.rhai` script or a `.js` codec",
+                    p.display()
+                ),
             );
         }
         p

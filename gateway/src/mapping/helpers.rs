@@ -210,7 +210,7 @@ pub(super) fn from_hex(s: &str) -> Res<Blob> {
         .bytes()
         .filter(|c| !matches!(c, b' ' | b':' | b'-' | b'\t'))
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return fail(format!(
             "from_hex: odd number of hex digits ({})",
             digits.len()

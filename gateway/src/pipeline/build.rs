@@ -197,9 +197,11 @@ pub fn compile(m: &MappingFile) -> Result<Mapper, CompileError> {
         None => None,
     };
     let script = m.script.as_deref().zip(text.as_deref());
-    Mapper::new(&m.source, script, defaults, limits).map_err(|error| CompileError::Mapping {
-        file: m.path.clone(),
-        error,
+    Mapper::with_codec(&m.source, script, defaults, limits, &m.codec_options()).map_err(|error| {
+        CompileError::Mapping {
+            file: m.path.clone(),
+            error,
+        }
     })
 }
 

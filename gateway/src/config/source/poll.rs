@@ -69,7 +69,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if digits.is_empty() {
         return Err("holds no bytes".into());
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "{text:?} has an odd number of hex digits ({})",
             digits.len()

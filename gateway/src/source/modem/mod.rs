@@ -93,7 +93,7 @@ pub(crate) fn encode_hex(bytes: &[u8]) -> String {
 /// Upper-case or lower-case hex digits to bytes; `None` when not valid hex.
 pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
