@@ -391,6 +391,74 @@ fn encode(command) {
     stop(gw);
 }
 
+/// The demo's LoRaWAN path, on ports of its own: the capture of The Things
+/// Stack's events replayed onto the embedded broker, read back by a `ttn_v3`
+/// source as a client of that broker, each device's payload through its
+/// registered decoder (the JavaScript LHT65 codec, the Rhai LPP script).
+#[test]
+fn the_demos_lorawan_path_decodes_each_device_with_its_registered_decoder() {
+    let dir = Scratch::new("mqtt-demo-path");
+    let port = test_support::net::free_port();
+    let root = mqgate_tests::mqgate::workspace_root();
+    let demo = std::fs::read_to_string(root.join("examples/demo.yaml")).expect("the demo");
+    let devices = demo
+        .split_once("\ndevices:\n")
+        .map(|(_, d)| d.replace("../", &format!("{}/", root.display())))
+        .expect("the demo has a registry");
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: demo-path\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:{port}\n  sys_interval_secs: 0\n\
+             status:\n  listen: 127.0.0.1:0\n\
+             mappings: {mappings}\n\
+             sources:\n  - id: ttn-replay\n    type: replay\n    file: {capture}\n    loop: true\n\
+             \x20 - id: ttn\n    type: mqtt\n    url: mqtt://127.0.0.1:{port}\n    format: ttn_v3\n\
+             devices:\n{devices}",
+            state = dir.path().join("state").display(),
+            mappings = dir.path().join("mappings").display(),
+            capture = root.join("tests/captures/demo/ttn-uplinks.cap").display(),
+        ),
+    );
+    let mapping = std::fs::read_to_string(root.join("mappings/ttn-replay.yaml")).expect("mapping");
+    dir.write(
+        "mappings/ttn-replay.yaml",
+        mapping.replace("../scripts/", &format!("{}/scripts/", root.display())),
+    );
+    // The replay plays a line a second, in a loop: the source and the subscriber
+    // are subscribed before the next lines come.
+    let gw = start_mqgate_run(&config);
+    embedded_broker_port(&gw, WAIT);
+    let sub = Subscriber::start("lorawan", port, "lorawan/#");
+    let got = sub.wait_until("both devices", WAIT, |m| {
+        m.iter().any(|m| m.topic == "lorawan/greenhouse-lht65")
+            && m.iter().any(|m| m.topic == "lorawan/field-lpp")
+    });
+    let lht65 = got
+        .iter()
+        .find(|m| m.topic == "lorawan/greenhouse-lht65")
+        .map(json_of)
+        .expect("an LHT65 reading");
+    assert_eq!(lht65["BatV"], 3.062, "{lht65}");
+    assert!(
+        lht65["TempC_SHT"]
+            .as_f64()
+            .is_some_and(|t| (21.0..23.0).contains(&t)),
+        "{lht65}"
+    );
+    assert_eq!(lht65["Ext_sensor"], "Temperature Sensor", "{lht65}");
+    let lpp = got
+        .iter()
+        .find(|m| m.topic == "lorawan/field-lpp")
+        .map(json_of)
+        .expect("an LPP reading");
+    assert!(
+        lpp["type_name"] == "temperature" || lpp["type_name"] == "relative_humidity",
+        "{lpp}"
+    );
+    stop(gw);
+}
+
 #[test]
 fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_topic() {
     let dir = Scratch::new("mqtt-events");

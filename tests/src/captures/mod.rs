@@ -9,6 +9,9 @@
 //!   the demo plays them at the pace of the devices (one position or one reading a
 //!   second), not the whole file at once.
 //!
+//! - The demo's LoRaWAN path: uplinks as The Things Stack publishes them
+//!   (`demo/ttn-uplinks.cap`, one JSON object a line, see `ttn`).
+//!
 //! `make-captures` writes them into `tests/captures/`; a test checks that the
 //! committed files are what it makes.
 
@@ -21,6 +24,7 @@ use mqgate::capture::{format_utc, CaptureHeader, CaptureWriter, Parity};
 
 pub mod drive;
 pub mod nmea;
+pub mod ttn;
 pub mod ubx;
 
 /// Bytes a USB serial adapter hands over in one read at most.
@@ -80,6 +84,16 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
                     .chunks(BINARY_FRAME)
                     .map(<[u8]>::to_vec)
                     .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "demo/ttn-uplinks.cap",
+            timed(
+                "LoRaWAN uplinks as The Things Stack publishes them (captures/ttn.rs), one a second",
+                "network-server",
+                115_200,
+                started,
+                &ttn::lines(),
             ),
         ),
     ]
