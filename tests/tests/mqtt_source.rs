@@ -459,6 +459,87 @@ fn the_demos_lorawan_path_decodes_each_device_with_its_registered_decoder() {
     stop(gw);
 }
 
+/// A mapping whose script is a JavaScript codec encodes commands with its
+/// `encodeDownlink`: the command's JSON is its `data`, the device the command
+/// topic's last level, the port the codec's `fPort`.
+#[test]
+fn a_codecs_encode_downlink_turns_a_command_into_a_downlink() {
+    let dir = Scratch::new("mqtt-js-downlink");
+    let mosquitto = Mosquitto::start();
+    dir.write(
+        "mappings/relay.js",
+        "function decodeUplink(input) { return { data: { port: input.fPort } }; }\n\
+         function encodeDownlink(input) {\n\
+           if (typeof input.data.on !== 'boolean') return { errors: ['`on` must be true or false'] };\n\
+           return { bytes: [input.data.on ? 1 : 0], fPort: 7 };\n\
+         }\n",
+    );
+    dir.write(
+        "mappings/ttn.yaml",
+        "source: ttn\nscript: relay.js\ntopic: \"lorawan/{device}\"\n\
+         commands:\n  topic: \"cmd/{source}/+\"\n  send_timeout_ms: 10000\n",
+    );
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 6);
+    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
+    let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
+    let results = Subscriber::start("results", port, "cmd/ttn/+/result");
+    let mut uplinks = Subscriber::start("up", port, "lorawan/#");
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/up",
+            "-m",
+            &ttn_uplink("probe-7", 1, "AQ=="),
+        ],
+    );
+    assert_eq!(
+        json_of(&uplinks.expect_msg())["port"],
+        2,
+        "decodeUplink ran"
+    );
+    mosquitto_pub(
+        port,
+        &["-q", "1", "-t", "cmd/ttn/probe-7", "-m", r#"{"on": true}"#],
+    );
+    let push = pushes.expect_msg();
+    assert_eq!(push.topic, "v3/greenhouse@ttn/devices/probe-7/down/push");
+    let down = json_of(&push)["downlinks"][0].clone();
+    assert_eq!(down["f_port"], 7, "{down}");
+    assert_eq!(down["frm_payload"], "AQ==", "{down}");
+    // The codec's own error fails the command, with its message.
+    mosquitto_pub(
+        port,
+        &["-q", "1", "-t", "cmd/ttn/probe-7", "-m", r#"{"on": "yes"}"#],
+    );
+    let got = results.wait_until("the failed command", WAIT, |m| {
+        m.iter().any(|m| json_of(m)["status"] == "failed")
+    });
+    let failed = got
+        .iter()
+        .map(json_of)
+        .find(|r| r["status"] == "failed")
+        .expect("a failed result");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`on` must be true or false"),
+        "{failed}"
+    );
+    stop(gw);
+}
+
 #[test]
 fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_topic() {
     let dir = Scratch::new("mqtt-events");

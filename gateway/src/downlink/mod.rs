@@ -114,6 +114,25 @@ pub fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
 /// own script when it defines `encode(command)`, else the payload as it is. Errors
 /// name the file (and line).
 pub fn encoder(m: &MappingFile, c: &CommandsConfig) -> Result<Encoder, String> {
+    // A mapping's JavaScript codec encodes with its `encodeDownlink`, if it has one.
+    if let (None, Some(path)) = (&c.script, &m.script) {
+        if crate::mapping::js::is_codec(path) {
+            let text = read(path)?;
+            let limits = crate::pipeline::build::script_limits(m);
+            let options = m.codec_options();
+            let js_limits = crate::mapping::js::JsLimits {
+                max_memory: options.max_memory,
+                max_call_time: limits.max_call_time,
+            };
+            let codec =
+                crate::mapping::js::JsCodec::load(path, &text, &options.libraries, js_limits)
+                    .map_err(|e| e.to_string())?;
+            return Ok(match codec.encodes() {
+                true => Encoder::from_codec(codec, limits),
+                false => Encoder::plain(),
+            });
+        }
+    }
     let script = match (&c.script, &m.script) {
         (Some(path), _) => Some((path.clone(), read(path)?)),
         (None, Some(path)) => {

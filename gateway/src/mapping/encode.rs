@@ -45,6 +45,8 @@ struct Script {
 pub struct Encoder {
     engine: Engine,
     script: Option<Script>,
+    /// A JavaScript codec's `encodeDownlink`, instead of a script.
+    codec: Option<super::js::JsCodec>,
     limits: ScriptLimits,
 }
 
@@ -55,6 +57,20 @@ impl Encoder {
         Encoder {
             engine: Engine::new_raw(),
             script: None,
+            codec: None,
+            limits,
+        }
+    }
+
+    /// A codec's `encodeDownlink` (The Things Network's interface): a command's
+    /// JSON payload is its `data`; the bytes it returns are one part, with the
+    /// options `f_port` (its `fPort`) and `device` (the command topic's last level),
+    /// for a source that sends downlinks through a network server.
+    pub fn from_codec(codec: super::js::JsCodec, limits: ScriptLimits) -> Encoder {
+        Encoder {
+            engine: Engine::new_raw(),
+            script: None,
+            codec: Some(codec),
             limits,
         }
     }
@@ -82,6 +98,7 @@ impl Encoder {
         Ok(Encoder {
             engine,
             script: Some(Script { ast, label }),
+            codec: None,
             limits,
         })
     }
@@ -96,11 +113,18 @@ impl Encoder {
 
     /// The script's file, when there is one.
     pub fn label(&self) -> Option<&str> {
-        self.script.as_ref().map(|s| s.label.as_str())
+        match (&self.script, &self.codec) {
+            (Some(s), _) => Some(s.label.as_str()),
+            (None, Some(c)) => Some(c.label()),
+            (None, None) => None,
+        }
     }
 
     /// Encode one command.
     pub fn encode(&self, command: &Command) -> Encoded {
+        if let Some(codec) = &self.codec {
+            return encode_with_codec(codec, command);
+        }
         let Some(script) = &self.script else {
             return Encoded::Send(vec![Part::bytes(command.payload.clone())]);
         };
@@ -122,6 +146,35 @@ impl Encoder {
             },
             Err(e) => Encoded::Failed(from_eval(&script.label, &e, &self.limits)),
         }
+    }
+}
+
+fn encode_with_codec(codec: &super::js::JsCodec, command: &Command) -> Encoded {
+    let at = codec.label().to_string();
+    let data: serde_json::Value = match serde_json::from_slice(&command.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            return Encoded::Failed(MapError::Runtime {
+                at,
+                message: format!(
+                    "a command to encodeDownlink is its JSON `data`; the payload is not JSON: {e}"
+                ),
+            })
+        }
+    };
+    let now = super::time::unix_millis(std::time::SystemTime::now()) as f64;
+    match codec.encode(&data, now) {
+        Ok(down) => {
+            let mut part = Part::bytes(bytes::Bytes::from(down.bytes));
+            if let Some(port) = down.fport {
+                part.options.insert("f_port".into(), port.into());
+            }
+            if let Some(device) = command.topic.rsplit('/').next() {
+                part.options.insert("device".into(), device.into());
+            }
+            Encoded::Send(vec![part])
+        }
+        Err(e) => Encoded::Failed(e),
     }
 }
 
