@@ -186,6 +186,16 @@ fn abp_uplinks_from_two_gateways_are_decrypted_once_and_replays_bad_mics_and_str
         near.push_data(&rxpk(&phys[3], -40, 9.5), WAIT).await;
         wait_counts(&gw, "too far ahead", |c| c["refused"]["too_far_ahead"] == 1);
     });
+    // The same counts for Prometheus.
+    let metrics =
+        test_support::http::get(mqgate_tests::http::status_addr(&gw, WAIT), "/metrics", WAIT).body;
+    for line in [
+        "mqgate_lorawan_uplinks_total{source=\"lora\",outcome=\"accepted\"} 1",
+        "mqgate_lorawan_uplinks_total{source=\"lora\",outcome=\"refused_bad_mic\"} 1",
+        "mqgate_lorawan_uplinks_total{source=\"lora\",outcome=\"refused_replay\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in:\n{metrics}");
+    }
     assert_eq!(
         decoded.messages().len(),
         1,

@@ -231,14 +231,18 @@ fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
         &format!(
             "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
              devices:\n  - name: greenhouse-probe\n    dev_eui: \"0004A30B001C0530\"\n\
-             \x20   decoder: {}\n",
-            lpp.display()
+             \x20   decoder: {lpp}\n\
+             \x20 - name: field-node\n    dev_eui: \"0101010101010101\"\n    decoder: {lpp}\n",
+            lpp = lpp.display()
         ),
-        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
+        &format!(
+            "  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n\
+             \x20 - id: cs\n    type: mqtt\n    url: {url}\n    format: chirpstack_v4\n"
+        ),
     );
     let gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
-    wait_subscribed(&gw, 1);
+    wait_subscribed(&gw, 2);
     let mut sub = Subscriber::start("lorawan", port, "lorawan/#");
     mosquitto_pub(
         mosquitto.port,
@@ -257,6 +261,21 @@ fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
     let reading = json_of(&m);
     assert_eq!(reading["type_name"], "temperature", "{reading}");
     assert_eq!(reading["value"], 27.2, "{reading}");
+    // The same through ChirpStack: its device name is `{device}`.
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "application/17c82e96/device/0101010101010101/event/up",
+            "-m",
+            &chirpstack_uplink(4, "A2cBEA=="),
+        ],
+    );
+    let m = sub.expect_msg();
+    assert_eq!(m.topic, "lorawan/Test device");
+    assert_eq!(json_of(&m)["value"], 27.2);
     stop(gw);
 }
 
@@ -291,7 +310,7 @@ fn encode(command) {
     );
     let gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
-    wait_subscribed(&gw, 6);
+    wait_subscribed(&gw, 1);
     gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
     let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
     let results = Subscriber::start("results", port, "cmd/ttn/+/result");
@@ -487,7 +506,7 @@ fn a_codecs_encode_downlink_turns_a_command_into_a_downlink() {
     );
     let gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
-    wait_subscribed(&gw, 6);
+    wait_subscribed(&gw, 1);
     gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
     let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
     let results = Subscriber::start("results", port, "cmd/ttn/+/result");
@@ -715,6 +734,11 @@ fn a_hash_filter_on_the_upstream_broker_never_takes_the_gateways_own_messages() 
         assert!(Instant::now() < deadline, "echoes not counted: {s}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let metrics = test_support::http::get(status, "/metrics", WAIT).body;
+    assert!(
+        metrics.contains("mqgate_mqtt_source_messages_total{source=\"all\",kind=\"echo\"} 3"),
+        "{metrics}"
+    );
     stop(gw);
 }
 
@@ -774,15 +798,17 @@ fn bad_mqtt_source_settings_are_refused_with_their_field() {
     }
 }
 
-/// Waits until `n` MQTT sources have had their subscriptions acknowledged.
+/// Waits until `n` MQTT sources have had their subscriptions acknowledged (each
+/// logs `subscribed` with its `source=` once per filter, after its SUBACK).
 fn wait_subscribed(gw: &Proc, n: usize) {
     gw.wait_until("the MQTT sources to subscribe", WAIT, |lines| {
-        (lines
+        let sources: std::collections::HashSet<&str> = lines
             .iter()
             .filter(|l| l.text.contains("subscribed"))
-            .count()
-            >= n)
-            .then_some(())
+            .filter_map(|l| l.text.split("source=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .collect();
+        (sources.len() >= n).then_some(())
     });
 }
 

@@ -274,6 +274,8 @@ pub fn render(s: &Snapshot) -> String {
     }
 
     modbus(o, s);
+    mqtt_sources(o, s);
+    lorawan(o, s);
 
     if !s.commands.is_empty() {
         let mut f = Family::new(
@@ -480,6 +482,76 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 /// The Modbus sources' buses and devices.
+/// MQTT sources: messages by what became of them, and a network server's other events.
+fn mqtt_sources(o: &mut String, s: &super::snapshot::Snapshot) {
+    let sources = || {
+        s.sources
+            .iter()
+            .filter_map(|src| src.mqtt.as_ref().map(|m| (src.id.as_str(), m)))
+    };
+    if sources().next().is_none() {
+        return;
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_mqtt_source_messages_total",
+        "counter",
+        "Messages an MQTT source received: all, network-server uplinks, the gateway's own skipped (echo), unreadable (to the dead-letter topic).",
+    );
+    for (id, m) in sources() {
+        for (kind, n) in [
+            ("received", m.messages),
+            ("uplink", m.uplinks),
+            ("echo", m.echoes),
+            ("unreadable", m.malformed),
+        ] {
+            f.sample(&[("source", id), ("kind", kind)], n as f64);
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_mqtt_source_events_total",
+        "counter",
+        "A network server's events other than uplinks, by kind.",
+    );
+    for (id, m) in sources() {
+        for (kind, n) in &m.events {
+            f.sample(&[("source", id), ("event", kind)], *n as f64);
+        }
+    }
+}
+
+/// Registered ABP devices' uplinks on Semtech sources.
+fn lorawan(o: &mut String, s: &super::snapshot::Snapshot) {
+    let sources = || {
+        s.sources
+            .iter()
+            .filter_map(|src| src.lorawan.as_ref().map(|l| (src.id.as_str(), l)))
+    };
+    if sources().next().is_none() {
+        return;
+    }
+    let mut f = Family::new(
+        o,
+        "mqgate_lorawan_uplinks_total",
+        "counter",
+        "Uplinks of registered ABP devices: accepted, copies gathered (other gateways), of a DevAddr the registry does not have, and refused by reason.",
+    );
+    for (id, l) in sources() {
+        for (outcome, n) in [
+            ("accepted", l.accepted),
+            ("duplicate", l.duplicates),
+            ("unknown_dev_addr", l.unknown_dev_addr),
+        ] {
+            f.sample(&[("source", id), ("outcome", outcome)], n as f64);
+        }
+        for (why, n) in &l.refused {
+            let outcome = format!("refused_{why}");
+            f.sample(&[("source", id), ("outcome", &outcome)], *n as f64);
+        }
+    }
+}
+
 fn modbus(o: &mut String, s: &super::snapshot::Snapshot) {
     let buses = || {
         s.sources
