@@ -232,3 +232,19 @@ pub fn json_sensor_gateway(dir: &Scratch, id: &str, broker_extra: &str) -> PathB
         ),
     )
 }
+
+/// A `semtech_udp` source's UDP address, from the line it logs when it listens.
+pub fn semtech_udp_addr(gw: &Proc, timeout: Duration) -> std::net::SocketAddr {
+    let line = gw.wait_for_line(
+        Stream::Stderr,
+        &["listening for packet forwarders on UDP"],
+        timeout,
+    );
+    let after = line.split("on UDP ").nth(1).expect("the address follows");
+    after
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|e| panic!("no address in {line:?}: {e}"))
+}

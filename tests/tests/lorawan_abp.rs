@@ -14,7 +14,7 @@ use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run};
 use serde_json::{json, Value};
 use test_support::gwmp::Forwarder;
 use test_support::mosquitto::{Msg, Subscriber};
-use test_support::process::{Proc, Stream};
+use test_support::process::Proc;
 use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -60,20 +60,9 @@ fn gateway(dir: &Scratch, keys_inline: bool) -> std::path::PathBuf {
     )
 }
 
-/// The source's UDP address, from the line it logs when it listens.
+/// The source's UDP address.
 fn udp_addr(gw: &Proc) -> SocketAddr {
-    let line = gw.wait_for_line(
-        Stream::Stderr,
-        &["listening for packet forwarders on UDP"],
-        WAIT,
-    );
-    let after = line.split("on UDP ").nth(1).expect("the address follows");
-    after
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|e| panic!("no address in {line:?}: {e}"))
+    mqgate_tests::mqgate::semtech_udp_addr(gw, WAIT)
 }
 
 /// An uplink's PHYPayload from lora-packet, in base64.

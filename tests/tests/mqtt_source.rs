@@ -302,32 +302,13 @@ fn encode(command) {
         "source: ttn\nscript: ttn.rhai\ntopic: \"lorawan/{device}\"\n\
          commands:\n  topic: \"cmd/{source}/#\"\n  send_timeout_ms: 10000\n",
     );
-    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
-    let config = gateway(
-        &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
-        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
-    );
-    let gw = start_mqgate_run(&config);
-    let port = embedded_broker_port(&gw, WAIT);
-    wait_subscribed(&gw, 1);
-    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
-    let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
-    let results = Subscriber::start("results", port, "cmd/ttn/+/result");
-    let mut uplinks = Subscriber::start("up", port, "lorawan/#");
-    // The device is heard first: its downlinks go to the same application.
-    mosquitto_pub(
-        mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/up",
-            "-m",
-            &ttn_uplink("probe-7", 1, "AQ=="),
-        ],
-    );
-    uplinks.expect_msg();
+    let Downlinking {
+        gw,
+        port,
+        mut pushes,
+        results,
+        ..
+    } = downlinking(&dir, &mosquitto);
 
     let command = |json: &str| mosquitto_pub(port, &["-q", "1", "-t", "cmd/ttn/set", "-m", json]);
     command(
@@ -498,35 +479,14 @@ fn a_codecs_encode_downlink_turns_a_command_into_a_downlink() {
         "source: ttn\nscript: relay.js\ntopic: \"lorawan/{device}\"\n\
          commands:\n  topic: \"cmd/{source}/+\"\n  send_timeout_ms: 10000\n",
     );
-    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
-    let config = gateway(
-        &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
-        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
-    );
-    let gw = start_mqgate_run(&config);
-    let port = embedded_broker_port(&gw, WAIT);
-    wait_subscribed(&gw, 1);
-    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
-    let mut pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
-    let results = Subscriber::start("results", port, "cmd/ttn/+/result");
-    let mut uplinks = Subscriber::start("up", port, "lorawan/#");
-    mosquitto_pub(
-        mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/up",
-            "-m",
-            &ttn_uplink("probe-7", 1, "AQ=="),
-        ],
-    );
-    assert_eq!(
-        json_of(&uplinks.expect_msg())["port"],
-        2,
-        "decodeUplink ran"
-    );
+    let Downlinking {
+        gw,
+        port,
+        mut pushes,
+        results,
+        first_uplink,
+    } = downlinking(&dir, &mosquitto);
+    assert_eq!(json_of(&first_uplink)["port"], 2, "decodeUplink ran");
     mosquitto_pub(
         port,
         &["-q", "1", "-t", "cmd/ttn/probe-7", "-m", r#"{"on": true}"#],
@@ -795,6 +755,57 @@ fn bad_mqtt_source_settings_are_refused_with_their_field() {
         "sources[3].broker: `broker: embedded` needs the embedded broker",
     ] {
         assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+}
+
+/// A gateway whose `ttn` source (format ttn_v3, on `mosquitto`) takes commands
+/// with the mapping `dir` holds, after device `probe-7` of application
+/// `greenhouse@ttn` was heard once (so its downlinks have an address).
+struct Downlinking {
+    gw: Proc,
+    /// The embedded broker's port.
+    port: u16,
+    /// The downlink requests on the network server's broker.
+    pushes: Subscriber,
+    /// The commands' results on the embedded broker.
+    results: Subscriber,
+    /// What the mapping made of the device's first uplink.
+    first_uplink: Msg,
+}
+
+fn downlinking(dir: &Scratch, mosquitto: &Mosquitto) -> Downlinking {
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let config = gateway(
+        dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 1);
+    gw.wait_for_line(Stream::Stderr, &["taking commands"], WAIT);
+    let pushes = Subscriber::start("pushes", mosquitto.port, "v3/+/devices/+/down/push");
+    let results = Subscriber::start("results", port, "cmd/ttn/+/result");
+    let mut uplinks = Subscriber::start("up", port, "lorawan/#");
+    // The device is heard first: its downlinks go to the same application.
+    mosquitto_pub(
+        mosquitto.port,
+        &[
+            "-q",
+            "1",
+            "-t",
+            "v3/greenhouse@ttn/devices/probe-7/up",
+            "-m",
+            &ttn_uplink("probe-7", 1, "AQ=="),
+        ],
+    );
+    let first_uplink = uplinks.expect_msg();
+    Downlinking {
+        gw,
+        port,
+        pushes,
+        results,
+        first_uplink,
     }
 }
 

@@ -55,17 +55,9 @@ fn gateway(dir: &Scratch) -> std::path::PathBuf {
     )
 }
 
-/// The source's UDP address, from the line it logs when it listens.
+/// The source's UDP address.
 fn udp_addr(gw: &Proc) -> SocketAddr {
-    let line = gw.wait_for_line(
-        Stream::Stderr,
-        &["listening for packet forwarders on UDP"],
-        WAIT,
-    );
-    let after = line.split("on UDP ").nth(1).expect("the address follows");
-    let addr = after.split_whitespace().next().unwrap_or_default();
-    addr.parse()
-        .unwrap_or_else(|e| panic!("no address in {line:?}: {e}"))
+    mqgate_tests::mqgate::semtech_udp_addr(gw, WAIT)
 }
 
 fn json_of(m: &Msg) -> Value {
