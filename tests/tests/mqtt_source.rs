@@ -732,6 +732,79 @@ fn an_embedded_broker_source_takes_other_clients_messages_and_never_its_own() {
     stop(gw);
 }
 
+/// The source on a broker over TLS that wants a client certificate and a
+/// password (the keys and code of `upstream:`): what a client publishes there
+/// is mapped, and the broker's log shows mqgate's user.
+#[test]
+fn an_mqtt_source_reads_a_tls_broker_with_a_client_certificate_and_a_password() {
+    use test_support::mosquitto_tls::{mosquitto_password_file, BrokerTls, ClientTls};
+    let dir = Scratch::new("mqtt-tls");
+    let ca = test_support::pki::Ca::new(dir.path(), "ca");
+    let gateway_cert = ca.client("gateway", "/CN=mqtt-gw");
+    let publisher = ClientTls {
+        ca: ca.cert.clone(),
+        client: ca.client("sensor", "/CN=sensor"),
+        username: "sensor".into(),
+        password: "sensor-pass".into(),
+    };
+    let mosquitto = Mosquitto::start_tls(&BrokerTls {
+        client_ca: ca.cert.clone(),
+        server: ca.server("server"),
+        password_file: mosquitto_password_file(
+            &dir.path().join("mosquitto.passwd"),
+            &[("mqgate", "gateway pass: 7&x"), ("sensor", "sensor-pass")],
+        ),
+    });
+    let password = dir.write("gateway-password", "gateway pass: 7&x\n");
+    dir.write(
+        "mappings/tls.yaml",
+        "source: tls\ntopic: \"site/{level1}\"\n",
+    );
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!(
+            "  - id: tls\n    type: mqtt\n    url: mqtts://127.0.0.1:{port}\n\
+             \x20   username: mqgate\n    password_file: {password}\n    ca_file: {ca}\n\
+             \x20   cert_file: {cert}\n    key_file: {key}\n    topics: [\"tele/+/SENSOR\"]\n",
+            port = mosquitto.port,
+            password = password.display(),
+            ca = ca.cert.display(),
+            cert = gateway_cert.cert.display(),
+            key = gateway_cert.key.display(),
+        ),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    wait_subscribed(&gw, 1);
+    let mut sub = Subscriber::start("site", port, "site/#");
+    let mut args = publisher.mosquitto_args(mosquitto.port);
+    for a in [
+        "-q",
+        "1",
+        "-t",
+        "tele/kitchen/SENSOR",
+        "-m",
+        "{\"Temperature\":21.5}",
+    ] {
+        args.push(a.into());
+    }
+    let published = Command::new("mosquitto_pub")
+        .args(&args)
+        .status()
+        .expect("mosquitto_pub");
+    assert!(published.success());
+    let m = sub.expect_msg();
+    assert_eq!(m.topic, "site/kitchen");
+    assert_eq!(m.payload, b"{\"Temperature\":21.5}");
+    assert!(
+        mosquitto.transcript().contains("u'mqgate'"),
+        "mqgate logged in as its user: {}",
+        mosquitto.transcript()
+    );
+    stop(gw);
+}
+
 #[test]
 fn bad_mqtt_source_settings_are_refused_with_their_field() {
     let dir = Scratch::new("mqtt-bad");
