@@ -805,6 +805,49 @@ fn an_mqtt_source_reads_a_tls_broker_with_a_client_certificate_and_a_password() 
     stop(gw);
 }
 
+/// A broker that is down when the gateway starts: the source says so (state
+/// `waiting`, naming the broker) and tries again with back-off while the rest of
+/// the gateway runs; once the broker is up its messages come through.
+#[test]
+fn a_broker_that_is_down_is_waited_for_and_its_messages_come_once_it_is_up() {
+    let dir = Scratch::new("mqtt-down");
+    let mut broker = mqgate_tests::upstream::Upstream::start(&dir.path().join("broker"));
+    let broker_port = broker.port();
+    assert!(broker.stop().success());
+    dir.write(
+        "mappings/far.yaml",
+        "source: far\ntopic: \"site/{level1}\"\n",
+    );
+    let config = gateway(
+        &dir,
+        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        &format!(
+            "  - id: far\n    type: mqtt\n    url: mqtt://127.0.0.1:{broker_port}\n\
+             \x20   topics: [\"tele/#\"]\n    reconnect: {{ initial_ms: 100, max_ms: 300 }}\n"
+        ),
+    );
+    let gw = start_mqgate_run(&config);
+    let port = embedded_broker_port(&gw, WAIT);
+    let status = mqgate_tests::http::status_addr(&gw, WAIT);
+    mqgate_tests::http::wait_status(status, "the source waiting for its broker", WAIT, |s| {
+        let src = &s["sources"][0];
+        src["state"] == "waiting"
+            && src["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&format!("127.0.0.1:{broker_port}")))
+    });
+    broker.restart();
+    wait_subscribed(&gw, 1);
+    let mut sub = Subscriber::start("site", port, "site/#");
+    mosquitto_pub(broker_port, &["-q", "1", "-t", "tele/pump", "-m", "on"]);
+    let m = sub.expect_msg();
+    assert_eq!(
+        (m.topic.as_str(), m.payload.as_slice()),
+        ("site/pump", &b"on"[..])
+    );
+    stop(gw);
+}
+
 #[test]
 fn bad_mqtt_source_settings_are_refused_with_their_field() {
     let dir = Scratch::new("mqtt-bad");
