@@ -753,3 +753,66 @@ fn chromium_shows_an_mqtt_sources_messages_and_the_gateways_own_it_skipped() {
     gw.signal(libc::SIGTERM);
     gw.wait_exit(WAIT);
 }
+
+#[test]
+fn chromium_shows_a_semtech_sources_lorawan_counts_with_the_refusals_by_reason() {
+    use base64::Engine as _;
+    let dir = Scratch::new("browser-abp");
+    let (nwk, app) = (
+        "44024241ed4ce9a68c6a8bc055233fd3",
+        "ec925802ae430ca77fd3dd73cb2cc588",
+    );
+    let config = dir.write(
+        "mqgate.yaml",
+        format!(
+            "gateway:\n  id: abp-page\n  state_dir: {state}\n\
+             broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n\
+             status:\n  listen: 127.0.0.1:0\n\
+             sources:\n  - id: lora\n    type: semtech_udp\n    listen: 127.0.0.1:0\n\
+             devices:\n  - name: probe-1\n    dev_addr: \"26011BDA\"\n\
+             \x20   nwk_s_key: \"{nwk}\"\n    app_s_key: \"{app}\"\n",
+            state = dir.path().join("state").display(),
+        ),
+    );
+    let phy = &mqgate_tests::lora_packet::ask(&[serde_json::json!({
+        "op": "encode", "confirmed": false, "dev_addr": "26011BDA", "fctrl": 0, "fcnt": 1,
+        "fopts_hex": "", "fport": 1, "payload_hex": "0102", "nwk_s_key": nwk, "app_s_key": app
+    })])[0]["phy_hex"];
+    let phy = phy.as_str().expect("lora-packet encodes");
+    let bytes: Vec<u8> = (0..phy.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&phy[i..i + 2], 16).expect("hex"))
+        .collect();
+    let rxpk = serde_json::json!({ "rxpk": [{ "tmst": 1, "freq": 868.1, "chan": 0, "rfch": 0,
+        "stat": 1, "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": -50, "lsnr": 8.0,
+        "size": bytes.len(), "data": base64::engine::general_purpose::STANDARD.encode(&bytes) }] })
+    .to_string();
+    let mut gw = start_mqgate_run(&config);
+    let udp = mqgate_tests::mqgate::semtech_udp_addr(&gw, WAIT);
+    let status = mqgate_tests::http::status_addr(&gw, WAIT);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let mut fwd =
+            test_support::gwmp::Forwarder::new(udp, [0xb8, 0x27, 0xeb, 0xff, 0xfe, 0, 0, 1], 2)
+                .await;
+        // The uplink; once it is accepted (its dedup window closed), the same
+        // again: a replay.
+        fwd.push_data(&rxpk, WAIT).await;
+        mqgate_tests::http::wait_status(status, "the uplink accepted", WAIT, |s| {
+            s["sources"][0]["lorawan"]["accepted"] == 1
+        });
+        fwd.push_data(&rxpk, WAIT).await;
+    });
+    let browser = open_page(&gw);
+    browser
+        .wait_for(
+            "the LoRaWAN line with the accepted uplink and the replay",
+            WAIT,
+            "const m = document.querySelector('[data-col=\"lorawan\"]'); \
+             return !!m && m.textContent.includes('1 accepted') && m.textContent.includes('replay 1');",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\npage: {:#?}", View::read(&browser)));
+    assert_eq!(browser_problems(&browser), Vec::<String>::new());
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(WAIT);
+}
