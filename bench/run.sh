@@ -5,6 +5,9 @@
 #   bench/run.sh --quick    1 round
 #   bench/run.sh --reps N   N rounds
 #   bench/run.sh --out F    write the report to F instead of BENCHMARKS.md
+#   bench/run.sh --low-load the loads a Pi sees (paced publishers, 1,000 to 10,000
+#                           msg/s, a fresh broker for every run): print a table of
+#                           broker CPU per message and latency, write nothing
 #
 # Both brokers listen on loopback only. Throughput and latency scenarios use one
 # long-running instance of each broker; the idle and retained scenarios start a
@@ -15,12 +18,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bench/run.sh $*"
 REPS=5
 OUT="$ROOT/BENCHMARKS.md"
+LOW_LOAD=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) REPS=1 ;;
         --reps) REPS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
-        *) echo "usage: bench/run.sh [--quick] [--reps N] [--out FILE]" >&2; exit 2 ;;
+        --low-load) LOW_LOAD=1 ;;
+        *) echo "usage: bench/run.sh [--quick] [--reps N] [--out FILE] [--low-load]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -179,6 +184,18 @@ FRESH=(
     "retained --count 10000"
 )
 
+# --low-load: QoS 1, 64-byte payloads, publishers paced against the clock, one
+# QoS 1 subscriber, each run on a freshly started broker (10 s, the first second
+# left out of the percentiles).
+if [[ $LOW_LOAD == 1 ]]; then
+    STEADY=()
+    FRESH=(
+        "latency --publishers 4 --rate 1000 --qos 1 --seconds 10 --warmup 1"
+        "latency --publishers 1 --rate 2000 --qos 1 --seconds 10 --warmup 1"
+        "latency --publishers 4 --rate 10000 --qos 1 --seconds 10 --warmup 1"
+    )
+fi
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 SECONDS=0
@@ -207,6 +224,14 @@ stop bl
 stop mq
 DURATION=$SECONDS
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if [[ $LOW_LOAD == 1 ]]; then
+    echo "command: $COMMAND; $STARTED; $REPS rounds; $(nproc) cores; load $LOAD_BEFORE -> $LOAD_AFTER"
+    echo "broker-lite $BL_COMMIT; $("$MOSQUITTO" -h 2>&1 | head -1)"
+    python3 "$ROOT/bench/low_load.py" "$RESULTS"
+    echo "run.sh: raw results in $RESULTS"
+    exit 0
+fi
 
 if [ -f "$OUT" ]; then cp "$OUT" "$OUT.keep"; fi
 python3 "$ROOT/bench/report.py" \

@@ -71,8 +71,12 @@ enum Scenario {
     },
     /// Paced publisher, end-to-end latency percentiles.
     Latency {
+        /// Messages per second, all publishers together.
         #[arg(long, default_value_t = 10_000)]
         rate: u64,
+        /// Publishers sharing the rate, each on its own topic.
+        #[arg(long, default_value_t = 1)]
+        publishers: u32,
         #[arg(long, default_value_t = 1, value_parser = parse_qos)]
         qos: u8,
         #[arg(long, default_value_t = 10.0)]
@@ -197,6 +201,7 @@ async fn dispatch(t: &Target, s: &Scenario) -> (Json, bool) {
         }
         Scenario::Latency {
             rate,
+            publishers,
             qos: q,
             seconds,
             warmup,
@@ -204,13 +209,14 @@ async fn dispatch(t: &Target, s: &Scenario) -> (Json, bool) {
             let params = common
                 .int("qos", q as u64)
                 .int("rate", rate)
+                .int("publishers", publishers as u64)
                 .num("seconds", seconds)
                 .num("warmup", warmup);
             measure(
                 "latency",
                 t,
                 params,
-                scenario::latency(t, rate, qos(q), seconds, warmup),
+                scenario::latency(t, publishers, rate, qos(q), seconds, warmup),
             )
             .await
         }
