@@ -21,6 +21,13 @@ use test_support::process::{Proc, Stream};
 use test_support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// The embedded broker on a free port, without `$SYS` messages.
+const EMBEDDED: &str = "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n";
+
+/// `mosquitto_pub` of one QoS 1 message to the broker on `port`.
+fn publish(port: u16, topic: &str, payload: &str) {
+    mosquitto_pub(port, &["-q", "1", "-t", topic, "-m", payload]);
+}
 
 fn json_of(m: &Msg) -> Value {
     serde_json::from_slice(&m.payload).unwrap_or_else(|e| panic!("{m:?} is not JSON: {e}"))
@@ -140,7 +147,7 @@ fn network_server_uplinks_on_a_mosquitto_become_frames_with_their_meta_and_other
     let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
     let config = gateway(
         &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         &format!(
             "  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n\
              \x20 - id: cs\n    type: mqtt\n    url: {url}\n    format: chirpstack_v4\n"
@@ -150,9 +157,7 @@ fn network_server_uplinks_on_a_mosquitto_become_frames_with_their_meta_and_other
     let port = embedded_broker_port(&gw, WAIT);
     wait_subscribed(&gw, 2);
     let sub = Subscriber::start("lorawan", port, "lorawan/#");
-    let pub_q1 = |topic: &str, payload: &str| {
-        mosquitto_pub(mosquitto.port, &["-q", "1", "-t", topic, "-m", payload])
-    };
+    let pub_q1 = |topic: &str, payload: &str| publish(mosquitto.port, topic, payload);
     // 03 67 01 10: Cayenne LPP temperature 27.2 on channel 3.
     pub_q1(
         "v3/greenhouse@ttn/devices/probe-7/up",
@@ -244,16 +249,10 @@ fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
     let port = embedded_broker_port(&gw, WAIT);
     wait_subscribed(&gw, 2);
     let mut sub = Subscriber::start("lorawan", port, "lorawan/#");
-    mosquitto_pub(
+    publish(
         mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/up",
-            "-m",
-            &ttn_uplink("probe-7", 3, "A2cBEA=="),
-        ],
+        "v3/greenhouse@ttn/devices/probe-7/up",
+        &ttn_uplink("probe-7", 3, "A2cBEA=="),
     );
     let m = sub.expect_msg();
     // Matched by DevEUI; `{device}` is the server's name for it.
@@ -262,16 +261,10 @@ fn a_registered_devices_uplinks_from_a_network_server_go_through_its_decoder() {
     assert_eq!(reading["type_name"], "temperature", "{reading}");
     assert_eq!(reading["value"], 27.2, "{reading}");
     // The same through ChirpStack: its device name is `{device}`.
-    mosquitto_pub(
+    publish(
         mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "application/17c82e96/device/0101010101010101/event/up",
-            "-m",
-            &chirpstack_uplink(4, "A2cBEA=="),
-        ],
+        "application/17c82e96/device/0101010101010101/event/up",
+        &chirpstack_uplink(4, "A2cBEA=="),
     );
     let m = sub.expect_msg();
     assert_eq!(m.topic, "lorawan/Test device");
@@ -310,7 +303,7 @@ fn encode(command) {
         ..
     } = downlinking(&dir, &mosquitto);
 
-    let command = |json: &str| mosquitto_pub(port, &["-q", "1", "-t", "cmd/ttn/set", "-m", json]);
+    let command = |json: &str| publish(port, "cmd/ttn/set", json);
     command(
         r#"{"device": "probe-7", "hex": "0102ff", "port": 5, "confirmed": false, "correlation": 1}"#,
     );
@@ -332,16 +325,10 @@ fn encode(command) {
         .to_string()
     };
     let tell = |suffix: &str, body: &str| {
-        mosquitto_pub(
+        publish(
             mosquitto.port,
-            &[
-                "-q",
-                "1",
-                "-t",
-                &format!("v3/greenhouse@ttn/devices/probe-7/{suffix}"),
-                "-m",
-                body,
-            ],
+            &format!("v3/greenhouse@ttn/devices/probe-7/{suffix}"),
+            body,
         )
     };
     tell("down/queued", &event("downlink_queued", &id));
@@ -487,20 +474,14 @@ fn a_codecs_encode_downlink_turns_a_command_into_a_downlink() {
         first_uplink,
     } = downlinking(&dir, &mosquitto);
     assert_eq!(json_of(&first_uplink)["port"], 2, "decodeUplink ran");
-    mosquitto_pub(
-        port,
-        &["-q", "1", "-t", "cmd/ttn/probe-7", "-m", r#"{"on": true}"#],
-    );
+    publish(port, "cmd/ttn/probe-7", r#"{"on": true}"#);
     let push = pushes.expect_msg();
     assert_eq!(push.topic, "v3/greenhouse@ttn/devices/probe-7/down/push");
     let down = json_of(&push)["downlinks"][0].clone();
     assert_eq!(down["f_port"], 7, "{down}");
     assert_eq!(down["frm_payload"], "AQ==", "{down}");
     // The codec's own error fails the command, with its message.
-    mosquitto_pub(
-        port,
-        &["-q", "1", "-t", "cmd/ttn/probe-7", "-m", r#"{"on": "yes"}"#],
-    );
+    publish(port, "cmd/ttn/probe-7", r#"{"on": "yes"}"#);
     let got = results.wait_until("the failed command", WAIT, |m| {
         m.iter().any(|m| json_of(m)["status"] == "failed")
     });
@@ -530,7 +511,7 @@ fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_top
     let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
     let config = gateway(
         &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         &format!(
             "  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n    other_events: pass\n"
         ),
@@ -545,32 +526,20 @@ fn other_events_pass_as_json_and_an_unreadable_event_goes_to_the_dead_letter_top
         "join_accept": { "session_key_id": "AXA50..." }
     })
     .to_string();
-    mosquitto_pub(
+    publish(
         mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/join",
-            "-m",
-            &join,
-        ],
+        "v3/greenhouse@ttn/devices/probe-7/join",
+        &join,
     );
     let mut sub = sub;
     let (_, m) = sub.msgs_until_topic("ttn/join_accept/probe-7");
     assert_eq!(json_of(&m), serde_json::from_str::<Value>(&join).unwrap());
     // Not JSON on an uplink topic: counted as a bad frame, and kept whole on the
     // dead-letter topic with why.
-    mosquitto_pub(
+    publish(
         mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/up",
-            "-m",
-            "{not json",
-        ],
+        "v3/greenhouse@ttn/devices/probe-7/up",
+        "{not json",
     );
     let letters = dead.wait_until("a dead letter", WAIT, |m| !m.is_empty());
     let letter = json_of(&letters[0]);
@@ -673,11 +642,8 @@ fn a_hash_filter_on_the_upstream_broker_never_takes_the_gateways_own_messages() 
     let gw = start_mqgate_run(&config);
     wait_subscribed(&gw, 1);
     let mut sub = Subscriber::start("out", mosquitto.port, "out/#");
-    mosquitto_pub(mosquitto.port, &["-q", "1", "-t", "in/a", "-m", "21.5"]);
-    mosquitto_pub(
-        mosquitto.port,
-        &["-q", "1", "-t", "in/fence", "-m", "fence"],
-    );
+    publish(mosquitto.port, "in/a", "21.5");
+    publish(mosquitto.port, "in/fence", "fence");
     let (before, fence) = sub.msgs_until_topic("out/fence");
     assert_eq!(fence.payload, b"fence");
     let topics: Vec<&str> = before.iter().map(|m| m.topic.as_str()).collect();
@@ -713,15 +679,15 @@ fn an_embedded_broker_source_takes_other_clients_messages_and_never_its_own() {
     );
     let config = gateway(
         &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         "  - id: lan\n    type: mqtt\n    broker: embedded\n    topics: [\"#\"]\n",
     );
     let gw = start_mqgate_run(&config);
     let port = embedded_broker_port(&gw, WAIT);
     gw.wait_for_line(Stream::Stderr, &["subscribed on the embedded broker"], WAIT);
     let mut sub = Subscriber::start("site", port, "site/#");
-    mosquitto_pub(port, &["-q", "1", "-t", "esp32/kitchen", "-m", "21.5"]);
-    mosquitto_pub(port, &["-q", "1", "-t", "esp32/fence", "-m", "fence"]);
+    publish(port, "esp32/kitchen", "21.5");
+    publish(port, "esp32/fence", "fence");
     let (before, fence) = sub.msgs_until_topic("site/fence");
     assert_eq!(fence.payload, b"fence");
     let got: Vec<(&str, &[u8])> = before
@@ -762,7 +728,7 @@ fn an_mqtt_source_reads_a_tls_broker_with_a_client_certificate_and_a_password() 
     );
     let config = gateway(
         &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         &format!(
             "  - id: tls\n    type: mqtt\n    url: mqtts://127.0.0.1:{port}\n\
              \x20   username: mqgate\n    password_file: {password}\n    ca_file: {ca}\n\
@@ -820,7 +786,7 @@ fn a_broker_that_is_down_is_waited_for_and_its_messages_come_once_it_is_up() {
     );
     let config = gateway(
         &dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         &format!(
             "  - id: far\n    type: mqtt\n    url: mqtt://127.0.0.1:{broker_port}\n\
              \x20   topics: [\"tele/#\"]\n    reconnect: {{ initial_ms: 100, max_ms: 300 }}\n"
@@ -839,7 +805,7 @@ fn a_broker_that_is_down_is_waited_for_and_its_messages_come_once_it_is_up() {
     broker.restart();
     wait_subscribed(&gw, 1);
     let mut sub = Subscriber::start("site", port, "site/#");
-    mosquitto_pub(broker_port, &["-q", "1", "-t", "tele/pump", "-m", "on"]);
+    publish(broker_port, "tele/pump", "on");
     let m = sub.expect_msg();
     assert_eq!(
         (m.topic.as_str(), m.payload.as_slice()),
@@ -893,7 +859,7 @@ fn downlinking(dir: &Scratch, mosquitto: &Mosquitto) -> Downlinking {
     let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
     let config = gateway(
         dir,
-        "broker:\n  listen: 127.0.0.1:0\n  sys_interval_secs: 0\n",
+        EMBEDDED,
         &format!("  - id: ttn\n    type: mqtt\n    url: {url}\n    format: ttn_v3\n"),
     );
     let gw = start_mqgate_run(&config);
@@ -904,16 +870,10 @@ fn downlinking(dir: &Scratch, mosquitto: &Mosquitto) -> Downlinking {
     let results = Subscriber::start("results", port, "cmd/ttn/+/result");
     let mut uplinks = Subscriber::start("up", port, "lorawan/#");
     // The device is heard first: its downlinks go to the same application.
-    mosquitto_pub(
+    publish(
         mosquitto.port,
-        &[
-            "-q",
-            "1",
-            "-t",
-            "v3/greenhouse@ttn/devices/probe-7/up",
-            "-m",
-            &ttn_uplink("probe-7", 1, "AQ=="),
-        ],
+        "v3/greenhouse@ttn/devices/probe-7/up",
+        &ttn_uplink("probe-7", 1, "AQ=="),
     );
     let first_uplink = uplinks.expect_msg();
     Downlinking {
