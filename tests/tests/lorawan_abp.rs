@@ -13,7 +13,7 @@ use mqgate_tests::lora_packet;
 use mqgate_tests::mqgate::{embedded_broker_port, start_mqgate_run};
 use serde_json::{json, Value};
 use test_support::gwmp::Forwarder;
-use test_support::mosquitto::{Msg, Subscriber};
+use test_support::mosquitto::{from_hex, Msg, Subscriber};
 use test_support::process::Proc;
 use test_support::scratch::Scratch;
 
@@ -81,11 +81,7 @@ fn uplinks(frames: &[(&str, u32, u8, &str, &str)]) -> Vec<String> {
             let hex = a["phy_hex"]
                 .as_str()
                 .unwrap_or_else(|| panic!("lora-packet: {a}"));
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                .collect();
-            base64::engine::general_purpose::STANDARD.encode(bytes)
+            base64::engine::general_purpose::STANDARD.encode(from_hex(hex))
         })
         .collect()
 }

@@ -779,10 +779,7 @@ fn chromium_shows_a_semtech_sources_lorawan_counts_with_the_refusals_by_reason()
         "fopts_hex": "", "fport": 1, "payload_hex": "0102", "nwk_s_key": nwk, "app_s_key": app
     })])[0]["phy_hex"];
     let phy = phy.as_str().expect("lora-packet encodes");
-    let bytes: Vec<u8> = (0..phy.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&phy[i..i + 2], 16).expect("hex"))
-        .collect();
+    let bytes = test_support::mosquitto::from_hex(phy);
     let rxpk = serde_json::json!({ "rxpk": [{ "tmst": 1, "freq": 868.1, "chan": 0, "rfch": 0,
         "stat": 1, "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": -50, "lsnr": 8.0,
         "size": bytes.len(), "data": base64::engine::general_purpose::STANDARD.encode(&bytes) }] })

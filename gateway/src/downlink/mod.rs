@@ -120,13 +120,13 @@ pub fn encoder(m: &MappingFile, c: &CommandsConfig) -> Result<Encoder, String> {
             let text = read(path)?;
             let limits = crate::pipeline::build::script_limits(m);
             let options = m.codec_options();
-            let js_limits = crate::mapping::js::JsLimits {
-                max_memory: options.max_memory,
-                max_call_time: limits.max_call_time,
-            };
-            let codec =
-                crate::mapping::js::JsCodec::load(path, &text, &options.libraries, js_limits)
-                    .map_err(|e| e.to_string())?;
+            let codec = crate::mapping::js::JsCodec::load(
+                path,
+                &text,
+                &options.libraries,
+                options.limits(limits.max_call_time),
+            )
+            .map_err(|e| e.to_string())?;
             return Ok(match codec.encodes() {
                 true => Encoder::from_codec(codec, limits),
                 false => Encoder::plain(),

@@ -163,12 +163,7 @@ pub fn encode_data(
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use test_support::mosquitto::from_hex as hex;
 
     fn key(s: &str) -> Key {
         s.parse().unwrap()

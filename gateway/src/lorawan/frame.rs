@@ -220,12 +220,7 @@ pub fn parse_data(phy: &[u8]) -> Result<DataFrame<'_>, FrameError> {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use test_support::mosquitto::from_hex as hex;
 
     #[test]
     fn an_uplink_gives_its_fields_borrowed_from_the_bytes() {

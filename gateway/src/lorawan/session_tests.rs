@@ -4,12 +4,7 @@ use super::*;
 use crate::lorawan::crypto::{encode_data, DataFields};
 use crate::lorawan::frame::fctrl;
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use test_support::mosquitto::from_hex as hex;
 
 /// lora-packet's README device: DevAddr 49be7df1.
 fn readme_session() -> AbpSession {

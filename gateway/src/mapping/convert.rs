@@ -197,3 +197,15 @@ pub(super) fn placeholder_text(v: &Dynamic) -> Result<String, String> {
         ))
     }
 }
+
+/// What a JSON value is, for error messages ("a string", "an object"...).
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

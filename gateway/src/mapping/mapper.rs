@@ -62,6 +62,16 @@ pub struct CodecOptions {
     pub max_memory: usize,
 }
 
+impl CodecOptions {
+    /// The codec's sandbox: this memory, and the script limits' time per call.
+    pub fn limits(&self, max_call_time: std::time::Duration) -> JsLimits {
+        JsLimits {
+            max_memory: self.max_memory,
+            max_call_time,
+        }
+    }
+}
+
 /// The memory a codec may hold when its mapping does not say.
 pub const DEFAULT_CODEC_MEMORY: usize = 16 * 1024 * 1024;
 
@@ -126,11 +136,12 @@ impl Mapper {
         let script = match script {
             None => None,
             Some((path, text)) if js::is_codec(path) => {
-                let js_limits = JsLimits {
-                    max_memory: options.max_memory,
-                    max_call_time: limits.max_call_time,
-                };
-                let codec = JsCodec::load(path, text, &options.libraries, js_limits)?;
+                let codec = JsCodec::load(
+                    path,
+                    text,
+                    &options.libraries,
+                    options.limits(limits.max_call_time),
+                )?;
                 if !codec.decodes() {
                     return Err(MappingError::Library {
                         message: format!(

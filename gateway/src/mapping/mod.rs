@@ -37,6 +37,7 @@ mod nmea;
 mod template;
 mod time;
 
+pub(crate) use convert::json_kind;
 pub use deadletter::{
     command_dead_letter, dead_letter, dead_letter_topic, frame_from_hex, FrameInputError,
 };

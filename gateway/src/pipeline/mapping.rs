@@ -123,7 +123,12 @@ impl DeviceMappers {
         let extra = &frame.meta.extra;
         extra
             .get("dev_eui")
-            .and_then(|e| self.by_eui.get(&e.to_ascii_uppercase()))
+            // The servers and the registry write DevEUIs in upper case already.
+            .and_then(|e| {
+                self.by_eui
+                    .get(e.as_str())
+                    .or_else(|| self.by_eui.get(&e.to_ascii_uppercase()))
+            })
             .or_else(|| extra.get("device").and_then(|d| self.by_name.get(d)))
     }
 

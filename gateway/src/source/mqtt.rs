@@ -73,15 +73,19 @@ pub struct MqttSnapshot {
     pub events: BTreeMap<String, u64>,
 }
 
+/// Kinds of events counted apart, at most: ChirpStack names the kind in the
+/// topic, which whoever can publish there chooses. The rest count as `other`.
+const MAX_EVENT_KINDS: usize = 32;
+
 impl MqttStats {
     fn event(&self, kind: &str) {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        match events.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                events.insert(kind.to_string(), 1);
-            }
-        }
+        let kind = if events.contains_key(kind) || events.len() < MAX_EVENT_KINDS {
+            kind
+        } else {
+            "other"
+        };
+        *events.entry(kind.to_string()).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> MqttSnapshot {
@@ -645,4 +649,22 @@ pub async fn run_embedded(
         }
     }
     intake.status.set_state(SourceState::Finished);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_are_counted_apart_up_to_a_bound_and_the_rest_as_other() {
+        let stats = MqttStats::default();
+        for i in 0..100 {
+            stats.event(&format!("kind{i}"));
+        }
+        stats.event("kind0");
+        let events = stats.snapshot().events;
+        assert_eq!(events.len(), MAX_EVENT_KINDS + 1, "{events:?}");
+        assert_eq!(events["kind0"], 2);
+        assert_eq!(events["other"], 100 - MAX_EVENT_KINDS as u64);
+    }
 }

@@ -31,6 +31,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::frame::Meta;
+use crate::mapping::json_kind;
 
 /// Which server's events a source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,23 +116,12 @@ pub fn parse(format: Format, topic: &str, payload: &[u8]) -> Result<Event, Forma
         return Err(FormatError(format!(
             "{}: expected a JSON object, got {}",
             format.as_str(),
-            kind_of(&doc)
+            json_kind(&doc)
         )));
     }
     match format {
         Format::TtnV3 => ttn(&doc),
         Format::ChirpstackV4 => chirpstack(topic, &doc),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -157,7 +147,7 @@ fn payload_bytes(v: &Value, key: &str) -> Result<Vec<u8>, FormatError> {
             .map_err(|e| FormatError(format!("`{key}` is not base64: {e}"))),
         other => Err(FormatError(format!(
             "`{key}` must be a base64 string, got {}",
-            kind_of(other)
+            json_kind(other)
         ))),
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::sandbox::{Entry, JsFailure, JsFile, JsLimits, Sandbox};
 use crate::frame::Frame;
 use crate::mapping::error::{MapError, MappingError};
+use crate::mapping::json_kind;
 use crate::mapping::time::unix_millis;
 
 /// Most warnings or errors of one call that are kept (and logged).
@@ -187,7 +188,7 @@ pub fn uplink(out: Value) -> Result<Uplink, String> {
     let Value::Object(mut out) = out else {
         return Err(format!(
             "decodeUplink returned {}, not an object {{data, warnings, errors}}",
-            kind(&out)
+            json_kind(&out)
         ));
     };
     let errors = notes(out.get("errors"), "errors")?;
@@ -206,7 +207,7 @@ pub fn downlink(out: Value) -> Result<Downlink, String> {
     let Value::Object(out) = out else {
         return Err(format!(
             "encodeDownlink returned {}, not an object {{bytes, fPort, warnings, errors}}",
-            kind(&out)
+            json_kind(&out)
         ));
     };
     let errors = notes(out.get("errors"), "errors")?;
@@ -247,7 +248,7 @@ fn notes(v: Option<&Value>, key: &str) -> Result<Vec<String>, String> {
     let items = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(format!("`{key}` is {}, not an array", kind(other))),
+        Some(other) => return Err(format!("`{key}` is {}, not an array", json_kind(other))),
     };
     let mut out: Vec<String> = items
         .iter()
@@ -270,17 +271,6 @@ fn cut(text: String) -> String {
     match text.char_indices().nth(MAX_NOTE_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
